@@ -352,6 +352,26 @@ static void append_write_args(GString *o, GDBusArgInfo **args, guint n, const ch
         }
 }
 
+/* Code for the trailing args from index N: the append callback, or, when it is NULL and every
+ * trailing argument is an array, empty arrays (e.g. "no options"). */
+static void append_rest(GString *c, GDBusArgInfo **args, guint n, const char *var) {
+        gboolean arrays = TRUE;
+        for (guint i = n; args[i]; i++)
+                if (args[i]->signature[0] != 'a')
+                        arrays = FALSE;
+        g_string_append(c, "        if (!append) {\n");
+        if (arrays) {
+                for (guint i = n; args[i]; i++) {
+                        g_string_append_printf(c, "                r = sd_bus_message_open_container(%s, 'a', \"%s\");\n", var, args[i]->signature + 1);
+                        g_string_append(c, "                if (r < 0)\n                        return r;\n");
+                        g_string_append_printf(c, "                r = sd_bus_message_close_container(%s);\n", var);
+                        g_string_append(c, "                if (r < 0)\n                        return r;\n");
+                }
+        } else
+                g_string_append(c, "                return -EINVAL;\n");
+        g_string_append_printf(c, "        } else {\n                r = append(%s, append_userdata);\n                if (r < 0)\n                        return r;\n        }\n", var);
+}
+
 /* ---------------------------------------------------------------------------------------
  * common
  */
@@ -397,7 +417,8 @@ static void gen_client_decls(GString *h, Iface *f) {
                                header_banner, f->file_base);
         g_string_append(h,
                 "#ifndef CH_CODEGEN_APPEND_FN\n#define CH_CODEGEN_APPEND_FN\n"
-                "/* Writes the trailing (non-simple) arguments of a call or signal into M. */\n"
+                "/* Writes the trailing (non-simple) arguments of a call or signal into M.  NULL sends\n"
+                " * empty arrays when every trailing argument is an array (\"no options\"). */\n"
                 "typedef int (*ch_append_fn)(sd_bus_message *m, void *userdata);\n#endif\n\n");
 }
 
@@ -447,9 +468,7 @@ static void client_build_call(GString *c, Iface *f, GDBusMethodInfo *m) {
                 "        if (r < 0)\n                return r;\n", f->upper, m->name);
         append_write_args(c, m->in_args, ns, "m", "        ");
         if (ns < n_args(m->in_args))
-                g_string_append(c,
-                        "        if (!append)\n                return -EINVAL;\n        r = append(m, append_userdata);\n"
-                        "        if (r < 0)\n                return r;\n");
+                append_rest(c, m->in_args, ns, "m");
 }
 
 /* Reads simple outputs from REPLY into locals v_NAME (strings borrowed). */
@@ -829,7 +848,7 @@ static void gen_server_reply(GString *h, GString *c, Iface *f, GDBusMethodInfo *
         g_string_append(c, "        r = sd_bus_message_new_method_return(call, &reply);\n        if (r < 0)\n                return r;\n");
         append_write_args(c, m->out_args, ns, "reply", "        ");
         if (ns < n_args(m->out_args))
-                g_string_append(c, "        if (!append)\n                return -EINVAL;\n        r = append(reply, append_userdata);\n        if (r < 0)\n                return r;\n");
+                append_rest(c, m->out_args, ns, "reply");
         g_string_append(c, "        return sd_bus_send(NULL, reply, NULL);\n}\n\n");
 }
 
@@ -847,7 +866,7 @@ static void gen_server_signal(GString *h, GString *c, Iface *f, GDBusSignalInfo 
         g_string_append(c, "        if (destination) {\n                r = sd_bus_message_set_destination(m, destination);\n                if (r < 0)\n                        return r;\n        }\n");
         append_write_args(c, sig->args, ns, "m", "        ");
         if (ns < n_args(sig->args))
-                g_string_append(c, "        if (!append)\n                return -EINVAL;\n        r = append(m, append_userdata);\n        if (r < 0)\n                return r;\n");
+                append_rest(c, sig->args, ns, "m");
         g_string_append(c, "        return sd_bus_send(bus, m, NULL);\n}\n\n");
 }
 
@@ -1187,6 +1206,19 @@ static gboolean gen_file(const Options *opt, const char *file, GError **error) {
         return TRUE;
 }
 
+/* GOption allocates the strings it stores; free those that are not our defaults. */
+static void options_free(Options *opt, const Options *defaults) {
+        if (opt->ns != defaults->ns)
+                g_free((char *) opt->ns);
+        if (opt->iface_prefix != defaults->iface_prefix)
+                g_free((char *) opt->iface_prefix);
+        if (opt->unsupported_error != defaults->unsupported_error)
+                g_free((char *) opt->unsupported_error);
+        if (opt->output_dir != defaults->output_dir)
+                g_free((char *) opt->output_dir);
+        g_free((char *) opt->errors_file);
+}
+
 int main(int argc, char *argv[]) {
         Options opt = {
                 .ns = "ch",
@@ -1194,6 +1226,7 @@ int main(int argc, char *argv[]) {
                 .unsupported_error = "org.freedesktop.DBus.Error.NotSupported",
                 .output_dir = ".",
         };
+        const Options defaults = opt;
         gboolean version = FALSE;
         g_auto(GStrv) files = NULL;
         GOptionEntry entries[] = {
@@ -1219,6 +1252,7 @@ int main(int argc, char *argv[]) {
         }
         if (version) {
                 printf("clusterhub-codegen %s\n", CODEGEN_VERSION);
+                options_free(&opt, &defaults);
                 return 0;
         }
         if (!is_c_identifier(opt.ns)) {
@@ -1229,14 +1263,14 @@ int main(int argc, char *argv[]) {
                 fprintf(stderr, "clusterhub-codegen: no input files (see --help)\n");
                 return 2;
         }
-        if (opt.errors_file && !gen_errors(&opt, &error)) {
+        int ret = 0;
+        if (opt.errors_file && !gen_errors(&opt, &error))
+                ret = 1;
+        for (guint k = 0; ret == 0 && files && files[k]; k++)
+                if (!gen_file(&opt, files[k], &error))
+                        ret = 1;
+        if (ret)
                 fprintf(stderr, "clusterhub-codegen: %s\n", error->message);
-                return 1;
-        }
-        for (guint k = 0; files && files[k]; k++)
-                if (!gen_file(&opt, files[k], &error)) {
-                        fprintf(stderr, "clusterhub-codegen: %s\n", error->message);
-                        return 1;
-                }
-        return 0;
+        options_free(&opt, &defaults);
+        return ret;
 }
