@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: MIT */
+/* Bus glue of org.clusterhub.Events1: Emit broadcasts, EmitTo unicasts or queues. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus-events.h"
+#include "bus-util.h"
+#include "deferred.h"
+#include "log.h"
+#include "namespace.h"
+#include "peer.h"
+#include "workers.h"
+
+/* EmitTo calls waiting for a worker id that is not registered yet, oldest first.  Each is a
+ * Deferred whose deadline is the queue age limit; the call message itself holds the event
+ * and its payload, so nothing is copied while it waits. */
+typedef struct WorkerQueue {
+        char *id;
+        LIST_HEAD(Deferred) items;
+        size_t n;
+} WorkerQueue;
+
+typedef struct QueuedEvent {
+        WorkerQueue *queue;
+        char *origin;
+} QueuedEvent;
+
+static int copy_payload(sd_bus_message *signal, void *userdata) {
+        sd_bus_message *call = userdata;
+        return sd_bus_message_copy(signal, call, false);
+}
+
+static const char *origin_of(Hub *h, sd_bus_message *m) {
+        Peer *p = peer_find(h, sd_bus_message_get_sender(m));
+        return p ? peer_origin(p) : sd_bus_message_get_sender(m);
+}
+
+static int check_event(Namespace *ns, sd_bus_error *ret_error, const char *event) {
+        return bus_check_name(ret_error, "event name", event, ns->hub->limits.max_name_bytes);
+}
+
+static int method_emit(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *event) {
+        Namespace *ns = userdata;
+        Hub *h = ns->hub;
+        int r;
+
+        r = check_event(ns, ret_error, event);
+        if (r < 0)
+                return r;
+        r = ch_events1_emit_event(h->bus, NULL, ns->path, event, origin_of(h, m), copy_payload, m);
+        if (r < 0)
+                return bus_error_errno(ret_error, -EINVAL, "Cannot emit event '%s': %s", event, strerror(-r));
+        h->stats.events_emitted++;
+        return ch_events1_reply_emit(m);
+}
+
+/* Sends the EmitTo call CALL's event to P; CALL is positioned at its payload. */
+static int deliver(Hub *h, Peer *p, sd_bus_message *call, const char *ns_path, const char *event, const char *origin) {
+        int r = ch_events1_emit_event(h->bus, p->unique_name, ns_path, event, origin, copy_payload, call);
+        if (r >= 0)
+                h->stats.events_emitted++;
+        return r;
+}
+
+static void queued_free(QueuedEvent *q) {
+        free(q->origin);
+        free(q);
+}
+
+static void queue_unlink(Hub *h, Deferred *d) {
+        QueuedEvent *q = d->userdata;
+        WorkerQueue *wq = q->queue;
+
+        LIST_REMOVE(by_kind, wq->items, d);
+        wq->n--;
+        if (wq->n == 0) {
+                hashmap_remove(h->worker_queues, wq->id);
+                free(wq->id);
+                free(wq);
+        }
+        queued_free(q);
+}
+
+static void queued_ended(Deferred *d, DeferredEnd why) {
+        Hub *h = d->hub;
+        QueuedEvent *q = d->userdata;
+        _cleanup_(freep) char *id = strdup(q->queue->id);
+
+        h->stats.events_dropped++;
+        queue_unlink(h, d);
+        if (why == DEFERRED_TIMEOUT)
+                (void) sd_bus_reply_method_errorf(d->call, "org.clusterhub.Error.WorkerUnavailable",
+                                                  "Worker '%s' did not register within %llu ms (--max-queue-age-ms).",
+                                                  id ? id : "?", (unsigned long long) h->limits.max_queue_age_ms);
+}
+
+static int enqueue(Namespace *ns, sd_bus_message *m, sd_bus_error *ret_error, const char *worker, const char *event) {
+        Hub *h = ns->hub;
+        WorkerQueue *wq = hashmap_get(h->worker_queues, worker);
+        QueuedEvent *q;
+        Deferred *d;
+        int r;
+
+        if (wq && wq->n >= h->limits.max_queued_per_worker) {
+                h->stats.events_dropped++;
+                return bus_error_errno(ret_error, -EHOSTUNREACH,
+                                       "Worker '%s' is not registered and already has %zu queued messages (--max-queued-per-worker).",
+                                       worker, wq->n);
+        }
+        if (!wq) {
+                wq = calloc(1, sizeof(WorkerQueue));
+                if (!wq || !(wq->id = strdup(worker))) {
+                        free(wq);
+                        return -ENOMEM;
+                }
+                r = hashmap_put(h->worker_queues, wq->id, wq);
+                if (r < 0) {
+                        free(wq->id);
+                        free(wq);
+                        return r;
+                }
+        }
+        q = calloc(1, sizeof(QueuedEvent));
+        if (!q || !(q->origin = strdup(origin_of(h, m)))) {
+                free(q);
+                r = -ENOMEM;
+                goto fail;
+        }
+        q->queue = wq;
+        r = deferred_new(h, m, NULL, h->limits.max_queue_age_ms, queued_ended, q, &d);
+        if (r < 0) {
+                queued_free(q);
+                goto fail;
+        }
+        LIST_APPEND(by_kind, wq->items, d);
+        wq->n++;
+        h->stats.events_queued++;
+        return 1;
+fail:
+        if (wq->n == 0) {
+                hashmap_remove(h->worker_queues, wq->id);
+                free(wq->id);
+                free(wq);
+        }
+        return r;
+}
+
+static int method_emit_to(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *worker, const char *event) {
+        Namespace *ns = userdata;
+        Peer *p;
+        int r;
+
+        if (!worker_id_is_valid(worker))
+                return bus_error_errno(ret_error, -EINVAL, "'%s' is not a worker id: 1 to %d characters of [A-Za-z0-9_].",
+                                       worker, WORKER_ID_MAX);
+        r = check_event(ns, ret_error, event);
+        if (r < 0)
+                return r;
+        p = workers_find(ns->hub, worker);
+        if (!p)
+                return enqueue(ns, m, ret_error, worker, event);
+        r = deliver(ns->hub, p, m, ns->path, event, origin_of(ns->hub, m));
+        if (r < 0)
+                return bus_error_errno(ret_error, -EHOSTUNREACH, "Cannot send event '%s' to worker '%s': %s", event, worker, strerror(-r));
+        return ch_events1_reply_emit_to(m);
+}
+
+void bus_events_worker_joined(Peer *p) {
+        Hub *h = p->hub;
+        WorkerQueue *wq = hashmap_get(h->worker_queues, p->id);
+        unsigned delivered = 0;
+
+        while (wq) {
+                Deferred *d = wq->items.first;
+                QueuedEvent *q = d->userdata;
+                const char *worker = NULL, *event = NULL;
+                bool last = wq->n == 1;
+                int r;
+
+                r = sd_bus_message_rewind(d->call, true);
+                if (r >= 0)
+                        r = sd_bus_message_read(d->call, "ss", &worker, &event);
+                if (r >= 0)
+                        r = deliver(h, p, d->call, sd_bus_message_get_path(d->call), event, q->origin);
+                if (r >= 0) {
+                        (void) ch_events1_reply_emit_to(d->call);
+                        delivered++;
+                } else
+                        (void) sd_bus_reply_method_errorf(d->call, "org.clusterhub.Error.WorkerUnavailable",
+                                                          "Delivery to worker '%s' failed: %s", p->id, strerror(-r));
+                queue_unlink(h, d);
+                deferred_free(d);
+                if (last)
+                        break;
+        }
+        if (delivered > 0)
+                log_debug("Delivered %u queued events to worker %s.", delivered, p->id);
+}
+
+void bus_events_shutdown(Hub *h) {
+        WorkerQueue *wq;
+        size_t i = 0;
+
+        while (hashmap_iterate(h->worker_queues, &i, (void **) &wq, NULL)) {
+                while (wq->items.first) {
+                        Deferred *d = wq->items.first;
+                        bool last = wq->n == 1;
+                        queue_unlink(h, d);
+                        deferred_free(d);
+                        if (last)
+                                break;
+                }
+                i = 0;
+        }
+}
+
+const ChEvents1Handlers bus_events_handlers = {
+        .emit = method_emit,
+        .emit_to = method_emit_to,
+};

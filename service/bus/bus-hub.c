@@ -1,0 +1,220 @@
+/* SPDX-License-Identifier: MIT */
+/* Bus glue of org.clusterhub.Hub1 and of the namespace objects. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus-events.h"
+#include "bus-hub.h"
+#include "bus-locks.h"
+#include "bus-requests.h"
+#include "bus-workers.h"
+#include "bus-store.h"
+#include "bus-util.h"
+#include "ch-events1-server.h"
+#include "ch-hub1-server.h"
+#include "ch-locks1-server.h"
+#include "ch-requests1-server.h"
+#include "ch-store1-server.h"
+#include "config.h"
+#include "log.h"
+#include "namespace.h"
+#include "store.h"
+
+/* --- Hub1 ----------------------------------------------------------------------------- */
+
+static int method_list_namespaces(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Hub *h = userdata;
+        _cleanup_(freep) char **names = NULL;
+        const char *name;
+        size_t i = 0, n = 0;
+
+        names = calloc(hashmap_size(h->namespaces) + 1, sizeof(char *));
+        if (!names)
+                return -ENOMEM;
+        while (hashmap_iterate(h->namespaces, &i, NULL, &name))
+                names[n++] = (char *) name;
+        return ch_hub1_reply_list_namespaces(m, names);
+}
+
+static int method_drop_namespace(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *name) {
+        Hub *h = userdata;
+        int r;
+
+        if (!namespace_name_is_valid(h, name))
+                return bus_error_errno(ret_error, -EINVAL,
+                                       "'%s' is not a namespace name: 1 to %llu characters of [A-Za-z0-9_].",
+                                       name, (unsigned long long) h->limits.max_name_bytes);
+        r = namespace_drop(h, name);
+        if (r == -ENXIO)
+                return bus_error_errno(ret_error, r, "Namespace '%s' does not exist.", name);
+        if (r < 0)
+                return bus_error_errno(ret_error, r, "Failed to drop namespace '%s': %s", name, strerror(-r));
+        return ch_hub1_reply_drop_namespace(m);
+}
+
+static int append_stat(sd_bus_message *reply, const char *key, char type, const void *value) {
+        char sig[2] = { type, 0 };
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'e', "sv");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append_basic(reply, 's', key);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'v', sig);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append_basic(reply, type, value);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
+}
+
+static int append_stats(sd_bus_message *reply, void *userdata) {
+        Hub *h = userdata;
+        uint64_t now = 0, uptime, keys = 0, bytes = 0, nss = hashmap_size(h->namespaces);
+        uint64_t workers = hashmap_size(h->workers), pending = h->n_deferred;
+        Namespace *ns;
+        size_t i = 0;
+        int r;
+
+        (void) sd_event_now(h->event, CLOCK_MONOTONIC, &now);
+        uptime = (now - h->started_usec) / USEC_PER_MSEC;
+        while (hashmap_iterate(h->namespaces, &i, (void **) &ns, NULL)) {
+                keys += store_dbsize(ns->store);
+                bytes += store_memory(ns->store);
+        }
+        r = sd_bus_message_open_container(reply, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        if ((r = append_stat(reply, "uptime_ms", 't', &uptime)) < 0 ||
+            (r = append_stat(reply, "namespaces", 't', &nss)) < 0 ||
+            (r = append_stat(reply, "keys", 't', &keys)) < 0 ||
+            (r = append_stat(reply, "store_bytes", 't', &bytes)) < 0 ||
+            (r = append_stat(reply, "workers", 't', &workers)) < 0 ||
+            (r = append_stat(reply, "pending_calls", 't', &pending)) < 0 ||
+            (r = append_stat(reply, "workers_joined", 't', &h->stats.workers_joined)) < 0 ||
+            (r = append_stat(reply, "workers_left", 't', &h->stats.workers_left)) < 0 ||
+            (r = append_stat(reply, "events_emitted", 't', &h->stats.events_emitted)) < 0 ||
+            (r = append_stat(reply, "events_queued", 't', &h->stats.events_queued)) < 0 ||
+            (r = append_stat(reply, "events_dropped", 't', &h->stats.events_dropped)) < 0 ||
+            (r = append_stat(reply, "keyspace_events", 't', &h->stats.keyspace_events)) < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
+}
+
+static int method_get_stats(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        return ch_hub1_reply_get_stats(m, append_stats, userdata);
+}
+
+static int property_version(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        return sd_bus_message_append_basic(reply, 's', PACKAGE_VERSION);
+}
+
+static const ChHub1Handlers hub1_handlers = {
+        .register_ = bus_workers_register_method,
+        .unregister = bus_workers_unregister_method,
+        .list_workers = bus_workers_list_method,
+        .wait_for_workers = bus_workers_wait_method,
+        .list_namespaces = method_list_namespaces,
+        .drop_namespace = method_drop_namespace,
+        .get_stats = method_get_stats,
+        .prop_version = property_version,
+};
+
+/* --- namespaces ----------------------------------------------------------------------- */
+
+/* Calls that only look (introspection, properties) do not create namespaces. */
+static bool current_call_may_create(sd_bus *bus) {
+        sd_bus_message *m = sd_bus_get_current_message(bus);
+        const char *iface = m ? sd_bus_message_get_interface(m) : NULL;
+        return iface && !strneq(iface, "org.freedesktop.DBus.", strlen("org.freedesktop.DBus."));
+}
+
+static int namespace_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
+                          sd_bus_error *ret_error) {
+        Hub *h = userdata;
+        const char *name;
+        Namespace *ns;
+        int r;
+
+        if (!strneq(path, HUB_NS_PREFIX "/", strlen(HUB_NS_PREFIX "/")))
+                return 0;
+        name = path + strlen(HUB_NS_PREFIX "/");
+        if (strchr(name, '/'))
+                return 0;
+        r = namespace_get(h, name, current_call_may_create(bus), &ns);
+        if (r == -ENXIO)
+                return 0;
+        if (r == -EINVAL)
+                return bus_error_errno(ret_error, r, "'%s' is not a namespace name: 1 to %llu characters of [A-Za-z0-9_].",
+                                       name, (unsigned long long) h->limits.max_name_bytes);
+        if (r == -ENOBUFS)
+                return bus_error_errno(ret_error, r, "Cannot create namespace '%s': the hub has %llu (--max-namespaces).",
+                                       name, (unsigned long long) h->limits.max_namespaces);
+        if (r < 0)
+                return r;
+        *found = ns;
+        return 1;
+}
+
+static int namespace_enumerate(sd_bus *bus, const char *prefix, void *userdata, char ***ret_nodes,
+                               sd_bus_error *ret_error) {
+        Hub *h = userdata;
+        char **nodes;
+        Namespace *ns;
+        size_t i = 0, n = 0;
+
+        nodes = calloc(hashmap_size(h->namespaces) + 1, sizeof(char *));
+        if (!nodes)
+                return -ENOMEM;
+        while (hashmap_iterate(h->namespaces, &i, (void **) &ns, NULL)) {
+                nodes[n] = strdup(ns->path);
+                if (!nodes[n]) {
+                        for (size_t k = 0; k < n; k++)
+                                free(nodes[k]);
+                        free(nodes);
+                        return -ENOMEM;
+                }
+                n++;
+        }
+        *ret_nodes = nodes;
+        return 0;
+}
+
+
+int bus_hub_register(Hub *h) {
+        Namespace *ns;
+        int r;
+
+        r = ch_hub1_add_object(h->bus, NULL, HUB_PATH, &hub1_handlers, h);
+        if (r < 0)
+                return r;
+        r = sd_bus_add_object_manager(h->bus, NULL, HUB_PATH);
+        if (r < 0)
+                return r;
+        r = bus_workers_setup(h);
+        if (r < 0)
+                return r;
+        r = sd_bus_add_node_enumerator(h->bus, NULL, HUB_NS_PREFIX, namespace_enumerate, h);
+        if (r < 0)
+                return r;
+        r = ch_events1_add_fallback(h->bus, NULL, HUB_NS_PREFIX, &bus_events_handlers, namespace_find, h);
+        if (r < 0)
+                return r;
+        r = ch_requests1_add_fallback(h->bus, NULL, HUB_NS_PREFIX, &bus_requests_handlers, namespace_find, h);
+        if (r < 0)
+                return r;
+        r = ch_store1_add_fallback(h->bus, NULL, HUB_NS_PREFIX, &bus_store_handlers, namespace_find, h);
+        if (r < 0)
+                return r;
+        r = ch_locks1_add_fallback(h->bus, NULL, HUB_NS_PREFIX, &bus_locks_handlers, namespace_find, h);
+        if (r < 0)
+                return r;
+        return namespace_get(h, HUB_DEFAULT_NAMESPACE, true, &ns);
+}

@@ -1,0 +1,1441 @@
+/* SPDX-License-Identifier: MIT */
+/* Bus glue of org.clusterhub.Store1: unpack arguments, call the store, pack the reply. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus-store.h"
+#include "deferred.h"
+#include "peer.h"
+#include "bus-util.h"
+#include "ch-store1-server.h"
+#include "log.h"
+#include "namespace.h"
+#include "store.h"
+#include "variant-codec.h"
+
+/* --- values ------------------------------------------------------------------------- */
+
+typedef struct BusValue {
+        StoreValue value;
+        CodecBuf buf;
+        char *sig;
+} BusValue;
+
+static void bus_value_done(BusValue *v) {
+        codec_buf_done(&v->buf);
+        v->sig = mfree(v->sig);
+}
+
+static bool is_basic_type(const char *sig) {
+        return sig[0] && !sig[1] && strchr("ybnqiuxtdsog", sig[0]);
+}
+
+/* Reads the variant at M's position.  Strings are borrowed from M. */
+static int read_value(sd_bus_message *m, BusValue *v, sd_bus_error *ret_error) {
+        const char *contents = NULL;
+        char type;
+        int r;
+
+        r = sd_bus_message_peek_type(m, &type, &contents);
+        if (r < 0)
+                return r;
+        if (r == 0 || type != 'v')
+                return bus_error_errno(ret_error, -EINVAL, "A value (a variant) is required.");
+        r = sd_bus_message_enter_container(m, 'v', contents);
+        if (r < 0)
+                return r;
+        if (is_basic_type(contents)) {
+                union { uint8_t y; int16_t n; uint16_t q; int b; int32_t i; uint32_t u; int64_t x; uint64_t t; double d; const char *s; } b;
+                r = sd_bus_message_read_basic(m, contents[0], &b);
+                if (r < 0)
+                        return r;
+                v->value.type = contents[0];
+                switch (contents[0]) {
+                case 'y': v->value.i = b.y; break;
+                case 'b': v->value.i = !!b.b; break;
+                case 'n': v->value.i = b.n; break;
+                case 'i': v->value.i = b.i; break;
+                case 'x': v->value.i = b.x; break;
+                case 'q': v->value.u = b.q; break;
+                case 'u': v->value.u = b.u; break;
+                case 't': v->value.u = b.t; break;
+                case 'd': v->value.d = b.d; break;
+                default:
+                        v->value.str.ptr = b.s;
+                        v->value.str.len = strlen(b.s);
+                }
+        } else {
+                v->sig = strdup(contents);
+                if (!v->sig)
+                        return -ENOMEM;
+                r = codec_read(m, contents, &v->buf);
+                if (r == -EBADF)
+                        return bus_error_errno(ret_error, -EINVAL, "File descriptors cannot be stored.");
+                if (r < 0)
+                        return r;
+                v->value.type = 'v';
+                v->value.blob.sig = v->sig;
+                v->value.blob.data = v->buf.data;
+                v->value.blob.len = v->buf.size;
+        }
+        return sd_bus_message_exit_container(m);
+}
+
+static int append_value(sd_bus_message *reply, const StoreValue *v) {
+        char sig[2] = { v->type, 0 };
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'v', v->type == 'v' ? v->blob.sig : sig);
+        if (r < 0)
+                return r;
+        switch (v->type) {
+        case 'v':
+                r = codec_append(reply, v->blob.sig, v->blob.data, v->blob.len);
+                break;
+        case 's': case 'o': case 'g': {
+                _cleanup_(freep) char *s = strndup(v->str.ptr, v->str.len);
+                if (!s)
+                        return -ENOMEM;
+                r = sd_bus_message_append_basic(reply, v->type, s);
+                break;
+        }
+        case 'y': { uint8_t x = v->i; r = sd_bus_message_append_basic(reply, 'y', &x); break; }
+        case 'b': { int x = !!v->i; r = sd_bus_message_append_basic(reply, 'b', &x); break; }
+        case 'n': { int16_t x = v->i; r = sd_bus_message_append_basic(reply, 'n', &x); break; }
+        case 'i': { int32_t x = v->i; r = sd_bus_message_append_basic(reply, 'i', &x); break; }
+        case 'x': r = sd_bus_message_append_basic(reply, 'x', &v->i); break;
+        case 'q': { uint16_t x = v->u; r = sd_bus_message_append_basic(reply, 'q', &x); break; }
+        case 'u': { uint32_t x = v->u; r = sd_bus_message_append_basic(reply, 'u', &x); break; }
+        case 't': r = sd_bus_message_append_basic(reply, 't', &v->u); break;
+        case 'd': r = sd_bus_message_append_basic(reply, 'd', &v->d); break;
+        default:
+                return -EBADMSG;
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
+}
+
+static int append_value_cb(sd_bus_message *reply, void *userdata) {
+        return append_value(reply, userdata);
+}
+
+/* --- errors --------------------------------------------------------------------------- */
+
+static int store_error(sd_bus_error *ret_error, int r, Namespace *ns, const char *key) {
+        switch (r) {
+        case -ENOKEY:
+                return bus_error_errno(ret_error, r, "Key '%s' does not exist in namespace '%s'.", key, ns->name);
+        case -EMEDIUMTYPE:
+                return bus_error_errno(ret_error, r, "Key '%s' holds a value of another type.", key);
+        case -EDOM:
+                return bus_error_errno(ret_error, r, "Key '%s' does not hold a number.", key);
+        case -ERANGE:
+                return bus_error_errno(ret_error, r, "The result for key '%s' does not fit its type.", key);
+        case -ENOBUFS:
+                return bus_error_errno(ret_error, r, "Limit exceeded for key '%s': %s.", key, store_last_limit(ns->store));
+        case -EINVAL:
+                return bus_error_errno(ret_error, r, "Invalid argument for key '%s'.", key);
+        default:
+                return r;
+        }
+}
+
+static int check_key(Namespace *ns, sd_bus_error *ret_error, const char *key) {
+        return bus_check_name(ret_error, "key", key, ns->hub->limits.max_key_bytes);
+}
+
+static int check_keys(Namespace *ns, sd_bus_error *ret_error, char **keys) {
+        for (char **k = keys; k && *k; k++) {
+                int r = check_key(ns, ret_error, *k);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static size_t strv_length(char **l) {
+        size_t n = 0;
+        while (l && l[n])
+                n++;
+        return n;
+}
+
+/* --- options ------------------------------------------------------------------------ */
+
+typedef struct SetOptions {
+        uint64_t ttl_ms;
+        bool nx, xx, keep_ttl;
+} SetOptions;
+
+static int read_set_options(sd_bus_message *m, SetOptions *o, sd_bus_error *ret_error) {
+        const BusOption table[] = {
+                { "ttl_ms", BUS_OPTION_UINT64, &o->ttl_ms },
+                { "nx", BUS_OPTION_BOOL, &o->nx },
+                { "xx", BUS_OPTION_BOOL, &o->xx },
+                { "keep_ttl", BUS_OPTION_BOOL, &o->keep_ttl },
+                {}
+        };
+        int r;
+
+        r = bus_read_options(m, table, ret_error);
+        if (r < 0)
+                return r;
+        if (o->nx && o->xx)
+                return bus_error_errno(ret_error, -EINVAL, "Options 'nx' and 'xx' exclude each other.");
+        if (o->keep_ttl && o->ttl_ms > 0)
+                return bus_error_errno(ret_error, -EINVAL, "Options 'keep_ttl' and 'ttl_ms' exclude each other.");
+        return 0;
+}
+
+/* --- methods -------------------------------------------------------------------------- */
+
+static uint64_t now_ms(Namespace *ns) {
+        return hub_now_ms(ns->hub);
+}
+
+/* After every call that may have changed deadlines. */
+static void rearm(Namespace *ns) {
+        bus_store_rearm(ns);
+}
+
+static int reply_strings(sd_bus_message *m, const char *const *strings, size_t n) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "s");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                r = sd_bus_message_append_basic(reply, 's', strings[i]);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static int append_values(sd_bus_message *reply, const StoreValue *values, size_t n) {
+        int r = sd_bus_message_open_container(reply, 'a', "v");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                r = append_value(reply, values + i);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(reply);
+}
+
+typedef struct ValuesReply {
+        const StoreValue *values;
+        size_t n;
+} ValuesReply;
+
+static int append_values_cb(sd_bus_message *reply, void *userdata) {
+        ValuesReply *v = userdata;
+        return append_values(reply, v->values, v->n);
+}
+
+/* An a{sv} of (name, value) pairs, leaving out absent values. */
+typedef struct DictReply {
+        const char *const *names;
+        size_t name_stride;         /* bytes between names (StoreField arrays) */
+        const StoreValue *values;
+        size_t value_stride;
+        size_t n;
+} DictReply;
+
+static int append_dict_cb(sd_bus_message *reply, void *userdata) {
+        DictReply *d = userdata;
+        int r = sd_bus_message_open_container(reply, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < d->n; i++) {
+                const char *name = *(const char *const *) ((const char *) d->names + i * d->name_stride);
+                const StoreValue *v = (const StoreValue *) ((const char *) d->values + i * d->value_stride);
+                if (v->type == '\0')
+                        continue;
+                r = sd_bus_message_open_container(reply, 'e', "sv");
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_append_basic(reply, 's', name);
+                if (r < 0)
+                        return r;
+                r = append_value(reply, v);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_close_container(reply);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(reply);
+}
+
+/* A list of values read from an "av" or the values of an "a{sv}". */
+typedef struct BusValues {
+        BusValue *items;
+        StoreValue *values;  /* flat copies of items[i].value, for the store */
+        const char **names;  /* for a{sv} */
+        size_t n;
+} BusValues;
+
+static void bus_values_done(BusValues *v) {
+        for (size_t i = 0; i < v->n; i++)
+                bus_value_done(v->items + i);
+        free(v->items);
+        free(v->values);
+        free(v->names);
+}
+
+static int bus_values_grow(BusValues *v, size_t *allocated) {
+        if (v->n < *allocated)
+                return 0;
+        size_t a = MAX(*allocated * 2, (size_t) 8);
+        BusValue *items = realloc(v->items, a * sizeof(BusValue));
+        if (!items)
+                return -ENOMEM;
+        v->items = items;
+        const char **names = realloc(v->names, a * sizeof(char *));
+        if (!names)
+                return -ENOMEM;
+        v->names = names;
+        *allocated = a;
+        return 0;
+}
+
+/* Reads "av" (dict false) or "a{sv}" (dict true) at M's position. */
+static int read_values(sd_bus_message *m, bool dict, BusValues *v, uint64_t max, sd_bus_error *ret_error) {
+        size_t allocated = 0;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', dict ? "{sv}" : "v");
+        if (r < 0)
+                return r;
+        for (;;) {
+                if (dict) {
+                        r = sd_bus_message_enter_container(m, 'e', "sv");
+                        if (r < 0)
+                                return r;
+                        if (r == 0)
+                                break;
+                } else {
+                        r = sd_bus_message_at_end(m, false);
+                        if (r < 0)
+                                return r;
+                        if (r > 0)
+                                break;
+                }
+                if (v->n >= max)
+                        return bus_error_errno(ret_error, -ENOBUFS, "More than %llu values in one call (--max-elements).",
+                                               (unsigned long long) max);
+                r = bus_values_grow(v, &allocated);
+                if (r < 0)
+                        return r;
+                v->items[v->n] = (BusValue) {};
+                v->names[v->n] = NULL;
+                if (dict) {
+                        r = sd_bus_message_read_basic(m, 's', &v->names[v->n]);
+                        if (r < 0)
+                                return r;
+                }
+                v->n++;
+                r = read_value(m, v->items + v->n - 1, ret_error);
+                if (r < 0)
+                        return r;
+                if (dict) {
+                        r = sd_bus_message_exit_container(m);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        r = sd_bus_message_exit_container(m);
+        if (r < 0)
+                return r;
+        v->values = calloc(MAX(v->n, (size_t) 1), sizeof(StoreValue));
+        if (!v->values)
+                return -ENOMEM;
+        for (size_t i = 0; i < v->n; i++)
+                v->values[i] = v->items[i].value;
+        return 0;
+}
+
+#define CHECK_KEY(ns, e, key)                           \
+        do {                                            \
+                int _r_ = check_key((ns), (e), (key));  \
+                if (_r_ < 0)                            \
+                        return _r_;                     \
+        } while (0)
+
+/* keys */
+
+static int method_get(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
+        Namespace *ns = userdata;
+        StoreValue v;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = store_get(ns->store, key, now_ms(ns), &v);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return ch_store1_reply_get(m, append_value_cb, &v);
+}
+
+static int method_set(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
+        Namespace *ns = userdata;
+        _cleanup_(bus_value_done) BusValue v = {};
+        SetOptions o = {};
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = read_value(m, &v, ret_error);
+        if (r < 0)
+                return r;
+        r = read_set_options(m, &o, ret_error);
+        if (r < 0)
+                return r;
+        r = store_set(ns->store, key, &v.value, o.ttl_ms,
+                      (o.nx ? STORE_SET_NX : 0) | (o.xx ? STORE_SET_XX : 0) | (o.keep_ttl ? STORE_SET_KEEP_TTL : 0), now_ms(ns));
+        rearm(ns);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return ch_store1_reply_set(m, r > 0);
+}
+
+static int method_del(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, char **keys) {
+        Namespace *ns = userdata;
+        size_t count = 0;
+        int r;
+
+        r = check_keys(ns, ret_error, keys);
+        if (r < 0)
+                return r;
+        r = store_del(ns->store, (const char *const *) keys, strv_length(keys), now_ms(ns), &count);
+        rearm(ns);
+        if (r < 0)
+                return store_error(ret_error, r, ns, keys[0]);
+        return ch_store1_reply_del(m, count);
+}
+
+static int method_exists(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, char **keys) {
+        Namespace *ns = userdata;
+        size_t count = 0;
+        int r;
+
+        r = check_keys(ns, ret_error, keys);
+        if (r < 0)
+                return r;
+        r = store_exists(ns->store, (const char *const *) keys, strv_length(keys), now_ms(ns), &count);
+        if (r < 0)
+                return store_error(ret_error, r, ns, keys[0]);
+        return ch_store1_reply_exists(m, count);
+}
+
+static int check_reply_size(Namespace *ns, sd_bus_error *ret_error, size_t n, const char *what) {
+        if (n > ns->hub->limits.max_reply_items)
+                return bus_error_errno(ret_error, -ENOBUFS, "%s would return %zu items, more than --max-reply-items=%llu.",
+                                       what, n, (unsigned long long) ns->hub->limits.max_reply_items);
+        return 0;
+}
+
+static int method_keys(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *pattern) {
+        Namespace *ns = userdata;
+        _cleanup_(freep) const char **keys = NULL;
+        size_t n = 0;
+        int r;
+
+        r = store_keys(ns->store, pattern, now_ms(ns), &keys, &n);
+        if (r < 0)
+                return store_error(ret_error, r, ns, pattern);
+        r = check_reply_size(ns, ret_error, n, "Keys");
+        if (r < 0)
+                return r;
+        return reply_strings(m, keys, n);
+}
+
+static int method_scan(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, uint64_t cursor, const char *pattern, uint32_t count) {
+        Namespace *ns = userdata;
+        _cleanup_(freep) const char **keys = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        uint64_t next = 0;
+        size_t n = 0;
+        int r;
+
+        r = store_scan(ns->store, cursor, pattern, MIN(count, (uint32_t) 100000), now_ms(ns), &next, &keys, &n);
+        if (r < 0)
+                return store_error(ret_error, r, ns, pattern);
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append_basic(reply, 't', &next);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "s");
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = sd_bus_message_append_basic(reply, 's', keys[i]);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_type(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
+        Namespace *ns = userdata;
+        const char *type = NULL;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = store_type(ns->store, key, now_ms(ns), &type);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return ch_store1_reply_type(m, type);
+}
+
+static int method_rename(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, const char *new_key) {
+        Namespace *ns = userdata;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        CHECK_KEY(ns, ret_error, new_key);
+        r = store_rename(ns->store, key, new_key, now_ms(ns));
+        rearm(ns);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return ch_store1_reply_rename(m);
+}
+
+static int method_rename_nx(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, const char *new_key) {
+        Namespace *ns = userdata;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        CHECK_KEY(ns, ret_error, new_key);
+        r = store_renamenx(ns->store, key, new_key, now_ms(ns));
+        rearm(ns);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return ch_store1_reply_rename_nx(m, r > 0);
+}
+
+static int method_expire(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, uint64_t ttl_ms) {
+        Namespace *ns = userdata;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = store_expire(ns->store, key, ttl_ms, now_ms(ns));
+        rearm(ns);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return ch_store1_reply_expire(m, r > 0);
+}
+
+static int method_persist(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
+        Namespace *ns = userdata;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = store_persist(ns->store, key, now_ms(ns));
+        rearm(ns);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return ch_store1_reply_persist(m, r > 0);
+}
+
+static int method_ttl(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
+        Namespace *ns = userdata;
+        int64_t ttl = 0;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = store_ttl(ns->store, key, now_ms(ns), &ttl);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return ch_store1_reply_ttl(m, ttl);
+}
+
+static int method_flush(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Namespace *ns = userdata;
+        int r;
+
+        r = store_flush(ns->store);
+        rearm(ns);
+        if (r < 0)
+                return store_error(ret_error, r, ns, "");
+        return ch_store1_reply_flush(m);
+}
+
+static int method_db_size(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Namespace *ns = userdata;
+        return ch_store1_reply_db_size(m, store_dbsize(ns->store));
+}
+
+static int method_random_key(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Namespace *ns = userdata;
+        const char *key = NULL;
+        int r;
+
+        r = store_randomkey(ns->store, now_ms(ns), &key);
+        if (r == -ENOKEY)
+                return bus_error_errno(ret_error, r, "Namespace '%s' has no keys.", ns->name);
+        if (r < 0)
+                return store_error(ret_error, r, ns, "");
+        return ch_store1_reply_random_key(m, key);
+}
+
+/* plain values */
+
+static int method_get_del(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
+        Namespace *ns = userdata;
+        StoreValue v = {};
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = store_getdel(ns->store, key, now_ms(ns), &v);
+        rearm(ns);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        r = ch_store1_reply_get_del(m, append_value_cb, &v);
+        store_value_clear(&v);
+        return r;
+}
+
+static int method_m_get(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, char **keys) {
+        Namespace *ns = userdata;
+        _cleanup_(freep) StoreValue *values = NULL;
+        size_t n = strv_length(keys);
+        int r;
+
+        r = check_keys(ns, ret_error, keys);
+        if (r < 0)
+                return r;
+        r = store_mget(ns->store, (const char *const *) keys, n, now_ms(ns), &values);
+        if (r < 0)
+                return store_error(ret_error, r, ns, keys[0]);
+        DictReply d = { (const char *const *) keys, sizeof(char *), values, sizeof(StoreValue), n };
+        return ch_store1_reply_m_get(m, append_dict_cb, &d);
+}
+
+static int check_names(Namespace *ns, sd_bus_error *ret_error, const char *const *names, size_t n, const char *what) {
+        for (size_t i = 0; i < n; i++) {
+                int r = bus_check_name(ret_error, what, names[i], ns->hub->limits.max_key_bytes);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int method_m_set_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, bool nx) {
+        _cleanup_(bus_values_done) BusValues v = {};
+        int r;
+
+        r = read_values(m, true, &v, ns->hub->limits.max_elements, ret_error);
+        if (r < 0)
+                return r;
+        r = check_names(ns, ret_error, v.names, v.n, "key");
+        if (r < 0)
+                return r;
+        if (nx)
+                r = store_msetnx(ns->store, v.names, v.values, v.n, now_ms(ns));
+        else
+                r = store_mset(ns->store, v.names, v.values, v.n, now_ms(ns));
+        rearm(ns);
+        if (r < 0)
+                return store_error(ret_error, r, ns, v.n ? v.names[0] : "");
+        return nx ? ch_store1_reply_m_set_nx(m, r > 0) : ch_store1_reply_m_set(m);
+}
+
+static int method_m_set(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        return method_m_set_common(m, userdata, ret_error, false);
+}
+
+static int method_m_set_nx(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        return method_m_set_common(m, userdata, ret_error, true);
+}
+
+static int method_incr(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, int64_t by) {
+        Namespace *ns = userdata;
+        int64_t v = 0;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = store_incr(ns->store, key, by, now_ms(ns), &v);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return ch_store1_reply_incr(m, v);
+}
+
+static int method_incr_float(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, double by) {
+        Namespace *ns = userdata;
+        double v = 0;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = store_incrfloat(ns->store, key, by, now_ms(ns), &v);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return ch_store1_reply_incr_float(m, v);
+}
+
+static int method_append(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, const char *text) {
+        Namespace *ns = userdata;
+        size_t len = 0;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = store_append(ns->store, key, text, strlen(text), now_ms(ns), &len);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return ch_store1_reply_append(m, (uint32_t) MIN(len, (size_t) UINT32_MAX));
+}
+
+static int method_str_len(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
+        Namespace *ns = userdata;
+        size_t len = 0;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = store_strlen(ns->store, key, now_ms(ns), &len);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return ch_store1_reply_str_len(m, (uint32_t) MIN(len, (size_t) UINT32_MAX));
+}
+
+static int method_get_range(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, int64_t start, int64_t end) {
+        Namespace *ns = userdata;
+        _cleanup_(freep) char *text = NULL;
+        size_t len = 0;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = store_getrange(ns->store, key, start, end, now_ms(ns), &text, &len);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return ch_store1_reply_get_range(m, text);
+}
+
+static int method_set_range(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, uint32_t offset, const char *text) {
+        Namespace *ns = userdata;
+        size_t len = 0;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = store_setrange(ns->store, key, offset, text, strlen(text), now_ms(ns), &len);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return ch_store1_reply_set_range(m, (uint32_t) MIN(len, (size_t) UINT32_MAX));
+}
+
+/* hashes */
+
+static int check_field(Namespace *ns, sd_bus_error *ret_error, const char *field) {
+        return bus_check_name(ret_error, "field name", field, ns->hub->limits.max_key_bytes);
+}
+
+static int method_h_set(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
+        Namespace *ns = userdata;
+        _cleanup_(bus_values_done) BusValues v = {};
+        size_t added = 0;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = read_values(m, true, &v, ns->hub->limits.max_elements, ret_error);
+        if (r < 0)
+                return r;
+        r = check_names(ns, ret_error, v.names, v.n, "field name");
+        if (r < 0)
+                return r;
+        r = store_hset(ns->store, key, v.names, v.values, v.n, now_ms(ns), &added);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return ch_store1_reply_h_set(m, (uint32_t) added);
+}
+
+static int method_h_set_nx(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, const char *field) {
+        Namespace *ns = userdata;
+        _cleanup_(bus_value_done) BusValue v = {};
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = check_field(ns, ret_error, field);
+        if (r < 0)
+                return r;
+        r = read_value(m, &v, ret_error);
+        if (r < 0)
+                return r;
+        r = store_hsetnx(ns->store, key, field, &v.value, now_ms(ns));
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return ch_store1_reply_h_set_nx(m, r > 0);
+}
+
+static int method_h_get(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, const char *field) {
+        Namespace *ns = userdata;
+        StoreValue v;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = store_hget(ns->store, key, field, now_ms(ns), &v);
+        if (r == -ENOKEY)
+                return bus_error_errno(ret_error, r, "Hash '%s' has no field '%s' in namespace '%s'.", key, field, ns->name);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return ch_store1_reply_h_get(m, append_value_cb, &v);
+}
+
+static int method_h_m_get(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, char **fields) {
+        Namespace *ns = userdata;
+        _cleanup_(freep) StoreValue *values = NULL;
+        size_t n = strv_length(fields);
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = store_hmget(ns->store, key, (const char *const *) fields, n, now_ms(ns), &values);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        DictReply d = { (const char *const *) fields, sizeof(char *), values, sizeof(StoreValue), n };
+        return ch_store1_reply_hm_get(m, append_dict_cb, &d);
+}
+
+static int method_h_get_all(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
+        Namespace *ns = userdata;
+        _cleanup_(freep) StoreField *fields = NULL;
+        size_t n = 0;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = store_hgetall(ns->store, key, now_ms(ns), &fields, &n);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        r = check_reply_size(ns, ret_error, n, "HGetAll");
+        if (r < 0)
+                return r;
+        DictReply d = { fields ? &fields[0].name : NULL, sizeof(StoreField), fields ? &fields[0].value : NULL, sizeof(StoreField), n };
+        return ch_store1_reply_h_get_all(m, append_dict_cb, &d);
+}
+
+static int method_h_del(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, char **fields) {
+        Namespace *ns = userdata;
+        size_t count = 0;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = store_hdel(ns->store, key, (const char *const *) fields, strv_length(fields), now_ms(ns), &count);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return ch_store1_reply_h_del(m, (uint32_t) count);
+}
+
+static int method_h_exists(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, const char *field) {
+        Namespace *ns = userdata;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = store_hexists(ns->store, key, field, now_ms(ns));
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return ch_store1_reply_h_exists(m, r > 0);
+}
+
+static int method_h_len(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
+        Namespace *ns = userdata;
+        size_t n = 0;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = store_hlen(ns->store, key, now_ms(ns), &n);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return ch_store1_reply_h_len(m, (uint32_t) n);
+}
+
+static int method_h_keys(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
+        Namespace *ns = userdata;
+        _cleanup_(freep) const char **fields = NULL;
+        size_t n = 0;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = store_hkeys(ns->store, key, now_ms(ns), &fields, &n);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return reply_strings(m, fields, n);
+}
+
+static int method_h_vals(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
+        Namespace *ns = userdata;
+        _cleanup_(freep) StoreValue *values = NULL;
+        size_t n = 0;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = store_hvals(ns->store, key, now_ms(ns), &values, &n);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        ValuesReply v = { values, n };
+        return ch_store1_reply_h_vals(m, append_values_cb, &v);
+}
+
+static int method_h_incr(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, const char *field, int64_t by) {
+        Namespace *ns = userdata;
+        int64_t v = 0;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = check_field(ns, ret_error, field);
+        if (r < 0)
+                return r;
+        r = store_hincr(ns->store, key, field, by, now_ms(ns), &v);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return ch_store1_reply_h_incr(m, v);
+}
+
+static int method_h_incr_float(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, const char *field, double by) {
+        Namespace *ns = userdata;
+        double v = 0;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = check_field(ns, ret_error, field);
+        if (r < 0)
+                return r;
+        r = store_hincrfloat(ns->store, key, field, by, now_ms(ns), &v);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return ch_store1_reply_h_incr_float(m, v);
+}
+
+/* lists */
+
+static int push_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *key, bool left, bool x) {
+        _cleanup_(bus_values_done) BusValues v = {};
+        size_t len = 0;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = read_values(m, false, &v, ns->hub->limits.max_elements, ret_error);
+        if (r < 0)
+                return r;
+        if (x)
+                r = store_pushx(ns->store, key, left, v.values, v.n, now_ms(ns), &len);
+        else
+                r = store_push(ns->store, key, left, v.values, v.n, now_ms(ns), &len);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return ch_store1_reply_l_push(m, (uint32_t) len); /* same reply shape for all four */
+}
+
+static int method_l_push(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
+        return push_common(m, userdata, ret_error, key, true, false);
+}
+
+static int method_r_push(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
+        return push_common(m, userdata, ret_error, key, false, false);
+}
+
+static int method_l_push_x(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
+        return push_common(m, userdata, ret_error, key, true, true);
+}
+
+static int method_r_push_x(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
+        return push_common(m, userdata, ret_error, key, false, true);
+}
+
+static int pop_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *key, bool left, uint32_t count) {
+        StoreValue *values = NULL;
+        size_t n = 0;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = store_pop(ns->store, key, left, count, now_ms(ns), &values, &n);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        ValuesReply v = { values, n };
+        r = ch_store1_reply_l_pop(m, append_values_cb, &v);
+        store_values_free(values, n);
+        return r;
+}
+
+static int method_l_pop(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, uint32_t count) {
+        return pop_common(m, userdata, ret_error, key, true, count);
+}
+
+static int method_r_pop(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, uint32_t count) {
+        return pop_common(m, userdata, ret_error, key, false, count);
+}
+
+static int method_l_range(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, int64_t start, int64_t stop) {
+        Namespace *ns = userdata;
+        _cleanup_(freep) StoreValue *values = NULL;
+        size_t n = 0;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = store_lrange(ns->store, key, start, stop, now_ms(ns), &values, &n);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        r = check_reply_size(ns, ret_error, n, "LRange");
+        if (r < 0)
+                return r;
+        ValuesReply v = { values, n };
+        return ch_store1_reply_l_range(m, append_values_cb, &v);
+}
+
+static int method_l_len(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
+        Namespace *ns = userdata;
+        size_t n = 0;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = store_llen(ns->store, key, now_ms(ns), &n);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return ch_store1_reply_l_len(m, (uint32_t) n);
+}
+
+static int method_l_index(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, int64_t index) {
+        Namespace *ns = userdata;
+        StoreValue v;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = store_lindex(ns->store, key, index, now_ms(ns), &v);
+        if (r == -ENOKEY)
+                return bus_error_errno(ret_error, r, "List '%s' has no index %lld.", key, (long long) index);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return ch_store1_reply_l_index(m, append_value_cb, &v);
+}
+
+static int method_l_set(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, int64_t index) {
+        Namespace *ns = userdata;
+        _cleanup_(bus_value_done) BusValue v = {};
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = read_value(m, &v, ret_error);
+        if (r < 0)
+                return r;
+        r = store_lset(ns->store, key, index, &v.value, now_ms(ns));
+        if (r == -EINVAL)
+                return bus_error_errno(ret_error, r, "Index %lld is out of range for list '%s'.", (long long) index, key);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return ch_store1_reply_l_set(m);
+}
+
+static int method_l_trim(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, int64_t start, int64_t stop) {
+        Namespace *ns = userdata;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = store_ltrim(ns->store, key, start, stop, now_ms(ns));
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return ch_store1_reply_l_trim(m);
+}
+
+static int method_l_rem(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, int64_t count) {
+        Namespace *ns = userdata;
+        _cleanup_(bus_value_done) BusValue v = {};
+        size_t removed = 0;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = read_value(m, &v, ret_error);
+        if (r < 0)
+                return r;
+        r = store_lrem(ns->store, key, count, &v.value, now_ms(ns), &removed);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return ch_store1_reply_l_rem(m, (uint32_t) removed);
+}
+
+static int parse_side(sd_bus_error *ret_error, const char *what, const char *value, const char *a, const char *b, bool *ret_a) {
+        if (streq(value, a))
+                *ret_a = true;
+        else if (streq(value, b))
+                *ret_a = false;
+        else
+                return bus_error_errno(ret_error, -EINVAL, "%s must be '%s' or '%s', not '%s'.", what, a, b, value);
+        return 0;
+}
+
+static int method_l_insert(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, const char *where) {
+        Namespace *ns = userdata;
+        _cleanup_(bus_value_done) BusValue pivot = {}, v = {};
+        int64_t len = 0;
+        bool before = false;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = parse_side(ret_error, "where", where, "before", "after", &before);
+        if (r < 0)
+                return r;
+        r = read_value(m, &pivot, ret_error);
+        if (r < 0)
+                return r;
+        r = read_value(m, &v, ret_error);
+        if (r < 0)
+                return r;
+        r = store_linsert(ns->store, key, before, &pivot.value, &v.value, now_ms(ns), &len);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return ch_store1_reply_l_insert(m, len);
+}
+
+static int method_l_move(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *source, const char *destination,
+                         const char *where_from, const char *where_to) {
+        Namespace *ns = userdata;
+        StoreValue v = {};
+        bool from_left = false, to_left = false;
+        int r;
+
+        CHECK_KEY(ns, ret_error, source);
+        CHECK_KEY(ns, ret_error, destination);
+        r = parse_side(ret_error, "where_from", where_from, "left", "right", &from_left);
+        if (r < 0)
+                return r;
+        r = parse_side(ret_error, "where_to", where_to, "left", "right", &to_left);
+        if (r < 0)
+                return r;
+        r = store_lmove(ns->store, source, destination, from_left, to_left, now_ms(ns), &v);
+        if (r < 0)
+                return store_error(ret_error, r, ns, source);
+        r = ch_store1_reply_l_move(m, append_value_cb, &v);
+        store_value_clear(&v);
+        return r;
+}
+
+/* blocking pops: a Deferred per waiting call, in the namespace's list so that dropping the
+ * namespace can fail them */
+
+#define DEFAULT_BLOCK_MS 10000
+
+static void pop_reply(sd_bus_message *call, const char *key, StoreValue *v) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_return(call, &reply);
+        if (r >= 0)
+                r = sd_bus_message_append_basic(reply, 's', key);
+        if (r >= 0)
+                r = append_value(reply, v);
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        if (r < 0)
+                log_warning_errno(r, "Failed to answer a blocking pop on %s: %m", key);
+}
+
+typedef struct PopWait {
+        Namespace *ns;
+        StoreWaiter *waiter;
+} PopWait;
+
+static void on_served(void *userdata, void *token, const char *key, StoreValue *value) {
+        Deferred *d = token;
+        PopWait *w = d->userdata;
+
+        LIST_REMOVE(by_kind, w->ns->pops, d);
+        pop_reply(d->call, key, value);
+        store_value_clear(value);
+        free(w);
+        deferred_free(d);
+}
+
+static void pop_ended(Deferred *d, DeferredEnd why) {
+        PopWait *w = d->userdata;
+
+        LIST_REMOVE(by_kind, w->ns->pops, d);
+        store_waiter_cancel(w->waiter);
+        free(w);
+        if (why == DEFERRED_TIMEOUT)
+                (void) sd_bus_reply_method_errorf(d->call, "org.clusterhub.Error.Timeout",
+                                                  "Nothing was pushed to the lists within the timeout.");
+}
+
+static int block_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, char **keys, uint32_t timeout_ms, bool left) {
+        _cleanup_(freep) char *key = NULL;
+        StoreValue v = {};
+        PopWait *w;
+        Deferred *d;
+        Peer *p;
+        int r;
+
+        if (!keys || !keys[0])
+                return bus_error_errno(ret_error, -EINVAL, "At least one key is needed.");
+        r = check_keys(ns, ret_error, keys);
+        if (r < 0)
+                return r;
+        r = peer_get_or_new(ns->hub, m, &p);
+        if (r < 0)
+                return r;
+        w = calloc(1, sizeof(PopWait));
+        if (!w)
+                return -ENOMEM;
+        w->ns = ns;
+        r = deferred_new(ns->hub, m, p, timeout_ms ? timeout_ms : DEFAULT_BLOCK_MS, pop_ended, w, &d);
+        if (r < 0) {
+                free(w);
+                return r;
+        }
+        r = store_block(ns->store, (const char *const *) keys, strv_length(keys), left, d, now_ms(ns), &w->waiter, &key, &v);
+        if (r != 0) {
+                /* popped at once, or failed: no wait */
+                deferred_free(d);
+                free(w);
+                if (r < 0)
+                        return store_error(ret_error, r, ns, keys[0]);
+                pop_reply(m, key, &v);
+                store_value_clear(&v);
+                return 1;
+        }
+        LIST_APPEND(by_kind, ns->pops, d);
+        return 1;
+}
+
+static int method_bl_pop(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, char **keys, uint32_t timeout_ms) {
+        return block_common(m, userdata, ret_error, keys, timeout_ms, true);
+}
+
+static int method_br_pop(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, char **keys, uint32_t timeout_ms) {
+        return block_common(m, userdata, ret_error, keys, timeout_ms, false);
+}
+
+/* sets */
+
+static int method_s_add(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, char **members) {
+        Namespace *ns = userdata;
+        size_t n = 0;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = check_names(ns, ret_error, (const char *const *) members, strv_length(members), "member");
+        if (r < 0)
+                return r;
+        r = store_sadd(ns->store, key, (const char *const *) members, strv_length(members), now_ms(ns), &n);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return ch_store1_reply_s_add(m, (uint32_t) n);
+}
+
+static int method_s_rem(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, char **members) {
+        Namespace *ns = userdata;
+        size_t n = 0;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = store_srem(ns->store, key, (const char *const *) members, strv_length(members), now_ms(ns), &n);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return ch_store1_reply_s_rem(m, (uint32_t) n);
+}
+
+static int method_s_members(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
+        Namespace *ns = userdata;
+        _cleanup_(freep) const char **members = NULL;
+        size_t n = 0;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = store_smembers(ns->store, key, now_ms(ns), &members, &n);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        r = check_reply_size(ns, ret_error, n, "SMembers");
+        if (r < 0)
+                return r;
+        return reply_strings(m, members, n);
+}
+
+static int method_s_is_member(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, const char *member) {
+        Namespace *ns = userdata;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = store_sismember(ns->store, key, member, now_ms(ns));
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return ch_store1_reply_s_is_member(m, r > 0);
+}
+
+static int method_s_card(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
+        Namespace *ns = userdata;
+        size_t n = 0;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = store_scard(ns->store, key, now_ms(ns), &n);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return ch_store1_reply_s_card(m, (uint32_t) n);
+}
+
+static int method_s_pop(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, uint32_t count) {
+        Namespace *ns = userdata;
+        char **members = NULL;
+        size_t n = 0;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = store_spop(ns->store, key, count, now_ms(ns), &members, &n);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        r = reply_strings(m, (const char *const *) members, n);
+        store_strv_free(members, n);
+        return r;
+}
+
+static int method_s_rand_member(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, uint32_t count) {
+        Namespace *ns = userdata;
+        _cleanup_(freep) const char **members = NULL;
+        size_t n = 0;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = store_srandmember(ns->store, key, count, now_ms(ns), &members, &n);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return reply_strings(m, members, n);
+}
+
+const ChStore1Handlers bus_store_handlers = {
+        .del = method_del,
+        .exists = method_exists,
+        .keys = method_keys,
+        .scan = method_scan,
+        .type = method_type,
+        .rename = method_rename,
+        .rename_nx = method_rename_nx,
+        .expire = method_expire,
+        .persist = method_persist,
+        .ttl = method_ttl,
+        .flush = method_flush,
+        .db_size = method_db_size,
+        .random_key = method_random_key,
+        .get = method_get,
+        .set = method_set,
+        .get_del = method_get_del,
+        .m_get = method_m_get,
+        .m_set = method_m_set,
+        .m_set_nx = method_m_set_nx,
+        .incr = method_incr,
+        .incr_float = method_incr_float,
+        .append_ = method_append,
+        .str_len = method_str_len,
+        .get_range = method_get_range,
+        .set_range = method_set_range,
+        .h_set = method_h_set,
+        .h_set_nx = method_h_set_nx,
+        .h_get = method_h_get,
+        .hm_get = method_h_m_get,
+        .h_get_all = method_h_get_all,
+        .h_del = method_h_del,
+        .h_exists = method_h_exists,
+        .h_len = method_h_len,
+        .h_keys = method_h_keys,
+        .h_vals = method_h_vals,
+        .h_incr = method_h_incr,
+        .h_incr_float = method_h_incr_float,
+        .l_push = method_l_push,
+        .r_push = method_r_push,
+        .l_push_x = method_l_push_x,
+        .r_push_x = method_r_push_x,
+        .l_pop = method_l_pop,
+        .r_pop = method_r_pop,
+        .bl_pop = method_bl_pop,
+        .br_pop = method_br_pop,
+        .l_range = method_l_range,
+        .l_len = method_l_len,
+        .l_index = method_l_index,
+        .l_set = method_l_set,
+        .l_trim = method_l_trim,
+        .l_rem = method_l_rem,
+        .l_insert = method_l_insert,
+        .l_move = method_l_move,
+        .s_add = method_s_add,
+        .s_rem = method_s_rem,
+        .s_members = method_s_members,
+        .s_is_member = method_s_is_member,
+        .s_card = method_s_card,
+        .s_pop = method_s_pop,
+        .s_rand_member = method_s_rand_member,
+};
+
+/* --- construction ----------------------------------------------------------------- */
+
+static void on_key_changed(void *userdata, const char *key, const char *event) {
+        Namespace *ns = userdata;
+        int r;
+
+        ns->hub->stats.keyspace_events++;
+        r = ch_store1_emit_key_changed(ns->hub->bus, NULL, ns->path, key, event);
+        if (r < 0)
+                log_warning_errno(r, "Failed to emit KeyChanged(%s, %s) in %s: %m", key, event, ns->name);
+}
+
+static int on_expire_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Namespace *ns = userdata;
+
+        /* bounded per turn, so a mass expiry does not stall the bus */
+        (void) store_expire_due(ns->store, hub_now_ms(ns->hub), 1000);
+        bus_store_rearm(ns);
+        return 0;
+}
+
+void bus_store_rearm(Namespace *ns) {
+        uint64_t next = store_next_deadline(ns->store), current = 0;
+        int r;
+
+        if (next == UINT64_MAX) {
+                if (ns->expire_timer)
+                        (void) sd_event_source_set_enabled(ns->expire_timer, SD_EVENT_OFF);
+                return;
+        }
+        if (!ns->expire_timer) {
+                r = sd_event_add_time(ns->hub->event, &ns->expire_timer, CLOCK_MONOTONIC, next * USEC_PER_MSEC,
+                                      USEC_PER_MSEC, on_expire_timer, ns);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to arm the expiry timer of %s: %m", ns->name);
+                return;
+        }
+        if (sd_event_source_get_time(ns->expire_timer, &current) >= 0 && current == next * USEC_PER_MSEC &&
+            sd_event_source_get_enabled(ns->expire_timer, NULL) > 0)
+                return;
+        r = sd_event_source_set_time(ns->expire_timer, next * USEC_PER_MSEC);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(ns->expire_timer, SD_EVENT_ONESHOT);
+        if (r < 0)
+                log_warning_errno(r, "Failed to arm the expiry timer of %s: %m", ns->name);
+}
+
+void bus_store_drop(Namespace *ns) {
+        while (ns->pops.first) {
+                Deferred *d = ns->pops.first;
+                PopWait *w = d->userdata;
+
+                LIST_REMOVE(by_kind, ns->pops, d);
+                store_waiter_cancel(w->waiter);
+                free(w);
+                (void) sd_bus_reply_method_errorf(d->call, "org.clusterhub.Error.NamespaceDropped",
+                                                  "Namespace '%s' was dropped.", ns->name);
+                deferred_free(d);
+        }
+        ns->expire_timer = sd_event_source_disable_unref(ns->expire_timer);
+}
+
+int bus_store_new(Namespace *ns, Store **ret) {
+        StoreLimits l = {
+                .max_key_len = ns->hub->limits.max_key_bytes,
+                .max_value_size = ns->hub->limits.max_value_bytes,
+                .max_elements = ns->hub->limits.max_elements,
+                .max_memory = ns->hub->limits.max_namespace_memory,
+        };
+        return store_new(ret, &l, &ns->hub->store_account, on_key_changed, on_served, ns);
+}

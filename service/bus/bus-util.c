@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus-util.h"
+#include "ch-errors.h"
+
+int bus_error_errno(sd_bus_error *ret_error, int error, const char *fmt, ...) {
+        _cleanup_(freep) char *msg = NULL;
+        const char *name = ch_error_name_from_errno(error);
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = vasprintf(&msg, fmt, ap);
+        va_end(ap);
+        if (r < 0)
+                return -ENOMEM;
+        if (!name)
+                name = SD_BUS_ERROR_FAILED;
+        sd_bus_error_set(ret_error, name, msg);
+        return error < 0 ? error : -error;
+}
+
+bool utf8_is_valid(const char *s) {
+        const unsigned char *p = (const unsigned char *) s;
+
+        while (*p) {
+                unsigned n, c = *p;
+                uint32_t cp;
+                if (c < 0x80) {
+                        p++;
+                        continue;
+                } else if ((c & 0xe0) == 0xc0) {
+                        n = 1, cp = c & 0x1f;
+                } else if ((c & 0xf0) == 0xe0) {
+                        n = 2, cp = c & 0x0f;
+                } else if ((c & 0xf8) == 0xf0) {
+                        n = 3, cp = c & 0x07;
+                } else
+                        return false;
+                for (unsigned i = 1; i <= n; i++) {
+                        if ((p[i] & 0xc0) != 0x80)
+                                return false;
+                        cp = (cp << 6) | (p[i] & 0x3f);
+                }
+                if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+                    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+                        return false;
+                p += n + 1;
+        }
+        return true;
+}
+
+int bus_check_name(sd_bus_error *ret_error, const char *what, const char *value, uint64_t max) {
+        size_t n = strlen(value);
+
+        if (n == 0)
+                return bus_error_errno(ret_error, -EINVAL, "The %s must not be empty.", what);
+        if (n > max)
+                return bus_error_errno(ret_error, -EINVAL, "The %s is %zu bytes long; the limit is %llu (see clusterhubd --help).",
+                                       what, n, (unsigned long long) max);
+        /* sd-bus already refuses invalid UTF-8 in 's'; this guards callers passing other strings. */
+        if (!utf8_is_valid(value))
+                return bus_error_errno(ret_error, -EINVAL, "The %s is not valid UTF-8.", what);
+        return 0;
+}
+
+static int read_option_value(sd_bus_message *m, const BusOption *o, const char *contents, sd_bus_error *ret_error) {
+        int r;
+
+        switch (o->type) {
+        case BUS_OPTION_UINT64:
+                if (streq(contents, "t"))
+                        return sd_bus_message_read_basic(m, 't', o->ptr);
+                if (streq(contents, "u")) {
+                        uint32_t v;
+                        r = sd_bus_message_read_basic(m, 'u', &v);
+                        if (r >= 0)
+                                *(uint64_t *) o->ptr = v;
+                        return r;
+                }
+                return bus_error_errno(ret_error, -EINVAL, "Option '%s' must be of type u or t, not %s.", o->name, contents);
+        case BUS_OPTION_BOOL:
+                if (streq(contents, "b")) {
+                        int b;
+                        r = sd_bus_message_read_basic(m, 'b', &b);
+                        if (r >= 0)
+                                *(bool *) o->ptr = b;
+                        return r;
+                }
+                return bus_error_errno(ret_error, -EINVAL, "Option '%s' must be of type b, not %s.", o->name, contents);
+        }
+        return -EINVAL;
+}
+
+static int unknown_option(const BusOption *table, const char *key, sd_bus_error *ret_error) {
+        char known[256] = "";
+        size_t n = 0;
+
+        for (const BusOption *o = table; o->name && n < sizeof(known); o++)
+                n += snprintf(known + n, sizeof(known) - n, "%s%s", n ? ", " : "", o->name);
+        if (!table->name)
+                return bus_error_errno(ret_error, -EINVAL, "Unknown option '%s': this call takes no options.", key);
+        return bus_error_errno(ret_error, -EINVAL, "Unknown option '%s' (known: %s).", key, known);
+}
+
+int bus_read_options(sd_bus_message *m, const BusOption *table, sd_bus_error *ret_error) {
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+                const BusOption *o;
+                const char *key, *contents;
+                char type;
+
+                r = sd_bus_message_read_basic(m, 's', &key);
+                if (r < 0)
+                        return r;
+                for (o = table; o->name && !streq(o->name, key); o++)
+                        ;
+                if (!o->name)
+                        return unknown_option(table, key, ret_error);
+                r = sd_bus_message_peek_type(m, &type, &contents);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_enter_container(m, 'v', contents);
+                if (r < 0)
+                        return r;
+                r = read_option_value(m, o, contents, ret_error);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(m);
+}

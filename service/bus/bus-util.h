@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <systemd/sd-bus.h>
+
+#include "macro.h"
+
+/* Fill RET_ERROR with the org.clusterhub.Error.* name that ERROR (a negative errno of the
+ * logic modules) maps to, and a message naming what is wrong; returns a negative errno for
+ * the handler to return.  Unknown errnos become org.freedesktop.DBus.Error.Failed. */
+int bus_error_errno(sd_bus_error *ret_error, int error, const char *fmt, ...) _printf_(3, 4);
+
+/* Validates a name argument (key, event, method, lock): non-empty, valid UTF-8, at most
+ * MAX bytes.  On failure fills RET_ERROR with InvalidArgs naming WHAT. */
+int bus_check_name(sd_bus_error *ret_error, const char *what, const char *value, uint64_t max);
+
+bool utf8_is_valid(const char *s);
+
+/* An option of a trailing a{sv}.  Integers accept u or t (and, for *_ms keys, nothing else);
+ * booleans b.  Unknown keys and wrong types are InvalidArgs naming the key. */
+typedef enum BusOptionType {
+        BUS_OPTION_UINT64,   /* uint64_t *, from u or t */
+        BUS_OPTION_BOOL,     /* bool *, from b */
+} BusOptionType;
+
+typedef struct BusOption {
+        const char *name;
+        BusOptionType type;
+        void *ptr;
+} BusOption;
+
+/* Reads the a{sv} at M's position into the options of TABLE (terminated by a NULL name). */
+int bus_read_options(sd_bus_message *m, const BusOption *table, sd_bus_error *ret_error);

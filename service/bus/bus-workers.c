@@ -1,0 +1,299 @@
+/* SPDX-License-Identifier: MIT */
+/* Bus glue of membership: Hub1.Register & co, the Worker1 objects, WorkerJoined/Left. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bus-events.h"
+#include "bus-requests.h"
+#include "bus-util.h"
+#include "bus-workers.h"
+#include "ch-hub1-server.h"
+#include "ch-worker1-server.h"
+#include "deferred.h"
+#include "log.h"
+#include "peer.h"
+#include "workers.h"
+
+#define DEFAULT_WAIT_MS 10000
+
+static char *worker_path(const char *id) {
+        char *p = NULL;
+        return asprintf(&p, "%s/%s", HUB_WORKER_PREFIX, id) < 0 ? NULL : p;
+}
+
+static uint64_t realtime_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The caller's unit: its user unit when it runs under a user manager, else its system
+ * unit (but not the user manager's own user@UID.service). */
+static void read_creds(sd_bus_message *m, Peer *p) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *c = NULL;
+        const char *unit = NULL;
+        pid_t pid = 0;
+
+        if (sd_bus_query_sender_creds(m, SD_BUS_CREDS_PID | SD_BUS_CREDS_UNIT | SD_BUS_CREDS_USER_UNIT | SD_BUS_CREDS_AUGMENT, &c) < 0)
+                return;
+        if (sd_bus_creds_get_pid(c, &pid) >= 0)
+                p->pid = pid;
+        if (sd_bus_creds_get_user_unit(c, &unit) < 0 || !unit) {
+                unit = NULL;
+                if (sd_bus_creds_get_unit(c, &unit) < 0 || (unit && strneq(unit, "user@", 5)))
+                        unit = NULL;
+        }
+        free(p->unit);
+        p->unit = unit ? strdup(unit) : NULL;
+}
+
+/* Replies to a WaitForWorkers call with the registered ids. */
+static int reply_ids(sd_bus_message *call, Hub *h) {
+        _cleanup_(freep) char **ids = calloc(workers_count(h) + 1, sizeof(char *));
+        size_t n = 0;
+        Peer *p;
+
+        if (!ids)
+                return -ENOMEM;
+        LIST_FOREACH(workers, p, h->worker_list)
+                ids[n++] = p->id;
+        return ch_hub1_reply_wait_for_workers(call, ids);
+}
+
+static void wait_reply_ready(Hub *h) {
+        Deferred *d, *next;
+
+        for (d = h->worker_waits.first; d; d = next) {
+                next = d->by_kind_next;
+                if (workers_count(h) < (size_t) (uintptr_t) d->userdata)
+                        continue;
+                LIST_REMOVE(by_kind, h->worker_waits, d);
+                (void) reply_ids(d->call, h);
+                deferred_free(d);
+        }
+}
+
+static void wait_ended(Deferred *d, DeferredEnd why) {
+        Hub *h = d->hub;
+
+        LIST_REMOVE(by_kind, h->worker_waits, d);
+        if (why == DEFERRED_TIMEOUT)
+                (void) sd_bus_reply_method_errorf(d->call, "org.clusterhub.Error.Timeout",
+                                                  "%zu of %zu workers registered before the timeout.",
+                                                  workers_count(h), (size_t) (uintptr_t) d->userdata);
+}
+
+int bus_workers_register_method(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *id) {
+        static const BusOption no_options[] = { {} };
+        Hub *h = userdata;
+        _cleanup_(freep) char *derived = NULL, *path = NULL;
+        Peer *p;
+        int r;
+
+        r = bus_read_options(m, no_options, ret_error);
+        if (r < 0)
+                return r;
+        if (*id && !worker_id_is_valid(id))
+                return bus_error_errno(ret_error, -EINVAL, "'%s' is not a worker id: 1 to %d characters of [A-Za-z0-9_].",
+                                       id, WORKER_ID_MAX);
+        r = peer_get_or_new(h, m, &p);
+        if (r < 0)
+                return r;
+        if (!*id) {
+                read_creds(m, p);
+                r = worker_id_derive(p->unit, p->unique_name, &derived);
+                if (r < 0)
+                        return bus_error_errno(ret_error, r, "Cannot derive a worker id for %s.", p->unique_name);
+                id = derived;
+        }
+        path = worker_path(id);
+        if (!path)
+                return -ENOMEM;
+        r = workers_add(h, p, id);
+        if (r == -EALREADY)
+                return ch_hub1_reply_register(m, path);
+        if (r == -EADDRINUSE)
+                return bus_error_errno(ret_error, r, "Worker id '%s' is in use by %s (pid %u).",
+                                       id, workers_find(h, id)->unique_name, (unsigned) workers_find(h, id)->pid);
+        if (r == -EBUSY)
+                return bus_error_errno(ret_error, -EINVAL, "This connection is already worker '%s'; Unregister first.", p->id);
+        if (r < 0)
+                return r;
+        if (!p->pid || !p->unit)
+                read_creds(m, p);
+        p->since_ms = realtime_ms();
+        p->lock_owner.description = p->id;
+
+        log_info("Worker %s joined (%s, pid %u%s%s).", id, p->unique_name, (unsigned) p->pid,
+                 p->unit ? ", " : "", p->unit ? p->unit : "");
+        r = ch_hub1_reply_register(m, path);
+        (void) ch_hub1_emit_worker_joined(h->bus, NULL, HUB_PATH, id, p->unique_name);
+        (void) sd_bus_emit_object_added(h->bus, path);
+        bus_events_worker_joined(p);
+        bus_requests_worker_ready(p);
+        wait_reply_ready(h);
+        return r;
+}
+
+void bus_workers_left(Peer *p, const char *reason) {
+        Hub *h = p->hub;
+        _cleanup_(freep) char *path = worker_path(p->id), *id = strdup(p->id);
+
+        if (!path || !id)
+                return;
+        (void) sd_bus_emit_object_removed(h->bus, path);
+        workers_remove(h, p);
+        p->lock_owner.description = p->unique_name;
+        log_info("Worker %s left (%s).", id, reason);
+        (void) ch_hub1_emit_worker_left(h->bus, NULL, HUB_PATH, id, reason);
+}
+
+int bus_workers_unregister_method(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Hub *h = userdata;
+        Peer *p = peer_find(h, sd_bus_message_get_sender(m));
+
+        if (!p || !p->id)
+                return bus_error_errno(ret_error, -ENOLINK, "%s is not a registered worker.", sd_bus_message_get_sender(m));
+        bus_workers_left(p, "unregistered");
+        return ch_hub1_reply_unregister(m);
+}
+
+static int append_worker_row(sd_bus_message *reply, Peer *p) {
+        uint32_t pid = p->pid;
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'r', "ssua{sv}");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(reply, "ssu", p->id, p->unique_name, pid);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(reply, "a{sv}", 2, "unit", "s", p->unit ? p->unit : "", "since_ms", "t", p->since_ms);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
+}
+
+static int append_workers(sd_bus_message *reply, void *userdata) {
+        Hub *h = userdata;
+        Peer *p;
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "(ssua{sv})");
+        if (r < 0)
+                return r;
+        LIST_FOREACH(workers, p, h->worker_list) {
+                r = append_worker_row(reply, p);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(reply);
+}
+
+int bus_workers_list_method(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        return ch_hub1_reply_list_workers(m, append_workers, userdata);
+}
+
+int bus_workers_wait_method(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, uint32_t count, uint32_t timeout_ms) {
+        Hub *h = userdata;
+        Deferred *d;
+        Peer *p;
+        int r;
+
+        if (workers_count(h) >= count)
+                return reply_ids(m, h);
+        r = peer_get_or_new(h, m, &p);
+        if (r < 0)
+                return r;
+        r = deferred_new(h, m, p, timeout_ms ? timeout_ms : DEFAULT_WAIT_MS, wait_ended, (void *) (uintptr_t) count, &d);
+        if (r < 0)
+                return r;
+        LIST_APPEND(by_kind, h->worker_waits, d);
+        return 1;
+}
+
+/* --- Worker1 objects -------------------------------------------------------------------- */
+
+static int worker_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
+                       sd_bus_error *ret_error) {
+        Hub *h = userdata;
+        const char *id;
+        Peer *p;
+
+        if (!strneq(path, HUB_WORKER_PREFIX "/", strlen(HUB_WORKER_PREFIX "/")))
+                return 0;
+        id = path + strlen(HUB_WORKER_PREFIX "/");
+        p = workers_find(h, id);
+        if (!p)
+                return 0;
+        *found = p;
+        return 1;
+}
+
+static int worker_enumerate(sd_bus *bus, const char *prefix, void *userdata, char ***ret_nodes, sd_bus_error *ret_error) {
+        Hub *h = userdata;
+        char **nodes = calloc(workers_count(h) + 1, sizeof(char *));
+        size_t n = 0;
+        Peer *p;
+
+        if (!nodes)
+                return -ENOMEM;
+        LIST_FOREACH(workers, p, h->worker_list) {
+                nodes[n] = worker_path(p->id);
+                if (!nodes[n]) {
+                        while (n > 0)
+                                free(nodes[--n]);
+                        free(nodes);
+                        return -ENOMEM;
+                }
+                n++;
+        }
+        *ret_nodes = nodes;
+        return 0;
+}
+
+static int prop_id(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Peer *p = userdata;
+        return sd_bus_message_append_basic(reply, 's', p->id);
+}
+
+static int prop_unique_name(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Peer *p = userdata;
+        return sd_bus_message_append_basic(reply, 's', p->unique_name);
+}
+
+static int prop_pid(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Peer *p = userdata;
+        uint32_t pid = p->pid;
+        return sd_bus_message_append_basic(reply, 'u', &pid);
+}
+
+static int prop_unit(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Peer *p = userdata;
+        return sd_bus_message_append_basic(reply, 's', p->unit ? p->unit : "");
+}
+
+static int prop_since(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        Peer *p = userdata;
+        return sd_bus_message_append_basic(reply, 't', &p->since_ms);
+}
+
+static const ChWorker1Handlers worker1_handlers = {
+        .prop_id = prop_id,
+        .prop_unique_name = prop_unique_name,
+        .prop_pid = prop_pid,
+        .prop_unit = prop_unit,
+        .prop_since = prop_since,
+};
+
+int bus_workers_setup(Hub *h) {
+        int r;
+
+        r = ch_worker1_add_fallback(h->bus, NULL, HUB_WORKER_PREFIX, &worker1_handlers, worker_find, h);
+        if (r < 0)
+                return r;
+        return sd_bus_add_node_enumerator(h->bus, NULL, HUB_WORKER_PREFIX, worker_enumerate, h);
+}

@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include "ch-hub1-server.h"
+#include "hub.h"
+
+typedef struct Peer Peer;
+
+/* Hub1 membership methods (Register, Unregister, ListWorkers, WaitForWorkers); userdata Hub. */
+int bus_workers_register_method(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *id);
+int bus_workers_unregister_method(sd_bus_message *m, void *userdata, sd_bus_error *ret_error);
+int bus_workers_list_method(sd_bus_message *m, void *userdata, sd_bus_error *ret_error);
+int bus_workers_wait_method(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, uint32_t count, uint32_t timeout_ms);
+
+/* Worker objects below /org/clusterhub/Hub1/worker. */
+int bus_workers_setup(Hub *h);
+
+/* P (a worker) is gone: announce it and remove it. */
+void bus_workers_left(Peer *p, const char *reason);

@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+
+#include "bus/bus-events.h"
+#include "bus/bus-hub.h"
+#include "bus/bus-locks.h"
+#include "deferred.h"
+#include "peer.h"
+#include "ch-errors.h"
+#include "config.h"
+#include "hub.h"
+#include "log.h"
+#include "macro.h"
+#include "namespace.h"
+#include "store.h"
+
+uint64_t hub_now_ms(Hub *h) {
+        uint64_t usec = 0;
+        sd_event_now(h->event, CLOCK_MONOTONIC, &usec);
+        return usec / USEC_PER_MSEC;
+}
+
+int hub_new(Hub **ret) {
+        _cleanup_(hub_freep) Hub *h = NULL;
+
+        h = calloc(1, sizeof(Hub));
+        if (!h)
+                return -ENOMEM;
+        limits_init_default(&h->limits);
+        h->namespaces = hashmap_new();
+        h->peers = hashmap_new();
+        h->workers = hashmap_new();
+        h->worker_queues = hashmap_new();
+        if (!h->namespaces || !h->peers || !h->workers || !h->worker_queues)
+                return -ENOMEM;
+        *ret = TAKE_PTR(h);
+        return 0;
+}
+
+Hub *hub_free(Hub *h) {
+        Namespace *ns;
+        Peer *p;
+        size_t i = 0;
+
+        if (!h)
+                return NULL;
+        bus_events_shutdown(h);
+        /* peers first: they release their locks and pending calls */
+        while (i = 0, hashmap_iterate(h->peers, &i, (void **) &p, NULL))
+                peer_free(p, "hub exiting");
+        i = 0;
+        while (hashmap_iterate(h->namespaces, &i, (void **) &ns, NULL))
+                namespace_free(ns);
+        bus_locks_shutdown(h);
+        deferred_shutdown(h);
+        hashmap_free(h->namespaces);
+        hashmap_free(h->peers);
+        hashmap_free(h->workers);
+        hashmap_free(h->worker_queues);
+        sd_bus_flush_close_unref(h->bus);
+        sd_event_unref(h->event);
+        free(h->address);
+        free(h);
+        return NULL;
+}
+
+static int open_bus(Hub *h, sd_bus **ret) {
+        _cleanup_(sd_bus_unrefp) sd_bus *bus = NULL;
+        int r;
+
+        switch (h->bus_kind) {
+        case BUS_USER:
+                return sd_bus_open_user_with_description(ret, "clusterhub");
+        case BUS_SYSTEM:
+                return sd_bus_open_system_with_description(ret, "clusterhub");
+        case BUS_ADDRESS:
+                r = sd_bus_new(&bus);
+                if (r < 0)
+                        return r;
+                r = sd_bus_set_address(bus, h->address);
+                if (r < 0)
+                        return r;
+                r = sd_bus_set_bus_client(bus, true);
+                if (r < 0)
+                        return r;
+                r = sd_bus_negotiate_creds(bus, true, SD_BUS_CREDS_PID | SD_BUS_CREDS_UID | SD_BUS_CREDS_UNIQUE_NAME);
+                if (r < 0)
+                        return r;
+                r = sd_bus_start(bus);
+                if (r < 0)
+                        return r;
+                *ret = TAKE_PTR(bus);
+                return 0;
+        }
+        return -EINVAL;
+}
+
+static const char *bus_description(const Hub *h) {
+        switch (h->bus_kind) {
+        case BUS_USER:
+                return "the user bus";
+        case BUS_SYSTEM:
+                return "the system bus";
+        default:
+                return h->address;
+        }
+}
+
+int hub_connect(Hub *h) {
+        int r;
+
+        r = sd_event_default(&h->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to allocate the event loop: %m");
+        (void) sd_event_set_watchdog(h->event, true);
+        h->started_usec = 0;
+        (void) sd_event_now(h->event, CLOCK_MONOTONIC, &h->started_usec);
+
+        h->store_account.limit = h->limits.max_memory;
+        r = deferred_setup(h);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up deadlines: %m");
+        r = bus_locks_setup(h);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up locks: %m");
+
+        r = open_bus(h, &h->bus);
+        if (r < 0)
+                return log_error_errno(r, "Failed to connect to %s: %m%s", bus_description(h),
+                                       h->bus_kind == BUS_USER ? " (no session bus? start one, or use --address=)" : "");
+        r = sd_bus_error_add_map(ch_error_map);
+        if (r < 0)
+                return log_error_errno(r, "Failed to register the error map: %m");
+        r = sd_bus_attach_event(h->bus, h->event, SD_EVENT_PRIORITY_NORMAL);
+        if (r < 0)
+                return log_error_errno(r, "Failed to attach the bus to the event loop: %m");
+        r = sd_bus_set_exit_on_disconnect(h->bus, true);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set exit-on-disconnect: %m");
+
+        r = bus_hub_register(h);
+        if (r < 0)
+                return log_error_errno(r, "Failed to register the objects: %m");
+
+        r = sd_bus_request_name(h->bus, HUB_BUS_NAME, 0);
+        if (r == -EEXIST)
+                return log_error_errno(r, "The name %s is already owned on %s: another hub is running there.",
+                                       HUB_BUS_NAME, bus_description(h));
+        if (r < 0)
+                return log_error_errno(r, "Failed to own the name %s on %s: %m", HUB_BUS_NAME, bus_description(h));
+        return 0;
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Hub *h = userdata;
+
+        log_info("Received %s, exiting.", si->ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+        (void) sd_notify(false, "STOPPING=1");
+        return sd_event_exit(h->event, 0);
+}
+
+int hub_run(Hub *h) {
+        sigset_t mask;
+        int r;
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return log_error_errno(-errno, "Failed to block signals: %m");
+        r = sd_event_add_signal(h->event, NULL, SIGTERM, on_signal, h);
+        if (r >= 0)
+                r = sd_event_add_signal(h->event, NULL, SIGINT, on_signal, h);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch signals: %m");
+
+        log_info("clusterhubd %s serving %s on %s.", PACKAGE_VERSION, HUB_BUS_NAME, bus_description(h));
+        (void) sd_notifyf(false, "READY=1\nSTATUS=Serving %s on %s", HUB_BUS_NAME, bus_description(h));
+
+        r = sd_event_loop(h->event);
+        if (r < 0)
+                return log_error_errno(r, "Event loop failed: %m");
+        return r;
+}

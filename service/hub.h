@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "hashmap.h"
+#include "list.h"
+#include "limits.h"
+#include "store.h"
+
+#define HUB_BUS_NAME "org.clusterhub.Hub1"
+#define HUB_PATH "/org/clusterhub/Hub1"
+#define HUB_NS_PREFIX "/org/clusterhub/Hub1/ns"
+#define HUB_WORKER_PREFIX "/org/clusterhub/Hub1/worker"
+#define HUB_DEFAULT_NAMESPACE "default"
+
+typedef struct Namespace Namespace;
+struct Deferred;
+struct Peer;
+
+typedef enum BusKind {
+        BUS_USER,
+        BUS_SYSTEM,
+        BUS_ADDRESS,
+} BusKind;
+
+typedef struct HubStats {
+        uint64_t keyspace_events;
+        uint64_t events_emitted;
+        uint64_t events_queued;
+        uint64_t events_dropped;
+        uint64_t workers_joined;
+        uint64_t workers_left;
+} HubStats;
+
+typedef struct LockHub LockHub;
+
+/* The one context of the daemon. */
+typedef struct Hub {
+        sd_event *event;
+        sd_bus *bus;
+        BusKind bus_kind;
+        char *address;
+
+        Limits limits;
+        Hashmap *namespaces;      /* name -> Namespace */
+        Hashmap *peers;           /* unique name -> Peer (callers holding state) */
+        Hashmap *workers;         /* worker id -> Peer */
+        LIST_HEAD(struct Peer) worker_list; /* the same, in order of registration */
+        Hashmap *worker_queues;   /* worker id -> queued EmitTo/Request for an id not registered yet */
+        StoreAccount store_account; /* store memory of every namespace together */
+        LockHub *lock_hub;        /* lock tokens and lease deadlines of every namespace */
+        sd_event_source *lock_timer;
+
+        void *deferred_heap;      /* every pending call's deadline (deferred.c) */
+        size_t n_deferred;
+        LIST_HEAD(struct Deferred) worker_waits; /* WaitForWorkers calls */
+
+        uint64_t started_usec;    /* CLOCK_MONOTONIC */
+        HubStats stats;
+} Hub;
+
+int hub_new(Hub **ret);
+Hub *hub_free(Hub *h);
+int hub_connect(Hub *h);
+int hub_run(Hub *h);
+uint64_t hub_now_ms(Hub *h);
+
+static inline void hub_freep(Hub **h) {
+        if (*h)
+                hub_free(*h);
+}

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Every limit of the hub, in one place: the defaults, the command-line option that changes
+ * each, and its help text come from LIMITS_TABLE, so --help and the README cannot drift. */
+
+typedef struct Limits {
+        uint64_t max_key_bytes;
+        uint64_t max_value_bytes;
+        uint64_t max_elements;
+        uint64_t max_namespace_memory;
+        uint64_t max_memory;
+        uint64_t max_namespaces;
+        uint64_t max_name_bytes;
+        uint64_t max_reply_items;
+        uint64_t max_queued_per_worker;
+        uint64_t max_queue_age_ms;
+        uint64_t max_pending_per_peer;
+} Limits;
+
+/* X(field, option, default, help) */
+#define LIMITS_TABLE(X)                                                                                     \
+        X(max_key_bytes, "max-key-bytes", 512, "longest key, hash field or set member, in bytes")          \
+        X(max_value_bytes, "max-value-bytes", 1024 * 1024, "largest stored value, in bytes")               \
+        X(max_elements, "max-elements", 1000000, "most elements in one hash, list or set")                 \
+        X(max_namespace_memory, "max-namespace-memory", UINT64_C(1) << 30, "store bytes per namespace")    \
+        X(max_memory, "max-memory", UINT64_C(4) << 30, "store bytes of the whole hub")                     \
+        X(max_namespaces, "max-namespaces", 1024, "most namespaces")                                       \
+        X(max_name_bytes, "max-name-bytes", 255, "longest event, method, lock or namespace name")          \
+        X(max_reply_items, "max-reply-items", 1000000, "most items in one reply (Keys, LRange, ...)")            \
+        X(max_queued_per_worker, "max-queued-per-worker", 256, "EmitTo messages queued for one absent worker")   \
+        X(max_queue_age_ms, "max-queue-age-ms", 30000, "how long EmitTo waits for an absent worker, ms")     \
+        X(max_pending_per_peer, "max-pending-per-peer", 4096, "calls one connection may have waiting")
+
+void limits_init_default(Limits *l);

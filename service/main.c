@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "config.h"
+#include "hub.h"
+#include "log.h"
+#include "macro.h"
+
+enum {
+        ARG_VERSION = 0x100,
+        ARG_USER,
+        ARG_SYSTEM,
+        ARG_ADDRESS,
+        ARG_LIMIT_FIRST, /* one option per entry of LIMITS_TABLE follows */
+};
+
+enum {
+#define X(field, option, def, text) LIMIT_##field,
+        LIMITS_TABLE(X)
+#undef X
+        _LIMIT_MAX,
+};
+
+static const char *const limit_option[_LIMIT_MAX] = {
+#define X(field, option, def, text) [LIMIT_##field] = option,
+        LIMITS_TABLE(X)
+#undef X
+};
+
+static void help(void) {
+        printf("clusterhubd [OPTIONS...]\n\n"
+               "The clusterhub D-Bus hub: events, requests, a redis-like store and locks for\n"
+               "the processes of a cluster, served as %s on a D-Bus bus.\n\n"
+               "  -h --help              Show this help\n"
+               "     --version           Show the version\n"
+               "     --user              Serve on the user (session) bus (default)\n"
+               "     --system            Serve on the system bus\n"
+               "     --address=ADDRESS   Serve on the bus at ADDRESS (e.g. unix:path=/run/x)\n"
+               "\nLimits (past one, a call fails with org.clusterhub.Error.LimitExceeded):\n",
+               HUB_BUS_NAME);
+#define X(field, option, def, text) printf("     --%-20s %s (default %" PRIu64 ")\n", option "=N", text, (uint64_t) (def));
+        LIMITS_TABLE(X)
+#undef X
+        printf("\nEnvironment: CLUSTERHUB_LOG_LEVEL=debug for debug logging.\n"
+               "See clusterhubd(8) and README.md.\n");
+}
+
+static int parse_limit(const char *option, const char *value, uint64_t *ret) {
+        char *end = NULL;
+        unsigned long long v;
+
+        errno = 0;
+        v = strtoull(value, &end, 10);
+        if (errno != 0 || !end || *end || end == value || value[0] == '-') {
+                log_error("Invalid value for --%s: '%s' (a whole number is needed).", option, value);
+                return -EINVAL;
+        }
+        *ret = v;
+        return 0;
+}
+
+static int parse_argv(Hub *h, int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "user", no_argument, NULL, ARG_USER },
+                { "system", no_argument, NULL, ARG_SYSTEM },
+                { "address", required_argument, NULL, ARG_ADDRESS },
+#define X(field, option, def, text) { option, required_argument, NULL, ARG_LIMIT_FIRST + LIMIT_##field },
+                LIMITS_TABLE(X)
+#undef X
+                {}
+        };
+        uint64_t *limit_fields[_LIMIT_MAX] = {
+#define X(field, option, def, text) [LIMIT_##field] = &h->limits.field,
+                LIMITS_TABLE(X)
+#undef X
+        };
+        int c;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("clusterhubd %s\n", PACKAGE_VERSION);
+                        return 0;
+                case ARG_USER:
+                        h->bus_kind = BUS_USER;
+                        break;
+                case ARG_SYSTEM:
+                        h->bus_kind = BUS_SYSTEM;
+                        break;
+                case ARG_ADDRESS:
+                        free(h->address);
+                        h->address = strdup(optarg);
+                        if (!h->address)
+                                return log_error_errno(-ENOMEM, "Out of memory.");
+                        h->bus_kind = BUS_ADDRESS;
+                        break;
+                case '?':
+                        return -EINVAL;
+                default: {
+                        int i = c - ARG_LIMIT_FIRST;
+                        if (i < 0 || i >= _LIMIT_MAX)
+                                return -EINVAL;
+                        if (parse_limit(limit_option[i], optarg, limit_fields[i]) < 0)
+                                return -EINVAL;
+                }
+                }
+        if (optind < argc) {
+                log_error("Unexpected argument '%s'; see --help.", argv[optind]);
+                return -EINVAL;
+        }
+        return 1;
+}
+
+int main(int argc, char *argv[]) {
+        _cleanup_(hub_freep) Hub *h = NULL;
+        int r;
+
+        log_setup();
+        r = hub_new(&h);
+        if (r < 0) {
+                log_error_errno(r, "Out of memory.");
+                return EXIT_FAILURE;
+        }
+        r = parse_argv(h, argc, argv);
+        if (r <= 0)
+                return r < 0 ? 2 : EXIT_SUCCESS;
+        r = hub_connect(h);
+        if (r < 0)
+                return EXIT_FAILURE;
+        r = hub_run(h);
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

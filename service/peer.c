@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus/bus-locks.h"
+#include "bus/bus-requests.h"
+#include "deferred.h"
+#include "log.h"
+#include "peer.h"
+#include "workers.h"
+
+const char *peer_origin(const Peer *p) {
+        return p->id ? p->id : p->unique_name;
+}
+
+Peer *peer_find(Hub *h, const char *unique_name) {
+        return hashmap_get(h->peers, unique_name);
+}
+
+static int on_track_empty(sd_bus_track *track, void *userdata) {
+        Peer *p = userdata;
+
+        log_debug("Peer %s disconnected.", p->unique_name);
+        peer_free(p, "disconnected");
+        return 0;
+}
+
+void peer_free(Peer *p, const char *reason) {
+        if (!p)
+                return;
+        /* calls it is waiting on can no longer be answered */
+        while (p->deferred.first)
+                deferred_end(p->deferred.first, DEFERRED_CALLER_GONE);
+        bus_requests_peer_gone(p);
+        workers_peer_gone(p, reason);
+        lock_owner_release_all(&p->lock_owner);
+        bus_locks_rearm(p->hub);
+        hashmap_remove(p->hub->peers, p->unique_name);
+        sd_bus_track_unref(p->track);
+        free(p->unit);
+        free(p->id);
+        free(p->unique_name);
+        free(p);
+}
+
+int peer_get_or_new(Hub *h, sd_bus_message *m, Peer **ret) {
+        const char *sender = sd_bus_message_get_sender(m);
+        Peer *p;
+        int r;
+
+        if (!sender)
+                return -ENXIO;
+        p = peer_find(h, sender);
+        if (p) {
+                *ret = p;
+                return 0;
+        }
+        p = calloc(1, sizeof(Peer));
+        if (!p)
+                return -ENOMEM;
+        p->hub = h;
+        p->unique_name = strdup(sender);
+        if (!p->unique_name) {
+                free(p);
+                return -ENOMEM;
+        }
+        lock_owner_init(&p->lock_owner, p->unique_name);
+        p->server.server = p;
+        r = sd_bus_track_new(h->bus, &p->track, on_track_empty, p);
+        if (r >= 0)
+                r = sd_bus_track_add_sender(p->track, m);
+        if (r >= 0)
+                r = hashmap_put(h->peers, p->unique_name, p);
+        if (r < 0) {
+                sd_bus_track_unref(p->track);
+                free(p->unique_name);
+                free(p);
+                return r;
+        }
+        *ret = p;
+        return 0;
+}

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus/bus-workers.h"
+#include "macro.h"
+#include "peer.h"
+#include "workers.h"
+
+bool worker_id_is_valid(const char *id) {
+        size_t n = strlen(id);
+
+        if (n == 0 || n > WORKER_ID_MAX)
+                return false;
+        for (const char *p = id; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_'))
+                        return false;
+        return true;
+}
+
+/* "name@instance.service" -> "instance" */
+static char *unit_instance(const char *unit) {
+        const char *at = unit ? strchr(unit, '@') : NULL, *dot;
+
+        if (!at)
+                return NULL;
+        dot = strrchr(at, '.');
+        if (!dot || dot == at + 1)
+                return NULL;
+        return strndup(at + 1, dot - at - 1);
+}
+
+int worker_id_derive(const char *unit, const char *unique_name, char **ret) {
+        char *id = unit_instance(unit);
+
+        if (id && worker_id_is_valid(id)) {
+                *ret = id;
+                return 0;
+        }
+        free(id);
+        if (!unique_name || asprintf(&id, "bus_%s", unique_name + (unique_name[0] == ':')) < 0)
+                return -ENOMEM;
+        for (char *p = id; *p; p++)
+                if (*p == '.' || *p == '-')
+                        *p = '_';
+        if (!worker_id_is_valid(id)) {
+                free(id);
+                return -EINVAL;
+        }
+        *ret = id;
+        return 0;
+}
+
+Peer *workers_find(Hub *h, const char *id) {
+        return hashmap_get(h->workers, id);
+}
+
+size_t workers_count(const Hub *h) {
+        return hashmap_size(h->workers);
+}
+
+int workers_add(Hub *h, Peer *p, const char *id) {
+        Peer *holder = workers_find(h, id);
+        char *copy;
+        int r;
+
+        if (holder == p)
+                return -EALREADY;
+        if (holder)
+                return -EADDRINUSE;
+        if (p->id)
+                return -EBUSY;
+        copy = strdup(id);
+        if (!copy)
+                return -ENOMEM;
+        r = hashmap_put(h->workers, copy, p);
+        if (r < 0) {
+                free(copy);
+                return r;
+        }
+        p->id = copy;
+        LIST_APPEND(workers, h->worker_list, p);
+        h->stats.workers_joined++;
+        return 0;
+}
+
+bool workers_remove(Hub *h, Peer *p) {
+        if (!p->id)
+                return false;
+        hashmap_remove(h->workers, p->id);
+        LIST_REMOVE(workers, h->worker_list, p);
+        p->id = mfree(p->id);
+        h->stats.workers_left++;
+        return true;
+}
+
+void workers_peer_gone(Peer *p, const char *reason) {
+        if (p->id)
+                bus_workers_left(p, reason);
+}

@@ -1,0 +1,393 @@
+/* SPDX-License-Identifier: MIT */
+/* Workers and events against the real clusterhubd on private buses: registration, worker
+ * objects, Emit filtered by the bus (arg0, arg0namespace), namespaces, EmitTo with its queue,
+ * death of a worker.  Worker processes are this binary re-executed with --worker. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "clusterhub/clusterhub.h"
+#include "harness.h"
+
+static const char *self_path;
+
+/* ---- the worker process ---------------------------------------------------------------- */
+
+static int on_event(sd_bus_message *m, void *userdata, const char *event, const char *origin) {
+        const char *payload = "";
+        (void) sd_bus_message_read(m, "v", "s", &payload);
+        printf("%s %s %s %s\n", sd_bus_message_get_path(m) + strlen(CH_NAMESPACE_PATH_PREFIX), event, origin, payload);
+        fflush(stdout);
+        if (g_str_equal(event, "quit"))
+                exit(EXIT_SUCCESS);
+        return 0;
+}
+
+/* --worker ADDRESS ID NAMESPACE SPEC...: SPEC "=E" matches arg0 E, "~F" arg0namespace F. */
+static int worker_main(int argc, char *argv[]) {
+        sd_bus *bus = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        char *path = NULL;
+        g_autofree char *ns_path = g_strconcat(CH_NAMESPACE_PATH_PREFIX, argv[4], NULL);
+        int r;
+
+        r = th_connect(&bus, argv[2]);
+        if (r < 0)
+                return 2;
+        for (int i = 5; i < argc; i++) {
+                const char *spec = argv[i];
+                r = ch_events1_match_event(bus, NULL, NULL, ns_path, spec[0] == '=' ? spec + 1 : NULL,
+                                           spec[0] == '~' ? spec + 1 : NULL, on_event, NULL);
+                if (r < 0)
+                        return 3;
+        }
+        r = ch_events1_match_event(bus, NULL, NULL, ns_path, "quit", NULL, on_event, NULL);
+        if (r < 0)
+                return 3;
+        r = ch_hub1_call_register(bus, CH_BUS_NAME, CH_HUB_PATH, argv[3], NULL, NULL, &path, &e);
+        if (r < 0) {
+                fprintf(stderr, "Register: %s\n", e.message);
+                return 4;
+        }
+        printf("registered %s\n", path);
+        fflush(stdout);
+        for (;;) {
+                r = sd_bus_process(bus, NULL);
+                if (r < 0)
+                        return 5;
+                if (r == 0 && sd_bus_wait(bus, UINT64_MAX) < 0)
+                        return 6;
+        }
+}
+
+/* ---- helpers of the test process ------------------------------------------------------- */
+
+typedef struct Worker {
+        ThProc proc;
+        int out;
+} Worker;
+
+static void spawn_worker(Worker *w, const char *address, const char *id, const char *ns, const char *const *specs) {
+        GPtrArray *argv = g_ptr_array_new();
+        int fds[2];
+
+        g_ptr_array_add(argv, (char *) self_path);
+        g_ptr_array_add(argv, "--worker");
+        g_ptr_array_add(argv, (char *) address);
+        g_ptr_array_add(argv, (char *) id);
+        g_ptr_array_add(argv, (char *) ns);
+        for (size_t i = 0; specs && specs[i]; i++)
+                g_ptr_array_add(argv, (char *) specs[i]);
+        g_ptr_array_add(argv, NULL);
+        g_assert_cmpint(pipe2(fds, O_CLOEXEC), ==, 0);
+        w->proc = (ThProc) TH_PROC_NULL;
+        g_assert_cmpint(th_spawn(&w->proc, (const char *const *) argv->pdata, NULL, fds[1], -1), >, 0);
+        close(fds[1]);
+        w->out = fds[0];
+        g_ptr_array_free(argv, TRUE);
+}
+
+/* Reads the worker's output until it exits (bounded by the caller's timeouts). */
+static char *collect(Worker *w) {
+        GString *s = g_string_new(NULL);
+        char buf[4096];
+        ssize_t n;
+
+        while ((n = read(w->out, buf, sizeof(buf))) > 0)
+                g_string_append_len(s, buf, n);
+        close(w->out);
+        g_assert_true(th_proc_wait(&w->proc, 10000, NULL));
+        th_proc_clear(&w->proc);
+        return g_string_free(s, FALSE);
+}
+
+static int append_s(sd_bus_message *m, void *userdata) {
+        return sd_bus_message_append(m, "v", "s", (const char *) userdata);
+}
+
+static void emit(sd_bus *bus, const char *ns, const char *event, const char *payload) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        g_autofree char *path = g_strconcat(CH_NAMESPACE_PATH_PREFIX, ns, NULL);
+        int r = ch_events1_call_emit(bus, CH_BUS_NAME, path, event, append_s, (void *) payload, &e);
+        if (r < 0)
+                g_error("Emit(%s): %s", event, e.message);
+}
+
+static void emit_to(sd_bus *bus, const char *ns, const char *worker, const char *event, const char *payload) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        g_autofree char *path = g_strconcat(CH_NAMESPACE_PATH_PREFIX, ns, NULL);
+        int r = ch_events1_call_emit_to(bus, CH_BUS_NAME, path, worker, event, append_s, (void *) payload, &e);
+        if (r < 0)
+                g_error("EmitTo(%s, %s): %s", worker, event, e.message);
+}
+
+static void wait_workers(sd_bus *bus, uint32_t n) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        char **ids = NULL;
+        int r = ch_hub1_call_wait_for_workers(bus, CH_BUS_NAME, CH_HUB_PATH, n, 10000, &ids, &e);
+        if (r < 0)
+                g_error("WaitForWorkers(%u): %s", n, e.message);
+        g_assert_cmpuint(g_strv_length(ids), >=, n);
+        g_strfreev(ids);
+}
+
+/* ---- tests ------------------------------------------------------------------------------ */
+
+/* Five workers with different subscriptions; each receives exactly its events, in order,
+ * none twice, none of another namespace. */
+static void test_filtering(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        const char *s1[] = { "=jobs.a", NULL }, *s2[] = { "=jobs.b", NULL }, *s3[] = { "=jobs.a", "=jobs.b", NULL };
+        const char *s4[] = { "~jobs", NULL }, *s5[] = { "=jobs.a", NULL };
+        Worker w[5];
+        GString *want[5];
+        const char *events[] = { "jobs.a", "jobs.b", "jobs.c", "jobsx", "other.a", "jobs.a.deep" };
+
+        spawn_worker(&w[0], f->bus.address, "w1", "default", s1);
+        spawn_worker(&w[1], f->bus.address, "w2", "default", s2);
+        spawn_worker(&w[2], f->bus.address, "w3", "default", s3);
+        spawn_worker(&w[3], f->bus.address, "w4", "default", s4);
+        spawn_worker(&w[4], f->bus.address, "w5", "other", s5);
+        wait_workers(f->client, 5);
+        for (int i = 0; i < 5; i++)
+                want[i] = g_string_new(NULL);
+        for (int k = 0; k < 60; k++) {
+                const char *ev = events[k % G_N_ELEMENTS(events)];
+                g_autofree char *payload = g_strdup_printf("%d", k);
+                emit(f->client, "default", ev, payload);
+                const char *origin = NULL;
+                g_assert_cmpint(sd_bus_get_unique_name(f->client, &origin), >=, 0);
+                g_autofree char *expect = g_strdup_printf("default %s %s %s\n", ev, origin, payload);
+                if (g_str_equal(ev, "jobs.a"))
+                        g_string_append(want[0], expect), g_string_append(want[2], expect);
+                if (g_str_equal(ev, "jobs.b"))
+                        g_string_append(want[1], expect), g_string_append(want[2], expect);
+                if (g_str_has_prefix(ev, "jobs.") || g_str_equal(ev, "jobs"))
+                        g_string_append(want[3], expect);
+        }
+        /* the same event name in another namespace reaches only that namespace */
+        emit(f->client, "other", "jobs.a", "elsewhere");
+        const char *origin = NULL;
+        g_assert_cmpint(sd_bus_get_unique_name(f->client, &origin), >=, 0);
+        g_string_append_printf(want[4], "other jobs.a %s elsewhere\n", origin);
+        for (int i = 0; i < 5; i++) {
+                g_autofree char *id = g_strdup_printf("w%d", i + 1);
+                emit_to(f->client, i == 4 ? "other" : "default", id, "quit", "bye");
+                g_string_append_printf(want[i], "%s quit %s bye\n", i == 4 ? "other" : "default", origin);
+        }
+        for (int i = 0; i < 5; i++) {
+                g_autofree char *got = collect(&w[i]);
+                g_autofree char *registered = g_strdup_printf("registered /org/clusterhub/Hub1/worker/w%d\n", i + 1);
+                g_assert_true(g_str_has_prefix(got, registered));
+                g_assert_cmpstr(got + strlen(registered), ==, want[i]->str);
+                g_string_free(want[i], TRUE);
+        }
+}
+
+static int on_worker_left(sd_bus_message *m, void *userdata, const char *id, const char *reason) {
+        char **out = userdata;
+        g_free(*out);
+        *out = g_strdup_printf("%s %s", id, reason);
+        return 0;
+}
+
+static bool object_exists(sd_bus *bus, const char *path) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        char *id = NULL;
+        int r = ch_worker1_get_id(bus, CH_BUS_NAME, path, &id, &e);
+        free(id);
+        sd_bus_error_free(&e);
+        return r >= 0;
+}
+
+/* kill -9 a worker: WorkerLeft at once, its object gone, its id free again. */
+static void test_worker_death(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        Worker w;
+        char *left = NULL;
+        sd_bus_slot *slot = NULL;
+        const char *path = CH_HUB_PATH "/worker/victim";
+
+        g_assert_cmpint(ch_hub1_match_worker_left(f->client, &slot, NULL, CH_HUB_PATH, "victim", NULL, on_worker_left, &left), >=, 0);
+        spawn_worker(&w, f->bus.address, "victim", "default", NULL);
+        wait_workers(f->client, 1);
+        g_assert_true(object_exists(f->client, path));
+        gint64 start = g_get_monotonic_time();
+        th_proc_kill(&w.proc, SIGKILL);
+        while (!left && g_get_monotonic_time() - start < 5 * G_USEC_PER_SEC)
+                if (sd_bus_process(f->client, NULL) == 0)
+                        sd_bus_wait(f->client, 100000);
+        g_assert_cmpstr(left, ==, "victim disconnected");
+        g_test_message("WorkerLeft arrived %.1f ms after SIGKILL", (g_get_monotonic_time() - start) / 1000.0);
+        g_assert_cmpint(g_get_monotonic_time() - start, <, G_USEC_PER_SEC);
+        g_assert_false(object_exists(f->client, path));
+        g_free(collect(&w));
+
+        /* the id can be taken again */
+        spawn_worker(&w, f->bus.address, "victim", "default", NULL);
+        wait_workers(f->client, 1);
+        g_assert_true(object_exists(f->client, path));
+        emit_to(f->client, "default", "victim", "quit", "x");
+        g_free(collect(&w));
+        sd_bus_slot_unref(slot);
+        g_free(left);
+}
+
+/* Membership calls and their errors. */
+static void test_register(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus *other = NULL;
+        char *path = NULL;
+        int r;
+
+        g_assert_cmpint(sd_bus_error_add_map(ch_error_map), >=, 0);
+        g_assert_cmpint(ch_hub1_call_register(f->client, CH_BUS_NAME, CH_HUB_PATH, "alpha", NULL, NULL, &path, &e), >=, 0);
+        g_assert_cmpstr(path, ==, CH_HUB_PATH "/worker/alpha");
+        free(path);
+        /* idempotent for the same connection */
+        g_assert_cmpint(ch_hub1_call_register(f->client, CH_BUS_NAME, CH_HUB_PATH, "alpha", NULL, NULL, NULL, &e), >=, 0);
+
+        g_assert_cmpint(th_connect(&other, f->bus.address), >=, 0);
+        r = ch_hub1_call_register(other, CH_BUS_NAME, CH_HUB_PATH, "alpha", NULL, NULL, NULL, &e);
+        g_assert_cmpint(r, ==, -EADDRINUSE);
+        g_assert_cmpstr(e.name, ==, CH_ERROR_ID_IN_USE);
+        sd_bus_error_free(&e);
+        r = ch_hub1_call_register(other, CH_BUS_NAME, CH_HUB_PATH, "bad id", NULL, NULL, NULL, &e);
+        g_assert_cmpstr(e.name, ==, CH_ERROR_INVALID_ARGS);
+        sd_bus_error_free(&e);
+        r = ch_hub1_call_unregister(other, CH_BUS_NAME, CH_HUB_PATH, &e);
+        g_assert_cmpstr(e.name, ==, CH_ERROR_NOT_REGISTERED);
+        sd_bus_error_free(&e);
+
+        /* an empty id is derived from the unique name (no systemd unit here) */
+        g_assert_cmpint(ch_hub1_call_register(other, CH_BUS_NAME, CH_HUB_PATH, "", NULL, NULL, &path, &e), >=, 0);
+        g_assert_true(g_str_has_prefix(path, CH_HUB_PATH "/worker/bus_"));
+        free(path);
+
+        /* ListWorkers in order of registration, with pid and details */
+        sd_bus_message *reply = NULL;
+        const char *id = NULL, *unique = NULL, *k1 = NULL, *unit = NULL, *k2 = NULL;
+        uint32_t pid = 0;
+        uint64_t since = 0;
+        g_assert_cmpint(ch_hub1_call_list_workers(f->client, CH_BUS_NAME, CH_HUB_PATH, &reply, &e), >=, 0);
+        g_assert_cmpint(sd_bus_message_enter_container(reply, 'a', "(ssua{sv})"), >, 0);
+        g_assert_cmpint(sd_bus_message_read(reply, "(ssua{sv})", &id, &unique, &pid, 2, &k1, "s", &unit, &k2, "t", &since), >, 0);
+        g_assert_cmpstr(id, ==, "alpha");
+        g_assert_cmpuint(pid, ==, getpid());
+        g_assert_cmpstr(k2, ==, "since_ms");
+        g_assert_cmpuint(since, >, 0);
+        g_assert_cmpint(sd_bus_message_read(reply, "(ssua{sv})", &id, &unique, &pid, 2, &k1, "s", &unit, &k2, "t", &since), >, 0);
+        g_assert_true(g_str_has_prefix(id, "bus_"));
+        sd_bus_message_unref(reply);
+
+        g_assert_cmpint(ch_hub1_call_unregister(f->client, CH_BUS_NAME, CH_HUB_PATH, &e), >=, 0);
+        sd_bus_flush_close_unref(other);
+
+        /* WaitForWorkers times out with a named error */
+        r = ch_hub1_call_wait_for_workers(f->client, CH_BUS_NAME, CH_HUB_PATH, 5, 200, NULL, &e);
+        g_assert_cmpstr(e.name, ==, CH_ERROR_TIMEOUT);
+        sd_bus_error_free(&e);
+}
+
+typedef struct AsyncReply {
+        int done;
+        char *error;
+} AsyncReply;
+
+static int on_emit_to(sd_bus_message *reply, const sd_bus_error *error, void *userdata) {
+        AsyncReply *a = userdata;
+        a->done = 1;
+        a->error = error ? g_strdup(error->name) : NULL;
+        return 0;
+}
+
+static void wait_async(sd_bus *bus, AsyncReply *a) {
+        gint64 end = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+        while (!a->done && g_get_monotonic_time() < end)
+                if (sd_bus_process(bus, NULL) == 0)
+                        sd_bus_wait(bus, 100000);
+        g_assert_true(a->done);
+}
+
+/* EmitTo a worker systemd has not started yet: it gets the event when it registers; past the
+ * queue's bounds the caller gets WorkerUnavailable. */
+static void test_emit_to_queue(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        const char *args[] = { "--max-queued-per-worker=2", "--max-queue-age-ms=1500", NULL };
+        const char *s[] = { "=hello", NULL };
+        AsyncReply a1 = {}, a2 = {}, a3 = {}, a4 = {};
+        ThHub hub = { .proc = TH_PROC_NULL };
+        sd_bus *bus = NULL;
+        Worker w;
+
+        g_assert_cmpint(th_hub_spawn(&hub, f->bus.address, args), ==, 0);
+        g_assert_cmpint(th_connect(&bus, f->bus.address), >=, 0);
+        g_assert_cmpint(ch_events1_call_emit_to_async(bus, NULL, CH_BUS_NAME, CH_DEFAULT_NAMESPACE_PATH, "late", "hello", append_s, "one", on_emit_to, &a1, 0), >=, 0);
+        g_assert_cmpint(ch_events1_call_emit_to_async(bus, NULL, CH_BUS_NAME, CH_DEFAULT_NAMESPACE_PATH, "late", "hello", append_s, "two", on_emit_to, &a2, 0), >=, 0);
+        g_assert_cmpint(ch_events1_call_emit_to_async(bus, NULL, CH_BUS_NAME, CH_DEFAULT_NAMESPACE_PATH, "late", "hello", append_s, "three", on_emit_to, &a3, 0), >=, 0);
+        wait_async(bus, &a3);
+        g_assert_cmpstr(a3.error, ==, CH_ERROR_WORKER_UNAVAILABLE);
+        g_assert_false(a1.done);
+
+        spawn_worker(&w, f->bus.address, "late", "default", s);
+        wait_async(bus, &a1);
+        wait_async(bus, &a2);
+        g_assert_null(a1.error);
+        g_assert_null(a2.error);
+        emit_to(bus, "default", "late", "quit", "x");
+        g_autofree char *got = collect(&w);
+        const char *origin = NULL;
+        sd_bus_get_unique_name(bus, &origin);
+        g_autofree char *want = g_strdup_printf("registered %s/worker/late\ndefault hello %s one\ndefault hello %s two\ndefault quit %s x\n",
+                                                CH_HUB_PATH, origin, origin, origin);
+        g_assert_cmpstr(got, ==, want);
+
+        /* nobody registers: the queued call fails after --max-queue-age-ms */
+        g_assert_cmpint(ch_events1_call_emit_to_async(bus, NULL, CH_BUS_NAME, CH_DEFAULT_NAMESPACE_PATH, "never", "hello", append_s, "x", on_emit_to, &a4, 0), >=, 0);
+        wait_async(bus, &a4);
+        g_assert_cmpstr(a4.error, ==, CH_ERROR_WORKER_UNAVAILABLE);
+
+        sd_bus_flush_close_unref(bus);
+        g_assert_cmpint(th_hub_stop(&hub), ==, 0);
+        th_hub_clear(&hub);
+        g_free(a1.error), g_free(a2.error), g_free(a3.error), g_free(a4.error);
+}
+
+static void test_bad_event_input(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        g_autofree char *long_name = g_strnfill(256, 'e');
+        int r;
+
+        r = ch_events1_call_emit(f->client, CH_BUS_NAME, CH_DEFAULT_NAMESPACE_PATH, "", append_s, "x", &e);
+        g_assert_cmpint(r, <, 0);
+        g_assert_cmpstr(e.name, ==, CH_ERROR_INVALID_ARGS);
+        sd_bus_error_free(&e);
+        r = ch_events1_call_emit(f->client, CH_BUS_NAME, CH_DEFAULT_NAMESPACE_PATH, long_name, append_s, "x", &e);
+        g_assert_cmpstr(e.name, ==, CH_ERROR_INVALID_ARGS);
+        g_assert_nonnull(strstr(e.message, "255"));
+        sd_bus_error_free(&e);
+        r = ch_events1_call_emit_to(f->client, CH_BUS_NAME, CH_DEFAULT_NAMESPACE_PATH, "no such/id", "ev", append_s, "x", &e);
+        g_assert_cmpstr(e.name, ==, CH_ERROR_INVALID_ARGS);
+        sd_bus_error_free(&e);
+        /* still serving */
+        emit(f->client, "default", "fine", "ok");
+}
+
+int main(int argc, char *argv[]) {
+        if (argc >= 5 && g_str_equal(argv[1], "--worker"))
+                return worker_main(argc, argv);
+        self_path = argv[0];
+        g_test_init(&argc, &argv, NULL);
+        TH_ADD_BUS_TEST_WITH_HUB("/events/filtering", test_filtering);
+        TH_ADD_BUS_TEST_WITH_HUB("/events/worker-death", test_worker_death);
+        TH_ADD_BUS_TEST_WITH_HUB("/workers/register", test_register);
+        TH_ADD_BUS_TEST("/events/emit-to-queue", test_emit_to_queue);
+        TH_ADD_BUS_TEST_WITH_HUB("/events/bad-input", test_bad_event_input);
+        return g_test_run();
+}

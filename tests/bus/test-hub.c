@@ -1,0 +1,342 @@
+/* SPDX-License-Identifier: MIT */
+/* The real clusterhubd on private buses (dbus-daemon and dbus-broker), driven through the
+ * generated client stubs of libclusterhub. */
+#include <errno.h>
+#include <gio/gio.h>
+#include <string.h>
+
+#include "clusterhub/clusterhub.h"
+#include "harness.h"
+
+#define NS CH_DEFAULT_NAMESPACE_PATH
+
+static void assert_error(const sd_bus_error *e, int r, const char *name) {
+        g_assert_cmpint(r, <, 0);
+        g_assert_true(sd_bus_error_is_set(e));
+        if (!sd_bus_error_has_name(e, name))
+                g_error("expected %s, got %s: %s", name, e->name, e->message);
+        g_test_message("%s: %s", e->name, e->message);
+}
+
+static int append_string_variant(sd_bus_message *m, void *userdata) {
+        int r = sd_bus_message_append(m, "v", "s", (const char *) userdata);
+        if (r < 0)
+                return r;
+        return sd_bus_message_append(m, "a{sv}", 0);
+}
+
+static int append_ttl_variant(sd_bus_message *m, void *userdata) {
+        int r = sd_bus_message_append(m, "v", "s", (const char *) userdata);
+        if (r < 0)
+                return r;
+        return sd_bus_message_append(m, "a{sv}", 1, "ttl_ms", "t", (uint64_t) 60000);
+}
+
+static void set_string(sd_bus *bus, const char *key, const char *value) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        int set = 0;
+        int r = ch_store1_call_set(bus, CH_BUS_NAME, NS, key, append_string_variant, (void *) value, &set, &e);
+        if (r < 0)
+                g_error("Set(%s): %s: %s", key, e.name, e.message);
+        g_assert_true(set);
+        sd_bus_error_free(&e);
+}
+
+static void test_set_get(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        const char *s = NULL;
+        int r;
+
+        set_string(f->client, "greeting", "hello");
+        r = ch_store1_call_get(f->client, CH_BUS_NAME, NS, "greeting", &reply, &e);
+        g_assert_cmpint(r, >=, 0);
+        g_assert_cmpint(sd_bus_message_read(reply, "v", "s", &s), >, 0);
+        g_assert_cmpstr(s, ==, "hello");
+        sd_bus_message_unref(reply);
+
+        /* a TTL'd value reads back, and TTL is reflected by Exists */
+        r = ch_store1_call_set(f->client, CH_BUS_NAME, NS, "ttl", append_ttl_variant, "x", NULL, &e);
+        g_assert_cmpint(r, >=, 0);
+}
+
+static void test_types_round_trip(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        int r;
+
+        /* integer, keeps its type */
+        r = sd_bus_call_method(f->client, CH_BUS_NAME, NS, CH_STORE1_INTERFACE, "Set", &e, NULL, "sva{sv}", "n", "x", (int64_t) -42, 0);
+        g_assert_cmpint(r, >=, 0);
+        r = sd_bus_call_method(f->client, CH_BUS_NAME, NS, CH_STORE1_INTERFACE, "Get", &e, &reply, "s", "n");
+        g_assert_cmpint(r, >=, 0);
+        int64_t x = 0;
+        g_assert_cmpint(sd_bus_message_read(reply, "v", "x", &x), >, 0);
+        g_assert_cmpint(x, ==, -42);
+        reply = sd_bus_message_unref(reply);
+
+        /* a dictionary with a nested array and a byte array */
+        r = sd_bus_call_method(f->client, CH_BUS_NAME, NS, CH_STORE1_INTERFACE, "Set", &e, NULL, "sva{sv}", "dict",
+                               "a{sv}", 2, "name", "s", "job", "sizes", "ai", 3, 1, 2, 3, 0);
+        g_assert_cmpint(r, >=, 0);
+        r = sd_bus_call_method(f->client, CH_BUS_NAME, NS, CH_STORE1_INTERFACE, "Get", &e, &reply, "s", "dict");
+        g_assert_cmpint(r, >=, 0);
+        const char *contents = NULL;
+        char type;
+        g_assert_cmpint(sd_bus_message_peek_type(reply, &type, &contents), >, 0);
+        g_assert_cmpstr(contents, ==, "a{sv}");
+        const char *name = NULL, *k1 = NULL, *k2 = NULL;
+        int32_t a = 0, b = 0, c = 0;
+        g_assert_cmpint(sd_bus_message_read(reply, "v", "a{sv}", 2, &k1, "s", &name, &k2, "ai", 3, &a, &b, &c), >, 0);
+        g_assert_cmpstr(k1, ==, "name");
+        g_assert_cmpstr(k2, ==, "sizes");
+        g_assert_cmpstr(name, ==, "job");
+        g_assert_cmpint(a + b * 10 + c * 100, ==, 321);
+        reply = sd_bus_message_unref(reply);
+
+        static const uint8_t bytes[] = { 0, 1, 2, 255 };
+        sd_bus_message *m = NULL;
+        g_assert_cmpint(sd_bus_message_new_method_call(f->client, &m, CH_BUS_NAME, NS, CH_STORE1_INTERFACE, "Set"), >=, 0);
+        g_assert_cmpint(sd_bus_message_append(m, "s", "bytes"), >=, 0);
+        g_assert_cmpint(sd_bus_message_open_container(m, 'v', "ay"), >=, 0);
+        g_assert_cmpint(sd_bus_message_append_array(m, 'y', bytes, sizeof(bytes)), >=, 0);
+        g_assert_cmpint(sd_bus_message_close_container(m), >=, 0);
+        g_assert_cmpint(sd_bus_message_append(m, "a{sv}", 0), >=, 0);
+        g_assert_cmpint(sd_bus_call(f->client, m, 0, &e, NULL), >=, 0);
+        sd_bus_message_unref(m);
+        r = sd_bus_call_method(f->client, CH_BUS_NAME, NS, CH_STORE1_INTERFACE, "Get", &e, &reply, "s", "bytes");
+        g_assert_cmpint(r, >=, 0);
+        const void *p = NULL;
+        size_t n = 0;
+        g_assert_cmpint(sd_bus_message_enter_container(reply, 'v', "ay"), >, 0);
+        g_assert_cmpint(sd_bus_message_read_array(reply, 'y', &p, &n), >, 0);
+        g_assert_cmpuint(n, ==, sizeof(bytes));
+        g_assert_cmpint(memcmp(p, bytes, n), ==, 0);
+        sd_bus_message_unref(reply);
+        sd_bus_error_free(&e);
+}
+
+static void test_missing_key(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        int r;
+
+        g_assert_cmpint(sd_bus_error_add_map(ch_error_map), >=, 0);
+        r = ch_store1_call_get(f->client, CH_BUS_NAME, NS, "nothing-here", &reply, &e);
+        assert_error(&e, r, CH_ERROR_NO_SUCH_KEY);
+        g_assert_cmpint(r, ==, -ENOKEY);
+        g_assert_nonnull(strstr(e.message, "nothing-here"));
+        g_assert_null(reply);
+        sd_bus_error_free(&e);
+}
+
+static void test_del_exists_keys(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        char *some[] = { "job:1", "job:2", "other", "absent", NULL };
+        char **keys = NULL;
+        uint32_t n = 0;
+
+        set_string(f->client, "job:1", "a");
+        set_string(f->client, "job:2", "b");
+        set_string(f->client, "other", "c");
+        g_assert_cmpint(ch_store1_call_exists(f->client, CH_BUS_NAME, NS, some, &n, &e), >=, 0);
+        g_assert_cmpuint(n, ==, 3);
+        g_assert_cmpint(ch_store1_call_keys(f->client, CH_BUS_NAME, NS, "job:*", &keys, &e), >=, 0);
+        g_assert_cmpuint(g_strv_length(keys), ==, 2);
+        g_assert_true(g_strv_contains((const char *const *) keys, "job:1"));
+        g_assert_true(g_strv_contains((const char *const *) keys, "job:2"));
+        g_strfreev(keys);
+        g_assert_cmpint(ch_store1_call_del(f->client, CH_BUS_NAME, NS, some, &n, &e), >=, 0);
+        g_assert_cmpuint(n, ==, 3);
+        g_assert_cmpint(ch_store1_call_exists(f->client, CH_BUS_NAME, NS, some, &n, &e), >=, 0);
+        g_assert_cmpuint(n, ==, 0);
+}
+
+static void test_namespaces_isolated(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        char **names = NULL;
+        int r;
+
+        set_string(f->client, "k", "default-value");
+        r = ch_store1_call_get(f->client, CH_BUS_NAME, CH_NAMESPACE_PATH_PREFIX "other", "k", &reply, &e);
+        assert_error(&e, r, CH_ERROR_NO_SUCH_KEY);
+        sd_bus_error_free(&e);
+        g_assert_cmpint(ch_hub1_call_list_namespaces(f->client, CH_BUS_NAME, CH_HUB_PATH, &names, &e), >=, 0);
+        g_assert_true(g_strv_contains((const char *const *) names, "default"));
+        g_assert_true(g_strv_contains((const char *const *) names, "other"));
+        g_strfreev(names);
+        g_assert_cmpint(ch_hub1_call_drop_namespace(f->client, CH_BUS_NAME, CH_HUB_PATH, "other", &e), >=, 0);
+        r = ch_hub1_call_drop_namespace(f->client, CH_BUS_NAME, CH_HUB_PATH, "other", &e);
+        assert_error(&e, r, CH_ERROR_NO_SUCH_NAMESPACE);
+        sd_bus_error_free(&e);
+        r = ch_hub1_call_drop_namespace(f->client, CH_BUS_NAME, CH_HUB_PATH, "no/slash", &e);
+        assert_error(&e, r, CH_ERROR_INVALID_ARGS);
+        sd_bus_error_free(&e);
+}
+
+/* Bad input of every kind gets a named error and the hub keeps serving. */
+static void test_bad_input(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        g_autofree char *long_key = g_strnfill(513, 'k');
+        int r;
+
+        r = ch_store1_call_get(f->client, CH_BUS_NAME, NS, "", &reply, &e);
+        assert_error(&e, r, CH_ERROR_INVALID_ARGS);
+        sd_bus_error_free(&e);
+        r = ch_store1_call_get(f->client, CH_BUS_NAME, NS, long_key, &reply, &e);
+        assert_error(&e, r, CH_ERROR_INVALID_ARGS);
+        g_assert_nonnull(strstr(e.message, "512"));
+        sd_bus_error_free(&e);
+
+        /* wrong argument types: sd-bus answers InvalidArgs before our code runs */
+        r = sd_bus_call_method(f->client, CH_BUS_NAME, NS, CH_STORE1_INTERFACE, "Set", &e, NULL, "ss", "k", "v");
+        assert_error(&e, r, SD_BUS_ERROR_INVALID_ARGS);
+        sd_bus_error_free(&e);
+        /* unknown and mistyped options */
+        r = sd_bus_call_method(f->client, CH_BUS_NAME, NS, CH_STORE1_INTERFACE, "Set", &e, NULL, "sva{sv}", "k", "s", "v",
+                               1, "ttl", "t", (uint64_t) 5);
+        assert_error(&e, r, CH_ERROR_INVALID_ARGS);
+        g_assert_nonnull(strstr(e.message, "ttl"));
+        sd_bus_error_free(&e);
+        r = sd_bus_call_method(f->client, CH_BUS_NAME, NS, CH_STORE1_INTERFACE, "Set", &e, NULL, "sva{sv}", "k", "s", "v",
+                               1, "ttl_ms", "s", "soon");
+        assert_error(&e, r, CH_ERROR_INVALID_ARGS);
+        sd_bus_error_free(&e);
+        /* file descriptors cannot be stored */
+        r = sd_bus_call_method(f->client, CH_BUS_NAME, NS, CH_STORE1_INTERFACE, "Set", &e, NULL, "sva{sv}", "fd", "h", 0, 0);
+        if (r < 0 && !sd_bus_error_has_name(&e, SD_BUS_ERROR_INCONSISTENT_MESSAGE))
+                assert_error(&e, r, CH_ERROR_INVALID_ARGS);
+        sd_bus_error_free(&e);
+        /* namespace path elements that are not namespaces */
+        r = ch_store1_call_get(f->client, CH_BUS_NAME, CH_NAMESPACE_PATH_PREFIX "a/b", "k", &reply, &e);
+        assert_error(&e, r, SD_BUS_ERROR_UNKNOWN_OBJECT);
+        sd_bus_error_free(&e);
+
+        /* still serving */
+        set_string(f->client, "after", "ok");
+}
+
+/* The live introspection of every object equals the XML the bindings were generated from. */
+static void assert_interface_matches(GDBusInterfaceInfo *want, GDBusInterfaceInfo *got) {
+        g_assert_nonnull(got);
+        for (guint i = 0; want->methods && want->methods[i]; i++) {
+                GDBusMethodInfo *wm = want->methods[i];
+                GDBusMethodInfo *gm = g_dbus_interface_info_lookup_method(got, wm->name);
+                g_assert_nonnull(gm);
+                for (int dir = 0; dir < 2; dir++) {
+                        GDBusArgInfo **wa = dir ? wm->out_args : wm->in_args, **ga = dir ? gm->out_args : gm->in_args;
+                        guint n = 0;
+                        for (; wa && wa[n]; n++) {
+                                g_assert_true(ga && ga[n]);
+                                g_assert_cmpstr(wa[n]->name, ==, ga[n]->name);
+                                g_assert_cmpstr(wa[n]->signature, ==, ga[n]->signature);
+                        }
+                        g_assert_true(!ga || !ga[n]);
+                }
+        }
+        for (guint i = 0; want->signals && want->signals[i]; i++) {
+                GDBusSignalInfo *ws = want->signals[i];
+                GDBusSignalInfo *gs = g_dbus_interface_info_lookup_signal(got, ws->name);
+                g_assert_nonnull(gs);
+                guint n = 0;
+                for (; ws->args && ws->args[n]; n++) {
+                        g_assert_cmpstr(ws->args[n]->name, ==, gs->args[n]->name);
+                        g_assert_cmpstr(ws->args[n]->signature, ==, gs->args[n]->signature);
+                }
+                g_assert_true(!gs->args || !gs->args[n]);
+        }
+        for (guint i = 0; want->properties && want->properties[i]; i++) {
+                GDBusPropertyInfo *gp = g_dbus_interface_info_lookup_property(got, want->properties[i]->name);
+                g_assert_nonnull(gp);
+                g_assert_cmpstr(gp->signature, ==, want->properties[i]->signature);
+                g_assert_cmpint(gp->flags, ==, want->properties[i]->flags);
+        }
+        /* nothing beyond the XML */
+        guint nw = 0, ng = 0;
+        while (want->methods && want->methods[nw])
+                nw++;
+        while (got->methods && got->methods[ng])
+                ng++;
+        g_assert_cmpuint(nw, ==, ng);
+}
+
+static void check_object(sd_bus *bus, const char *path, const char *const *xml_texts) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        const char *text = NULL;
+        GError *error = NULL;
+
+        g_assert_cmpint(sd_bus_call_method(bus, CH_BUS_NAME, path, "org.freedesktop.DBus.Introspectable", "Introspect", &e, &reply, ""), >=, 0);
+        g_assert_cmpint(sd_bus_message_read(reply, "s", &text), >, 0);
+        GDBusNodeInfo *live = g_dbus_node_info_new_for_xml(text, &error);
+        g_assert_no_error(error);
+        for (size_t i = 0; xml_texts[i]; i++) {
+                GDBusNodeInfo *want = g_dbus_node_info_new_for_xml(xml_texts[i], &error);
+                g_assert_no_error(error);
+                g_test_message("%s: %s", path, want->interfaces[0]->name);
+                assert_interface_matches(want->interfaces[0], g_dbus_node_info_lookup_interface(live, want->interfaces[0]->name));
+                g_dbus_node_info_unref(want);
+        }
+        g_dbus_node_info_unref(live);
+        sd_bus_message_unref(reply);
+}
+
+static void test_introspection_contract(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        const char *const hub[] = { ch_hub1_introspection_xml, NULL };
+        const char *const ns[] = { ch_events1_introspection_xml, ch_requests1_introspection_xml,
+                                   ch_store1_introspection_xml, ch_locks1_introspection_xml, NULL };
+
+        check_object(f->client, CH_HUB_PATH, hub);
+        check_object(f->client, NS, ns);
+}
+
+static void test_version_and_stats(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        char *version = NULL;
+
+        g_assert_cmpint(ch_hub1_get_version(f->client, CH_BUS_NAME, CH_HUB_PATH, &version, &e), >=, 0);
+        g_assert_true(g_str_has_prefix(version, "0."));
+        free(version);
+        set_string(f->client, "counted", "1");
+        g_assert_cmpint(ch_hub1_call_get_stats(f->client, CH_BUS_NAME, CH_HUB_PATH, &reply, &e), >=, 0);
+        uint64_t keys = UINT64_MAX, uptime = UINT64_MAX;
+        const char *key;
+        g_assert_cmpint(sd_bus_message_enter_container(reply, 'a', "{sv}"), >, 0);
+        while (sd_bus_message_enter_container(reply, 'e', "sv") > 0) {
+                g_assert_cmpint(sd_bus_message_read(reply, "s", &key), >, 0);
+                if (g_str_equal(key, "keys"))
+                        g_assert_cmpint(sd_bus_message_read(reply, "v", "t", &keys), >, 0);
+                else if (g_str_equal(key, "uptime_ms"))
+                        g_assert_cmpint(sd_bus_message_read(reply, "v", "t", &uptime), >, 0);
+                else
+                        g_assert_cmpint(sd_bus_message_skip(reply, "v"), >, 0);
+                g_assert_cmpint(sd_bus_message_exit_container(reply), >=, 0);
+        }
+        g_assert_cmpuint(keys, ==, 1);
+        g_assert_cmpuint(uptime, !=, UINT64_MAX);
+        sd_bus_message_unref(reply);
+}
+
+int main(int argc, char *argv[]) {
+        g_test_init(&argc, &argv, NULL);
+        TH_ADD_BUS_TEST_WITH_HUB("/hub/store/set-get", test_set_get);
+        TH_ADD_BUS_TEST_WITH_HUB("/hub/store/types", test_types_round_trip);
+        TH_ADD_BUS_TEST_WITH_HUB("/hub/store/missing-key", test_missing_key);
+        TH_ADD_BUS_TEST_WITH_HUB("/hub/store/del-exists-keys", test_del_exists_keys);
+        TH_ADD_BUS_TEST_WITH_HUB("/hub/namespaces", test_namespaces_isolated);
+        TH_ADD_BUS_TEST_WITH_HUB("/hub/bad-input", test_bad_input);
+        TH_ADD_BUS_TEST_WITH_HUB("/hub/introspection-contract", test_introspection_contract);
+        TH_ADD_BUS_TEST_WITH_HUB("/hub/version-stats", test_version_and_stats);
+        return g_test_run();
+}
