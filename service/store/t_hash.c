@@ -1,0 +1,489 @@
+/* SPDX-License-Identifier: MIT */
+
+/* Hashes: field name -> value, a Dict of HField nodes (name inline). */
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "store-internal.h"
+
+void hash_free(Store *s, Dict *d) {
+        if (!d)
+                return;
+        DICT_FOREACH(n, d, i) {
+                HField *f = container_of(n, HField, node);
+
+                pval_clear(s, &f->v);
+                mem_free(s, f);
+        }
+        dict_free_buckets(s, d);
+        mem_free(s, d);
+}
+
+static size_t field_estimate(size_t len) {
+        return mem_estimate(offsetof(HField, key) + len + 1);
+}
+
+/* Looks up key: *ret_e NULL when absent; -EMEDIUMTYPE when not a hash. */
+static int hash_lookup(Store *s, const char *key, uint64_t now_ms, size_t *ret_len, Entry **ret_e) {
+        size_t len;
+        Entry *e;
+        int r;
+
+        r = key_check(s, key, &len);
+        if (r < 0)
+                return r;
+        e = entry_find(s, key, len, now_ms);
+        if (e && e->v.type != KIND_HASH)
+                return -EMEDIUMTYPE;
+        if (ret_len)
+                *ret_len = len;
+        *ret_e = e;
+        return 0;
+}
+
+static HField *field_find(Entry *e, const char *name, size_t len) {
+        DictNode *n;
+
+        if (!e)
+                return NULL;
+        n = dict_find(e->v.obj, name, len, dict_hash(name, len));
+        return n ? container_of(n, HField, node) : NULL;
+}
+
+/* Create an empty hash at key. */
+static int hash_create(Store *s, const char *key, size_t len, Entry **ret) {
+        PVal v = { .type = KIND_HASH };
+        Dict *d;
+        int r;
+
+        d = mem_alloc(s, sizeof(Dict));
+        if (!d)
+                return -ENOMEM;
+        dict_init(d, offsetof(HField, key));
+        v.obj = d;
+        r = entry_add(s, key, len, &v, ret);
+        if (r < 0) {
+                mem_free(s, d);
+                return r;
+        }
+        return 0;
+}
+
+/* Takes over *v on success. */
+static int field_add(Store *s, Dict *d, const char *name, size_t len, PVal *v) {
+        HField *f;
+        int r;
+
+        f = mem_alloc(s, offsetof(HField, key) + len + 1);
+        if (!f)
+                return -ENOMEM;
+        *f = (HField) {
+                .node.hash = dict_hash(name, len),
+                .node.key_len = (uint32_t) len,
+                .v = *v,
+        };
+        memcpy(f->key, name, len);
+        f->key[len] = 0;
+        r = dict_insert(s, d, &f->node);
+        if (r < 0) {
+                mem_free(s, f);
+                return r;
+        }
+        *v = (PVal) {};
+        return 0;
+}
+
+static void field_delete(Store *s, Dict *d, HField *f) {
+        dict_unlink(s, d, &f->node);
+        pval_clear(s, &f->v);
+        mem_free(s, f);
+}
+
+/* Delete the key when its hash became empty (after a failed or emptying write). */
+static bool hash_drop_if_empty(Store *s, Entry *e) {
+        if (((Dict *) e->v.obj)->count > 0)
+                return false;
+        entry_delete(s, e);
+        return true;
+}
+
+int store_hset(Store *s, const char *key, const char *const *fields, const StoreValue *values,
+               size_t n, uint64_t now_ms, size_t *ret_added) {
+        uint64_t extra = 0;
+        size_t len, added = 0, newf = 0;
+        Entry *e;
+        int r;
+
+        if (n == 0 || !fields || !values)
+                return -EINVAL;
+        r = hash_lookup(s, key, now_ms, &len, &e);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                size_t fl;
+
+                r = name_check(s, fields[i], &fl);
+                if (r < 0)
+                        return r;
+                r = value_check(s, &values[i]);
+                if (r < 0)
+                        return r;
+                extra += value_estimate(&values[i]);
+                if (!field_find(e, fields[i], fl)) {
+                        newf++;
+                        extra += field_estimate(fl);
+                }
+        }
+        if ((e ? ((Dict *) e->v.obj)->count : 0) + newf > s->limits.max_elements)
+                return limit_fail(s, "elements");
+        if (!e)
+                extra += entry_estimate(len) + mem_estimate(sizeof(Dict));
+        r = mem_check(s, extra);
+        if (r < 0)
+                return r;
+
+        if (!e) {
+                r = hash_create(s, key, len, &e);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < n; i++) {
+                size_t fl = strlen(fields[i]);
+                HField *f = field_find(e, fields[i], fl);
+                PVal v;
+
+                r = pval_from(s, &v, &values[i]);
+                if (r < 0)
+                        goto fail;
+                if (f) {
+                        pval_clear(s, &f->v);
+                        f->v = v;
+                        continue;
+                }
+                r = field_add(s, e->v.obj, fields[i], fl, &v);
+                if (r < 0) {
+                        pval_clear(s, &v);
+                        goto fail;
+                }
+                added++;
+        }
+        notify(s, key, "hset");
+        if (ret_added)
+                *ret_added = added;
+        return 0;
+
+fail:
+        /* -ENOMEM: what was written stays; an empty new hash goes */
+        if (!hash_drop_if_empty(s, e) && added > 0)
+                notify(s, key, "hset");
+        return r;
+}
+
+int store_hsetnx(Store *s, const char *key, const char *field, const StoreValue *value, uint64_t now_ms) {
+        size_t fl;
+        Entry *e;
+        int r;
+
+        r = hash_lookup(s, key, now_ms, NULL, &e);
+        if (r < 0)
+                return r;
+        r = name_check(s, field, &fl);
+        if (r < 0)
+                return r;
+        if (field_find(e, field, fl))
+                return 0;
+        r = store_hset(s, key, &field, value, 1, now_ms, NULL);
+        return r < 0 ? r : 1;
+}
+
+int store_hget(Store *s, const char *key, const char *field, uint64_t now_ms, StoreValue *ret) {
+        size_t fl;
+        HField *f;
+        Entry *e;
+        int r;
+
+        r = hash_lookup(s, key, now_ms, NULL, &e);
+        if (r < 0)
+                return r;
+        r = name_check(s, field, &fl);
+        if (r < 0)
+                return r;
+        f = field_find(e, field, fl);
+        if (!f)
+                return -ENOKEY;
+        if (ret)
+                pval_view(&f->v, ret);
+        return 0;
+}
+
+int store_hmget(Store *s, const char *key, const char *const *fields, size_t n, uint64_t now_ms,
+                StoreValue **ret_values) {
+        _cleanup_(freep) StoreValue *a = NULL;
+        Entry *e;
+        int r;
+
+        if (n > 0 && !fields)
+                return -EINVAL;
+        r = hash_lookup(s, key, now_ms, NULL, &e);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                r = name_check(s, fields[i], NULL);
+                if (r < 0)
+                        return r;
+        }
+        a = calloc(MAX(n, (size_t) 1), sizeof(StoreValue));
+        if (!a)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                HField *f = field_find(e, fields[i], strlen(fields[i]));
+
+                if (f)
+                        pval_view(&f->v, &a[i]);
+        }
+        if (ret_values)
+                *ret_values = TAKE_PTR(a);
+        return 0;
+}
+
+int store_hgetall(Store *s, const char *key, uint64_t now_ms, StoreField **ret_fields, size_t *ret_n) {
+        _cleanup_(freep) StoreField *a = NULL;
+        size_t k = 0, cnt;
+        Entry *e;
+        int r;
+
+        r = hash_lookup(s, key, now_ms, NULL, &e);
+        if (r < 0)
+                return r;
+        cnt = e ? ((Dict *) e->v.obj)->count : 0;
+        a = calloc(MAX(cnt, (size_t) 1), sizeof(StoreField));
+        if (!a)
+                return -ENOMEM;
+        if (e)
+                DICT_FOREACH(n, (Dict *) e->v.obj, i) {
+                        HField *f = container_of(n, HField, node);
+
+                        a[k].name = f->key;
+                        pval_view(&f->v, &a[k].value);
+                        k++;
+                }
+        if (ret_fields)
+                *ret_fields = TAKE_PTR(a);
+        if (ret_n)
+                *ret_n = k;
+        return 0;
+}
+
+int store_hdel(Store *s, const char *key, const char *const *fields, size_t n, uint64_t now_ms,
+               size_t *ret_count) {
+        size_t c = 0;
+        Entry *e;
+        int r;
+
+        if (n > 0 && !fields)
+                return -EINVAL;
+        r = hash_lookup(s, key, now_ms, NULL, &e);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                r = name_check(s, fields[i], NULL);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; e && i < n; i++) {
+                HField *f = field_find(e, fields[i], strlen(fields[i]));
+
+                if (!f)
+                        continue;
+                field_delete(s, e->v.obj, f);
+                c++;
+        }
+        if (c > 0) {
+                notify(s, key, "hdel");
+                if (hash_drop_if_empty(s, e))
+                        notify(s, key, "del");
+        }
+        if (ret_count)
+                *ret_count = c;
+        return 0;
+}
+
+int store_hexists(Store *s, const char *key, const char *field, uint64_t now_ms) {
+        size_t fl;
+        Entry *e;
+        int r;
+
+        r = hash_lookup(s, key, now_ms, NULL, &e);
+        if (r < 0)
+                return r;
+        r = name_check(s, field, &fl);
+        if (r < 0)
+                return r;
+        return !!field_find(e, field, fl);
+}
+
+int store_hlen(Store *s, const char *key, uint64_t now_ms, size_t *ret_n) {
+        Entry *e;
+        int r;
+
+        r = hash_lookup(s, key, now_ms, NULL, &e);
+        if (r < 0)
+                return r;
+        if (ret_n)
+                *ret_n = e ? ((Dict *) e->v.obj)->count : 0;
+        return 0;
+}
+
+int store_hkeys(Store *s, const char *key, uint64_t now_ms, const char ***ret_fields, size_t *ret_n) {
+        _cleanup_(freep) const char **a = NULL;
+        size_t k = 0, cnt;
+        Entry *e;
+        int r;
+
+        r = hash_lookup(s, key, now_ms, NULL, &e);
+        if (r < 0)
+                return r;
+        cnt = e ? ((Dict *) e->v.obj)->count : 0;
+        a = calloc(MAX(cnt, (size_t) 1), sizeof(char *));
+        if (!a)
+                return -ENOMEM;
+        if (e)
+                DICT_FOREACH(n, (Dict *) e->v.obj, i)
+                        a[k++] = container_of(n, HField, node)->key;
+        if (ret_fields)
+                *ret_fields = TAKE_PTR(a);
+        if (ret_n)
+                *ret_n = k;
+        return 0;
+}
+
+int store_hvals(Store *s, const char *key, uint64_t now_ms, StoreValue **ret_values, size_t *ret_n) {
+        _cleanup_(freep) StoreValue *a = NULL;
+        size_t k = 0, cnt;
+        Entry *e;
+        int r;
+
+        r = hash_lookup(s, key, now_ms, NULL, &e);
+        if (r < 0)
+                return r;
+        cnt = e ? ((Dict *) e->v.obj)->count : 0;
+        a = calloc(MAX(cnt, (size_t) 1), sizeof(StoreValue));
+        if (!a)
+                return -ENOMEM;
+        if (e)
+                DICT_FOREACH(n, (Dict *) e->v.obj, i)
+                        pval_view(&container_of(n, HField, node)->v, &a[k++]);
+        if (ret_values)
+                *ret_values = TAKE_PTR(a);
+        if (ret_n)
+                *ret_n = k;
+        return 0;
+}
+
+/* Common part of HIncr/HIncrFloat: the field, or room for a new one (*ret_f NULL). */
+static int hincr_prepare(Store *s, const char *key, const char *field, uint64_t now_ms,
+                         size_t *ret_len, size_t *ret_fl, Entry **ret_e, HField **ret_f) {
+        size_t len, fl;
+        HField *f;
+        Entry *e;
+        int r;
+
+        r = hash_lookup(s, key, now_ms, &len, &e);
+        if (r < 0)
+                return r;
+        r = name_check(s, field, &fl);
+        if (r < 0)
+                return r;
+        f = field_find(e, field, fl);
+        if (!f) {
+                uint64_t extra = field_estimate(fl);
+
+                if (e && ((Dict *) e->v.obj)->count + 1 > s->limits.max_elements)
+                        return limit_fail(s, "elements");
+                if (!e)
+                        extra += entry_estimate(len) + mem_estimate(sizeof(Dict));
+                r = mem_check(s, extra);
+                if (r < 0)
+                        return r;
+        }
+        *ret_len = len;
+        *ret_fl = fl;
+        *ret_e = e;
+        *ret_f = f;
+        return 0;
+}
+
+static int hincr_create(Store *s, const char *key, size_t len, Entry *e, const char *field, size_t fl, PVal *v) {
+        bool created = false;
+        int r;
+
+        if (!e) {
+                r = hash_create(s, key, len, &e);
+                if (r < 0)
+                        return r;
+                created = true;
+        }
+        r = field_add(s, e->v.obj, field, fl, v);
+        if (r < 0 && created)
+                entry_delete(s, e);
+        return r;
+}
+
+int store_hincr(Store *s, const char *key, const char *field, int64_t by, uint64_t now_ms, int64_t *ret) {
+        size_t len, fl;
+        HField *f;
+        Entry *e;
+        int64_t v;
+        int r;
+
+        r = hincr_prepare(s, key, field, now_ms, &len, &fl, &e, &f);
+        if (r < 0)
+                return r;
+        if (f) {
+                r = num_incr(s, &f->v, by, &v);
+                if (r < 0)
+                        return r;
+        } else {
+                PVal nv = { .type = 'x', .i = by };
+
+                r = hincr_create(s, key, len, e, field, fl, &nv);
+                if (r < 0)
+                        return r;
+                v = by;
+        }
+        notify(s, key, "hincrby");
+        if (ret)
+                *ret = v;
+        return 0;
+}
+
+int store_hincrfloat(Store *s, const char *key, const char *field, double by, uint64_t now_ms, double *ret) {
+        size_t len, fl;
+        HField *f;
+        Entry *e;
+        double v;
+        int r;
+
+        r = hincr_prepare(s, key, field, now_ms, &len, &fl, &e, &f);
+        if (r < 0)
+                return r;
+        if (f) {
+                r = num_incrfloat(s, &f->v, by, &v);
+                if (r < 0)
+                        return r;
+        } else {
+                PVal nv = { .type = 'd', .d = by };
+
+                if (!isfinite(by))
+                        return -ERANGE;
+                r = hincr_create(s, key, len, e, field, fl, &nv);
+                if (r < 0)
+                        return r;
+                v = by;
+        }
+        notify(s, key, "hincrbyfloat");
+        if (ret)
+                *ret = v;
+        return 0;
+}
