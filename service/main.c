@@ -35,18 +35,18 @@ static void help(void) {
         printf("clusterhubd [OPTIONS...]\n\n"
                "The clusterhub D-Bus hub: events, requests, a redis-like store and locks for\n"
                "the processes of a cluster, served as %s on a D-Bus bus.\n\n"
-               "  -h --help              Show this help\n"
-               "     --version           Show the version\n"
-               "     --user              Serve on the user (session) bus (default)\n"
-               "     --system            Serve on the system bus\n"
-               "     --address=ADDRESS   Serve on the bus at ADDRESS (e.g. unix:path=/run/x)\n"
+               "  -h --help                        Show this help\n"
+               "     --version                     Show the version\n"
+               "     --user                        Serve on the user (session) bus (default)\n"
+               "     --system                      Serve on the system bus\n"
+               "     --address=ADDRESS             Serve on the bus at ADDRESS (unix:path=...)\n"
                "\nLimits (past one, a call fails with org.clusterhub.Error.LimitExceeded):\n",
                HUB_BUS_NAME);
-#define X(field, option, def, text) printf("     --%-20s %s (default %" PRIu64 ")\n", option "=N", text, (uint64_t) (def));
+#define X(field, option, def, text) printf("     --%-26s %s (default %" PRIu64 ")\n", option "=N", text, (uint64_t) (def));
         LIMITS_TABLE(X)
 #undef X
         printf("\nEnvironment: CLUSTERHUB_LOG_LEVEL=debug for debug logging.\n"
-               "See clusterhubd(8) and README.md.\n");
+               "See README.md and docs/.\n");
 }
 
 static int parse_limit(const char *option, const char *value, uint64_t *ret) {
