@@ -13,10 +13,11 @@ CH_BUILD_DEPS=(
 )
 
 # Extra for the test suite: the second broker, the store's reference
-# implementation, JSON parsing of meson's test log, unshare/setpriv.
+# implementation, JSON parsing of meson's test log, unshare/setpriv, and the
+# user bus units the systemd --user test starts.
 # shellcheck disable=SC2034
 CH_TEST_DEPS=(
-        dbus-broker redis-server python3 util-linux
+        dbus-broker redis-server python3 util-linux dbus-user-session
 )
 
 ch_log() { printf '==> %s\n' "$*" >&2; }
