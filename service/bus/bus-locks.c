@@ -1,0 +1,357 @@
+/* SPDX-License-Identifier: MIT */
+/* Bus glue of org.clusterhub.Locks1: unpack arguments, call the locks logic (service/locks/),
+ * pack the reply.  One LockHub for the whole hub (tokens, lease deadlines) with ONE sd-event
+ * timer; one LockTable per namespace; one LockOwner per Peer.  A Lock() that must wait is a
+ * Deferred (deadline = timeout_ms, peer = the caller) plus a LockWait linking it to its
+ * LockWaiter: the table's granted() callback answers it, its cancelled() callback or the
+ * Deferred's on_end (timeout, caller gone) ends it. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus-locks.h"
+#include "bus-util.h"
+#include "ch-errors.h"
+#include "ch-locks1-server.h"
+#include "deferred.h"
+#include "log.h"
+#include "namespace.h"
+#include "peer.h"
+
+#define LOCK_DEFAULT_TIMEOUT_MS UINT64_C(10000)
+/* timeout_ms at or above this waits without limit (UINT64_MAX is the natural way to ask). */
+#define LOCK_TIMEOUT_INFINITE_FROM (UINT64_C(1) << 63)
+
+/* A Lock() call waiting in a queue. */
+typedef struct LockWait {
+        Namespace *ns;
+        Deferred *deferred;
+        LockWaiter *waiter;
+        uint64_t timeout_ms;
+        char name[];
+} LockWait;
+
+/* --- clock and the lease timer --------------------------------------------------------- */
+
+static uint64_t lock_clock(void *userdata) {
+        return hub_now_ms(userdata);
+}
+
+static int on_lock_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Hub *h = userdata;
+        int r;
+
+        r = lock_hub_expire(h->lock_hub);
+        if (r > 0)
+                log_debug("%i lock lease(s) ended.", r);
+        bus_locks_rearm(h);
+        return 0;
+}
+
+void bus_locks_rearm(Hub *h) {
+        uint64_t next;
+        int r;
+
+        if (!h || !h->lock_hub || !h->lock_timer)
+                return;
+        next = lock_hub_next_deadline(h->lock_hub);
+        if (next == LOCK_NO_DEADLINE || next >= UINT64_MAX / USEC_PER_MSEC) {
+                (void) sd_event_source_set_enabled(h->lock_timer, SD_EVENT_OFF);
+                return;
+        }
+        r = sd_event_source_set_time(h->lock_timer, next * USEC_PER_MSEC);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(h->lock_timer, SD_EVENT_ONESHOT);
+        if (r < 0)
+                log_warning_errno(r, "Failed to arm the lock lease timer: %m");
+}
+
+int bus_locks_setup(Hub *h) {
+        int r;
+
+        r = lock_hub_new(lock_clock, h, &h->lock_hub);
+        if (r < 0)
+                return r;
+        r = sd_event_add_time(h->event, &h->lock_timer, CLOCK_MONOTONIC, UINT64_MAX, USEC_PER_MSEC,
+                              on_lock_timer, h);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_description(h->lock_timer, "lock-leases");
+        return sd_event_source_set_enabled(h->lock_timer, SD_EVENT_OFF);
+}
+
+void bus_locks_shutdown(Hub *h) {
+        h->lock_timer = sd_event_source_disable_unref(h->lock_timer);
+        h->lock_hub = lock_hub_free(h->lock_hub);
+}
+
+/* --- errors ---------------------------------------------------------------------------- */
+
+/* Long names are cut in messages (they are at most max-name-bytes anyway). */
+#define NAME_FMT "'%.80s%s'"
+#define NAME_ARG(n) (n), strlen(n) > 80 ? "..." : ""
+
+static int lock_error(sd_bus_error *ret_error, int r, Namespace *ns, const char *name, uint64_t token) {
+        switch (r) {
+        case -EINVAL:
+                if (lock_table_check_name(ns->locks, name) < 0)
+                        return bus_error_errno(ret_error, r,
+                                               "Invalid lock name " NAME_FMT ": it must be non-empty UTF-8 of at most %llu bytes.",
+                                               NAME_ARG(name), (unsigned long long) ns->hub->limits.max_name_bytes);
+                return bus_error_errno(ret_error, r, "Invalid argument for lock " NAME_FMT " in namespace '%s'.",
+                                       NAME_ARG(name), ns->name);
+        case -ENOLCK:
+                return bus_error_errno(ret_error, r, "Lock " NAME_FMT " is not held by anybody in namespace '%s'.",
+                                       NAME_ARG(name), ns->name);
+        case -EPERM:
+                return bus_error_errno(ret_error, r,
+                                       "Token %llu does not hold lock " NAME_FMT " in namespace '%s' (stale or foreign token); the lock stays held.",
+                                       (unsigned long long) token, NAME_ARG(name), ns->name);
+        case -ENOBUFS: {
+                LockTableStats s;
+                lock_table_get_stats(ns->locks, &s);
+                return bus_error_errno(ret_error, r,
+                                       "Cannot take lock " NAME_FMT ": namespace '%s' has %zu locks, %zu holders and %zu waiters (limits %u, %u, %u).",
+                                       NAME_ARG(name), ns->name, s.n_locks, s.n_holders, s.n_waiters,
+                                       LOCK_DEFAULT_MAX_LOCKS, LOCK_DEFAULT_MAX_HOLDERS, LOCK_DEFAULT_MAX_WAITERS);
+        }
+        case -EDEADLK:
+                return bus_error_errno(ret_error, r,
+                                       "Lock " NAME_FMT " in namespace '%s' would wait for the caller's own hold on it.",
+                                       NAME_ARG(name), ns->name);
+        case -ESHUTDOWN:
+                return bus_error_errno(ret_error, -ECANCELED, "Namespace '%s' is being dropped (lock " NAME_FMT ").",
+                                       ns->name, NAME_ARG(name));
+        default:
+                return r;
+        }
+}
+
+/* bus_read_options() messages name the option; ours also name the lock. */
+static int prefix_error(sd_bus_error *ret_error, int r, const char *name) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+
+        if (!sd_bus_error_is_set(ret_error))
+                return r;
+        sd_bus_error_move(&e, ret_error);
+        sd_bus_error_setf(ret_error, e.name, "Lock " NAME_FMT ": %s", NAME_ARG(name), e.message ? e.message : "");
+        return r;
+}
+
+/* --- options --------------------------------------------------------------------------- */
+
+typedef struct LockOptions {
+        uint64_t timeout_ms;
+        uint64_t lease_ms;
+        bool shared;
+} LockOptions;
+
+static int read_lock_options(sd_bus_message *m, const char *name, LockOptions *o, sd_bus_error *ret_error) {
+        const BusOption table[] = {
+                { "timeout_ms", BUS_OPTION_UINT64, &o->timeout_ms },
+                { "lease_ms", BUS_OPTION_UINT64, &o->lease_ms },
+                { "shared", BUS_OPTION_BOOL, &o->shared },
+                {}
+        };
+        int r;
+
+        *o = (LockOptions) {};
+        r = bus_read_options(m, table, ret_error);
+        if (r < 0)
+                return prefix_error(ret_error, r, name);
+        if (o->timeout_ms == 0)
+                o->timeout_ms = LOCK_DEFAULT_TIMEOUT_MS;
+        else if (o->timeout_ms >= LOCK_TIMEOUT_INFINITE_FROM)
+                o->timeout_ms = UINT64_MAX; /* deferred_new(): no deadline */
+        return 0;
+}
+
+/* --- waiting Lock() calls ----------------------------------------------------------------- */
+
+static void lock_wait_free(LockWait *w) {
+        free(w);
+}
+
+static void on_granted(void *userdata, void *waiter_token, uint64_t token) {
+        LockWait *w = waiter_token;
+        Deferred *d = w->deferred;
+        int r;
+
+        r = ch_locks1_reply_lock(d->call, token);
+        if (r < 0)
+                /* its connection is closing: the bus will tell us, and the lock is released then */
+                log_debug_errno(r, "Failed to answer Lock('%s') with token %llu: %m", w->name,
+                                (unsigned long long) token);
+        deferred_free(d);
+        lock_wait_free(w);
+}
+
+static void on_cancelled(void *userdata, void *waiter_token, int error) {
+        LockWait *w = waiter_token;
+        Deferred *d = w->deferred;
+
+        if (error == -ESHUTDOWN)
+                (void) sd_bus_reply_method_errorf(d->call, CH_ERROR_NAMESPACE_DROPPED,
+                                                  "Namespace '%s' was dropped while waiting for lock " NAME_FMT ".",
+                                                  w->ns->name, NAME_ARG(w->name));
+        /* -ECONNRESET: the caller is gone, nobody to answer */
+        deferred_free(d);
+        lock_wait_free(w);
+}
+
+static void lock_wait_ended(Deferred *d, DeferredEnd why) {
+        LockWait *w = d->userdata;
+        Hub *h = d->hub;
+
+        lock_waiter_cancel(w->waiter); /* may grant whoever was behind it */
+        if (why == DEFERRED_TIMEOUT)
+                (void) sd_bus_reply_method_errorf(d->call, CH_ERROR_TIMEOUT,
+                                                  "Timed out after %llu ms waiting for lock " NAME_FMT " in namespace '%s'.",
+                                                  (unsigned long long) w->timeout_ms, NAME_ARG(w->name), w->ns->name);
+        lock_wait_free(w);
+        bus_locks_rearm(h);
+}
+
+static const LockTableCallbacks table_callbacks = {
+        .granted = on_granted,
+        .cancelled = on_cancelled,
+};
+
+int bus_locks_table_new(Namespace *ns, LockTable **ret) {
+        LockLimits l = {
+                .max_name_len = ns->hub->limits.max_name_bytes,
+        };
+        return lock_table_new(ns->hub->lock_hub, &l, &table_callbacks, ns, ret);
+}
+
+/* --- methods ---------------------------------------------------------------------------- */
+
+static int method_lock(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *name) {
+        Namespace *ns = userdata;
+        Hub *h = ns->hub;
+        LockOptions o;
+        uint64_t token = 0;
+        LockWait *w;
+        Peer *p;
+        int r;
+
+        r = read_lock_options(m, name, &o, ret_error);
+        if (r < 0)
+                return r;
+        r = lock_table_check_name(ns->locks, name);
+        if (r < 0)
+                return lock_error(ret_error, r, ns, name, 0);
+        r = peer_get_or_new(h, m, &p);
+        if (r < 0)
+                return r;
+
+        w = calloc(1, sizeof(LockWait) + strlen(name) + 1);
+        if (!w)
+                return -ENOMEM;
+        w->ns = ns;
+        w->timeout_ms = o.timeout_ms;
+        strcpy(w->name, name);
+
+        r = lock_acquire(ns->locks, name, &p->lock_owner, o.shared, o.lease_ms, w, &w->waiter, &token);
+        if (r != 0) {
+                lock_wait_free(w);
+                bus_locks_rearm(h);
+                if (r < 0)
+                        return lock_error(ret_error, r, ns, name, 0);
+                return ch_locks1_reply_lock(m, token);
+        }
+
+        /* queued: nothing can be granted before we return to the event loop */
+        r = deferred_new(h, m, p, o.timeout_ms, lock_wait_ended, w, &w->deferred);
+        if (r < 0) {
+                lock_waiter_cancel(w->waiter);
+                lock_wait_free(w);
+                bus_locks_rearm(h);
+                return r;
+        }
+        return 1;
+}
+
+static int method_try_lock(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *name) {
+        Namespace *ns = userdata;
+        Hub *h = ns->hub;
+        LockOptions o;
+        uint64_t token = 0;
+        Peer *p;
+        int r;
+
+        r = read_lock_options(m, name, &o, ret_error);
+        if (r < 0)
+                return r;
+        r = lock_table_check_name(ns->locks, name);
+        if (r < 0)
+                return lock_error(ret_error, r, ns, name, 0);
+        r = peer_get_or_new(h, m, &p);
+        if (r < 0)
+                return r;
+        r = lock_try_acquire(ns->locks, name, &p->lock_owner, o.shared, o.lease_ms, &token);
+        bus_locks_rearm(h);
+        if (r < 0)
+                return lock_error(ret_error, r, ns, name, 0);
+        return ch_locks1_reply_try_lock(m, r > 0, r > 0 ? token : 0);
+}
+
+static int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *name, uint64_t token) {
+        Namespace *ns = userdata;
+        int r;
+
+        r = lock_unlock(ns->locks, name, token);
+        bus_locks_rearm(ns->hub);
+        if (r < 0)
+                return lock_error(ret_error, r, ns, name, token);
+        return ch_locks1_reply_unlock(m);
+}
+
+static int method_refresh(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *name, uint64_t token,
+                          uint64_t lease_ms) {
+        Namespace *ns = userdata;
+        int r;
+
+        r = lock_refresh(ns->locks, name, token, lease_ms);
+        bus_locks_rearm(ns->hub);
+        if (r == -EINVAL && lease_ms == 0 && lock_table_check_name(ns->locks, name) >= 0)
+                return bus_error_errno(ret_error, r,
+                                       "Lock " NAME_FMT " (token %llu): its holder has disconnected, a lease of 0 would hold it forever.",
+                                       NAME_ARG(name), (unsigned long long) token);
+        if (r < 0)
+                return lock_error(ret_error, r, ns, name, token);
+        return ch_locks1_reply_refresh(m);
+}
+
+static int append_lock_row(const LockHolderInfo *info, void *userdata) {
+        sd_bus_message *reply = userdata;
+        uint32_t waiters = info->n_waiters > UINT32_MAX ? UINT32_MAX : (uint32_t) info->n_waiters;
+
+        return sd_bus_message_append(reply, "(sstu)", info->name, info->holder ? info->holder : "", info->token,
+                                     waiters);
+}
+
+static int append_locks(sd_bus_message *reply, void *userdata) {
+        Namespace *ns = userdata;
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "(sstu)");
+        if (r < 0)
+                return r;
+        r = lock_table_list(ns->locks, append_lock_row, reply);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
+}
+
+static int method_list_locks(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        return ch_locks1_reply_list_locks(m, append_locks, userdata);
+}
+
+const ChLocks1Handlers bus_locks_handlers = {
+        .lock = method_lock,
+        .try_lock = method_try_lock,
+        .unlock = method_unlock,
+        .refresh = method_refresh,
+        .list_locks = method_list_locks,
+};
