@@ -123,6 +123,9 @@ int deferred_new(Hub *h, sd_bus_message *call, Peer *peer, uint64_t timeout_ms,
         DeferredHeap *q = heap_of(h);
         Deferred *d;
 
+        /* one bound for every kind of wait a connection can start */
+        if (peer && peer->n_deferred >= h->limits.max_pending_per_peer)
+                return -ENOBUFS;
         d = calloc(1, sizeof(Deferred));
         if (!d)
                 return -ENOMEM;

@@ -34,7 +34,8 @@ struct Deferred {
         LIST_FIELDS(Deferred, by_kind); /* free for the capability's own list */
 };
 
-/* Takes a reference to CALL.  PEER may be NULL. */
+/* Takes a reference to CALL.  PEER may be NULL.  -ENOBUFS when PEER already has
+ * --max-pending-per-peer calls waiting. */
 int deferred_new(Hub *h, sd_bus_message *call, Peer *peer, uint64_t timeout_ms,
                  void (*on_end)(Deferred *d, DeferredEnd why), void *userdata, Deferred **ret);
 /* Frees D without calling on_end (after its reply was sent). */

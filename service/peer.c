@@ -5,6 +5,7 @@
 
 #include "bus/bus-locks.h"
 #include "bus/bus-requests.h"
+#include "bus/bus-util.h"
 #include "deferred.h"
 #include "log.h"
 #include "peer.h"
@@ -23,6 +24,13 @@ static int on_track_empty(sd_bus_track *track, void *userdata) {
 
         log_debug("Peer %s disconnected.", p->unique_name);
         peer_free(p, "disconnected");
+        return 0;
+}
+
+int peer_check_pending(Peer *p, sd_bus_error *ret_error) {
+        if (p->n_deferred >= p->hub->limits.max_pending_per_peer)
+                return bus_error_errno(ret_error, -ENOBUFS, "%s already has %zu calls waiting (--max-pending-per-peer).",
+                                       p->unique_name, p->n_deferred);
         return 0;
 }
 

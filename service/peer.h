@@ -42,5 +42,8 @@ int peer_get_or_new(Hub *h, sd_bus_message *m, Peer **ret);
 Peer *peer_find(Hub *h, const char *unique_name);
 /* The identity a peer shows others: its worker id, else its unique name. */
 const char *peer_origin(const Peer *p);
+/* Fails with LimitExceeded (naming the peer and the option) when P has as many calls waiting
+ * as --max-pending-per-peer allows; deferred_new() enforces the same bound. */
+int peer_check_pending(Peer *p, sd_bus_error *ret_error);
 /* Releases everything the peer holds, as if it disconnected; REASON for the logs/signals. */
 void peer_free(Peer *p, const char *reason);

@@ -244,6 +244,9 @@ static int method_lock(sd_bus_message *m, void *userdata, sd_bus_error *ret_erro
         r = peer_get_or_new(h, m, &p);
         if (r < 0)
                 return r;
+        r = peer_check_pending(p, ret_error);
+        if (r < 0)
+                return r;
 
         w = calloc(1, sizeof(LockWait) + strlen(name) + 1);
         if (!w)

@@ -262,13 +262,6 @@ static int peek_options(sd_bus_message *m, RequestOptions *o, sd_bus_error *ret_
         return 0;
 }
 
-static int check_pending(Peer *caller, sd_bus_error *ret_error) {
-        if (caller->n_deferred >= caller->hub->limits.max_pending_per_peer)
-                return bus_error_errno(ret_error, -ENOBUFS, "%s already has %zu calls waiting (--max-pending-per-peer).",
-                                       caller->unique_name, caller->n_deferred);
-        return 0;
-}
-
 static int start_request(Namespace *ns, sd_bus_message *m, Peer *caller, Peer *handler, const char *method,
                          uint64_t timeout_ms, sd_bus_error *ret_error) {
         Forward *f;
@@ -384,7 +377,7 @@ static int method_request(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         r = peer_get_or_new(ns->hub, m, &caller);
         if (r < 0)
                 return r;
-        r = check_pending(caller, ret_error);
+        r = peer_check_pending(caller, ret_error);
         if (r < 0)
                 return r;
 
@@ -534,7 +527,7 @@ static int method_request_all(sd_bus_message *m, void *userdata, sd_bus_error *r
         r = peer_get_or_new(ns->hub, m, &caller);
         if (r < 0)
                 return r;
-        r = check_pending(caller, ret_error);
+        r = peer_check_pending(caller, ret_error);
         if (r < 0)
                 return r;
         servers = calloc(n, sizeof(void *));

@@ -1177,6 +1177,9 @@ static int block_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_erro
         r = peer_get_or_new(ns->hub, m, &p);
         if (r < 0)
                 return r;
+        r = peer_check_pending(p, ret_error);
+        if (r < 0)
+                return r;
         w = calloc(1, sizeof(PopWait));
         if (!w)
                 return -ENOMEM;
