@@ -82,6 +82,24 @@ static void forward_free(Forward *f) {
 
 static void gather_finish(Gather *g);
 
+/* Records an error for KEY in G; takes ownership of KEY and VALUE. */
+static void gather_add_error(Gather *g, char *key, char *value) {
+        char **k = realloc(g->error_keys, (g->n_errors + 1) * sizeof(char *));
+        char **v = k ? realloc(g->error_values, (g->n_errors + 1) * sizeof(char *)) : NULL;
+
+        if (k)
+                g->error_keys = k;
+        if (!v) {
+                free(key);
+                free(value);
+                return;
+        }
+        g->error_values = v;
+        g->error_keys[g->n_errors] = key;
+        g->error_values[g->n_errors] = value;
+        g->n_errors++;
+}
+
 /* F ended with an error (name, message); route it to its caller or its gather. */
 static void forward_fail(Forward *f, const char *name, const char *fmt, ...) _printf_(3, 4);
 static void forward_fail(Forward *f, const char *name, const char *fmt, ...) {
@@ -94,17 +112,10 @@ static void forward_fail(Forward *f, const char *name, const char *fmt, ...) {
         va_end(ap);
         if (f->gather) {
                 Gather *g = f->gather;
-                char **k = realloc(g->error_keys, (g->n_errors + 1) * sizeof(char *));
-                char **v = k ? realloc(g->error_values, (g->n_errors + 1) * sizeof(char *)) : NULL;
-                if (k)
-                        g->error_keys = k;
-                if (v) {
-                        g->error_values = v;
-                        g->error_keys[g->n_errors] = strdup(f->worker);
-                        if (asprintf(&g->error_values[g->n_errors], "%s: %s", name, msg ? msg : "") < 0)
-                                g->error_values[g->n_errors] = NULL;
-                        g->n_errors++;
-                }
+                char *value = NULL;
+                if (asprintf(&value, "%s: %s", name, msg ? msg : "") < 0)
+                        value = NULL;
+                gather_add_error(g, strdup(f->worker), value);
                 g->n_pending--;
                 forward_free(f);
                 if (g->n_pending == 0)
@@ -480,19 +491,7 @@ static void gather_ended(Deferred *d, DeferredEnd why) {
         if (why == DEFERRED_TIMEOUT) {
                 /* the ones still out become Timeout errors */
                 while ((f = g->pending.first)) {
-                        char *k = f->worker;
-                        f->worker = NULL;
-                        char **ek = realloc(g->error_keys, (g->n_errors + 1) * sizeof(char *));
-                        char **ev = ek ? realloc(g->error_values, (g->n_errors + 1) * sizeof(char *)) : NULL;
-                        if (ek)
-                                g->error_keys = ek;
-                        if (ev) {
-                                g->error_values = ev;
-                                g->error_keys[g->n_errors] = k;
-                                g->error_values[g->n_errors] = strdup("org.clusterhub.Error.Timeout: no answer within the timeout");
-                                g->n_errors++;
-                        } else
-                                free(k);
+                        gather_add_error(g, TAKE_PTR(f->worker), strdup("org.clusterhub.Error.Timeout: no answer within the timeout"));
                         g->n_pending--;
                         forward_free(f);
                 }

@@ -373,6 +373,33 @@ static int read_values(sd_bus_message *m, bool dict, BusValues *v, uint64_t max,
                         return _r_;                     \
         } while (0)
 
+/* The many "KEY -> count" and "KEY, NAME -> bool" commands share one shape each. */
+typedef int (*store_count_fn)(Store *s, const char *key, uint64_t now_ms, size_t *ret);
+typedef int (*store_test_fn)(Store *s, const char *key, const char *name, uint64_t now_ms);
+
+static int reply_count(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *key, store_count_fn fn) {
+        size_t n = 0;
+        uint32_t u;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = fn(ns->store, key, now_ms(ns), &n);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        u = (uint32_t) MIN(n, (size_t) UINT32_MAX);
+        return sd_bus_reply_method_return(m, "u", u);
+}
+
+static int reply_test(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *key, const char *name, store_test_fn fn) {
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = fn(ns->store, key, name, now_ms(ns));
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return sd_bus_reply_method_return(m, "b", r > 0);
+}
+
 /* keys */
 
 static int method_get(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
@@ -696,15 +723,7 @@ static int method_append(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
 }
 
 static int method_str_len(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
-        Namespace *ns = userdata;
-        size_t len = 0;
-        int r;
-
-        CHECK_KEY(ns, ret_error, key);
-        r = store_strlen(ns->store, key, now_ms(ns), &len);
-        if (r < 0)
-                return store_error(ret_error, r, ns, key);
-        return ch_store1_reply_str_len(m, (uint32_t) MIN(len, (size_t) UINT32_MAX));
+        return reply_count(m, userdata, ret_error, key, store_strlen);
 }
 
 static int method_get_range(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, int64_t start, int64_t end) {
@@ -833,26 +852,11 @@ static int method_h_del(sd_bus_message *m, void *userdata, sd_bus_error *ret_err
 }
 
 static int method_h_exists(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, const char *field) {
-        Namespace *ns = userdata;
-        int r;
-
-        CHECK_KEY(ns, ret_error, key);
-        r = store_hexists(ns->store, key, field, now_ms(ns));
-        if (r < 0)
-                return store_error(ret_error, r, ns, key);
-        return ch_store1_reply_h_exists(m, r > 0);
+        return reply_test(m, userdata, ret_error, key, field, store_hexists);
 }
 
 static int method_h_len(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
-        Namespace *ns = userdata;
-        size_t n = 0;
-        int r;
-
-        CHECK_KEY(ns, ret_error, key);
-        r = store_hlen(ns->store, key, now_ms(ns), &n);
-        if (r < 0)
-                return store_error(ret_error, r, ns, key);
-        return ch_store1_reply_h_len(m, (uint32_t) n);
+        return reply_count(m, userdata, ret_error, key, store_hlen);
 }
 
 static int method_h_keys(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
@@ -989,15 +993,7 @@ static int method_l_range(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
 }
 
 static int method_l_len(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
-        Namespace *ns = userdata;
-        size_t n = 0;
-        int r;
-
-        CHECK_KEY(ns, ret_error, key);
-        r = store_llen(ns->store, key, now_ms(ns), &n);
-        if (r < 0)
-                return store_error(ret_error, r, ns, key);
-        return ch_store1_reply_l_len(m, (uint32_t) n);
+        return reply_count(m, userdata, ret_error, key, store_llen);
 }
 
 static int method_l_index(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, int64_t index) {
@@ -1258,26 +1254,11 @@ static int method_s_members(sd_bus_message *m, void *userdata, sd_bus_error *ret
 }
 
 static int method_s_is_member(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, const char *member) {
-        Namespace *ns = userdata;
-        int r;
-
-        CHECK_KEY(ns, ret_error, key);
-        r = store_sismember(ns->store, key, member, now_ms(ns));
-        if (r < 0)
-                return store_error(ret_error, r, ns, key);
-        return ch_store1_reply_s_is_member(m, r > 0);
+        return reply_test(m, userdata, ret_error, key, member, store_sismember);
 }
 
 static int method_s_card(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
-        Namespace *ns = userdata;
-        size_t n = 0;
-        int r;
-
-        CHECK_KEY(ns, ret_error, key);
-        r = store_scard(ns->store, key, now_ms(ns), &n);
-        if (r < 0)
-                return store_error(ret_error, r, ns, key);
-        return ch_store1_reply_s_card(m, (uint32_t) n);
+        return reply_count(m, userdata, ret_error, key, store_scard);
 }
 
 static int method_s_pop(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, uint32_t count) {

@@ -325,6 +325,13 @@ static int append_all(sd_bus_message *m, void *userdata) {
         return sd_bus_message_append(m, "a{sv}", 0);
 }
 
+static int append_all_short(sd_bus_message *m, void *userdata) {
+        int r = sd_bus_message_append(m, "v", "s", "all");
+        if (r < 0)
+                return r;
+        return sd_bus_message_append(m, "a{sv}", 1, "timeout_ms", "u", (uint32_t) 300);
+}
+
 static void test_request_all(ThFixture *f, gconstpointer data) {
         TH_RETURN_IF_SKIPPED(f);
         const char *echo[] = { "echo", "fail", NULL }, *failing[] = { "fail", NULL };
@@ -367,6 +374,18 @@ static void test_request_all(ThFixture *f, gconstpointer data) {
         sd_bus_message_unref(reply);
         for (int i = 0; i < 3; i++)
                 stop_worker(&w[i]);
+
+        /* a worker that never answers becomes a Timeout entry, the others still reply */
+        const char *hold[] = { "hold", "echo", NULL };
+        spawn_worker(&w[0], f->bus.address, "slow", hold);
+        wait_workers(f->client, 1);
+        g_assert_cmpint(ch_requests1_call_request_all(f->client, CH_BUS_NAME, CH_DEFAULT_NAMESPACE_PATH, "hold", append_all_short, NULL, &reply, &e), >=, 0);
+        g_assert_cmpint(sd_bus_message_skip(reply, "a{sv}"), >=, 0);
+        g_assert_cmpint(sd_bus_message_read(reply, "a{ss}", 1, &k, &v), >, 0);
+        g_assert_cmpstr(k, ==, "slow");
+        g_assert_true(g_str_has_prefix(v, CH_ERROR_TIMEOUT ": "));
+        sd_bus_message_unref(reply);
+        stop_worker(&w[0]);
 }
 
 static int append_fd(sd_bus_message *m, void *userdata) {
