@@ -7,6 +7,7 @@
 
 #include "bus-util.h"
 #include "ch-errors.h"
+#include "utf8.h"
 
 int bus_error_errno(sd_bus_error *ret_error, int error, const char *fmt, ...) {
         _cleanup_(freep) char *msg = NULL;
@@ -25,36 +26,6 @@ int bus_error_errno(sd_bus_error *ret_error, int error, const char *fmt, ...) {
         return error < 0 ? error : -error;
 }
 
-bool utf8_is_valid(const char *s) {
-        const unsigned char *p = (const unsigned char *) s;
-
-        while (*p) {
-                unsigned n, c = *p;
-                uint32_t cp;
-                if (c < 0x80) {
-                        p++;
-                        continue;
-                } else if ((c & 0xe0) == 0xc0) {
-                        n = 1, cp = c & 0x1f;
-                } else if ((c & 0xf0) == 0xe0) {
-                        n = 2, cp = c & 0x0f;
-                } else if ((c & 0xf8) == 0xf0) {
-                        n = 3, cp = c & 0x07;
-                } else
-                        return false;
-                for (unsigned i = 1; i <= n; i++) {
-                        if ((p[i] & 0xc0) != 0x80)
-                                return false;
-                        cp = (cp << 6) | (p[i] & 0x3f);
-                }
-                if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-                    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-                        return false;
-                p += n + 1;
-        }
-        return true;
-}
-
 int bus_check_name(sd_bus_error *ret_error, const char *what, const char *value, uint64_t max) {
         size_t n = strlen(value);
 
@@ -64,7 +35,7 @@ int bus_check_name(sd_bus_error *ret_error, const char *what, const char *value,
                 return bus_error_errno(ret_error, -EINVAL, "The %s is %zu bytes long; the limit is %llu (see clusterhubd --help).",
                                        what, n, (unsigned long long) max);
         /* sd-bus already refuses invalid UTF-8 in 's'; this guards callers passing other strings. */
-        if (!utf8_is_valid(value))
+        if (!utf8_valid(value, n))
                 return bus_error_errno(ret_error, -EINVAL, "The %s is not valid UTF-8.", what);
         return 0;
 }

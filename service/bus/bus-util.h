@@ -14,7 +14,6 @@ int bus_error_errno(sd_bus_error *ret_error, int error, const char *fmt, ...) _p
  * MAX bytes.  On failure fills RET_ERROR with InvalidArgs naming WHAT. */
 int bus_check_name(sd_bus_error *ret_error, const char *what, const char *value, uint64_t max);
 
-bool utf8_is_valid(const char *s);
 
 /* An option of a trailing a{sv}.  Integers accept u or t (and, for *_ms keys, nothing else);
  * booleans b.  Unknown keys and wrong types are InvalidArgs naming the key. */

@@ -8,6 +8,7 @@
 #include <sys/random.h>
 
 #include "locks.h"
+#include "utf8.h"
 #include "macro.h"
 
 typedef struct Lock Lock;
@@ -103,43 +104,6 @@ static uint64_t deadline_after(uint64_t now, uint64_t ms) {
         if (ms >= LOCK_NO_DEADLINE - 1 - now)
                 return LOCK_NO_DEADLINE - 1;
         return now + ms;
-}
-
-static bool utf8_is_valid(const char *s) {
-        const unsigned char *p = (const unsigned char *) s;
-
-        while (*p) {
-                uint32_t c;
-                size_t n;
-
-                if (*p < 0x80) {
-                        p++;
-                        continue;
-                } else if ((*p & 0xE0) == 0xC0) {
-                        c = *p & 0x1F;
-                        n = 1;
-                } else if ((*p & 0xF0) == 0xE0) {
-                        c = *p & 0x0F;
-                        n = 2;
-                } else if ((*p & 0xF8) == 0xF0) {
-                        c = *p & 0x07;
-                        n = 3;
-                } else
-                        return false;
-
-                for (size_t i = 1; i <= n; i++) {
-                        if ((p[i] & 0xC0) != 0x80)
-                                return false;
-                        c = (c << 6) | (p[i] & 0x3F);
-                }
-
-                if ((n == 1 && c < 0x80) || (n == 2 && c < 0x800) || (n == 3 && c < 0x10000))
-                        return false; /* overlong */
-                if (c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
-                        return false;
-                p += n + 1;
-        }
-        return true;
 }
 
 static uint64_t name_hash(const LockTable *t, const char *name) {
@@ -766,7 +730,7 @@ int lock_table_check_name(const LockTable *t, const char *name) {
                 return -EINVAL;
         if (strnlen(name, max + 1) > max)
                 return -EINVAL;
-        if (!utf8_is_valid(name))
+        if (!utf8_valid(name, strlen(name)))
                 return -EINVAL;
         return 0;
 }

@@ -10,6 +10,7 @@
 
 #include "macro.h"
 #include "store.h"
+#include "utf8.h"
 
 /* Internal kinds beside the D-Bus type codes of plain values. */
 #define KIND_HASH 'H'
@@ -138,7 +139,6 @@ int expire_reserve(Store *s);
 void expire_free(Store *s);
 
 /* ---- value.c ---- */
-bool utf8_valid(const char *s, size_t len);
 int value_check(Store *s, const StoreValue *v);
 size_t value_estimate(const StoreValue *v);
 int pval_from(Store *s, PVal *ret, const StoreValue *v);
