@@ -7,7 +7,11 @@
  * clusterhub-codegen: ch_<interface>_call_<method>() (blocking) and _async(),
  * ch_<interface>_match_<signal>() (bus-side arg0 filtering), ch_<interface>_get_<property>().
  * Errors are negative errno values; register ch_error_map with sd_bus_error_add_map() to get
- * the errno that each org.clusterhub.Error.* name maps to. */
+ * the errno that each org.clusterhub.Error.* name maps to.
+ *
+ * On top of the stubs, the worker runtime (ch-runtime.h, docs/bindings.md): ch_client_new,
+ * ch_register (re-registers after a hub restart), ch_on/ch_emit, ch_serve/ch_request,
+ * ch_lock/ch_with_lock. */
 
 #include <systemd/sd-bus.h>
 
@@ -19,6 +23,7 @@
 #include "ch-requests1-client.h"
 #include "ch-store1-client.h"
 #include "ch-worker1-client.h"
+#include "ch-runtime.h"
 
 #define CH_BUS_NAME "org.clusterhub.Hub1"
 #define CH_HUB_PATH "/org/clusterhub/Hub1"

@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* libclusterhub worker runtime: a hand-written layer over the generated stubs.
+ *
+ *   ChClient *c;
+ *   ch_client_new(&c, NULL);                  // user bus, own sd-event loop
+ *   ch_register(c, NULL);                     // id derived by the hub (worker@3.service -> "3")
+ *   ch_on(c, NULL, "jobs.done", on_done, NULL, NULL);
+ *   ch_serve(c, NULL, "resize", on_resize, NULL);
+ *   ch_client_run(c);                         // until ch_client_exit()
+ *
+ * Conventions: functions return 0 (or a documented positive value) on success and a negative
+ * errno on failure, and never touch their ret_* outputs on failure.  A D-Bus error from the hub
+ * is mapped to an errno through ch_error_map (registered by ch_client_new()); its name and message
+ * stay readable through ch_client_get_last_error() until the next blocking call.  NS arguments
+ * are namespace names ([A-Za-z0-9_]+); NULL or "" means "default".
+ *
+ * Single-threaded: use one ChClient from one thread, the one running its sd-event loop.  Blocking
+ * calls (ch_register, ch_serve, ch_request, ch_lock, ...) do not dispatch anything while they
+ * wait; incoming events and requests are queued and handled afterwards.
+ *
+ * Hub restarts: the client watches NameOwnerChanged of org.clusterhub.Hub1.  When a new hub
+ * appears it registers again under the same id and serves again every served method.  Event
+ * subscriptions are bus-side match rules and survive by themselves.  Locks do not survive a hub
+ * restart (the hub's lock table is gone); ch_with_lock() reports that as an unlock error. */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#ifndef CH_CODEGEN_APPEND_FN
+#define CH_CODEGEN_APPEND_FN
+/* Writes the trailing arguments of a call into M (for payloads: exactly one variant "v"). */
+typedef int (*ch_append_fn)(sd_bus_message *m, void *userdata);
+#endif
+
+typedef struct ChClient ChClient;
+typedef struct ChRequest ChRequest;
+
+/* ---- client --------------------------------------------------------------------------- */
+
+typedef enum ChBusType {
+        CH_BUS_USER = 0,        /* the user (session) bus: $DBUS_SESSION_BUS_ADDRESS */
+        CH_BUS_SYSTEM,          /* the system bus */
+        CH_BUS_ADDRESS,         /* ChClientOptions.address */
+} ChBusType;
+
+typedef struct ChClientOptions {
+        ChBusType bus_type;
+        const char *address;            /* for CH_BUS_ADDRESS; a non-NULL address implies it */
+        sd_event *event;                /* run on this loop (the caller's; referenced); NULL: own loop */
+        int64_t event_priority;         /* sd-event priority of the bus source */
+        uint64_t request_timeout_ms;    /* default of ch_request*() timeout_ms; 0: 10000 */
+        const char *description;        /* connection description for debugging; may be NULL */
+} ChClientOptions;
+
+/* Connects (opts NULL: the user bus, own loop).  Does not register: call ch_register(). */
+int ch_client_new(ChClient **ret, const ChClientOptions *opts);
+/* Flushes queued messages, drops every subscription, handler and pending call, closes the
+ * connection.  Requests still held by the program get a "Failed" error.  NULL-safe; returns NULL. */
+ChClient *ch_client_free(ChClient *c);
+
+sd_bus *ch_client_get_bus(ChClient *c);
+sd_event *ch_client_get_event(ChClient *c);
+/* The unique bus name of the connection. */
+const char *ch_client_get_unique_name(ChClient *c);
+/* The error of the last failed blocking call (name and message), or an unset error. */
+const sd_bus_error *ch_client_get_last_error(ChClient *c);
+
+/* Runs the loop until ch_client_exit(); returns the exit code given there (or a negative errno). */
+int ch_client_run(ChClient *c);
+/* Makes ch_client_run() (sd_event_loop) return CODE. */
+int ch_client_exit(ChClient *c, int code);
+/* One loop iteration: waits up to timeout_usec (UINT64_MAX: forever) and dispatches.
+ * Returns > 0 if something was dispatched, 0 on timeout, or a negative errno. */
+int ch_client_process(ChClient *c, uint64_t timeout_usec);
+/* Writes every queued outgoing message (emits are sent without waiting for an answer). */
+int ch_client_flush(ChClient *c);
+
+/* ---- registration --------------------------------------------------------------------- */
+
+/* Registers this connection as worker ID (NULL or "": derived by the hub).  Blocking.  From now on
+ * the client registers again whenever the hub restarts.  Calling it again with another id
+ * re-registers under that id. */
+int ch_register(ChClient *c, const char *id);
+/* Unregisters (blocking) and stops re-registering on hub restarts. */
+int ch_unregister(ChClient *c);
+/* The registered worker id, or NULL when not registered (yet, or while the hub is away). */
+const char *ch_client_get_id(ChClient *c);
+
+/* Called after every successful (re-)registration; error < 0 when a re-registration after a hub
+ * restart failed (id NULL then).  One callback per client; NULL removes it. */
+typedef void (*ch_registered_fn)(ChClient *c, const char *id, int error, void *userdata);
+void ch_client_set_registered_callback(ChClient *c, ch_registered_fn cb, void *userdata);
+
+/* ---- events --------------------------------------------------------------------------- */
+
+/* A listener.  PAYLOAD is positioned at the payload variant: read it with
+ * sd_bus_message_read(payload, "v", "s", &str) and the like.  It is only valid during the call
+ * (take a reference with sd_bus_message_ref() to keep it).  ORIGIN is the emitter's worker id or
+ * unique bus name, as filled in by the hub; for local emits it is this client's own.
+ * The return value is ignored. */
+typedef int (*ch_event_fn)(const char *event, const char *origin, sd_bus_message *payload, void *userdata);
+
+/* Listens to EVENT in namespace NS.  The first listener of an (ns, event) adds the bus match
+ * (arg0=EVENT, so the bus only sends what is listened for); later ones share it (refcounted).
+ * ret_id (may be NULL) identifies the listener for ch_off().  Listeners run in registration
+ * order; one added while an event is being dispatched sees the next event first. */
+int ch_on(ChClient *c, const char *ns, const char *event, ch_event_fn cb, void *userdata, uint64_t *ret_id);
+/* As ch_on(), removed after its first call. */
+int ch_once(ChClient *c, const char *ns, const char *event, ch_event_fn cb, void *userdata, uint64_t *ret_id);
+/* As ch_on(), removed after its COUNT-th call (count >= 1). */
+int ch_many(ChClient *c, const char *ns, const char *event, unsigned count, ch_event_fn cb, void *userdata, uint64_t *ret_id);
+/* Listens to PREFIX and to every event below it in the dotted hierarchy ("jobs" gets "jobs",
+ * "jobs.done", "jobs.a.b" but not "jobsx"): the bus's arg0namespace. */
+int ch_on_prefix(ChClient *c, const char *ns, const char *prefix, ch_event_fn cb, void *userdata, uint64_t *ret_id);
+/* Removes a listener; the last one of its (ns, event) removes the bus match.  Safe inside a
+ * listener (also its own).  -ENOENT for an unknown or already removed id. */
+int ch_off(ChClient *c, uint64_t id);
+
+/* Payload writers (APPEND) write one variant "v"; NULL sends the empty string.  EVENT is
+ * checked locally (non-empty, valid UTF-8, at most 255 bytes): -EINVAL.
+ * ch_emit: this process's listeners synchronously (in registration order, before it returns),
+ * then every other process through the hub.  Returns the number of local listeners called. */
+int ch_emit(ChClient *c, const char *ns, const char *event, ch_append_fn append, void *userdata);
+/* Only this process's listeners, synchronously.  Returns the number called. */
+int ch_emit_local(ChClient *c, const char *ns, const char *event, ch_append_fn append, void *userdata);
+/* Only other processes: sent through the hub (Emit, no reply expected, order kept per sender);
+ * the hub's broadcast of it is not delivered to this client's own listeners. */
+int ch_emit_remote(ChClient *c, const char *ns, const char *event, ch_append_fn append, void *userdata);
+/* Unicast to worker WORKER (queued by the hub if it is not registered yet); no reply expected. */
+int ch_emit_to(ChClient *c, const char *ns, const char *worker, const char *event, ch_append_fn append, void *userdata);
+
+/* ---- requests ------------------------------------------------------------------------- */
+
+/* Serves one request.  Reply with ch_request_reply() / ch_request_fail*() exactly once, now or
+ * later: to reply later, keep REQ with ch_request_ref() and drop it with ch_request_unref() after
+ * replying.  Returning a negative errno without having replied answers that errno as a D-Bus
+ * error.  A request whose last reference goes without a reply is answered
+ * org.freedesktop.DBus.Error.Failed ("handler did not reply"). */
+typedef int (*ch_request_handler_fn)(ChRequest *req, void *userdata);
+
+/* Serves METHOD in NS: exports org.clusterhub.Handler1 at /org/clusterhub/Handler1 (once per
+ * client) and calls Requests1.Serve (blocking).  -EEXIST if already served by this client. */
+int ch_serve(ChClient *c, const char *ns, const char *method, ch_request_handler_fn handler, void *userdata);
+/* Withdraws METHOD (Requests1.Unserve, blocking).  -ENOENT if not served. */
+int ch_unserve(ChClient *c, const char *ns, const char *method);
+
+ChRequest *ch_request_ref(ChRequest *req);
+ChRequest *ch_request_unref(ChRequest *req);
+ChClient *ch_request_get_client(ChRequest *req);
+const char *ch_request_get_namespace(ChRequest *req);
+const char *ch_request_get_method(ChRequest *req);
+/* The caller's worker id or unique bus name, as given by the hub. */
+const char *ch_request_get_origin(ChRequest *req);
+/* The Handle call, positioned at the payload variant (read it with "v"). */
+sd_bus_message *ch_request_get_payload(ChRequest *req);
+/* true once replied or failed. */
+bool ch_request_is_answered(ChRequest *req);
+/* APPEND writes the reply variant "v" (NULL: the empty string).  -EALREADY if already answered. */
+int ch_request_reply(ChRequest *req, ch_append_fn append, void *userdata);
+/* A D-Bus error NAME (e.g. "com.example.Error.BadImage") and MESSAGE reach the caller unchanged.
+ * -EALREADY if already answered; -EINVAL for an invalid error name. */
+int ch_request_fail(ChRequest *req, const char *name, const char *message);
+/* The error name of ERRNO (clusterhub's table, else sd-bus's). */
+int ch_request_fail_errno(ChRequest *req, int error, const char *message);
+
+/* Sends a request to TARGET (NULL or "": any worker serving METHOD, round-robin) and waits for
+ * the reply.  timeout_ms 0: the client default.  On success *ret_reply (may be NULL) is the
+ * method return, positioned at the start: read the reply with "v".  A handler's own error arrives
+ * in ret_error unchanged; hub errors are org.clusterhub.Error.{NoHandler,Timeout,WorkerGone,...}.
+ * Blocking: a request served by this very client needs ch_request_async(). */
+int ch_request(ChClient *c, const char *ns, const char *target, const char *method,
+               ch_append_fn append, void *userdata, uint64_t timeout_ms,
+               sd_bus_message **ret_reply, sd_bus_error *ret_error);
+
+/* ERROR is NULL on success; REPLY is the method return (read "v") or the error message.
+ * Called exactly once, from the loop, unless the client is freed first. */
+typedef void (*ch_reply_fn)(ChClient *c, sd_bus_message *reply, const sd_bus_error *error, void *userdata);
+int ch_request_async(ChClient *c, const char *ns, const char *target, const char *method,
+                     ch_append_fn append, void *append_userdata, uint64_t timeout_ms,
+                     ch_reply_fn callback, void *userdata);
+
+/* ---- locks ---------------------------------------------------------------------------- */
+
+typedef struct ChLockOptions {
+        uint64_t timeout_ms;    /* how long ch_lock waits: 0 the hub's default (10 s), UINT64_MAX forever */
+        uint64_t lease_ms;      /* 0: held until unlocked or this connection closes */
+        bool shared;            /* reader lock */
+} ChLockOptions;
+
+/* Waits for lock NAME in NS (opts NULL: defaults) and stores its fencing token.  Blocking.
+ * -ETIMEDOUT (Timeout), -EDEADLK (this client already holds it), ... */
+int ch_lock(ChClient *c, const char *ns, const char *name, const ChLockOptions *opts, uint64_t *ret_token);
+/* Never waits: 0 with the token if acquired, -EBUSY if someone else holds it. */
+int ch_trylock(ChClient *c, const char *ns, const char *name, const ChLockOptions *opts, uint64_t *ret_token);
+/* -EPERM (NotLockOwner) for a token that is not the holder's, -ENOLCK (NotLocked) if free. */
+int ch_unlock(ChClient *c, const char *ns, const char *name, uint64_t token);
+
+typedef int (*ch_locked_fn)(ChClient *c, uint64_t token, void *userdata);
+/* Takes the lock, runs FN, always unlocks.  Returns the ch_lock() error if the lock was not
+ * taken; else FN's result, except that when FN succeeded (>= 0) and unlocking failed (the lock
+ * was lost: lease expired, hub restarted) the unlock error is returned. */
+int ch_with_lock(ChClient *c, const char *ns, const char *name, const ChLockOptions *opts,
+                 ch_locked_fn fn, void *userdata);
+
+#ifdef __cplusplus
+}
+#endif

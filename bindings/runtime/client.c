@@ -1,0 +1,369 @@
+/* SPDX-License-Identifier: MIT */
+/* The client: connection, event loop, registration, and following the hub across restarts
+ * (NameOwnerChanged of org.clusterhub.Hub1). */
+#include <stdio.h>
+
+#include "runtime-internal.h"
+
+#define NOC_MATCH                                                                        \
+        "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"     \
+        "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='" CH_BUS_NAME "'"
+
+int client_set_error(ChClient *c, const sd_bus_error *e, int r) {
+        sd_bus_error_free(&c->last_error);
+        if (e && sd_bus_error_is_set(e))
+                (void) sd_bus_error_copy(&c->last_error, e);
+        else if (r < 0)
+                (void) sd_bus_error_set_errno(&c->last_error, r);
+        return r;
+}
+
+bool ch_namespace_is_valid(const char *ns) {
+        size_t n = 0;
+
+        for (const char *p = ns; *p; p++, n++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_'))
+                        return false;
+        return n > 0 && n <= 255;
+}
+
+const char *ch_namespace_or_default(const char *ns) {
+        return isempty(ns) ? "default" : ns;
+}
+
+int ch_namespace_path(const char *ns, char **ret) {
+        char *p;
+
+        ns = ch_namespace_or_default(ns);
+        if (!ch_namespace_is_valid(ns))
+                return -EINVAL;
+        if (asprintf(&p, "%s%s", CH_NAMESPACE_PATH_PREFIX, ns) < 0)
+                return -ENOMEM;
+        *ret = p;
+        return 0;
+}
+
+bool client_origin_is_ours(ChClient *c, const char *origin) {
+        const char *unique = NULL;
+
+        if (c->registered && c->id && streq(origin, c->id))
+                return true;
+        return sd_bus_get_unique_name(c->bus, &unique) >= 0 && streq(origin, unique);
+}
+
+static int set_str(char **p, const char *s) {
+        char *copy = NULL;
+
+        if (s && !(copy = strdup(s)))
+                return -ENOMEM;
+        free(*p);
+        *p = copy;
+        return 0;
+}
+
+/* The worker id is the last element of the worker object path /org/clusterhub/Hub1/worker/<id>. */
+static int id_from_path(ChClient *c, const char *path, char **ret) {
+        static const char prefix[] = CH_HUB_PATH "/worker/";
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        int r;
+
+        if (strncmp(path, prefix, strlen(prefix)) == 0 && path[strlen(prefix)] && !strchr(path + strlen(prefix), '/')) {
+                char *id = strdup(path + strlen(prefix));
+                if (!id)
+                        return -ENOMEM;
+                *ret = id;
+                return 0;
+        }
+        r = ch_worker1_get_id(c->bus, CH_BUS_NAME, path, ret, &e);
+        sd_bus_error_free(&e);
+        return r;
+}
+
+static void notify_registered(ChClient *c, int error) {
+        if (c->registered_cb)
+                c->registered_cb(c, error < 0 ? NULL : c->id, error, c->registered_userdata);
+}
+
+/* ---- following the hub ------------------------------------------------------------------ */
+
+static int on_reregistered(sd_bus_message *reply, const sd_bus_error *error, const char *worker, void *userdata) {
+        ChClient *c = userdata;
+        _cleanup_free_ char *id = NULL;
+        int r;
+
+        c->register_slot = sd_bus_slot_unref(c->register_slot);
+        if (error) {
+                r = client_set_error(c, error, sd_bus_error_get_errno(error) > 0 ? -sd_bus_error_get_errno(error) : -EIO);
+        } else {
+                r = id_from_path(c, worker, &id);
+                if (r >= 0) {
+                        free(c->id);
+                        c->id = TAKE_PTR(id);
+                        c->registered = true;
+                        (void) set_str(&c->registered_owner, sd_bus_message_get_sender(reply));
+                }
+        }
+        /* Serve after Register so the hub knows the id of the server first. */
+        (void) requests_reserve_all(c);
+        notify_registered(c, r);
+        return 0;
+}
+
+static void hub_appeared(ChClient *c) {
+        int r;
+
+        if (!c->want_registered) {
+                (void) requests_reserve_all(c);
+                return;
+        }
+        c->register_slot = sd_bus_slot_unref(c->register_slot);
+        r = ch_hub1_call_register_async(c->bus, &c->register_slot, CH_BUS_NAME, CH_HUB_PATH, c->wanted_id, NULL, NULL,
+                                        on_reregistered, c, 0);
+        if (r < 0) {
+                (void) requests_reserve_all(c);
+                notify_registered(c, r);
+        }
+}
+
+static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        ChClient *c = userdata;
+        const char *name, *old_owner, *new_owner;
+
+        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || !streq(name, CH_BUS_NAME))
+                return 0;
+        (void) set_str(&c->hub_owner, isempty(new_owner) ? NULL : new_owner);
+        if (!isempty(old_owner)) {
+                /* that hub is gone and with it our registration */
+                c->registered = false;
+                c->register_slot = sd_bus_slot_unref(c->register_slot);
+        }
+        if (!isempty(new_owner) && !streq_ptr(new_owner, c->registered_owner))
+                hub_appeared(c);
+        return 0;
+}
+
+static int get_hub_owner(ChClient *c, char **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        const char *owner;
+        int r;
+
+        r = sd_bus_call_method(c->bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                               "GetNameOwner", &e, &reply, "s", CH_BUS_NAME);
+        sd_bus_error_free(&e);
+        if (r < 0) {
+                *ret = NULL; /* no owner (NameHasNoOwner) or no answer: unknown */
+                return 0;
+        }
+        r = sd_bus_message_read(reply, "s", &owner);
+        if (r < 0)
+                return r;
+        *ret = strdup(owner);
+        return *ret ? 0 : -ENOMEM;
+}
+
+/* ---- the client ------------------------------------------------------------------------- */
+
+static int bus_connect(const ChClientOptions *o, sd_bus **ret) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        int r;
+
+        if (o->address || o->bus_type == CH_BUS_ADDRESS) {
+                if (isempty(o->address))
+                        return -EINVAL;
+                r = sd_bus_new(&bus);
+                if (r < 0)
+                        return r;
+                if (o->description && (r = sd_bus_set_description(bus, o->description)) < 0)
+                        return r;
+                r = sd_bus_set_address(bus, o->address);
+                if (r < 0)
+                        return r;
+                r = sd_bus_set_bus_client(bus, 1);
+                if (r < 0)
+                        return r;
+                r = sd_bus_negotiate_fds(bus, 1);
+                if (r < 0)
+                        return r;
+                r = sd_bus_start(bus);
+        } else if (o->bus_type == CH_BUS_USER)
+                r = o->description ? sd_bus_open_user_with_description(&bus, o->description) : sd_bus_open_user(&bus);
+        else if (o->bus_type == CH_BUS_SYSTEM)
+                r = o->description ? sd_bus_open_system_with_description(&bus, o->description) : sd_bus_open_system(&bus);
+        else
+                return -EINVAL;
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(bus);
+        return 0;
+}
+
+_public_ int ch_client_new(ChClient **ret, const ChClientOptions *opts) {
+        static const ChClientOptions defaults = { .bus_type = CH_BUS_USER };
+        ChClient *c;
+        int r;
+
+        if (!ret)
+                return -EINVAL;
+        if (!opts)
+                opts = &defaults;
+        (void) sd_bus_error_add_map(ch_error_map);
+
+        c = calloc(1, sizeof(ChClient));
+        if (!c)
+                return -ENOMEM;
+        c->request_timeout_ms = opts->request_timeout_ms ? opts->request_timeout_ms : 10000;
+        c->local_cookie = 1;
+
+        r = bus_connect(opts, &c->bus);
+        if (r < 0)
+                goto fail;
+        if (opts->event)
+                c->event = sd_event_ref(opts->event);
+        else {
+                r = sd_event_new(&c->event);
+                if (r < 0)
+                        goto fail;
+        }
+        r = sd_bus_attach_event(c->bus, c->event, opts->event_priority);
+        if (r < 0)
+                goto fail;
+        /* first the match, then the question: no restart falls between the two */
+        r = sd_bus_add_match(c->bus, &c->noc_slot, NOC_MATCH, on_name_owner_changed, c);
+        if (r < 0)
+                goto fail;
+        r = get_hub_owner(c, &c->hub_owner);
+        if (r < 0)
+                goto fail;
+        *ret = c;
+        return 0;
+fail:
+        ch_client_free(c);
+        return r;
+}
+
+_public_ ChClient *ch_client_free(ChClient *c) {
+        if (!c)
+                return NULL;
+        requests_free_all(c);
+        events_free_all(c);
+        c->register_slot = sd_bus_slot_unref(c->register_slot);
+        c->noc_slot = sd_bus_slot_unref(c->noc_slot);
+        if (c->bus) {
+                (void) sd_bus_flush(c->bus);
+                (void) sd_bus_detach_event(c->bus);
+                c->bus = sd_bus_flush_close_unref(c->bus);
+        }
+        c->event = sd_event_unref(c->event);
+        sd_bus_error_free(&c->last_error);
+        free(c->wanted_id);
+        free(c->id);
+        free(c->hub_owner);
+        free(c->registered_owner);
+        free(c->last_sender);
+        free(c);
+        return NULL;
+}
+
+_public_ sd_bus *ch_client_get_bus(ChClient *c) {
+        return c ? c->bus : NULL;
+}
+
+_public_ sd_event *ch_client_get_event(ChClient *c) {
+        return c ? c->event : NULL;
+}
+
+_public_ const char *ch_client_get_unique_name(ChClient *c) {
+        const char *u = NULL;
+        return c && sd_bus_get_unique_name(c->bus, &u) >= 0 ? u : NULL;
+}
+
+_public_ const sd_bus_error *ch_client_get_last_error(ChClient *c) {
+        return c ? &c->last_error : NULL;
+}
+
+_public_ int ch_client_run(ChClient *c) {
+        if (!c)
+                return -EINVAL;
+        return sd_event_loop(c->event);
+}
+
+_public_ int ch_client_exit(ChClient *c, int code) {
+        if (!c)
+                return -EINVAL;
+        return sd_event_exit(c->event, code);
+}
+
+_public_ int ch_client_process(ChClient *c, uint64_t timeout_usec) {
+        if (!c)
+                return -EINVAL;
+        return sd_event_run(c->event, timeout_usec);
+}
+
+_public_ int ch_client_flush(ChClient *c) {
+        if (!c)
+                return -EINVAL;
+        return sd_bus_flush(c->bus);
+}
+
+/* ---- registration ----------------------------------------------------------------------- */
+
+_public_ int ch_register(ChClient *c, const char *id) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        _cleanup_free_ char *path = NULL, *got = NULL, *wanted = NULL, *owner = NULL;
+        int r;
+
+        if (!c)
+                return -EINVAL;
+        wanted = strdup(id ? id : "");
+        if (!wanted)
+                return -ENOMEM;
+        r = ch_hub1_call_register(c->bus, CH_BUS_NAME, CH_HUB_PATH, wanted, NULL, NULL, &path, &e);
+        client_set_error(c, &e, r);
+        sd_bus_error_free(&e);
+        if (r < 0)
+                return r;
+        r = id_from_path(c, path, &got);
+        if (r < 0)
+                return client_set_error(c, NULL, r);
+        /* which hub answered: a NameOwnerChanged already queued for it must not register again */
+        r = get_hub_owner(c, &owner);
+        if (r < 0)
+                return client_set_error(c, NULL, r);
+        free(c->wanted_id);
+        c->wanted_id = TAKE_PTR(wanted);
+        free(c->id);
+        c->id = TAKE_PTR(got);
+        free(c->registered_owner);
+        c->registered_owner = TAKE_PTR(owner);
+        c->want_registered = true;
+        c->registered = true;
+        notify_registered(c, 0);
+        return 0;
+}
+
+_public_ int ch_unregister(ChClient *c) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        int r;
+
+        if (!c)
+                return -EINVAL;
+        c->want_registered = false;
+        c->register_slot = sd_bus_slot_unref(c->register_slot);
+        r = ch_hub1_call_unregister(c->bus, CH_BUS_NAME, CH_HUB_PATH, &e);
+        client_set_error(c, &e, r);
+        sd_bus_error_free(&e);
+        c->registered = false;
+        return r;
+}
+
+_public_ const char *ch_client_get_id(ChClient *c) {
+        return c && c->registered ? c->id : NULL;
+}
+
+_public_ void ch_client_set_registered_callback(ChClient *c, ch_registered_fn cb, void *userdata) {
+        if (!c)
+                return;
+        c->registered_cb = cb;
+        c->registered_userdata = userdata;
+}

@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* Internals of the libclusterhub worker runtime, shared by its capability files:
+ * client.c (connection, loop, registration, hub restarts), events.c, requests.c, locks.c. */
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../clusterhub/ch-runtime.h"
+#include "../clusterhub/clusterhub.h"
+
+#define _public_ __attribute__((visibility("default")))
+#define _cleanup_(f) __attribute__((cleanup(f)))
+
+static inline void freep(void *p) {
+        free(*(void **) p);
+}
+#define _cleanup_free_ _cleanup_(freep)
+
+#define TAKE_PTR(p)                            \
+        ({                                     \
+                __typeof__(p) _ptr_ = (p);     \
+                (p) = NULL;                    \
+                _ptr_;                         \
+        })
+
+#define streq(a, b) (strcmp((a), (b)) == 0)
+
+static inline bool streq_ptr(const char *a, const char *b) {
+        if (!a || !b)
+                return a == b;
+        return streq(a, b);
+}
+
+static inline bool isempty(const char *s) {
+        return !s || !*s;
+}
+
+#define USEC_PER_MSEC UINT64_C(1000)
+
+/* Doubly linked lists: a struct with `next`/`prev` members, a head pointer. */
+#define LIST_PREPEND(head, item)                                \
+        do {                                                    \
+                (item)->prev = NULL;                            \
+                (item)->next = (head);                          \
+                if (head)                                       \
+                        (head)->prev = (item);                  \
+                (head) = (item);                                \
+        } while (0)
+#define LIST_REMOVE(head, item)                                 \
+        do {                                                    \
+                if ((item)->next)                               \
+                        (item)->next->prev = (item)->prev;      \
+                if ((item)->prev)                               \
+                        (item)->prev->next = (item)->next;      \
+                else                                            \
+                        (head) = (item)->next;                  \
+                (item)->next = (item)->prev = NULL;             \
+        } while (0)
+
+typedef struct Match Match;
+typedef struct Listener Listener;
+typedef struct Served Served;
+typedef struct Pending Pending;
+
+/* One bus match rule for an (ns, event) or (ns, prefix), shared by its listeners. */
+struct Match {
+        Match *next, *prev;
+        ChClient *client;
+        char *ns;
+        char *name;
+        bool prefix;
+        unsigned n_ref;
+        sd_bus_slot *slot;
+};
+
+struct Listener {
+        Listener *next, *prev;
+        uint64_t id;
+        char *ns;
+        char *name;
+        bool prefix;
+        unsigned remaining;     /* calls left for once/many, 0: unlimited */
+        bool dead;              /* removed while dispatching; freed by the sweep */
+        ch_event_fn cb;
+        void *userdata;
+        Match *match;
+};
+
+struct Served {
+        Served *next, *prev;
+        char *ns;
+        char *method;
+        ch_request_handler_fn handler;
+        void *userdata;
+};
+
+/* An asynchronous call of the runtime waiting for its reply. */
+struct Pending {
+        Pending *next, *prev;
+        ChClient *client;
+        sd_bus_slot *slot;
+        ch_reply_fn cb;
+        void *userdata;
+};
+
+struct ChRequest {
+        ChRequest *next, *prev;
+        unsigned n_ref;
+        ChClient *client;       /* NULL once the client is freed */
+        sd_bus_message *call;
+        char *ns;
+        char *method;
+        char *origin;
+        bool answered;
+};
+
+struct ChClient {
+        sd_bus *bus;
+        sd_event *event;
+        sd_bus_error last_error;
+        uint64_t request_timeout_ms;
+
+        /* registration and the hub's name */
+        bool want_registered;
+        char *wanted_id;        /* what ch_register() asked for ("" = derived) */
+        char *id;               /* the registered id; valid while `registered` */
+        bool registered;
+        char *hub_owner;        /* unique name of the current hub, NULL when none */
+        char *registered_owner; /* the hub we registered with */
+        sd_bus_slot *noc_slot;
+        sd_bus_slot *register_slot;
+        ch_registered_fn registered_cb;
+        void *registered_userdata;
+
+        /* events */
+        Listener *listeners, *listeners_tail;
+        Match *matches;
+        uint64_t last_listener_id;
+        unsigned dispatching;
+        bool need_sweep;
+        uint64_t last_cookie;           /* the Event signal dispatched last: several matching */
+        char *last_sender;              /* rules deliver it several times; dispatch it once */
+        uint64_t local_cookie;
+
+        /* requests */
+        Served *served;
+        sd_bus_slot *handler_slot;
+        ChRequest *requests;
+        Pending *pending;
+};
+
+/* client.c */
+int client_set_error(ChClient *c, const sd_bus_error *e, int r);
+bool ch_namespace_is_valid(const char *ns);
+int ch_namespace_path(const char *ns, char **ret);
+const char *ch_namespace_or_default(const char *ns);
+bool client_origin_is_ours(ChClient *c, const char *origin);
+
+/* events.c */
+void events_free_all(ChClient *c);
+
+/* requests.c */
+void requests_free_all(ChClient *c);
+int requests_reserve_all(ChClient *c);
+int append_empty_payload(sd_bus_message *m, void *userdata);

@@ -1,0 +1,734 @@
+/* SPDX-License-Identifier: MIT */
+/* The libclusterhub worker runtime against the real clusterhubd on private buses: emit / on /
+ * off / once semantics, re-registration after a hub restart, serve / request (deferred replies,
+ * errors passing through), locks.  Worker processes are this binary re-executed with --worker. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clusterhub/clusterhub.h"
+#include "clusterhub/ch-runtime.h"
+#include "harness.h"
+
+static const char *self_path;
+
+static int append_str(sd_bus_message *m, void *userdata) {
+        return sd_bus_message_append(m, "v", "s", (const char *) userdata);
+}
+
+static const char *payload_str(sd_bus_message *m) {
+        const char *s = NULL;
+        if (sd_bus_message_read(m, "v", "s", &s) < 0)
+                return "?";
+        return s;
+}
+
+static int64_t now_ms(void) {
+        return g_get_monotonic_time() / 1000;
+}
+
+/* ---- the worker process ---------------------------------------------------------------- */
+
+static GPtrArray *kept_requests;
+
+static void out(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+static void out(const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vprintf(fmt, ap);
+        va_end(ap);
+        putchar('\n');
+        fflush(stdout);
+}
+
+static int w_on_ping(const char *event, const char *origin, sd_bus_message *payload, void *userdata) {
+        ChClient *c = userdata;
+        const char *p = payload_str(payload);
+        out("ping %s %s", origin, p);
+        /* emit from inside a listener: local "pong" listeners run now, nested */
+        g_autofree char *copy = g_strdup(p);
+        g_assert_cmpint(ch_emit(c, NULL, "pong", append_str, copy), ==, 1);
+        return 0;
+}
+
+static int w_on_pong(const char *event, const char *origin, sd_bus_message *payload, void *userdata) {
+        out("pong %s %s", origin, payload_str(payload));
+        return 0;
+}
+
+static int w_on_quit(const char *event, const char *origin, sd_bus_message *payload, void *userdata) {
+        ch_client_exit(userdata, 0);
+        return 0;
+}
+
+static int h_upper(ChRequest *req, void *userdata) {
+        g_autofree char *up = g_ascii_strup(payload_str(ch_request_get_payload(req)), -1);
+        g_assert_cmpint(ch_request_reply(req, append_str, up), ==, 0);
+        g_assert_cmpint(ch_request_reply(req, append_str, up), ==, -EALREADY);
+        g_assert_cmpint(ch_request_fail(req, "com.example.Error.Late", "x"), ==, -EALREADY);
+        return 0;
+}
+
+typedef struct Deferred {
+        ChRequest *req;
+        char *text;
+} Deferred;
+
+static int on_defer_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Deferred *d = userdata;
+        g_autofree char *reply = g_strdup_printf("deferred:%s from %s", d->text, ch_request_get_origin(d->req));
+        g_assert_cmpint(ch_request_reply(d->req, append_str, reply), ==, 0);
+        ch_request_unref(d->req);
+        g_free(d->text);
+        g_free(d);
+        return 0;
+}
+
+static int h_defer(ChRequest *req, void *userdata) {
+        ChClient *c = userdata;
+        Deferred *d = g_new0(Deferred, 1);
+        d->req = ch_request_ref(req);
+        d->text = g_strdup(payload_str(ch_request_get_payload(req)));
+        g_assert_cmpint(sd_event_add_time_relative(ch_client_get_event(c), NULL, CLOCK_MONOTONIC, 100 * 1000, 0,
+                                                   on_defer_timer, d), >=, 0);
+        return 0;
+}
+
+static int h_fail(ChRequest *req, void *userdata) {
+        g_autofree char *msg = g_strdup_printf("bad input: %s", payload_str(ch_request_get_payload(req)));
+        return ch_request_fail(req, "com.example.Error.Bad", msg);
+}
+
+static int h_never(ChRequest *req, void *userdata) {
+        g_ptr_array_add(kept_requests, ch_request_ref(req));
+        return 0;
+}
+
+static int h_errno(ChRequest *req, void *userdata) {
+        return -ENOKEY; /* maps to org.clusterhub.Error.NoSuchKey */
+}
+
+static int append_int_value(sd_bus_message *m, void *userdata) {
+        int r = sd_bus_message_append(m, "v", "x", *(int64_t *) userdata);
+        return r < 0 ? r : sd_bus_message_append(m, "a{sv}", 0);
+}
+
+static int incr_counter(ChClient *c, uint64_t token, void *userdata) {
+        sd_bus *bus = ch_client_get_bus(c);
+        sd_bus_message *reply = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        int64_t v = 0;
+        int set = 0, r;
+
+        r = ch_store1_call_get(bus, CH_BUS_NAME, CH_DEFAULT_NAMESPACE_PATH, "counter", &reply, &e);
+        if (r >= 0) {
+                g_assert_cmpint(sd_bus_message_read(reply, "v", "x", &v), >, 0);
+                sd_bus_message_unref(reply);
+        } else
+                g_assert_cmpstr(e.name, ==, CH_ERROR_NO_SUCH_KEY);
+        sd_bus_error_free(&e);
+        v++;
+        r = ch_store1_call_set(bus, CH_BUS_NAME, CH_DEFAULT_NAMESPACE_PATH, "counter", append_int_value, &v, &set, &e);
+        g_assert_cmpint(r, ==, 0);
+        return 7;
+}
+
+/* --worker ADDRESS ID MODE [N] */
+static int worker_main(int argc, char *argv[]) {
+        ChClientOptions o = { .address = argv[2] };
+        ChClient *c = NULL;
+        const char *mode = argv[4];
+        int r;
+
+        kept_requests = g_ptr_array_new();
+        r = ch_client_new(&c, &o);
+        if (r < 0)
+                return 2;
+        r = ch_register(c, argv[3]);
+        if (r < 0) {
+                fprintf(stderr, "register: %s\n", strerror(-r));
+                return 3;
+        }
+        if (g_str_equal(mode, "echo")) {
+                g_assert_cmpint(ch_on(c, NULL, "ping", w_on_ping, c, NULL), ==, 0);
+                g_assert_cmpint(ch_on(c, NULL, "pong", w_on_pong, c, NULL), ==, 0);
+                g_assert_cmpint(ch_on(c, NULL, "quit", w_on_quit, c, NULL), ==, 0);
+                g_assert_cmpint(ch_serve(c, NULL, "upper", h_upper, c), ==, 0);
+                g_assert_cmpint(ch_serve(c, NULL, "defer", h_defer, c), ==, 0);
+                g_assert_cmpint(ch_serve(c, NULL, "fail", h_fail, c), ==, 0);
+                g_assert_cmpint(ch_serve(c, NULL, "never", h_never, c), ==, 0);
+                g_assert_cmpint(ch_serve(c, NULL, "errno", h_errno, c), ==, 0);
+                g_assert_cmpint(ch_serve(c, NULL, "upper", h_upper, c), ==, -EEXIST);
+                out("ready");
+                r = ch_client_run(c);
+        } else if (g_str_equal(mode, "locker")) {
+                int n = atoi(argv[5]);
+                out("ready");
+                for (int i = 0; i < n; i++) {
+                        r = ch_with_lock(c, NULL, "counter-lock", NULL, incr_counter, NULL);
+                        if (r != 7) {
+                                fprintf(stderr, "with_lock: %d\n", r);
+                                return 4;
+                        }
+                }
+                out("done");
+                r = 0;
+        } else
+                return 9;
+        for (unsigned i = 0; i < kept_requests->len; i++)
+                ch_request_unref(kept_requests->pdata[i]);
+        g_ptr_array_free(kept_requests, TRUE);
+        ch_client_free(c);
+        return r < 0 ? 5 : r;
+}
+
+/* ---- helpers of the test process ------------------------------------------------------- */
+
+typedef struct Worker {
+        ThProc proc;
+        int out;
+        GString *buf;
+} Worker;
+
+static void spawn_worker(Worker *w, const char *address, const char *id, const char *mode, const char *arg) {
+        const char *argv[] = { self_path, "--worker", address, id, mode, arg, NULL };
+        int fds[2];
+
+        g_assert_cmpint(pipe2(fds, O_CLOEXEC), ==, 0);
+        w->proc = (ThProc) TH_PROC_NULL;
+        g_assert_cmpint(th_spawn(&w->proc, argv, NULL, fds[1], -1), >, 0);
+        close(fds[1]);
+        w->out = fds[0];
+        w->buf = g_string_new(NULL);
+}
+
+/* The next line of the worker's output, waiting up to timeout_ms; NULL on timeout or EOF. */
+static char *read_line(Worker *w, int timeout_ms) {
+        int64_t deadline = now_ms() + timeout_ms;
+
+        for (;;) {
+                char *nl = memchr(w->buf->str, '\n', w->buf->len);
+                if (nl) {
+                        char *line = g_strndup(w->buf->str, nl - w->buf->str);
+                        g_string_erase(w->buf, 0, nl - w->buf->str + 1);
+                        return line;
+                }
+                int left = (int) (deadline - now_ms());
+                if (left <= 0)
+                        return NULL;
+                struct pollfd p = { .fd = w->out, .events = POLLIN };
+                if (poll(&p, 1, left) <= 0)
+                        continue;
+                char b[4096];
+                ssize_t n = read(w->out, b, sizeof(b));
+                if (n <= 0)
+                        return NULL;
+                g_string_append_len(w->buf, b, n);
+        }
+}
+
+static void expect_line(Worker *w, const char *want) {
+        g_autofree char *line = read_line(w, 10000);
+        g_assert_cmpstr(line, ==, want);
+}
+
+static void worker_finish(Worker *w) {
+        int status = -1;
+        g_assert_true(th_proc_wait(&w->proc, 10000, &status));
+        g_assert_true(WIFEXITED(status));
+        g_assert_cmpint(WEXITSTATUS(status), ==, 0);
+        th_proc_clear(&w->proc);
+        close(w->out);
+        g_string_free(w->buf, TRUE);
+}
+
+static ChClient *client_new(ThFixture *f) {
+        ChClientOptions o = { .bus_type = CH_BUS_ADDRESS, .address = f->bus.address };
+        ChClient *c = NULL;
+        g_assert_cmpint(ch_client_new(&c, &o), ==, 0);
+        return c;
+}
+
+/* Runs C's loop until *counter reaches want (or timeout_ms passes). */
+static void run_until(ChClient *c, const unsigned *counter, unsigned want, int timeout_ms) {
+        int64_t deadline = now_ms() + timeout_ms;
+        while (*counter < want && now_ms() < deadline)
+                g_assert_cmpint(ch_client_process(c, 50 * 1000), >=, 0);
+}
+
+static void run_for(ChClient *c, int ms) {
+        int64_t deadline = now_ms() + ms;
+        while (now_ms() < deadline)
+                g_assert_cmpint(ch_client_process(c, 20 * 1000), >=, 0);
+}
+
+typedef struct Log {
+        GString *s;
+        unsigned n;
+} Log;
+
+static int log_event(const char *event, const char *origin, sd_bus_message *payload, void *userdata) {
+        Log *l = userdata;
+        g_string_append_printf(l->s, "%s %s %s;", event, origin, payload_str(payload));
+        l->n++;
+        return 0;
+}
+
+/* ---- local semantics -------------------------------------------------------------------- */
+
+typedef struct Order {
+        GString *s;
+        ChClient *c;
+        uint64_t off_id;
+        uint64_t added;
+} Order;
+
+static int ord_a(const char *e, const char *o, sd_bus_message *p, void *u) {
+        Order *x = u;
+        g_string_append_printf(x->s, "A(%s)", payload_str(p));
+        return 0;
+}
+static int ord_b(const char *e, const char *o, sd_bus_message *p, void *u) {
+        Order *x = u;
+        g_string_append_printf(x->s, "B(%s)", payload_str(p));
+        /* removing a later listener during the dispatch: it is not called */
+        if (x->off_id) {
+                g_assert_cmpint(ch_off(x->c, x->off_id), ==, 0);
+                x->off_id = 0;
+        }
+        return 0;
+}
+static int ord_once(const char *e, const char *o, sd_bus_message *p, void *u) {
+        g_string_append(((Order *) u)->s, "O");
+        return 0;
+}
+static int ord_prefix(const char *e, const char *o, sd_bus_message *p, void *u) {
+        g_string_append_printf(((Order *) u)->s, "P[%s]", e);
+        return 0;
+}
+static int ord_added(const char *e, const char *o, sd_bus_message *p, void *u) {
+        g_string_append(((Order *) u)->s, "N");
+        return 0;
+}
+static int ord_adder(const char *e, const char *o, sd_bus_message *p, void *u) {
+        Order *x = u;
+        g_string_append(x->s, "D");
+        /* a listener added during the dispatch waits for the next event */
+        if (!x->added)
+                g_assert_cmpint(ch_on(x->c, NULL, "jobs.a", ord_added, x, &x->added), ==, 0);
+        return 0;
+}
+static int ord_removed(const char *e, const char *o, sd_bus_message *p, void *u) {
+        g_string_append(((Order *) u)->s, "X");
+        return 0;
+}
+
+static void test_local_order(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        ChClient *c = client_new(f);
+        Order x = { .s = g_string_new(NULL), .c = c };
+        uint64_t a, many;
+
+        g_assert_cmpint(ch_register(c, "solo"), ==, 0);
+        g_assert_cmpstr(ch_client_get_id(c), ==, "solo");
+        g_assert_cmpint(ch_on(c, NULL, "jobs.a", ord_a, &x, &a), ==, 0);
+        g_assert_cmpint(ch_on(c, NULL, "jobs.a", ord_b, &x, NULL), ==, 0);
+        g_assert_cmpint(ch_once(c, NULL, "jobs.a", ord_once, &x, NULL), ==, 0);
+        g_assert_cmpint(ch_on_prefix(c, NULL, "jobs", ord_prefix, &x, NULL), ==, 0);
+        g_assert_cmpint(ch_on(c, NULL, "jobs.a", ord_adder, &x, NULL), ==, 0);
+        g_assert_cmpint(ch_on(c, NULL, "jobs.a", ord_removed, &x, &x.off_id), ==, 0);
+        g_assert_cmpint(ch_many(c, NULL, "jobs.b", 2, ord_once, &x, &many), ==, 0);
+        g_assert_cmpint(ch_on(c, "other", "jobs.a", ord_a, &x, NULL), ==, 0);
+
+        /* synchronous, in registration order, before ch_emit_local returns */
+        g_assert_cmpint(ch_emit_local(c, NULL, "jobs.a", append_str, "1"), ==, 5);
+        g_assert_cmpstr(x.s->str, ==, "A(1)B(1)OP[jobs.a]D");
+        g_string_truncate(x.s, 0);
+        g_assert_cmpint(ch_emit_local(c, NULL, "jobs.a", append_str, "2"), ==, 5);
+        g_assert_cmpstr(x.s->str, ==, "A(2)B(2)P[jobs.a]DN");
+        g_string_truncate(x.s, 0);
+        g_assert_cmpint(ch_emit_local(c, NULL, "jobs.b", NULL, NULL), ==, 2);
+        g_assert_cmpint(ch_emit_local(c, NULL, "jobs.b", NULL, NULL), ==, 2);
+        g_assert_cmpint(ch_emit_local(c, NULL, "jobs.b", NULL, NULL), ==, 1);
+        g_assert_cmpstr(x.s->str, ==, "P[jobs.b]OP[jobs.b]OP[jobs.b]");
+        g_assert_cmpint(ch_off(c, many), ==, -ENOENT); /* once/many remove themselves */
+        g_string_truncate(x.s, 0);
+        g_assert_cmpint(ch_emit_local(c, NULL, "jobsx", NULL, NULL), ==, 0);
+        g_assert_cmpint(ch_emit_local(c, "other", "jobs.a", append_str, "o"), ==, 1);
+        g_assert_cmpstr(x.s->str, ==, "A(o)");
+        g_assert_cmpint(ch_off(c, a), ==, 0);
+        g_assert_cmpint(ch_off(c, a), ==, -ENOENT);
+
+        /* bad input */
+        g_assert_cmpint(ch_emit(c, NULL, "", NULL, NULL), ==, -EINVAL);
+        g_assert_cmpint(ch_emit(c, "bad/ns", "x", NULL, NULL), ==, -EINVAL);
+        g_assert_cmpint(ch_on(c, NULL, "", ord_a, &x, NULL), ==, -EINVAL);
+        g_autofree char *longname = g_strnfill(300, 'e');
+        g_assert_cmpint(ch_emit_local(c, NULL, longname, NULL, NULL), ==, -EINVAL);
+
+        g_string_free(x.s, TRUE);
+        ch_client_free(c);
+}
+
+/* ---- remote semantics ------------------------------------------------------------------- */
+
+static void test_remote(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        Worker w;
+        ChClient *c = client_new(f);
+        Log pongs = { g_string_new(NULL) }, pings = { g_string_new(NULL) };
+
+        spawn_worker(&w, f->bus.address, "w1", "echo", NULL);
+        expect_line(&w, "ready");
+        g_assert_cmpint(ch_register(c, "main"), ==, 0);
+        g_assert_cmpint(ch_on(c, NULL, "pong", log_event, &pongs, NULL), ==, 0);
+        g_assert_cmpint(ch_on(c, NULL, "ping", log_event, &pings, NULL), ==, 0);
+        /* a second listener shares the bus match; a prefix listener adds another rule, and the
+         * signal is still dispatched once per listener */
+        g_assert_cmpint(ch_on_prefix(c, NULL, "pong", log_event, &pongs, NULL), ==, 0);
+
+        /* emit: the local listener ran before it returned; the worker answers */
+        g_assert_cmpint(ch_emit(c, NULL, "ping", append_str, "1"), ==, 1);
+        g_assert_cmpstr(pings.s->str, ==, "ping main 1;");
+        run_until(c, &pongs.n, 2, 10000);
+        /* emit_remote: no local listener */
+        g_assert_cmpint(ch_emit_remote(c, NULL, "ping", append_str, "2"), ==, 0);
+        g_assert_cmpuint(pings.n, ==, 1);
+        run_until(c, &pongs.n, 4, 10000);
+        /* our own remote emits never come back to us */
+        run_for(c, 300);
+        g_assert_cmpstr(pings.s->str, ==, "ping main 1;");
+        g_assert_cmpstr(pongs.s->str, ==, "pong w1 1;pong w1 1;pong w1 2;pong w1 2;");
+
+        g_assert_cmpint(ch_emit_to(c, NULL, "w1", "quit", NULL, NULL), ==, 0);
+        g_assert_cmpint(ch_client_flush(c), >=, 0);
+        /* the worker's own remote pong did not reach its own listener: each pong once */
+        expect_line(&w, "ping main 1");
+        expect_line(&w, "pong w1 1");
+        expect_line(&w, "ping main 2");
+        expect_line(&w, "pong w1 2");
+        g_autofree char *rest = read_line(&w, 2000);
+        g_assert_null(rest);
+        worker_finish(&w);
+        g_string_free(pongs.s, TRUE);
+        g_string_free(pings.s, TRUE);
+        ch_client_free(c);
+}
+
+/* ---- hub restart ------------------------------------------------------------------------ */
+
+typedef struct Regs {
+        unsigned n;
+        char *last;
+} Regs;
+
+static void on_registered(ChClient *c, const char *id, int error, void *userdata) {
+        Regs *r = userdata;
+        g_assert_cmpint(error, ==, 0);
+        g_free(r->last);
+        r->last = g_strdup(id);
+        r->n++;
+}
+
+static bool worker_listed(sd_bus *bus, const char *id) {
+        sd_bus_message *reply = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        const char *wid, *unique;
+        uint32_t pid;
+        bool found = false;
+
+        if (ch_hub1_call_list_workers(bus, CH_BUS_NAME, CH_HUB_PATH, &reply, &e) < 0) {
+                sd_bus_error_free(&e);
+                return false;
+        }
+        g_assert_cmpint(sd_bus_message_enter_container(reply, 'a', "(ssua{sv})"), >, 0);
+        while (sd_bus_message_enter_container(reply, 'r', "ssua{sv}") > 0) {
+                g_assert_cmpint(sd_bus_message_read(reply, "ssu", &wid, &unique, &pid), >, 0);
+                g_assert_cmpint(sd_bus_message_skip(reply, "a{sv}"), >=, 0);
+                g_assert_cmpint(sd_bus_message_exit_container(reply), >=, 0);
+                found = found || g_str_equal(wid, id);
+        }
+        sd_bus_message_unref(reply);
+        return found;
+}
+
+static void test_hub_restart(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        Worker w;
+        ChClient *c = client_new(f);
+        Log pongs = { g_string_new(NULL) };
+        Regs regs = { 0 };
+        sd_bus_message *reply = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        const char *s;
+
+        spawn_worker(&w, f->bus.address, "w2", "echo", NULL);
+        expect_line(&w, "ready");
+        ch_client_set_registered_callback(c, on_registered, &regs);
+        g_assert_cmpint(ch_register(c, NULL), ==, 0); /* id derived by the hub */
+        g_assert_cmpuint(regs.n, ==, 1);
+        g_autofree char *derived = g_strdup(ch_client_get_id(c));
+        g_assert_nonnull(derived);
+        g_assert_cmpint(ch_on(c, NULL, "pong", log_event, &pongs, NULL), ==, 0);
+
+        /* restart the hub under both */
+        th_hub_stop(&f->hub);
+        th_hub_clear(&f->hub);
+        run_for(c, 100);
+        g_assert_null(ch_client_get_id(c));
+        g_assert_cmpint(th_hub_spawn(&f->hub, f->bus.address, NULL), ==, 0);
+
+        /* we and the worker register again within a few seconds */
+        run_until(c, &regs.n, 2, 5000);
+        g_assert_cmpuint(regs.n, ==, 2);
+        g_assert_cmpstr(regs.last, ==, derived);
+        g_assert_cmpstr(ch_client_get_id(c), ==, derived);
+        int64_t deadline = now_ms() + 5000;
+        while (!worker_listed(f->client, "w2") && now_ms() < deadline)
+                g_usleep(20 * 1000);
+        g_assert_true(worker_listed(f->client, "w2"));
+        g_assert_true(worker_listed(f->client, derived));
+
+        /* and keep receiving events, and serving */
+        g_assert_cmpint(ch_emit(c, NULL, "ping", append_str, "after"), ==, 0);
+        run_until(c, &pongs.n, 1, 10000);
+        g_assert_cmpstr(pongs.s->str, ==, "pong w2 after;");
+        deadline = now_ms() + 5000;
+        int r;
+        do {
+                sd_bus_error_free(&e);
+                r = ch_request(c, NULL, "w2", "upper", append_str, "x", 2000, &reply, &e);
+        } while (r == -EBADRQC && now_ms() < deadline && (g_usleep(20000), true));
+        g_assert_cmpint(r, ==, 0);
+        g_assert_cmpint(sd_bus_message_read(reply, "v", "s", &s), >, 0);
+        g_assert_cmpstr(s, ==, "X");
+        sd_bus_message_unref(reply);
+
+        g_assert_cmpint(ch_emit_to(c, NULL, "w2", "quit", NULL, NULL), ==, 0);
+        ch_client_flush(c);
+        g_autofree char *ping = g_strdup_printf("ping %s after", derived);
+        expect_line(&w, ping);
+        expect_line(&w, "pong w2 after");
+        worker_finish(&w);
+        g_free(regs.last);
+        g_string_free(pongs.s, TRUE);
+        ch_client_free(c);
+}
+
+/* ---- requests --------------------------------------------------------------------------- */
+
+typedef struct AsyncResult {
+        unsigned done;
+        char *value;
+        char *error;
+} AsyncResult;
+
+static void on_async_reply(ChClient *c, sd_bus_message *reply, const sd_bus_error *error, void *userdata) {
+        AsyncResult *a = userdata;
+        const char *s;
+        if (error)
+                a->error = g_strdup_printf("%s: %s", error->name, error->message);
+        else {
+                g_assert_cmpint(sd_bus_message_read(reply, "v", "s", &s), >, 0);
+                a->value = g_strdup(s);
+        }
+        a->done++;
+}
+
+static int self_second_reply = 1;
+
+static int h_self(ChRequest *req, void *userdata) {
+        g_autofree char *r = g_strdup_printf("self:%s:%s:%s", ch_request_get_namespace(req), ch_request_get_method(req),
+                                             payload_str(ch_request_get_payload(req)));
+        g_assert_cmpint(ch_request_reply(req, append_str, r), ==, 0);
+        self_second_reply = ch_request_reply(req, append_str, r);
+        return 0;
+}
+
+static int h_silent(ChRequest *req, void *userdata) {
+        return 0; /* neither replies nor keeps the request */
+}
+
+static char *request_str(ChClient *c, const char *target, const char *method, const char *payload, uint64_t timeout_ms,
+                         int *ret_r, char **ret_error) {
+        sd_bus_message *reply = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        const char *s;
+        char *v = NULL;
+
+        *ret_r = ch_request(c, NULL, target, method, append_str, (void *) payload, timeout_ms, &reply, &e);
+        if (*ret_r >= 0) {
+                g_assert_cmpint(sd_bus_message_read(reply, "v", "s", &s), >, 0);
+                v = g_strdup(s);
+                sd_bus_message_unref(reply);
+                *ret_error = NULL;
+        } else {
+                *ret_error = g_strdup_printf("%s: %s", e.name, e.message);
+                sd_bus_error_free(&e);
+        }
+        return v;
+}
+
+static void test_requests(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        Worker w;
+        ChClient *c = client_new(f);
+        g_autofree char *err = NULL;
+        AsyncResult a1 = { 0 }, a2 = { 0 }, a3 = { 0 };
+        char *v;
+        int r;
+
+        spawn_worker(&w, f->bus.address, "w3", "echo", NULL);
+        expect_line(&w, "ready");
+        g_assert_cmpint(ch_register(c, "asker"), ==, 0);
+
+        /* round trip, any worker and the named one */
+        v = request_str(c, NULL, "upper", "abc", 0, &r, &err);
+        g_assert_cmpint(r, ==, 0);
+        g_assert_cmpstr(v, ==, "ABC");
+        g_free(v);
+        v = request_str(c, "w3", "upper", "def", 0, &r, &err);
+        g_assert_cmpstr(v, ==, "DEF");
+        g_free(v);
+        /* a deferred reply */
+        v = request_str(c, "w3", "defer", "later", 0, &r, &err);
+        g_assert_cmpstr(v, ==, "deferred:later from asker");
+        g_free(v);
+        /* a handler's own error passes through unchanged */
+        v = request_str(c, NULL, "fail", "oops", 0, &r, &err);
+        g_assert_null(v);
+        g_assert_cmpstr(err, ==, "com.example.Error.Bad: bad input: oops");
+        g_assert_cmpstr(ch_client_get_last_error(c)->name, ==, "com.example.Error.Bad");
+        g_clear_pointer(&err, g_free);
+        /* a handler returning -errno */
+        v = request_str(c, NULL, "errno", "k", 0, &r, &err);
+        g_assert_null(v);
+        g_assert_cmpint(r, ==, -ENOKEY);
+        g_assert_true(g_str_has_prefix(err, CH_ERROR_NO_SUCH_KEY ": "));
+        g_clear_pointer(&err, g_free);
+        /* nobody serves it */
+        v = request_str(c, NULL, "nope", "k", 0, &r, &err);
+        g_assert_cmpint(r, ==, -EBADRQC);
+        g_assert_true(g_str_has_prefix(err, CH_ERROR_NO_HANDLER ": "));
+        g_clear_pointer(&err, g_free);
+        /* a handler that never replies: the per-call timeout */
+        int64_t t0 = now_ms();
+        v = request_str(c, NULL, "never", "k", 300, &r, &err);
+        g_assert_cmpint(r, ==, -ETIMEDOUT);
+        g_assert_true(g_str_has_prefix(err, CH_ERROR_TIMEOUT ": "));
+        g_assert_cmpint(now_ms() - t0, <, 3000);
+        g_clear_pointer(&err, g_free);
+
+        /* asynchronous requests, also to a method this very client serves */
+        g_assert_cmpint(ch_serve(c, "ns2", "selfecho", h_self, NULL), ==, 0);
+        g_assert_cmpint(ch_serve(c, "ns2", "silent", h_silent, NULL), ==, 0);
+        g_assert_cmpint(ch_request_async(c, NULL, "w3", "defer", append_str, "A", 0, on_async_reply, &a1), ==, 0);
+        g_assert_cmpint(ch_request_async(c, "ns2", NULL, "selfecho", append_str, "B", 0, on_async_reply, &a2), ==, 0);
+        g_assert_cmpint(ch_request_async(c, "ns2", NULL, "silent", append_str, "C", 0, on_async_reply, &a3), ==, 0);
+        run_until(c, &a1.done, 1, 10000);
+        run_until(c, &a2.done, 1, 10000);
+        run_until(c, &a3.done, 1, 10000);
+        g_assert_cmpstr(a1.value, ==, "deferred:A from asker");
+        g_assert_cmpstr(a2.value, ==, "self:ns2:selfecho:B");
+        g_assert_cmpint(self_second_reply, ==, -EALREADY);
+        g_assert_cmpstr(a3.error, ==, "org.freedesktop.DBus.Error.Failed: The handler did not reply.");
+        g_assert_cmpint(ch_unserve(c, "ns2", "selfecho"), ==, 0);
+        g_assert_cmpint(ch_unserve(c, "ns2", "selfecho"), ==, -ENOENT);
+        g_assert_cmpint(ch_request_async(c, "ns2", NULL, "selfecho", append_str, "B", 0, on_async_reply, &a2), ==, 0);
+        run_until(c, &a2.done, 2, 10000);
+        g_assert_true(g_str_has_prefix(a2.error, CH_ERROR_NO_HANDLER));
+
+        g_assert_cmpint(ch_emit_to(c, NULL, "w3", "quit", NULL, NULL), ==, 0);
+        ch_client_flush(c);
+        worker_finish(&w);
+        g_free(a1.value);
+        g_free(a2.value);
+        g_free(a2.error);
+        g_free(a3.error);
+        ch_client_free(c);
+}
+
+/* ---- locks ------------------------------------------------------------------------------ */
+
+static int locked_body(ChClient *c, uint64_t token, void *userdata) {
+        uint64_t *seen = userdata;
+        *seen = token;
+        return 42;
+}
+
+static int failing_body(ChClient *c, uint64_t token, void *userdata) {
+        return -EPROTO;
+}
+
+static void test_locks(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        ChClient *c = client_new(f), *c2 = client_new(f);
+        Worker w[2];
+        uint64_t tok = 0, tok2 = 0, seen = 0;
+        ChLockOptions quick = { .timeout_ms = 200 };
+        sd_bus_message *reply = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        int64_t v = 0;
+
+        g_assert_cmpint(ch_lock(c, NULL, "L", NULL, &tok), ==, 0);
+        g_assert_cmpuint(tok, >, 0);
+        g_assert_cmpint(ch_trylock(c2, NULL, "L", NULL, &tok2), ==, -EBUSY);
+        g_assert_cmpuint(tok2, ==, 0); /* untouched on failure */
+        g_assert_cmpint(ch_lock(c2, NULL, "L", &quick, &tok2), ==, -ETIMEDOUT);
+        g_assert_cmpstr(ch_client_get_last_error(c2)->name, ==, CH_ERROR_TIMEOUT);
+        g_assert_cmpint(ch_unlock(c2, NULL, "L", tok + 1000), ==, -EPERM);
+        g_assert_cmpint(ch_unlock(c, NULL, "L", tok), ==, 0);
+        g_assert_cmpint(ch_unlock(c, NULL, "L", tok), ==, -ENOLCK);
+        g_assert_cmpint(ch_trylock(c2, NULL, "L", NULL, &tok2), ==, 0);
+        g_assert_cmpuint(tok2, >, tok); /* fencing tokens increase */
+        g_assert_cmpint(ch_unlock(c2, NULL, "L", tok2), ==, 0);
+
+        /* with_lock: fn's result, and the lock is free afterwards, also after a failing fn */
+        g_assert_cmpint(ch_with_lock(c, NULL, "L", NULL, locked_body, &seen), ==, 42);
+        g_assert_cmpuint(seen, >, tok2);
+        g_assert_cmpint(ch_with_lock(c, NULL, "L", NULL, failing_body, NULL), ==, -EPROTO);
+        g_assert_cmpint(ch_trylock(c2, NULL, "L", NULL, &tok2), ==, 0);
+        /* held by c2: with_lock in c waits, times out, fn not run */
+        seen = 0;
+        g_assert_cmpint(ch_with_lock(c, NULL, "L", &quick, locked_body, &seen), ==, -ETIMEDOUT);
+        g_assert_cmpuint(seen, ==, 0);
+        g_assert_cmpint(ch_unlock(c2, NULL, "L", tok2), ==, 0);
+        g_assert_cmpint(ch_lock(c, NULL, "", NULL, &tok), ==, -EINVAL);
+
+        /* two processes x 50 read-modify-write increments under one lock */
+        spawn_worker(&w[0], f->bus.address, "l1", "locker", "50");
+        spawn_worker(&w[1], f->bus.address, "l2", "locker", "50");
+        for (int i = 0; i < 2; i++) {
+                expect_line(&w[i], "ready");
+        }
+        for (int i = 0; i < 2; i++) {
+                g_autofree char *line = read_line(&w[i], 60000);
+                g_assert_cmpstr(line, ==, "done");
+                worker_finish(&w[i]);
+        }
+        g_assert_cmpint(ch_store1_call_get(ch_client_get_bus(c), CH_BUS_NAME, CH_DEFAULT_NAMESPACE_PATH, "counter", &reply, &e), ==, 0);
+        g_assert_cmpint(sd_bus_message_read(reply, "v", "x", &v), >, 0);
+        g_assert_cmpint(v, ==, 100);
+        sd_bus_message_unref(reply);
+        ch_client_free(c2);
+        ch_client_free(c);
+}
+
+int main(int argc, char **argv) {
+        self_path = argv[0];
+        if (argc >= 5 && g_str_equal(argv[1], "--worker"))
+                return worker_main(argc, argv);
+        g_test_init(&argc, &argv, NULL);
+        TH_ADD_BUS_TEST_WITH_HUB("/runtime/local-order", test_local_order);
+        TH_ADD_BUS_TEST_WITH_HUB("/runtime/remote", test_remote);
+        TH_ADD_BUS_TEST_WITH_HUB("/runtime/hub-restart", test_hub_restart);
+        TH_ADD_BUS_TEST_WITH_HUB("/runtime/requests", test_requests);
+        TH_ADD_BUS_TEST_WITH_HUB("/runtime/locks", test_locks);
+        return g_test_run();
+}
