@@ -3,6 +3,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <systemd/sd-daemon.h>
+#include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "bus/bus-events.h"
@@ -35,7 +37,8 @@ int hub_new(Hub **ret) {
         h->peers = hashmap_new();
         h->workers = hashmap_new();
         h->worker_queues = hashmap_new();
-        if (!h->namespaces || !h->peers || !h->workers || !h->worker_queues)
+        h->calls = hashmap_new();
+        if (!h->namespaces || !h->peers || !h->workers || !h->worker_queues || !h->calls)
                 return -ENOMEM;
         *ret = TAKE_PTR(h);
         return 0;
@@ -61,6 +64,11 @@ Hub *hub_free(Hub *h) {
         hashmap_free(h->peers);
         hashmap_free(h->workers);
         hashmap_free(h->worker_queues);
+        i = 0;
+        CallCount *cc;
+        while (hashmap_iterate(h->calls, &i, (void **) &cc, NULL))
+                free(cc);
+        hashmap_free(h->calls);
         sd_bus_flush_close_unref(h->bus);
         sd_event_unref(h->event);
         free(h->address);
@@ -110,6 +118,41 @@ static const char *bus_description(const Hub *h) {
         }
 }
 
+/* Counts every call to our interfaces by "Interface.Member" (without "org.clusterhub."), for
+ * GetStats; runs before dispatch, one hash lookup per call. */
+static int count_call(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Hub *h = userdata;
+        const char *iface, *member;
+        char key[128];
+        CallCount *cc;
+
+        if (!sd_bus_message_is_method_call(m, NULL, NULL))
+                return 0;
+        iface = sd_bus_message_get_interface(m);
+        member = sd_bus_message_get_member(m);
+        if (!iface || !member || !strneq(iface, "org.clusterhub.", strlen("org.clusterhub.")))
+                return 0;
+        if (snprintf(key, sizeof(key), "%s.%s", iface + strlen("org.clusterhub."), member) >= (int) sizeof(key))
+                return 0;
+        cc = hashmap_get(h->calls, key);
+        if (!cc) {
+                /* bounded: only members of our vtables get here with a reply; guard anyway */
+                if (hashmap_size(h->calls) >= 256)
+                        return 0;
+                cc = malloc(sizeof(CallCount) + strlen(key) + 1);
+                if (!cc)
+                        return 0;
+                cc->n = 0;
+                strcpy(cc->name, key);
+                if (hashmap_put(h->calls, cc->name, cc) < 0) {
+                        free(cc);
+                        return 0;
+                }
+        }
+        cc->n++;
+        return 0;
+}
+
 int hub_connect(Hub *h) {
         int r;
 
@@ -142,6 +185,9 @@ int hub_connect(Hub *h) {
         if (r < 0)
                 return log_error_errno(r, "Failed to set exit-on-disconnect: %m");
 
+        r = sd_bus_add_filter(h->bus, NULL, count_call, h);
+        if (r < 0)
+                return log_error_errno(r, "Failed to install the call counter: %m");
         r = bus_hub_register(h);
         if (r < 0)
                 return log_error_errno(r, "Failed to register the objects: %m");

@@ -34,7 +34,13 @@ typedef struct HubStats {
         uint64_t events_dropped;
         uint64_t workers_joined;
         uint64_t workers_left;
+        uint64_t requests_forwarded;
 } HubStats;
+
+typedef struct CallCount {
+        uint64_t n;
+        char name[];
+} CallCount;
 
 typedef struct LockHub LockHub;
 
@@ -59,6 +65,7 @@ typedef struct Hub {
         size_t n_deferred;
         LIST_HEAD(struct Deferred) worker_waits; /* WaitForWorkers calls */
 
+        Hashmap *calls;           /* "Store1.Get" -> CallCount, for GetStats */
         uint64_t started_usec;    /* CLOCK_MONOTONIC */
         HubStats stats;
 } Hub;

@@ -19,6 +19,7 @@
 #include "config.h"
 #include "log.h"
 #include "namespace.h"
+#include "locks.h"
 #include "store.h"
 
 /* --- Hub1 ----------------------------------------------------------------------------- */
@@ -75,10 +76,41 @@ static int append_stat(sd_bus_message *reply, const char *key, char type, const 
         return sd_bus_message_close_container(reply);
 }
 
+static int append_call_counts(sd_bus_message *reply, Hub *h) {
+        CallCount *cc;
+        size_t i = 0;
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'e', "sv");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append_basic(reply, 's', "calls");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'v', "a{st}");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "{st}");
+        if (r < 0)
+                return r;
+        while (hashmap_iterate(h->calls, &i, (void **) &cc, NULL)) {
+                r = sd_bus_message_append(reply, "{st}", cc->name, cc->n);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
+}
+
 static int append_stats(sd_bus_message *reply, void *userdata) {
         Hub *h = userdata;
         uint64_t now = 0, uptime, keys = 0, bytes = 0, nss = hashmap_size(h->namespaces);
-        uint64_t workers = hashmap_size(h->workers), pending = h->n_deferred;
+        uint64_t workers = hashmap_size(h->workers), pending = h->n_deferred, locks = 0, waiters = 0;
         Namespace *ns;
         size_t i = 0;
         int r;
@@ -88,6 +120,10 @@ static int append_stats(sd_bus_message *reply, void *userdata) {
         while (hashmap_iterate(h->namespaces, &i, (void **) &ns, NULL)) {
                 keys += store_dbsize(ns->store);
                 bytes += store_memory(ns->store);
+                LockTableStats ls;
+                lock_table_get_stats(ns->locks, &ls);
+                locks += ls.n_locks;
+                waiters += ls.n_waiters;
         }
         r = sd_bus_message_open_container(reply, 'a', "{sv}");
         if (r < 0)
@@ -103,7 +139,11 @@ static int append_stats(sd_bus_message *reply, void *userdata) {
             (r = append_stat(reply, "events_emitted", 't', &h->stats.events_emitted)) < 0 ||
             (r = append_stat(reply, "events_queued", 't', &h->stats.events_queued)) < 0 ||
             (r = append_stat(reply, "events_dropped", 't', &h->stats.events_dropped)) < 0 ||
-            (r = append_stat(reply, "keyspace_events", 't', &h->stats.keyspace_events)) < 0)
+            (r = append_stat(reply, "keyspace_events", 't', &h->stats.keyspace_events)) < 0 ||
+            (r = append_stat(reply, "requests_forwarded", 't', &h->stats.requests_forwarded)) < 0 ||
+            (r = append_stat(reply, "locks", 't', &locks)) < 0 ||
+            (r = append_stat(reply, "lock_waiters", 't', &waiters)) < 0 ||
+            (r = append_call_counts(reply, h)) < 0)
                 return r;
         return sd_bus_message_close_container(reply);
 }

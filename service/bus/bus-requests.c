@@ -205,6 +205,7 @@ static int forward(Namespace *ns, sd_bus_message *call, Peer *handler, const cha
         if (!f->worker)
                 return -ENOMEM;
         LIST_APPEND(by_handler, handler->forwards, f);
+        h->stats.requests_forwarded++;
         return 0;
 }
 

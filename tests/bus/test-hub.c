@@ -310,8 +310,9 @@ static void test_version_and_stats(ThFixture *f, gconstpointer data) {
         free(version);
         set_string(f->client, "counted", "1");
         g_assert_cmpint(ch_hub1_call_get_stats(f->client, CH_BUS_NAME, CH_HUB_PATH, &reply, &e), >=, 0);
-        uint64_t keys = UINT64_MAX, uptime = UINT64_MAX;
-        const char *key;
+        uint64_t keys = UINT64_MAX, uptime = UINT64_MAX, sets = 0;
+        const char *key, *name;
+        uint64_t n;
         g_assert_cmpint(sd_bus_message_enter_container(reply, 'a', "{sv}"), >, 0);
         while (sd_bus_message_enter_container(reply, 'e', "sv") > 0) {
                 g_assert_cmpint(sd_bus_message_read(reply, "s", &key), >, 0);
@@ -319,11 +320,21 @@ static void test_version_and_stats(ThFixture *f, gconstpointer data) {
                         g_assert_cmpint(sd_bus_message_read(reply, "v", "t", &keys), >, 0);
                 else if (g_str_equal(key, "uptime_ms"))
                         g_assert_cmpint(sd_bus_message_read(reply, "v", "t", &uptime), >, 0);
+                else if (g_str_equal(key, "calls")) {
+                        g_assert_cmpint(sd_bus_message_enter_container(reply, 'v', "a{st}"), >, 0);
+                        g_assert_cmpint(sd_bus_message_enter_container(reply, 'a', "{st}"), >, 0);
+                        while (sd_bus_message_read(reply, "{st}", &name, &n) > 0)
+                                if (g_str_equal(name, "Store1.Set"))
+                                        sets = n;
+                        g_assert_cmpint(sd_bus_message_exit_container(reply), >=, 0);
+                        g_assert_cmpint(sd_bus_message_exit_container(reply), >=, 0);
+                }
                 else
                         g_assert_cmpint(sd_bus_message_skip(reply, "v"), >, 0);
                 g_assert_cmpint(sd_bus_message_exit_container(reply), >=, 0);
         }
         g_assert_cmpuint(keys, ==, 1);
+        g_assert_cmpuint(sets, ==, 1);
         g_assert_cmpuint(uptime, !=, UINT64_MAX);
         sd_bus_message_unref(reply);
 }
