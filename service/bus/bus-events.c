@@ -6,6 +6,7 @@
 
 #include "bus-events.h"
 #include "bus-util.h"
+#include "variant-codec.h"
 #include "deferred.h"
 #include "log.h"
 #include "namespace.h"
@@ -102,6 +103,21 @@ static int enqueue(Namespace *ns, sd_bus_message *m, sd_bus_error *ret_error, co
         Deferred *d;
         int r;
 
+        /* the queue holds the payload: bound it, and keep no fds for a process that may never come */
+        {
+                CodecBuf buf = {};
+                size_t size;
+                r = codec_read(m, "v", &buf);
+                size = buf.size;
+                codec_buf_done(&buf);
+                if (r == -EBADF)
+                        return bus_error_errno(ret_error, -EINVAL, "Worker '%s' is not registered; an event carrying file descriptors is not queued.", worker);
+                if (r < 0)
+                        return r;
+                if (size > h->limits.max_value_bytes)
+                        return bus_error_errno(ret_error, -ENOBUFS, "Worker '%s' is not registered and the payload of '%s' is larger than --max-value-bytes=%llu, the most that is queued.",
+                                               worker, event, (unsigned long long) h->limits.max_value_bytes);
+        }
         if (wq && wq->n >= h->limits.max_queued_per_worker) {
                 h->stats.events_dropped++;
                 return bus_error_errno(ret_error, -EHOSTUNREACH,

@@ -347,6 +347,20 @@ static void test_emit_to_queue(ThFixture *f, gconstpointer data) {
                                                 CH_HUB_PATH, origin, origin, origin);
         g_assert_cmpstr(got, ==, want);
 
+        /* payloads that would be kept are bounded, and fds are not kept for an absent worker */
+        {
+                sd_bus_error e = SD_BUS_ERROR_NULL;
+                g_autofree char *big = g_strnfill(1024 * 1024 + 1, 'x');
+                int r = ch_events1_call_emit_to(bus, CH_BUS_NAME, CH_DEFAULT_NAMESPACE_PATH, "absent", "big", append_s, big, &e);
+                g_assert_cmpint(r, <, 0);
+                g_assert_cmpstr(e.name, ==, CH_ERROR_LIMIT_EXCEEDED);
+                sd_bus_error_free(&e);
+                r = sd_bus_call_method(bus, CH_BUS_NAME, CH_DEFAULT_NAMESPACE_PATH, CH_EVENTS1_INTERFACE, "EmitTo", &e, NULL, "ssv", "absent", "fd", "h", 1);
+                g_assert_cmpint(r, <, 0);
+                g_assert_cmpstr(e.name, ==, CH_ERROR_INVALID_ARGS);
+                sd_bus_error_free(&e);
+        }
+
         /* nobody registers: the queued call fails after --max-queue-age-ms */
         g_assert_cmpint(ch_events1_call_emit_to_async(bus, NULL, CH_BUS_NAME, CH_DEFAULT_NAMESPACE_PATH, "never", "hello", append_s, "x", on_emit_to, &a4, 0), >=, 0);
         wait_async(bus, &a4);
