@@ -275,6 +275,14 @@ out=$(sc start clusterhub-workers.target 2>&1)
 if [[ $? == 0 ]]; then ok "systemctl --user start clusterhub-workers.target"; else not_ok "start target: $out"; fi
 check "the target started workers 1..4 and they registered" all_registered_with_unit_pids
 
+# --- 9. an empty id is derived from the caller's unit ------------------------------------
+# The hub reads the caller's (user) unit from its credentials: "derived@7.service" -> "7".
+ids_include() { [[ " $(worker_ids) " == *" $1 "* ]]; }
+out=$(systemd-run --user --quiet --unit=derived@7.service "$workerbin" "" 2>&1)
+if [[ $? == 0 ]]; then ok "systemd-run --user --unit=derived@7.service clusterhub-worker ''"; else not_ok "systemd-run: $out"; fi
+check "the worker that asked for no id is worker 7 (its unit's instance)" wait_for x ids_include 7
+sc stop derived@7.service >/dev/null 2>&1
+
 # --- teardown -------------------------------------------------------------------------
 out=$(sc stop clusterhub-workers.target clusterhubd.service 2>&1)
 if [[ $? == 0 ]]; then ok "everything stops cleanly"; else not_ok "stop: $out"; fi
