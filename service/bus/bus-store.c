@@ -94,10 +94,18 @@ static int append_value(sd_bus_message *reply, const StoreValue *v) {
                 r = codec_append(reply, v->blob.sig, v->blob.data, v->blob.len);
                 break;
         case 's': case 'o': case 'g': {
-                _cleanup_(freep) char *s = strndup(v->str.ptr, v->str.len);
-                if (!s)
-                        return -ENOMEM;
-                r = sd_bus_message_append_basic(reply, v->type, s);
+                /* written in place: no copy to get a NUL terminator */
+                char *space = NULL;
+                if (v->type != 's') {
+                        _cleanup_(freep) char *s = strndup(v->str.ptr, v->str.len);
+                        if (!s)
+                                return -ENOMEM;
+                        r = sd_bus_message_append_basic(reply, v->type, s);
+                        break;
+                }
+                r = sd_bus_message_append_string_space(reply, v->str.len, &space);
+                if (r >= 0)
+                        memcpy(space, v->str.ptr, v->str.len);
                 break;
         }
         case 'y': { uint8_t x = v->i; r = sd_bus_message_append_basic(reply, 'y', &x); break; }

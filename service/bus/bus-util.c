@@ -7,7 +7,6 @@
 
 #include "bus-util.h"
 #include "ch-errors.h"
-#include "utf8.h"
 
 int bus_error_errno(sd_bus_error *ret_error, int error, const char *fmt, ...) {
         _cleanup_(freep) char *msg = NULL;
@@ -34,9 +33,8 @@ int bus_check_name(sd_bus_error *ret_error, const char *what, const char *value,
         if (n > max)
                 return bus_error_errno(ret_error, -EINVAL, "The %s is %zu bytes long; the limit is %llu (see clusterhubd --help).",
                                        what, n, (unsigned long long) max);
-        /* sd-bus already refuses invalid UTF-8 in 's'; this guards callers passing other strings. */
-        if (!utf8_valid(value, n))
-                return bus_error_errno(ret_error, -EINVAL, "The %s is not valid UTF-8.", what);
+        /* No UTF-8 check here: sd-bus refuses a message whose 's' is not valid UTF-8 before any
+         * handler runs, and the logic modules check what they store. */
         return 0;
 }
 

@@ -10,8 +10,9 @@
  * the handler to return.  Unknown errnos become org.freedesktop.DBus.Error.Failed. */
 int bus_error_errno(sd_bus_error *ret_error, int error, const char *fmt, ...) _printf_(3, 4);
 
-/* Validates a name argument (key, event, method, lock): non-empty, valid UTF-8, at most
- * MAX bytes.  On failure fills RET_ERROR with InvalidArgs naming WHAT. */
+/* Validates a name argument (key, event, method, lock) taken from a message: non-empty and at
+ * most MAX bytes (sd-bus has checked its UTF-8).  On failure fills RET_ERROR with InvalidArgs
+ * naming WHAT. */
 int bus_check_name(sd_bus_error *ret_error, const char *what, const char *value, uint64_t max);
 
 

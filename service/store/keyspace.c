@@ -89,7 +89,7 @@ void notify(Store *s, const char *key, const char *event) {
 }
 
 int name_check(Store *s, const char *name, size_t *ret_len) {
-        size_t len;
+        size_t len = 0;
 
         if (!name)
                 return -EINVAL;
@@ -344,7 +344,7 @@ static const char *type_name(char t) {
 }
 
 int store_type(Store *s, const char *key, uint64_t now_ms, const char **ret_type) {
-        size_t len;
+        size_t len = 0;
         Entry *e;
         int r;
 
@@ -358,7 +358,7 @@ int store_type(Store *s, const char *key, uint64_t now_ms, const char **ret_type
 }
 
 static int rename_impl(Store *s, const char *src, const char *dst, bool nx, uint64_t now_ms) {
-        size_t slen, dlen;
+        size_t slen = 0, dlen = 0;
         Entry *e, *d, *ne;
         uint64_t deadline = UINT64_MAX;
         bool list;
@@ -439,7 +439,7 @@ int store_renamenx(Store *s, const char *src, const char *dst, uint64_t now_ms) 
 }
 
 int store_expire(Store *s, const char *key, uint64_t ttl_ms, uint64_t now_ms) {
-        size_t len;
+        size_t len = 0;
         Entry *e;
         int r;
 
@@ -465,7 +465,7 @@ int store_expire(Store *s, const char *key, uint64_t ttl_ms, uint64_t now_ms) {
 }
 
 int store_persist(Store *s, const char *key, uint64_t now_ms) {
-        size_t len;
+        size_t len = 0;
         Entry *e;
         int r;
 
@@ -481,7 +481,7 @@ int store_persist(Store *s, const char *key, uint64_t now_ms) {
 }
 
 int store_ttl(Store *s, const char *key, uint64_t now_ms, int64_t *ret_ttl_ms) {
-        size_t len;
+        size_t len = 0;
         Entry *e;
         int64_t t;
         int r;

@@ -26,8 +26,8 @@ static size_t field_estimate(size_t len) {
 
 /* Looks up key: *ret_e NULL when absent; -EMEDIUMTYPE when not a hash. */
 static int hash_lookup(Store *s, const char *key, uint64_t now_ms, size_t *ret_len, Entry **ret_e) {
-        size_t len;
-        Entry *e;
+        size_t len = 0;
+        Entry *e = NULL;
         int r;
 
         r = key_check(s, key, &len);
@@ -72,7 +72,7 @@ static int hash_create(Store *s, const char *key, size_t len, Entry **ret) {
 
 /* Takes over *v on success. */
 static int field_add(Store *s, Dict *d, const char *name, size_t len, PVal *v) {
-        HField *f;
+        HField *f = NULL;
         int r;
 
         f = mem_alloc(s, offsetof(HField, key) + len + 1);
@@ -112,7 +112,7 @@ int store_hset(Store *s, const char *key, const char *const *fields, const Store
                size_t n, uint64_t now_ms, size_t *ret_added) {
         uint64_t extra = 0;
         size_t len, added = 0, newf = 0;
-        Entry *e;
+        Entry *e = NULL;
         int r;
 
         if (n == 0 || !fields || !values)
@@ -182,7 +182,7 @@ fail:
 
 int store_hsetnx(Store *s, const char *key, const char *field, const StoreValue *value, uint64_t now_ms) {
         size_t fl;
-        Entry *e;
+        Entry *e = NULL;
         int r;
 
         r = hash_lookup(s, key, now_ms, NULL, &e);
@@ -199,8 +199,8 @@ int store_hsetnx(Store *s, const char *key, const char *field, const StoreValue 
 
 int store_hget(Store *s, const char *key, const char *field, uint64_t now_ms, StoreValue *ret) {
         size_t fl;
-        HField *f;
-        Entry *e;
+        HField *f = NULL;
+        Entry *e = NULL;
         int r;
 
         r = hash_lookup(s, key, now_ms, NULL, &e);
@@ -220,7 +220,7 @@ int store_hget(Store *s, const char *key, const char *field, uint64_t now_ms, St
 int store_hmget(Store *s, const char *key, const char *const *fields, size_t n, uint64_t now_ms,
                 StoreValue **ret_values) {
         _cleanup_(freep) StoreValue *a = NULL;
-        Entry *e;
+        Entry *e = NULL;
         int r;
 
         if (n > 0 && !fields)
@@ -250,7 +250,7 @@ int store_hmget(Store *s, const char *key, const char *const *fields, size_t n, 
 int store_hgetall(Store *s, const char *key, uint64_t now_ms, StoreField **ret_fields, size_t *ret_n) {
         _cleanup_(freep) StoreField *a = NULL;
         size_t k = 0, cnt;
-        Entry *e;
+        Entry *e = NULL;
         int r;
 
         r = hash_lookup(s, key, now_ms, NULL, &e);
@@ -278,7 +278,7 @@ int store_hgetall(Store *s, const char *key, uint64_t now_ms, StoreField **ret_f
 int store_hdel(Store *s, const char *key, const char *const *fields, size_t n, uint64_t now_ms,
                size_t *ret_count) {
         size_t c = 0;
-        Entry *e;
+        Entry *e = NULL;
         int r;
 
         if (n > 0 && !fields)
@@ -311,7 +311,7 @@ int store_hdel(Store *s, const char *key, const char *const *fields, size_t n, u
 
 int store_hexists(Store *s, const char *key, const char *field, uint64_t now_ms) {
         size_t fl;
-        Entry *e;
+        Entry *e = NULL;
         int r;
 
         r = hash_lookup(s, key, now_ms, NULL, &e);
@@ -324,7 +324,7 @@ int store_hexists(Store *s, const char *key, const char *field, uint64_t now_ms)
 }
 
 int store_hlen(Store *s, const char *key, uint64_t now_ms, size_t *ret_n) {
-        Entry *e;
+        Entry *e = NULL;
         int r;
 
         r = hash_lookup(s, key, now_ms, NULL, &e);
@@ -338,7 +338,7 @@ int store_hlen(Store *s, const char *key, uint64_t now_ms, size_t *ret_n) {
 int store_hkeys(Store *s, const char *key, uint64_t now_ms, const char ***ret_fields, size_t *ret_n) {
         _cleanup_(freep) const char **a = NULL;
         size_t k = 0, cnt;
-        Entry *e;
+        Entry *e = NULL;
         int r;
 
         r = hash_lookup(s, key, now_ms, NULL, &e);
@@ -361,7 +361,7 @@ int store_hkeys(Store *s, const char *key, uint64_t now_ms, const char ***ret_fi
 int store_hvals(Store *s, const char *key, uint64_t now_ms, StoreValue **ret_values, size_t *ret_n) {
         _cleanup_(freep) StoreValue *a = NULL;
         size_t k = 0, cnt;
-        Entry *e;
+        Entry *e = NULL;
         int r;
 
         r = hash_lookup(s, key, now_ms, NULL, &e);
@@ -384,9 +384,9 @@ int store_hvals(Store *s, const char *key, uint64_t now_ms, StoreValue **ret_val
 /* Common part of HIncr/HIncrFloat: the field, or room for a new one (*ret_f NULL). */
 static int hincr_prepare(Store *s, const char *key, const char *field, uint64_t now_ms,
                          size_t *ret_len, size_t *ret_fl, Entry **ret_e, HField **ret_f) {
-        size_t len, fl;
-        HField *f;
-        Entry *e;
+        size_t len = 0, fl = 0;
+        HField *f = NULL;
+        Entry *e = NULL;
         int r;
 
         r = hash_lookup(s, key, now_ms, &len, &e);
@@ -431,9 +431,9 @@ static int hincr_create(Store *s, const char *key, size_t len, Entry *e, const c
 }
 
 int store_hincr(Store *s, const char *key, const char *field, int64_t by, uint64_t now_ms, int64_t *ret) {
-        size_t len, fl;
-        HField *f;
-        Entry *e;
+        size_t len = 0, fl = 0;
+        HField *f = NULL;
+        Entry *e = NULL;
         int64_t v;
         int r;
 
@@ -459,9 +459,9 @@ int store_hincr(Store *s, const char *key, const char *field, int64_t by, uint64
 }
 
 int store_hincrfloat(Store *s, const char *key, const char *field, double by, uint64_t now_ms, double *ret) {
-        size_t len, fl;
-        HField *f;
-        Entry *e;
+        size_t len = 0, fl = 0;
+        HField *f = NULL;
+        Entry *e = NULL;
         double v;
         int r;
 

@@ -104,7 +104,7 @@ void list_free(Store *s, List *l) {
 }
 
 static int list_lookup(Store *s, const char *key, uint64_t now_ms, size_t *ret_len, Entry **ret_e) {
-        size_t len;
+        size_t len = 0;
         Entry *e;
         int r;
 

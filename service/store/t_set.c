@@ -16,7 +16,7 @@ void set_free(Store *s, Dict *d) {
 }
 
 static int set_lookup(Store *s, const char *key, uint64_t now_ms, size_t *ret_len, Entry **ret_e) {
-        size_t len;
+        size_t len = 0;
         Entry *e;
         int r;
 

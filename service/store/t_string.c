@@ -56,7 +56,7 @@ static int set_one(Store *s, const char *key, size_t len, Entry *e, const StoreV
 }
 
 int store_get(Store *s, const char *key, uint64_t now_ms, StoreValue *ret) {
-        size_t len;
+        size_t len = 0;
         Entry *e;
         int r;
 
@@ -76,7 +76,7 @@ int store_get(Store *s, const char *key, uint64_t now_ms, StoreValue *ret) {
 int store_set(Store *s, const char *key, const StoreValue *value, uint64_t ttl_ms,
               unsigned flags, uint64_t now_ms) {
         uint64_t deadline = UINT64_MAX;
-        size_t len;
+        size_t len = 0;
         Entry *e;
         int r;
 
@@ -110,7 +110,7 @@ int store_set(Store *s, const char *key, const StoreValue *value, uint64_t ttl_m
 
 int store_getdel(Store *s, const char *key, uint64_t now_ms, StoreValue *ret) {
         StoreValue v;
-        size_t len;
+        size_t len = 0;
         Entry *e;
         int r;
 
@@ -230,7 +230,7 @@ int store_msetnx(Store *s, const char *const *keys, const StoreValue *values, si
 
 /* Find or prepare a plain value for a numeric command.  *ret_e NULL: absent. */
 static int numeric_entry(Store *s, const char *key, uint64_t now_ms, size_t *ret_len, Entry **ret_e) {
-        size_t len;
+        size_t len = 0;
         Entry *e;
         int r;
 
@@ -251,7 +251,7 @@ static int numeric_entry(Store *s, const char *key, uint64_t now_ms, size_t *ret
 }
 
 int store_incr(Store *s, const char *key, int64_t by, uint64_t now_ms, int64_t *ret) {
-        size_t len;
+        size_t len = 0;
         Entry *e;
         int64_t v;
         int r;
@@ -278,7 +278,7 @@ int store_incr(Store *s, const char *key, int64_t by, uint64_t now_ms, int64_t *
 }
 
 int store_incrfloat(Store *s, const char *key, double by, uint64_t now_ms, double *ret) {
-        size_t len;
+        size_t len = 0;
         Entry *e;
         double v;
         int r;
