@@ -1,0 +1,283 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Helper processes of clusterhub-bench.  The benchmark re-executes itself with one of
+ *   --baseline-service  the floor: a minimal sd-bus service (Ping method, Event signal)
+ *   --subscriber        one connection counting Event signals that match a rule
+ *   --worker            one registered worker serving requests with the generated Handler1 skeleton
+ *   --scale-clients     N connections, connection i subscribed to event "scale.<i>"
+ *   --scale-workers     N connections, each registered as a worker
+ * Every helper talks to the benchmark over fd 3 (a socketpair): it writes 'r' once ready, answers
+ * 'c' with its delivery count (uint64_t) and exits when the other end closes.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "clusterhub/clusterhub.h"
+#include "ch-handler1-server.h"
+
+#include "bench.h"
+
+static uint64_t delivered;
+
+static int ctl_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        char c;
+        ssize_t n = read(fd, &c, 1);
+
+        if (n <= 0)
+                return sd_event_exit(sd_event_source_get_event(s), 0);
+        if (c == 'c') {
+                if (write(fd, &delivered, sizeof delivered) != (ssize_t) sizeof delivered)
+                        return sd_event_exit(sd_event_source_get_event(s), 0);
+        }
+        return 0;
+}
+
+static int count_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        delivered++;
+        return 0;
+}
+
+static int ready(void) {
+        char c = 'r';
+        return write(BENCH_CTL_FD, &c, 1) == 1 ? 0 : -errno;
+}
+
+static int connect_bus(sd_bus **ret, const char *address) {
+        sd_bus *bus = NULL;
+        int r;
+
+        r = sd_bus_new(&bus);
+        if (r >= 0)
+                r = sd_bus_set_address(bus, address);
+        if (r >= 0)
+                r = sd_bus_set_bus_client(bus, 1);
+        if (r >= 0)
+                r = sd_bus_start(bus);
+        if (r < 0) {
+                sd_bus_unref(bus);
+                return r;
+        }
+        *ret = bus;
+        return 0;
+}
+
+/* Run the loop until the benchmark closes the control socket. */
+static int run_loop(sd_event *e) {
+        int r = sd_event_add_io(e, NULL, BENCH_CTL_FD, EPOLLIN, ctl_io, NULL);
+        if (r < 0)
+                return r;
+        r = ready();
+        if (r < 0)
+                return r;
+        return sd_event_loop(e);
+}
+
+static void raise_nofile(void) {
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+                rl.rlim_cur = rl.rlim_max;
+                (void) setrlimit(RLIMIT_NOFILE, &rl);
+        }
+}
+
+static int fail(const char *what, int r) {
+        fprintf(stderr, "clusterhub-bench helper: %s: %s\n", what, strerror(-r));
+        return 1;
+}
+
+/* ---- the baseline service ------------------------------------------------ */
+
+static int method_ping(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        const char *key;
+        int r = sd_bus_message_read(m, "s", &key);
+        if (r < 0)
+                return r;
+        /* the same shape as Store1.Get: a string in, a variant out */
+        return sd_bus_reply_method_return(m, "v", "s", BENCH_VALUE);
+}
+
+static int method_blast(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        sd_bus *bus = sd_bus_message_get_bus(m);
+        const char *event;
+        uint32_t count;
+        int r = sd_bus_message_read(m, "su", &event, &count);
+        if (r < 0)
+                return r;
+        for (uint32_t i = 0; i < count; i++) {
+                /* the same shape as Events1.Event */
+                r = sd_bus_emit_signal(bus, BENCH_BASE_PATH, BENCH_BASE_IFACE, "Event", "ssv",
+                                       event, ":bench", "s", BENCH_PAYLOAD);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+/* UNPRIVILEGED: like the hub's generated vtables.  Without it, sd-bus on a connection opened by
+ * address (not "trusted") asks the bus driver for the caller's uid on every call. */
+static const sd_bus_vtable baseline_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_METHOD("Ping", "s", "v", method_ping, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("Blast", "su", "", method_blast, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL("Event", "ssv", 0),
+        SD_BUS_VTABLE_END,
+};
+
+int helper_baseline_service(const char *address) {
+        sd_event *e = NULL;
+        sd_bus *bus = NULL;
+        int r;
+
+        if ((r = sd_event_default(&e)) < 0)
+                return fail("sd_event_default", r);
+        if ((r = connect_bus(&bus, address)) < 0)
+                return fail("connect", r);
+        if ((r = sd_bus_add_object_vtable(bus, NULL, BENCH_BASE_PATH, BENCH_BASE_IFACE, baseline_vtable, NULL)) < 0)
+                return fail("add vtable", r);
+        if ((r = sd_bus_request_name(bus, BENCH_BASE_NAME, 0)) < 0)
+                return fail("request name", r);
+        if ((r = sd_bus_attach_event(bus, e, 0)) < 0)
+                return fail("attach", r);
+        r = run_loop(e);
+        sd_bus_flush_close_unref(bus);
+        sd_event_unref(e);
+        return r < 0 ? 1 : 0;
+}
+
+/* ---- subscribers ---------------------------------------------------------- */
+
+int helper_subscriber(const char *address, const char *rule) {
+        sd_event *e = NULL;
+        sd_bus *bus = NULL;
+        int r;
+
+        if ((r = sd_event_default(&e)) < 0)
+                return fail("sd_event_default", r);
+        if ((r = connect_bus(&bus, address)) < 0)
+                return fail("connect", r);
+        if ((r = sd_bus_add_match(bus, NULL, rule, count_signal, NULL)) < 0)
+                return fail("add match", r);
+        if ((r = sd_bus_attach_event(bus, e, 0)) < 0)
+                return fail("attach", r);
+        r = run_loop(e);
+        sd_bus_flush_close_unref(bus);
+        sd_event_unref(e);
+        return r < 0 ? 1 : 0;
+}
+
+int helper_scale_clients(const char *address, unsigned first, unsigned count) {
+        sd_event *e = NULL;
+        int r;
+
+        raise_nofile();
+        if ((r = sd_event_default(&e)) < 0)
+                return fail("sd_event_default", r);
+        for (unsigned i = 0; i < count; i++) {
+                sd_bus *bus = NULL;
+                char rule[512];
+
+                if ((r = connect_bus(&bus, address)) < 0)
+                        return fail("connect", r);
+                snprintf(rule, sizeof rule,
+                         "type='signal',path='" CH_DEFAULT_NAMESPACE_PATH "',interface='org.clusterhub.Events1',"
+                         "member='Event',arg0='scale.%u'", first + i);
+                if ((r = sd_bus_add_match(bus, NULL, rule, count_signal, NULL)) < 0)
+                        return fail("add match", r);
+                if ((r = sd_bus_attach_event(bus, e, 0)) < 0)
+                        return fail("attach", r);
+                /* the event loop keeps the bus; it lives until we exit */
+        }
+        r = run_loop(e);
+        return r < 0 ? 1 : 0;
+}
+
+/* ---- workers ---------------------------------------------------------------- */
+
+static int append_empty_options(sd_bus_message *m, void *userdata) {
+        return sd_bus_message_append(m, "a{sv}", 0);
+}
+
+static int append_copy_payload(sd_bus_message *reply, void *userdata) {
+        return sd_bus_message_copy(reply, userdata, false);
+}
+
+static int handle(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *namespace,
+                  const char *method, const char *origin) {
+        delivered++;
+        /* echo the payload back unchanged */
+        return ch_handler1_reply_handle(m, append_copy_payload, m);
+}
+
+static const ChHandler1Handlers handlers = { .handle = handle };
+
+static int register_worker(sd_bus *bus, const char *id) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        char *path = NULL;
+        int r = ch_hub1_call_register(bus, CH_BUS_NAME, CH_HUB_PATH, id, append_empty_options, NULL, &path, &error);
+        if (r < 0)
+                fprintf(stderr, "clusterhub-bench helper: Register(%s): %s\n", id, error.message ?: strerror(-r));
+        free(path);
+        sd_bus_error_free(&error);
+        return r;
+}
+
+int helper_worker(const char *address, const char *id, char **methods) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_event *e = NULL;
+        sd_bus *bus = NULL;
+        int r;
+
+        if ((r = sd_event_default(&e)) < 0)
+                return fail("sd_event_default", r);
+        if ((r = connect_bus(&bus, address)) < 0)
+                return fail("connect", r);
+        if ((r = ch_handler1_add_object(bus, NULL, CH_HANDLER_PATH, &handlers, NULL)) < 0)
+                return fail("add Handler1", r);
+        if ((r = register_worker(bus, id)) < 0)
+                return 1;
+        if (methods && methods[0]) {
+                r = ch_requests1_call_serve(bus, CH_BUS_NAME, CH_DEFAULT_NAMESPACE_PATH, methods, &error);
+                if (r < 0) {
+                        fprintf(stderr, "clusterhub-bench helper: Serve: %s\n", error.message ?: strerror(-r));
+                        return 1;
+                }
+        }
+        if ((r = sd_bus_attach_event(bus, e, 0)) < 0)
+                return fail("attach", r);
+        r = run_loop(e);
+        sd_bus_flush_close_unref(bus);
+        sd_event_unref(e);
+        return r < 0 ? 1 : 0;
+}
+
+int helper_scale_workers(const char *address, unsigned first, unsigned count) {
+        sd_event *e = NULL;
+        int r;
+
+        raise_nofile();
+        if ((r = sd_event_default(&e)) < 0)
+                return fail("sd_event_default", r);
+        for (unsigned i = 0; i < count; i++) {
+                sd_bus *bus = NULL;
+                char id[64];
+
+                if ((r = connect_bus(&bus, address)) < 0)
+                        return fail("connect", r);
+                snprintf(id, sizeof id, "scale_w%u", first + i);
+                if ((r = register_worker(bus, id)) < 0)
+                        return 1;
+                if ((r = sd_bus_attach_event(bus, e, 0)) < 0)
+                        return fail("attach", r);
+        }
+        r = run_loop(e);
+        return r < 0 ? 1 : 0;
+}

@@ -1,0 +1,1702 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * clusterhub-bench: what each hub operation costs, next to the floor the bus sets (a minimal
+ * sd-bus service on the same private bus) and next to Redis on a unix socket, in one run.
+ *
+ * One process drives every client call (sd-bus, async calls: 1 or 64 in flight); subscribers,
+ * workers and the baseline service are helper processes (this binary re-executed).  The bus
+ * (dbus-daemon, or dbus-broker with --broker) and the hub are started through tests/harness.
+ * Prints a table on stdout; --json=FILE writes the same rows as JSON.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <systemd/sd-bus.h>
+
+#include "clusterhub/clusterhub.h"
+#include "harness.h"
+
+#include "bench.h"
+
+#define CALL_TIMEOUT_USEC (10ULL * 1000 * 1000)
+#define MAX_ROWS 96
+#define MAX_HELPERS 32
+#define MGET_KEYS 100
+
+#define streq(a, b) (strcmp((a), (b)) == 0)
+static inline bool streq_ptr(const char *a, const char *b) {
+        return a && b ? streq(a, b) : a == b;
+}
+
+static const char *NS = CH_DEFAULT_NAMESPACE_PATH;
+
+/* ---- options -------------------------------------------------------------- */
+
+static double arg_seconds = 1.5;
+static bool arg_quick = false;
+static bool arg_broker = false;
+static bool arg_redis = true;
+static const char *arg_json = NULL;
+static unsigned arg_keys = 1000000;
+static unsigned arg_scale_clients = 1000;
+static unsigned arg_scale_workers = 100;
+static unsigned arg_inflight = 64;
+static bool arg_only_get = false;
+
+/* ---- time ------------------------------------------------------------------- */
+
+static uint64_t now_ns(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
+}
+
+/* ---- helper processes ------------------------------------------------------------- */
+
+typedef struct Helper {
+        pid_t pid;
+        int ctl;
+        char name[64];
+} Helper;
+
+static Helper helpers[MAX_HELPERS];
+static unsigned n_helpers;
+static char self_exe[4096];
+
+/* Re-execute ourselves with ARGS; wait for its 'r'. */
+static Helper *helper_start(const char *name, const char *address, const char *const *args) {
+        int sv[2];
+        pid_t parent = getpid();
+
+        if (n_helpers >= MAX_HELPERS) {
+                fprintf(stderr, "too many helpers\n");
+                return NULL;
+        }
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+                return NULL;
+        pid_t pid = fork();
+        if (pid < 0)
+                return NULL;
+        if (pid == 0) {
+                const char *argv[16];
+                size_t n = 0;
+                char addr[1024];
+
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (getppid() != parent)
+                        _exit(1);
+                if (dup2(sv[1], BENCH_CTL_FD) < 0)
+                        _exit(1);
+                snprintf(addr, sizeof addr, "--address=%s", address);
+                argv[n++] = self_exe;
+                argv[n++] = addr;
+                for (size_t i = 0; args[i] && n < 15; i++)
+                        argv[n++] = args[i];
+                argv[n] = NULL;
+                unsetenv("DBUS_SESSION_BUS_ADDRESS");
+                unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
+                execv(self_exe, (char *const *) argv);
+                _exit(127);
+        }
+        close(sv[1]);
+        Helper *h = &helpers[n_helpers++];
+        h->pid = pid;
+        h->ctl = sv[0];
+        snprintf(h->name, sizeof h->name, "%s", name);
+
+        struct pollfd p = { .fd = h->ctl, .events = POLLIN };
+        char c = 0;
+        if (poll(&p, 1, 60000) <= 0 || read(h->ctl, &c, 1) != 1 || c != 'r') {
+                fprintf(stderr, "clusterhub-bench: helper %s did not start\n", name);
+                return NULL;
+        }
+        return h;
+}
+
+static uint64_t helper_count(Helper *h) {
+        uint64_t v = 0;
+        char c = 'c';
+        if (write(h->ctl, &c, 1) != 1 || read(h->ctl, &v, sizeof v) != (ssize_t) sizeof v)
+                return 0;
+        return v;
+}
+
+static void helper_stop(Helper *h) {
+        if (h->pid <= 0)
+                return;
+        close(h->ctl);
+        /* closing the control socket makes it exit; don't wait long */
+        for (int i = 0; i < 200; i++) {
+                if (waitpid(h->pid, NULL, WNOHANG) == h->pid) {
+                        h->pid = -1;
+                        return;
+                }
+                usleep(10000);
+        }
+        kill(h->pid, SIGKILL);
+        waitpid(h->pid, NULL, 0);
+        h->pid = -1;
+}
+
+static void helpers_stop_all(void) {
+        for (unsigned i = 0; i < n_helpers; i++)
+                helper_stop(&helpers[i]);
+        n_helpers = 0;
+}
+
+/* ---- rows -------------------------------------------------------------------- */
+
+typedef struct Row Row;
+typedef struct Slot Slot;
+
+typedef int (*start_fn)(Slot *s);
+
+struct Slot {
+        Row *row;
+        unsigned idx;
+        uint64_t t0;
+        uint64_t token;
+        int pending;
+        char key[64];
+};
+
+struct Row {
+        char name[64];
+        char group[16];           /* baseline, hub, redis, scale */
+        unsigned inflight;
+        /* results */
+        uint64_t ops;
+        uint64_t errors;
+        double seconds;
+        double rate;              /* completed operations per second */
+        double p50_us, p99_us;
+        double deliveries;        /* per second, counted at the subscribers; 0 when n/a */
+        char ratio_to[64];        /* name of the matching baseline row */
+        double ratio;             /* rate (or deliveries) / baseline's; NAN when n/a */
+        double target;            /* minimum ratio; 0 when none */
+        double vs_redis;          /* rate / the Redis row's rate; NAN when n/a */
+        bool skipped;
+        char note[160];
+        /* run state */
+        start_fn start;
+        sd_bus *bus;
+        uint64_t warm_end, deadline, last_end, started;
+        unsigned active;
+        bool stopping;
+        uint64_t *lat;
+        size_t n_lat, a_lat;
+        uint64_t expect_counter;  /* Incr: last value seen */
+};
+
+static Row rows[MAX_ROWS];
+static unsigned n_rows;
+
+static Row *row_new(const char *group, const char *name, unsigned inflight) {
+        Row *r = &rows[n_rows++];
+        memset(r, 0, sizeof *r);
+        snprintf(r->group, sizeof r->group, "%s", group);
+        snprintf(r->name, sizeof r->name, "%s", name);
+        r->inflight = inflight;
+        r->ratio = NAN;
+        r->vs_redis = NAN;
+        return r;
+}
+
+static Row *row_find(const char *name, unsigned inflight) {
+        for (unsigned i = 0; i < n_rows; i++)
+                if (streq_ptr(rows[i].name, name) && rows[i].inflight == inflight && !rows[i].skipped && rows[i].ops > 0)
+                        return &rows[i];
+        return NULL;
+}
+
+static void lat_push(Row *r, uint64_t ns) {
+        if (r->n_lat == r->a_lat) {
+                size_t a = r->a_lat ? r->a_lat * 2 : 4096;
+                uint64_t *p = realloc(r->lat, a * sizeof *p);
+                if (!p)
+                        return;
+                r->lat = p;
+                r->a_lat = a;
+        }
+        r->lat[r->n_lat++] = ns;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+        return x < y ? -1 : x > y;
+}
+
+static void row_finish_stats(Row *r) {
+        if (r->n_lat > 0) {
+                qsort(r->lat, r->n_lat, sizeof *r->lat, cmp_u64);
+                r->p50_us = r->lat[(r->n_lat - 1) / 2] / 1000.0;
+                r->p99_us = r->lat[(size_t) ((r->n_lat - 1) * 0.99)] / 1000.0;
+        }
+        free(r->lat);
+        r->lat = NULL;
+        r->n_lat = r->a_lat = 0;
+}
+
+static void row_error(Row *r, const char *fmt, ...) {
+        va_list ap;
+        r->errors++;
+        r->stopping = true;
+        if (r->note[0])
+                return;
+        va_start(ap, fmt);
+        vsnprintf(r->note, sizeof r->note, fmt, ap);
+        va_end(ap);
+}
+
+/* One operation of slot S finished (successfully unless ERR). */
+static int op_done(Slot *s, const sd_bus_error *err, const char *what) {
+        Row *r = s->row;
+        uint64_t now = now_ns();
+
+        if (err && sd_bus_error_is_set(err)) {
+                if (sd_bus_error_has_name(err, CH_ERROR_NOT_SUPPORTED) || sd_bus_error_has_name(err, SD_BUS_ERROR_UNKNOWN_METHOD)) {
+                        r->skipped = true;
+                        snprintf(r->note, sizeof r->note, "skipped: %s", err->name);
+                        r->stopping = true;
+                } else
+                        row_error(r, "%s: %s: %s", what, err->name, err->message ?: "");
+        } else if (what && !err) {
+                row_error(r, "%s", what); /* a wrong result */
+        } else if (s->t0 >= r->warm_end) {
+                lat_push(r, now - s->t0);
+                r->ops++;
+                r->last_end = now;
+        }
+        if (!r->stopping && now < r->deadline) {
+                s->t0 = now;
+                int q = r->start(s);
+                if (q < 0) {
+                        row_error(r, "starting a call: %s", strerror(-q));
+                        r->active--;
+                }
+        } else
+                r->active--;
+        return 0;
+}
+
+#define OP_OK(s) op_done((s), NULL, NULL)
+
+/* Run R with START at INFLIGHT calls in flight for arg_seconds (plus a short warm-up). */
+static void row_run(Row *r, sd_bus *bus, start_fn start, Slot *slots) {
+        uint64_t t = now_ns();
+        uint64_t warm = (uint64_t) (arg_seconds * 0.1e9);
+        if (warm > 300000000ULL)
+                warm = 300000000ULL;
+
+        r->bus = bus;
+        r->start = start;
+        r->started = t;
+        r->warm_end = t + warm;
+        r->deadline = r->warm_end + (uint64_t) (arg_seconds * 1e9);
+        r->active = 0;
+        for (unsigned i = 0; i < r->inflight; i++) {
+                Slot *s = &slots[i];
+                if (!s->row) {
+                        s->row = r;
+                        s->idx = i;
+                }
+                s->row = r;
+                s->t0 = now_ns();
+                s->pending = 0;
+                int q = start(s);
+                if (q < 0) {
+                        row_error(r, "starting a call: %s", strerror(-q));
+                        break;
+                }
+                r->active++;
+        }
+        while (r->active > 0) {
+                int q = sd_bus_process(bus, NULL);
+                if (q < 0) {
+                        row_error(r, "sd_bus_process: %s", strerror(-q));
+                        break;
+                }
+                if (q > 0)
+                        continue;
+                q = sd_bus_wait(bus, 1000000);
+                if (q < 0 && q != -EINTR) {
+                        row_error(r, "sd_bus_wait: %s", strerror(-q));
+                        break;
+                }
+        }
+        if (r->last_end > r->warm_end) {
+                r->seconds = (r->last_end - r->warm_end) / 1e9;
+                r->rate = r->ops / r->seconds;
+        }
+        row_finish_stats(r);
+}
+
+static Row *run(const char *group, const char *name, unsigned inflight, sd_bus *bus, start_fn start) {
+        Slot *slots = calloc(inflight, sizeof *slots);
+        Row *r = row_new(group, name, inflight);
+        if (!slots) {
+                row_error(r, "out of memory");
+                return r;
+        }
+        for (unsigned i = 0; i < inflight; i++) {
+                slots[i].idx = i;
+                slots[i].row = r;
+        }
+        fprintf(stderr, "  %-28s x%-3u ...", name, inflight);
+        row_run(r, bus, start, slots);
+        fprintf(stderr, " %10.0f/s%s%s\n", r->rate, r->note[0] ? "  " : "", r->note);
+        free(slots);
+        return r;
+}
+
+/* ---- baseline ------------------------------------------------------------------ */
+
+static int ping_cb(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Slot *s = userdata;
+        const char *v;
+        if (sd_bus_message_is_method_error(m, NULL))
+                return op_done(s, sd_bus_message_get_error(m), "Ping");
+        if (sd_bus_message_read(m, "v", "s", &v) < 0 || !streq_ptr(v, BENCH_VALUE))
+                return op_done(s, NULL, "Ping: wrong reply");
+        return OP_OK(s);
+}
+
+static int start_ping(Slot *s) {
+        return sd_bus_call_method_async(s->row->bus, NULL, BENCH_BASE_NAME, BENCH_BASE_PATH, BENCH_BASE_IFACE, "Ping",
+                                        ping_cb, s, "s", "bench:get");
+}
+
+/* ---- store ----------------------------------------------------------------------- */
+
+static int get_cb(sd_bus_message *reply, const sd_bus_error *error, void *userdata) {
+        Slot *s = userdata;
+        const char *v;
+        if (error)
+                return op_done(s, error, "Get");
+        if (sd_bus_message_read(reply, "v", "s", &v) < 0 || !streq_ptr(v, BENCH_VALUE))
+                return op_done(s, NULL, "Get: wrong value");
+        return OP_OK(s);
+}
+
+static int start_get(Slot *s) {
+        return ch_store1_call_get_async(s->row->bus, NULL, CH_BUS_NAME, NS, "bench:get", get_cb, s, CALL_TIMEOUT_USEC);
+}
+
+static int append_value_and_options(sd_bus_message *m, void *userdata) {
+        int r = sd_bus_message_append(m, "v", "s", BENCH_VALUE);
+        if (r < 0)
+                return r;
+        return sd_bus_message_append(m, "a{sv}", 0);
+}
+
+static int append_empty_options(sd_bus_message *m, void *userdata) {
+        return sd_bus_message_append(m, "a{sv}", 0);
+}
+
+static int set_cb(sd_bus_message *reply, const sd_bus_error *error, int set, void *userdata) {
+        Slot *s = userdata;
+        if (error)
+                return op_done(s, error, "Set");
+        if (!set)
+                return op_done(s, NULL, "Set: not set");
+        return OP_OK(s);
+}
+
+static int start_set(Slot *s) {
+        snprintf(s->key, sizeof s->key, "bench:set:%u", s->idx);
+        return ch_store1_call_set_async(s->row->bus, NULL, CH_BUS_NAME, NS, s->key, append_value_and_options, NULL,
+                                        set_cb, s, CALL_TIMEOUT_USEC);
+}
+
+static int incr_cb(sd_bus_message *reply, const sd_bus_error *error, int64_t value, void *userdata) {
+        Slot *s = userdata;
+        if (error)
+                return op_done(s, error, "Incr");
+        /* one counter, one connection: replies arrive in order, so values increase */
+        if (value <= 0 || (uint64_t) value <= s->row->expect_counter)
+                return op_done(s, NULL, "Incr: value did not increase");
+        s->row->expect_counter = (uint64_t) value;
+        return OP_OK(s);
+}
+
+static int start_incr(Slot *s) {
+        return ch_store1_call_incr_async(s->row->bus, NULL, CH_BUS_NAME, NS, "bench:counter", 1, incr_cb, s, CALL_TIMEOUT_USEC);
+}
+
+static char *mget_keys[MGET_KEYS + 1];
+
+static int mget_cb(sd_bus_message *reply, const sd_bus_error *error, void *userdata) {
+        Slot *s = userdata;
+        unsigned n = 0;
+        int r;
+        if (error)
+                return op_done(s, error, "MGet");
+        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+        while (r >= 0 && (r = sd_bus_message_skip(reply, "{sv}")) > 0)
+                n++;
+        if (n != MGET_KEYS)
+                return op_done(s, NULL, "MGet: wrong number of values");
+        return OP_OK(s);
+}
+
+static int start_mget(Slot *s) {
+        return ch_store1_call_m_get_async(s->row->bus, NULL, CH_BUS_NAME, NS, mget_keys, mget_cb, s, CALL_TIMEOUT_USEC);
+}
+
+/* RPush + BLPop hand-off: the pop waits first, the push wakes it. */
+static int queue_part_done(Slot *s, const sd_bus_error *error, const char *what) {
+        if (error)
+                return op_done(s, error, what);
+        if (--s->pending > 0)
+                return 0;
+        return OP_OK(s);
+}
+
+static int blpop_cb(sd_bus_message *reply, const sd_bus_error *error, void *userdata) {
+        Slot *s = userdata;
+        const char *key, *v;
+        if (!error && (sd_bus_message_read(reply, "sv", &key, "s", &v) < 0 || !streq_ptr(key, s->key) ||
+                       !streq_ptr(v, BENCH_PAYLOAD))) {
+                s->pending = 0;
+                return op_done(s, NULL, "BLPop: wrong element");
+        }
+        return queue_part_done(s, error, "BLPop");
+}
+
+static int rpush_cb(sd_bus_message *reply, const sd_bus_error *error, uint32_t length, void *userdata) {
+        return queue_part_done(userdata, error, "RPush");
+}
+
+static int append_one_element(sd_bus_message *m, void *userdata) {
+        return sd_bus_message_append(m, "av", 1, "s", BENCH_PAYLOAD);
+}
+
+static int start_queue(Slot *s) {
+        char *keys[2] = { s->key, NULL };
+        int r;
+        snprintf(s->key, sizeof s->key, "bench:queue:%u", s->idx);
+        s->pending = 2;
+        r = ch_store1_call_bl_pop_async(s->row->bus, NULL, CH_BUS_NAME, NS, keys, 10000, blpop_cb, s, CALL_TIMEOUT_USEC);
+        if (r < 0)
+                return r;
+        return ch_store1_call_r_push_async(s->row->bus, NULL, CH_BUS_NAME, NS, s->key, append_one_element, NULL,
+                                           rpush_cb, s, CALL_TIMEOUT_USEC);
+}
+
+/* ---- locks ------------------------------------------------------------------------- */
+
+static int unlock_cb(sd_bus_message *reply, const sd_bus_error *error, void *userdata) {
+        return op_done(userdata, error, error ? "Unlock" : NULL);
+}
+
+static int lock_cb(sd_bus_message *reply, const sd_bus_error *error, uint64_t token, void *userdata) {
+        Slot *s = userdata;
+        int r;
+        if (error)
+                return op_done(s, error, "Lock");
+        if (token <= s->token)
+                return op_done(s, NULL, "Lock: token did not increase");
+        s->token = token;
+        r = ch_locks1_call_unlock_async(s->row->bus, NULL, CH_BUS_NAME, NS, s->key, token, unlock_cb, s, CALL_TIMEOUT_USEC);
+        if (r < 0) {
+                sd_bus_error e = SD_BUS_ERROR_MAKE_CONST(SD_BUS_ERROR_FAILED, "Unlock could not be sent");
+                return op_done(s, &e, "Unlock");
+        }
+        return 0;
+}
+
+static int start_lock(Slot *s) {
+        snprintf(s->key, sizeof s->key, "bench.lock.%u", s->idx);
+        return ch_locks1_call_lock_async(s->row->bus, NULL, CH_BUS_NAME, NS, s->key, append_empty_options, NULL, lock_cb, s,
+                                         CALL_TIMEOUT_USEC);
+}
+
+/* ---- requests ------------------------------------------------------------------------- */
+
+static const char *request_method;
+
+static int append_payload_and_options(sd_bus_message *m, void *userdata) {
+        int r = sd_bus_message_append(m, "v", "s", BENCH_PAYLOAD);
+        if (r < 0)
+                return r;
+        return sd_bus_message_append(m, "a{sv}", 0);
+}
+
+static int request_cb(sd_bus_message *reply, const sd_bus_error *error, void *userdata) {
+        Slot *s = userdata;
+        const char *v;
+        if (error)
+                return op_done(s, error, "Request");
+        if (sd_bus_message_read(reply, "v", "s", &v) < 0 || !streq_ptr(v, BENCH_PAYLOAD))
+                return op_done(s, NULL, "Request: wrong reply");
+        return OP_OK(s);
+}
+
+static int start_request(Slot *s) {
+        return ch_requests1_call_request_async(s->row->bus, NULL, CH_BUS_NAME, NS, "", request_method,
+                                               append_payload_and_options, NULL, request_cb, s, CALL_TIMEOUT_USEC);
+}
+
+/* ---- the manager ------------------------------------------------------------------------ */
+
+static int stats_cb(sd_bus_message *reply, const sd_bus_error *error, void *userdata) {
+        Slot *s = userdata;
+        if (error)
+                return op_done(s, error, "GetStats");
+        if (sd_bus_message_skip(reply, "a{sv}") < 0)
+                return op_done(s, NULL, "GetStats: wrong reply");
+        return OP_OK(s);
+}
+
+static int start_get_stats(Slot *s) {
+        return ch_hub1_call_get_stats_async(s->row->bus, NULL, CH_BUS_NAME, CH_HUB_PATH, stats_cb, s, CALL_TIMEOUT_USEC);
+}
+
+static unsigned expect_workers;
+
+static int list_workers_cb(sd_bus_message *reply, const sd_bus_error *error, void *userdata) {
+        Slot *s = userdata;
+        unsigned n = 0;
+        int r;
+        if (error)
+                return op_done(s, error, "ListWorkers");
+        r = sd_bus_message_enter_container(reply, 'a', "(ssua{sv})");
+        while (r >= 0 && (r = sd_bus_message_skip(reply, "(ssua{sv})")) > 0)
+                n++;
+        if (n != expect_workers)
+                return op_done(s, NULL, "ListWorkers: wrong number of workers");
+        return OP_OK(s);
+}
+
+static int start_list_workers(Slot *s) {
+        return ch_hub1_call_list_workers_async(s->row->bus, NULL, CH_BUS_NAME, CH_HUB_PATH, list_workers_cb, s,
+                                               CALL_TIMEOUT_USEC);
+}
+
+/* ---- events ------------------------------------------------------------------------------ */
+
+static char emit_event[64];
+static unsigned emit_rotate; /* >0: event "scale.<n % emit_rotate>" */
+static uint64_t emits_sent;
+
+static int append_payload(sd_bus_message *m, void *userdata) {
+        return sd_bus_message_append(m, "v", "s", BENCH_PAYLOAD);
+}
+
+static int emit_cb(sd_bus_message *reply, const sd_bus_error *error, void *userdata) {
+        Slot *s = userdata;
+        if (!error)
+                emits_sent++;
+        return op_done(s, error, error ? "Emit" : NULL);
+}
+
+static int start_emit(Slot *s) {
+        const char *ev = emit_event;
+        if (emit_rotate) {
+                static unsigned n;
+                snprintf(s->key, sizeof s->key, "scale.%u", n++ % emit_rotate);
+                ev = s->key;
+        }
+        return ch_events1_call_emit_async(s->row->bus, NULL, CH_BUS_NAME, NS, ev, append_payload, NULL, emit_cb, s,
+                                          CALL_TIMEOUT_USEC);
+}
+
+#define BLAST_COUNT 256
+
+static int blast_cb(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Slot *s = userdata;
+        if (sd_bus_message_is_method_error(m, NULL))
+                return op_done(s, sd_bus_message_get_error(m), "Blast");
+        emits_sent += BLAST_COUNT;
+        return OP_OK(s);
+}
+
+static int start_blast(Slot *s) {
+        return sd_bus_call_method_async(s->row->bus, NULL, BENCH_BASE_NAME, BENCH_BASE_PATH, BENCH_BASE_IFACE, "Blast",
+                                        blast_cb, s, "su", emit_event, (uint32_t) BLAST_COUNT);
+}
+
+static uint64_t count_sum(Helper **subs, unsigned n) {
+        uint64_t sum = 0;
+        for (unsigned i = 0; i < n; i++)
+                sum += helper_count(subs[i]);
+        return sum;
+}
+
+/* Run a signal row and count deliveries at the subscribers: from the row's start until the
+ * last expected delivery arrived (each subscriber gets every signal it subscribed to). */
+static Row *run_signal_row(const char *group, const char *name, unsigned inflight, sd_bus *bus, start_fn start,
+                           Helper **subs, unsigned n_subs, unsigned per_signal) {
+        uint64_t before = count_sum(subs, n_subs), after = before, expect;
+        uint64_t t0 = now_ns(), t_end;
+        Row *r;
+
+        emits_sent = 0;
+        r = run(group, name, inflight, bus, start);
+        expect = before + emits_sent * per_signal;
+        for (;;) {
+                after = count_sum(subs, n_subs);
+                t_end = now_ns();
+                if (after >= expect || t_end - r->deadline > 10000000000ULL)
+                        break;
+                usleep(500);
+        }
+        if (after != expect && !r->note[0])
+                snprintf(r->note, sizeof r->note, "delivered %" PRIu64 " of %" PRIu64 " signals",
+                         after - before, expect - before);
+        if (after != expect)
+                r->errors++;
+        r->deliveries = (after - before) / ((t_end - t0) / 1e9);
+        return r;
+}
+
+/* ---- Redis ------------------------------------------------------------------------------------ */
+
+typedef struct Redis {
+        int fd;
+        char buf[1 << 16];
+        size_t len, off;
+} Redis;
+
+static int redis_connect(Redis *c, const char *path) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        c->len = c->off = 0;
+        if (c->fd < 0)
+                return -errno;
+        snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+        if (connect(c->fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
+                int e = -errno;
+                close(c->fd);
+                c->fd = -1;
+                return e;
+        }
+        return 0;
+}
+
+static int redis_fill(Redis *c) {
+        if (c->off > 0) {
+                memmove(c->buf, c->buf + c->off, c->len - c->off);
+                c->len -= c->off;
+                c->off = 0;
+        }
+        if (c->len == sizeof c->buf)
+                return -ENOBUFS;
+        ssize_t n = read(c->fd, c->buf + c->len, sizeof c->buf - c->len);
+        if (n <= 0)
+                return n == 0 ? -ECONNRESET : -errno;
+        c->len += (size_t) n;
+        return 0;
+}
+
+/* Read one line (without CRLF) into LINE. */
+static int redis_line(Redis *c, char *line, size_t size) {
+        for (;;) {
+                char *nl = memmem(c->buf + c->off, c->len - c->off, "\r\n", 2);
+                if (nl) {
+                        size_t n = (size_t) (nl - (c->buf + c->off));
+                        if (n >= size)
+                                n = size - 1;
+                        memcpy(line, c->buf + c->off, n);
+                        line[n] = 0;
+                        c->off = (size_t) (nl - c->buf) + 2;
+                        return 0;
+                }
+                int r = redis_fill(c);
+                if (r < 0)
+                        return r;
+        }
+}
+
+/* Read one reply.  Returns 0 and *ret_int for ':' replies; bulk strings go to OUT (if any). */
+static int redis_reply(Redis *c, long long *ret_int, char *out, size_t out_size) {
+        char line[256];
+        int r = redis_line(c, line, sizeof line);
+        if (r < 0)
+                return r;
+        switch (line[0]) {
+        case '+':
+                return 0;
+        case '-':
+                fprintf(stderr, "redis: %s\n", line);
+                return -EIO;
+        case ':':
+                if (ret_int)
+                        *ret_int = strtoll(line + 1, NULL, 10);
+                return 0;
+        case '$': {
+                long long n = strtoll(line + 1, NULL, 10);
+                size_t got = 0;
+                if (n < 0)
+                        return 0;
+                while (c->len - c->off < (size_t) n + 2) {
+                        /* large bulk (INFO): copy what we have */
+                        size_t avail = c->len - c->off;
+                        if (out && got + avail < out_size) {
+                                memcpy(out + got, c->buf + c->off, avail);
+                                got += avail;
+                        }
+                        n -= (long long) avail;
+                        c->off = c->len;
+                        if ((r = redis_fill(c)) < 0)
+                                return r;
+                }
+                if (out && got + (size_t) n < out_size) {
+                        memcpy(out + got, c->buf + c->off, (size_t) n);
+                        out[got + (size_t) n] = 0;
+                }
+                c->off += (size_t) n + 2;
+                return 0;
+        }
+        case '*': {
+                long long n = strtoll(line + 1, NULL, 10);
+                for (long long i = 0; i < n; i++)
+                        if ((r = redis_reply(c, NULL, NULL, 0)) < 0)
+                                return r;
+                return 0;
+        }
+        default:
+                return -EBADMSG;
+        }
+}
+
+static int write_all(int fd, const char *p, size_t n) {
+        while (n > 0) {
+                ssize_t w = write(fd, p, n);
+                if (w < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                p += w;
+                n -= (size_t) w;
+        }
+        return 0;
+}
+
+/* Append one command (RESP array of bulk strings) to BUF. */
+static size_t resp_cmd(char *buf, size_t size, int argc, const char *const *argv) {
+        size_t n = (size_t) snprintf(buf, size, "*%d\r\n", argc);
+        for (int i = 0; i < argc && n < size; i++)
+                n += (size_t) snprintf(buf + n, size - n, "$%zu\r\n%s\r\n", strlen(argv[i]), argv[i]);
+        return n;
+}
+
+static void drain(int fd) {
+        char b[65536];
+        while (recv(fd, b, sizeof b, MSG_DONTWAIT) > 0)
+                ;
+}
+
+typedef enum { RCMD_GET, RCMD_SET, RCMD_INCR, RCMD_PUBLISH } RedisCmd;
+
+static Row *redis_row(Redis *c, int sub_fd, RedisCmd cmd, const char *name, unsigned inflight) {
+        Row *r = row_new("redis", name, inflight);
+        static char out[64 * 256];
+        size_t n = 0;
+        uint64_t t = now_ns();
+        uint64_t warm = (uint64_t) (arg_seconds * 0.1e9);
+        long long last_incr = 0, deliveries = 0;
+        for (unsigned i = 0; i < inflight; i++) {
+                char key[32];
+                snprintf(key, sizeof key, "bench:set:%u", i);
+                const char *argv_get[] = { "GET", "bench:get" };
+                const char *argv_set[] = { "SET", key, BENCH_VALUE };
+                const char *argv_incr[] = { "INCR", "bench:counter" };
+                const char *argv_pub[] = { "PUBLISH", "bench.emit", BENCH_PAYLOAD };
+                switch (cmd) {
+                case RCMD_GET: n += resp_cmd(out + n, sizeof out - n, 2, argv_get); break;
+                case RCMD_SET: n += resp_cmd(out + n, sizeof out - n, 3, argv_set); break;
+                case RCMD_INCR: n += resp_cmd(out + n, sizeof out - n, 2, argv_incr); break;
+                case RCMD_PUBLISH: n += resp_cmd(out + n, sizeof out - n, 3, argv_pub); break;
+                }
+        }
+        fprintf(stderr, "  %-28s x%-3u ...", name, inflight);
+        r->warm_end = t + warm;
+        r->deadline = r->warm_end + (uint64_t) (arg_seconds * 1e9);
+        for (;;) {
+                uint64_t t0 = now_ns();
+                if (t0 >= r->deadline)
+                        break;
+                if (write_all(c->fd, out, n) < 0) {
+                        row_error(r, "redis write failed");
+                        break;
+                }
+                for (unsigned i = 0; i < inflight; i++) {
+                        long long v = -1;
+                        char val[64] = "";
+                        if (redis_reply(c, &v, val, sizeof val) < 0) {
+                                row_error(r, "redis read failed");
+                                goto out;
+                        }
+                        if (cmd == RCMD_GET && !streq(val, BENCH_VALUE))
+                                row_error(r, "GET: wrong value");
+                        if (cmd == RCMD_INCR) {
+                                if (v <= last_incr)
+                                        row_error(r, "INCR: value did not increase");
+                                last_incr = v;
+                        }
+                        if (cmd == RCMD_PUBLISH) {
+                                if (v != 1)
+                                        row_error(r, "PUBLISH: not delivered");
+                                else if (t0 >= r->warm_end)
+                                        deliveries++;
+                        }
+                }
+                if (sub_fd >= 0)
+                        drain(sub_fd);
+                uint64_t t1 = now_ns();
+                if (t0 >= r->warm_end) {
+                        lat_push(r, t1 - t0);
+                        r->ops += inflight;
+                        r->last_end = t1;
+                }
+                if (r->errors)
+                        break;
+        }
+out:
+        if (r->last_end > r->warm_end) {
+                r->seconds = (r->last_end - r->warm_end) / 1e9;
+                r->rate = r->ops / r->seconds;
+                if (cmd == RCMD_PUBLISH)
+                        r->deliveries = deliveries / r->seconds;
+        }
+        row_finish_stats(r);
+        fprintf(stderr, " %10.0f/s%s%s\n", r->rate, r->note[0] ? "  " : "", r->note);
+        return r;
+}
+
+static int redis_simple(Redis *c, int argc, const char *const *argv, long long *ret_int, char *out, size_t out_size) {
+        char buf[1024];
+        size_t n = resp_cmd(buf, sizeof buf, argc, argv);
+        int r = write_all(c->fd, buf, n);
+        if (r < 0)
+                return r;
+        return redis_reply(c, ret_int, out, out_size);
+}
+
+static long long redis_used_memory(Redis *c) {
+        static char info[65536];
+        const char *argv[] = { "INFO", "memory" };
+        info[0] = 0;
+        if (redis_simple(c, 2, argv, NULL, info, sizeof info) < 0)
+                return -1;
+        const char *p = strstr(info, "used_memory:");
+        return p ? strtoll(p + strlen("used_memory:"), NULL, 10) : -1;
+}
+
+typedef struct RedisServer {
+        pid_t pid;
+        char dir[256];
+        char sock[300];
+} RedisServer;
+
+static int redis_start(RedisServer *rs) {
+        char *path = NULL;
+        if (access("/usr/bin/redis-server", X_OK) == 0)
+                path = "/usr/bin/redis-server";
+        else if (access("/usr/local/bin/redis-server", X_OK) == 0)
+                path = "/usr/local/bin/redis-server";
+        if (!path)
+                return -ENOENT;
+        snprintf(rs->dir, sizeof rs->dir, "/tmp/clusterhub-bench-redis-XXXXXX");
+        if (!mkdtemp(rs->dir))
+                return -errno;
+        snprintf(rs->sock, sizeof rs->sock, "%s/redis.sock", rs->dir);
+        pid_t parent = getpid();
+        rs->pid = fork();
+        if (rs->pid < 0)
+                return -errno;
+        if (rs->pid == 0) {
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (getppid() != parent)
+                        _exit(1);
+                int devnull = open("/dev/null", O_RDWR);
+                if (devnull >= 0) {
+                        dup2(devnull, 0);
+                        dup2(devnull, 1);
+                }
+                execl(path, path, "--port", "0", "--unixsocket", rs->sock, "--save", "", "--appendonly", "no",
+                      "--dir", rs->dir, "--daemonize", "no", (char *) NULL);
+                _exit(127);
+        }
+        for (int i = 0; i < 500; i++) {
+                Redis c;
+                if (redis_connect(&c, rs->sock) == 0) {
+                        close(c.fd);
+                        return 0;
+                }
+                if (waitpid(rs->pid, NULL, WNOHANG) == rs->pid) {
+                        rs->pid = -1;
+                        return -ECHILD;
+                }
+                usleep(10000);
+        }
+        return -ETIMEDOUT;
+}
+
+static void redis_stop(RedisServer *rs) {
+        if (rs->pid > 0) {
+                kill(rs->pid, SIGTERM);
+                for (int i = 0; i < 500 && waitpid(rs->pid, NULL, WNOHANG) != rs->pid; i++)
+                        usleep(10000);
+                if (kill(rs->pid, 0) == 0) {
+                        kill(rs->pid, SIGKILL);
+                        waitpid(rs->pid, NULL, 0);
+                }
+                rs->pid = -1;
+        }
+        if (rs->dir[0]) {
+                char p[400];
+                snprintf(p, sizeof p, "%s/redis.sock", rs->dir);
+                unlink(p);
+                rmdir(rs->dir);
+        }
+}
+
+/* ---- memory --------------------------------------------------------------------------------- */
+
+typedef struct MemResult {
+        bool done;
+        unsigned keys;
+        double hub_store_bytes_per_key;
+        double hub_rss_bytes_per_key;
+        double redis_bytes_per_key;
+        double redis_rss_bytes_per_key;
+        char note[160];
+} MemResult;
+
+static MemResult mem;
+
+static long long proc_rss_bytes(pid_t pid) {
+        char path[64], line[256];
+        long long kb = -1;
+        snprintf(path, sizeof path, "/proc/%d/status", (int) pid);
+        FILE *f = fopen(path, "re");
+        if (!f)
+                return -1;
+        while (fgets(line, sizeof line, f))
+                if (strncmp(line, "VmRSS:", 6) == 0)
+                        kb = strtoll(line + 6, NULL, 10);
+        fclose(f);
+        return kb < 0 ? -1 : kb * 1024;
+}
+
+static long long hub_stat(sd_bus *bus, const char *name) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        long long v = -1;
+        int r = ch_hub1_call_get_stats(bus, CH_BUS_NAME, CH_HUB_PATH, &reply, &error);
+        if (r < 0) {
+                fprintf(stderr, "GetStats: %s\n", error.message ?: strerror(-r));
+                sd_bus_error_free(&error);
+                return -1;
+        }
+        if (sd_bus_message_enter_container(reply, 'a', "{sv}") > 0) {
+                const char *k;
+                while (sd_bus_message_enter_container(reply, 'e', "sv") > 0) {
+                        if (sd_bus_message_read(reply, "s", &k) < 0)
+                                break;
+                        if (streq(k, name)) {
+                                uint64_t t;
+                                if (sd_bus_message_read(reply, "v", "t", &t) >= 0)
+                                        v = (long long) t;
+                        } else
+                                sd_bus_message_skip(reply, "v");
+                        sd_bus_message_exit_container(reply);
+                }
+        }
+        sd_bus_message_unref(reply);
+        return v;
+}
+
+#define MEM_BATCH 1000
+
+typedef struct MSetBatch {
+        unsigned first, count;
+} MSetBatch;
+
+static int append_mset(sd_bus_message *m, void *userdata) {
+        MSetBatch *b = userdata;
+        int r = sd_bus_message_open_container(m, 'a', "{sv}");
+        for (unsigned i = 0; r >= 0 && i < b->count; i++) {
+                char k[32], v[32];
+                snprintf(k, sizeof k, "mem:%08u", b->first + i);
+                snprintf(v, sizeof v, "v%08u", b->first + i);
+                r = sd_bus_message_append(m, "{sv}", k, "s", v);
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(m);
+}
+
+static void measure_memory(sd_bus *bus, pid_t hub_pid, Redis *rc) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        long long sb0, sb1, rss0, rss1;
+        uint64_t t0 = now_ns();
+
+        mem.keys = arg_keys;
+        fprintf(stderr, "  memory: %u keys ...", arg_keys);
+        sb0 = hub_stat(bus, "store_bytes");
+        rss0 = proc_rss_bytes(hub_pid);
+        for (unsigned i = 0; i < arg_keys; i += MEM_BATCH) {
+                MSetBatch b = { i, arg_keys - i < MEM_BATCH ? arg_keys - i : MEM_BATCH };
+                int r = ch_store1_call_m_set(bus, CH_BUS_NAME, NS, append_mset, &b, &error);
+                if (r < 0) {
+                        snprintf(mem.note, sizeof mem.note, "hub MSet: %s", error.message ?: strerror(-r));
+                        sd_bus_error_free(&error);
+                        fprintf(stderr, " %s\n", mem.note);
+                        return;
+                }
+        }
+        sb1 = hub_stat(bus, "store_bytes");
+        rss1 = proc_rss_bytes(hub_pid);
+        mem.hub_store_bytes_per_key = (double) (sb1 - sb0) / arg_keys;
+        mem.hub_rss_bytes_per_key = (double) (rss1 - rss0) / arg_keys;
+        mem.redis_bytes_per_key = NAN;
+        mem.redis_rss_bytes_per_key = NAN;
+        if (rc) {
+                long long u0 = redis_used_memory(rc), u1;
+                static char buf[MEM_BATCH * 64];
+                for (unsigned i = 0; i < arg_keys; i += MEM_BATCH) {
+                        unsigned cnt = arg_keys - i < MEM_BATCH ? arg_keys - i : MEM_BATCH;
+                        size_t n = (size_t) snprintf(buf, sizeof buf, "*%u\r\n$4\r\nMSET\r\n", 1 + 2 * cnt);
+                        for (unsigned j = 0; j < cnt; j++)
+                                n += (size_t) snprintf(buf + n, sizeof buf - n, "$12\r\nmem:%08u\r\n$9\r\nv%08u\r\n",
+                                                       i + j, i + j);
+                        if (write_all(rc->fd, buf, n) < 0 || redis_reply(rc, NULL, NULL, 0) < 0) {
+                                snprintf(mem.note, sizeof mem.note, "redis MSET failed");
+                                break;
+                        }
+                }
+                u1 = redis_used_memory(rc);
+                if (u0 >= 0 && u1 >= 0)
+                        mem.redis_bytes_per_key = (double) (u1 - u0) / arg_keys;
+        }
+        mem.done = true;
+        fprintf(stderr, " %.1f s\n", (now_ns() - t0) / 1e9);
+}
+
+/* ---- output ------------------------------------------------------------------------------------ */
+
+static void set_ratio(Row *r, const char *base_name, unsigned base_inflight, bool by_deliveries, double target) {
+        Row *b = row_find(base_name, base_inflight);
+        r->target = target;
+        if (!b || r->skipped || r->ops == 0)
+                return;
+        snprintf(r->ratio_to, sizeof r->ratio_to, "%s x%u", base_name, base_inflight);
+        if (by_deliveries)
+                r->ratio = b->deliveries > 0 ? r->deliveries / b->deliveries : NAN;
+        else
+                r->ratio = b->rate > 0 ? r->rate / b->rate : NAN;
+}
+
+static void set_vs_redis(Row *r, const char *redis_name, bool by_deliveries) {
+        Row *b = row_find(redis_name, r->inflight);
+        if (!b || r->ops == 0)
+                return;
+        r->vs_redis = by_deliveries ? (b->deliveries > 0 ? r->deliveries / b->deliveries : NAN) : r->rate / b->rate;
+}
+
+static const char *verdict(const Row *r) {
+        if (r->target <= 0)
+                return "";
+        if (isnan(r->ratio))
+                return "n/a";
+        return r->ratio >= r->target ? "met" : "MISSED";
+}
+
+static void fmt_num(char *buf, size_t size, double v, const char *prefix, int decimals) {
+        if (isnan(v) || v == 0)
+                snprintf(buf, size, "-");
+        else
+                snprintf(buf, size, "%s%.*f", prefix, decimals, v);
+}
+
+static void print_table(FILE *f) {
+        fprintf(f, "%-28s %4s %11s %9s %9s %11s %7s %-22s %6s %-7s %8s\n", "row", "infl", "ops/s", "p50_us", "p99_us",
+                "deliv/s", "ratio", "baseline", "target", "verdict", "vs_redis");
+        for (unsigned i = 0; i < n_rows; i++) {
+                const Row *r = &rows[i];
+                char rate[32], p50[32], p99[32], del[32], ratio[32], target[32], vr[32];
+                fmt_num(rate, sizeof rate, r->rate, "", 0);
+                fmt_num(p50, sizeof p50, r->inflight == 1 ? r->p50_us : NAN, "", 1);
+                fmt_num(p99, sizeof p99, r->inflight == 1 ? r->p99_us : NAN, "", 1);
+                fmt_num(del, sizeof del, r->deliveries, "", 0);
+                fmt_num(ratio, sizeof ratio, r->ratio, "", 2);
+                fmt_num(target, sizeof target, r->target, ">=", 2);
+                fmt_num(vr, sizeof vr, r->vs_redis, "", 2);
+                fprintf(f, "%-28s %4u %11s %9s %9s %11s %7s %-22s %6s %-7s %8s%s%s\n", r->name, r->inflight, rate, p50, p99,
+                        del, ratio, r->ratio_to[0] ? r->ratio_to : "-", target, verdict(r), vr, r->note[0] ? "  # " : "",
+                        r->note);
+        }
+        if (mem.done) {
+                fprintf(f, "\nmemory, %u small keys (key 12 bytes, value 9 bytes):\n", mem.keys);
+                fprintf(f, "  hub store_bytes/key %.1f   hub RSS/key %.1f   redis used_memory/key %.1f   target hub <= redis: %s\n",
+                        mem.hub_store_bytes_per_key, mem.hub_rss_bytes_per_key, mem.redis_bytes_per_key,
+                        isnan(mem.redis_bytes_per_key) ? "n/a"
+                        : fmax(mem.hub_store_bytes_per_key, mem.hub_rss_bytes_per_key) <= mem.redis_bytes_per_key ? "met"
+                        : "MISSED");
+        } else if (mem.note[0])
+                fprintf(f, "\nmemory: %s\n", mem.note);
+}
+
+static void json_str(FILE *f, const char *s) {
+        fputc('"', f);
+        for (; *s; s++) {
+                if (*s == '"' || *s == '\\')
+                        fprintf(f, "\\%c", *s);
+                else if ((unsigned char) *s < 0x20)
+                        fprintf(f, "\\u%04x", *s);
+                else
+                        fputc(*s, f);
+        }
+        fputc('"', f);
+}
+
+static void json_num(FILE *f, double v) {
+        if (isnan(v) || isinf(v))
+                fprintf(f, "null");
+        else
+                fprintf(f, "%.6g", v);
+}
+
+static int write_json(const char *path, const char *bus_kind) {
+        FILE *f = fopen(path, "we");
+        struct utsname u;
+        char cpu[256] = "";
+        FILE *ci = fopen("/proc/cpuinfo", "re");
+        if (!f)
+                return -errno;
+        if (ci) {
+                char line[512];
+                while (fgets(line, sizeof line, ci))
+                        if (strncmp(line, "model name", 10) == 0) {
+                                char *p = strchr(line, ':');
+                                if (p) {
+                                        snprintf(cpu, sizeof cpu, "%s", p + 2);
+                                        cpu[strcspn(cpu, "\n")] = 0;
+                                }
+                                break;
+                        }
+                fclose(ci);
+        }
+        uname(&u);
+        time_t t = time(NULL);
+        char date[64];
+        strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+        fprintf(f, "{\n  \"date\": \"%s\",\n  \"bus\": ", date);
+        json_str(f, bus_kind);
+        fprintf(f, ",\n  \"machine\": {\"nproc\": %ld, \"cpu\": ", sysconf(_SC_NPROCESSORS_ONLN));
+        json_str(f, cpu);
+        fprintf(f, ", \"kernel\": ");
+        json_str(f, u.release);
+        fprintf(f, "},\n  \"seconds_per_row\": %g,\n  \"quick\": %s,\n  \"rows\": [\n", arg_seconds, arg_quick ? "true" : "false");
+        for (unsigned i = 0; i < n_rows; i++) {
+                const Row *r = &rows[i];
+                fprintf(f, "    {\"name\": ");
+                json_str(f, r->name);
+                fprintf(f, ", \"group\": ");
+                json_str(f, r->group);
+                fprintf(f, ", \"inflight\": %u, \"ops\": %" PRIu64 ", \"errors\": %" PRIu64 ", \"seconds\": ", r->inflight,
+                        r->ops, r->errors);
+                json_num(f, r->seconds);
+                fprintf(f, ", \"ops_per_sec\": ");
+                json_num(f, r->rate);
+                fprintf(f, ", \"p50_us\": ");
+                json_num(f, r->p50_us);
+                fprintf(f, ", \"p99_us\": ");
+                json_num(f, r->p99_us);
+                fprintf(f, ", \"deliveries_per_sec\": ");
+                json_num(f, r->deliveries > 0 ? r->deliveries : NAN);
+                fprintf(f, ", \"ratio\": ");
+                json_num(f, r->ratio);
+                fprintf(f, ", \"ratio_to\": ");
+                json_str(f, r->ratio_to);
+                fprintf(f, ", \"target\": ");
+                json_num(f, r->target > 0 ? r->target : NAN);
+                fprintf(f, ", \"verdict\": ");
+                json_str(f, verdict(r));
+                fprintf(f, ", \"vs_redis\": ");
+                json_num(f, r->vs_redis);
+                fprintf(f, ", \"skipped\": %s, \"note\": ", r->skipped ? "true" : "false");
+                json_str(f, r->note);
+                fprintf(f, "}%s\n", i + 1 < n_rows ? "," : "");
+        }
+        fprintf(f, "  ],\n  \"memory\": ");
+        if (mem.done) {
+                fprintf(f, "{\"keys\": %u, \"hub_store_bytes_per_key\": ", mem.keys);
+                json_num(f, mem.hub_store_bytes_per_key);
+                fprintf(f, ", \"hub_rss_bytes_per_key\": ");
+                json_num(f, mem.hub_rss_bytes_per_key);
+                fprintf(f, ", \"redis_used_memory_per_key\": ");
+                json_num(f, mem.redis_bytes_per_key);
+                fprintf(f, "}\n");
+        } else
+                fprintf(f, "null\n");
+        fprintf(f, "}\n");
+        return fclose(f) == 0 ? 0 : -errno;
+}
+
+/* ---- main ------------------------------------------------------------------------------------------ */
+
+static void help(void) {
+        printf("clusterhub-bench [OPTIONS]\n\n"
+               "Measure every hub operation against a minimal sd-bus service on the same private bus\n"
+               "and against Redis on a unix socket, in one run.\n\n"
+               "  -h --help              Show this help\n"
+               "     --seconds=N         Measured seconds per row (default %g)\n"
+               "     --quick             A few rows, small memory and scale parts (CI smoke test)\n"
+               "     --broker            Use dbus-broker instead of dbus-daemon\n"
+               "     --no-redis          Skip the Redis rows\n"
+               "     --json=FILE         Write the results as JSON to FILE\n"
+               "     --keys=N            Keys for the memory comparison (default %u)\n"
+               "     --scale-clients=N   Subscribed clients for the scale rows (default %u)\n"
+               "     --scale-workers=N   Registered workers for the scale rows (default %u)\n"
+               "     --inflight=N        Calls in flight for the throughput rows (default %u)\n"
+               "     --only-get          Baseline Ping and hub Get rows only (to profile the hub)\n\n"
+               "The hub binary is $CLUSTERHUBD, else $MESON_BUILD_ROOT/service/clusterhubd.\n",
+               arg_seconds, arg_keys, arg_scale_clients, arg_scale_workers, arg_inflight);
+}
+
+enum {
+        ARG_SECONDS = 0x100, ARG_QUICK, ARG_BROKER, ARG_NO_REDIS, ARG_JSON, ARG_KEYS, ARG_SCALE_CLIENTS,
+        ARG_SCALE_WORKERS, ARG_INFLIGHT, ARG_ONLY_GET,
+        ARG_ADDRESS, ARG_BASELINE, ARG_SUBSCRIBER, ARG_WORKER, ARG_SCALE_CLIENTS_HELPER, ARG_SCALE_WORKERS_HELPER,
+        ARG_FIRST,
+};
+
+static int helper_main(int argc, char **argv) {
+        static const struct option options[] = {
+                { "address", required_argument, NULL, ARG_ADDRESS },
+                { "baseline-service", no_argument, NULL, ARG_BASELINE },
+                { "subscriber", required_argument, NULL, ARG_SUBSCRIBER },
+                { "worker", required_argument, NULL, ARG_WORKER },
+                { "scale-clients-helper", required_argument, NULL, ARG_SCALE_CLIENTS_HELPER },
+                { "scale-workers-helper", required_argument, NULL, ARG_SCALE_WORKERS_HELPER },
+                { "first", required_argument, NULL, ARG_FIRST },
+                {}
+        };
+        const char *address = NULL, *arg = NULL;
+        int mode = 0, c;
+        unsigned first = 0;
+
+        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
+                switch (c) {
+                case ARG_ADDRESS:
+                        address = optarg;
+                        break;
+                case ARG_FIRST:
+                        first = (unsigned) strtoul(optarg, NULL, 10);
+                        break;
+                case '?':
+                        return 2;
+                default:
+                        mode = c;
+                        arg = optarg;
+                }
+        if (!address)
+                return 2;
+        switch (mode) {
+        case ARG_BASELINE:
+                return helper_baseline_service(address);
+        case ARG_SUBSCRIBER:
+                return helper_subscriber(address, arg);
+        case ARG_WORKER: {
+                /* --worker=ID methods... */
+                return helper_worker(address, arg, argv + optind);
+        }
+        case ARG_SCALE_CLIENTS_HELPER:
+                return helper_scale_clients(address, first, (unsigned) strtoul(arg, NULL, 10));
+        case ARG_SCALE_WORKERS_HELPER:
+                return helper_scale_workers(address, first, (unsigned) strtoul(arg, NULL, 10));
+        }
+        return 2;
+}
+
+static int parse_args(int argc, char **argv) {
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "seconds", required_argument, NULL, ARG_SECONDS },
+                { "quick", no_argument, NULL, ARG_QUICK },
+                { "broker", no_argument, NULL, ARG_BROKER },
+                { "no-redis", no_argument, NULL, ARG_NO_REDIS },
+                { "json", required_argument, NULL, ARG_JSON },
+                { "keys", required_argument, NULL, ARG_KEYS },
+                { "scale-clients", required_argument, NULL, ARG_SCALE_CLIENTS },
+                { "scale-workers", required_argument, NULL, ARG_SCALE_WORKERS },
+                { "inflight", required_argument, NULL, ARG_INFLIGHT },
+                { "only-get", no_argument, NULL, ARG_ONLY_GET },
+                {}
+        };
+        bool keys_set = false, clients_set = false, workers_set = false;
+        int c;
+
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        exit(0);
+                case ARG_SECONDS:
+                        arg_seconds = strtod(optarg, NULL);
+                        if (!(arg_seconds > 0) || arg_seconds > 3600) {
+                                fprintf(stderr, "--seconds: need a number of seconds > 0\n");
+                                return -EINVAL;
+                        }
+                        break;
+                case ARG_QUICK:
+                        arg_quick = true;
+                        break;
+                case ARG_BROKER:
+                        arg_broker = true;
+                        break;
+                case ARG_NO_REDIS:
+                        arg_redis = false;
+                        break;
+                case ARG_JSON:
+                        arg_json = optarg;
+                        break;
+                case ARG_KEYS:
+                        arg_keys = (unsigned) strtoul(optarg, NULL, 10);
+                        keys_set = true;
+                        break;
+                case ARG_SCALE_CLIENTS:
+                        arg_scale_clients = (unsigned) strtoul(optarg, NULL, 10);
+                        clients_set = true;
+                        break;
+                case ARG_SCALE_WORKERS:
+                        arg_scale_workers = (unsigned) strtoul(optarg, NULL, 10);
+                        workers_set = true;
+                        break;
+                case ARG_ONLY_GET:
+                        arg_only_get = true;
+                        break;
+                case ARG_INFLIGHT:
+                        arg_inflight = (unsigned) strtoul(optarg, NULL, 10);
+                        if (arg_inflight < 1 || arg_inflight > 4096) {
+                                fprintf(stderr, "--inflight: 1..4096\n");
+                                return -EINVAL;
+                        }
+                        break;
+                default:
+                        return -EINVAL;
+                }
+        if (optind < argc) {
+                fprintf(stderr, "unexpected argument '%s'\n", argv[optind]);
+                return -EINVAL;
+        }
+        if (arg_quick) {
+                if (!keys_set)
+                        arg_keys = 10000;
+                if (!clients_set)
+                        arg_scale_clients = 20;
+                if (!workers_set)
+                        arg_scale_workers = 5;
+        }
+        return 0;
+}
+
+static int setup_store(sd_bus *bus) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        int set = 0, r;
+
+        r = ch_store1_call_set(bus, CH_BUS_NAME, NS, "bench:get", append_value_and_options, NULL, &set, &error);
+        for (unsigned i = 0; r >= 0 && i < MGET_KEYS; i++) {
+                char key[32];
+                snprintf(key, sizeof key, "bench:m:%u", i);
+                mget_keys[i] = strdup(key);
+                r = ch_store1_call_set(bus, CH_BUS_NAME, NS, key, append_value_and_options, NULL, &set, &error);
+        }
+        if (r < 0)
+                fprintf(stderr, "clusterhub-bench: preparing the store: %s\n", error.message ?: strerror(-r));
+        sd_bus_error_free(&error);
+        return r;
+}
+
+/* Subscriber 0 matches arg0namespace='bench.emit' (events "bench.emit" and "bench.emit.one"), the
+ * others arg0='bench.emit': "bench.emit.one" reaches one subscriber, "bench.emit" all of them. */
+#define EVENT_ONE "bench.emit.one"
+#define EVENT_ALL "bench.emit"
+
+static const char *subscriber_rule(char *buf, size_t size, bool hub, unsigned idx) {
+        snprintf(buf, size, "type='signal',path='%s',interface='%s',member='Event',%s='" EVENT_ALL "'",
+                 hub ? CH_DEFAULT_NAMESPACE_PATH : BENCH_BASE_PATH, hub ? "org.clusterhub.Events1" : BENCH_BASE_IFACE,
+                 idx == 0 ? "arg0namespace" : "arg0");
+        return buf;
+}
+
+static Helper *start_subscriber(const char *address, bool hub, unsigned idx) {
+        char rule[512], arg[600];
+        subscriber_rule(rule, sizeof rule, hub, idx);
+        snprintf(arg, sizeof arg, "--subscriber=%s", rule);
+        const char *args[] = { arg, NULL };
+        return helper_start(hub ? "hub subscriber" : "baseline subscriber", address, args);
+}
+
+int main(int argc, char **argv) {
+        ThBus busd = { 0 };
+        ThHub hub = { .proc = TH_PROC_NULL };
+        RedisServer rs = { .pid = -1 };
+        Redis rc = { .fd = -1 }, rsub = { .fd = -1 };
+        sd_bus *bus = NULL;
+        unsigned N;
+        int r, failed = 0;
+
+        for (int i = 1; i < argc; i++)
+                if (strncmp(argv[i], "--address=", 10) == 0)
+                        return helper_main(argc, argv);
+
+        if (parse_args(argc, argv) < 0)
+                return 2;
+        N = arg_inflight;
+        ssize_t l = readlink("/proc/self/exe", self_exe, sizeof self_exe - 1);
+        if (l <= 0)
+                return 1;
+        self_exe[l] = 0;
+        signal(SIGPIPE, SIG_IGN);
+        setvbuf(stderr, NULL, _IONBF, 0);
+
+        if (!th_bus_start(&busd, arg_broker ? TH_BUS_BROKER : TH_BUS_DBUS_DAEMON)) {
+                fprintf(stderr, "clusterhub-bench: cannot start the bus: %s\n", busd.skip_reason);
+                return 1;
+        }
+        r = th_hub_spawn(&hub, busd.address, NULL);
+        if (r < 0) {
+                fprintf(stderr, "clusterhub-bench: cannot start clusterhubd: %s\n", strerror(-r));
+                failed = 1;
+                goto finish;
+        }
+        fprintf(stderr, "clusterhub-bench: %s at %s, hub pid %d, %g s per row\n",
+                th_bus_kind_to_string(busd.kind), busd.address, (int) hub.proc.pid, arg_seconds);
+        if ((r = th_connect(&bus, busd.address)) < 0) {
+                fprintf(stderr, "clusterhub-bench: connect: %s\n", strerror(-r));
+                failed = 1;
+                goto finish;
+        }
+        sd_bus_error_add_map(ch_error_map);
+        if (!helper_start("baseline service", busd.address, (const char *[]) { "--baseline-service", NULL }) ||
+            setup_store(bus) < 0) {
+                failed = 1;
+                goto finish;
+        }
+
+        /* baseline: method calls and signals */
+        fprintf(stderr, "baseline\n");
+        run("baseline", "baseline Ping", 1, bus, start_ping);
+        run("baseline", "baseline Ping", N, bus, start_ping);
+        Helper *bsubs[4], *hsubs[4];
+        unsigned max_subs = arg_quick ? 1 : 4;
+        for (unsigned i = 0; i < max_subs; i++)
+                if (!(bsubs[i] = start_subscriber(busd.address, false, i))) {
+                        failed = 1;
+                        goto finish;
+                }
+        snprintf(emit_event, sizeof emit_event, EVENT_ONE);
+        run_signal_row("baseline", "baseline signal 1 sub", 2, bus, start_blast, bsubs, 1, 1);
+        snprintf(emit_event, sizeof emit_event, EVENT_ALL);
+        if (!arg_quick)
+                run_signal_row("baseline", "baseline signal 4 subs", 2, bus, start_blast, bsubs, 4, 4);
+        for (unsigned i = 0; i < max_subs; i++)
+                helper_stop(bsubs[i]);
+
+        /* the hub */
+        fprintf(stderr, "hub\n");
+        unsigned conc[2] = { 1, N };
+        if (arg_only_get) {
+                /* for profiling the hub (callgrind): Get rows only */
+                for (unsigned k = 0; k < 2; k++)
+                        set_ratio(run("hub", "Get", conc[k], bus, start_get), "baseline Ping", conc[k], false, 0.85);
+                goto finish;
+        }
+        for (unsigned k = 0; k < 2; k++) {
+                unsigned c = conc[k];
+                set_ratio(run("hub", "Get", c, bus, start_get), "baseline Ping", c, false, 0.85);
+                set_ratio(run("hub", "Set", c, bus, start_set), "baseline Ping", c, false, 0.85);
+                rows[n_rows - 1].expect_counter = 0;
+                set_ratio(run("hub", "Incr", c, bus, start_incr), "baseline Ping", c, false, 0.85);
+                if (!arg_quick)
+                        set_ratio(run("hub", "MGet 100 keys", c, bus, start_mget), "baseline Ping", c, false, 0);
+        }
+        for (unsigned i = 0; i < max_subs; i++)
+                if (!(hsubs[i] = start_subscriber(busd.address, true, i))) {
+                        failed = 1;
+                        goto finish;
+                }
+        for (unsigned k = 0; k < 2; k++) {
+                unsigned c = conc[k];
+                snprintf(emit_event, sizeof emit_event, EVENT_ONE);
+                set_ratio(run_signal_row("hub", "Emit 1 sub", c, bus, start_emit, hsubs, 1, 1), "baseline signal 1 sub", 2,
+                          true, c == 1 ? 0 : 0.5);
+                snprintf(emit_event, sizeof emit_event, EVENT_ALL);
+                if (!arg_quick)
+                        set_ratio(run_signal_row("hub", "Emit 4 subs", c, bus, start_emit, hsubs, 4, 4),
+                                  "baseline signal 4 subs", 2, true, c == 1 ? 0 : 0.5);
+        }
+        for (unsigned i = 0; i < max_subs; i++)
+                helper_stop(hsubs[i]);
+
+        Helper *w1 = helper_start("worker bench_w1", busd.address,
+                                  (const char *[]) { "--worker=bench_w1", "echo1", "echo2", NULL });
+        Helper *w2 = arg_quick ? w1 : helper_start("worker bench_w2", busd.address,
+                                                   (const char *[]) { "--worker=bench_w2", "echo2", NULL });
+        if (!w1 || !w2) {
+                failed = 1;
+                goto finish;
+        }
+        for (unsigned k = 0; k < 2; k++) {
+                unsigned c = conc[k];
+                request_method = "echo1";
+                set_ratio(run("hub", "Request 1 worker", c, bus, start_request), "baseline Ping", c, false, 0.45);
+                if (!arg_quick) {
+                        request_method = "echo2";
+                        set_ratio(run("hub", "Request 2 workers", c, bus, start_request), "baseline Ping", c, false, 0.45);
+                }
+        }
+        helper_stop(w1);
+        if (w2 != w1)
+                helper_stop(w2);
+        for (unsigned k = 0; k < 2; k++)
+                set_ratio(run("hub", "Lock+Unlock", conc[k], bus, start_lock), "baseline Ping", conc[k], false, 0.45);
+        for (unsigned k = 0; k < 2; k++)
+                set_ratio(run("hub", "RPush+BLPop hand-off", conc[k], bus, start_queue), "baseline Ping", conc[k], false, 0);
+
+        /* Redis */
+        if (arg_redis) {
+                r = redis_start(&rs);
+                if (r < 0)
+                        fprintf(stderr, "redis-server not available (%s): Redis rows skipped\n", strerror(-r));
+                else if (redis_connect(&rc, rs.sock) < 0 || redis_connect(&rsub, rs.sock) < 0) {
+                        fprintf(stderr, "cannot connect to redis\n");
+                        failed = 1;
+                } else {
+                        const char *set_argv[] = { "SET", "bench:get", BENCH_VALUE };
+                        const char *sub_argv[] = { "SUBSCRIBE", "bench.emit" };
+                        fprintf(stderr, "redis\n");
+                        if (redis_simple(&rc, 3, set_argv, NULL, NULL, 0) < 0 ||
+                            redis_simple(&rsub, 2, sub_argv, NULL, NULL, 0) < 0)
+                                failed = 1;
+                        for (unsigned k = 0; k < 2; k++) {
+                                unsigned c = conc[k];
+                                set_ratio(redis_row(&rc, -1, RCMD_GET, "redis GET", c), "baseline Ping", c, false, 0);
+                                set_ratio(redis_row(&rc, -1, RCMD_SET, "redis SET", c), "baseline Ping", c, false, 0);
+                                set_ratio(redis_row(&rc, -1, RCMD_INCR, "redis INCR", c), "baseline Ping", c, false, 0);
+                                set_ratio(redis_row(&rc, rsub.fd, RCMD_PUBLISH, "redis PUBLISH 1 sub", c),
+                                          "baseline Ping", c, false, 0);
+                        }
+                        for (unsigned i = 0; i < n_rows; i++) {
+                                Row *h = &rows[i];
+                                if (streq(h->name, "Get"))
+                                        set_vs_redis(h, "redis GET", false);
+                                else if (streq(h->name, "Set"))
+                                        set_vs_redis(h, "redis SET", false);
+                                else if (streq(h->name, "Incr"))
+                                        set_vs_redis(h, "redis INCR", false);
+                                else if (streq(h->name, "Emit 1 sub"))
+                                        set_vs_redis(h, "redis PUBLISH 1 sub", true);
+                        }
+                }
+        }
+
+        /* scale: many subscribed clients and registered workers connected */
+        if (arg_scale_clients + arg_scale_workers > 0) {
+                fprintf(stderr, "scale: %u subscribed clients, %u workers\n", arg_scale_clients, arg_scale_workers);
+                Helper *sc[4];
+                unsigned n_sc = 0, per = (arg_scale_clients + 3) / 4;
+                bool ok = true;
+                for (unsigned first = 0; first < arg_scale_clients && ok; first += per) {
+                        char a1[64], a2[64];
+                        unsigned cnt = arg_scale_clients - first < per ? arg_scale_clients - first : per;
+                        snprintf(a1, sizeof a1, "--scale-clients-helper=%u", cnt);
+                        snprintf(a2, sizeof a2, "--first=%u", first);
+                        sc[n_sc] = helper_start("scale clients", busd.address, (const char *[]) { a1, a2, NULL });
+                        ok = sc[n_sc++] != NULL;
+                }
+                if (ok && arg_scale_workers > 0) {
+                        char a1[64];
+                        snprintf(a1, sizeof a1, "--scale-workers-helper=%u", arg_scale_workers);
+                        ok = helper_start("scale workers", busd.address, (const char *[]) { a1, "--first=0", NULL }) != NULL;
+                }
+                if (!ok) {
+                        failed = 1;
+                        goto finish;
+                }
+                expect_workers = arg_scale_workers;
+                emit_rotate = arg_scale_clients;
+                if (emit_rotate > 0)
+                        for (unsigned k = 0; k < 2; k++) {
+                                char name[64];
+                                snprintf(name, sizeof name, "scale Emit (1 of %u subs)", arg_scale_clients);
+                                set_ratio(run_signal_row("scale", name, conc[k], bus, start_emit, sc, n_sc, 1), "Emit 1 sub",
+                                          conc[k], true, 0);
+                        }
+                emit_rotate = 0;
+                for (unsigned k = 0; k < 2; k++) {
+                        set_ratio(run("scale", "scale Get", conc[k], bus, start_get), "Get", conc[k], false, 0);
+                        set_ratio(run("scale", "scale GetStats", conc[k], bus, start_get_stats), "baseline Ping", conc[k], false, 0);
+                        set_ratio(run("scale", "scale ListWorkers", conc[k], bus, start_list_workers), "baseline Ping", conc[k],
+                                  false, 0);
+                }
+                helpers_stop_all();
+        }
+
+        /* memory */
+        if (arg_keys > 0)
+                measure_memory(bus, hub.proc.pid, rc.fd >= 0 ? &rc : NULL);
+
+finish:
+        helpers_stop_all();
+        if (rc.fd >= 0)
+                close(rc.fd);
+        if (rsub.fd >= 0)
+                close(rsub.fd);
+        redis_stop(&rs);
+        sd_bus_flush_close_unref(bus);
+        if (hub.proc.pid > 0) {
+                int st = th_hub_stop(&hub);
+                if (st != 0) {
+                        fprintf(stderr, "clusterhub-bench: the hub did not exit cleanly (status %d)\n", st);
+                        failed = 1;
+                }
+        }
+        th_hub_clear(&hub);
+        th_bus_stop(&busd);
+
+        printf("clusterhub-bench on %s, %g s per row (ratio: ops/s, or deliveries/s for signal rows, over the baseline row)\n\n",
+               th_bus_kind_to_string(busd.kind), arg_seconds);
+        print_table(stdout);
+        if (arg_json) {
+                r = write_json(arg_json, th_bus_kind_to_string(busd.kind));
+                if (r < 0) {
+                        fprintf(stderr, "writing %s: %s\n", arg_json, strerror(-r));
+                        failed = 1;
+                }
+        }
+        /* a row that ran no operation, or returned a wrong result, fails the run (never a timing) */
+        for (unsigned i = 0; i < n_rows; i++)
+                if (!rows[i].skipped && (rows[i].ops == 0 || rows[i].errors > 0)) {
+                        fprintf(stderr, "clusterhub-bench: row '%s' x%u failed: %s\n", rows[i].name, rows[i].inflight,
+                                rows[i].note[0] ? rows[i].note : "no operations completed");
+                        failed = 1;
+                }
+        if (mem.note[0])
+                failed = 1;
+        return failed;
+}
