@@ -1,43 +1,58 @@
 /* SPDX-License-Identifier: MIT */
-/* hubctl: the command-line client of clusterhubd (the redis-cli / flock(1) of the hub).
+/* hubctl: the command-line client of clusterhubd (the redis-cli / systemctl / flock(1) of the hub).
  *
- *   hubctl [--user|--system|--address=ADDR] [--ns=NAME] lock [OPTIONS] NAME -- COMMAND [ARGS...]
- *   hubctl [...] locks [--json]
- */
+ *   hubctl [--user|--system|--address=ADDR] [--ns=NAME] COMMAND [OPTIONS] ARGS...
+ *
+ * This file holds main(), the global options and what the subcommands share; the subcommands
+ * live in cmd-store.c (Store1), cmd-events.c (Events1, monitor), cmd-hub.c (Hub1, Requests1) and
+ * cmd-locks.c (Locks1); values.c reads and prints typed values. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include "clusterhub/clusterhub.h"
 #include "config.h"
+#include "hubctl.h"
 
-#define DEFAULT_NAMESPACE "default"
-#define NO_LIMIT UINT64_MAX
+BusKind arg_bus = BUS_USER;
+const char *arg_address;
+const char *arg_ns = DEFAULT_NAMESPACE;
+char *ns_path;
 
-typedef enum BusKind { BUS_USER, BUS_SYSTEM, BUS_ADDRESS } BusKind;
-
-static BusKind arg_bus = BUS_USER;
-static const char *arg_address;
-static const char *arg_ns = DEFAULT_NAMESPACE;
-static char *ns_path;
-
-static const char *program = "hubctl";
+const char *program = "hubctl";
 
 static void help_main(void) {
         printf("%s [OPTIONS...] COMMAND ...\n\n"
                "Talk to the clusterhub hub (org.clusterhub.Hub1).\n\n"
-               "Commands:\n"
+               "Store commands:\n"
+               "  get KEY                 Print the value of KEY\n"
+               "  set KEY VALUE [--ttl=DURATION] [--nx|--xx]\n"
+               "                          Store VALUE at KEY\n"
+               "  del KEY...              Delete keys, print how many existed\n"
+               "  incr KEY [BY]           Add BY (default 1) to KEY, print the new value\n"
+               "  keys [PATTERN]          List keys matching a glob (default *)\n"
+               "  ttl KEY                 Remaining time to live in ms (-1 none, -2 no key)\n"
+               "  store COMMAND ARGS...   Call any Store1 method (hset, lpush, smembers, ...)\n\n"
+               "Event commands:\n"
+               "  emit EVENT [VALUE]      Broadcast EVENT to its subscribers\n"
+               "  send WORKER EVENT [VALUE]\n"
+               "                          Send EVENT to one worker\n"
+               "  monitor [PATTERN...]    Follow events, key changes and workers until Ctrl-C\n\n"
+               "Request, worker and hub commands:\n"
+               "  request [--to=WORKER] [--timeout=DURATION] METHOD [VALUE]\n"
+               "                          Call METHOD served by a worker, print its reply\n"
+               "  workers                 List registered workers\n"
+               "  wait-workers N [--timeout=DURATION]\n"
+               "                          Wait until N workers are registered\n"
+               "  stats                   Show the hub's counters\n\n"
+               "Lock commands:\n"
                "  lock [--timeout=DURATION] [--shared] [--nonblock] [--lease=DURATION] NAME -- COMMAND [ARGS...]\n"
-               "                      Run COMMAND while holding the cluster-wide lock NAME\n"
-               "  locks [--json]      List held and awaited locks\n\n"
+               "                          Run COMMAND while holding the cluster-wide lock NAME\n"
+               "  locks                   List held and awaited locks\n\n"
                "Options:\n"
                "  -h --help           Show this help\n"
                "     --version        Show the version\n"
@@ -45,39 +60,15 @@ static void help_main(void) {
                "     --system         Connect to the system bus\n"
                "     --address=ADDR   Connect to the bus at ADDR\n"
                "     --ns=NAME        Namespace (default: \"" DEFAULT_NAMESPACE "\")\n\n"
-               "See hubctl COMMAND --help, and docs/hubctl.md.\n",
-               program);
-}
-
-static void help_lock(void) {
-        printf("%s lock [OPTIONS...] NAME -- COMMAND [ARGS...]\n\n"
-               "Wait for the cluster-wide lock NAME, run COMMAND, release the lock when COMMAND exits,\n"
-               "and exit with its status (128+N if it was killed by signal N). The lock is tied to\n"
-               "hubctl's bus connection: if hubctl dies, the hub releases it at once.\n\n"
-               "Options:\n"
-               "  -w --timeout=DURATION  Give up after DURATION (500ms, 10s, 5min; a bare number is\n"
-               "                         seconds; 0 = --nonblock). Default: wait without limit\n"
-               "  -s --shared            Take a shared (reader) lock\n"
-               "  -n --nonblock          Fail at once (exit 1) if the lock is busy\n"
-               "     --lease=DURATION    Hold with a lease: the lock outlives hubctl for DURATION\n"
-               "  -h --help              Show this help\n\n"
-               "Exit status: COMMAND's; 1 if the lock could not be taken (busy, timeout, error);\n"
-               "126/127 if COMMAND could not be run.\n",
-               program);
-}
-
-static void help_locks(void) {
-        printf("%s locks [--json]\n\n"
-               "List the locks of the namespace: name, holder, fencing token, waiters.\n\n"
-               "Options:\n"
-               "     --json     One JSON object per line\n"
-               "  -h --help     Show this help\n",
+               "Listing commands take --json. Values: TEXT (a string), s:TEXT, x:42, i:7, u:7, t:7,\n"
+               "d:1.5, b:true, or JSON ({\"a\":1} is a{sv}, [1,2] is av).\n"
+               "See hubctl COMMAND --help, and hubctl(1).\n",
                program);
 }
 
 /* --- helpers ----------------------------------------------------------------------------- */
 
-static int log_bus_error(const char *what, const sd_bus_error *e, int r) {
+int log_bus_error(const char *what, const sd_bus_error *e, int r) {
         if (sd_bus_error_is_set(e))
                 fprintf(stderr, "%s: %s: %s: %s\n", program, what, e->name, e->message ? e->message : "");
         else
@@ -87,7 +78,7 @@ static int log_bus_error(const char *what, const sd_bus_error *e, int r) {
 
 /* Parses a duration as systemd writes them ("500ms", "10s", "5min", "1h 30min", "1.5s"); a bare
  * number is seconds (as for flock -w). "infinity" is no limit.  Returns 0 and milliseconds. */
-static int parse_duration_ms(const char *s, uint64_t *ret) {
+int parse_duration_ms(const char *s, uint64_t *ret) {
         static const struct {
                 const char *suffix;
                 double ms;
@@ -157,7 +148,7 @@ static bool namespace_name_ok(const char *s) {
         return true;
 }
 
-static int connect_bus(sd_bus **ret) {
+int connect_bus(sd_bus **ret) {
         sd_bus *bus = NULL;
         int r;
 
@@ -189,208 +180,7 @@ static int connect_bus(sd_bus **ret) {
         return 0;
 }
 
-/* --- lock ---------------------------------------------------------------------------------- */
-
-typedef struct LockArgs {
-        uint64_t timeout_ms; /* NO_LIMIT: wait without limit */
-        uint64_t lease_ms;
-        bool shared;
-} LockArgs;
-
-static int append_lock_options(sd_bus_message *m, void *userdata) {
-        const LockArgs *a = userdata;
-        int r;
-
-        r = sd_bus_message_open_container(m, 'a', "{sv}");
-        if (r >= 0)
-                r = sd_bus_message_append(m, "{sv}", "timeout_ms", "t", a->timeout_ms);
-        if (r >= 0 && a->lease_ms > 0)
-                r = sd_bus_message_append(m, "{sv}", "lease_ms", "t", a->lease_ms);
-        if (r >= 0 && a->shared)
-                r = sd_bus_message_append(m, "{sv}", "shared", "b", 1);
-        if (r < 0)
-                return r;
-        return sd_bus_message_close_container(m);
-}
-
-typedef struct LockReply {
-        bool done;
-        uint64_t token;
-        sd_bus_error error;
-} LockReply;
-
-static int on_lock_reply(sd_bus_message *reply, const sd_bus_error *error, uint64_t token, void *userdata) {
-        LockReply *l = userdata;
-
-        l->done = true;
-        l->token = token;
-        if (sd_bus_error_is_set(error))
-                sd_bus_error_copy(&l->error, error);
-        return 0;
-}
-
-static volatile sig_atomic_t child_pid;
-
-static void forward_signal(int sig) {
-        if (child_pid > 0)
-                (void) kill(child_pid, sig);
-}
-
-/* Runs ARGV as a child; returns its exit status as a shell reports it. */
-static int run_command(char **argv) {
-        static const int forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
-        struct sigaction sa = { .sa_handler = forward_signal, .sa_flags = SA_RESTART };
-        int status;
-        pid_t pid;
-
-        fflush(stdout);
-        fflush(stderr);
-        pid = fork();
-        if (pid < 0) {
-                fprintf(stderr, "%s: fork: %s\n", program, strerror(errno));
-                return 126;
-        }
-        if (pid == 0) {
-                execvp(argv[0], argv);
-                fprintf(stderr, "%s: %s: %s\n", program, argv[0], strerror(errno));
-                _exit(errno == ENOENT ? 127 : 126);
-        }
-        child_pid = pid;
-        sigemptyset(&sa.sa_mask);
-        for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
-                (void) sigaction(forwarded[i], &sa, NULL);
-        while (waitpid(pid, &status, 0) < 0)
-                if (errno != EINTR) {
-                        fprintf(stderr, "%s: waitpid: %s\n", program, strerror(errno));
-                        return 126;
-                }
-        child_pid = 0;
-        sa.sa_handler = SIG_DFL;
-        for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
-                (void) sigaction(forwarded[i], &sa, NULL);
-        if (WIFEXITED(status))
-                return WEXITSTATUS(status);
-        if (WIFSIGNALED(status))
-                return 128 + WTERMSIG(status);
-        return 126;
-}
-
-static int verb_lock(int argc, char *argv[]) {
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "timeout", required_argument, NULL, 'w' },
-                { "shared", no_argument, NULL, 's' },
-                { "nonblock", no_argument, NULL, 'n' },
-                { "lease", required_argument, NULL, 'L' },
-                {}
-        };
-        LockArgs a = { .timeout_ms = NO_LIMIT };
-        bool nonblock = false;
-        sd_bus_error e = SD_BUS_ERROR_NULL;
-        sd_bus *bus = NULL;
-        const char *name;
-        char **cmd;
-        int c, r, ret;
-
-        optind = 0;
-        while ((c = getopt_long(argc, argv, "+hw:snL:", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        help_lock();
-                        return EXIT_SUCCESS;
-                case 'w':
-                        if (parse_duration_ms(optarg, &a.timeout_ms) < 0) {
-                                fprintf(stderr, "%s: Invalid --timeout '%s' (e.g. 500ms, 10s, 5min).\n", program, optarg);
-                                return EXIT_FAILURE;
-                        }
-                        if (a.timeout_ms == 0)
-                                nonblock = true;
-                        else if (a.timeout_ms > UINT64_MAX / 2000)
-                                a.timeout_ms = NO_LIMIT;
-                        break;
-                case 's':
-                        a.shared = true;
-                        break;
-                case 'n':
-                        nonblock = true;
-                        break;
-                case 'L':
-                        if (parse_duration_ms(optarg, &a.lease_ms) < 0 || a.lease_ms == NO_LIMIT) {
-                                fprintf(stderr, "%s: Invalid --lease '%s' (e.g. 30s, 5min).\n", program, optarg);
-                                return EXIT_FAILURE;
-                        }
-                        break;
-                default:
-                        return EXIT_FAILURE;
-                }
-        if (optind >= argc) {
-                fprintf(stderr, "%s lock: a lock NAME and a COMMAND are needed (see --help).\n", program);
-                return EXIT_FAILURE;
-        }
-        name = argv[optind++];
-        if (optind < argc && strcmp(argv[optind], "--") == 0)
-                optind++;
-        if (optind >= argc) {
-                fprintf(stderr, "%s lock: a COMMAND to run under lock '%s' is needed: hubctl lock %s -- COMMAND.\n",
-                        program, name, name);
-                return EXIT_FAILURE;
-        }
-        cmd = argv + optind;
-
-        r = connect_bus(&bus);
-        if (r < 0)
-                return EXIT_FAILURE;
-
-        uint64_t token = 0;
-        if (nonblock) {
-                int acquired = 0;
-                r = ch_locks1_call_try_lock(bus, CH_BUS_NAME, ns_path, name, append_lock_options, &a, &acquired, &token, &e);
-                if (r < 0) {
-                        ret = log_bus_error("TryLock", &e, r);
-                        goto finish;
-                }
-                if (!acquired) {
-                        fprintf(stderr, "%s: Lock '%s' in namespace '%s' is busy.\n", program, name, arg_ns);
-                        ret = EXIT_FAILURE;
-                        goto finish;
-                }
-        } else {
-                LockReply l = { .error = SD_BUS_ERROR_NULL };
-                /* the hub enforces timeout_ms; give the reply a little longer to arrive */
-                uint64_t call_usec = a.timeout_ms == NO_LIMIT ? UINT64_MAX : (a.timeout_ms + 5000) * 1000;
-
-                r = ch_locks1_call_lock_async(bus, NULL, CH_BUS_NAME, ns_path, name, append_lock_options, &a,
-                                              on_lock_reply, &l, call_usec);
-                while (r >= 0 && !l.done) {
-                        r = sd_bus_process(bus, NULL);
-                        if (r == 0)
-                                r = sd_bus_wait(bus, UINT64_MAX);
-                }
-                if (r < 0 || sd_bus_error_is_set(&l.error)) {
-                        ret = log_bus_error("Lock", &l.error, r);
-                        sd_bus_error_free(&l.error);
-                        goto finish;
-                }
-                token = l.token;
-        }
-
-        /* The lock is ours while this connection stays open (or its lease runs). */
-        ret = run_command(cmd);
-
-        r = ch_locks1_call_unlock(bus, CH_BUS_NAME, ns_path, name, token, &e);
-        if (r < 0)
-                /* e.g. its lease ended while the command ran: say so, keep the command's status */
-                (void) log_bus_error("Unlock", &e, r);
-
-finish:
-        sd_bus_error_free(&e);
-        sd_bus_flush_close_unref(bus);
-        return ret;
-}
-
-/* --- locks --------------------------------------------------------------------------------- */
-
-static void json_string(FILE *f, const char *s) {
+void json_string(FILE *f, const char *s) {
         fputc('"', f);
         for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
                 switch (*p) {
@@ -409,107 +199,143 @@ static void json_string(FILE *f, const char *s) {
         fputc('"', f);
 }
 
-typedef struct LockRow {
-        const char *name, *holder;
-        uint64_t token;
-        uint32_t waiters;
-} LockRow;
+/* --- subcommand arguments ------------------------------------------------------------------ */
 
-static int verb_locks(int argc, char *argv[]) {
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "json", no_argument, NULL, 'j' },
-                {}
-        };
-        sd_bus_error e = SD_BUS_ERROR_NULL;
-        sd_bus_message *reply = NULL;
-        sd_bus *bus = NULL;
-        LockRow *rows = NULL;
-        size_t n = 0, allocated = 0;
-        bool json = false;
-        int c, r, ret = EXIT_FAILURE;
+static bool looks_like_number(const char *s) {
+        return s[0] == '-' && ((s[1] >= '0' && s[1] <= '9') || (s[1] == '.' && s[2] >= '0' && s[2] <= '9'));
+}
 
-        optind = 0;
-        while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0)
-                switch (c) {
-                case 'h':
-                        help_locks();
-                        return EXIT_SUCCESS;
-                case 'j':
-                        json = true;
-                        break;
-                default:
-                        return EXIT_FAILURE;
+int parse_args(int argc, char *argv[], const Option *opts, void *userdata,
+               int (*handle)(const Option *o, const char *arg, void *userdata)) {
+        int npos = 0;
+        bool only_positional = false;
+
+        for (int i = 1; i < argc; i++) {
+                const char *a = argv[i];
+                const Option *o = NULL;
+                const char *value = NULL;
+                int r;
+
+                if (only_positional || a[0] != '-' || a[1] == 0 || looks_like_number(a)) {
+                        argv[1 + npos++] = argv[i];
+                        continue;
                 }
-        if (optind < argc) {
-                fprintf(stderr, "%s locks: unexpected argument '%s'.\n", program, argv[optind]);
-                return EXIT_FAILURE;
-        }
-        r = connect_bus(&bus);
-        if (r < 0)
-                return EXIT_FAILURE;
-        r = ch_locks1_call_list_locks(bus, CH_BUS_NAME, ns_path, &reply, &e);
-        if (r < 0) {
-                ret = log_bus_error("ListLocks", &e, r);
-                goto finish;
-        }
-        r = sd_bus_message_enter_container(reply, 'a', "(sstu)");
-        for (;;) {
-                LockRow row;
-                if (r < 0)
-                        break;
-                r = sd_bus_message_read(reply, "(sstu)", &row.name, &row.holder, &row.token, &row.waiters);
-                if (r <= 0)
-                        break;
-                if (n == allocated) {
-                        allocated = allocated ? allocated * 2 : 16;
-                        LockRow *nr = realloc(rows, allocated * sizeof(LockRow));
-                        if (!nr) {
-                                r = -ENOMEM;
-                                break;
+                if (strcmp(a, "--") == 0) {
+                        only_positional = true;
+                        continue;
+                }
+                if (a[1] == '-') {
+                        const char *eq = strchr(a + 2, '=');
+                        size_t l = eq ? (size_t) (eq - a - 2) : strlen(a + 2);
+                        for (const Option *p = opts; p->name; p++)
+                                if (strlen(p->name) == l && strncmp(p->name, a + 2, l) == 0) {
+                                        o = p;
+                                        break;
+                                }
+                        if (!o) {
+                                fprintf(stderr, "%s %s: unknown option '%s' (see %s %s --help).\n", program, argv[0], a,
+                                        program, argv[0]);
+                                return PARSE_FAILED;
                         }
-                        rows = nr;
+                        if (eq && !o->has_arg) {
+                                fprintf(stderr, "%s %s: option '--%s' takes no value.\n", program, argv[0], o->name);
+                                return PARSE_FAILED;
+                        }
+                        value = eq ? eq + 1 : NULL;
+                } else {
+                        for (const Option *p = opts; p->name; p++)
+                                if (p->short_name && p->short_name == a[1]) {
+                                        o = p;
+                                        break;
+                                }
+                        if (!o || (a[2] && !o->has_arg)) {
+                                fprintf(stderr, "%s %s: unknown option '%s' (see %s %s --help).\n", program, argv[0], a,
+                                        program, argv[0]);
+                                return PARSE_FAILED;
+                        }
+                        value = a[2] ? a + 2 : NULL;
                 }
-                rows[n++] = row;
+                if (o->has_arg && !value) {
+                        if (i + 1 >= argc) {
+                                fprintf(stderr, "%s %s: option '%s' needs a value.\n", program, argv[0], a);
+                                return PARSE_FAILED;
+                        }
+                        value = argv[++i];
+                }
+                r = handle(o, value, userdata);
+                if (r < 0)
+                        return PARSE_FAILED;
+                if (r > 0)
+                        return PARSE_DONE;
         }
-        if (r < 0) {
-                fprintf(stderr, "%s: Bad ListLocks reply: %s\n", program, strerror(-r));
-                goto finish;
-        }
+        return npos;
+}
 
-        if (json) {
-                for (size_t i = 0; i < n; i++) {
-                        fputs("{\"name\":", stdout);
-                        json_string(stdout, rows[i].name);
-                        fputs(",\"holder\":", stdout);
-                        json_string(stdout, rows[i].holder);
-                        printf(",\"token\":%" PRIu64 ",\"waiters\":%" PRIu32 "}\n", rows[i].token, rows[i].waiters);
-                }
-        } else if (n == 0) {
-                printf("No locks in namespace '%s'.\n", arg_ns);
-        } else {
-                int wn = 4, wh = 6;
-                for (size_t i = 0; i < n; i++) {
-                        if ((int) strlen(rows[i].name) > wn)
-                                wn = strlen(rows[i].name);
-                        if ((int) strlen(rows[i].holder) > wh)
-                                wh = strlen(rows[i].holder);
-                }
-                printf("%-*s  %-*s  %10s  %7s\n", wn, "NAME", wh, "HOLDER", "TOKEN", "WAITERS");
-                for (size_t i = 0; i < n; i++)
-                        printf("%-*s  %-*s  %10" PRIu64 "  %7" PRIu32 "\n", wn, rows[i].name, wh, rows[i].holder,
-                               rows[i].token, rows[i].waiters);
+int check_positional(const char *verb, int npos, int min, int max, const char *usage) {
+        if (npos >= min && (max < 0 || npos <= max))
+                return 0;
+        fprintf(stderr, "%s %s: %s arguments; usage: %s %s %s\n", program, verb, npos < min ? "missing" : "too many",
+                program, verb, usage);
+        return -EINVAL;
+}
+
+int parse_duration_option(const char *name, const char *value, uint64_t *ret) {
+        if (parse_duration_ms(value, ret) < 0) {
+                fprintf(stderr, "%s: Invalid --%s '%s' (e.g. 500ms, 10s, 5min; a bare number is seconds).\n", program,
+                        name, value);
+                return -EINVAL;
         }
-        ret = fflush(stdout) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-finish:
-        free(rows);
-        sd_bus_message_unref(reply);
-        sd_bus_error_free(&e);
-        sd_bus_flush_close_unref(bus);
-        return ret;
+        return 0;
+}
+
+int call_and_report(sd_bus *bus, sd_bus_message *m, uint64_t usec, sd_bus_message **ret_reply) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = sd_bus_call(bus, m, usec, &e, ret_reply);
+        if (r < 0) {
+                log_bus_error(sd_bus_message_get_member(m), &e, r);
+                sd_bus_error_free(&e);
+                return r;
+        }
+        return 0;
+}
+
+int new_call(sd_bus *bus, sd_bus_message **ret, const char *path, const char *interface, const char *member) {
+        int r = sd_bus_message_new_method_call(bus, ret, CH_BUS_NAME, path, interface, member);
+        if (r < 0)
+                fprintf(stderr, "%s: Cannot build the %s call: %s\n", program, member, strerror(-r));
+        return r;
+}
+
+int finish_output(void) {
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+                fprintf(stderr, "%s: Failed to write the output: %s\n", program, strerror(errno));
+                return EXIT_FAILURE;
+        }
+        return EXIT_SUCCESS;
 }
 
 /* --- main ---------------------------------------------------------------------------------- */
+
+static const Verb verbs[] = {
+        { "get", verb_get },
+        { "set", verb_set },
+        { "del", verb_del },
+        { "incr", verb_incr },
+        { "keys", verb_keys },
+        { "ttl", verb_ttl },
+        { "store", verb_store },
+        { "emit", verb_emit },
+        { "send", verb_send },
+        { "monitor", verb_monitor },
+        { "request", verb_request },
+        { "workers", verb_workers },
+        { "wait-workers", verb_wait_workers },
+        { "stats", verb_stats },
+        { "lock", verb_lock },
+        { "locks", verb_locks },
+};
 
 int main(int argc, char *argv[]) {
         enum { ARG_VERSION = 0x100, ARG_USER, ARG_SYSTEM, ARG_ADDRESS, ARG_NS };
@@ -568,11 +394,13 @@ int main(int argc, char *argv[]) {
         verb = argv[optind];
         argc -= optind;
         argv += optind;
-        if (strcmp(verb, "lock") == 0)
-                r = verb_lock(argc, argv);
-        else if (strcmp(verb, "locks") == 0)
-                r = verb_locks(argc, argv);
-        else {
+        r = -1;
+        for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+                if (strcmp(verb, verbs[i].name) == 0) {
+                        r = verbs[i].run(argc, argv);
+                        break;
+                }
+        if (r < 0) {
                 fprintf(stderr, "%s: unknown command '%s' (see --help).\n", program, verb);
                 r = EXIT_FAILURE;
         }

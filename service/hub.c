@@ -192,7 +192,14 @@ int hub_connect(Hub *h) {
         if (r < 0)
                 return log_error_errno(r, "Failed to register the objects: %m");
 
-        r = sd_bus_request_name(h->bus, HUB_BUS_NAME, 0);
+        /* A hub restarted by systemd may start while the bus has not yet noticed that the
+         * previous one closed its connection: give the name a moment before giving up. */
+        for (unsigned attempt = 0;; attempt++) {
+                r = sd_bus_request_name(h->bus, HUB_BUS_NAME, 0);
+                if (r != -EEXIST || attempt >= 20)
+                        break;
+                (void) usleep(100 * USEC_PER_MSEC);
+        }
         if (r == -EEXIST)
                 return log_error_errno(r, "The name %s is already owned on %s: another hub is running there.",
                                        HUB_BUS_NAME, bus_description(h));

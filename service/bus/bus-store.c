@@ -398,10 +398,14 @@ static int reply_count(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error
         return sd_bus_reply_method_return(m, "u", u);
 }
 
-static int reply_test(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *key, const char *name, store_test_fn fn) {
+static int reply_test(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *key, const char *what,
+                      const char *name, store_test_fn fn) {
         int r;
 
         CHECK_KEY(ns, ret_error, key);
+        r = bus_check_name(ret_error, what, name, ns->hub->limits.max_key_bytes);
+        if (r < 0)
+                return r;
         r = fn(ns->store, key, name, now_ms(ns));
         if (r < 0)
                 return store_error(ret_error, r, ns, key);
@@ -860,7 +864,7 @@ static int method_h_del(sd_bus_message *m, void *userdata, sd_bus_error *ret_err
 }
 
 static int method_h_exists(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, const char *field) {
-        return reply_test(m, userdata, ret_error, key, field, store_hexists);
+        return reply_test(m, userdata, ret_error, key, "field name", field, store_hexists);
 }
 
 static int method_h_len(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
@@ -1262,7 +1266,7 @@ static int method_s_members(sd_bus_message *m, void *userdata, sd_bus_error *ret
 }
 
 static int method_s_is_member(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, const char *member) {
-        return reply_test(m, userdata, ret_error, key, member, store_sismember);
+        return reply_test(m, userdata, ret_error, key, "member", member, store_sismember);
 }
 
 static int method_s_card(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {

@@ -467,7 +467,8 @@ int num_incrfloat(Store *s, PVal *v, double by, double *ret) {
                 if (parse_ld_strict(pval_str(v), v->len, &cur) < 0)
                         return -EDOM;
                 x = cur + double_to_ld(by);
-                if (!isfinite(x))
+                /* the reply is a double: a result it cannot hold is Overflow too */
+                if (!isfinite(x) || !isfinite((double) x))
                         return -ERANGE;
                 k = format_ld(x, buf, sizeof buf);
                 if (k < 0)

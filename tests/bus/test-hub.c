@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <gio/gio.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "clusterhub/clusterhub.h"
 #include "harness.h"
@@ -339,6 +340,21 @@ static void test_version_and_stats(ThFixture *f, gconstpointer data) {
         sd_bus_message_unref(reply);
 }
 
+/* A second hub on the same bus refuses to start, with a clear exit status. */
+static void test_name_taken(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        ThHub second = { .proc = TH_PROC_NULL };
+        int status = 0;
+
+        g_assert_cmpint(th_hub_spawn_nowait(&second, f->bus.address, NULL), >=, 0);
+        g_assert_true(th_hub_wait_exit(&second, &status));
+        g_assert_true(WIFEXITED(status));
+        g_assert_cmpint(WEXITSTATUS(status), ==, 1);
+        th_hub_clear(&second);
+        /* the first one still serves */
+        set_string(f->client, "still", "here");
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         TH_ADD_BUS_TEST_WITH_HUB("/hub/store/set-get", test_set_get);
@@ -349,5 +365,6 @@ int main(int argc, char *argv[]) {
         TH_ADD_BUS_TEST_WITH_HUB("/hub/bad-input", test_bad_input);
         TH_ADD_BUS_TEST_WITH_HUB("/hub/introspection-contract", test_introspection_contract);
         TH_ADD_BUS_TEST_WITH_HUB("/hub/version-stats", test_version_and_stats);
+        TH_ADD_BUS_TEST_WITH_HUB("/hub/name-taken", test_name_taken);
         return g_test_run();
 }

@@ -483,7 +483,7 @@ static void read_locals(GString *c, GDBusArgInfo **args, const char *var, gboole
         for (guint i = 0; args && args[i]; i++) {
                 const char *sig = args[i]->signature;
                 if (is_strv(sig))
-                        g_string_append_printf(c, "        r = sd_bus_message_read_strv(%s, &v_%s);\n", var, args[i]->name);
+                        g_string_append_printf(c, "        r = read_strv(%s, &v_%s);\n", var, args[i]->name);
                 else
                         g_string_append_printf(c, "        r = sd_bus_message_read_basic(%s, '%c', &v_%s);\n", var, sig[0], args[i]->name);
                 g_string_append(c, "        if (r < 0)\n                return r;\n");
@@ -609,7 +609,7 @@ static void gen_client_signal(GString *h, GString *c, Iface *f, GDBusSignalInfo 
                 for (guint i = 0; i < ns; i++) {
                         const char *sg = sig->args[i]->signature;
                         if (is_strv(sg))
-                                g_string_append_printf(t, "        r = sd_bus_message_read_strv(m, &v_%s);\n", sig->args[i]->name);
+                                g_string_append_printf(t, "        r = read_strv(m, &v_%s);\n", sig->args[i]->name);
                         else
                                 g_string_append_printf(t, "        r = sd_bus_message_read_basic(m, '%c', &v_%s);\n", sg[0], sig->args[i]->name);
                         g_string_append(t, "        if (r <= 0)\n                return 0; /* not ours to judge: ignore malformed signals */\n");
@@ -660,6 +660,13 @@ static const char *client_runtime =
         "#define _cleanup_(f) __attribute__((cleanup(f)))\n#define _cleanup_free_ _cleanup_(freep_)\n"
         "#define TAKE_PTR(p) ({ __typeof__(p) _p_ = (p); (p) = NULL; _p_; })\n"
         "static inline void strv_freep(char ***l) {\n        if (*l) {\n                for (char **i = *l; *i; i++)\n                        free(*i);\n                free(*l);\n        }\n}\n\n"
+        "/* sd-bus reads an empty array as NULL; callers get an empty list instead. */\n"
+        "static int read_strv(sd_bus_message *m, char ***ret) {\n"
+        "        char **l = NULL;\n"
+        "        int r = sd_bus_message_read_strv(m, &l);\n"
+        "        if (r < 0)\n                return r;\n"
+        "        if (!l) {\n                l = calloc(1, sizeof(char *));\n                if (!l)\n                        return -ENOMEM;\n        }\n"
+        "        *ret = l;\n        return 1;\n}\n\n"
         "/* Keep CALLBACK and USERDATA with SLOT; free them when the slot goes. */\n"
         "static int attach(sd_bus_slot *slot, AsyncCall *a, sd_bus_slot **ret_slot) {\n"
         "        sd_bus_slot_set_destroy_callback(slot, free);\n"
@@ -824,7 +831,7 @@ static void gen_server_method(GString *c, const Options *opt, Iface *f, GDBusMet
         for (guint i = 0; i < ns; i++) {
                 const char *sg = m->in_args[i]->signature;
                 if (is_strv(sg))
-                        g_string_append_printf(c, "        r = sd_bus_message_read_strv(m, &v_%s);\n", m->in_args[i]->name);
+                        g_string_append_printf(c, "        r = read_strv(m, &v_%s);\n", m->in_args[i]->name);
                 else
                         g_string_append_printf(c, "        r = sd_bus_message_read_basic(m, '%c', &v_%s);\n", sg[0], m->in_args[i]->name);
                 g_string_append(c, "        if (r < 0)\n                return r;\n");
@@ -890,6 +897,13 @@ static const char *server_runtime =
         "} ServerData;\n\n"
         "#define _cleanup_(f) __attribute__((cleanup(f)))\n"
         "static inline void strv_freep(char ***l) {\n        if (*l) {\n                for (char **i = *l; *i; i++)\n                        free(*i);\n                free(*l);\n        }\n}\n\n"
+        "/* sd-bus reads an empty array as NULL; callers get an empty list instead. */\n"
+        "static int read_strv(sd_bus_message *m, char ***ret) {\n"
+        "        char **l = NULL;\n"
+        "        int r = sd_bus_message_read_strv(m, &l);\n"
+        "        if (r < 0)\n                return r;\n"
+        "        if (!l) {\n                l = calloc(1, sizeof(char *));\n                if (!l)\n                        return -ENOMEM;\n        }\n"
+        "        *ret = l;\n        return 1;\n}\n\n"
         "/* The vtable's registration data lives with the slot that sd-bus is running. */\n"
         "static const ServerData *server_data_of_bus(sd_bus *bus) {\n"
         "        sd_bus_slot *slot = sd_bus_get_current_slot(bus);\n"

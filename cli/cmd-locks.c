@@ -1,0 +1,340 @@
+/* SPDX-License-Identifier: MIT */
+/* hubctl lock NAME -- COMMAND, hubctl locks: org.clusterhub.Locks1. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "hubctl.h"
+
+static void help_lock(void) {
+        printf("%s lock [OPTIONS...] NAME -- COMMAND [ARGS...]\n\n"
+               "Wait for the cluster-wide lock NAME, run COMMAND, release the lock when COMMAND exits,\n"
+               "and exit with its status (128+N if it was killed by signal N). The lock is tied to\n"
+               "hubctl's bus connection: if hubctl dies, the hub releases it at once.\n\n"
+               "Options:\n"
+               "  -w --timeout=DURATION  Give up after DURATION (500ms, 10s, 5min; a bare number is\n"
+               "                         seconds; 0 = --nonblock). Default: wait without limit\n"
+               "  -s --shared            Take a shared (reader) lock\n"
+               "  -n --nonblock          Fail at once (exit 1) if the lock is busy\n"
+               "     --lease=DURATION    Hold with a lease: the lock outlives hubctl for DURATION\n"
+               "  -h --help              Show this help\n\n"
+               "Exit status: COMMAND's; 1 if the lock could not be taken (busy, timeout, error);\n"
+               "126/127 if COMMAND could not be run.\n",
+               program);
+}
+
+static void help_locks(void) {
+        printf("%s locks [--json]\n\n"
+               "List the locks of the namespace: name, holder, fencing token, waiters.\n\n"
+               "Options:\n"
+               "     --json     One JSON object per line\n"
+               "  -h --help     Show this help\n",
+               program);
+}
+
+/* --- lock ---------------------------------------------------------------------------------- */
+
+typedef struct LockArgs {
+        uint64_t timeout_ms; /* NO_LIMIT: wait without limit */
+        uint64_t lease_ms;
+        bool shared;
+} LockArgs;
+
+static int append_lock_options(sd_bus_message *m, void *userdata) {
+        const LockArgs *a = userdata;
+        int r;
+
+        r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "{sv}", "timeout_ms", "t", a->timeout_ms);
+        if (r >= 0 && a->lease_ms > 0)
+                r = sd_bus_message_append(m, "{sv}", "lease_ms", "t", a->lease_ms);
+        if (r >= 0 && a->shared)
+                r = sd_bus_message_append(m, "{sv}", "shared", "b", 1);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(m);
+}
+
+typedef struct LockReply {
+        bool done;
+        uint64_t token;
+        sd_bus_error error;
+} LockReply;
+
+static int on_lock_reply(sd_bus_message *reply, const sd_bus_error *error, uint64_t token, void *userdata) {
+        LockReply *l = userdata;
+
+        l->done = true;
+        l->token = token;
+        if (sd_bus_error_is_set(error))
+                sd_bus_error_copy(&l->error, error);
+        return 0;
+}
+
+static volatile sig_atomic_t child_pid;
+
+static void forward_signal(int sig) {
+        if (child_pid > 0)
+                (void) kill(child_pid, sig);
+}
+
+/* Runs ARGV as a child; returns its exit status as a shell reports it. */
+static int run_command(char **argv) {
+        static const int forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+        struct sigaction sa = { .sa_handler = forward_signal, .sa_flags = SA_RESTART };
+        int status;
+        pid_t pid;
+
+        fflush(stdout);
+        fflush(stderr);
+        pid = fork();
+        if (pid < 0) {
+                fprintf(stderr, "%s: fork: %s\n", program, strerror(errno));
+                return 126;
+        }
+        if (pid == 0) {
+                execvp(argv[0], argv);
+                fprintf(stderr, "%s: %s: %s\n", program, argv[0], strerror(errno));
+                _exit(errno == ENOENT ? 127 : 126);
+        }
+        child_pid = pid;
+        sigemptyset(&sa.sa_mask);
+        for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
+                (void) sigaction(forwarded[i], &sa, NULL);
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR) {
+                        fprintf(stderr, "%s: waitpid: %s\n", program, strerror(errno));
+                        return 126;
+                }
+        child_pid = 0;
+        sa.sa_handler = SIG_DFL;
+        for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
+                (void) sigaction(forwarded[i], &sa, NULL);
+        if (WIFEXITED(status))
+                return WEXITSTATUS(status);
+        if (WIFSIGNALED(status))
+                return 128 + WTERMSIG(status);
+        return 126;
+}
+
+int verb_lock(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "timeout", required_argument, NULL, 'w' },
+                { "shared", no_argument, NULL, 's' },
+                { "nonblock", no_argument, NULL, 'n' },
+                { "lease", required_argument, NULL, 'L' },
+                {}
+        };
+        LockArgs a = { .timeout_ms = NO_LIMIT };
+        bool nonblock = false;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus *bus = NULL;
+        const char *name;
+        char **cmd;
+        int c, r, ret;
+
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "+hw:snL:", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help_lock();
+                        return EXIT_SUCCESS;
+                case 'w':
+                        if (parse_duration_ms(optarg, &a.timeout_ms) < 0) {
+                                fprintf(stderr, "%s: Invalid --timeout '%s' (e.g. 500ms, 10s, 5min).\n", program, optarg);
+                                return EXIT_FAILURE;
+                        }
+                        if (a.timeout_ms == 0)
+                                nonblock = true;
+                        else if (a.timeout_ms > UINT64_MAX / 2000)
+                                a.timeout_ms = NO_LIMIT;
+                        break;
+                case 's':
+                        a.shared = true;
+                        break;
+                case 'n':
+                        nonblock = true;
+                        break;
+                case 'L':
+                        if (parse_duration_ms(optarg, &a.lease_ms) < 0 || a.lease_ms == NO_LIMIT) {
+                                fprintf(stderr, "%s: Invalid --lease '%s' (e.g. 30s, 5min).\n", program, optarg);
+                                return EXIT_FAILURE;
+                        }
+                        break;
+                default:
+                        return EXIT_FAILURE;
+                }
+        if (optind >= argc) {
+                fprintf(stderr, "%s lock: a lock NAME and a COMMAND are needed (see --help).\n", program);
+                return EXIT_FAILURE;
+        }
+        name = argv[optind++];
+        if (optind < argc && strcmp(argv[optind], "--") == 0)
+                optind++;
+        if (optind >= argc) {
+                fprintf(stderr, "%s lock: a COMMAND to run under lock '%s' is needed: hubctl lock %s -- COMMAND.\n",
+                        program, name, name);
+                return EXIT_FAILURE;
+        }
+        cmd = argv + optind;
+
+        r = connect_bus(&bus);
+        if (r < 0)
+                return EXIT_FAILURE;
+
+        uint64_t token = 0;
+        if (nonblock) {
+                int acquired = 0;
+                r = ch_locks1_call_try_lock(bus, CH_BUS_NAME, ns_path, name, append_lock_options, &a, &acquired, &token, &e);
+                if (r < 0) {
+                        ret = log_bus_error("TryLock", &e, r);
+                        goto finish;
+                }
+                if (!acquired) {
+                        fprintf(stderr, "%s: Lock '%s' in namespace '%s' is busy.\n", program, name, arg_ns);
+                        ret = EXIT_FAILURE;
+                        goto finish;
+                }
+        } else {
+                LockReply l = { .error = SD_BUS_ERROR_NULL };
+                /* the hub enforces timeout_ms; give the reply a little longer to arrive */
+                uint64_t call_usec = a.timeout_ms == NO_LIMIT ? UINT64_MAX : (a.timeout_ms + 5000) * 1000;
+
+                r = ch_locks1_call_lock_async(bus, NULL, CH_BUS_NAME, ns_path, name, append_lock_options, &a,
+                                              on_lock_reply, &l, call_usec);
+                while (r >= 0 && !l.done) {
+                        r = sd_bus_process(bus, NULL);
+                        if (r == 0)
+                                r = sd_bus_wait(bus, UINT64_MAX);
+                }
+                if (r < 0 || sd_bus_error_is_set(&l.error)) {
+                        ret = log_bus_error("Lock", &l.error, r);
+                        sd_bus_error_free(&l.error);
+                        goto finish;
+                }
+                token = l.token;
+        }
+
+        /* The lock is ours while this connection stays open (or its lease runs). */
+        ret = run_command(cmd);
+
+        r = ch_locks1_call_unlock(bus, CH_BUS_NAME, ns_path, name, token, &e);
+        if (r < 0)
+                /* e.g. its lease ended while the command ran: say so, keep the command's status */
+                (void) log_bus_error("Unlock", &e, r);
+
+finish:
+        sd_bus_error_free(&e);
+        sd_bus_flush_close_unref(bus);
+        return ret;
+}
+
+/* --- locks --------------------------------------------------------------------------------- */
+
+typedef struct LockRow {
+        const char *name, *holder;
+        uint64_t token;
+        uint32_t waiters;
+} LockRow;
+
+int verb_locks(int argc, char *argv[]) {
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "json", no_argument, NULL, 'j' },
+                {}
+        };
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        sd_bus *bus = NULL;
+        LockRow *rows = NULL;
+        size_t n = 0, allocated = 0;
+        bool json = false;
+        int c, r, ret = EXIT_FAILURE;
+
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help_locks();
+                        return EXIT_SUCCESS;
+                case 'j':
+                        json = true;
+                        break;
+                default:
+                        return EXIT_FAILURE;
+                }
+        if (optind < argc) {
+                fprintf(stderr, "%s locks: unexpected argument '%s'.\n", program, argv[optind]);
+                return EXIT_FAILURE;
+        }
+        r = connect_bus(&bus);
+        if (r < 0)
+                return EXIT_FAILURE;
+        r = ch_locks1_call_list_locks(bus, CH_BUS_NAME, ns_path, &reply, &e);
+        if (r < 0) {
+                ret = log_bus_error("ListLocks", &e, r);
+                goto finish;
+        }
+        r = sd_bus_message_enter_container(reply, 'a', "(sstu)");
+        for (;;) {
+                LockRow row;
+                if (r < 0)
+                        break;
+                r = sd_bus_message_read(reply, "(sstu)", &row.name, &row.holder, &row.token, &row.waiters);
+                if (r <= 0)
+                        break;
+                if (n == allocated) {
+                        allocated = allocated ? allocated * 2 : 16;
+                        LockRow *nr = realloc(rows, allocated * sizeof(LockRow));
+                        if (!nr) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        rows = nr;
+                }
+                rows[n++] = row;
+        }
+        if (r < 0) {
+                fprintf(stderr, "%s: Bad ListLocks reply: %s\n", program, strerror(-r));
+                goto finish;
+        }
+
+        if (json) {
+                for (size_t i = 0; i < n; i++) {
+                        fputs("{\"name\":", stdout);
+                        json_string(stdout, rows[i].name);
+                        fputs(",\"holder\":", stdout);
+                        json_string(stdout, rows[i].holder);
+                        printf(",\"token\":%" PRIu64 ",\"waiters\":%" PRIu32 "}\n", rows[i].token, rows[i].waiters);
+                }
+        } else if (n == 0) {
+                printf("No locks in namespace '%s'.\n", arg_ns);
+        } else {
+                int wn = 4, wh = 6;
+                for (size_t i = 0; i < n; i++) {
+                        if ((int) strlen(rows[i].name) > wn)
+                                wn = strlen(rows[i].name);
+                        if ((int) strlen(rows[i].holder) > wh)
+                                wh = strlen(rows[i].holder);
+                }
+                printf("%-*s  %-*s  %10s  %7s\n", wn, "NAME", wh, "HOLDER", "TOKEN", "WAITERS");
+                for (size_t i = 0; i < n; i++)
+                        printf("%-*s  %-*s  %10" PRIu64 "  %7" PRIu32 "\n", wn, rows[i].name, wh, rows[i].holder,
+                               rows[i].token, rows[i].waiters);
+        }
+        ret = fflush(stdout) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+finish:
+        free(rows);
+        sd_bus_message_unref(reply);
+        sd_bus_error_free(&e);
+        sd_bus_flush_close_unref(bus);
+        return ret;
+}
+

@@ -1,0 +1,813 @@
+/* SPDX-License-Identifier: MIT */
+/* hubctl: typed values on the command line and on output.
+ *
+ * Input (one argument = one value, for every 'v' of the API):
+ *   s:TEXT  x:N  i:N  u:N  t:N  n:N  q:N  y:N  d:FLOAT  b:BOOL  o:PATH  g:SIGNATURE
+ *   {"json": "object"}   -> a{sv} (integers x, other numbers d, strings s, booleans b,
+ *                           arrays av, objects a{sv})
+ *   [1, "two"]           -> av
+ *   anything else        -> s (the text as it is)
+ * Output (VALUE_TYPED) is the same notation, so what `hubctl get` prints can be given to
+ * `hubctl set` again: strings plain unless they would read back as something else (then s:),
+ * other basic types with their prefix, containers as JSON. */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hubctl.h"
+
+#define MAX_DEPTH 32
+
+static const char basic_prefixes[] = "sxiutnqydbog";
+
+static int bad_value(const char *text, const char *why) {
+        fprintf(stderr, "%s: Invalid value '%s': %s.\n", program, text, why);
+        return -EINVAL;
+}
+
+static bool parse_bool(const char *s, int *ret) {
+        static const char *const yes[] = { "true", "yes", "on", "1" }, *const no[] = { "false", "no", "off", "0" };
+        for (size_t i = 0; i < 4; i++) {
+                if (strcmp(s, yes[i]) == 0) {
+                        *ret = 1;
+                        return true;
+                }
+                if (strcmp(s, no[i]) == 0) {
+                        *ret = 0;
+                        return true;
+                }
+        }
+        return false;
+}
+
+/* Appends TEXT as the basic type TYPE. */
+static int append_basic(sd_bus_message *m, char type, const char *text) {
+        char *end;
+        int r;
+
+        errno = 0;
+        switch (type) {
+        case 's':
+                return sd_bus_message_append_basic(m, 's', text);
+        case 'o':
+                if (!sd_bus_object_path_is_valid(text))
+                        return bad_value(text, "not an object path");
+                return sd_bus_message_append_basic(m, 'o', text);
+        case 'g':
+                r = sd_bus_message_append_basic(m, 'g', text);
+                return r < 0 ? bad_value(text, "not a D-Bus signature") : r;
+        case 'b': {
+                int b;
+                if (!parse_bool(text, &b))
+                        return bad_value(text, "not a boolean (true/false, yes/no, 1/0)");
+                return sd_bus_message_append_basic(m, 'b', &b);
+        }
+        case 'd': {
+                double d = strtod(text, &end);
+                if (errno || end == text || *end)
+                        return bad_value(text, "not a number");
+                return sd_bus_message_append_basic(m, 'd', &d);
+        }
+        case 'x': case 'i': case 'n': {
+                long long v = strtoll(text, &end, 10);
+                long long lo = type == 'x' ? INT64_MIN : type == 'i' ? INT32_MIN : INT16_MIN;
+                long long hi = type == 'x' ? INT64_MAX : type == 'i' ? INT32_MAX : INT16_MAX;
+                if (errno || end == text || *end || v < lo || v > hi)
+                        return bad_value(text, "not an integer of that type");
+                if (type == 'x') {
+                        int64_t x = v;
+                        return sd_bus_message_append_basic(m, 'x', &x);
+                } else if (type == 'i') {
+                        int32_t i = v;
+                        return sd_bus_message_append_basic(m, 'i', &i);
+                } else {
+                        int16_t n = v;
+                        return sd_bus_message_append_basic(m, 'n', &n);
+                }
+        }
+        case 't': case 'u': case 'q': case 'y': {
+                unsigned long long v;
+                unsigned long long hi = type == 't' ? UINT64_MAX : type == 'u' ? UINT32_MAX : type == 'q' ? UINT16_MAX : UINT8_MAX;
+                if (text[0] == '-')
+                        return bad_value(text, "not an unsigned integer");
+                v = strtoull(text, &end, 10);
+                if (errno || end == text || *end || v > hi)
+                        return bad_value(text, "not an unsigned integer of that type");
+                if (type == 't') {
+                        uint64_t t = v;
+                        return sd_bus_message_append_basic(m, 't', &t);
+                } else if (type == 'u') {
+                        uint32_t u = v;
+                        return sd_bus_message_append_basic(m, 'u', &u);
+                } else if (type == 'q') {
+                        uint16_t q = v;
+                        return sd_bus_message_append_basic(m, 'q', &q);
+                } else {
+                        uint8_t y = v;
+                        return sd_bus_message_append_basic(m, 'y', &y);
+                }
+        }
+        default:
+                fprintf(stderr, "%s: The type '%c' cannot be given on the command line.\n", program, type);
+                return -EOPNOTSUPP;
+        }
+}
+
+/* --- JSON -> D-Bus ------------------------------------------------------------------------- */
+
+typedef struct Json {
+        const char *text, *p;
+        char *error;
+} Json;
+
+static int json_fail(Json *j, const char *why) {
+        if (!j->error && asprintf(&j->error, "%s at offset %td", why, j->p - j->text) < 0)
+                j->error = NULL;
+        return -EINVAL;
+}
+
+static void json_ws(Json *j) {
+        while (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')
+                j->p++;
+}
+
+static void utf8_put(char **o, uint32_t c) {
+        unsigned char *u = (unsigned char *) *o;
+        if (c < 0x80)
+                *u++ = c;
+        else if (c < 0x800) {
+                *u++ = 0xc0 | (c >> 6);
+                *u++ = 0x80 | (c & 0x3f);
+        } else if (c < 0x10000) {
+                *u++ = 0xe0 | (c >> 12);
+                *u++ = 0x80 | ((c >> 6) & 0x3f);
+                *u++ = 0x80 | (c & 0x3f);
+        } else {
+                *u++ = 0xf0 | (c >> 18);
+                *u++ = 0x80 | ((c >> 12) & 0x3f);
+                *u++ = 0x80 | ((c >> 6) & 0x3f);
+                *u++ = 0x80 | (c & 0x3f);
+        }
+        *o = (char *) u;
+}
+
+static int hex4(const char *p, uint32_t *ret) {
+        uint32_t v = 0;
+        for (int i = 0; i < 4; i++) {
+                char c = p[i];
+                v <<= 4;
+                if (c >= '0' && c <= '9')
+                        v |= c - '0';
+                else if (c >= 'a' && c <= 'f')
+                        v |= c - 'a' + 10;
+                else if (c >= 'A' && c <= 'F')
+                        v |= c - 'A' + 10;
+                else
+                        return -EINVAL;
+        }
+        *ret = v;
+        return 0;
+}
+
+/* Reads a JSON string at j->p (the opening quote); returns a malloc'd UTF-8 string. */
+static int json_string_parse(Json *j, char **ret) {
+        const char *p = j->p + 1;
+        char *out = malloc(strlen(p) + 1), *o = out; /* escapes never grow the text */
+
+        if (!out)
+                return -ENOMEM;
+        while (*p != '"') {
+                if (*p == 0 || (unsigned char) *p < 0x20) {
+                        free(out);
+                        j->p = p;
+                        return json_fail(j, "unterminated string");
+                }
+                if (*p != '\\') {
+                        *o++ = *p++;
+                        continue;
+                }
+                p++;
+                switch (*p) {
+                case '"': case '\\': case '/': *o++ = *p++; break;
+                case 'b': *o++ = '\b'; p++; break;
+                case 'f': *o++ = '\f'; p++; break;
+                case 'n': *o++ = '\n'; p++; break;
+                case 'r': *o++ = '\r'; p++; break;
+                case 't': *o++ = '\t'; p++; break;
+                case 'u': {
+                        uint32_t c, lo;
+                        if (hex4(p + 1, &c) < 0)
+                                goto bad_escape;
+                        p += 5;
+                        if (c >= 0xd800 && c < 0xdc00) {
+                                if (p[0] != '\\' || p[1] != 'u' || hex4(p + 2, &lo) < 0 || lo < 0xdc00 || lo > 0xdfff)
+                                        goto bad_escape;
+                                c = 0x10000 + ((c - 0xd800) << 10) + (lo - 0xdc00);
+                                p += 6;
+                        } else if (c >= 0xdc00 && c < 0xe000)
+                                goto bad_escape;
+                        if (c == 0)
+                                goto bad_escape; /* D-Bus strings cannot hold NUL */
+                        utf8_put(&o, c);
+                        break;
+                }
+                default:
+                bad_escape:
+                        free(out);
+                        j->p = p;
+                        return json_fail(j, "bad escape in string");
+                }
+        }
+        *o = 0;
+        j->p = p + 1;
+        *ret = out;
+        return 0;
+}
+
+static int json_append_variant(Json *j, sd_bus_message *m, unsigned depth);
+
+/* Appends the JSON object at j->p as a{sv} (not wrapped in a variant). */
+static int json_append_object(Json *j, sd_bus_message *m, unsigned depth) {
+        int r;
+
+        if (depth > MAX_DEPTH)
+                return json_fail(j, "nested too deeply");
+        j->p++; /* { */
+        r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        json_ws(j);
+        if (*j->p == '}')
+                j->p++;
+        else
+                for (;;) {
+                        char *key = NULL;
+                        json_ws(j);
+                        if (*j->p != '"')
+                                return json_fail(j, "expected a string key");
+                        r = json_string_parse(j, &key);
+                        if (r < 0)
+                                return r;
+                        json_ws(j);
+                        if (*j->p != ':') {
+                                free(key);
+                                return json_fail(j, "expected ':'");
+                        }
+                        j->p++;
+                        r = sd_bus_message_open_container(m, 'e', "sv");
+                        if (r >= 0)
+                                r = sd_bus_message_append_basic(m, 's', key);
+                        free(key);
+                        if (r >= 0)
+                                r = json_append_variant(j, m, depth + 1);
+                        if (r >= 0)
+                                r = sd_bus_message_close_container(m);
+                        if (r < 0)
+                                return r;
+                        json_ws(j);
+                        if (*j->p == ',') {
+                                j->p++;
+                                continue;
+                        }
+                        if (*j->p == '}') {
+                                j->p++;
+                                break;
+                        }
+                        return json_fail(j, "expected ',' or '}'");
+                }
+        return sd_bus_message_close_container(m);
+}
+
+/* Appends the JSON array at j->p as av (not wrapped in a variant). */
+static int json_append_array(Json *j, sd_bus_message *m, unsigned depth) {
+        int r;
+
+        if (depth > MAX_DEPTH)
+                return json_fail(j, "nested too deeply");
+        j->p++; /* [ */
+        r = sd_bus_message_open_container(m, 'a', "v");
+        if (r < 0)
+                return r;
+        json_ws(j);
+        if (*j->p == ']')
+                j->p++;
+        else
+                for (;;) {
+                        r = json_append_variant(j, m, depth + 1);
+                        if (r < 0)
+                                return r;
+                        json_ws(j);
+                        if (*j->p == ',') {
+                                j->p++;
+                                continue;
+                        }
+                        if (*j->p == ']') {
+                                j->p++;
+                                break;
+                        }
+                        return json_fail(j, "expected ',' or ']'");
+                }
+        return sd_bus_message_close_container(m);
+}
+
+/* Appends the JSON value at j->p wrapped in a variant. */
+static int json_append_variant(Json *j, sd_bus_message *m, unsigned depth) {
+        int r;
+
+        json_ws(j);
+        switch (*j->p) {
+        case '{':
+                r = sd_bus_message_open_container(m, 'v', "a{sv}");
+                if (r >= 0)
+                        r = json_append_object(j, m, depth);
+                break;
+        case '[':
+                r = sd_bus_message_open_container(m, 'v', "av");
+                if (r >= 0)
+                        r = json_append_array(j, m, depth);
+                break;
+        case '"': {
+                char *s = NULL;
+                r = json_string_parse(j, &s);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_append(m, "v", "s", s);
+                free(s);
+                return r;
+        }
+        case 't':
+        case 'f': {
+                bool b = *j->p == 't';
+                const char *word = b ? "true" : "false";
+                if (strncmp(j->p, word, strlen(word)) != 0)
+                        return json_fail(j, "unexpected character");
+                j->p += strlen(word);
+                return sd_bus_message_append(m, "v", "b", (int) b);
+        }
+        case 'n':
+                return json_fail(j, "null has no D-Bus type");
+        default: {
+                const char *start = j->p;
+                bool integer = true;
+                char *end;
+
+                if (*j->p == '-')
+                        j->p++;
+                if (!(*j->p >= '0' && *j->p <= '9'))
+                        return json_fail(j, "unexpected character");
+                while ((*j->p >= '0' && *j->p <= '9') || strchr(".eE+-", *j->p)) {
+                        if (strchr(".eE", *j->p))
+                                integer = false;
+                        j->p++;
+                }
+                errno = 0;
+                if (integer) {
+                        long long v = strtoll(start, &end, 10);
+                        if (end == j->p && errno == 0)
+                                return sd_bus_message_append(m, "v", "x", (int64_t) v);
+                        /* too large for x: fall through to d */
+                }
+                errno = 0;
+                double d = strtod(start, &end);
+                if (end != j->p || errno)
+                        return json_fail(j, "bad number");
+                return sd_bus_message_append(m, "v", "d", d);
+        }
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(m);
+}
+
+/* Appends the JSON TEXT: as a variant (type 'v'), or as a{sv} / av directly. */
+static int json_append(sd_bus_message *m, const char *text, char type) {
+        Json j = { .text = text, .p = text };
+        int r;
+
+        json_ws(&j);
+        if (type == 'v')
+                r = json_append_variant(&j, m, 0);
+        else if (type == '{') {
+                if (*j.p != '{')
+                        r = json_fail(&j, "expected a JSON object");
+                else
+                        r = json_append_object(&j, m, 0);
+        } else {
+                if (*j.p != '[')
+                        r = json_fail(&j, "expected a JSON array");
+                else
+                        r = json_append_array(&j, m, 0);
+        }
+        if (r >= 0) {
+                json_ws(&j);
+                if (*j.p)
+                        r = json_fail(&j, "trailing characters");
+        }
+        if (r == -EINVAL && j.error) {
+                fprintf(stderr, "%s: Invalid JSON '%s': %s (write s:TEXT for a string).\n", program, text, j.error);
+                r = -EINVAL;
+        } else if (r < 0)
+                fprintf(stderr, "%s: Cannot build the message: %s\n", program, strerror(-r));
+        free(j.error);
+        return r;
+}
+
+/* --- command line -> D-Bus ----------------------------------------------------------------- */
+
+static bool has_type_prefix(const char *text) {
+        return text[0] && text[1] == ':' && strchr(basic_prefixes, text[0]);
+}
+
+int value_append_variant(sd_bus_message *m, const char *text) {
+        const char *t = text;
+        int r;
+
+        if (has_type_prefix(text)) {
+                char sig[2] = { text[0], 0 };
+                r = sd_bus_message_open_container(m, 'v', sig);
+                if (r >= 0)
+                        r = append_basic(m, text[0], text + 2);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(m);
+                return r;
+        }
+        while (*t == ' ' || *t == '\t' || *t == '\n')
+                t++;
+        if (*t == '{' || *t == '[')
+                return json_append(m, text, 'v');
+        return sd_bus_message_append(m, "v", "s", text);
+}
+
+/* Length of the complete type at SIG. */
+static size_t type_len(const char *sig) {
+        switch (sig[0]) {
+        case 'a':
+                return 1 + type_len(sig + 1);
+        case '(':
+        case '{': {
+                char open = sig[0], close = open == '(' ? ')' : '}';
+                int depth = 0;
+                size_t i = 0;
+                do {
+                        if (sig[i] == open)
+                                depth++;
+                        else if (sig[i] == close)
+                                depth--;
+                        i++;
+                } while (depth > 0 && sig[i]);
+                return i;
+        }
+        default:
+                return sig[0] ? 1 : 0;
+        }
+}
+
+static int append_one(sd_bus_message *m, const char *type, size_t tlen, const char *text) {
+        if (tlen == 1 && type[0] == 'v')
+                return value_append_variant(m, text);
+        if (tlen == 1)
+                return append_basic(m, type[0], text);
+        fprintf(stderr, "%s: Arguments of type '%.*s' cannot be given on the command line.\n", program, (int) tlen, type);
+        return -EOPNOTSUPP;
+}
+
+/* Appends the array TYPE (a...) from N arguments. */
+static int append_array(sd_bus_message *m, const char *type, size_t tlen, int n, char **args) {
+        char contents[64];
+        int r;
+
+        if (tlen - 1 >= sizeof(contents))
+                return -EOPNOTSUPP;
+        memcpy(contents, type + 1, tlen - 1);
+        contents[tlen - 1] = 0;
+
+        if (strcmp(contents, "{sv}") == 0 && n == 1 && args[0][strspn(args[0], " \t\n")] == '{')
+                return json_append(m, args[0], '{');
+        if (strcmp(contents, "v") == 0 && n == 1 && args[0][strspn(args[0], " \t\n")] == '[')
+                return json_append(m, args[0], '[');
+
+        r = sd_bus_message_open_container(m, 'a', contents);
+        if (r < 0)
+                return r;
+        if (contents[0] == '{') {
+                /* {KV}: KEY VALUE pairs */
+                size_t klen = type_len(contents + 1), vlen = type_len(contents + 1 + klen);
+                if (n % 2) {
+                        fprintf(stderr, "%s: '%s' takes KEY VALUE pairs; the last key has no value.\n", program, type);
+                        return -EINVAL;
+                }
+                for (int i = 0; i < n; i += 2) {
+                        char entry[64];
+                        snprintf(entry, sizeof(entry), "%.*s", (int) (klen + vlen), contents + 1);
+                        r = sd_bus_message_open_container(m, 'e', entry);
+                        if (r >= 0)
+                                r = append_one(m, contents + 1, klen, args[i]);
+                        if (r >= 0)
+                                r = append_one(m, contents + 1 + klen, vlen, args[i + 1]);
+                        if (r >= 0)
+                                r = sd_bus_message_close_container(m);
+                        if (r < 0)
+                                return r;
+                }
+        } else
+                for (int i = 0; i < n; i++) {
+                        r = append_one(m, contents, strlen(contents), args[i]);
+                        if (r < 0)
+                                return r;
+                }
+        return sd_bus_message_close_container(m);
+}
+
+int value_append_args(sd_bus_message *m, const char *signature, int argc, char **argv) {
+        int fixed = 0, used = 0, r;
+
+        /* arguments that are not arrays take one argument each */
+        for (const char *s = signature; *s; s += type_len(s))
+                if (*s != 'a')
+                        fixed++;
+        for (const char *s = signature; *s;) {
+                size_t l = type_len(s);
+                if (*s == 'a') {
+                        int n = argc - used - fixed;
+                        if (n < 0)
+                                n = 0;
+                        r = append_array(m, s, l, n, argv + used);
+                        used += n;
+                } else {
+                        if (used >= argc) {
+                                fprintf(stderr, "%s: Too few arguments for the signature '%s'.\n", program, signature);
+                                return -EINVAL;
+                        }
+                        fixed--;
+                        r = append_one(m, s, l, argv[used++]);
+                }
+                if (r < 0) {
+                        if (r != -EINVAL && r != -EOPNOTSUPP)
+                                fprintf(stderr, "%s: Cannot build the message: %s\n", program, strerror(-r));
+                        return r;
+                }
+                s += l;
+        }
+        if (used < argc) {
+                fprintf(stderr, "%s: Too many arguments for the signature '%s' ('%s' is left over).\n", program,
+                        signature, argv[used]);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+/* --- D-Bus -> text ------------------------------------------------------------------------- */
+
+typedef union Basic {
+        const char *s;
+        int b;
+        int h;
+        uint8_t y;
+        int16_t n;
+        uint16_t q;
+        int32_t i;
+        uint32_t u;
+        int64_t x;
+        uint64_t t;
+        double d;
+} Basic;
+
+static void print_double(FILE *f, double d, bool json) {
+        char buf[64];
+
+        if (!isfinite(d)) {
+                fputs(json ? "null" : isnan(d) ? "nan" : d > 0 ? "inf" : "-inf", f);
+                return;
+        }
+        snprintf(buf, sizeof(buf), "%.15g", d);
+        if (strtod(buf, NULL) != d)
+                snprintf(buf, sizeof(buf), "%.17g", d);
+        if (!strpbrk(buf, ".eEn"))
+                strcat(buf, ".0"); /* stays a double when read back */
+        fputs(buf, f);
+}
+
+/* Prints a basic value without type prefix (strings as they are, or JSON-quoted). */
+static void print_basic(FILE *f, char type, const Basic *v, bool json) {
+        switch (type) {
+        case 's': case 'o': case 'g':
+                if (json)
+                        json_string(f, v->s);
+                else
+                        fputs(v->s, f);
+                break;
+        case 'b': fputs(v->b ? "true" : "false", f); break;
+        case 'h': fprintf(f, "%d", v->h); break;
+        case 'y': fprintf(f, "%" PRIu8, v->y); break;
+        case 'n': fprintf(f, "%" PRIi16, v->n); break;
+        case 'q': fprintf(f, "%" PRIu16, v->q); break;
+        case 'i': fprintf(f, "%" PRIi32, v->i); break;
+        case 'u': fprintf(f, "%" PRIu32, v->u); break;
+        case 'x': fprintf(f, "%" PRIi64, v->x); break;
+        case 't': fprintf(f, "%" PRIu64, v->t); break;
+        case 'd': print_double(f, v->d, json); break;
+        }
+}
+
+/* Would this string read back as something other than itself? */
+static bool string_ambiguous(const char *s) {
+        const char *t = s + strspn(s, " \t\n");
+        return has_type_prefix(s) || *t == '{' || *t == '[';
+}
+
+static int print_json(FILE *f, sd_bus_message *m, unsigned depth);
+
+/* JSON for a container the cursor is on (TYPE/CONTENTS from peek). */
+static int print_json_container(FILE *f, sd_bus_message *m, char type, const char *contents, unsigned depth) {
+        bool dict = type == 'a' && contents[0] == '{';
+        bool first = true;
+        int r;
+
+        if (depth > MAX_DEPTH * 2)
+                return -ELOOP;
+        r = sd_bus_message_enter_container(m, type, contents);
+        if (r < 0)
+                return r;
+        if (type == 'v') {
+                r = print_json(f, m, depth + 1);
+                if (r < 0)
+                        return r;
+                return sd_bus_message_exit_container(m);
+        }
+        fputc(dict ? '{' : '[', f);
+        for (;;) {
+                char t;
+                const char *c;
+                r = sd_bus_message_peek_type(m, &t, &c);
+                if (r < 0)
+                        return r;
+                if (r == 0)
+                        break;
+                if (!first)
+                        fputc(',', f);
+                first = false;
+                if (dict) {
+                        char kt;
+                        Basic k;
+                        r = sd_bus_message_enter_container(m, 'e', c);
+                        if (r < 0)
+                                return r;
+                        kt = c[0];
+                        r = sd_bus_message_read_basic(m, kt, &k);
+                        if (r < 0)
+                                return r;
+                        if (kt == 's' || kt == 'o' || kt == 'g')
+                                json_string(f, k.s);
+                        else {
+                                fputc('"', f);
+                                print_basic(f, kt, &k, false);
+                                fputc('"', f);
+                        }
+                        fputc(':', f);
+                        r = print_json(f, m, depth + 1);
+                        if (r < 0)
+                                return r;
+                        r = sd_bus_message_exit_container(m);
+                } else
+                        r = print_json(f, m, depth + 1);
+                if (r < 0)
+                        return r;
+        }
+        fputc(dict ? '}' : ']', f);
+        return sd_bus_message_exit_container(m);
+}
+
+static int print_json(FILE *f, sd_bus_message *m, unsigned depth) {
+        char type;
+        const char *contents;
+        Basic v;
+        int r;
+
+        r = sd_bus_message_peek_type(m, &type, &contents);
+        if (r <= 0)
+                return r < 0 ? r : -EBADMSG;
+        if (strchr("avr(e{", type))
+                return print_json_container(f, m, type, contents, depth);
+        r = sd_bus_message_read_basic(m, type, &v);
+        if (r < 0)
+                return r;
+        print_basic(f, type, &v, true);
+        return 0;
+}
+
+/* IN_VARIANT: the value was wrapped in a variant, so its type is part of the data and
+ * VALUE_TYPED shows it; a method argument's type is fixed by the signature and is not shown. */
+static int print_value(FILE *f, sd_bus_message *m, ValueFormat format, bool in_variant) {
+        char type;
+        const char *contents;
+        Basic v;
+        int r;
+
+        if (format == VALUE_JSON)
+                return print_json(f, m, 0);
+        r = sd_bus_message_peek_type(m, &type, &contents);
+        if (r <= 0)
+                return r < 0 ? r : -EBADMSG;
+        if (type == 'v') {
+                r = sd_bus_message_enter_container(m, 'v', contents);
+                if (r >= 0)
+                        r = print_value(f, m, format, true);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(m);
+                return r;
+        }
+        if (strchr("ar(e{", type))
+                return print_json(f, m, 0);
+        r = sd_bus_message_read_basic(m, type, &v);
+        if (r < 0)
+                return r;
+        if (format == VALUE_TYPED && in_variant && (type != 's' || string_ambiguous(v.s)))
+                fprintf(f, "%c:", type);
+        print_basic(f, type, &v, false);
+        return 0;
+}
+
+int value_print(FILE *f, sd_bus_message *m, ValueFormat format) {
+        return print_value(f, m, format, false);
+}
+
+/* One argument of a reply in the plain line format: basic values as they are, variants typed,
+ * arrays one element per line, dictionaries KEY<TAB>VALUE. */
+static int print_arg_lines(FILE *f, sd_bus_message *m, ValueFormat format) {
+        char type;
+        const char *contents;
+        int r;
+
+        r = sd_bus_message_peek_type(m, &type, &contents);
+        if (r <= 0)
+                return r < 0 ? r : -EBADMSG;
+        if (type == 'a' && (contents[0] == '{' || !strchr("a(", contents[0]))) {
+                bool dict = contents[0] == '{';
+                r = sd_bus_message_enter_container(m, 'a', contents);
+                if (r < 0)
+                        return r;
+                for (;;) {
+                        char t;
+                        const char *c;
+                        r = sd_bus_message_peek_type(m, &t, &c);
+                        if (r < 0)
+                                return r;
+                        if (r == 0)
+                                break;
+                        if (dict) {
+                                r = sd_bus_message_enter_container(m, 'e', c);
+                                if (r >= 0)
+                                        r = value_print(f, m, VALUE_RAW);
+                                fputc('\t', f);
+                                if (r >= 0)
+                                        r = value_print(f, m, format);
+                                if (r >= 0)
+                                        r = sd_bus_message_exit_container(m);
+                        } else
+                                r = value_print(f, m, format);
+                        if (r < 0)
+                                return r;
+                        fputc('\n', f);
+                }
+                return sd_bus_message_exit_container(m);
+        }
+        r = value_print(f, m, format);
+        if (r >= 0)
+                fputc('\n', f);
+        return r;
+}
+
+int value_print_reply(FILE *f, sd_bus_message *m, ValueFormat format) {
+        const char *sig = sd_bus_message_get_signature(m, true);
+        size_t n = 0;
+        int r;
+
+        for (const char *s = sig; s && *s; s += type_len(s))
+                n++;
+        if (format == VALUE_JSON) {
+                if (n == 0)
+                        return 0;
+                if (n > 1)
+                        fputc('[', f);
+                for (size_t i = 0; i < n; i++) {
+                        if (i > 0)
+                                fputc(',', f);
+                        r = print_json(f, m, 0);
+                        if (r < 0)
+                                return r;
+                }
+                if (n > 1)
+                        fputc(']', f);
+                fputc('\n', f);
+                return 0;
+        }
+        for (size_t i = 0; i < n; i++) {
+                r = print_arg_lines(f, m, format);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
