@@ -2,9 +2,11 @@
 # SPDX-License-Identifier: MIT
 # Runs every "$ command" of the README's ```console blocks against a hub on a private bus and
 # compares what it prints with the lines that follow it in the README (TAP).
-# usage: test-readme.sh README.md   (CLUSTERHUBD names the hub binary)
+# usage: test-readme.sh README.md [HUBCTL]   (CLUSTERHUBD names the hub binary)
 set -u
 readme=$1
+# the recipes call hubctl by name, as a user who installed it would
+[ -n "${2:-}" ] && PATH=$(dirname "$2"):$PATH
 hub=${CLUSTERHUBD:?CLUSTERHUBD is not set}
 tmp=$(mktemp -d)
 daemon_pid=
