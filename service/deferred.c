@@ -138,7 +138,9 @@ int deferred_new(Hub *h, sd_bus_message *call, Peer *peer, uint64_t timeout_ms,
                 .on_end = on_end,
                 .userdata = userdata,
         };
-        if (timeout_ms > 0 && timeout_ms != UINT64_MAX) {
+        /* a deadline the timer cannot express (ms * 1000 would overflow) is no deadline */
+        uint64_t now = hub_now_ms(h);
+        if (timeout_ms > 0 && timeout_ms < UINT64_MAX / USEC_PER_MSEC - now) {
                 if (q->size == q->allocated) {
                         size_t a = MAX(q->allocated * 2, (size_t) 16);
                         Deferred **n = realloc(q->items, a * sizeof(Deferred *));
@@ -150,7 +152,7 @@ int deferred_new(Hub *h, sd_bus_message *call, Peer *peer, uint64_t timeout_ms,
                         q->items = n;
                         q->allocated = a;
                 }
-                d->deadline_ms = hub_now_ms(h) + timeout_ms;
+                d->deadline_ms = now + timeout_ms;
                 d->heap_index = q->size;
                 q->items[q->size++] = d;
                 heap_up(q, d->heap_index);

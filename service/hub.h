@@ -56,7 +56,8 @@ typedef struct Hub {
         Hashmap *peers;           /* unique name -> Peer (callers holding state) */
         Hashmap *workers;         /* worker id -> Peer */
         LIST_HEAD(struct Peer) worker_list; /* the same, in order of registration */
-        Hashmap *worker_queues;   /* worker id -> queued EmitTo/Request for an id not registered yet */
+        Hashmap *worker_queues;   /* worker id -> queued EmitTo for an id not registered yet */
+        uint64_t queued_bytes;    /* what those queues hold, bounded by --max-queued-bytes */
         StoreAccount store_account; /* store memory of every namespace together */
         LockHub *lock_hub;        /* lock tokens and lease deadlines of every namespace */
         sd_event_source *lock_timer;

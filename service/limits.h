@@ -19,6 +19,8 @@ typedef struct Limits {
         uint64_t max_queued_per_worker;
         uint64_t max_queue_age_ms;
         uint64_t max_pending_per_peer;
+        uint64_t max_served_per_peer;
+        uint64_t max_queued_bytes;
 } Limits;
 
 /* X(field, option, default, help) */
@@ -33,6 +35,8 @@ typedef struct Limits {
         X(max_reply_items, "max-reply-items", 1000000, "most items in one reply (Keys, LRange, ...)")            \
         X(max_queued_per_worker, "max-queued-per-worker", 256, "EmitTo messages queued for one absent worker")   \
         X(max_queue_age_ms, "max-queue-age-ms", 30000, "how long EmitTo waits for an absent worker, ms")     \
-        X(max_pending_per_peer, "max-pending-per-peer", 4096, "calls one connection may have waiting")
+        X(max_pending_per_peer, "max-pending-per-peer", 4096, "calls one connection may have waiting")        \
+        X(max_served_per_peer, "max-served-per-peer", 1024, "methods one connection may serve")            \
+        X(max_queued_bytes, "max-queued-bytes", 64 * 1024 * 1024, "payload bytes queued for absent workers, hub-wide")
 
 void limits_init_default(Limits *l);

@@ -47,6 +47,7 @@ static void entry_free(ServeEntry *e) {
                 m->cursor = e->by_method_next;
         LIST_REMOVE(by_method, m->servers, e);
         LIST_REMOVE(by_server, e->server->entries, e);
+        e->server->n--;
         m->n--;
         if (m->n == 0) {
                 hashmap_remove(e->table->methods, m->name);
@@ -118,6 +119,7 @@ int serve_table_add(ServeTable *t, ServerRef *server, const char *method) {
         *e = (ServeEntry) { .table = t, .method = m, .server = server };
         LIST_APPEND(by_method, m->servers, e);
         LIST_APPEND(by_server, server->entries, e);
+        server->n++;
         m->n++;
         return 0;
 }

@@ -19,6 +19,7 @@ typedef struct ServedMethod ServedMethod;
 typedef struct ServerRef {
         void *server;                   /* the Peer, handed back by requests_pick() */
         LIST_HEAD(ServeEntry) entries;
+        size_t n;                       /* entries, in every table */
 } ServerRef;
 
 int serve_table_new(ServeTable **ret);

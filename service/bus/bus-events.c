@@ -25,6 +25,7 @@ typedef struct WorkerQueue {
 typedef struct QueuedEvent {
         WorkerQueue *queue;
         char *origin;
+        uint64_t cost;          /* bytes charged to hub->queued_bytes */
 } QueuedEvent;
 
 static int copy_payload(sd_bus_message *signal, void *userdata) {
@@ -51,7 +52,7 @@ static int method_emit(sd_bus_message *m, void *userdata, sd_bus_error *ret_erro
                 return r;
         r = ch_events1_emit_event(h->bus, NULL, ns->path, event, origin_of(h, m), copy_payload, m);
         if (r < 0)
-                return bus_error_errno(ret_error, -EINVAL, "Cannot emit event '%s': %s", event, strerror(-r));
+                return bus_error_errno(ret_error, r, "Cannot emit event '%s': %s", event, strerror(-r));
         h->stats.events_emitted++;
         return ch_events1_reply_emit(m);
 }
@@ -73,6 +74,7 @@ static void queue_unlink(Hub *h, Deferred *d) {
         QueuedEvent *q = d->userdata;
         WorkerQueue *wq = q->queue;
 
+        h->queued_bytes -= q->cost;
         LIST_REMOVE(by_kind, wq->items, d);
         wq->n--;
         if (wq->n == 0) {
@@ -96,11 +98,15 @@ static void queued_ended(Deferred *d, DeferredEnd why) {
                                                   id ? id : "?", (unsigned long long) h->limits.max_queue_age_ms);
 }
 
+/* What a queued event costs beyond its payload: the call message, the records. */
+#define QUEUED_OVERHEAD 512
+
 static int enqueue(Namespace *ns, sd_bus_message *m, sd_bus_error *ret_error, const char *worker, const char *event) {
         Hub *h = ns->hub;
         WorkerQueue *wq = hashmap_get(h->worker_queues, worker);
         QueuedEvent *q;
         Deferred *d;
+        uint64_t cost = 0;
         int r;
 
         /* the queue holds the payload: bound it, and keep no fds for a process that may never come */
@@ -112,11 +118,20 @@ static int enqueue(Namespace *ns, sd_bus_message *m, sd_bus_error *ret_error, co
                 codec_buf_done(&buf);
                 if (r == -EBADF)
                         return bus_error_errno(ret_error, -EINVAL, "Worker '%s' is not registered; an event carrying file descriptors is not queued.", worker);
+                if (r == -ELOOP)
+                        return bus_error_errno(ret_error, -EINVAL, "The payload of '%s' is nested too deeply.", event);
                 if (r < 0)
                         return r;
                 if (size > h->limits.max_value_bytes)
                         return bus_error_errno(ret_error, -ENOBUFS, "Worker '%s' is not registered and the payload of '%s' is larger than --max-value-bytes=%llu, the most that is queued.",
                                                worker, event, (unsigned long long) h->limits.max_value_bytes);
+                cost = size + QUEUED_OVERHEAD;
+                if (h->queued_bytes + cost > h->limits.max_queued_bytes) {
+                        h->stats.events_dropped++;
+                        return bus_error_errno(ret_error, -ENOBUFS,
+                                               "Worker '%s' is not registered and the hub already holds %llu bytes for absent workers (--max-queued-bytes).",
+                                               worker, (unsigned long long) h->queued_bytes);
+                }
         }
         if (wq && wq->n >= h->limits.max_queued_per_worker) {
                 h->stats.events_dropped++;
@@ -144,6 +159,7 @@ static int enqueue(Namespace *ns, sd_bus_message *m, sd_bus_error *ret_error, co
                 goto fail;
         }
         q->queue = wq;
+        q->cost = cost;
         r = deferred_new(h, m, NULL, h->limits.max_queue_age_ms, queued_ended, q, &d);
         if (r < 0) {
                 queued_free(q);
@@ -151,6 +167,7 @@ static int enqueue(Namespace *ns, sd_bus_message *m, sd_bus_error *ret_error, co
         }
         LIST_APPEND(by_kind, wq->items, d);
         wq->n++;
+        h->queued_bytes += cost;
         h->stats.events_queued++;
         return 1;
 fail:

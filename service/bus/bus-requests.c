@@ -10,6 +10,7 @@
 
 #include "bus-requests.h"
 #include "bus-util.h"
+#include "variant-codec.h"
 #include "ch-handler1-client.h"
 #include "ch-requests1-server.h"
 #include "deferred.h"
@@ -49,6 +50,7 @@ typedef struct Waiting {
 /* A RequestAll gathering replies. */
 struct Gather {
         Deferred *d;
+        bool starting;             /* still forwarding: do not finish yet */
         LIST_HEAD(Forward) pending;
         sd_bus_message *replies;   /* "a{sv}" being built, in a scratch message */
         size_t n_pending;
@@ -115,10 +117,10 @@ static void forward_fail(Forward *f, const char *name, const char *fmt, ...) {
                 char *value = NULL;
                 if (asprintf(&value, "%s: %s", name, msg ? msg : "") < 0)
                         value = NULL;
-                gather_add_error(g, strdup(f->worker), value);
+                gather_add_error(g, strdup(f->worker ? f->worker : "?"), value);
                 g->n_pending--;
                 forward_free(f);
-                if (g->n_pending == 0)
+                if (g->n_pending == 0 && !g->starting)
                         gather_finish(g);
                 return;
         }
@@ -135,6 +137,11 @@ static int on_handle_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
 
         /* the slot dies with this callback */
         f->slot = sd_bus_slot_unref(f->slot);
+        if (!e && !sd_bus_message_has_signature(reply, "v")) {
+                forward_fail(f, SD_BUS_ERROR_FAILED, "Worker '%s' replied with signature '%s', not 'v'.",
+                             f->worker, strempty(sd_bus_message_get_signature(reply, true)));
+                return 0;
+        }
         if (e) {
                 /* NoReply from the bus means the handler's connection is going away */
                 if (sd_bus_error_has_name(e, SD_BUS_ERROR_NO_REPLY) || sd_bus_error_has_name(e, SD_BUS_ERROR_SERVICE_UNKNOWN) ||
@@ -179,6 +186,13 @@ static int on_handle_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
         return 0;
 }
 
+/* The forwarded call's bus timeout: ours plus a second, saturating (UINT64_MAX: none). */
+static uint64_t bus_timeout_usec(uint64_t timeout_ms) {
+        if (timeout_ms >= UINT64_MAX / USEC_PER_MSEC - 1000)
+                return UINT64_MAX;
+        return (timeout_ms + 1000) * USEC_PER_MSEC;
+}
+
 /* Forwards CALL (positioned at its payload) to HANDLER; the Handle call's own timeout is a
  * little longer than ours, so that ours decides. */
 static int forward(Namespace *ns, sd_bus_message *call, Peer *handler, const char *method, const char *origin,
@@ -196,14 +210,15 @@ static int forward(Namespace *ns, sd_bus_message *call, Peer *handler, const cha
         r = sd_bus_message_copy(m, call, false);
         if (r < 0)
                 return r;
-        r = sd_bus_call_async(h->bus, &f->slot, m, on_handle_reply, f, (timeout_ms + 1000) * USEC_PER_MSEC);
-        if (r < 0)
-                return r;
-        f->ns = ns;
-        f->handler = handler;
+        /* everything that can fail comes before the call, so F is linked only when it is out */
         f->worker = strdup(peer_origin(handler));
         if (!f->worker)
                 return -ENOMEM;
+        f->ns = ns;
+        r = sd_bus_call_async(h->bus, &f->slot, m, on_handle_reply, f, bus_timeout_usec(timeout_ms));
+        if (r < 0)
+                return r;
+        f->handler = handler;
         LIST_APPEND(by_handler, handler->forwards, f);
         h->stats.requests_forwarded++;
         return 0;
@@ -302,11 +317,21 @@ static int start_request(Namespace *ns, sd_bus_message *m, Peer *caller, Peer *h
 }
 
 static int wait_for_target(Namespace *ns, sd_bus_message *m, Peer *caller, const char *target, const char *method,
-                           uint64_t timeout_ms) {
-        Waiting *w = calloc(1, sizeof(Waiting));
+                           uint64_t timeout_ms, sd_bus_error *ret_error) {
+        CodecBuf buf = {};
+        Waiting *w;
         Deferred *d;
         int r;
 
+        /* the call waits with its payload: no fds kept for a worker that may never come */
+        r = codec_read(m, "v", &buf);
+        codec_buf_done(&buf);
+        if (r == -EBADF)
+                return bus_error_errno(ret_error, -EINVAL,
+                                       "Worker '%s' is not registered; a request carrying file descriptors does not wait for it.", target);
+        if (r < 0)
+                return bus_error_errno(ret_error, -EINVAL, "Cannot read the payload of '%s': %s", method, strerror(-r));
+        w = calloc(1, sizeof(Waiting));
         if (!w)
                 return -ENOMEM;
         w->ns = ns;
@@ -403,7 +428,7 @@ static int method_request(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         if (handler && serve_table_serves(ns->served, server_of(handler), method))
                 return start_request(ns, m, caller, handler, method, o.timeout_ms, ret_error);
         /* not there yet (systemd may still be starting it): wait within the timeout */
-        return wait_for_target(ns, m, caller, target, method, o.timeout_ms);
+        return wait_for_target(ns, m, caller, target, method, o.timeout_ms, ret_error);
 }
 
 /* --- RequestAll --------------------------------------------------------------------------- */
@@ -542,22 +567,32 @@ static int method_request_all(sd_bus_message *m, void *userdata, sd_bus_error *r
                 free(g);
                 return r;
         }
+        g->starting = true;
         for (size_t i = 0; i < n; i++) {
+                Peer *server = servers[i];
                 Forward *f = calloc(1, sizeof(Forward));
-                if (!f)
-                        break;
+                if (!f) {
+                        gather_add_error(g, strdup(peer_origin(server)), strdup("org.freedesktop.DBus.Error.NoMemory: out of memory"));
+                        continue;
+                }
                 f->hub = ns->hub;
                 f->gather = g;
+                LIST_APPEND(by_gather, g->pending, f);
+                g->n_pending++;
                 r = sd_bus_message_rewind(m, true);
                 if (r >= 0)
                         r = sd_bus_message_read(m, "s", &skip);
                 if (r >= 0)
-                        r = forward(ns, m, servers[i], method, peer_origin(caller), o.timeout_ms, f);
-                LIST_APPEND(by_gather, g->pending, f);
-                g->n_pending++;
-                if (r < 0)
+                        r = forward(ns, m, server, method, peer_origin(caller), o.timeout_ms, f);
+                if (r < 0) {
+                        if (!f->worker)
+                                f->worker = strdup(peer_origin(server));
                         forward_fail(f, "org.clusterhub.Error.WorkerUnavailable", "Cannot forward: %s", strerror(-r));
+                }
         }
+        g->starting = false;
+        if (g->n_pending == 0)
+                gather_finish(g);
         return 1;
 }
 
@@ -577,6 +612,9 @@ static int method_serve(sd_bus_message *m, void *userdata, sd_bus_error *ret_err
         if (r < 0)
                 return r;
         for (char **i = methods; i && *i; i++) {
+                if (server_of(p)->n >= ns->hub->limits.max_served_per_peer && !serve_table_serves(ns->served, server_of(p), *i))
+                        return bus_error_errno(ret_error, -ENOBUFS, "%s already serves %zu methods (--max-served-per-peer).",
+                                               p->unique_name, server_of(p)->n);
                 r = serve_table_add(ns->served, server_of(p), *i);
                 if (r < 0 && r != -EALREADY)
                         return r;

@@ -72,6 +72,8 @@ static int read_value(sd_bus_message *m, BusValue *v, sd_bus_error *ret_error) {
                 r = codec_read(m, contents, &v->buf);
                 if (r == -EBADF)
                         return bus_error_errno(ret_error, -EINVAL, "File descriptors cannot be stored.");
+                if (r == -ELOOP)
+                        return bus_error_errno(ret_error, -EINVAL, "The value is nested too deeply to be stored.");
                 if (r < 0)
                         return r;
                 v->value.type = 'v';
@@ -1389,7 +1391,8 @@ void bus_store_rearm(Namespace *ns) {
         uint64_t next = store_next_deadline(ns->store), current = 0;
         int r;
 
-        if (next == UINT64_MAX) {
+        /* UINT64_MAX: no TTL; a deadline the timer cannot express is left to lazy expiry */
+        if (next >= UINT64_MAX / USEC_PER_MSEC) {
                 if (ns->expire_timer)
                         (void) sd_event_source_set_enabled(ns->expire_timer, SD_EVENT_OFF);
                 return;

@@ -142,11 +142,13 @@ void bus_workers_left(Peer *p, const char *reason) {
         Hub *h = p->hub;
         _cleanup_(freep) char *path = worker_path(p->id), *id = strdup(p->id);
 
-        if (!path || !id)
-                return;
-        (void) sd_bus_emit_object_removed(h->bus, path);
+        /* out of memory only skips the announcements, never the removal */
+        if (path)
+                (void) sd_bus_emit_object_removed(h->bus, path);
         workers_remove(h, p);
         p->lock_owner.description = p->unique_name;
+        if (!id)
+                return;
         log_info("Worker %s left (%s).", id, reason);
         (void) ch_hub1_emit_worker_left(h->bus, NULL, HUB_PATH, id, reason);
 }
@@ -206,6 +208,9 @@ int bus_workers_wait_method(sd_bus_message *m, void *userdata, sd_bus_error *ret
         if (workers_count(h) >= count)
                 return reply_ids(m, h);
         r = peer_get_or_new(h, m, &p);
+        if (r < 0)
+                return r;
+        r = peer_check_pending(p, ret_error);
         if (r < 0)
                 return r;
         r = deferred_new(h, m, p, timeout_ms ? timeout_ms : DEFAULT_WAIT_MS, wait_ended, (void *) (uintptr_t) count, &d);

@@ -69,3 +69,7 @@ static inline void closep(int *fd) {
 #define USEC_PER_MSEC UINT64_C(1000)
 #define USEC_PER_SEC UINT64_C(1000000)
 #define NSEC_PER_USEC UINT64_C(1000)
+
+static inline const char *strempty(const char *s) {
+        return s ? s : "";
+}

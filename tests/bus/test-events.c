@@ -318,7 +318,7 @@ static void wait_async(sd_bus *bus, AsyncReply *a) {
  * queue's bounds the caller gets WorkerUnavailable. */
 static void test_emit_to_queue(ThFixture *f, gconstpointer data) {
         TH_RETURN_IF_SKIPPED(f);
-        const char *args[] = { "--max-queued-per-worker=2", "--max-queue-age-ms=1500", NULL };
+        const char *args[] = { "--max-queued-per-worker=2", "--max-queue-age-ms=1500", "--max-queued-bytes=3000", NULL };
         const char *s[] = { "=hello", NULL };
         AsyncReply a1 = {}, a2 = {}, a3 = {}, a4 = {};
         ThHub hub = { .proc = TH_PROC_NULL };
@@ -359,6 +359,22 @@ static void test_emit_to_queue(ThFixture *f, gconstpointer data) {
                 g_assert_cmpint(r, <, 0);
                 g_assert_cmpstr(e.name, ==, CH_ERROR_INVALID_ARGS);
                 sd_bus_error_free(&e);
+        }
+
+        /* the hub-wide budget for absent workers holds across ids */
+        {
+                sd_bus_error e = SD_BUS_ERROR_NULL;
+                g_autofree char *kb = g_strnfill(1000, 'k');
+                AsyncReply g1 = {};
+                g_assert_cmpint(ch_events1_call_emit_to_async(bus, NULL, CH_BUS_NAME, CH_DEFAULT_NAMESPACE_PATH, "ghost1", "e", append_s, kb, on_emit_to, &g1, 0), >=, 0);
+                int r = ch_events1_call_emit_to(bus, CH_BUS_NAME, CH_DEFAULT_NAMESPACE_PATH, "ghost2", "e", append_s, kb, &e);
+                g_assert_cmpint(r, <, 0);
+                g_assert_cmpstr(e.name, ==, CH_ERROR_LIMIT_EXCEEDED);
+                g_assert_nonnull(strstr(e.message, "--max-queued-bytes"));
+                sd_bus_error_free(&e);
+                wait_async(bus, &g1);
+                g_assert_cmpstr(g1.error, ==, CH_ERROR_WORKER_UNAVAILABLE);
+                g_free(g1.error);
         }
 
         /* nobody registers: the queued call fails after --max-queue-age-ms */

@@ -340,6 +340,45 @@ static void test_version_and_stats(ThFixture *f, gconstpointer data) {
         sd_bus_message_unref(reply);
 }
 
+static uint64_t hub_cpu_ticks(pid_t pid) {
+        g_autofree char *path = g_strdup_printf("/proc/%d/stat", (int) pid);
+        g_autofree char *text = NULL;
+        unsigned long utime = 0, stime = 0;
+
+        g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+        /* fields 14 and 15, after the ")" that ends the command name */
+        const char *p = strrchr(text, ')');
+        g_assert_nonnull(p);
+        g_assert_cmpint(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime), ==, 2);
+        return utime + stime;
+}
+
+/* Deadlines too far away for the timer (a TTL or timeout of 2^62 ms) are no deadline: the
+ * hub must not spin on them. */
+static void test_huge_deadlines(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        const uint64_t huge = UINT64_C(1) << 62;
+        int64_t ttl = 0;
+
+        g_assert_cmpint(sd_bus_call_method(f->client, CH_BUS_NAME, NS, CH_STORE1_INTERFACE, "Set", &e, NULL, "sva{sv}",
+                                           "far", "s", "x", 1, "ttl_ms", "t", huge), >=, 0);
+        g_assert_cmpint(ch_store1_call_ttl(f->client, CH_BUS_NAME, NS, "far", &ttl, &e), >=, 0);
+        g_assert_cmpint(ttl, >, 0);
+        /* and a request that waits for an absent worker with a 2^62 ms timeout */
+        sd_bus_slot *slot = NULL;
+        g_assert_cmpint(sd_bus_call_method_async(f->client, &slot, CH_BUS_NAME, NS, "org.clusterhub.Requests1", "Request", NULL, NULL,
+                                                 "ssva{sv}", "ghost", "m", "s", "x", 1, "timeout_ms", "t", huge), >=, 0);
+        g_assert_cmpint(sd_bus_flush(f->client), >=, 0);
+        uint64_t before = hub_cpu_ticks(f->hub.proc.pid);
+        g_usleep(G_USEC_PER_SEC);
+        uint64_t spent = hub_cpu_ticks(f->hub.proc.pid) - before;
+        g_test_message("hub CPU over 1 s with a 2^62 ms TTL pending: %" G_GUINT64_FORMAT " ticks", spent);
+        g_assert_cmpuint(spent, <, 20);
+        set_string(f->client, "still", "serving");
+        sd_bus_slot_unref(slot);
+}
+
 /* A second hub on the same bus refuses to start, with a clear exit status. */
 static void test_name_taken(ThFixture *f, gconstpointer data) {
         TH_RETURN_IF_SKIPPED(f);
@@ -366,5 +405,6 @@ int main(int argc, char *argv[]) {
         TH_ADD_BUS_TEST_WITH_HUB("/hub/introspection-contract", test_introspection_contract);
         TH_ADD_BUS_TEST_WITH_HUB("/hub/version-stats", test_version_and_stats);
         TH_ADD_BUS_TEST_WITH_HUB("/hub/name-taken", test_name_taken);
+        TH_ADD_BUS_TEST_WITH_HUB("/hub/huge-deadlines", test_huge_deadlines);
         return g_test_run();
 }

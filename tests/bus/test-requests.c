@@ -65,6 +65,28 @@ static int handle(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, co
 
 static const ChHandler1Handlers handler_table = { .handle = handle };
 
+/* "badsig" is answered before the vtable sees it (sd-bus enforces the declared reply type
+ * there), with a reply of the wrong shape, as a worker not written with sd-bus could. */
+static int badsig_filter(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        const char *ns, *method;
+        sd_bus_message *reply = NULL;
+        int r;
+
+        if (!sd_bus_message_is_method_call(m, "org.clusterhub.Handler1", "Handle"))
+                return 0;
+        if (sd_bus_message_read(m, "ss", &ns, &method) < 0 || !g_str_equal(method, "badsig")) {
+                (void) sd_bus_message_rewind(m, true);
+                return 0;
+        }
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r >= 0)
+                r = sd_bus_message_append(reply, "s", "not a variant");
+        if (r >= 0)
+                r = sd_bus_send(NULL, reply, NULL);
+        sd_bus_message_unref(reply);
+        return r < 0 ? r : 1;
+}
+
 /* --worker ADDRESS ID METHOD...: serve the methods, then register (so that once the test
  * sees the worker registered, it also serves). */
 static int worker_main(int argc, char *argv[]) {
@@ -76,6 +98,8 @@ static int worker_main(int argc, char *argv[]) {
         if (th_connect(&bus, argv[2]) < 0)
                 return 2;
         if (ch_handler1_add_object(bus, NULL, "/org/clusterhub/Handler1", &handler_table, NULL) < 0)
+                return 3;
+        if (sd_bus_add_filter(bus, NULL, badsig_filter, NULL) < 0)
                 return 3;
         r = ch_requests1_call_serve(bus, CH_BUS_NAME, CH_DEFAULT_NAMESPACE_PATH, argv + 4, &e);
         if (r < 0) {
@@ -264,7 +288,7 @@ static void test_worker_gone(ThFixture *f, gconstpointer data) {
 
 static void test_errors(ThFixture *f, gconstpointer data) {
         TH_RETURN_IF_SKIPPED(f);
-        const char *methods[] = { "hold", "fail", NULL };
+        const char *methods[] = { "hold", "fail", "badsig", NULL };
         ThProc w;
         Call c = {};
 
@@ -290,6 +314,13 @@ static void test_errors(ThFixture *f, gconstpointer data) {
         request_async(f->client, "", "", "x", append_request, &c);
         wait_calls(f->client, &c, 1, 10);
         g_assert_cmpstr(c.error_name, ==, CH_ERROR_INVALID_ARGS);
+        call_clear(&c);
+
+        /* a worker that breaks the protocol: a named error, not a malformed reply */
+        request_async(f->client, "", "badsig", "x", append_request, &c);
+        wait_calls(f->client, &c, 1, 10);
+        g_assert_cmpstr(c.error_name, ==, SD_BUS_ERROR_FAILED);
+        g_assert_nonnull(strstr(c.error_message, "not 'v'"));
         call_clear(&c);
 
         /* an unknown target: waited for, then WorkerUnavailable */
@@ -415,7 +446,36 @@ static void test_fd_passing(ThFixture *f, gconstpointer data) {
         g_assert_cmpint(read(fd, buf, sizeof(buf) - 1), >, 0);
         g_assert_cmpstr(buf, ==, "got[hello-fd]");
         sd_bus_message_unref(reply);
+
+        /* a request carrying fds does not wait for a worker that is not there */
+        g_assert_cmpint(pipe2(p, O_CLOEXEC), ==, 0);
+        int r = ch_requests1_call_request(f->client, CH_BUS_NAME, CH_DEFAULT_NAMESPACE_PATH, "absent", "fd", append_fd, &p[0], &reply, &e);
+        g_assert_cmpint(r, <, 0);
+        g_assert_cmpstr(e.name, ==, CH_ERROR_INVALID_ARGS);
+        sd_bus_error_free(&e);
+        close(p[0]);
+        close(p[1]);
         stop_worker(&w);
+}
+
+static void test_serve_limit(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        const char *args[] = { "--max-served-per-peer=2", NULL };
+        ThHub hub = { .proc = TH_PROC_NULL };
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        char *two[] = { "a", "b", NULL }, *again[] = { "b", NULL }, *third[] = { "c", NULL };
+        sd_bus *bus = NULL;
+
+        g_assert_cmpint(th_hub_spawn(&hub, f->bus.address, args), ==, 0);
+        g_assert_cmpint(th_connect(&bus, f->bus.address), >=, 0);
+        g_assert_cmpint(ch_requests1_call_serve(bus, CH_BUS_NAME, CH_DEFAULT_NAMESPACE_PATH, two, &e), >=, 0);
+        g_assert_cmpint(ch_requests1_call_serve(bus, CH_BUS_NAME, CH_DEFAULT_NAMESPACE_PATH, again, &e), >=, 0);
+        g_assert_cmpint(ch_requests1_call_serve(bus, CH_BUS_NAME, CH_DEFAULT_NAMESPACE_PATH, third, &e), <, 0);
+        g_assert_cmpstr(e.name, ==, CH_ERROR_LIMIT_EXCEEDED);
+        sd_bus_error_free(&e);
+        sd_bus_flush_close_unref(bus);
+        g_assert_cmpint(th_hub_stop(&hub), ==, 0);
+        th_hub_clear(&hub);
 }
 
 static void test_pending_limit(ThFixture *f, gconstpointer data) {
@@ -461,5 +521,6 @@ int main(int argc, char *argv[]) {
         TH_ADD_BUS_TEST_WITH_HUB("/requests/request-all", test_request_all);
         TH_ADD_BUS_TEST_WITH_HUB("/requests/fd-passing", test_fd_passing);
         TH_ADD_BUS_TEST("/requests/pending-limit", test_pending_limit);
+        TH_ADD_BUS_TEST("/requests/serve-limit", test_serve_limit);
         return g_test_run();
 }
