@@ -538,3 +538,20 @@ int store_randomkey(Store *s, uint64_t now_ms, const char **ret_key) {
                 return 0;
         }
 }
+
+int entry_lookup_kind(Store *s, const char *key, char kind, uint64_t now_ms, size_t *ret_len, Entry **ret_e) {
+        size_t len = 0;
+        Entry *e;
+        int r;
+
+        r = key_check(s, key, &len);
+        if (r < 0)
+                return r;
+        e = entry_find(s, key, len, now_ms);
+        if (e && e->v.type != kind)
+                return -EMEDIUMTYPE;
+        if (ret_len)
+                *ret_len = len;
+        *ret_e = e;
+        return 0;
+}

@@ -124,6 +124,9 @@ struct Store {
 int key_check(Store *s, const char *key, size_t *ret_len);
 int name_check(Store *s, const char *name, size_t *ret_len);
 Entry *entry_find(Store *s, const char *key, size_t len, uint64_t now_ms);
+/* Checks KEY and looks it up: *ret_e NULL when absent; -EMEDIUMTYPE when it holds another KIND
+ * (KIND_HASH, KIND_LIST, KIND_SET). */
+int entry_lookup_kind(Store *s, const char *key, char kind, uint64_t now_ms, size_t *ret_len, Entry **ret_e);
 int entry_add(Store *s, const char *key, size_t len, PVal *v, Entry **ret);
 void entry_delete(Store *s, Entry *e);
 size_t entry_estimate(size_t key_len);

@@ -26,20 +26,7 @@ static size_t field_estimate(size_t len) {
 
 /* Looks up key: *ret_e NULL when absent; -EMEDIUMTYPE when not a hash. */
 static int hash_lookup(Store *s, const char *key, uint64_t now_ms, size_t *ret_len, Entry **ret_e) {
-        size_t len = 0;
-        Entry *e = NULL;
-        int r;
-
-        r = key_check(s, key, &len);
-        if (r < 0)
-                return r;
-        e = entry_find(s, key, len, now_ms);
-        if (e && e->v.type != KIND_HASH)
-                return -EMEDIUMTYPE;
-        if (ret_len)
-                *ret_len = len;
-        *ret_e = e;
-        return 0;
+        return entry_lookup_kind(s, key, KIND_HASH, now_ms, ret_len, ret_e);
 }
 
 static HField *field_find(Entry *e, const char *name, size_t len) {

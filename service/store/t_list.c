@@ -104,20 +104,7 @@ void list_free(Store *s, List *l) {
 }
 
 static int list_lookup(Store *s, const char *key, uint64_t now_ms, size_t *ret_len, Entry **ret_e) {
-        size_t len = 0;
-        Entry *e;
-        int r;
-
-        r = key_check(s, key, &len);
-        if (r < 0)
-                return r;
-        e = entry_find(s, key, len, now_ms);
-        if (e && e->v.type != KIND_LIST)
-                return -EMEDIUMTYPE;
-        if (ret_len)
-                *ret_len = len;
-        *ret_e = e;
-        return 0;
+        return entry_lookup_kind(s, key, KIND_LIST, now_ms, ret_len, ret_e);
 }
 
 static int list_create(Store *s, const char *key, size_t len, Entry **ret) {

@@ -16,20 +16,7 @@ void set_free(Store *s, Dict *d) {
 }
 
 static int set_lookup(Store *s, const char *key, uint64_t now_ms, size_t *ret_len, Entry **ret_e) {
-        size_t len = 0;
-        Entry *e;
-        int r;
-
-        r = key_check(s, key, &len);
-        if (r < 0)
-                return r;
-        e = entry_find(s, key, len, now_ms);
-        if (e && e->v.type != KIND_SET)
-                return -EMEDIUMTYPE;
-        if (ret_len)
-                *ret_len = len;
-        *ret_e = e;
-        return 0;
+        return entry_lookup_kind(s, key, KIND_SET, now_ms, ret_len, ret_e);
 }
 
 static SMember *member_find(Entry *e, const char *m, size_t len) {
