@@ -237,6 +237,94 @@ static void test_worker_death(ThFixture *f, gconstpointer data) {
         g_free(left);
 }
 
+typedef struct ObjSeen {
+        char *added;
+        char *removed;
+        char *added_ifaces;
+} ObjSeen;
+
+static int on_interfaces_added(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        ObjSeen *o = userdata;
+        const char *path, *iface;
+        GString *ifaces = g_string_new(NULL);
+
+        if (sd_bus_message_read(m, "o", &path) > 0 && sd_bus_message_enter_container(m, 'a', "{sa{sv}}") > 0) {
+                while (sd_bus_message_enter_container(m, 'e', "sa{sv}") > 0) {
+                        if (sd_bus_message_read(m, "s", &iface) > 0)
+                                g_string_append_printf(ifaces, "%s ", iface);
+                        sd_bus_message_skip(m, "a{sv}");
+                        sd_bus_message_exit_container(m);
+                }
+                g_free(o->added);
+                o->added = g_strdup(path);
+        }
+        g_free(o->added_ifaces);
+        o->added_ifaces = g_string_free(ifaces, FALSE);
+        return 0;
+}
+
+static int on_interfaces_removed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        ObjSeen *o = userdata;
+        const char *path;
+        if (sd_bus_message_read(m, "o", &path) > 0) {
+                g_free(o->removed);
+                o->removed = g_strdup(path);
+        }
+        return 0;
+}
+
+/* Worker objects are announced through org.freedesktop.DBus.ObjectManager. */
+static void test_object_manager(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        sd_bus_slot *s1 = NULL, *s2 = NULL;
+        sd_bus *worker = NULL;
+        ObjSeen o = {};
+        const char *path = NULL;
+        unsigned found = 0;
+
+        g_assert_cmpint(sd_bus_match_signal(f->client, &s1, CH_BUS_NAME, CH_HUB_PATH, "org.freedesktop.DBus.ObjectManager",
+                                            "InterfacesAdded", on_interfaces_added, &o), >=, 0);
+        g_assert_cmpint(sd_bus_match_signal(f->client, &s2, CH_BUS_NAME, CH_HUB_PATH, "org.freedesktop.DBus.ObjectManager",
+                                            "InterfacesRemoved", on_interfaces_removed, &o), >=, 0);
+        g_assert_cmpint(th_connect(&worker, f->bus.address), >=, 0);
+        g_assert_cmpint(ch_hub1_call_register(worker, CH_BUS_NAME, CH_HUB_PATH, "om", NULL, NULL, NULL, &e), >=, 0);
+        gint64 end = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+        while (!o.added && g_get_monotonic_time() < end)
+                if (sd_bus_process(f->client, NULL) == 0)
+                        sd_bus_wait(f->client, 100000);
+        g_assert_cmpstr(o.added, ==, CH_HUB_PATH "/worker/om");
+        g_assert_nonnull(strstr(o.added_ifaces, CH_WORKER1_INTERFACE));
+
+        /* GetManagedObjects lists it with its properties */
+        g_assert_cmpint(sd_bus_call_method(f->client, CH_BUS_NAME, CH_HUB_PATH, "org.freedesktop.DBus.ObjectManager",
+                                           "GetManagedObjects", &e, &reply, ""), >=, 0);
+        g_assert_cmpint(sd_bus_message_enter_container(reply, 'a', "{oa{sa{sv}}}"), >, 0);
+        while (sd_bus_message_enter_container(reply, 'e', "oa{sa{sv}}") > 0) {
+                g_assert_cmpint(sd_bus_message_read(reply, "o", &path), >, 0);
+                if (g_str_equal(path, CH_HUB_PATH "/worker/om"))
+                        found++;
+                sd_bus_message_skip(reply, "a{sa{sv}}");
+                sd_bus_message_exit_container(reply);
+        }
+        g_assert_cmpuint(found, ==, 1);
+        sd_bus_message_unref(reply);
+
+        /* and removed when it leaves */
+        sd_bus_flush_close_unref(worker);
+        end = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+        while (!o.removed && g_get_monotonic_time() < end)
+                if (sd_bus_process(f->client, NULL) == 0)
+                        sd_bus_wait(f->client, 100000);
+        g_assert_cmpstr(o.removed, ==, CH_HUB_PATH "/worker/om");
+        sd_bus_slot_unref(s1);
+        sd_bus_slot_unref(s2);
+        g_free(o.added);
+        g_free(o.removed);
+        g_free(o.added_ifaces);
+}
+
 /* Membership calls and their errors. */
 static void test_register(ThFixture *f, gconstpointer data) {
         TH_RETURN_IF_SKIPPED(f);
@@ -417,6 +505,7 @@ int main(int argc, char *argv[]) {
         TH_ADD_BUS_TEST_WITH_HUB("/events/filtering", test_filtering);
         TH_ADD_BUS_TEST_WITH_HUB("/events/worker-death", test_worker_death);
         TH_ADD_BUS_TEST_WITH_HUB("/workers/register", test_register);
+        TH_ADD_BUS_TEST_WITH_HUB("/workers/object-manager", test_object_manager);
         TH_ADD_BUS_TEST("/events/emit-to-queue", test_emit_to_queue);
         TH_ADD_BUS_TEST_WITH_HUB("/events/bad-input", test_bad_event_input);
         return g_test_run();
