@@ -11,6 +11,7 @@ typedef struct DeferredHeap {
         size_t size;
         size_t allocated;
         sd_event_source *timer;
+        LIST_HEAD(Deferred) all;    /* every pending call, with or without a deadline */
 } DeferredHeap;
 
 static DeferredHeap *heap_of(const Hub *h) {
@@ -159,6 +160,7 @@ int deferred_new(Hub *h, sd_bus_message *call, Peer *peer, uint64_t timeout_ms,
                 if (q->items[0] == d)
                         arm_timer(h);
         }
+        LIST_APPEND(all, q->all, d);
         if (peer) {
                 LIST_APPEND(by_peer, peer->deferred, d);
                 peer->n_deferred++;
@@ -172,6 +174,7 @@ void deferred_free(Deferred *d) {
         if (!d)
                 return;
         heap_remove(heap_of(d->hub), d);
+        LIST_REMOVE(all, heap_of(d->hub)->all, d);
         if (d->peer) {
                 LIST_REMOVE(by_peer, d->peer->deferred, d);
                 d->peer->n_deferred--;
@@ -181,10 +184,24 @@ void deferred_free(Deferred *d) {
         free(d);
 }
 
+static void fail_one(Deferred *d, const char *name, const char *why) {
+        (void) sd_bus_reply_method_errorf(d->call, name, "The hub is exiting (%s); the call was not completed.", why);
+        deferred_end(d, DEFERRED_SHUTDOWN);
+}
+
 void deferred_end(Deferred *d, DeferredEnd why) {
         /* out of the heap and the peer's list first, so on_end may do anything */
         heap_remove(heap_of(d->hub), d);
         if (d->on_end)
                 d->on_end(d, why);
         deferred_free(d);
+}
+
+void deferred_fail_all(Hub *h, const char *name, const char *why) {
+        DeferredHeap *q = heap_of(h);
+
+        /* ending one call may end or complete others (a lock passed on, a gather finished):
+         * always take the list's head again */
+        while (q && q->all.first)
+                fail_one(q->all.first, name, why);
 }

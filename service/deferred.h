@@ -14,6 +14,7 @@ typedef struct Deferred Deferred;
 typedef enum DeferredEnd {
         DEFERRED_TIMEOUT,       /* its deadline passed */
         DEFERRED_CALLER_GONE,   /* the caller disconnected: nobody to answer */
+        DEFERRED_SHUTDOWN,      /* the hub is exiting: deferred.c already answered the call */
 } DeferredEnd;
 
 /* Every call the hub answers later (Lock, Request, BLPop, WaitForWorkers) is one Deferred:
@@ -32,6 +33,7 @@ struct Deferred {
         void *userdata;
         LIST_FIELDS(Deferred, by_peer);
         LIST_FIELDS(Deferred, by_kind); /* free for the capability's own list */
+        LIST_FIELDS(Deferred, all);     /* every pending call of the hub (deferred.c) */
 };
 
 /* Takes a reference to CALL.  PEER may be NULL.  -ENOBUFS when PEER already has
@@ -42,6 +44,10 @@ int deferred_new(Hub *h, sd_bus_message *call, Peer *peer, uint64_t timeout_ms,
 void deferred_free(Deferred *d);
 /* Ends D with WHY: runs on_end, then frees. */
 void deferred_end(Deferred *d, DeferredEnd why);
+
+/* Answers every pending call with the error NAME (saying the hub got WHY, e.g. "SIGTERM"),
+ * then ends each with DEFERRED_SHUTDOWN so its capability releases what it holds. */
+void deferred_fail_all(Hub *h, const char *name, const char *why);
 
 int deferred_setup(Hub *h);
 void deferred_shutdown(Hub *h);

@@ -153,6 +153,15 @@ static int count_call(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
         return 0;
 }
 
+static int on_bus_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Hub *h = userdata;
+
+        log_error("Lost the connection to %s (the bus daemon exited or closed the connection); exiting with failure.",
+                  bus_description(h));
+        (void) sd_notify(false, "STOPPING=1\nSTATUS=Lost the bus connection");
+        return sd_event_exit(h->event, -ECONNRESET);
+}
+
 int hub_connect(Hub *h) {
         int r;
 
@@ -181,9 +190,12 @@ int hub_connect(Hub *h) {
         r = sd_bus_attach_event(h->bus, h->event, SD_EVENT_PRIORITY_NORMAL);
         if (r < 0)
                 return log_error_errno(r, "Failed to attach the bus to the event loop: %m");
-        r = sd_bus_set_exit_on_disconnect(h->bus, true);
+        /* Losing the bus loses every worker, lock and pending call: that is a failure, so that
+         * Restart=on-failure brings the hub back (sd-bus's exit-on-disconnect would exit 0). */
+        r = sd_bus_match_signal(h->bus, NULL, "org.freedesktop.DBus.Local", "/org/freedesktop/DBus/Local",
+                                "org.freedesktop.DBus.Local", "Disconnected", on_bus_disconnected, h);
         if (r < 0)
-                return log_error_errno(r, "Failed to set exit-on-disconnect: %m");
+                return log_error_errno(r, "Failed to watch for the bus disconnecting: %m");
 
         r = sd_bus_add_filter(h->bus, NULL, count_call, h);
         if (r < 0)
@@ -211,8 +223,15 @@ int hub_connect(Hub *h) {
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         Hub *h = userdata;
 
-        log_info("Received %s, exiting.", si->ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+        const char *sig = si->ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT";
+        size_t n = deferred_pending(h);
+
+        log_info("Received %s, exiting%s.", sig, n > 0 ? "; answering the calls still waiting" : "");
         (void) sd_notify(false, "STOPPING=1");
+        /* every waiting caller hears why, instead of a NoReply after its own timeout */
+        deferred_fail_all(h, CH_ERROR_SHUTTING_DOWN, sig);
+        if (n > 0)
+                log_info("Answered %zu waiting calls with %s.", n, CH_ERROR_SHUTTING_DOWN);
         return sd_event_exit(h->event, 0);
 }
 
@@ -234,8 +253,9 @@ int hub_run(Hub *h) {
         log_info("clusterhubd %s serving %s on %s.", PACKAGE_VERSION, HUB_BUS_NAME, bus_description(h));
         (void) sd_notifyf(false, "READY=1\nSTATUS=Serving %s on %s", HUB_BUS_NAME, bus_description(h));
 
+        /* the loop's result is what on_signal (0) or on_bus_disconnected (-ECONNRESET) set */
         r = sd_event_loop(h->event);
-        if (r < 0)
+        if (r < 0 && r != -ECONNRESET)
                 return log_error_errno(r, "Event loop failed: %m");
         return r;
 }

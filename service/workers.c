@@ -53,6 +53,52 @@ int worker_id_derive(const char *unit, const char *unique_name, char **ret) {
         return 0;
 }
 
+/* "bus_1_42": the shape worker_id_derive() gives a unique name */
+static bool id_is_unique_name_form(const char *id) {
+        const char *p = id + strlen("bus_");
+
+        if (!strneq(id, "bus_", strlen("bus_")) || !*p)
+                return false;
+        for (; *p; p++)
+                if (!((*p >= '0' && *p <= '9') || *p == '_'))
+                        return false;
+        return true;
+}
+
+WorkerClaim worker_id_claim(const char *id, const char *unit, const char *unique_name) {
+        _cleanup_(freep) char *instance = unit_instance(unit), *own = NULL;
+
+        if (instance && streq(instance, id))
+                return WORKER_CLAIM_OWN;
+        if (!id_is_unique_name_form(id))
+                return WORKER_CLAIM_NONE;
+        if (unique_name && asprintf(&own, "bus_%s", unique_name + (unique_name[0] == ':')) >= 0) {
+                for (char *c = own; *c; c++)
+                        if (*c == '.' || *c == '-')
+                                *c = '_';
+                if (streq(own, id))
+                        return WORKER_CLAIM_OWN;
+        }
+        return WORKER_CLAIM_FOREIGN;
+}
+
+int workers_check_claim(Hub *h, Peer *p, const char *id, Peer **ret_squatter) {
+        Peer *holder = workers_find(h, id);
+        WorkerClaim claim = worker_id_claim(id, p->unit, p->unique_name);
+
+        if (holder == p)
+                return -EALREADY;
+        if (claim == WORKER_CLAIM_FOREIGN)
+                return -EPERM;
+        if (!holder)
+                return 0;
+        if (claim == WORKER_CLAIM_OWN && worker_id_claim(id, holder->unit, holder->unique_name) != WORKER_CLAIM_OWN) {
+                *ret_squatter = holder;
+                return 1;
+        }
+        return -EADDRINUSE;
+}
+
 Peer *workers_find(Hub *h, const char *id) {
         return hashmap_get(h->workers, id);
 }

@@ -90,7 +90,7 @@ int bus_workers_register_method(sd_bus_message *m, void *userdata, sd_bus_error 
         static const BusOption no_options[] = { {} };
         Hub *h = userdata;
         _cleanup_(freep) char *derived = NULL, *path = NULL;
-        Peer *p;
+        Peer *p, *squatter = NULL;
         int r;
 
         r = bus_read_options(m, no_options, ret_error);
@@ -102,8 +102,8 @@ int bus_workers_register_method(sd_bus_message *m, void *userdata, sd_bus_error 
         r = peer_get_or_new(h, m, &p);
         if (r < 0)
                 return r;
+        read_creds(m, p);
         if (!*id) {
-                read_creds(m, p);
                 r = worker_id_derive(p->unit, p->unique_name, &derived);
                 if (r < 0)
                         return bus_error_errno(ret_error, r, "Cannot derive a worker id for %s.", p->unique_name);
@@ -112,18 +112,29 @@ int bus_workers_register_method(sd_bus_message *m, void *userdata, sd_bus_error 
         path = worker_path(id);
         if (!path)
                 return -ENOMEM;
-        r = workers_add(h, p, id);
+        if (p->id && !streq(p->id, id))
+                return bus_error_errno(ret_error, -EINVAL, "This connection is already worker '%s'; Unregister first.", p->id);
+        r = workers_check_claim(h, p, id, &squatter);
         if (r == -EALREADY)
                 return ch_hub1_reply_register(m, path);
+        if (r == -EPERM)
+                return bus_error_errno(ret_error, -EADDRINUSE,
+                                       "Worker id '%s' is reserved for the connection it is derived from; %s may use its own, bus_%s, or an id of another form.",
+                                       id, p->unique_name, p->unique_name + (p->unique_name[0] == ':'));
         if (r == -EADDRINUSE)
                 return bus_error_errno(ret_error, r, "Worker id '%s' is in use by %s (pid %u).",
                                        id, workers_find(h, id)->unique_name, (unsigned) workers_find(h, id)->pid);
-        if (r == -EBUSY)
-                return bus_error_errno(ret_error, -EINVAL, "This connection is already worker '%s'; Unregister first.", p->id);
         if (r < 0)
                 return r;
-        if (!p->pid || !p->unit)
-                read_creds(m, p);
+        if (r > 0) {
+                /* the id is derived from the caller's own unit: whoever took it first gives way */
+                log_warning("Worker id '%s' was held by %s (pid %u), which has no claim on it; %s (%s) takes it.",
+                            id, squatter->unique_name, (unsigned) squatter->pid, p->unique_name, p->unit);
+                bus_workers_left(squatter, "displaced by the worker whose unit the id belongs to");
+        }
+        r = workers_add(h, p, id);
+        if (r < 0)
+                return r;
         p->since_ms = realtime_ms();
         p->lock_owner.description = p->id;
 

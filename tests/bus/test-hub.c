@@ -5,6 +5,8 @@
 #include <gio/gio.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
+#include <signal.h>
 
 #include "clusterhub/clusterhub.h"
 #include "harness.h"
@@ -394,6 +396,129 @@ static void test_name_taken(ThFixture *f, gconstpointer data) {
         set_string(f->client, "still", "here");
 }
 
+
+/* Losing the bus is a failure: the hub logs why and exits non-zero, so that systemd's
+ * Restart=on-failure brings it back (it used to exit 0 without a word). */
+static void test_bus_lost(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        g_autofree char *bin = th_hub_binary(), *arg = g_strdup_printf("--address=%s", f->bus.address);
+        g_autofree char *logpath = g_build_filename(g_get_tmp_dir(), "ch-bus-lost-XXXXXX", NULL);
+        g_autofree char *log = NULL;
+        ThProc hub = TH_PROC_NULL;
+        int fd, status = 0;
+
+        g_assert_nonnull(bin);
+        fd = g_mkstemp(logpath);
+        g_assert_cmpint(fd, >=, 0);
+        const char *argv[] = { bin, arg, NULL };
+        g_assert_cmpint(th_spawn(&hub, argv, NULL, fd, fd), >, 0);
+        close(fd);
+        g_assert_cmpint(th_wait_for_name(f->client, TH_HUB_NAME, true, 10000), ==, 0);
+
+        th_bus_stop(&f->bus);
+        g_assert_true(th_proc_wait(&hub, 10000, &status));
+        g_assert_true(WIFEXITED(status));
+        g_assert_cmpint(WEXITSTATUS(status), !=, 0);
+        g_assert_true(g_file_get_contents(logpath, &log, NULL, NULL));
+        g_test_message("hub log: %s", log);
+        g_assert_nonnull(strstr(log, "Lost the connection to"));
+        th_proc_clear(&hub);
+        (void) unlink(logpath);
+}
+
+typedef struct Pending {
+        unsigned answered;
+        unsigned shutting_down;
+} Pending;
+
+static int on_pending_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Pending *p = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(m);
+
+        p->answered++;
+        g_test_message("reply: %s: %s", e ? e->name : "(success)", e ? e->message : "");
+        if (e && sd_bus_error_has_name(e, "org.clusterhub.Error.ShuttingDown"))
+                p->shutting_down++;
+        return 0;
+}
+
+/* On SIGTERM every waiting call is answered with ShuttingDown, not left to the caller's own
+ * timeout (or a bus NoReply): a Lock waiter, a BLPop, a Request for an absent worker, a
+ * WaitForWorkers barrier and an EmitTo queued for an absent worker. */
+static void test_sigterm_answers_pending(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus *waiter = NULL;
+        Pending pending = {};
+        const unsigned n = 5;
+        int status = 0;
+
+        g_assert_cmpint(sd_bus_call_method(f->client, CH_BUS_NAME, NS, "org.clusterhub.Locks1", "Lock", &e, NULL,
+                                           "sa{sv}", "busy", 0), >=, 0);
+        g_assert_cmpint(th_connect(&waiter, f->bus.address), >=, 0);
+        g_assert_cmpint(sd_bus_call_method_async(waiter, NULL, CH_BUS_NAME, NS, "org.clusterhub.Locks1", "Lock",
+                                                 on_pending_reply, &pending, "sa{sv}", "busy", 0), >=, 0);
+        g_assert_cmpint(sd_bus_call_method_async(waiter, NULL, CH_BUS_NAME, NS, CH_STORE1_INTERFACE, "BLPop",
+                                                 on_pending_reply, &pending, "asu", 1, "nothing", 0), >=, 0);
+        g_assert_cmpint(sd_bus_call_method_async(waiter, NULL, CH_BUS_NAME, NS, "org.clusterhub.Requests1", "Request",
+                                                 on_pending_reply, &pending, "ssva{sv}", "ghost", "m", "s", "x", 0), >=, 0);
+        g_assert_cmpint(sd_bus_call_method_async(waiter, NULL, CH_BUS_NAME, CH_HUB_PATH, "org.clusterhub.Hub1", "WaitForWorkers",
+                                                 on_pending_reply, &pending, "uu", 5, 600000), >=, 0);
+        g_assert_cmpint(sd_bus_call_method_async(waiter, NULL, CH_BUS_NAME, NS, "org.clusterhub.Events1", "EmitTo",
+                                                 on_pending_reply, &pending, "ssv", "absent", "job", "s", "x"), >=, 0);
+        /* calls of one connection are handled in order: once this returns, all five wait */
+        g_assert_cmpint(sd_bus_call_method(waiter, CH_BUS_NAME, CH_HUB_PATH, "org.clusterhub.Hub1", "GetStats", &e, NULL, ""), >=, 0);
+        g_assert_cmpuint(pending.answered, ==, 0);
+
+        g_assert_cmpint(th_hub_kill(&f->hub, SIGTERM), ==, 0);
+        for (gint64 end = g_get_monotonic_time() + 20 * G_USEC_PER_SEC; pending.answered < n && g_get_monotonic_time() < end;) {
+                int r = sd_bus_process(waiter, NULL);
+                g_assert_cmpint(r, >=, 0);
+                if (r == 0)
+                        (void) sd_bus_wait(waiter, 100 * 1000);
+        }
+        g_assert_cmpuint(pending.answered, ==, n);
+        g_assert_cmpuint(pending.shutting_down, ==, n);
+        g_assert_true(th_hub_wait_exit(&f->hub, &status));
+        g_assert_true(WIFEXITED(status));
+        g_assert_cmpint(WEXITSTATUS(status), ==, 0);
+        sd_bus_flush_close_unref(waiter);
+}
+
+/* An id derived from a unique name belongs to that connection: nobody else can take it first
+ * and make the real caller's Register fail. */
+static void test_worker_id_squat(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus *victim = NULL;
+        const char *unique = NULL, *path = NULL;
+        sd_bus_message *reply = NULL;
+        int r;
+
+        g_assert_cmpint(th_connect(&victim, f->bus.address), >=, 0);
+        g_assert_cmpint(sd_bus_get_unique_name(victim, &unique), >=, 0);
+        g_autofree char *derived = g_strdup_printf("bus_%s", unique + 1);
+        g_strdelimit(derived, ".-", '_');
+
+        r = sd_bus_call_method(f->client, CH_BUS_NAME, CH_HUB_PATH, "org.clusterhub.Hub1", "Register", &e, NULL, "sa{sv}", derived, 0);
+        assert_error(&e, r, "org.clusterhub.Error.IdInUse");
+        sd_bus_error_free(&e);
+        /* an id of the same shape that no connection has is no one's either */
+        r = sd_bus_call_method(f->client, CH_BUS_NAME, CH_HUB_PATH, "org.clusterhub.Hub1", "Register", &e, NULL, "sa{sv}", "bus_999999_1", 0);
+        assert_error(&e, r, "org.clusterhub.Error.IdInUse");
+        sd_bus_error_free(&e);
+
+        /* the owner gets it, derived or asked for by name */
+        r = sd_bus_call_method(victim, CH_BUS_NAME, CH_HUB_PATH, "org.clusterhub.Hub1", "Register", &e, &reply, "sa{sv}", "", 0);
+        g_assert_cmpint(r, >=, 0);
+        g_assert_cmpint(sd_bus_message_read(reply, "o", &path), >, 0);
+        g_assert_true(g_str_has_suffix(path, derived));
+        reply = sd_bus_message_unref(reply);
+        r = sd_bus_call_method(victim, CH_BUS_NAME, CH_HUB_PATH, "org.clusterhub.Hub1", "Register", &e, NULL, "sa{sv}", derived, 0);
+        g_assert_cmpint(r, >=, 0);
+        sd_bus_flush_close_unref(victim);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         TH_ADD_BUS_TEST_WITH_HUB("/hub/store/set-get", test_set_get);
@@ -406,5 +531,8 @@ int main(int argc, char *argv[]) {
         TH_ADD_BUS_TEST_WITH_HUB("/hub/version-stats", test_version_and_stats);
         TH_ADD_BUS_TEST_WITH_HUB("/hub/name-taken", test_name_taken);
         TH_ADD_BUS_TEST_WITH_HUB("/hub/huge-deadlines", test_huge_deadlines);
+        TH_ADD_BUS_TEST("/hub/bus-lost-exits-failure", test_bus_lost);
+        TH_ADD_BUS_TEST_WITH_HUB("/hub/sigterm-answers-pending", test_sigterm_answers_pending);
+        TH_ADD_BUS_TEST_WITH_HUB("/hub/worker-id-squat", test_worker_id_squat);
         return g_test_run();
 }

@@ -96,6 +96,22 @@ static void test_worker_ids(void) {
         free(id);
 }
 
+/* Derived ids belong to whom they are derived for. */
+static void test_worker_id_claims(void) {
+        g_assert_cmpint(worker_id_claim("3", "worker@3.service", ":1.9"), ==, WORKER_CLAIM_OWN);
+        g_assert_cmpint(worker_id_claim("3", "worker@4.service", ":1.9"), ==, WORKER_CLAIM_NONE);
+        g_assert_cmpint(worker_id_claim("3", NULL, ":1.9"), ==, WORKER_CLAIM_NONE);
+        g_assert_cmpint(worker_id_claim("web", NULL, ":1.9"), ==, WORKER_CLAIM_NONE);
+        g_assert_cmpint(worker_id_claim("bus_1_9", NULL, ":1.9"), ==, WORKER_CLAIM_OWN);
+        g_assert_cmpint(worker_id_claim("bus_1_9", "worker@3.service", ":1.9"), ==, WORKER_CLAIM_OWN);
+        g_assert_cmpint(worker_id_claim("bus_1_774", NULL, ":1.9"), ==, WORKER_CLAIM_FOREIGN);
+        g_assert_cmpint(worker_id_claim("bus_1_774", "worker@bus_1_774.service", ":1.9"), ==, WORKER_CLAIM_OWN);
+        /* only the exact shape of a derived unique name is reserved */
+        g_assert_cmpint(worker_id_claim("bus_", NULL, ":1.9"), ==, WORKER_CLAIM_NONE);
+        g_assert_cmpint(worker_id_claim("bus_station", NULL, ":1.9"), ==, WORKER_CLAIM_NONE);
+        g_assert_cmpint(worker_id_claim("bus_1_9x", NULL, ":1.9"), ==, WORKER_CLAIM_NONE);
+}
+
 static void test_hashmap(void) {
         Hashmap *h = hashmap_new();
         char keys[2000][16];
@@ -128,6 +144,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/hub/serve/round-robin", test_serve_round_robin);
         g_test_add_func("/hub/serve/server-gone", test_serve_server_gone);
         g_test_add_func("/hub/workers/ids", test_worker_ids);
+        g_test_add_func("/hub/workers/id-claims", test_worker_id_claims);
         g_test_add_func("/hub/util/hashmap", test_hashmap);
         return g_test_run();
 }
