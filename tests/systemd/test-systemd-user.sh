@@ -283,6 +283,21 @@ if [[ $? == 0 ]]; then ok "systemd-run --user --unit=derived@7.service clusterhu
 check "the worker that asked for no id is worker 7 (its unit's instance)" wait_for x ids_include 7
 sc stop derived@7.service >/dev/null 2>&1
 
+# --- 9b. an id derived from a unit cannot be squatted -------------------------------------
+# A process outside that unit takes id 8 first; when derived@8 registers, the id is its own.
+worker_unit() { # the Unit property of worker $1
+        timeout "$WAIT" busctl --user get-property org.clusterhub.Hub1 /org/clusterhub/Hub1/worker/"$1" org.clusterhub.Worker1 Unit 2>/dev/null
+}
+unit_of_8_is() { [[ $(worker_unit 8) == "s \"$1\"" ]]; }
+out=$(systemd-run --user --quiet --unit=squatter.service "$workerbin" 8 2>&1)
+if [[ $? == 0 ]]; then ok "systemd-run --user --unit=squatter.service clusterhub-worker 8"; else not_ok "systemd-run: $out"; fi
+check "the squatter holds id 8 first" wait_for x unit_of_8_is squatter.service
+out=$(systemd-run --user --quiet --unit=derived@8.service "$workerbin" "" 2>&1)
+if [[ $? == 0 ]]; then ok "systemd-run --user --unit=derived@8.service clusterhub-worker ''"; else not_ok "systemd-run: $out"; fi
+check "worker 8 is now derived@8.service: the squatter gave way" wait_for x unit_of_8_is derived@8.service
+check "derived@8.service is still running (its Register did not fail)" sc is-active derived@8.service
+sc stop derived@8.service squatter.service >/dev/null 2>&1
+
 # --- teardown -------------------------------------------------------------------------
 out=$(sc stop clusterhub-workers.target clusterhubd.service 2>&1)
 if [[ $? == 0 ]]; then ok "everything stops cleanly"; else not_ok "stop: $out"; fi
