@@ -229,6 +229,23 @@ static void wait_waiters(sd_bus *bus, const char *name, int want) {
         }
 }
 
+/* Until the hub has seen the holder of NAME (token T, held with a lease) disconnect, it is still
+ * that connection's alone: wait for ListLocks to say so. */
+static void wait_holder_left(sd_bus *bus, const char *name, uint64_t t) {
+        uint64_t end = now_ms() + 10000;
+
+        for (;;) {
+                g_autoptr(GArray) rows = list_locks(bus, NS_DEFAULT);
+                const Row *r = find_row(rows, name);
+                g_assert_nonnull(r);
+                g_assert_cmpuint(r->token, ==, t);
+                if (strstr(r->holder, "(disconnected, lease)"))
+                        return;
+                g_assert_cmpuint(now_ms(), <, end);
+                g_usleep(10 * 1000);
+        }
+}
+
 static const char *unique_name(sd_bus *bus) {
         const char *u = NULL;
         g_assert_cmpint(sd_bus_get_unique_name(bus, &u), >=, 0);
@@ -648,18 +665,7 @@ static void test_lease_holder_left(ThFixture *f, gconstpointer data) {
         g_assert_cmpstr(err2, ==, CH_ERROR_NOT_LOCK_OWNER);
 
         sd_bus_flush_close_unref(a);
-        /* the hub notices the disconnect: the row says so */
-        uint64_t end = now_ms() + 10000;
-        for (;;) {
-                g_autoptr(GArray) rows = list_locks(b, NS_DEFAULT);
-                const Row *r = find_row(rows, "left");
-                g_assert_nonnull(r);
-                g_assert_cmpuint(r->token, ==, t);
-                if (strstr(r->holder, "(disconnected, lease)"))
-                        break;
-                g_assert_cmpuint(now_ms(), <, end);
-                g_usleep(10 * 1000);
-        }
+        wait_holder_left(b, "left", t);
         g_assert_cmpint(try_lock(b, "left", NULL, &tt), ==, 0);
         refresh_ok(b, "left", t, 30000);
         sd_bus *c = connect_client(f); /* a brand new connection, as busctl makes */
@@ -834,10 +840,11 @@ static void test_lease(ThFixture *f, gconstpointer data) {
         /* Refresh extends a lease; Unlock by token ends it early */
         sd_bus *b = connect_client(f);
         sd_bus_error e = SD_BUS_ERROR_NULL;
-        t = lock_ok(b, "lease2", &(LockOpts) { .lease_ms = 300 });
+        t = lock_ok(b, "lease2", &(LockOpts) { .lease_ms = 1000 });
         sd_bus_flush_close_unref(b);
+        wait_holder_left(f->client, "lease2", t);
         g_assert_cmpint(ch_locks1_call_refresh(f->client, CH_BUS_NAME, NS_DEFAULT, "lease2", t, 60000, &e), >=, 0);
-        g_usleep(600 * 1000);
+        g_usleep(1300 * 1000); /* past the first lease */
         g_assert_cmpint(try_lock(f->client, "lease2", NULL, &t2), ==, 0);
         /* a lease of 0 for a disconnected holder would never end */
         g_assert_cmpint(ch_locks1_call_refresh(f->client, CH_BUS_NAME, NS_DEFAULT, "lease2", t, 0, &e), <, 0);
@@ -1319,16 +1326,7 @@ static void test_other_uid(UidFixture *f, gconstpointer data) {
         g_assert_cmpint(th_connect(&a, f->bus.address), >=, 0);
         t = lock_ok(a, "r", &(LockOpts) { .lease_ms = 60000 });
         sd_bus_flush_close_unref(a);
-        uint64_t end = now_ms() + 10000;
-        for (;;) {
-                g_autoptr(GArray) rows = list_locks(root, NS_DEFAULT);
-                const Row *r = find_row(rows, "r");
-                g_assert_nonnull(r);
-                if (strstr(r->holder, "(disconnected, lease)"))
-                        break;
-                g_assert_cmpuint(now_ms(), <, end);
-                g_usleep(10 * 1000);
-        }
+        wait_holder_left(root, "r", t);
         g_assert_cmpint(as_member(f, MEMBER_UNLOCK, "r", t, CH_ERROR_NOT_LOCK_OWNER, NULL), ==, 0);
         g_assert_cmpint(as_member(f, MEMBER_REFRESH, "r", t, CH_ERROR_NOT_LOCK_OWNER, NULL), ==, 0);
         g_usleep(100 * 1000); /* a 1 ms lease, had it been set, would have ended by now */
@@ -1338,6 +1336,7 @@ static void test_other_uid(UidFixture *f, gconstpointer data) {
         /* the member's one-shot lease lock: root may not end it, a later call of the member may */
         g_assert_cmpint(as_member(f, MEMBER_LOCK, "m", 0, NULL, &tm), ==, 0);
         g_assert_cmpuint(tm, >, t);
+        wait_holder_left(root, "m", tm);
         g_autofree char *err = unlock_err(root, "m", tm, NULL);
         g_assert_cmpstr(err, ==, CH_ERROR_NOT_LOCK_OWNER);
         g_autofree char *err2 = refresh_err(root, "m", tm, 1, NULL);
