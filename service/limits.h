@@ -21,6 +21,11 @@ typedef struct Limits {
         uint64_t max_pending_per_peer;
         uint64_t max_served_per_peer;
         uint64_t max_queued_bytes;
+        uint64_t max_locks;
+        uint64_t max_lock_holders;
+        uint64_t max_lock_waiters;
+        uint64_t max_lease_ms;
+        uint64_t lock_timeout_ms;
 } Limits;
 
 /* X(field, option, default, help) */
@@ -37,6 +42,11 @@ typedef struct Limits {
         X(max_queue_age_ms, "max-queue-age-ms", 30000, "how long EmitTo waits for an absent worker, ms")     \
         X(max_pending_per_peer, "max-pending-per-peer", 4096, "calls one connection may have waiting")        \
         X(max_served_per_peer, "max-served-per-peer", 1024, "methods one connection may serve")            \
-        X(max_queued_bytes, "max-queued-bytes", 64 * 1024 * 1024, "payload bytes queued for absent workers, hub-wide")
+        X(max_queued_bytes, "max-queued-bytes", 64 * 1024 * 1024, "payload bytes queued for absent workers, hub-wide") \
+        X(max_locks, "max-locks", 16384, "distinct locks alive in one namespace")                          \
+        X(max_lock_holders, "max-lock-holders", 65536, "lock holders in one namespace (shared ones count)")     \
+        X(max_lock_waiters, "max-lock-waiters", 65536, "queued Lock calls in one namespace")                \
+        X(max_lease_ms, "max-lease-ms", 3600000, "longest lock lease (lease_ms of Lock, TryLock, Refresh), ms") \
+        X(lock_timeout_ms, "lock-timeout-ms", 10000, "how long Lock waits when the call gives no timeout_ms")
 
 void limits_init_default(Limits *l);

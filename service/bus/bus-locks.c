@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bus-locks.h"
 #include "bus-util.h"
@@ -18,7 +19,6 @@
 #include "namespace.h"
 #include "peer.h"
 
-#define LOCK_DEFAULT_TIMEOUT_MS UINT64_C(10000)
 /* timeout_ms at or above this waits without limit (UINT64_MAX is the natural way to ask). */
 #define LOCK_TIMEOUT_INFINITE_FROM (UINT64_C(1) << 63)
 
@@ -66,12 +66,30 @@ void bus_locks_rearm(Hub *h) {
                 log_warning_errno(r, "Failed to arm the lock lease timer: %m");
 }
 
+/* A hub that restarts remembers no token: start this run's tokens above every token an earlier
+ * run could have issued. Runs start at their real-time clock in microseconds and take one token
+ * per grant, and no run grants a lock per microsecond (each grant is a bus round trip), so an
+ * earlier run's tokens stay below the clock reading of any later start. See docs/locks.md. */
+static int locks_raise_floor_from_clock(Hub *h) {
+        struct timespec ts;
+        uint64_t floor;
+
+        if (clock_gettime(CLOCK_REALTIME, &ts) < 0)
+                return -errno;
+        floor = (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+        log_debug("Lock tokens of this run start above %llu (real-time clock, us).", (unsigned long long) floor);
+        return lock_hub_raise_token_floor(h->lock_hub, floor);
+}
+
 int bus_locks_setup(Hub *h) {
         int r;
 
         r = lock_hub_new(lock_clock, h, &h->lock_hub);
         if (r < 0)
                 return r;
+        r = locks_raise_floor_from_clock(h);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start lock tokens above the real-time clock: %m");
         r = sd_event_add_time(h->event, &h->lock_timer, CLOCK_MONOTONIC, UINT64_MAX, USEC_PER_MSEC,
                               on_lock_timer, h);
         if (r < 0)
@@ -91,7 +109,8 @@ void bus_locks_shutdown(Hub *h) {
 #define NAME_FMT "'%.80s%s'"
 #define NAME_ARG(n) (n), strlen(n) > 80 ? "..." : ""
 
-static int lock_error(sd_bus_error *ret_error, int r, Namespace *ns, const char *name, uint64_t token) {
+static int lock_error(sd_bus_error *ret_error, int r, Namespace *ns, const char *name, uint64_t token,
+                      uint64_t lease_ms) {
         switch (r) {
         case -EINVAL:
                 if (lock_table_check_name(ns->locks, name) < 0)
@@ -107,13 +126,26 @@ static int lock_error(sd_bus_error *ret_error, int r, Namespace *ns, const char 
                 return bus_error_errno(ret_error, r,
                                        "Token %llu does not hold lock " NAME_FMT " in namespace '%s' (stale or foreign token); the lock stays held.",
                                        (unsigned long long) token, NAME_ARG(name), ns->name);
+        case -EACCES:
+                sd_bus_error_setf(ret_error, CH_ERROR_NOT_LOCK_OWNER,
+                                  "Lock " NAME_FMT " in namespace '%s' (token %llu) is not the caller's: only its holder's connection, or after a holder with a lease has gone a caller of the same uid, may release or refresh it.",
+                                  NAME_ARG(name), ns->name, (unsigned long long) token);
+                return r;
+        case -ERANGE:
+                sd_bus_error_setf(ret_error, CH_ERROR_LIMIT_EXCEEDED,
+                                  "Lock " NAME_FMT ": lease_ms %llu is above the hub's limit of %llu (--max-lease-ms).",
+                                  NAME_ARG(name), (unsigned long long) lease_ms,
+                                  (unsigned long long) ns->hub->limits.max_lease_ms);
+                return r;
         case -ENOBUFS: {
+                const Limits *lim = &ns->hub->limits;
                 LockTableStats s;
                 lock_table_get_stats(ns->locks, &s);
                 return bus_error_errno(ret_error, r,
-                                       "Cannot take lock " NAME_FMT ": namespace '%s' has %zu locks, %zu holders and %zu waiters (limits %u, %u, %u).",
+                                       "Cannot take lock " NAME_FMT ": namespace '%s' has %zu locks, %zu holders and %zu waiters (limits %llu, %llu, %llu: --max-locks, --max-lock-holders, --max-lock-waiters).",
                                        NAME_ARG(name), ns->name, s.n_locks, s.n_holders, s.n_waiters,
-                                       LOCK_DEFAULT_MAX_LOCKS, LOCK_DEFAULT_MAX_HOLDERS, LOCK_DEFAULT_MAX_WAITERS);
+                                       (unsigned long long) lim->max_locks, (unsigned long long) lim->max_lock_holders,
+                                       (unsigned long long) lim->max_lock_waiters);
         }
         case -EDEADLK:
                 return bus_error_errno(ret_error, r,
@@ -146,7 +178,7 @@ typedef struct LockOptions {
         bool shared;
 } LockOptions;
 
-static int read_lock_options(sd_bus_message *m, const char *name, LockOptions *o, sd_bus_error *ret_error) {
+static int read_lock_options(sd_bus_message *m, Hub *h, const char *name, LockOptions *o, sd_bus_error *ret_error) {
         const BusOption table[] = {
                 { "timeout_ms", BUS_OPTION_UINT64, &o->timeout_ms },
                 { "lease_ms", BUS_OPTION_UINT64, &o->lease_ms },
@@ -160,8 +192,8 @@ static int read_lock_options(sd_bus_message *m, const char *name, LockOptions *o
         if (r < 0)
                 return prefix_error(ret_error, r, name);
         if (o->timeout_ms == 0)
-                o->timeout_ms = LOCK_DEFAULT_TIMEOUT_MS;
-        else if (o->timeout_ms >= LOCK_TIMEOUT_INFINITE_FROM)
+                o->timeout_ms = h->limits.lock_timeout_ms;
+        if (o->timeout_ms >= LOCK_TIMEOUT_INFINITE_FROM)
                 o->timeout_ms = UINT64_MAX; /* deferred_new(): no deadline */
         return 0;
 }
@@ -217,11 +249,75 @@ static const LockTableCallbacks table_callbacks = {
         .cancelled = on_cancelled,
 };
 
+static size_t limit_size(uint64_t v) {
+        return v > SIZE_MAX ? SIZE_MAX : (size_t) v;
+}
+
 int bus_locks_table_new(Namespace *ns, LockTable **ret) {
+        const Limits *lim = &ns->hub->limits;
         LockLimits l = {
-                .max_name_len = ns->hub->limits.max_name_bytes,
+                .max_name_len = limit_size(lim->max_name_bytes),
+                .max_locks = limit_size(lim->max_locks),
+                .max_holders = limit_size(lim->max_lock_holders),
+                .max_waiters = limit_size(lim->max_lock_waiters),
+                .max_lease_ms = lim->max_lease_ms,
         };
         return lock_table_new(ns->hub->lock_hub, &l, &table_callbacks, ns, ret);
+}
+
+/* --- who the caller is ------------------------------------------------------------------ */
+
+static int sender_euid(sd_bus_message *m, uid_t *ret) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *c = NULL;
+        uid_t uid;
+        int r;
+
+        r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT, &c);
+        if (r < 0)
+                return r;
+        r = sd_bus_creds_get_euid(c, &uid);
+        if (r < 0)
+                return r;
+        *ret = uid;
+        return 0;
+}
+
+/* Holds record their owner's uid at grant, so that after the owner left with a lease a caller
+ * of the same uid can still release them. Asked once per peer (a round trip to the bus). */
+static void peer_learn_uid(Peer *p, sd_bus_message *m) {
+        uid_t uid;
+        int r;
+
+        if (p->lock_owner.has_uid)
+                return;
+        r = sender_euid(m, &uid);
+        if (r < 0) {
+                /* its lease holds then end only by their lease once it has gone */
+                log_debug_errno(r, "Cannot learn the uid of %s: %m", p->unique_name);
+                return;
+        }
+        lock_owner_set_uid(&p->lock_owner, uid);
+}
+
+/* The caller of Unlock/Refresh: its peer, if it has one (its own holds), and its uid. */
+static void lock_caller_of(Hub *h, sd_bus_message *m, LockCaller *ret) {
+        const char *sender = sd_bus_message_get_sender(m);
+        Peer *p = sender ? peer_find(h, sender) : NULL;
+        uid_t uid;
+
+        *ret = (LockCaller) {};
+        if (p) {
+                ret->owner = &p->lock_owner;
+                if (p->lock_owner.has_uid) {
+                        ret->uid = p->lock_owner.uid;
+                        ret->has_uid = true;
+                        return;
+                }
+        }
+        if (sender_euid(m, &uid) >= 0) {
+                ret->uid = uid;
+                ret->has_uid = true;
+        }
 }
 
 /* --- methods ---------------------------------------------------------------------------- */
@@ -235,15 +331,16 @@ static int method_lock(sd_bus_message *m, void *userdata, sd_bus_error *ret_erro
         Peer *p;
         int r;
 
-        r = read_lock_options(m, name, &o, ret_error);
+        r = read_lock_options(m, h, name, &o, ret_error);
         if (r < 0)
                 return r;
         r = lock_table_check_name(ns->locks, name);
         if (r < 0)
-                return lock_error(ret_error, r, ns, name, 0);
+                return lock_error(ret_error, r, ns, name, 0, o.lease_ms);
         r = peer_get_or_new(h, m, &p);
         if (r < 0)
                 return r;
+        peer_learn_uid(p, m);
         r = peer_check_pending(p, ret_error);
         if (r < 0)
                 return r;
@@ -260,7 +357,7 @@ static int method_lock(sd_bus_message *m, void *userdata, sd_bus_error *ret_erro
                 lock_wait_free(w);
                 bus_locks_rearm(h);
                 if (r < 0)
-                        return lock_error(ret_error, r, ns, name, 0);
+                        return lock_error(ret_error, r, ns, name, 0, o.lease_ms);
                 return ch_locks1_reply_lock(m, token);
         }
 
@@ -283,46 +380,51 @@ static int method_try_lock(sd_bus_message *m, void *userdata, sd_bus_error *ret_
         Peer *p;
         int r;
 
-        r = read_lock_options(m, name, &o, ret_error);
+        r = read_lock_options(m, h, name, &o, ret_error);
         if (r < 0)
                 return r;
         r = lock_table_check_name(ns->locks, name);
         if (r < 0)
-                return lock_error(ret_error, r, ns, name, 0);
+                return lock_error(ret_error, r, ns, name, 0, o.lease_ms);
         r = peer_get_or_new(h, m, &p);
         if (r < 0)
                 return r;
+        peer_learn_uid(p, m);
         r = lock_try_acquire(ns->locks, name, &p->lock_owner, o.shared, o.lease_ms, &token);
         bus_locks_rearm(h);
         if (r < 0)
-                return lock_error(ret_error, r, ns, name, 0);
+                return lock_error(ret_error, r, ns, name, 0, o.lease_ms);
         return ch_locks1_reply_try_lock(m, r > 0, r > 0 ? token : 0);
 }
 
 static int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *name, uint64_t token) {
         Namespace *ns = userdata;
+        LockCaller caller;
         int r;
 
-        r = lock_unlock(ns->locks, name, token);
+        lock_caller_of(ns->hub, m, &caller);
+        r = lock_unlock(ns->locks, name, token, &caller);
         bus_locks_rearm(ns->hub);
         if (r < 0)
-                return lock_error(ret_error, r, ns, name, token);
+                return lock_error(ret_error, r, ns, name, token, 0);
         return ch_locks1_reply_unlock(m);
 }
 
 static int method_refresh(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *name, uint64_t token,
                           uint64_t lease_ms) {
         Namespace *ns = userdata;
+        LockCaller caller;
         int r;
 
-        r = lock_refresh(ns->locks, name, token, lease_ms);
+        lock_caller_of(ns->hub, m, &caller);
+        r = lock_refresh(ns->locks, name, token, lease_ms, &caller);
         bus_locks_rearm(ns->hub);
         if (r == -EINVAL && lease_ms == 0 && lock_table_check_name(ns->locks, name) >= 0)
                 return bus_error_errno(ret_error, r,
                                        "Lock " NAME_FMT " (token %llu): its holder has disconnected, a lease of 0 would hold it forever.",
                                        NAME_ARG(name), (unsigned long long) token);
         if (r < 0)
-                return lock_error(ret_error, r, ns, name, token);
+                return lock_error(ret_error, r, ns, name, token, lease_ms);
         return ch_locks1_reply_refresh(m);
 }
 

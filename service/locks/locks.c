@@ -23,7 +23,9 @@ struct LockRequest {
         uint64_t deadline;      /* LOCK_NO_DEADLINE when not in the lease heap */
         size_t heap_idx;        /* index in hub->heap, SIZE_MAX when not in it */
         char *detached_desc;
+        uid_t uid;              /* the owner's uid, recorded at grant (has_uid) */
         int cancel_error;
+        bool has_uid;
         bool shared;
         bool granted;
         bool reserved;          /* counts in hub->heap_reserved */
@@ -409,6 +411,8 @@ static void request_make_holder(LockRequest *r, Lock *l, LockOwner *owner) {
 
         if (owner) {
                 r->owner = owner;
+                r->uid = owner->uid;
+                r->has_uid = owner->has_uid;
                 LIST_APPEND(by_owner, owner->holdings, r);
         }
 
@@ -547,6 +551,20 @@ void lock_owner_init(LockOwner *o, const char *description) {
         };
 }
 
+void lock_owner_set_uid(LockOwner *o, uid_t uid) {
+        LockRequest *r;
+
+        assert(o);
+
+        o->uid = uid;
+        o->has_uid = true;
+        LIST_FOREACH(by_owner, r, o->holdings)
+                if (!r->has_uid) {
+                        r->uid = uid;
+                        r->has_uid = true;
+                }
+}
+
 static void request_detach_leased(LockRequest *r) {
         const char *desc = r->owner->description ?: "(unknown)";
 
@@ -673,6 +691,16 @@ uint64_t lock_hub_last_token(const LockHub *h) {
         return h ? h->last_token : 0;
 }
 
+int lock_hub_raise_token_floor(LockHub *h, uint64_t floor) {
+        if (!h)
+                return -EINVAL;
+        if (floor >= LOCK_TOKEN_FLOOR_MAX)
+                return -ERANGE;
+
+        h->last_token = MAX(h->last_token, floor);
+        return 0;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Tables */
 
@@ -700,6 +728,8 @@ int lock_table_new(LockHub *h, const LockLimits *limits, const LockTableCallback
                 t->limits.max_holders = LOCK_DEFAULT_MAX_HOLDERS;
         if (t->limits.max_waiters == 0)
                 t->limits.max_waiters = LOCK_DEFAULT_MAX_WAITERS;
+        if (t->limits.max_lease_ms == 0)
+                t->limits.max_lease_ms = LOCK_DEFAULT_MAX_LEASE_MS;
 
         if (getrandom(&t->seed, sizeof(t->seed), GRND_NONBLOCK) != sizeof(t->seed))
                 t->seed = (uint64_t) (uintptr_t) t ^ UINT64_C(0x9e3779b97f4a7c15);
@@ -768,6 +798,8 @@ static int acquire(LockTable *t, const char *name, LockOwner *owner, bool shared
         k = lock_table_check_name(t, name);
         if (k < 0)
                 return k;
+        if (lease_ms > t->limits.max_lease_ms)
+                return -ERANGE;
         if (owner && owner->hub && owner->hub != t->hub &&
             (!LIST_IS_EMPTY(owner->holdings) || !LIST_IS_EMPTY(owner->waiters)))
                 return -EXDEV;
@@ -855,7 +887,17 @@ void lock_waiter_cancel(LockWaiter *w) {
         hub_dispatch(h);
 }
 
-static int find_holder(LockTable *t, const char *name, uint64_t token, LockRequest **ret) {
+/* Only the holder releases a hold (see LockCaller in locks.h). */
+static bool caller_may_release(const LockRequest *r, const LockCaller *c) {
+        if (r->owner)
+                return c->owner == r->owner;
+        if (r->detached)
+                return r->has_uid && c->has_uid && c->uid == r->uid;
+        return true; /* anonymous: the token is the only credential */
+}
+
+static int find_holder(LockTable *t, const char *name, uint64_t token, const LockCaller *caller,
+                       LockRequest **ret) {
         LockRequest *r;
         Lock *l;
         int k;
@@ -863,6 +905,8 @@ static int find_holder(LockTable *t, const char *name, uint64_t token, LockReque
         k = table_check_mutable(t);
         if (k < 0)
                 return k;
+        if (!caller)
+                return -EINVAL;
         k = lock_table_check_name(t, name);
         if (k < 0)
                 return k;
@@ -873,6 +917,8 @@ static int find_holder(LockTable *t, const char *name, uint64_t token, LockReque
 
         LIST_FOREACH(by_lock, r, l->holders)
                 if (r->token == token) {
+                        if (!caller_may_release(r, caller))
+                                return -EACCES;
                         *ret = r;
                         return 0;
                 }
@@ -880,11 +926,11 @@ static int find_holder(LockTable *t, const char *name, uint64_t token, LockReque
         return -EPERM;
 }
 
-int lock_unlock(LockTable *t, const char *name, uint64_t token) {
+int lock_unlock(LockTable *t, const char *name, uint64_t token, const LockCaller *caller) {
         LockRequest *r;
         int k;
 
-        k = find_holder(t, name, token, &r);
+        k = find_holder(t, name, token, caller, &r);
         if (k < 0)
                 return k;
 
@@ -893,14 +939,17 @@ int lock_unlock(LockTable *t, const char *name, uint64_t token) {
         return 0;
 }
 
-int lock_refresh(LockTable *t, const char *name, uint64_t token, uint64_t lease_ms) {
+int lock_refresh(LockTable *t, const char *name, uint64_t token, uint64_t lease_ms,
+                 const LockCaller *caller) {
         LockRequest *r;
         LockHub *h;
         int k;
 
-        k = find_holder(t, name, token, &r);
+        k = find_holder(t, name, token, caller, &r);
         if (k < 0)
                 return k;
+        if (lease_ms > t->limits.max_lease_ms)
+                return -ERANGE;
         h = t->hub;
 
         if (lease_ms == 0) {

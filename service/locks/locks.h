@@ -22,7 +22,9 @@
  *   -EINVAL   bad lock name (empty, not UTF-8, too long), bad argument      -> InvalidArgs
  *   -ENOLCK   Unlock/Refresh: no lock of that name is held                   -> NotLocked
  *   -EPERM    Unlock/Refresh: the lock is held, but not under that token     -> NotLockOwner
+ *   -EACCES   Unlock/Refresh: the token is right, the caller is not its holder -> NotLockOwner
  *   -ENOBUFS  too many locks, holders or waiters in this table               -> LimitExceeded
+ *   -ERANGE   lease_ms above the table's max_lease_ms                        -> LimitExceeded
  *   -EDEADLK  Lock(): the caller's own hold on this lock blocks the request   -> Deadlock
  *             (it would wait forever, e.g. an exclusive request by a holder)    (or InvalidArgs)
  *   -ESHUTDOWN  the table is being freed (only seen from inside callbacks)
@@ -41,6 +43,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "list.h"
 
@@ -60,6 +63,13 @@ typedef struct LockOwner {
          * name. Must stay valid as long as the owner holds or waits for anything (may be NULL). */
         const char *description;
 
+        /* Set by the glue (lock_owner_set_uid()) before the owner's first request: the
+         * effective uid of the caller. A hold records it when granted; after the owner is
+         * released, a caller with the same uid and the token may still Unlock/Refresh it.
+         * Zero-initialised means unknown (nobody but the owner itself may release its holds). */
+        uid_t uid;
+        bool has_uid;
+
         /* Private to the locks module. */
         LockHub *hub;
         LIST_HEAD(LockRequest) holdings;
@@ -70,6 +80,10 @@ typedef struct LockOwner {
  * An owner must be released (lock_owner_release_all()) before its memory goes away, unless the
  * hub was freed first (lock_hub_free() empties every owner). */
 void lock_owner_init(LockOwner *o, const char *description);
+
+/* Record the owner's effective uid (see LockOwner.uid). Holds granted before keep what they had
+ * recorded, unless they had none. */
+void lock_owner_set_uid(LockOwner *o, uid_t uid);
 
 /* The owner's connection is gone. Releases every lock it holds without a lease, removes every
  * waiter it has queued (each gets the table's cancelled() callback with -ECONNRESET, so the glue
@@ -88,8 +102,17 @@ size_t lock_owner_n_waiters(const LockOwner *o);
 /* Clock in milliseconds (the glue uses CLOCK_MONOTONIC via sd_event_now(); tests a fake one). */
 typedef uint64_t (*lock_clock_func_t)(void *userdata);
 
-/* Create a hub. Tokens start at 1 and increase by one per grant, across all tables. */
+/* Create a hub. Tokens start at 1 and increase by one per grant, across all tables (the glue
+ * raises the start with lock_hub_raise_token_floor()). */
 int lock_hub_new(lock_clock_func_t clock, void *clock_userdata, LockHub **ret);
+
+/* Tokens granted from now on are all > floor (and still increase by one per grant). Lowering is a
+ * no-op: tokens never go backwards. The glue calls it at start with the real-time clock in
+ * microseconds, so that a restarted hub (which remembers nothing) starts above every token an
+ * earlier run could have issued; a persistence layer may call it with the last token it saved.
+ * Returns 0, or -ERANGE for a floor >= LOCK_TOKEN_FLOOR_MAX (the counter must never wrap). */
+#define LOCK_TOKEN_FLOOR_MAX (UINT64_C(1) << 62)
+int lock_hub_raise_token_floor(LockHub *h, uint64_t floor);
 
 /* Free the hub and every table still in it (see lock_table_free()). Not from a callback.
  * Owners must not be used with a freed hub until released (they are emptied here). */
@@ -115,12 +138,14 @@ typedef struct LockLimits {
         size_t max_locks;    /* distinct lock names alive in a table; default 16384 */
         size_t max_holders;  /* holders in a table (each shared holder counts); default 65536 */
         size_t max_waiters;  /* queued requests in a table; default 65536 */
+        uint64_t max_lease_ms; /* longest lease_ms of Lock/TryLock/Refresh; default 3600000 */
 } LockLimits;
 
 #define LOCK_DEFAULT_MAX_NAME_LEN 256
 #define LOCK_DEFAULT_MAX_LOCKS 16384
 #define LOCK_DEFAULT_MAX_HOLDERS 65536
 #define LOCK_DEFAULT_MAX_WAITERS 65536
+#define LOCK_DEFAULT_MAX_LEASE_MS UINT64_C(3600000)
 
 typedef struct LockTableCallbacks {
         /* A queued request was granted (after an unlock, a release, an expired lease or a cancelled
@@ -148,8 +173,9 @@ LockTable *lock_table_free(LockTable *t);
 int lock_table_check_name(const LockTable *t, const char *name);
 
 /* Lock(): request lock `name` for `owner` (NULL: anonymous; only its token or its lease ends the
- * hold). `shared` asks for a reader lock. `lease_ms` 0: held until unlocked or the owner is
- * released; > 0: held until unlocked or now+lease_ms, even after the owner is released.
+ * hold, whoever presents the token: the bus glue never makes anonymous holds). `shared` asks for
+ * a reader lock. `lease_ms` 0: held until unlocked or the owner is released; > 0: held until
+ * unlocked or now+lease_ms, even after the owner is released; above max_lease_ms: -ERANGE.
  *
  * Granted at once when the lock is compatible (free, or shared and held shared) and nobody is
  * queued on it (strict FIFO: a shared request queues behind a queued exclusive one): returns 1
@@ -169,15 +195,30 @@ int lock_try_acquire(LockTable *t, const char *name, LockOwner *owner, bool shar
  * becomes grantable. No callback is run for the waiter itself; `w` is freed. NULL is a no-op. */
 void lock_waiter_cancel(LockWaiter *w);
 
+/* Who calls Unlock/Refresh. Only the holder releases a hold:
+ *   - a hold whose owner is alive: only that owner (caller->owner == the holder's owner);
+ *   - a hold whose owner was released (held by its lease): a caller whose uid is the uid the
+ *     hold recorded (has_uid on both sides), presenting the token;
+ *   - an anonymous hold (acquired with owner NULL): any caller presenting the token.
+ * Everyone else gets -EACCES; the token alone is not a credential (ListLocks shows it). */
+typedef struct LockCaller {
+        const LockOwner *owner; /* the caller's owner, NULL when it has none */
+        uid_t uid;              /* the caller's effective uid, when has_uid */
+        bool has_uid;
+} LockCaller;
+
 /* Unlock(): release the hold identified by `token` (each shared holder has its own token).
  * Returns 0, -ENOLCK when `name` is not held by anybody, -EPERM when it is held but `token` is
- * not one of its holders' (stale or foreign token: the lock stays held), -EINVAL. */
-int lock_unlock(LockTable *t, const char *name, uint64_t token);
+ * not one of its holders' (stale or foreign token: the lock stays held), -EACCES when `caller`
+ * may not release that hold (see LockCaller), -EINVAL (also for caller NULL). */
+int lock_unlock(LockTable *t, const char *name, uint64_t token, const LockCaller *caller);
 
 /* Refresh(): set the lease of the hold `token` on `name` to now+lease_ms. lease_ms 0 removes the
  * lease (held until unlock or owner release) and is refused with -EINVAL for a hold whose owner
- * is already released (it would be held forever). Errors as lock_unlock(). */
-int lock_refresh(LockTable *t, const char *name, uint64_t token, uint64_t lease_ms);
+ * is already released (it would be held forever); above max_lease_ms: -ERANGE. Other errors as
+ * lock_unlock(). */
+int lock_refresh(LockTable *t, const char *name, uint64_t token, uint64_t lease_ms,
+                 const LockCaller *caller);
 
 /* ListLocks(): one call of `f` per holder of every lock, locks in creation order, holders in
  * grant order. A lock momentarily without holders (only seen from inside a callback) is reported

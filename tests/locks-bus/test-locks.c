@@ -5,8 +5,10 @@
  * re-executed with --locks-worker. */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,6 +128,47 @@ static void unlock_ok(sd_bus *bus, const char *name, uint64_t token) {
                 g_error("Unlock(%s, %" PRIu64 "): %s: %s", name, token, err, msg);
 }
 
+/* Refresh; returns NULL on success, else the error name (g_free). */
+static char *refresh_err(sd_bus *bus, const char *name, uint64_t token, uint64_t lease_ms, char **message) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        char *ret = NULL;
+        int r;
+
+        r = ch_locks1_call_refresh(bus, CH_BUS_NAME, NS_DEFAULT, name, token, lease_ms, &e);
+        if (r < 0) {
+                ret = g_strdup(e.name);
+                if (message)
+                        *message = g_strdup(e.message);
+        }
+        sd_bus_error_free(&e);
+        return ret;
+}
+
+static void refresh_ok(sd_bus *bus, const char *name, uint64_t token, uint64_t lease_ms) {
+        g_autofree char *msg = NULL;
+        g_autofree char *err = refresh_err(bus, name, token, lease_ms, &msg);
+        if (err)
+                g_error("Refresh(%s, %" PRIu64 ", %" PRIu64 "): %s: %s", name, token, lease_ms, err, msg);
+}
+
+/* TryLock; returns NULL when the call succeeded (*ret_acquired set), else the error name. */
+static char *try_lock_err(sd_bus *bus, const char *name, const LockOpts *o, int *ret_acquired, char **message) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        uint64_t token = 0;
+        int acquired = 0, r;
+        char *ret = NULL;
+
+        r = ch_locks1_call_try_lock(bus, CH_BUS_NAME, NS_DEFAULT, name, append_opts, (void *) o, &acquired, &token, &e);
+        if (r < 0) {
+                ret = g_strdup(e.name);
+                if (message)
+                        *message = g_strdup(e.message);
+        } else if (ret_acquired)
+                *ret_acquired = acquired;
+        sd_bus_error_free(&e);
+        return ret;
+}
+
 typedef struct Row {
         char *name, *holder;
         uint64_t token;
@@ -183,6 +226,23 @@ static void wait_waiters(sd_bus *bus, const char *name, int want) {
                 if (now_ms() > end)
                         g_error("Lock %s has %d waiters, expected %d", name, n, want);
                 g_usleep(5000);
+        }
+}
+
+/* Until the hub has seen the holder of NAME (token T, held with a lease) disconnect, it is still
+ * that connection's alone: wait for ListLocks to say so. */
+static void wait_holder_left(sd_bus *bus, const char *name, uint64_t t) {
+        uint64_t end = now_ms() + 10000;
+
+        for (;;) {
+                g_autoptr(GArray) rows = list_locks(bus, NS_DEFAULT);
+                const Row *r = find_row(rows, name);
+                g_assert_nonnull(r);
+                g_assert_cmpuint(r->token, ==, t);
+                if (strstr(r->holder, "(disconnected, lease)"))
+                        return;
+                g_assert_cmpuint(now_ms(), <, end);
+                g_usleep(10 * 1000);
         }
 }
 
@@ -569,10 +629,139 @@ static void test_unlock_foreign(ThFixture *f, gconstpointer data) {
         g_assert_nonnull(r);
         g_assert_cmpuint(r->token, ==, t2);
         g_assert_cmpstr(r->holder, ==, unique_name(f->client));
-        /* the token is the capability: another connection may unlock with it */
-        unlock_ok(other, "res", t2);
+        /* The token alone is no credential (ListLocks shows it to everyone): another connection
+         * presenting the holder's token may neither unlock nor shorten the lock. */
+        g_autofree char *msg3 = NULL;
+        g_autofree char *err3 = unlock_err(other, "res", t2, &msg3);
+        g_assert_cmpstr(err3, ==, CH_ERROR_NOT_LOCK_OWNER);
+        g_assert_nonnull(strstr(msg3, "'res'"));
+        g_autofree char *err4 = refresh_err(other, "res", t2, 1, NULL);
+        g_assert_cmpstr(err4, ==, CH_ERROR_NOT_LOCK_OWNER);
+        g_usleep(100 * 1000); /* a 1 ms lease, had it been set, would have ended by now */
+        g_assert_cmpint(try_lock(other, "res", NULL, &tt), ==, 0);
+        g_autoptr(GArray) rows2 = list_locks(other, NS_DEFAULT);
+        g_assert_cmpuint(find_row(rows2, "res")->token, ==, t2);
+        /* the holder's own Refresh and Unlock work */
+        refresh_ok(f->client, "res", t2, 60000);
+        refresh_ok(f->client, "res", t2, 0);
+        unlock_ok(f->client, "res", t2);
         g_assert_cmpint(try_lock(other, "res", NULL, &tt), ==, 1);
         unlock_ok(other, "res", tt);
+        sd_bus_flush_close_unref(other);
+}
+
+/* A holder that took a lease and left: a new connection of the same uid (this process) with
+ * the token may Refresh and Unlock it, which is what a one-shot busctl script does. While the
+ * holder is still connected, the same uid on another connection may not. */
+static void test_lease_holder_left(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        sd_bus *a = connect_client(f), *b = connect_client(f);
+        uint64_t t, tt;
+
+        t = lock_ok(a, "left", &(LockOpts) { .lease_ms = 60000 });
+        g_autofree char *err = unlock_err(b, "left", t, NULL);
+        g_assert_cmpstr(err, ==, CH_ERROR_NOT_LOCK_OWNER);
+        g_autofree char *err2 = refresh_err(b, "left", t, 1, NULL);
+        g_assert_cmpstr(err2, ==, CH_ERROR_NOT_LOCK_OWNER);
+
+        sd_bus_flush_close_unref(a);
+        wait_holder_left(b, "left", t);
+        g_assert_cmpint(try_lock(b, "left", NULL, &tt), ==, 0);
+        refresh_ok(b, "left", t, 30000);
+        sd_bus *c = connect_client(f); /* a brand new connection, as busctl makes */
+        unlock_ok(c, "left", t);
+        g_assert_cmpint(try_lock(b, "left", NULL, &tt), ==, 1);
+        unlock_ok(b, "left", tt);
+        sd_bus_flush_close_unref(c);
+        sd_bus_flush_close_unref(b);
+}
+
+static uint64_t realtime_us(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+/* Replace the fixture's hub by a new one on the same bus (it remembers nothing). */
+static void restart_hub(ThFixture *f, const char *const *args) {
+        g_assert_cmpint(th_hub_stop(&f->hub), ==, 0);
+        th_hub_clear(&f->hub);
+        g_assert_cmpint(th_hub_spawn(&f->hub, f->bus.address, args), ==, 0);
+}
+
+/* Fencing tokens never go backwards, even across a hub restart without any saved state: each
+ * run starts above the real-time clock (in microseconds) at its start. */
+static void test_tokens_restart(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        uint64_t t1, t2, t3, before;
+
+        t1 = lock_ok(f->client, "fence", NULL);
+        for (int i = 0; i < 5; i++) {
+                unlock_ok(f->client, "fence", t1);
+                t1 = lock_ok(f->client, "fence", NULL);
+        }
+        before = realtime_us();
+        restart_hub(f, NULL);
+        /* the old hub's lock is gone with it */
+        g_autoptr(GArray) rows = list_locks(f->client, NS_DEFAULT);
+        g_assert_null(find_row(rows, "fence"));
+        t2 = lock_ok(f->client, "fence", NULL);
+        g_test_message("token before the restart %" PRIu64 ", after %" PRIu64, t1, t2);
+        g_assert_cmpuint(t2, >, t1);
+        g_assert_cmpuint(t2, >, before);
+        unlock_ok(f->client, "fence", t2);
+        t3 = do_lock_ns(f->client, CH_NAMESPACE_PATH_PREFIX "other", "fence", NULL, NULL, NULL);
+        g_assert_cmpuint(t3, ==, t2 + 1); /* then one per grant, hub-wide */
+}
+
+/* Leases have an upper bound (--max-lease-ms, default 1 h): 16,384 TryLocks with lease_ms =
+ * UINT64_MAX must not fill a namespace's lock table for good. The other lock limits and the
+ * default Lock timeout are hub options too. */
+static void test_lease_limit(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        sd_bus *other = connect_client(f);
+        int acquired = -1;
+        uint64_t t;
+
+        g_autofree char *m1 = NULL;
+        g_autofree char *e1 = try_lock_err(f->client, "forever", &(LockOpts) { .lease_ms = UINT64_MAX }, &acquired, &m1);
+        g_assert_cmpstr(e1, ==, CH_ERROR_LIMIT_EXCEEDED);
+        g_assert_nonnull(strstr(m1, "--max-lease-ms"));
+        g_assert_nonnull(strstr(m1, "'forever'"));
+        g_autofree char *e2 = NULL, *m2 = NULL;
+        g_assert_cmpuint(do_lock_ns(f->client, NS_DEFAULT, "forever", &(LockOpts) { .lease_ms = 3600001 }, &e2, &m2), ==, 0);
+        g_assert_cmpstr(e2, ==, CH_ERROR_LIMIT_EXCEEDED);
+        g_assert_nonnull(strstr(m2, "3600000"));
+        g_autoptr(GArray) rows = list_locks(f->client, NS_DEFAULT);
+        g_assert_null(find_row(rows, "forever")); /* nothing was taken */
+        t = lock_ok(f->client, "hour", &(LockOpts) { .lease_ms = 3600000 });
+        g_autofree char *e3 = refresh_err(f->client, "hour", t, UINT64_MAX, NULL);
+        g_assert_cmpstr(e3, ==, CH_ERROR_LIMIT_EXCEEDED);
+        refresh_ok(f->client, "hour", t, 3600000);
+        unlock_ok(f->client, "hour", t);
+        sd_bus_flush_close_unref(other);
+
+        /* the options */
+        restart_hub(f, (const char *const[]) { "--max-lease-ms=500", "--lock-timeout-ms=300", "--max-locks=2", NULL });
+        other = connect_client(f);
+        g_autofree char *e4 = try_lock_err(f->client, "a", &(LockOpts) { .lease_ms = 501 }, &acquired, NULL);
+        g_assert_cmpstr(e4, ==, CH_ERROR_LIMIT_EXCEEDED);
+        uint64_t ta = lock_ok(f->client, "a", &(LockOpts) { .lease_ms = 500 });
+        uint64_t tb = lock_ok(f->client, "b", NULL);
+        g_autofree char *e5 = NULL, *m5 = NULL;
+        g_assert_cmpuint(do_lock_ns(f->client, NS_DEFAULT, "c", NULL, &e5, &m5), ==, 0);
+        g_assert_cmpstr(e5, ==, CH_ERROR_LIMIT_EXCEEDED);
+        g_assert_nonnull(strstr(m5, "--max-locks"));
+        /* a Lock without timeout_ms waits --lock-timeout-ms */
+        g_autofree char *e6 = NULL, *m6 = NULL;
+        uint64_t t0 = now_ms();
+        g_assert_cmpuint(do_lock_ns(other, NS_DEFAULT, "b", NULL, &e6, &m6), ==, 0);
+        g_assert_cmpstr(e6, ==, CH_ERROR_TIMEOUT);
+        g_assert_nonnull(strstr(m6, "300 ms"));
+        g_assert_cmpuint(now_ms() - t0, >=, 250);
+        unlock_ok(f->client, "b", tb);
+        g_autofree char *e7 = unlock_err(f->client, "a", ta, NULL); /* may have ended already */
+        g_assert_true(e7 == NULL || g_str_equal(e7, CH_ERROR_NOT_LOCKED));
         sd_bus_flush_close_unref(other);
 }
 
@@ -651,10 +840,11 @@ static void test_lease(ThFixture *f, gconstpointer data) {
         /* Refresh extends a lease; Unlock by token ends it early */
         sd_bus *b = connect_client(f);
         sd_bus_error e = SD_BUS_ERROR_NULL;
-        t = lock_ok(b, "lease2", &(LockOpts) { .lease_ms = 300 });
+        t = lock_ok(b, "lease2", &(LockOpts) { .lease_ms = 1000 });
         sd_bus_flush_close_unref(b);
+        wait_holder_left(f->client, "lease2", t);
         g_assert_cmpint(ch_locks1_call_refresh(f->client, CH_BUS_NAME, NS_DEFAULT, "lease2", t, 60000, &e), >=, 0);
-        g_usleep(600 * 1000);
+        g_usleep(1300 * 1000); /* past the first lease */
         g_assert_cmpint(try_lock(f->client, "lease2", NULL, &t2), ==, 0);
         /* a lease of 0 for a disconnected holder would never end */
         g_assert_cmpint(ch_locks1_call_refresh(f->client, CH_BUS_NAME, NS_DEFAULT, "lease2", t, 0, &e), <, 0);
@@ -970,6 +1160,193 @@ static void test_hubctl_status(ThFixture *f, gconstpointer data) {
 }
 #endif
 
+/* ---- another uid: a system-like bus with the shipped policy --------------------------------- */
+
+/* The hub and this process run as root. As in tests/systemd/test-policy.c, the bus includes a
+ * copy of systemd/org.clusterhub.Hub1.conf with user="clusterhub" -> "root" and
+ * group="clusterhub" -> the group of the system user "daemon", so that "daemon" is a member
+ * allowed to call Locks1 under a uid other than the lock holder's. Its calls are made from a
+ * forked child that drops to that uid before connecting (the bus takes the uid from the socket). */
+typedef struct UidFixture {
+        ThBus bus;
+        ThHub hub;
+        char *tmpdir;
+        uid_t member_uid;
+        gid_t member_gid;
+        bool ready;
+} UidFixture;
+
+static char *uid_policy_copy(const char *dir, gid_t member_gid) {
+        g_autofree char *src = g_build_filename(g_getenv("MESON_SOURCE_ROOT") ?: ".", "systemd", "org.clusterhub.Hub1.conf", NULL);
+        g_autofree char *text = NULL;
+        g_autoptr(GError) error = NULL;
+
+        g_assert_true(g_file_get_contents(src, &text, NULL, &error));
+        g_autofree char *member_group = g_strdup_printf("group=\"%s\"", getgrgid(member_gid)->gr_name);
+        g_auto(GStrv) a = g_strsplit(text, "user=\"clusterhub\"", -1);
+        g_autofree char *t1 = g_strjoinv("user=\"root\"", a);
+        g_auto(GStrv) b = g_strsplit(t1, "group=\"clusterhub\"", -1);
+        g_autofree char *t2 = g_strjoinv(member_group, b);
+        char *path = g_build_filename(dir, "org.clusterhub.Hub1.conf", NULL);
+        g_assert_true(g_file_set_contents(path, t2, -1, &error));
+        return path;
+}
+
+static void uid_setup(UidFixture *f, gconstpointer data) {
+        g_autoptr(GError) error = NULL;
+        struct passwd *pw = getpwnam("daemon");
+        g_autofree char *dbus_daemon = g_find_program_in_path("dbus-daemon");
+        int r;
+
+        *f = (UidFixture) { .bus.proc = TH_PROC_NULL, .hub.proc = TH_PROC_NULL };
+        if (geteuid() != 0) {
+                g_test_skip("needs root (to run a client as another uid)");
+                return;
+        }
+        if (!dbus_daemon) {
+                g_test_skip("dbus-daemon not installed");
+                return;
+        }
+        if (!pw || pw->pw_uid == 0 || !getgrgid(pw->pw_gid)) {
+                g_test_skip("no system user 'daemon' to play the second uid");
+                return;
+        }
+        f->member_uid = pw->pw_uid;
+        f->member_gid = pw->pw_gid;
+        f->tmpdir = g_dir_make_tmp("ch-locks-uid-XXXXXX", &error);
+        g_assert_no_error(error);
+        g_autofree char *policy = uid_policy_copy(f->tmpdir, f->member_gid);
+        if (!th_bus_start_full(&f->bus, TH_BUS_SYSTEM_LIKE, policy)) {
+                g_test_skip(f->bus.skip_reason);
+                return;
+        }
+        r = th_hub_spawn(&f->hub, f->bus.address, NULL);
+        if (r == -ENOENT) {
+                g_test_skip("clusterhubd is not built");
+                return;
+        }
+        g_assert_cmpint(r, ==, 0);
+        f->ready = true;
+}
+
+static void uid_teardown(UidFixture *f, gconstpointer data) {
+        if (f->hub.proc.pid > 0 || f->hub.binary)
+                (void) th_hub_stop(&f->hub);
+        th_hub_clear(&f->hub);
+        th_bus_stop(&f->bus);
+        if (f->tmpdir) {
+                g_autofree char *p = g_build_filename(f->tmpdir, "org.clusterhub.Hub1.conf", NULL);
+                (void) g_unlink(p);
+                (void) g_rmdir(f->tmpdir);
+                g_free(f->tmpdir);
+        }
+}
+
+typedef enum MemberOp {
+        MEMBER_LOCK,    /* Lock with a lease, write the token to the pipe, exit (one-shot) */
+        MEMBER_UNLOCK,  /* Unlock; exit 0 if the outcome is `expect` (NULL: success) */
+        MEMBER_REFRESH, /* Refresh(lease 1 ms); likewise */
+} MemberOp;
+
+/* Runs in the child, as the member uid: no GLib assertions, the exit status says it all. */
+static int member_child(UidFixture *f, MemberOp op, const char *name, uint64_t token, const char *expect, int out) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus *bus = NULL;
+        int r;
+
+        if (setgroups(0, NULL) < 0 || setresgid(f->member_gid, f->member_gid, f->member_gid) < 0 ||
+            setresuid(f->member_uid, f->member_uid, f->member_uid) < 0)
+                return 10;
+        if (th_connect(&bus, f->bus.address) < 0)
+                return 11;
+        switch (op) {
+        case MEMBER_LOCK: {
+                LockOpts o = { .lease_ms = 60000 };
+                uint64_t t = 0;
+                r = ch_locks1_call_lock(bus, CH_BUS_NAME, NS_DEFAULT, name, append_opts, &o, &t, &e);
+                if (r < 0) {
+                        fprintf(stderr, "member: Lock: %s: %s\n", e.name, e.message);
+                        return 12;
+                }
+                return dprintf(out, "%" PRIu64 "\n", t) > 0 ? 0 : 13;
+        }
+        case MEMBER_UNLOCK:
+                r = ch_locks1_call_unlock(bus, CH_BUS_NAME, NS_DEFAULT, name, token, &e);
+                break;
+        case MEMBER_REFRESH:
+                r = ch_locks1_call_refresh(bus, CH_BUS_NAME, NS_DEFAULT, name, token, 1, &e);
+                break;
+        default:
+                return 14;
+        }
+        if (r < 0)
+                fprintf(stderr, "member: %s: %s\n", e.name, e.message);
+        if (expect ? (r >= 0 || !sd_bus_error_has_name(&e, expect)) : r < 0)
+                return 15;
+        sd_bus_error_free(&e);
+        sd_bus_flush_close_unref(bus);
+        return 0;
+}
+
+/* Fork a child that does OP as the member uid; returns its exit status, the token for LOCK. */
+static int as_member(UidFixture *f, MemberOp op, const char *name, uint64_t token, const char *expect, uint64_t *ret_token) {
+        int p[2], status = 0;
+        pid_t pid;
+
+        g_assert_cmpint(pipe2(p, O_CLOEXEC), ==, 0);
+        fflush(NULL);
+        pid = fork();
+        g_assert_cmpint(pid, >=, 0);
+        if (pid == 0) {
+                close(p[0]);
+                _exit(member_child(f, op, name, token, expect, p[1]));
+        }
+        close(p[1]);
+        g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+        if (ret_token) {
+                char buf[64] = "";
+                ssize_t n = read(p[0], buf, sizeof buf - 1);
+                *ret_token = n > 0 ? g_ascii_strtoull(buf, NULL, 10) : 0;
+        }
+        close(p[0]);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* Only the same uid takes over a lease whose holder left: another uid with the right token is
+ * refused both ways (root is no exception), and the holder's own uid succeeds. */
+static void test_other_uid(UidFixture *f, gconstpointer data) {
+        sd_bus *a = NULL, *root = NULL;
+        uint64_t t, tm = 0, tt;
+
+        if (!f->ready)
+                return;
+        g_assert_cmpint(th_connect(&root, f->bus.address), >=, 0);
+
+        /* root's lease lock, holder gone: the member's Unlock and Refresh are refused */
+        g_assert_cmpint(th_connect(&a, f->bus.address), >=, 0);
+        t = lock_ok(a, "r", &(LockOpts) { .lease_ms = 60000 });
+        sd_bus_flush_close_unref(a);
+        wait_holder_left(root, "r", t);
+        g_assert_cmpint(as_member(f, MEMBER_UNLOCK, "r", t, CH_ERROR_NOT_LOCK_OWNER, NULL), ==, 0);
+        g_assert_cmpint(as_member(f, MEMBER_REFRESH, "r", t, CH_ERROR_NOT_LOCK_OWNER, NULL), ==, 0);
+        g_usleep(100 * 1000); /* a 1 ms lease, had it been set, would have ended by now */
+        g_assert_cmpint(try_lock(root, "r", NULL, &tt), ==, 0);
+        unlock_ok(root, "r", t); /* the holder's uid, from a new connection */
+
+        /* the member's one-shot lease lock: root may not end it, a later call of the member may */
+        g_assert_cmpint(as_member(f, MEMBER_LOCK, "m", 0, NULL, &tm), ==, 0);
+        g_assert_cmpuint(tm, >, t);
+        wait_holder_left(root, "m", tm);
+        g_autofree char *err = unlock_err(root, "m", tm, NULL);
+        g_assert_cmpstr(err, ==, CH_ERROR_NOT_LOCK_OWNER);
+        g_autofree char *err2 = refresh_err(root, "m", tm, 1, NULL);
+        g_assert_cmpstr(err2, ==, CH_ERROR_NOT_LOCK_OWNER);
+        g_assert_cmpint(as_member(f, MEMBER_UNLOCK, "m", tm, NULL, NULL), ==, 0);
+        g_assert_cmpint(try_lock(root, "m", NULL, &tt), ==, 1);
+        unlock_ok(root, "m", tt);
+        sd_bus_flush_close_unref(root);
+}
+
 int main(int argc, char **argv) {
         self_path = argv[0];
         if (argc > 1 && g_str_equal(argv[1], "--locks-worker"))
@@ -982,6 +1359,10 @@ int main(int argc, char **argv) {
         TH_ADD_BUS_TEST_WITH_HUB("/locks/kill-holder", test_kill_holder);
         TH_ADD_BUS_TEST_WITH_HUB("/locks/kill-middle-waiter", test_kill_middle_waiter);
         TH_ADD_BUS_TEST_WITH_HUB("/locks/unlock-foreign", test_unlock_foreign);
+        TH_ADD_BUS_TEST_WITH_HUB("/locks/lease-holder-left", test_lease_holder_left);
+        TH_ADD_BUS_TEST_WITH_HUB("/locks/tokens-after-restart", test_tokens_restart);
+        TH_ADD_BUS_TEST_WITH_HUB("/locks/lease-limit", test_lease_limit);
+        g_test_add("/system-like/locks/other-uid", UidFixture, NULL, uid_setup, test_other_uid, uid_teardown);
         TH_ADD_BUS_TEST_WITH_HUB("/locks/not-locked", test_not_locked);
         TH_ADD_BUS_TEST_WITH_HUB("/locks/try-lock", test_try_lock);
         TH_ADD_BUS_TEST_WITH_HUB("/locks/lease", test_lease);

@@ -5,6 +5,14 @@
 
 #include "locks.h"
 
+/* Callers of lock_unlock()/lock_refresh(): an owner (a connection, with its uid if it has one,
+ * as the glue passes it), or a uid without a connection. */
+static inline LockCaller caller_of(const LockOwner *o) {
+        return (LockCaller) { .owner = o, .uid = o ? o->uid : 0, .has_uid = o && o->has_uid };
+}
+#define BY(o) ((LockCaller[1]) { caller_of(o) })
+#define BY_UID(u) (&(LockCaller) { .uid = (u), .has_uid = true })
+
 /* One recorded callback. */
 typedef struct Event {
         char kind;      /* 'g' granted, 'c' cancelled */

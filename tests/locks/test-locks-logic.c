@@ -48,7 +48,7 @@ static void test_basic(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(s.n_waiters, ==, 0);
         g_assert_cmpuint(lock_owner_n_holdings(&a), ==, 1);
 
-        g_assert_cmpint(lock_unlock(T0(f), "x", tok), ==, 0);
+        g_assert_cmpint(lock_unlock(T0(f), "x", tok, BY(&a)), ==, 0);
         g_assert_cmpuint(n_locks(T0(f)), ==, 0); /* freed, no growth */
         g_assert_cmpuint(lock_owner_n_holdings(&a), ==, 0);
         g_assert_cmpuint(f->events->len, ==, 0);
@@ -70,7 +70,7 @@ static void test_fifo(Fixture *f, gconstpointer data) {
         for (int i = 1; i < 20; i++) {
                 Event *e;
 
-                g_assert_cmpint(lock_unlock(T0(f), "x", tok), ==, 0);
+                g_assert_cmpint(lock_unlock(T0(f), "x", tok, BY(&o[i - 1])), ==, 0);
                 g_assert_cmpuint(f->events->len, ==, (guint) i);
                 e = event_at(f, i - 1);
                 g_assert_cmpint(e->kind, ==, 'g');
@@ -80,7 +80,7 @@ static void test_fifo(Fixture *f, gconstpointer data) {
                 g_assert_cmpuint(lock_owner_n_holdings(&o[i]), ==, 1);
                 g_assert_cmpuint(lock_owner_n_waiters(&o[i]), ==, 0);
         }
-        g_assert_cmpint(lock_unlock(T0(f), "x", tok), ==, 0);
+        g_assert_cmpint(lock_unlock(T0(f), "x", tok, BY(&o[19])), ==, 0);
         g_assert_cmpuint(n_locks(T0(f)), ==, 0);
 }
 
@@ -95,15 +95,15 @@ static void test_shared_batch(Fixture *f, gconstpointer data) {
         must_queue(T0(f), "x", &e, true, 0, 5);
         must_queue(T0(f), "x", &g, false, 0, 6);
 
-        g_assert_cmpint(lock_unlock(T0(f), "x", ta), ==, 0);
+        g_assert_cmpint(lock_unlock(T0(f), "x", ta, BY(&a)), ==, 0);
         g_assert_cmpuint(f->events->len, ==, 0);
-        g_assert_cmpint(lock_unlock(T0(f), "x", tb), ==, 0);
+        g_assert_cmpint(lock_unlock(T0(f), "x", tb, BY(&b)), ==, 0);
         g_assert_cmpuint(f->events->len, ==, 1);
         g_assert_cmpint(event_at(f, 0)->id, ==, 3);
         tc = event_at(f, 0)->token;
 
         /* The writer's unlock grants both readers together, not the writer behind them. */
-        g_assert_cmpint(lock_unlock(T0(f), "x", tc), ==, 0);
+        g_assert_cmpint(lock_unlock(T0(f), "x", tc, BY(&c)), ==, 0);
         g_assert_cmpuint(f->events->len, ==, 3);
         g_assert_cmpint(event_at(f, 1)->id, ==, 4);
         g_assert_cmpint(event_at(f, 2)->id, ==, 5);
@@ -143,7 +143,7 @@ static void test_release_holder(Fixture *f, gconstpointer data) {
 }
 
 static void test_release_middle_waiter(Fixture *f, gconstpointer data) {
-        LockOwner o[6];
+        LockOwner o[6], *holder = &o[0];
         uint64_t tok;
 
         for (int i = 0; i < 6; i++)
@@ -163,13 +163,14 @@ static void test_release_middle_waiter(Fixture *f, gconstpointer data) {
         for (size_t i = 0; i < G_N_ELEMENTS(expected); i++) {
                 Event *e;
 
-                g_assert_cmpint(lock_unlock(T0(f), "x", tok), ==, 0);
+                g_assert_cmpint(lock_unlock(T0(f), "x", tok, BY(holder)), ==, 0);
                 e = event_at(f, f->events->len - 1);
                 g_assert_cmpint(e->kind, ==, 'g');
                 g_assert_cmpint(e->id, ==, expected[i]);
                 tok = e->token;
+                holder = &o[e->id];
         }
-        g_assert_cmpint(lock_unlock(T0(f), "x", tok), ==, 0);
+        g_assert_cmpint(lock_unlock(T0(f), "x", tok, BY(holder)), ==, 0);
         g_assert_cmpuint(n_locks(T0(f)), ==, 0);
 }
 
@@ -215,11 +216,15 @@ static void test_lease_survives(Fixture *f, gconstpointer data) {
         g_assert_cmpint(event_at(f, 0)->id, ==, 2);
         g_assert_cmpuint(lock_hub_next_deadline(f->hub), ==, LOCK_NO_DEADLINE);
 
-        /* A detached lease lock can be unlocked by its token (the busctl one-shot script). */
+        /* A detached lease lock can be unlocked by its token and the holder's uid (the busctl
+         * one-shot script): not by another uid, nor by a caller whose uid is unknown. */
         lock_owner_release_all(&b);
+        lock_owner_set_uid(&a, 1000);
         tok = must_grant(T0(f), "y", &a, false, 50);
         lock_owner_release_all(&a);
-        g_assert_cmpint(lock_unlock(T0(f), "y", tok), ==, 0);
+        g_assert_cmpint(lock_unlock(T0(f), "y", tok, BY_UID(1001)), ==, -EACCES);
+        g_assert_cmpint(lock_unlock(T0(f), "y", tok, BY(&b)), ==, -EACCES);
+        g_assert_cmpint(lock_unlock(T0(f), "y", tok, BY_UID(1000)), ==, 0);
         g_assert_cmpuint(n_locks(T0(f)), ==, 0);
         g_assert_cmpuint(lock_hub_next_deadline(f->hub), ==, LOCK_NO_DEADLINE);
 }
@@ -238,7 +243,7 @@ static void test_lease_attached_expires(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(lock_owner_n_holdings(&a), ==, 0);
         g_assert_cmpint(event_at(f, 0)->id, ==, 7);
         g_assert_cmpuint(lock_hub_next_deadline(f->hub), ==, 40);
-        g_assert_cmpint(lock_unlock(T0(f), "x", t1), ==, -EPERM); /* stale */
+        g_assert_cmpint(lock_unlock(T0(f), "x", t1, BY(&a)), ==, -EPERM); /* stale */
         lock_owner_release_all(&b);                                 /* lease survives */
         g_assert_cmpuint(n_locks(T0(f)), ==, 1);
         f->now = 1000;
@@ -253,21 +258,22 @@ static void test_unlock_errors(Fixture *f, gconstpointer data) {
         ta = must_grant(T0(f), "x", &a, false, 0);
         tb = must_grant(T0(f), "y", &b, false, 0);
 
-        g_assert_cmpint(lock_unlock(T0(f), "x", tb), ==, -EPERM);    /* foreign token */
-        g_assert_cmpint(lock_unlock(T0(f), "x", ta + 100), ==, -EPERM);
-        g_assert_cmpint(lock_unlock(T0(f), "x", 0), ==, -EPERM);
-        g_assert_cmpint(lock_unlock(T0(f), "nope", ta), ==, -ENOLCK);
-        g_assert_cmpint(lock_unlock(T1(f), "x", ta), ==, -ENOLCK);   /* other namespace */
-        g_assert_cmpint(lock_unlock(T0(f), "", ta), ==, -EINVAL);
+        g_assert_cmpint(lock_unlock(T0(f), "x", tb, BY(&a)), ==, -EPERM);    /* foreign token */
+        g_assert_cmpint(lock_unlock(T0(f), "x", ta + 100, BY(&a)), ==, -EPERM);
+        g_assert_cmpint(lock_unlock(T0(f), "x", 0, BY(&a)), ==, -EPERM);
+        g_assert_cmpint(lock_unlock(T0(f), "nope", ta, BY(&a)), ==, -ENOLCK);
+        g_assert_cmpint(lock_unlock(T1(f), "x", ta, BY(&a)), ==, -ENOLCK);   /* other namespace */
+        g_assert_cmpint(lock_unlock(T0(f), "", ta, BY(&a)), ==, -EINVAL);
+        g_assert_cmpint(lock_unlock(T0(f), "x", ta, NULL), ==, -EINVAL);
         g_assert_cmpint(lock_try_acquire(T0(f), "x", &b, false, 0, &tok), ==, 0); /* still held */
         g_assert_cmpuint(tok, ==, 0);
 
-        g_assert_cmpint(lock_unlock(T0(f), "x", ta), ==, 0);
-        g_assert_cmpint(lock_unlock(T0(f), "x", ta), ==, -ENOLCK);   /* double unlock */
+        g_assert_cmpint(lock_unlock(T0(f), "x", ta, BY(&a)), ==, 0);
+        g_assert_cmpint(lock_unlock(T0(f), "x", ta, BY(&a)), ==, -ENOLCK);   /* double unlock */
         tok = must_grant(T0(f), "x", &b, false, 0);
-        g_assert_cmpint(lock_unlock(T0(f), "x", ta), ==, -EPERM);    /* stale, lock re-taken */
+        g_assert_cmpint(lock_unlock(T0(f), "x", ta, BY(&a)), ==, -EPERM);    /* stale, lock re-taken */
         g_assert_cmpint(lock_try_acquire(T0(f), "x", &a, true, 0, &ta), ==, 0);
-        g_assert_cmpint(lock_unlock(T0(f), "x", tok), ==, 0);
+        g_assert_cmpint(lock_unlock(T0(f), "x", tok, BY(&b)), ==, 0);
         lock_owner_release_all(&b);
         g_assert_cmpuint(n_locks(T0(f)), ==, 0);
 }
@@ -285,7 +291,7 @@ static void test_tokens_monotonic(Fixture *f, gconstpointer data) {
                 g_assert_cmpuint(tok, >, last);
                 last = tok;
                 if (i % 3 == 0)
-                        g_assert_cmpint(lock_unlock(i % 2 ? T1(f) : T0(f), name, tok), ==, 0);
+                        g_assert_cmpint(lock_unlock(i % 2 ? T1(f) : T0(f), name, tok, BY(&a)), ==, 0);
         }
         lock_owner_release_all(&a);
         g_assert_cmpuint(n_locks(T0(f)) + n_locks(T1(f)), ==, 0);
@@ -298,26 +304,32 @@ static void test_refresh(Fixture *f, gconstpointer data) {
         uint64_t tok, tb;
 
         f->now = 0;
+        lock_owner_set_uid(&a, 7);
         tok = must_grant(T0(f), "x", &a, false, 100);
         tb = must_grant(T0(f), "y", &b, false, 0);
-        g_assert_cmpint(lock_refresh(T0(f), "x", tok, 500), ==, 0);
+        g_assert_cmpint(lock_refresh(T0(f), "x", tok, 500, BY(&a)), ==, 0);
         g_assert_cmpuint(lock_hub_next_deadline(f->hub), ==, 500);
-        g_assert_cmpint(lock_refresh(T0(f), "x", tb, 500), ==, -EPERM);
-        g_assert_cmpint(lock_refresh(T0(f), "z", tok, 500), ==, -ENOLCK);
-        g_assert_cmpint(lock_refresh(T0(f), "y", tb, 50), ==, 0); /* add a lease */
+        g_assert_cmpint(lock_refresh(T0(f), "x", tok, 5, BY(&b)), ==, -EACCES); /* not b's */
+        g_assert_cmpint(lock_refresh(T0(f), "x", tok, 5, BY_UID(7)), ==, -EACCES); /* a is alive */
+        g_assert_cmpuint(lock_hub_next_deadline(f->hub), ==, 500);
+        g_assert_cmpint(lock_refresh(T0(f), "x", tb, 500, BY(&b)), ==, -EPERM);
+        g_assert_cmpint(lock_refresh(T0(f), "z", tok, 500, BY(&a)), ==, -ENOLCK);
+        g_assert_cmpint(lock_refresh(T0(f), "y", tb, 50, BY(&b)), ==, 0); /* add a lease */
         g_assert_cmpuint(lock_hub_next_deadline(f->hub), ==, 50);
-        g_assert_cmpint(lock_refresh(T0(f), "y", tb, 0), ==, 0);  /* remove it */
+        g_assert_cmpint(lock_refresh(T0(f), "y", tb, 0, BY(&b)), ==, 0);  /* remove it */
         g_assert_cmpuint(lock_hub_next_deadline(f->hub), ==, 500);
 
         f->now = 400;
-        g_assert_cmpint(lock_refresh(T0(f), "x", tok, 500), ==, 0);
+        g_assert_cmpint(lock_refresh(T0(f), "x", tok, 500, BY(&a)), ==, 0);
         f->now = 600;
         g_assert_cmpint(lock_hub_expire(f->hub), ==, 0);
         lock_owner_release_all(&a);
-        g_assert_cmpint(lock_refresh(T0(f), "x", tok, 0), ==, -EINVAL); /* would be forever */
-        f->now = 900;
+        g_assert_cmpint(lock_refresh(T0(f), "x", tok, 0, BY_UID(7)), ==, -EINVAL); /* would be forever */
+        g_assert_cmpint(lock_refresh(T0(f), "x", tok, 5000, BY_UID(8)), ==, -EACCES);
+        g_assert_cmpint(lock_refresh(T0(f), "x", tok, 200, BY_UID(7)), ==, 0);
+        f->now = 800;
         g_assert_cmpint(lock_hub_expire(f->hub), ==, 1);
-        g_assert_cmpint(lock_refresh(T0(f), "x", tok, 10), ==, -ENOLCK);
+        g_assert_cmpint(lock_refresh(T0(f), "x", tok, 10, BY_UID(7)), ==, -ENOLCK);
         g_assert_cmpint(lock_hub_expire(f->hub), ==, 0);
         lock_owner_release_all(&b);
         g_assert_cmpuint(n_locks(T0(f)), ==, 0);
@@ -467,10 +479,127 @@ static void test_table_free(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(lock_owner_n_holdings(&c), ==, 0);
 }
 
+/* Only the holder releases a hold: its owner while it is alive; after it left with a lease, a
+ * caller of the uid it had, presenting the token. The token alone is no credential. */
+static void test_only_holder_releases(Fixture *f, gconstpointer data) {
+        LockOwner a = {}, b = {}, c = {}, d = {}, e = {};
+        uint64_t tx, ta, tb, tl, td, te, tn;
+
+        lock_owner_set_uid(&a, 1000);
+        lock_owner_set_uid(&b, 1000); /* same user, another connection */
+        lock_owner_set_uid(&c, 2000);
+
+        /* Held by a live owner: nobody else, whatever their uid. */
+        tx = must_grant(T0(f), "x", &a, false, 0);
+        g_assert_cmpint(lock_unlock(T0(f), "x", tx, BY(&b)), ==, -EACCES);
+        g_assert_cmpint(lock_unlock(T0(f), "x", tx, BY(&c)), ==, -EACCES);
+        g_assert_cmpint(lock_unlock(T0(f), "x", tx, BY(NULL)), ==, -EACCES);
+        g_assert_cmpint(lock_unlock(T0(f), "x", tx, BY_UID(1000)), ==, -EACCES);
+        g_assert_cmpint(lock_refresh(T0(f), "x", tx, 1, BY(&b)), ==, -EACCES);
+        g_assert_cmpint(lock_refresh(T0(f), "x", tx, 1, BY_UID(1000)), ==, -EACCES);
+        g_assert_cmpuint(lock_hub_next_deadline(f->hub), ==, LOCK_NO_DEADLINE); /* untouched */
+        g_assert_cmpint(lock_unlock(T0(f), "x", tx, BY(&a)), ==, 0);
+
+        /* Shared holders: each releases only its own hold. */
+        ta = must_grant(T0(f), "s", &a, true, 0);
+        tb = must_grant(T0(f), "s", &b, true, 0);
+        g_assert_cmpint(lock_unlock(T0(f), "s", tb, BY(&a)), ==, -EACCES);
+        g_assert_cmpint(lock_unlock(T0(f), "s", ta, BY(&b)), ==, -EACCES);
+        g_assert_cmpint(lock_unlock(T0(f), "s", ta, BY(&a)), ==, 0);
+        g_assert_cmpint(lock_unlock(T0(f), "s", tb, BY(&b)), ==, 0);
+
+        /* Left with a lease: the same uid with the token, from any connection. */
+        tl = must_grant(T0(f), "l", &a, false, 1000);
+        lock_owner_release_all(&a);
+        g_assert_cmpint(lock_unlock(T0(f), "l", tl, BY(&c)), ==, -EACCES);
+        g_assert_cmpint(lock_unlock(T0(f), "l", tl, BY_UID(2000)), ==, -EACCES);
+        g_assert_cmpint(lock_unlock(T0(f), "l", tl, BY_UID(0)), ==, -EACCES); /* root is no one special */
+        g_assert_cmpint(lock_refresh(T0(f), "l", tl, 5000, BY(&c)), ==, -EACCES);
+        g_assert_cmpint(lock_unlock(T0(f), "l", tl + 1, BY(&b)), ==, -EPERM); /* right uid, wrong token */
+        g_assert_cmpint(lock_refresh(T0(f), "l", tl, 5000, BY(&b)), ==, 0);
+        g_assert_cmpint(lock_unlock(T0(f), "l", tl, BY(&b)), ==, 0);
+
+        /* An owner whose uid is unknown: once it has gone, only its lease ends the hold (a
+         * zero-initialised owner must not pass for uid 0). */
+        f->now = 0;
+        td = must_grant(T0(f), "d", &d, false, 100);
+        lock_owner_release_all(&d);
+        g_assert_cmpint(lock_unlock(T0(f), "d", td, BY_UID(0)), ==, -EACCES);
+        g_assert_cmpint(lock_unlock(T0(f), "d", td, BY(&d)), ==, -EACCES);
+        f->now = 100;
+        g_assert_cmpint(lock_hub_expire(f->hub), ==, 1);
+
+        /* A uid learnt after the grant is recorded by the holds that had none. */
+        te = must_grant(T0(f), "e", &e, false, 100);
+        lock_owner_set_uid(&e, 3000);
+        lock_owner_release_all(&e);
+        g_assert_cmpint(lock_unlock(T0(f), "e", te, BY_UID(3000)), ==, 0);
+
+        /* Anonymous holds (never made by the bus glue): the token is the only credential. */
+        g_assert_cmpint(lock_acquire(T0(f), "n", NULL, false, 0, NULL, NULL, &tn), ==, 1);
+        g_assert_cmpint(lock_unlock(T0(f), "n", tn, BY(&c)), ==, 0);
+
+        lock_owner_release_all(&b);
+        lock_owner_release_all(&c);
+        g_assert_cmpuint(n_locks(T0(f)), ==, 0);
+}
+
+/* Tokens continue above a raised floor, never below what was issued. */
+static void test_token_floor(Fixture *f, gconstpointer data) {
+        LockOwner a = {};
+        uint64_t t;
+
+        g_assert_cmpuint(must_grant(T0(f), "x", &a, false, 0), ==, 1);
+        g_assert_cmpint(lock_hub_raise_token_floor(f->hub, UINT64_C(1000000)), ==, 0);
+        t = must_grant(T1(f), "x", &a, false, 0);
+        g_assert_cmpuint(t, ==, UINT64_C(1000001));
+        g_assert_cmpint(lock_hub_raise_token_floor(f->hub, 5), ==, 0); /* lower: no-op */
+        g_assert_cmpuint(must_grant(T0(f), "y", &a, false, 0), ==, t + 1);
+        g_assert_cmpint(lock_hub_raise_token_floor(f->hub, LOCK_TOKEN_FLOOR_MAX), ==, -ERANGE);
+        g_assert_cmpint(lock_hub_raise_token_floor(f->hub, UINT64_MAX), ==, -ERANGE);
+        g_assert_cmpint(lock_hub_raise_token_floor(NULL, 1), ==, -EINVAL);
+        g_assert_cmpuint(lock_hub_last_token(f->hub), ==, t + 1);
+        g_assert_cmpint(lock_hub_raise_token_floor(f->hub, LOCK_TOKEN_FLOOR_MAX - 1), ==, 0);
+        g_assert_cmpuint(must_grant(T0(f), "z", &a, false, 0), ==, LOCK_TOKEN_FLOOR_MAX);
+        lock_owner_release_all(&a);
+}
+
+/* Leases are bounded: a lease_ms above max_lease_ms is refused, before anything is queued. */
+static void test_lease_limit(Fixture *f, gconstpointer data) {
+        LockLimits limits = { .max_lease_ms = 100 };
+        LockOwner a = {}, b = {};
+        uint64_t tok = 0, t;
+        Fixture g;
+
+        /* the default bound */
+        g_assert_cmpint(lock_acquire(T0(f), "x", &a, false, LOCK_DEFAULT_MAX_LEASE_MS + 1, NULL, NULL, &tok), ==, -ERANGE);
+        g_assert_cmpint(lock_try_acquire(T0(f), "x", &a, false, UINT64_MAX, &tok), ==, -ERANGE);
+        g_assert_cmpuint(tok, ==, 0);
+        g_assert_cmpuint(n_locks(T0(f)), ==, 0);
+        t = must_grant(T0(f), "x", &a, false, LOCK_DEFAULT_MAX_LEASE_MS);
+        g_assert_cmpint(lock_refresh(T0(f), "x", t, UINT64_MAX, BY(&a)), ==, -ERANGE);
+        g_assert_cmpuint(lock_hub_next_deadline(f->hub), ==, LOCK_DEFAULT_MAX_LEASE_MS);
+        /* refused even where it would have waited or been busy */
+        g_assert_cmpint(lock_try_acquire(T0(f), "x", &b, false, UINT64_MAX, &tok), ==, -ERANGE);
+        g_assert_cmpint(lock_acquire(T0(f), "x", &b, false, UINT64_MAX, ID(1), NULL, &tok), ==, -ERANGE);
+        g_assert_cmpuint(lock_owner_n_waiters(&b), ==, 0);
+
+        fixture_setup_limits(&g, &limits);
+        g_assert_cmpint(lock_try_acquire(g.tables[0].t, "y", &b, false, 101, &tok), ==, -ERANGE);
+        g_assert_cmpint(lock_try_acquire(g.tables[0].t, "y", &b, false, 100, &tok), ==, 1);
+        g_assert_cmpint(lock_refresh(g.tables[0].t, "y", tok, 101, BY(&b)), ==, -ERANGE);
+        g_assert_cmpint(lock_refresh(g.tables[0].t, "y", tok, 100, BY(&b)), ==, 0);
+        lock_owner_release_all(&b);
+        fixture_teardown(&g, NULL);
+        lock_owner_release_all(&a);
+}
+
 /* --- Re-entrancy ---------------------------------------------------------------------------- */
 
 static void hook_unlock_at_once(Fixture *f, TableCtx *c, int id, uint64_t token) {
-        g_assert_cmpint(lock_unlock(c->t, "x", token), ==, 0);
+        LockOwner *o = f->hook_data;
+
+        g_assert_cmpint(lock_unlock(c->t, "x", token, BY(&o[id])), ==, 0);
 }
 
 static void test_reentrant_unlock(Fixture *f, gconstpointer data) {
@@ -483,8 +612,9 @@ static void test_reentrant_unlock(Fixture *f, gconstpointer data) {
         for (int i = 1; i < 8; i++)
                 must_queue(T0(f), "x", &o[i], i % 2, 0, i);
 
+        f->hook_data = o;
         f->on_granted = hook_unlock_at_once;
-        g_assert_cmpint(lock_unlock(T0(f), "x", tok), ==, 0);
+        g_assert_cmpint(lock_unlock(T0(f), "x", tok, BY(&o[0])), ==, 0);
         g_assert_cmpuint(f->events->len, ==, 7);
         for (int i = 1; i < 8; i++)
                 g_assert_cmpint(event_at(f, i - 1)->id, ==, i);
@@ -524,7 +654,7 @@ static void hook_mixed(Fixture *f, TableCtx *c, int id, uint64_t token) {
                 g_assert_cmpint(lock_acquire(c->t, "other", r->self, false, 0, ID(99), NULL, &tok), >=, 0);
                 r->acquired++;
                 g_assert_cmpint(lock_table_list(c->t, list_noop, r), ==, 0);
-                g_assert_cmpint(lock_unlock(c->t, "x", token), ==, 0);
+                g_assert_cmpint(lock_unlock(c->t, "x", token, BY(r->self)), ==, 0);
         }
 }
 
@@ -542,7 +672,7 @@ static void test_reentrant_mixed(Fixture *f, gconstpointer data) {
 
         f->hook_data = &r;
         f->on_granted = hook_mixed;
-        g_assert_cmpint(lock_unlock(T0(f), "x", tok), ==, 0);
+        g_assert_cmpint(lock_unlock(T0(f), "x", tok, BY(&a)), ==, 0);
         /* 1 granted; inside: v released (waiter 2 cancelled, "other" freed then re-taken by b at
          * once), waiter 3 cancelled silently, x unlocked -> 4 granted. */
         g_assert_cmpuint(f->events->len, ==, 3);
@@ -569,7 +699,7 @@ static void hook_free_table(Fixture *f, TableCtx *c, int id, uint64_t token) {
                 lock_table_free(c->t);
                 /* Refused from now on, and nothing freed under our feet. */
                 g_assert_cmpint(lock_acquire(c->t, "y", NULL, false, 0, NULL, NULL, &tok), ==, -ESHUTDOWN);
-                g_assert_cmpint(lock_unlock(c->t, "x", token), ==, -ESHUTDOWN);
+                g_assert_cmpint(lock_unlock(c->t, "x", token, BY(NULL)), ==, -ESHUTDOWN);
                 lock_table_free(c->t); /* twice is fine */
                 c->t = NULL;
         }
@@ -581,7 +711,7 @@ static void hook_cancel_reacquire(Fixture *f, TableCtx *c, int id, int error) {
         /* The namespace is going away: calls on other tables still work. */
         g_assert_cmpint(error, ==, -ESHUTDOWN);
         g_assert_cmpint(lock_acquire(f->tables[1].t, "z", NULL, false, 0, NULL, NULL, &tok), ==, 1);
-        g_assert_cmpint(lock_unlock(f->tables[1].t, "z", tok), ==, 0);
+        g_assert_cmpint(lock_unlock(f->tables[1].t, "z", tok, BY(NULL)), ==, 0); /* anonymous */
 }
 
 static void test_reentrant_free_table(Fixture *f, gconstpointer data) {
@@ -593,7 +723,7 @@ static void test_reentrant_free_table(Fixture *f, gconstpointer data) {
         must_queue(T0(f), "x", &c, false, 0, 2);
         f->on_granted = hook_free_table;
         f->on_cancelled = hook_cancel_reacquire;
-        g_assert_cmpint(lock_unlock(T0(f), "x", tok), ==, 0);
+        g_assert_cmpint(lock_unlock(T0(f), "x", tok, BY(&a)), ==, 0);
         g_assert_null(f->tables[0].t);
         g_assert_cmpuint(f->events->len, ==, 2);
         g_assert_cmpint(event_at(f, 1)->kind, ==, 'c');
@@ -619,7 +749,7 @@ static void test_reentrant_release_self(Fixture *f, gconstpointer data) {
         must_queue(T0(f), "x", &c, false, 0, 2);
         f->hook_data = &b;
         f->on_granted = hook_release_self;
-        g_assert_cmpint(lock_unlock(T0(f), "x", tok), ==, 0);
+        g_assert_cmpint(lock_unlock(T0(f), "x", tok, BY(&a)), ==, 0);
         f->on_granted = NULL;
         /* b got x, released everything at once, then c got x. */
         g_assert_cmpuint(f->events->len, ==, 2);
@@ -651,6 +781,9 @@ int main(int argc, char *argv[]) {
         ADD("/locks/deadlock", test_deadlock);
         ADD("/locks/limits", test_limits);
         ADD("/locks/table-free", test_table_free);
+        ADD("/locks/only-holder-releases", test_only_holder_releases);
+        ADD("/locks/token-floor", test_token_floor);
+        ADD("/locks/lease-limit", test_lease_limit);
         ADD("/locks/reentrant/unlock-in-granted", test_reentrant_unlock);
         ADD("/locks/reentrant/mixed", test_reentrant_mixed);
         ADD("/locks/reentrant/free-table", test_reentrant_free_table);

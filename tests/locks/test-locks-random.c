@@ -3,7 +3,8 @@
 /* Randomised model test: many random operations among several owners on two tables, checked
  * after every step against a simple model (FIFO queues, holder sets, leases) and for the
  * invariants: never two exclusive holders, never exclusive + shared, strict FIFO grants, no
- * grantable waiter left waiting, tokens strictly increasing, no leaks (run under ASan/valgrind). */
+ * grantable waiter left waiting, tokens strictly increasing, only the holder releases (its owner,
+ * or once detached a caller of its uid), no leaks (run under ASan/valgrind). */
 
 #include <errno.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@ typedef struct MHolder {
         uint64_t token;
         bool shared;
         int owner; /* -1: detached */
+        uid_t uid; /* its owner's */
         uint64_t deadline;
 } MHolder;
 
@@ -44,8 +46,36 @@ typedef struct Model {
         int next_id;
         uint64_t max_token;
         GHashTable *expect_cancel; /* ids */
-        unsigned n_grants, n_queued_grants, n_cancels, n_expired, n_deadlocks, n_detached;
+        unsigned n_grants, n_queued_grants, n_cancels, n_expired, n_deadlocks, n_detached, n_refused;
 } Model;
+
+/* Owners 0 and 3 share a uid, 1 and 4 too; 2 is alone; 1003 is nobody's. */
+static uid_t m_owner_uid(int owner) {
+        return (uid_t) (1000 + owner % 3);
+}
+
+/* A caller of Unlock/Refresh: owner index (N_OWNERS: a connection holding nothing) and uid. */
+typedef struct MCaller {
+        int owner;
+        uid_t uid;
+} MCaller;
+
+static MCaller m_random_caller(Model *m, const MHolder *h) {
+        int c;
+
+        if (g_rand_boolean(m->rand)) /* the rightful one, half the time */
+                return h->owner >= 0 ? (MCaller) { h->owner, m_owner_uid(h->owner) } : (MCaller) { N_OWNERS, h->uid };
+        c = g_rand_int_range(m->rand, 0, N_OWNERS + 1);
+        return (MCaller) { c, c < N_OWNERS ? m_owner_uid(c) : (uid_t) g_rand_int_range(m->rand, 1000, 1004) };
+}
+
+static LockCaller m_lock_caller(Model *m, MCaller c) {
+        return (LockCaller) { .owner = c.owner < N_OWNERS ? &m->owners[c.owner] : NULL, .uid = c.uid, .has_uid = true };
+}
+
+static bool m_may_release(const MHolder *h, MCaller c) {
+        return h->owner >= 0 ? c.owner == h->owner : c.uid == h->uid;
+}
 
 static bool m_compatible(const MLock *l, bool shared) {
         if (l->holders->len == 0)
@@ -70,7 +100,8 @@ static uint64_t m_deadline(Model *m, uint64_t lease) {
 }
 
 static void m_add_holder(Model *m, MLock *l, uint64_t token, bool shared, int owner, uint64_t lease) {
-        MHolder h = { .token = token, .shared = shared, .owner = owner, .deadline = m_deadline(m, lease) };
+        MHolder h = { .token = token, .shared = shared, .owner = owner, .uid = m_owner_uid(owner),
+                      .deadline = m_deadline(m, lease) };
 
         g_assert_cmpuint(token, >, m->max_token); /* strictly increasing, hub-wide */
         m->max_token = token;
@@ -257,17 +288,26 @@ static void op_unlock(Model *m) {
 
         if (l->holders->len > 0 && g_rand_int_range(m->rand, 0, 5) > 0) {
                 guint i = g_rand_int_range(m->rand, 0, l->holders->len);
-                uint64_t token = g_array_index(l->holders, MHolder, i).token;
+                MHolder *h = &g_array_index(l->holders, MHolder, i);
+                MCaller c = m_random_caller(m, h);
+                LockCaller lc = m_lock_caller(m, c);
+                uint64_t token = h->token;
 
+                if (!m_may_release(h, c)) {
+                        g_assert_cmpint(lock_unlock(m->f->tables[t].t, names[n], token, &lc), ==, -EACCES);
+                        m->n_refused++;
+                        return;
+                }
                 g_array_remove_index(l->holders, i);
-                g_assert_cmpint(lock_unlock(m->f->tables[t].t, names[n], token), ==, 0);
+                g_assert_cmpint(lock_unlock(m->f->tables[t].t, names[n], token, &lc), ==, 0);
         } else {
                 /* A stale or foreign token: refused, nothing changes. */
                 uint64_t token = g_rand_int_range(m->rand, 0, (gint32) MIN(m->max_token + 2, (uint64_t) G_MAXINT32));
                 for (guint i = 0; i < l->holders->len; i++)
                         if (g_array_index(l->holders, MHolder, i).token == token)
                                 return;
-                g_assert_cmpint(lock_unlock(m->f->tables[t].t, names[n], token), ==,
+                LockCaller lc = m_lock_caller(m, (MCaller) { g_rand_int_range(m->rand, 0, N_OWNERS + 1), 1000 });
+                g_assert_cmpint(lock_unlock(m->f->tables[t].t, names[n], token, &lc), ==,
                                 l->holders->len > 0 ? -EPERM : -ENOLCK);
         }
 }
@@ -337,15 +377,24 @@ static void op_refresh(Model *m) {
         MLock *l = random_lock(m, &t, &n);
         uint64_t lease = random_lease(m);
         MHolder *h;
+        MCaller c;
+        LockCaller lc;
 
         if (l->holders->len == 0)
                 return;
         h = &g_array_index(l->holders, MHolder, g_rand_int_range(m->rand, 0, l->holders->len));
-        if (lease == 0 && h->owner < 0) {
-                g_assert_cmpint(lock_refresh(m->f->tables[t].t, names[n], h->token, 0), ==, -EINVAL);
+        c = m_random_caller(m, h);
+        lc = m_lock_caller(m, c);
+        if (!m_may_release(h, c)) {
+                g_assert_cmpint(lock_refresh(m->f->tables[t].t, names[n], h->token, lease, &lc), ==, -EACCES);
+                m->n_refused++;
                 return;
         }
-        g_assert_cmpint(lock_refresh(m->f->tables[t].t, names[n], h->token, lease), ==, 0);
+        if (lease == 0 && h->owner < 0) {
+                g_assert_cmpint(lock_refresh(m->f->tables[t].t, names[n], h->token, 0, &lc), ==, -EINVAL);
+                return;
+        }
+        g_assert_cmpint(lock_refresh(m->f->tables[t].t, names[n], h->token, lease, &lc), ==, 0);
         h->deadline = m_deadline(m, lease);
 }
 
@@ -357,8 +406,10 @@ static void run_seed(guint32 seed, int n_ops) {
         fixture_setup(&f, NULL);
         m.rand = g_rand_new_with_seed(seed);
         m.expect_cancel = g_hash_table_new(NULL, NULL);
-        for (int o = 0; o < N_OWNERS; o++)
+        for (int o = 0; o < N_OWNERS; o++) {
                 lock_owner_init(&m.owners[o], desc[o]);
+                lock_owner_set_uid(&m.owners[o], m_owner_uid(o));
+        }
         for (int t = 0; t < N_TABLES; t++)
                 for (int n = 0; n < N_NAMES; n++) {
                         m.locks[t][n].holders = g_array_new(FALSE, TRUE, sizeof(MHolder));
@@ -392,9 +443,10 @@ static void run_seed(guint32 seed, int n_ops) {
                 m_check(&m);
         }
 
-        g_test_message("seed %u: %u immediate grants, %u queued grants, %u cancelled, %u detached, %u expired, %u EDEADLK",
-                       seed, m.n_grants, m.n_queued_grants, m.n_cancels, m.n_detached, m.n_expired, m.n_deadlocks);
+        g_test_message("seed %u: %u immediate grants, %u queued grants, %u cancelled, %u detached, %u expired, %u EDEADLK, %u refused",
+                       seed, m.n_grants, m.n_queued_grants, m.n_cancels, m.n_detached, m.n_expired, m.n_deadlocks, m.n_refused);
         g_assert_cmpuint(m.n_queued_grants, >, 0);
+        g_assert_cmpuint(m.n_refused, >, 0);
 
         if (seed % 2 == 0) {
                 /* Clean shutdown: everything goes away and the tables end empty. */
