@@ -5,8 +5,9 @@
 
 #include "runtime-internal.h"
 
+#define BUS_DRIVER_NAME "org.freedesktop.DBus"
 #define NOC_MATCH                                                                        \
-        "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"     \
+        "type='signal',sender='" BUS_DRIVER_NAME "',path='/org/freedesktop/DBus',"      \
         "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='" CH_BUS_NAME "'"
 
 int client_set_error(ChClient *c, const sd_bus_error *e, int r) {
@@ -41,6 +42,10 @@ int ch_namespace_path(const char *ns, char **ret) {
                 return -ENOMEM;
         *ret = p;
         return 0;
+}
+
+bool client_sender_is_hub(ChClient *c, sd_bus_message *m) {
+        return c->hub_owner && streq_ptr(sd_bus_message_get_sender(m), c->hub_owner);
 }
 
 bool client_origin_is_ours(ChClient *c, const char *origin) {
@@ -129,6 +134,11 @@ static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error
         ChClient *c = userdata;
         const char *name, *old_owner, *new_owner;
 
+        /* From the bus driver only: anyone may send us a signal that looks like this one, and
+         * sd-bus matches sender='org.freedesktop.DBus' against any unique name.  The driver's
+         * own messages carry exactly that name. */
+        if (!streq_ptr(sd_bus_message_get_sender(m), BUS_DRIVER_NAME))
+                return 0;
         if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || !streq(name, CH_BUS_NAME))
                 return 0;
         (void) set_str(&c->hub_owner, isempty(new_owner) ? NULL : new_owner);

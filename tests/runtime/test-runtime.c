@@ -720,6 +720,144 @@ static void test_locks(ThFixture *f, gconstpointer data) {
         ch_client_free(c);
 }
 
+/* ---- forged events ---------------------------------------------------------------------- */
+
+/* What any client can send: the hub's Event signal from the namespace path, broadcast or
+ * addressed to DESTINATION. */
+static void forge_event(sd_bus *rogue, const char *destination, const char *payload) {
+        sd_bus_message *m = NULL;
+
+        g_assert_cmpint(sd_bus_message_new_signal(rogue, &m, CH_DEFAULT_NAMESPACE_PATH, CH_EVENTS1_INTERFACE, "Event"), >=, 0);
+        if (destination)
+                g_assert_cmpint(sd_bus_message_set_destination(m, destination), >=, 0);
+        g_assert_cmpint(sd_bus_message_append(m, "ssv", "jobs.run", "hub", "s", payload), >=, 0);
+        g_assert_cmpint(sd_bus_send(rogue, m, NULL), >=, 0);
+        sd_bus_message_unref(m);
+}
+
+/* A NameOwnerChanged look-alike telling DESTINATION that the rogue now owns the hub's name. */
+static void forge_owner_change(sd_bus *rogue, const char *destination, const char *old_owner) {
+        sd_bus_message *m = NULL;
+        const char *me = NULL;
+
+        g_assert_cmpint(sd_bus_get_unique_name(rogue, &me), >=, 0);
+        g_assert_cmpint(sd_bus_message_new_signal(rogue, &m, "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                                  "NameOwnerChanged"), >=, 0);
+        g_assert_cmpint(sd_bus_message_set_destination(m, destination), >=, 0);
+        g_assert_cmpint(sd_bus_message_append(m, "sss", CH_BUS_NAME, old_owner, me), >=, 0);
+        g_assert_cmpint(sd_bus_send(rogue, m, NULL), >=, 0);
+        sd_bus_message_unref(m);
+}
+
+/* When this returns, the bus has routed every message BUS sent before (it handles one
+ * connection's messages in order). */
+static void bus_barrier(sd_bus *bus) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        g_assert_cmpint(sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                           "GetId", &e, NULL, ""), >=, 0);
+        sd_bus_error_free(&e);
+}
+
+/* A real event, through the hub.  Sent after the forged ones from the same connection, it
+ * reaches the victim after them: once it is in, the forged ones have been handled. */
+static void emit_through_hub(sd_bus *bus, const char *payload) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        g_assert_cmpint(sd_bus_call_method(bus, CH_BUS_NAME, CH_DEFAULT_NAMESPACE_PATH, CH_EVENTS1_INTERFACE, "Emit", &e,
+                                           NULL, "sv", "jobs.run", "s", payload), >=, 0);
+        sd_bus_error_free(&e);
+}
+
+static int h_job(ChRequest *req, void *userdata) {
+        (*(unsigned *) userdata)++;
+        return ch_request_reply(req, NULL, NULL);
+}
+
+static int on_forged_handle_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        char **error = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(m);
+        *error = g_strdup(e ? e->name : "(no error)");
+        return 0;
+}
+
+static void test_forged_events(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        ChClient *c = client_new(f);
+        sd_bus *rogue = NULL;
+        Log jobs = { g_string_new(NULL) };
+        Regs regs = { 0 };
+        const char *rogue_name = NULL, *hub = NULL;
+        g_autofree char *hub_owner = NULL, *handle_error = NULL, *want = NULL;
+        sd_bus_message *owner_reply = NULL;
+        unsigned handled = 0;
+        int64_t deadline;
+
+        g_assert_cmpint(th_connect(&rogue, f->bus.address), ==, 0);
+        g_assert_cmpint(sd_bus_get_unique_name(rogue, &rogue_name), >=, 0);
+        g_assert_cmpint(sd_bus_call_method(f->client, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                           "org.freedesktop.DBus", "GetNameOwner", NULL, &owner_reply, "s", CH_BUS_NAME), >=, 0);
+        g_assert_cmpint(sd_bus_message_read(owner_reply, "s", &hub), >, 0);
+        hub_owner = g_strdup(hub);
+        sd_bus_message_unref(owner_reply);
+        ch_client_set_registered_callback(c, on_registered, &regs);
+        g_assert_cmpint(ch_register(c, "victim"), ==, 0);
+        g_assert_cmpint(ch_on_prefix(c, NULL, "jobs", log_event, &jobs, NULL), ==, 0);
+        g_assert_cmpint(ch_serve(c, NULL, "job", h_job, &handled), ==, 0);
+
+        /* while the hub runs: broadcast, unicast, and unicast after a forged owner change */
+        forge_event(rogue, NULL, "forged-broadcast");
+        forge_event(rogue, ch_client_get_unique_name(c), "forged-unicast");
+        forge_owner_change(rogue, ch_client_get_unique_name(c), hub_owner);
+        forge_event(rogue, ch_client_get_unique_name(c), "forged-after-owner-change");
+        forge_event(rogue, NULL, "forged-broadcast-after-owner-change");
+        emit_through_hub(rogue, "real-1");
+        run_until(c, &jobs.n, 1, 10000);
+        want = g_strdup_printf("jobs.run %s real-1;", rogue_name);
+        g_assert_cmpstr(jobs.s->str, ==, want);
+
+        /* nor does a request reach the handler other than through the hub */
+        g_assert_cmpint(sd_bus_call_method_async(rogue, NULL, ch_client_get_unique_name(c), CH_HANDLER_PATH,
+                                                 CH_HANDLER1_INTERFACE, "Handle", on_forged_handle_reply, &handle_error,
+                                                 "sssv", "default", "job", "hub", "s", "forged-job"), >=, 0);
+        deadline = now_ms() + 10000;
+        while (!handle_error && now_ms() < deadline) {
+                g_assert_cmpint(ch_client_process(c, 20 * 1000), >=, 0);
+                while (sd_bus_process(rogue, NULL) > 0)
+                        ;
+        }
+        g_assert_cmpstr(handle_error, ==, SD_BUS_ERROR_ACCESS_DENIED);
+        g_assert_cmpuint(handled, ==, 0);
+
+        /* while no hub is on the bus */
+        th_hub_stop(&f->hub);
+        th_hub_clear(&f->hub);
+        deadline = now_ms() + 10000;
+        while (ch_client_get_id(c) && now_ms() < deadline)
+                g_assert_cmpint(ch_client_process(c, 20 * 1000), >=, 0);
+        g_assert_null(ch_client_get_id(c));
+        forge_event(rogue, NULL, "forged-broadcast-no-hub");
+        forge_event(rogue, ch_client_get_unique_name(c), "forged-unicast-no-hub");
+        bus_barrier(rogue);
+
+        /* a new hub: its events arrive again (and the forged ones, queued before it, did not) */
+        g_assert_cmpint(th_hub_spawn(&f->hub, f->bus.address, NULL), ==, 0);
+        run_until(c, &regs.n, 2, 10000);
+        g_assert_cmpuint(regs.n, ==, 2);
+        forge_event(rogue, NULL, "forged-broadcast-new-hub");
+        forge_event(rogue, ch_client_get_unique_name(c), "forged-unicast-new-hub");
+        emit_through_hub(rogue, "real-2");
+        run_until(c, &jobs.n, 2, 10000);
+        g_free(want);
+        want = g_strdup_printf("jobs.run %s real-1;jobs.run %s real-2;", rogue_name, rogue_name);
+        g_assert_cmpstr(jobs.s->str, ==, want);
+        g_assert_cmpuint(jobs.n, ==, 2);
+        g_assert_cmpuint(handled, ==, 0);
+
+        g_free(regs.last);
+        g_string_free(jobs.s, TRUE);
+        sd_bus_flush_close_unref(rogue);
+        ch_client_free(c);
+}
+
 int main(int argc, char **argv) {
         self_path = argv[0];
         if (argc >= 5 && g_str_equal(argv[1], "--worker"))
@@ -730,5 +868,6 @@ int main(int argc, char **argv) {
         TH_ADD_BUS_TEST_WITH_HUB("/runtime/hub-restart", test_hub_restart);
         TH_ADD_BUS_TEST_WITH_HUB("/runtime/requests", test_requests);
         TH_ADD_BUS_TEST_WITH_HUB("/runtime/locks", test_locks);
+        TH_ADD_BUS_TEST_WITH_HUB("/runtime/forged-events", test_forged_events);
         return g_test_run();
 }
