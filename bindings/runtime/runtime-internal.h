@@ -133,6 +133,8 @@ struct ChClient {
         char *hub_owner;        /* unique name of the current hub, NULL when none */
         char *registered_owner; /* the hub we registered with */
         sd_bus_slot *noc_slot;
+        sd_bus_slot *disconnected_slot;
+        bool bus_lost;          /* the connection is gone: the loop ended with -ECONNRESET */
         sd_bus_slot *register_slot;
         ch_registered_fn registered_cb;
         void *registered_userdata;

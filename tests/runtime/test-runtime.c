@@ -858,6 +858,113 @@ static void test_forged_events(ThFixture *f, gconstpointer data) {
         ch_client_free(c);
 }
 
+/* ---- losing the bus --------------------------------------------------------------------- */
+
+/* A program whose stdout and stderr both come to w->out. */
+static bool spawn_program(Worker *w, const char *env, const char *address, const char *id) {
+        const char *bin = g_getenv(env);
+        g_autofree char *addr = g_strdup_printf("--address=%s", address);
+        const char *argv[] = { bin, addr, id, NULL };
+        int fds[2];
+
+        if (!bin || !g_file_test(bin, G_FILE_TEST_IS_EXECUTABLE))
+                return false;
+        g_assert_cmpint(pipe2(fds, O_CLOEXEC), ==, 0);
+        w->proc = (ThProc) TH_PROC_NULL;
+        g_assert_cmpint(th_spawn(&w->proc, argv, NULL, fds[1], fds[1]), >, 0);
+        close(fds[1]);
+        w->out = fds[0];
+        w->buf = g_string_new(NULL);
+        return true;
+}
+
+/* Skips lines until one contains NEEDLE; fails after 10 s or at EOF. */
+static void expect_line_containing(Worker *w, const char *needle) {
+        int64_t deadline = now_ms() + 10000;
+
+        for (;;) {
+                int left = (int) (deadline - now_ms());
+                g_autofree char *line = read_line(w, left > 0 ? left : 1);
+                if (!line)
+                        g_error("%s: no line containing '%s'", w->proc.name, needle);
+                g_test_message("%s: %s", w->proc.name, line);
+                if (strstr(line, needle))
+                        return;
+        }
+}
+
+static void test_bus_lost(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        static const struct {
+                const char *env, *id, *ready, *registered;
+        } programs[] = {
+                /* the runtime's example */
+                { "CLUSTERHUB_EXAMPLE_WORKER", "lost1", "ready: serving", "registered as worker lost1" },
+                /* sd-bus and the generated stubs */
+                { "CLUSTERHUB_WORKER", "lost2", "registered as /org/clusterhub/Hub1/worker/lost2",
+                  "registered as /org/clusterhub/Hub1/worker/lost2" },
+        };
+        Worker w[G_N_ELEMENTS(programs)];
+
+        for (size_t i = 0; i < G_N_ELEMENTS(programs); i++)
+                if (!spawn_program(&w[i], programs[i].env, f->bus.address, programs[i].id)) {
+                        g_test_skip("example workers not built");
+                        for (size_t j = 0; j < i; j++)
+                                th_proc_stop(&w[j].proc, SIGKILL, 1000);
+                        return;
+                }
+        for (size_t i = 0; i < G_N_ELEMENTS(programs); i++)
+                expect_line_containing(&w[i], programs[i].ready);
+
+        /* the hub going away is not the bus going away: the workers register again */
+        th_hub_stop(&f->hub);
+        th_hub_clear(&f->hub);
+        g_assert_cmpint(th_hub_spawn(&f->hub, f->bus.address, NULL), ==, 0);
+        for (size_t i = 0; i < G_N_ELEMENTS(programs); i++) {
+                expect_line_containing(&w[i], programs[i].registered);
+                g_assert_false(th_proc_exited(&w[i].proc));
+        }
+
+        /* the bus daemon dies: each worker says which bus it lost and exits with a failure */
+        g_assert_cmpint(th_proc_kill(&f->bus.proc, SIGKILL), ==, 0);
+        for (size_t i = 0; i < G_N_ELEMENTS(programs); i++) {
+                int status = 0;
+                g_autofree char *lost = g_strdup_printf("the connection to the bus %s", f->bus.address);
+
+                expect_line_containing(&w[i], lost);
+                g_assert_true(th_proc_wait(&w[i].proc, 10000, &status));
+                g_assert_true(WIFEXITED(status));
+                g_assert_cmpint(WEXITSTATUS(status), !=, 0);
+                th_proc_clear(&w[i].proc);
+                close(w[i].out);
+                g_string_free(w[i].buf, TRUE);
+        }
+}
+
+/* In process: ch_client_run() returns -ECONNRESET and the last error names the bus. */
+static int give_up(sd_event_source *s, uint64_t usec, void *userdata) {
+        return sd_event_exit(sd_event_source_get_event(s), -ETIMEDOUT);
+}
+
+static void test_bus_lost_run(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        ChClient *c = client_new(f);
+        g_autofree char *lost = g_strdup_printf("Lost the connection to the bus %s", f->bus.address);
+
+        g_assert_cmpint(ch_register(c, "inproc"), ==, 0);
+        g_assert_cmpint(th_proc_kill(&f->bus.proc, SIGKILL), ==, 0);
+        /* should the lost bus go unnoticed, the loop ends after 10 s with -ETIMEDOUT */
+        g_assert_cmpint(sd_event_add_time_relative(ch_client_get_event(c), NULL, CLOCK_MONOTONIC, 10 * 1000 * 1000, 0,
+                                                   give_up, NULL), >=, 0);
+        g_assert_cmpint(ch_client_run(c), ==, -ECONNRESET);
+        g_assert_cmpstr(ch_client_get_last_error(c)->name, ==, SD_BUS_ERROR_DISCONNECTED);
+        g_assert_true(g_str_has_prefix(ch_client_get_last_error(c)->message, lost));
+        g_assert_null(ch_client_get_id(c));
+        g_assert_cmpint(ch_client_process(c, 0), ==, -ECONNRESET);
+        g_assert_cmpint(ch_client_run(c), ==, -ECONNRESET);
+        ch_client_free(c);
+}
+
 int main(int argc, char **argv) {
         self_path = argv[0];
         if (argc >= 5 && g_str_equal(argv[1], "--worker"))
@@ -869,5 +976,7 @@ int main(int argc, char **argv) {
         TH_ADD_BUS_TEST_WITH_HUB("/runtime/requests", test_requests);
         TH_ADD_BUS_TEST_WITH_HUB("/runtime/locks", test_locks);
         TH_ADD_BUS_TEST_WITH_HUB("/runtime/forged-events", test_forged_events);
+        TH_ADD_BUS_TEST_WITH_HUB("/runtime/bus-lost", test_bus_lost);
+        TH_ADD_BUS_TEST_WITH_HUB("/runtime/bus-lost-run", test_bus_lost_run);
         return g_test_run();
 }
