@@ -965,6 +965,91 @@ static void test_bus_lost_run(ThFixture *f, gconstpointer data) {
         ch_client_free(c);
 }
 
+/* clusterhub-worker (sd-bus and the generated stubs, what clusterhub-worker@.service runs)
+ * prints the events it gets: only the hub's. */
+static char *worker_unique_name(sd_bus *bus, const char *id) {
+        sd_bus_message *reply = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        const char *wid, *unique;
+        char *found = NULL;
+        uint32_t pid;
+
+        g_assert_cmpint(ch_hub1_call_list_workers(bus, CH_BUS_NAME, CH_HUB_PATH, &reply, &e), >=, 0);
+        g_assert_cmpint(sd_bus_message_enter_container(reply, 'a', "(ssua{sv})"), >, 0);
+        while (sd_bus_message_enter_container(reply, 'r', "ssua{sv}") > 0) {
+                g_assert_cmpint(sd_bus_message_read(reply, "ssu", &wid, &unique, &pid), >, 0);
+                g_assert_cmpint(sd_bus_message_skip(reply, "a{sv}"), >=, 0);
+                g_assert_cmpint(sd_bus_message_exit_container(reply), >=, 0);
+                if (!found && g_str_equal(wid, id))
+                        found = g_strdup(unique);
+        }
+        sd_bus_message_unref(reply);
+        g_assert_nonnull(found);
+        return found;
+}
+
+static void expect_event_line(Worker *w, const char *origin, const char *payload) {
+        g_autofree char *want = g_strdup_printf("jobs.run %s <s \"%s\">", origin, payload);
+        int64_t deadline = now_ms() + 10000;
+
+        for (;;) {
+                int left = (int) (deadline - now_ms());
+                g_autofree char *line = read_line(w, left > 0 ? left : 1);
+                g_assert_nonnull(line);
+                g_test_message("%s: %s", w->proc.name, line);
+                if (g_str_has_prefix(line, "jobs.run ")) {
+                        g_assert_cmpstr(line, ==, want);
+                        return;
+                }
+        }
+}
+
+static void test_forged_events_worker(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        Worker w;
+        sd_bus *rogue = NULL;
+        sd_bus_message *owner_reply = NULL;
+        const char *rogue_name = NULL, *hub = NULL;
+        g_autofree char *hub_owner = NULL, *victim = NULL;
+
+        if (!spawn_program(&w, "CLUSTERHUB_WORKER", f->bus.address, "forgee")) {
+                g_test_skip("clusterhub-worker not built");
+                return;
+        }
+        expect_line_containing(&w, "registered as /org/clusterhub/Hub1/worker/forgee");
+        g_assert_cmpint(th_connect(&rogue, f->bus.address), ==, 0);
+        g_assert_cmpint(sd_bus_get_unique_name(rogue, &rogue_name), >=, 0);
+        g_assert_cmpint(sd_bus_call_method(f->client, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                           "org.freedesktop.DBus", "GetNameOwner", NULL, &owner_reply, "s", CH_BUS_NAME), >=, 0);
+        g_assert_cmpint(sd_bus_message_read(owner_reply, "s", &hub), >, 0);
+        hub_owner = g_strdup(hub);
+        sd_bus_message_unref(owner_reply);
+        victim = worker_unique_name(f->client, "forgee");
+
+        forge_event(rogue, NULL, "forged-broadcast");
+        forge_event(rogue, victim, "forged-unicast");
+        forge_owner_change(rogue, victim, hub_owner);
+        forge_event(rogue, victim, "forged-after-owner-change");
+        emit_through_hub(rogue, "real-1");
+        expect_event_line(&w, rogue_name, "real-1");
+
+        th_hub_stop(&f->hub);
+        th_hub_clear(&f->hub);
+        expect_line_containing(&w, "the hub went away");
+        forge_event(rogue, NULL, "forged-broadcast-no-hub");
+        forge_event(rogue, victim, "forged-unicast-no-hub");
+        bus_barrier(rogue);
+        g_assert_cmpint(th_hub_spawn(&f->hub, f->bus.address, NULL), ==, 0);
+        expect_line_containing(&w, "registered as /org/clusterhub/Hub1/worker/forgee (again");
+        forge_event(rogue, victim, "forged-unicast-new-hub");
+        emit_through_hub(rogue, "real-2");
+        expect_event_line(&w, rogue_name, "real-2");
+
+        sd_bus_flush_close_unref(rogue);
+        g_assert_cmpint(th_proc_kill(&w.proc, SIGTERM), ==, 0);
+        worker_finish(&w);
+}
+
 int main(int argc, char **argv) {
         self_path = argv[0];
         if (argc >= 5 && g_str_equal(argv[1], "--worker"))
@@ -976,6 +1061,7 @@ int main(int argc, char **argv) {
         TH_ADD_BUS_TEST_WITH_HUB("/runtime/requests", test_requests);
         TH_ADD_BUS_TEST_WITH_HUB("/runtime/locks", test_locks);
         TH_ADD_BUS_TEST_WITH_HUB("/runtime/forged-events", test_forged_events);
+        TH_ADD_BUS_TEST_WITH_HUB("/runtime/forged-events-worker", test_forged_events_worker);
         TH_ADD_BUS_TEST_WITH_HUB("/runtime/bus-lost", test_bus_lost);
         TH_ADD_BUS_TEST_WITH_HUB("/runtime/bus-lost-run", test_bus_lost_run);
         return g_test_run();
