@@ -13,7 +13,10 @@
  *   EVENT ORIGIN PAYLOAD
  *
  * It follows the hub's name: when the hub restarts (or is started later), the
- * worker registers again.  SIGTERM / SIGINT end it with exit status 0.
+ * worker registers again.  It prints only events sent by the current owner of
+ * the hub's name.  SIGTERM / SIGINT end it with exit status 0; losing the bus
+ * (its daemon exited, or it closed the connection) ends it with a line saying
+ * so and exit status 1, so that Restart=on-failure starts it again.
  * This is what clusterhub-worker@.service runs; docs/systemd.md shows how to
  * point the template at your own program instead.
  *
@@ -54,6 +57,7 @@ typedef struct Worker {
         size_t n_listen;
         sd_bus_slot *register_slot; /* pending Register call */
         char *registered_path;      /* our worker object, once registered */
+        char *hub_owner;            /* unique name of the hub, NULL while there is none */
         unsigned registrations;
 } Worker;
 
@@ -180,7 +184,15 @@ static int print_value(FILE *f, sd_bus_message *m) {
 /* ---- events ------------------------------------------------------------- */
 
 static int on_event(sd_bus_message *m, void *userdata, const char *event, const char *origin) {
+        Worker *w = userdata;
+        const char *sender = sd_bus_message_get_sender(m);
         int r;
+
+        /* The match's sender= keeps other clients' broadcasts away, but a signal sent to us
+         * directly arrives anyway, and sd-bus matches a well-known sender= against any
+         * unique name: only the current owner of the hub's name is the hub. */
+        if (!w->hub_owner || !sender || strcmp(sender, w->hub_owner) != 0)
+                return 0;
 
         printf("%s %s ", event, origin);
         r = print_value(stdout, m); /* the payload variant */
@@ -262,16 +274,43 @@ static int start_register(Worker *w) {
         return r;
 }
 
+static int set_hub_owner(Worker *w, const char *owner) {
+        char *copy = NULL;
+
+        if (owner && *owner && !(copy = strdup(owner)))
+                return -ENOMEM;
+        free(w->hub_owner);
+        w->hub_owner = copy;
+        return 0;
+}
+
+static int on_hub_owner(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Worker *w = userdata;
+        const char *owner = NULL;
+
+        /* an error (NameHasNoOwner): no hub yet, NameOwnerChanged will tell */
+        if (sd_bus_message_is_method_error(m, NULL) || sd_bus_message_read(m, "s", &owner) < 0)
+                return 0;
+        if (set_hub_owner(w, owner) < 0)
+                return sd_event_exit(w->event, EXIT_FAILURE);
+        return 0;
+}
+
 static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         Worker *w = userdata;
-        const char *name, *old_owner, *new_owner;
+        const char *name, *old_owner, *new_owner, *sender = sd_bus_message_get_sender(m);
         int r;
 
+        /* from the bus driver only: anyone may send us a look-alike */
+        if (!sender || strcmp(sender, "org.freedesktop.DBus") != 0)
+                return 0;
         r = sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner);
         if (r < 0)
                 return 0;
         if (strcmp(name, CH_BUS_NAME) != 0)
                 return 0;
+        if (set_hub_owner(w, new_owner) < 0)
+                return sd_event_exit(w->event, EXIT_FAILURE);
         if (*old_owner) {
                 fprintf(stderr, "clusterhub-worker: the hub went away.\n");
                 free(w->registered_path);
@@ -291,6 +330,19 @@ static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         Worker *w = userdata;
         return sd_event_exit(w->event, EXIT_SUCCESS);
+}
+
+/* sd-bus's own signal once the connection is gone.  A hub restart is not this (the worker
+ * registers again); without the bus nothing works, so end with a failure and say why. */
+static int on_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Worker *w = userdata;
+        const char *address = NULL;
+
+        (void) sd_bus_get_address(w->bus, &address);
+        fprintf(stderr, "clusterhub-worker: lost the connection to the bus %s: the bus closed it "
+                "(its daemon exited, or it dropped this worker); exiting.\n", address ?: "(unknown address)");
+        (void) sd_notify(false, "STATUS=Lost the bus");
+        return sd_event_exit(w->event, EXIT_FAILURE);
 }
 
 static int connect_bus(Worker *w) {
@@ -321,8 +373,10 @@ static int connect_bus(Worker *w) {
                 return r;
         }
         (void) sd_bus_error_add_map(ch_error_map);
-        /* The hub's errors are ours to handle; a bus that goes away ends us. */
-        r = sd_bus_set_exit_on_disconnect(w->bus, true);
+        /* The hub's errors are ours to handle; a bus that goes away ends us (a local rule:
+         * sd-bus delivers it, the bus never sees it). */
+        r = sd_bus_match_signal(w->bus, NULL, "org.freedesktop.DBus.Local", "/org/freedesktop/DBus/Local",
+                                "org.freedesktop.DBus.Local", "Disconnected", on_disconnected, w);
         if (r < 0)
                 return r;
         return sd_bus_attach_event(w->bus, w->event, SD_EVENT_PRIORITY_NORMAL);
@@ -422,6 +476,12 @@ int main(int argc, char *argv[]) {
                 fprintf(stderr, "clusterhub-worker: cannot watch the hub: %s\n", strerror(-r));
                 goto finish;
         }
+        r = sd_bus_call_method_async(w.bus, NULL, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                     "org.freedesktop.DBus", "GetNameOwner", on_hub_owner, &w, "s", CH_BUS_NAME);
+        if (r < 0) {
+                fprintf(stderr, "clusterhub-worker: cannot ask for the hub: %s\n", strerror(-r));
+                goto finish;
+        }
         r = subscribe_events(&w);
         if (r < 0) {
                 fprintf(stderr, "clusterhub-worker: cannot subscribe to events: %s\n", strerror(-r));
@@ -442,6 +502,7 @@ finish:
         sd_bus_flush_close_unref(w.bus);
         sd_event_unref(w.event);
         free(w.registered_path);
+        free(w.hub_owner);
         free(w.listen);
         return ret;
 }

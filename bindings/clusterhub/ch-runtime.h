@@ -74,12 +74,20 @@ const char *ch_client_get_unique_name(ChClient *c);
 /* The error of the last failed blocking call (name and message), or an unset error. */
 const sd_bus_error *ch_client_get_last_error(ChClient *c);
 
-/* Runs the loop until ch_client_exit(); returns the exit code given there (or a negative errno). */
+/* Runs the loop until ch_client_exit(); returns the exit code given there (or a negative errno).
+ *
+ * Losing the bus (its daemon exited, or it closed this connection) is not a hub restart: the
+ * client cannot go on.  The runtime then logs one line naming the bus on stderr, sets the last
+ * error to org.freedesktop.DBus.Error.Disconnected, and ends the loop (also a loop passed in
+ * ChClientOptions.event) with -ECONNRESET: ch_client_run() and ch_client_process() return
+ * -ECONNRESET from then on.  Exit non-zero on it, so that Restart=on-failure starts the worker
+ * again. */
 int ch_client_run(ChClient *c);
 /* Makes ch_client_run() (sd_event_loop) return CODE. */
 int ch_client_exit(ChClient *c, int code);
 /* One loop iteration: waits up to timeout_usec (UINT64_MAX: forever) and dispatches.
- * Returns > 0 if something was dispatched, 0 on timeout, or a negative errno. */
+ * Returns > 0 if something was dispatched, 0 on timeout, or a negative errno (-ECONNRESET once
+ * the bus is lost). */
 int ch_client_process(ChClient *c, uint64_t timeout_usec);
 /* Writes every queued outgoing message (emits are sent without waiting for an answer). */
 int ch_client_flush(ChClient *c);
@@ -106,7 +114,8 @@ void ch_client_set_registered_callback(ChClient *c, ch_registered_fn cb, void *u
  * sd_bus_message_read(payload, "v", "s", &str) and the like.  It is only valid during the call
  * (take a reference with sd_bus_message_ref() to keep it).  ORIGIN is the emitter's worker id or
  * unique bus name, as filled in by the hub; for local emits it is this client's own.
- * The return value is ignored. */
+ * Remote events reach listeners only if the current owner of org.clusterhub.Hub1 sent them (none
+ * while no hub is on the bus): another client cannot forge one.  The return value is ignored. */
 typedef int (*ch_event_fn)(const char *event, const char *origin, sd_bus_message *payload, void *userdata);
 
 /* Listens to EVENT in namespace NS.  The first listener of an (ns, event) adds the bus match

@@ -5,8 +5,9 @@
 
 #include "runtime-internal.h"
 
+#define BUS_DRIVER_NAME "org.freedesktop.DBus"
 #define NOC_MATCH                                                                        \
-        "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"     \
+        "type='signal',sender='" BUS_DRIVER_NAME "',path='/org/freedesktop/DBus',"      \
         "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='" CH_BUS_NAME "'"
 
 int client_set_error(ChClient *c, const sd_bus_error *e, int r) {
@@ -41,6 +42,10 @@ int ch_namespace_path(const char *ns, char **ret) {
                 return -ENOMEM;
         *ret = p;
         return 0;
+}
+
+bool client_sender_is_hub(ChClient *c, sd_bus_message *m) {
+        return c->hub_owner && streq_ptr(sd_bus_message_get_sender(m), c->hub_owner);
 }
 
 bool client_origin_is_ours(ChClient *c, const char *origin) {
@@ -129,6 +134,11 @@ static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error
         ChClient *c = userdata;
         const char *name, *old_owner, *new_owner;
 
+        /* From the bus driver only: anyone may send us a signal that looks like this one, and
+         * sd-bus matches sender='org.freedesktop.DBus' against any unique name.  The driver's
+         * own messages carry exactly that name. */
+        if (!streq_ptr(sd_bus_message_get_sender(m), BUS_DRIVER_NAME))
+                return 0;
         if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || !streq(name, CH_BUS_NAME))
                 return 0;
         (void) set_str(&c->hub_owner, isempty(new_owner) ? NULL : new_owner);
@@ -160,6 +170,36 @@ static int get_hub_owner(ChClient *c, char **ret) {
                 return r;
         *ret = strdup(owner);
         return *ret ? 0 : -ENOMEM;
+}
+
+/* ---- losing the bus ---------------------------------------------------------------------- */
+
+/* sd-bus synthesizes org.freedesktop.DBus.Local.Disconnected once the connection is gone: the
+ * bus daemon exited or closed it.  Nothing works without the bus and this client does not
+ * reconnect, so this is a failure of the program: log it, keep it as the last error, and end
+ * the loop with -ECONNRESET, which ch_client_run() returns (and a supervisor sees as a failed
+ * worker).  The hub going away is not this: NameOwnerChanged handles that above. */
+static int on_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        ChClient *c = userdata;
+        const char *address = NULL, *description = NULL;
+
+        /* sd-bus's own, never a message from the bus (which refuses this interface anyway) */
+        if (c->bus_lost || !streq_ptr(sd_bus_message_get_sender(m), "org.freedesktop.DBus.Local"))
+                return 0;
+        c->bus_lost = true;
+        c->registered = false;
+        (void) set_str(&c->hub_owner, NULL);
+        (void) sd_bus_get_address(c->bus, &address);
+        (void) sd_bus_get_description(c->bus, &description);
+        sd_bus_error_free(&c->last_error);
+        (void) sd_bus_error_setf(&c->last_error, SD_BUS_ERROR_DISCONNECTED,
+                                 "Lost the connection to the bus %s%s%s%s: the bus closed it (its daemon exited, "
+                                 "or it dropped this client).",
+                                 address ?: "(unknown address)", description ? " (" : "", description ?: "",
+                                 description ? ")" : "");
+        fprintf(stderr, "libclusterhub: %s\n", c->last_error.message);
+        (void) sd_event_exit(c->event, -ECONNRESET);
+        return 0;
 }
 
 /* ---- the client ------------------------------------------------------------------------- */
@@ -228,6 +268,12 @@ _public_ int ch_client_new(ChClient **ret, const ChClientOptions *opts) {
         r = sd_bus_attach_event(c->bus, c->event, opts->event_priority);
         if (r < 0)
                 goto fail;
+        /* local: sd-bus delivers it itself, the bus daemon never hears of this rule */
+        r = sd_bus_match_signal(c->bus, &c->disconnected_slot, "org.freedesktop.DBus.Local",
+                                "/org/freedesktop/DBus/Local", "org.freedesktop.DBus.Local", "Disconnected",
+                                on_disconnected, c);
+        if (r < 0)
+                goto fail;
         /* first the match, then the question: no restart falls between the two */
         r = sd_bus_add_match(c->bus, &c->noc_slot, NOC_MATCH, on_name_owner_changed, c);
         if (r < 0)
@@ -249,6 +295,7 @@ _public_ ChClient *ch_client_free(ChClient *c) {
         events_free_all(c);
         c->register_slot = sd_bus_slot_unref(c->register_slot);
         c->noc_slot = sd_bus_slot_unref(c->noc_slot);
+        c->disconnected_slot = sd_bus_slot_unref(c->disconnected_slot);
         if (c->bus) {
                 (void) sd_bus_flush(c->bus);
                 (void) sd_bus_detach_event(c->bus);
@@ -283,9 +330,15 @@ _public_ const sd_bus_error *ch_client_get_last_error(ChClient *c) {
 }
 
 _public_ int ch_client_run(ChClient *c) {
+        int r;
+
         if (!c)
                 return -EINVAL;
-        return sd_event_loop(c->event);
+        if (c->bus_lost)
+                return -ECONNRESET;
+        r = sd_event_loop(c->event);
+        /* a lost bus is a failure even if something else asked the loop to end meanwhile */
+        return c->bus_lost ? -ECONNRESET : r;
 }
 
 _public_ int ch_client_exit(ChClient *c, int code) {
@@ -295,9 +348,14 @@ _public_ int ch_client_exit(ChClient *c, int code) {
 }
 
 _public_ int ch_client_process(ChClient *c, uint64_t timeout_usec) {
+        int r;
+
         if (!c)
                 return -EINVAL;
-        return sd_event_run(c->event, timeout_usec);
+        if (c->bus_lost)
+                return -ECONNRESET;
+        r = sd_event_run(c->event, timeout_usec);
+        return c->bus_lost ? -ECONNRESET : r;
 }
 
 _public_ int ch_client_flush(ChClient *c) {

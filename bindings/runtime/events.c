@@ -100,6 +100,13 @@ static int on_event_signal(sd_bus_message *m, void *userdata, const char *event,
         const char *sender = sd_bus_message_get_sender(m), *path = sd_bus_message_get_path(m);
         uint64_t cookie = 0;
 
+        /* The hub's signals only, and none while no hub is on the bus.  The rule's sender= makes
+         * the bus drop other senders' broadcasts, but a signal addressed to us is delivered
+         * whatever our rules say, and sd-bus matches a well-known sender= against any unique
+         * name: only this check tells the hub from a client that forges its signals. */
+        if (!client_sender_is_hub(c, m))
+                return 0;
+
         /* several of our rules may match one signal (an exact and a prefix listener): sd-bus
          * then runs each; dispatch the signal once, to every listener, in registration order */
         (void) sd_bus_message_get_cookie(m, &cookie);
@@ -108,11 +115,6 @@ static int on_event_signal(sd_bus_message *m, void *userdata, const char *event,
         c->last_cookie = cookie;
         free(c->last_sender);
         c->last_sender = sender ? strdup(sender) : NULL;
-
-        /* the hub's signals only: its unique name changes on restart, so it is checked here
-         * and not in the rule */
-        if (c->hub_owner && !streq_ptr(sender, c->hub_owner))
-                return 0;
         /* our own broadcast comes back through the hub: the local listeners already had it */
         if (!sd_bus_message_get_destination(m) && client_origin_is_ours(c, origin))
                 return 0;
@@ -146,8 +148,9 @@ static int match_get(ChClient *c, const char *ns, const char *name, bool prefix,
                 r = -ENOMEM;
                 goto fail;
         }
-        /* synchronous: when ch_on() returns, the bus sends us the event */
-        r = ch_events1_match_event(c->bus, &m->slot, NULL, path, prefix ? NULL : name, prefix ? name : NULL,
+        /* synchronous: when ch_on() returns, the bus sends us the event; sender= the hub's name:
+         * the bus delivers only broadcasts of whoever owns it at the time */
+        r = ch_events1_match_event(c->bus, &m->slot, CH_BUS_NAME, path, prefix ? NULL : name, prefix ? name : NULL,
                                    on_event_signal, m);
         if (r < 0)
                 goto fail;

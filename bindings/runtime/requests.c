@@ -157,6 +157,12 @@ static int on_handle(sd_bus_message *m, void *userdata, sd_bus_error *ret_error,
         Served *s;
         int r;
 
+        /* the hub forwards requests; a call from anyone else is a forged job */
+        if (!client_sender_is_hub(c, m)) {
+                (void) sd_bus_reply_method_errorf(m, SD_BUS_ERROR_ACCESS_DENIED,
+                                                  "Only the owner of %s may call Handle.", CH_BUS_NAME);
+                return 1;
+        }
         s = served_find(c, ns, method);
         if (!s) {
                 (void) sd_bus_reply_method_errorf(m, CH_ERROR_NO_HANDLER, "This worker does not serve '%s' in namespace '%s'.",

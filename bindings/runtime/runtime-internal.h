@@ -133,6 +133,8 @@ struct ChClient {
         char *hub_owner;        /* unique name of the current hub, NULL when none */
         char *registered_owner; /* the hub we registered with */
         sd_bus_slot *noc_slot;
+        sd_bus_slot *disconnected_slot;
+        bool bus_lost;          /* the connection is gone: the loop ended with -ECONNRESET */
         sd_bus_slot *register_slot;
         ch_registered_fn registered_cb;
         void *registered_userdata;
@@ -160,6 +162,8 @@ bool ch_namespace_is_valid(const char *ns);
 int ch_namespace_path(const char *ns, char **ret);
 const char *ch_namespace_or_default(const char *ns);
 bool client_origin_is_ours(ChClient *c, const char *origin);
+/* true if M was sent by the current owner of org.clusterhub.Hub1 (false while there is none) */
+bool client_sender_is_hub(ChClient *c, sd_bus_message *m);
 
 /* events.c */
 void events_free_all(ChClient *c);

@@ -13,7 +13,9 @@
  *   lock "jobs" (one job at a time across all workers) and emits "jobs.done" with the job name,
  *     busctl --user call org.clusterhub.Hub1 /org/clusterhub/Hub1/ns/default \
  *             org.clusterhub.Events1 Emit sv jobs.run s nightly-report
- * - SIGTERM / SIGINT end it with exit status 0.
+ * - SIGTERM / SIGINT end it with exit status 0.  A hub restart does not end it (it registers
+ *   again); losing the bus does: the runtime logs which bus was lost, ch_client_run() returns
+ *   -ECONNRESET and the worker exits with status 1, so that Restart=on-failure starts it again.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -134,7 +136,11 @@ int main(int argc, char *argv[]) {
                 fprintf(stderr, "Serve: %s\n", ch_client_get_last_error(c)->message ?: strerror(-r));
                 goto finish;
         }
+        printf("ready: serving \"upper\", listening to \"jobs\"\n");
+        fflush(stdout);
         r = ch_client_run(c);
+        if (r < 0)
+                fprintf(stderr, "Stopping: %s\n", strerror(-r));
 finish:
         ch_client_free(c);
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;

@@ -720,6 +720,336 @@ static void test_locks(ThFixture *f, gconstpointer data) {
         ch_client_free(c);
 }
 
+/* ---- forged events ---------------------------------------------------------------------- */
+
+/* What any client can send: the hub's Event signal from the namespace path, broadcast or
+ * addressed to DESTINATION. */
+static void forge_event(sd_bus *rogue, const char *destination, const char *payload) {
+        sd_bus_message *m = NULL;
+
+        g_assert_cmpint(sd_bus_message_new_signal(rogue, &m, CH_DEFAULT_NAMESPACE_PATH, CH_EVENTS1_INTERFACE, "Event"), >=, 0);
+        if (destination)
+                g_assert_cmpint(sd_bus_message_set_destination(m, destination), >=, 0);
+        g_assert_cmpint(sd_bus_message_append(m, "ssv", "jobs.run", "hub", "s", payload), >=, 0);
+        g_assert_cmpint(sd_bus_send(rogue, m, NULL), >=, 0);
+        sd_bus_message_unref(m);
+}
+
+/* A NameOwnerChanged look-alike telling DESTINATION that the rogue now owns the hub's name. */
+static void forge_owner_change(sd_bus *rogue, const char *destination, const char *old_owner) {
+        sd_bus_message *m = NULL;
+        const char *me = NULL;
+
+        g_assert_cmpint(sd_bus_get_unique_name(rogue, &me), >=, 0);
+        g_assert_cmpint(sd_bus_message_new_signal(rogue, &m, "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                                  "NameOwnerChanged"), >=, 0);
+        g_assert_cmpint(sd_bus_message_set_destination(m, destination), >=, 0);
+        g_assert_cmpint(sd_bus_message_append(m, "sss", CH_BUS_NAME, old_owner, me), >=, 0);
+        g_assert_cmpint(sd_bus_send(rogue, m, NULL), >=, 0);
+        sd_bus_message_unref(m);
+}
+
+/* When this returns, the bus has routed every message BUS sent before (it handles one
+ * connection's messages in order). */
+static void bus_barrier(sd_bus *bus) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        g_assert_cmpint(sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                           "GetId", &e, NULL, ""), >=, 0);
+        sd_bus_error_free(&e);
+}
+
+/* A real event, through the hub.  Sent after the forged ones from the same connection, it
+ * reaches the victim after them: once it is in, the forged ones have been handled. */
+static void emit_through_hub(sd_bus *bus, const char *payload) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        g_assert_cmpint(sd_bus_call_method(bus, CH_BUS_NAME, CH_DEFAULT_NAMESPACE_PATH, CH_EVENTS1_INTERFACE, "Emit", &e,
+                                           NULL, "sv", "jobs.run", "s", payload), >=, 0);
+        sd_bus_error_free(&e);
+}
+
+static int h_job(ChRequest *req, void *userdata) {
+        (*(unsigned *) userdata)++;
+        return ch_request_reply(req, NULL, NULL);
+}
+
+static int on_forged_handle_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        char **error = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(m);
+        *error = g_strdup(e ? e->name : "(no error)");
+        return 0;
+}
+
+static void test_forged_events(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        ChClient *c = client_new(f);
+        sd_bus *rogue = NULL;
+        Log jobs = { g_string_new(NULL) };
+        Regs regs = { 0 };
+        const char *rogue_name = NULL, *hub = NULL;
+        g_autofree char *hub_owner = NULL, *handle_error = NULL, *want = NULL;
+        sd_bus_message *owner_reply = NULL;
+        unsigned handled = 0;
+        int64_t deadline;
+
+        g_assert_cmpint(th_connect(&rogue, f->bus.address), ==, 0);
+        g_assert_cmpint(sd_bus_get_unique_name(rogue, &rogue_name), >=, 0);
+        g_assert_cmpint(sd_bus_call_method(f->client, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                           "org.freedesktop.DBus", "GetNameOwner", NULL, &owner_reply, "s", CH_BUS_NAME), >=, 0);
+        g_assert_cmpint(sd_bus_message_read(owner_reply, "s", &hub), >, 0);
+        hub_owner = g_strdup(hub);
+        sd_bus_message_unref(owner_reply);
+        ch_client_set_registered_callback(c, on_registered, &regs);
+        g_assert_cmpint(ch_register(c, "victim"), ==, 0);
+        g_assert_cmpint(ch_on_prefix(c, NULL, "jobs", log_event, &jobs, NULL), ==, 0);
+        g_assert_cmpint(ch_serve(c, NULL, "job", h_job, &handled), ==, 0);
+
+        /* while the hub runs: broadcast, unicast, and unicast after a forged owner change */
+        forge_event(rogue, NULL, "forged-broadcast");
+        forge_event(rogue, ch_client_get_unique_name(c), "forged-unicast");
+        forge_owner_change(rogue, ch_client_get_unique_name(c), hub_owner);
+        forge_event(rogue, ch_client_get_unique_name(c), "forged-after-owner-change");
+        forge_event(rogue, NULL, "forged-broadcast-after-owner-change");
+        emit_through_hub(rogue, "real-1");
+        run_until(c, &jobs.n, 1, 10000);
+        want = g_strdup_printf("jobs.run %s real-1;", rogue_name);
+        g_assert_cmpstr(jobs.s->str, ==, want);
+
+        /* nor does a request reach the handler other than through the hub */
+        g_assert_cmpint(sd_bus_call_method_async(rogue, NULL, ch_client_get_unique_name(c), CH_HANDLER_PATH,
+                                                 CH_HANDLER1_INTERFACE, "Handle", on_forged_handle_reply, &handle_error,
+                                                 "sssv", "default", "job", "hub", "s", "forged-job"), >=, 0);
+        deadline = now_ms() + 10000;
+        while (!handle_error && now_ms() < deadline) {
+                g_assert_cmpint(ch_client_process(c, 20 * 1000), >=, 0);
+                while (sd_bus_process(rogue, NULL) > 0)
+                        ;
+        }
+        g_assert_cmpstr(handle_error, ==, SD_BUS_ERROR_ACCESS_DENIED);
+        g_assert_cmpuint(handled, ==, 0);
+
+        /* while no hub is on the bus */
+        th_hub_stop(&f->hub);
+        th_hub_clear(&f->hub);
+        deadline = now_ms() + 10000;
+        while (ch_client_get_id(c) && now_ms() < deadline)
+                g_assert_cmpint(ch_client_process(c, 20 * 1000), >=, 0);
+        g_assert_null(ch_client_get_id(c));
+        forge_event(rogue, NULL, "forged-broadcast-no-hub");
+        forge_event(rogue, ch_client_get_unique_name(c), "forged-unicast-no-hub");
+        bus_barrier(rogue);
+
+        /* a new hub: its events arrive again (and the forged ones, queued before it, did not) */
+        g_assert_cmpint(th_hub_spawn(&f->hub, f->bus.address, NULL), ==, 0);
+        run_until(c, &regs.n, 2, 10000);
+        g_assert_cmpuint(regs.n, ==, 2);
+        forge_event(rogue, NULL, "forged-broadcast-new-hub");
+        forge_event(rogue, ch_client_get_unique_name(c), "forged-unicast-new-hub");
+        emit_through_hub(rogue, "real-2");
+        run_until(c, &jobs.n, 2, 10000);
+        g_free(want);
+        want = g_strdup_printf("jobs.run %s real-1;jobs.run %s real-2;", rogue_name, rogue_name);
+        g_assert_cmpstr(jobs.s->str, ==, want);
+        g_assert_cmpuint(jobs.n, ==, 2);
+        g_assert_cmpuint(handled, ==, 0);
+
+        g_free(regs.last);
+        g_string_free(jobs.s, TRUE);
+        sd_bus_flush_close_unref(rogue);
+        ch_client_free(c);
+}
+
+/* ---- losing the bus --------------------------------------------------------------------- */
+
+/* A program whose stdout and stderr both come to w->out. */
+static bool spawn_program(Worker *w, const char *env, const char *address, const char *id) {
+        const char *bin = g_getenv(env);
+        g_autofree char *addr = g_strdup_printf("--address=%s", address);
+        const char *argv[] = { bin, addr, id, NULL };
+        int fds[2];
+
+        if (!bin || !g_file_test(bin, G_FILE_TEST_IS_EXECUTABLE))
+                return false;
+        g_assert_cmpint(pipe2(fds, O_CLOEXEC), ==, 0);
+        w->proc = (ThProc) TH_PROC_NULL;
+        g_assert_cmpint(th_spawn(&w->proc, argv, NULL, fds[1], fds[1]), >, 0);
+        close(fds[1]);
+        w->out = fds[0];
+        w->buf = g_string_new(NULL);
+        return true;
+}
+
+/* Skips lines until one contains NEEDLE; fails after 10 s or at EOF. */
+static void expect_line_containing(Worker *w, const char *needle) {
+        int64_t deadline = now_ms() + 10000;
+
+        for (;;) {
+                int left = (int) (deadline - now_ms());
+                g_autofree char *line = read_line(w, left > 0 ? left : 1);
+                if (!line)
+                        g_error("%s: no line containing '%s'", w->proc.name, needle);
+                g_test_message("%s: %s", w->proc.name, line);
+                if (strstr(line, needle))
+                        return;
+        }
+}
+
+static void test_bus_lost(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        static const struct {
+                const char *env, *id, *ready, *registered;
+        } programs[] = {
+                /* the runtime's example */
+                { "CLUSTERHUB_EXAMPLE_WORKER", "lost1", "ready: serving", "registered as worker lost1" },
+                /* sd-bus and the generated stubs */
+                { "CLUSTERHUB_WORKER", "lost2", "registered as /org/clusterhub/Hub1/worker/lost2",
+                  "registered as /org/clusterhub/Hub1/worker/lost2" },
+        };
+        Worker w[G_N_ELEMENTS(programs)];
+
+        for (size_t i = 0; i < G_N_ELEMENTS(programs); i++)
+                if (!spawn_program(&w[i], programs[i].env, f->bus.address, programs[i].id)) {
+                        g_test_skip("example workers not built");
+                        for (size_t j = 0; j < i; j++)
+                                th_proc_stop(&w[j].proc, SIGKILL, 1000);
+                        return;
+                }
+        for (size_t i = 0; i < G_N_ELEMENTS(programs); i++)
+                expect_line_containing(&w[i], programs[i].ready);
+
+        /* the hub going away is not the bus going away: the workers register again */
+        th_hub_stop(&f->hub);
+        th_hub_clear(&f->hub);
+        g_assert_cmpint(th_hub_spawn(&f->hub, f->bus.address, NULL), ==, 0);
+        for (size_t i = 0; i < G_N_ELEMENTS(programs); i++) {
+                expect_line_containing(&w[i], programs[i].registered);
+                g_assert_false(th_proc_exited(&w[i].proc));
+        }
+
+        /* the bus daemon dies: each worker says which bus it lost and exits with a failure */
+        g_assert_cmpint(th_proc_kill(&f->bus.proc, SIGKILL), ==, 0);
+        for (size_t i = 0; i < G_N_ELEMENTS(programs); i++) {
+                int status = 0;
+                g_autofree char *lost = g_strdup_printf("the connection to the bus %s", f->bus.address);
+
+                expect_line_containing(&w[i], lost);
+                g_assert_true(th_proc_wait(&w[i].proc, 10000, &status));
+                g_assert_true(WIFEXITED(status));
+                g_assert_cmpint(WEXITSTATUS(status), !=, 0);
+                th_proc_clear(&w[i].proc);
+                close(w[i].out);
+                g_string_free(w[i].buf, TRUE);
+        }
+}
+
+/* In process: ch_client_run() returns -ECONNRESET and the last error names the bus. */
+static int give_up(sd_event_source *s, uint64_t usec, void *userdata) {
+        return sd_event_exit(sd_event_source_get_event(s), -ETIMEDOUT);
+}
+
+static void test_bus_lost_run(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        ChClient *c = client_new(f);
+        g_autofree char *lost = g_strdup_printf("Lost the connection to the bus %s", f->bus.address);
+
+        g_assert_cmpint(ch_register(c, "inproc"), ==, 0);
+        g_assert_cmpint(th_proc_kill(&f->bus.proc, SIGKILL), ==, 0);
+        /* should the lost bus go unnoticed, the loop ends after 10 s with -ETIMEDOUT */
+        g_assert_cmpint(sd_event_add_time_relative(ch_client_get_event(c), NULL, CLOCK_MONOTONIC, 10 * 1000 * 1000, 0,
+                                                   give_up, NULL), >=, 0);
+        g_assert_cmpint(ch_client_run(c), ==, -ECONNRESET);
+        g_assert_cmpstr(ch_client_get_last_error(c)->name, ==, SD_BUS_ERROR_DISCONNECTED);
+        g_assert_true(g_str_has_prefix(ch_client_get_last_error(c)->message, lost));
+        g_assert_null(ch_client_get_id(c));
+        g_assert_cmpint(ch_client_process(c, 0), ==, -ECONNRESET);
+        g_assert_cmpint(ch_client_run(c), ==, -ECONNRESET);
+        ch_client_free(c);
+}
+
+/* clusterhub-worker (sd-bus and the generated stubs, what clusterhub-worker@.service runs)
+ * prints the events it gets: only the hub's. */
+static char *worker_unique_name(sd_bus *bus, const char *id) {
+        sd_bus_message *reply = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        const char *wid, *unique;
+        char *found = NULL;
+        uint32_t pid;
+
+        g_assert_cmpint(ch_hub1_call_list_workers(bus, CH_BUS_NAME, CH_HUB_PATH, &reply, &e), >=, 0);
+        g_assert_cmpint(sd_bus_message_enter_container(reply, 'a', "(ssua{sv})"), >, 0);
+        while (sd_bus_message_enter_container(reply, 'r', "ssua{sv}") > 0) {
+                g_assert_cmpint(sd_bus_message_read(reply, "ssu", &wid, &unique, &pid), >, 0);
+                g_assert_cmpint(sd_bus_message_skip(reply, "a{sv}"), >=, 0);
+                g_assert_cmpint(sd_bus_message_exit_container(reply), >=, 0);
+                if (!found && g_str_equal(wid, id))
+                        found = g_strdup(unique);
+        }
+        sd_bus_message_unref(reply);
+        g_assert_nonnull(found);
+        return found;
+}
+
+static void expect_event_line(Worker *w, const char *origin, const char *payload) {
+        g_autofree char *want = g_strdup_printf("jobs.run %s <s \"%s\">", origin, payload);
+        int64_t deadline = now_ms() + 10000;
+
+        for (;;) {
+                int left = (int) (deadline - now_ms());
+                g_autofree char *line = read_line(w, left > 0 ? left : 1);
+                g_assert_nonnull(line);
+                g_test_message("%s: %s", w->proc.name, line);
+                if (g_str_has_prefix(line, "jobs.run ")) {
+                        g_assert_cmpstr(line, ==, want);
+                        return;
+                }
+        }
+}
+
+static void test_forged_events_worker(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        Worker w;
+        sd_bus *rogue = NULL;
+        sd_bus_message *owner_reply = NULL;
+        const char *rogue_name = NULL, *hub = NULL;
+        g_autofree char *hub_owner = NULL, *victim = NULL;
+
+        if (!spawn_program(&w, "CLUSTERHUB_WORKER", f->bus.address, "forgee")) {
+                g_test_skip("clusterhub-worker not built");
+                return;
+        }
+        expect_line_containing(&w, "registered as /org/clusterhub/Hub1/worker/forgee");
+        g_assert_cmpint(th_connect(&rogue, f->bus.address), ==, 0);
+        g_assert_cmpint(sd_bus_get_unique_name(rogue, &rogue_name), >=, 0);
+        g_assert_cmpint(sd_bus_call_method(f->client, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                           "org.freedesktop.DBus", "GetNameOwner", NULL, &owner_reply, "s", CH_BUS_NAME), >=, 0);
+        g_assert_cmpint(sd_bus_message_read(owner_reply, "s", &hub), >, 0);
+        hub_owner = g_strdup(hub);
+        sd_bus_message_unref(owner_reply);
+        victim = worker_unique_name(f->client, "forgee");
+
+        forge_event(rogue, NULL, "forged-broadcast");
+        forge_event(rogue, victim, "forged-unicast");
+        forge_owner_change(rogue, victim, hub_owner);
+        forge_event(rogue, victim, "forged-after-owner-change");
+        emit_through_hub(rogue, "real-1");
+        expect_event_line(&w, rogue_name, "real-1");
+
+        th_hub_stop(&f->hub);
+        th_hub_clear(&f->hub);
+        expect_line_containing(&w, "the hub went away");
+        forge_event(rogue, NULL, "forged-broadcast-no-hub");
+        forge_event(rogue, victim, "forged-unicast-no-hub");
+        bus_barrier(rogue);
+        g_assert_cmpint(th_hub_spawn(&f->hub, f->bus.address, NULL), ==, 0);
+        expect_line_containing(&w, "registered as /org/clusterhub/Hub1/worker/forgee (again");
+        forge_event(rogue, victim, "forged-unicast-new-hub");
+        emit_through_hub(rogue, "real-2");
+        expect_event_line(&w, rogue_name, "real-2");
+
+        sd_bus_flush_close_unref(rogue);
+        g_assert_cmpint(th_proc_kill(&w.proc, SIGTERM), ==, 0);
+        worker_finish(&w);
+}
+
 int main(int argc, char **argv) {
         self_path = argv[0];
         if (argc >= 5 && g_str_equal(argv[1], "--worker"))
@@ -730,5 +1060,9 @@ int main(int argc, char **argv) {
         TH_ADD_BUS_TEST_WITH_HUB("/runtime/hub-restart", test_hub_restart);
         TH_ADD_BUS_TEST_WITH_HUB("/runtime/requests", test_requests);
         TH_ADD_BUS_TEST_WITH_HUB("/runtime/locks", test_locks);
+        TH_ADD_BUS_TEST_WITH_HUB("/runtime/forged-events", test_forged_events);
+        TH_ADD_BUS_TEST_WITH_HUB("/runtime/forged-events-worker", test_forged_events_worker);
+        TH_ADD_BUS_TEST_WITH_HUB("/runtime/bus-lost", test_bus_lost);
+        TH_ADD_BUS_TEST_WITH_HUB("/runtime/bus-lost-run", test_bus_lost_run);
         return g_test_run();
 }
