@@ -132,7 +132,10 @@ void entry_delete(Store *s, Entry *e);
 size_t entry_estimate(size_t key_len);
 void notify(Store *s, const char *key, const char *event);
 uint64_t store_random(Store *s);
+/* Redis glob match in O(plen * slen) (glob.c).  The _steps variant adds the work it did
+ * (pattern bytes examined) to *steps, so callers can bound a slice of work. */
 bool glob_match(const char *p, size_t plen, const char *str, size_t slen);
+bool glob_match_steps(const char *p, size_t plen, const char *str, size_t slen, size_t *steps);
 
 /* ---- expire.c ---- */
 void expire_set(Store *s, Entry *e, uint64_t deadline);
