@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "list.h"
 #include "macro.h"
 #include "store.h"
 #include "utf8.h"
@@ -117,7 +118,16 @@ struct Store {
         StoreWaiter *waiters_head, *waiters_tail;
         size_t n_waiters;
         bool ready, serving;
+
+        /* Keys walks in progress: while there are any, the key table does not shrink */
+        LIST_HEAD(StoreKeys) key_walks;
 };
+
+static inline bool dict_shrink_paused(const Store *s, const Dict *d) {
+        return d == &s->keys && s->key_walks.first;
+}
+/* Shrink D to fit its count, as dict_unlink() would have (once a pause ends). */
+void dict_shrink(Store *s, Dict *d);
 
 #define NO_HEAP UINT32_MAX
 
