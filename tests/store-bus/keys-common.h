@@ -15,14 +15,14 @@
 #define KC_IFACE "org.clusterhub.Store1"
 #define KC_NS CH_DEFAULT_NAMESPACE_PATH
 
-/* Keys PREFIX0 .. PREFIX(n-1), set with MSet in batches of 10,000. */
-static inline void kc_fill(sd_bus *bus, const char *prefix, unsigned n) {
+/* Keys PREFIX0 .. PREFIX(n-1) in the namespace at PATH, set with MSet in batches of 10,000. */
+static inline void kc_fill_ns(sd_bus *bus, const char *path, const char *prefix, unsigned n) {
         for (unsigned first = 0; first < n; first += 10000) {
                 sd_bus_message *m = NULL, *reply = NULL;
                 sd_bus_error e = SD_BUS_ERROR_NULL;
                 char key[600];
 
-                g_assert_cmpint(sd_bus_message_new_method_call(bus, &m, CH_BUS_NAME, KC_NS, KC_IFACE, "MSet"), >=, 0);
+                g_assert_cmpint(sd_bus_message_new_method_call(bus, &m, CH_BUS_NAME, path, KC_IFACE, "MSet"), >=, 0);
                 g_assert_cmpint(sd_bus_message_open_container(m, 'a', "{sv}"), >=, 0);
                 for (unsigned i = first; i < n && i < first + 10000; i++) {
                         snprintf(key, sizeof(key), "%s%u", prefix, i);
@@ -34,6 +34,10 @@ static inline void kc_fill(sd_bus *bus, const char *prefix, unsigned n) {
                 sd_bus_message_unref(m);
                 sd_bus_message_unref(reply);
         }
+}
+
+static inline void kc_fill(sd_bus *bus, const char *prefix, unsigned n) {
+        kc_fill_ns(bus, KC_NS, prefix, n);
 }
 
 typedef struct KcKeys {
@@ -62,16 +66,21 @@ static inline int kc_keys_reply(sd_bus_message *m, void *userdata, sd_bus_error 
         return 0;
 }
 
-/* Sends Keys(PATTERN) on BUS; the reply lands in *K when BUS is processed. */
-static inline void kc_keys_async(sd_bus *bus, const char *pattern, KcKeys *k) {
+/* Sends Keys(PATTERN) to the namespace at PATH on BUS; the reply lands in *K when BUS is
+ * processed. */
+static inline void kc_keys_async_ns(sd_bus *bus, const char *path, const char *pattern, KcKeys *k) {
         sd_bus_message *m = NULL;
 
         memset(k, 0, sizeof(*k));
-        g_assert_cmpint(sd_bus_message_new_method_call(bus, &m, CH_BUS_NAME, KC_NS, KC_IFACE, "Keys"), >=, 0);
+        g_assert_cmpint(sd_bus_message_new_method_call(bus, &m, CH_BUS_NAME, path, KC_IFACE, "Keys"), >=, 0);
         g_assert_cmpint(sd_bus_message_append(m, "s", pattern), >=, 0);
         g_assert_cmpint(sd_bus_call_async(bus, NULL, m, kc_keys_reply, k, 600 * G_USEC_PER_SEC), >=, 0);
         g_assert_cmpint(sd_bus_flush(bus), >=, 0);
         sd_bus_message_unref(m);
+}
+
+static inline void kc_keys_async(sd_bus *bus, const char *pattern, KcKeys *k) {
+        kc_keys_async_ns(bus, KC_NS, pattern, k);
 }
 
 static inline void kc_process(sd_bus *bus) {

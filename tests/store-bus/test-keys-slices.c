@@ -7,8 +7,9 @@
  *    every Get waited for it;
  *  - the reply holds every matching key exactly once, also when Set and Del run between
  *    the slices (and shrink the table, which would make the cursor revisit buckets);
- *  - a Keys whose caller leaves, or that is still running when the hub is told to stop,
- *    ends cleanly: the hub exits with status 0 (the ASan build checks for leaks).
+ *  - a Keys whose namespace is dropped gets NamespaceDropped; one whose caller leaves, or
+ *    that is still running when the hub is told to stop, ends cleanly: the hub exits with
+ *    status 0 (the ASan build checks for leaks).
  * No timing is asserted: only the order of replies.
  */
 #include <signal.h>
@@ -130,10 +131,35 @@ static void test_caller_leaves_and_hub_stops(ThFixture *f, gconstpointer data) {
         sd_bus_flush_close_unref(stays);
 }
 
+static void test_namespace_dropped(ThFixture *f, gconstpointer data) {
+        const char *path = CH_HUB_PATH "/ns/walk";
+        sd_bus *other = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        KcKeys k;
+
+        TH_RETURN_IF_SKIPPED(f);
+        kc_fill_ns(f->client, path, PREFIX, N_KEYS);
+        kc_fill(f->client, PREFIX, 10);        /* for the Get below, in "default" */
+        g_assert_cmpint(th_connect(&other, f->bus.address), >=, 0);
+        kc_keys_async_ns(f->client, path, COSTLY, &k);
+        (void) kc_get(other, PREFIX "1");   /* the walk is running */
+        if (sd_bus_call_method(other, CH_BUS_NAME, CH_HUB_PATH, "org.clusterhub.Hub1", "DropNamespace", &e, NULL, "s", "walk") < 0)
+                g_error("DropNamespace: %s", e.message);
+        while (!k.done) {
+                g_assert_cmpint(sd_bus_wait(f->client, UINT64_MAX), >=, 0);
+                kc_process(f->client);
+        }
+        g_assert_nonnull(k.error);
+        g_test_message("Keys: %s", k.error);
+        g_assert_true(g_str_has_prefix(k.error, "org.clusterhub.Error.NamespaceDropped: "));
+        sd_bus_flush_close_unref(other);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         TH_ADD_BUS_TEST_WITH_HUB("/store-keys/gets-between-slices", test_gets_between_slices);
         TH_ADD_BUS_TEST_WITH_HUB("/store-keys/writes-between-slices", test_writes_between_slices);
+        TH_ADD_BUS_TEST_WITH_HUB("/store-keys/namespace-dropped", test_namespace_dropped);
         TH_ADD_BUS_TEST_WITH_HUB("/store-keys/caller-leaves-hub-stops", test_caller_leaves_and_hub_stops);
         return g_test_run();
 }
