@@ -152,6 +152,7 @@ static void test_namespace_dropped(ThFixture *f, gconstpointer data) {
         g_assert_nonnull(k.error);
         g_test_message("Keys: %s", k.error);
         g_assert_true(g_str_has_prefix(k.error, "org.clusterhub.Error.NamespaceDropped: "));
+        g_free(k.error);
         sd_bus_flush_close_unref(other);
 }
 
