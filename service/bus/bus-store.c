@@ -72,13 +72,15 @@ static int read_value(sd_bus_message *m, BusValue *v, sd_bus_error *ret_error) {
                 r = codec_read(m, contents, &v->buf);
                 if (r == -EBADF)
                         return bus_error_errno(ret_error, -EINVAL, "File descriptors cannot be stored.");
-                if (r == -ELOOP || (r >= 0 && v->buf.depth + 1 > CODEC_VARIANT_DEPTH_MAX))
-                        /* MGet and HGetAll send it back in a{sv}: deeper, and the bus would
-                         * drop the hub for that reply */
+                /* MGet and HGetAll send values back in a{sv}: deeper, and the bus would drop
+                 * the hub for that reply */
+                if (r == -ELOOP)
+                        return bus_error_errno(ret_error, -ENOBUFS, "The value nests deeper than any bus allows; the store keeps values of at most %u containers.",
+                                               CODEC_VARIANT_DEPTH_MAX);
+                if (r >= 0 && v->buf.depth + 1 > CODEC_VARIANT_DEPTH_MAX)
                         return bus_error_errno(ret_error, -ENOBUFS,
                                                "The value nests %u containers deep, its variant included; the store keeps values of at most %u, so that a{sv} replies (MGet, HGetAll) stay within the bus's %u.",
-                                               r == -ELOOP ? CODEC_BUS_DEPTH_MAX + 2 : v->buf.depth + 1,
-                                               CODEC_VARIANT_DEPTH_MAX, CODEC_BUS_DEPTH_MAX);
+                                               v->buf.depth + 1, CODEC_VARIANT_DEPTH_MAX, CODEC_BUS_DEPTH_MAX);
                 if (r < 0)
                         return r;
                 v->value.type = 'v';
