@@ -151,6 +151,12 @@ static int on_handle_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
                         forward_fail(f, e->name, "%s", e->message ? e->message : "");
                 return 0;
         }
+        if (f->gather && codec_message_fits(reply, CODEC_VARIANT_DEPTH_MAX) == 0) {
+                /* it could not sit inside the a{sv} of replies: the bus would drop the hub */
+                forward_fail(f, "org.clusterhub.Error.LimitExceeded", "Worker '%s' replied with a value nested deeper than %u containers, more than a RequestAll reply can carry.",
+                             f->worker, CODEC_VARIANT_DEPTH_MAX);
+                return 0;
+        }
         if (f->gather) {
                 Gather *g = f->gather;
                 char **k = realloc(g->reply_keys, (g->n_replies + 1) * sizeof(char *));

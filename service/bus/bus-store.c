@@ -72,8 +72,15 @@ static int read_value(sd_bus_message *m, BusValue *v, sd_bus_error *ret_error) {
                 r = codec_read(m, contents, &v->buf);
                 if (r == -EBADF)
                         return bus_error_errno(ret_error, -EINVAL, "File descriptors cannot be stored.");
+                /* MGet and HGetAll send values back in a{sv}: deeper, and the bus would drop
+                 * the hub for that reply */
                 if (r == -ELOOP)
-                        return bus_error_errno(ret_error, -EINVAL, "The value is nested too deeply to be stored.");
+                        return bus_error_errno(ret_error, -ENOBUFS, "The value nests deeper than any bus allows; the store keeps values of at most %u containers.",
+                                               CODEC_VARIANT_DEPTH_MAX);
+                if (r >= 0 && v->buf.depth + 1 > CODEC_VARIANT_DEPTH_MAX)
+                        return bus_error_errno(ret_error, -ENOBUFS,
+                                               "The value nests %u containers deep, its variant included; the store keeps values of at most %u, so that a{sv} replies (MGet, HGetAll) stay within the bus's %u.",
+                                               v->buf.depth + 1, CODEC_VARIANT_DEPTH_MAX, CODEC_BUS_DEPTH_MAX);
                 if (r < 0)
                         return r;
                 v->value.type = 'v';
@@ -485,19 +492,134 @@ static int check_reply_size(Namespace *ns, sd_bus_error *ret_error, size_t n, co
         return 0;
 }
 
-static int method_keys(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *pattern) {
-        Namespace *ns = userdata;
-        _cleanup_(freep) const char **keys = NULL;
-        size_t n = 0;
+/* Keys walks the keyspace in slices of STORE_SLICE_WORK from an event source, so that a
+ * large store or a costly glob never holds the loop for longer than one slice; the reply is
+ * built as keys are found, and sent when the walk is done.  A walk that does not finish in
+ * its first slice is a Deferred in the namespace's list (beside the blocking pops), so that
+ * the caller leaving or the namespace going ends it. */
+
+typedef struct KeysJob {
+        Namespace *ns;
+        StoreKeys *walk;
+        sd_bus_message *reply;
+        sd_event_source *slice;
+} KeysJob;
+
+static KeysJob *keys_job_free(KeysJob *j) {
+        if (!j)
+                return NULL;
+        sd_event_source_disable_unref(j->slice);
+        store_keys_free(j->walk);
+        sd_bus_message_unref(j->reply);
+        free(j);
+        return NULL;
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(KeysJob *, keys_job_free);
+
+static int keys_found(void *userdata, const char *key, size_t len) {
+        return sd_bus_message_append_basic(userdata, 's', key);
+}
+
+/* One slice: 0 more to do, 1 done and answered, or -errno with ret_error set. */
+static int keys_slice(KeysJob *j, sd_bus_error *ret_error) {
+        Namespace *ns = j->ns;
         int r;
 
-        r = store_keys(ns->store, pattern, now_ms(ns), &keys, &n);
+        r = store_keys_step(j->walk, now_ms(ns), STORE_SLICE_WORK, keys_found, j->reply);
+        if (r == -ENOBUFS)
+                return bus_error_errno(ret_error, r, "Keys would return more than --max-reply-items=%llu items.",
+                                       (unsigned long long) ns->hub->limits.max_reply_items);
+        if (r <= 0)
+                return r;
+        r = sd_bus_message_close_container(j->reply);
+        if (r >= 0)
+                r = sd_bus_send(NULL, j->reply, NULL);
+        return r < 0 ? r : 1;
+}
+
+/* The next slice runs once the loop has looked at everything else that is pending.  A
+ * timer that has already elapsed, not a defer source: sd-event keeps a defer source pending
+ * with the iteration it was first enabled in, so it would win over every bus message until
+ * the walk ends; an elapsed timer is pending anew each time, after what waited before it. */
+static int keys_schedule(KeysJob *j) {
+        int r = sd_event_source_set_time(j->slice, 1);
+        return r < 0 ? r : sd_event_source_set_enabled(j->slice, SD_EVENT_ONESHOT);
+}
+
+static void keys_ended(Deferred *d, DeferredEnd why) {
+        KeysJob *j = d->userdata;
+
+        /* no deadline: the caller left */
+        LIST_REMOVE(by_kind, j->ns->pops, d);
+        keys_job_free(j);
+}
+
+static int on_keys_slice(sd_event_source *s, uint64_t usec, void *userdata) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        Deferred *d = userdata;
+        KeysJob *j = d->userdata;
+        int r;
+
+        r = keys_slice(j, &error);
+        if (r == 0) {
+                r = keys_schedule(j);
+                if (r >= 0)
+                        return 0;
+        }
+        if (r < 0) {
+                if (!sd_bus_error_is_set(&error))
+                        sd_bus_error_set_errno(&error, r);
+                (void) sd_bus_reply_method_error(d->call, &error);
+        }
+        LIST_REMOVE(by_kind, j->ns->pops, d);
+        keys_job_free(j);
+        deferred_free(d);
+        return 0;
+}
+
+static int method_keys(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *pattern) {
+        _cleanup_(keys_job_freep) KeysJob *j = NULL;
+        Namespace *ns = userdata;
+        Deferred *d;
+        Peer *p;
+        int r;
+
+        j = calloc(1, sizeof(KeysJob));
+        if (!j)
+                return -ENOMEM;
+        j->ns = ns;
+        r = store_keys_begin(ns->store, pattern, ns->hub->limits.max_reply_items, &j->walk);
         if (r < 0)
                 return store_error(ret_error, r, ns, pattern);
-        r = check_reply_size(ns, ret_error, n, "Keys");
+        r = sd_bus_message_new_method_return(m, &j->reply);
+        if (r >= 0)
+                r = sd_bus_message_open_container(j->reply, 'a', "s");
         if (r < 0)
                 return r;
-        return reply_strings(m, keys, n);
+        /* a small store is answered at once */
+        r = keys_slice(j, ret_error);
+        if (r != 0)
+                return r;
+        r = peer_get_or_new(ns->hub, m, &p);
+        if (r < 0)
+                return r;
+        r = peer_check_pending(p, ret_error);
+        if (r < 0)
+                return r;
+        r = deferred_new(ns->hub, m, p, 0, keys_ended, j, &d);
+        if (r < 0)
+                return r;
+        r = sd_event_add_time(ns->hub->event, &j->slice, CLOCK_MONOTONIC, 1, 1, on_keys_slice, d);
+        if (r >= 0)
+                r = keys_schedule(j);
+        if (r < 0) {
+                deferred_free(d);
+                return r;
+        }
+        LIST_APPEND(by_kind, ns->pops, d);
+        TAKE_PTR(j);
+        return 1;
 }
 
 static int method_scan(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, uint64_t cursor, const char *pattern, uint32_t count) {
@@ -1417,11 +1539,15 @@ void bus_store_rearm(Namespace *ns) {
 void bus_store_drop(Namespace *ns) {
         while (ns->pops.first) {
                 Deferred *d = ns->pops.first;
-                PopWait *w = d->userdata;
 
                 LIST_REMOVE(by_kind, ns->pops, d);
-                store_waiter_cancel(w->waiter);
-                free(w);
+                if (d->on_end == keys_ended)
+                        keys_job_free(d->userdata);
+                else {
+                        PopWait *w = d->userdata;
+                        store_waiter_cancel(w->waiter);
+                        free(w);
+                }
                 (void) sd_bus_reply_method_errorf(d->call, "org.clusterhub.Error.NamespaceDropped",
                                                   "Namespace '%s' was dropped.", ns->name);
                 deferred_free(d);

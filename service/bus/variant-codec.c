@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,6 +79,7 @@ static int read_container(sd_bus_message *m, char type, const char *contents, Co
         r = sd_bus_message_enter_container(m, type, contents);
         if (r < 0)
                 return r;
+        b->depth = MAX(b->depth, depth + 1);
         if (type == 'a') {
                 r = buf_put(b, &count, sizeof(count));
                 if (r < 0)
@@ -259,4 +261,112 @@ int codec_append(sd_bus_message *m, const char *signature, const void *data, siz
         if (r < 0)
                 return r;
         return rd.left == 0 ? 0 : -EBADMSG;
+}
+
+/* --- depth ----------------------------------------------------------------------------- */
+
+/* "only the data tells": the type holds a variant */
+#define DEPTH_DYNAMIC ((unsigned) -1)
+
+static unsigned type_depth(const char *s);
+
+/* The deepest of the complete types in S (a list, as a struct's contents). */
+static unsigned types_depth(const char *s) {
+        unsigned m = 0;
+
+        for (size_t n = 0; s[n] && s[n] != ')' && s[n] != '}'; n += type_length(s + n)) {
+                unsigned d = type_depth(s + n);
+                if (d == DEPTH_DYNAMIC)
+                        return d;
+                m = MAX(m, d);
+        }
+        return m;
+}
+
+/* Nesting depth of any value of the complete type at S, DEPTH_DYNAMIC when it holds a
+ * variant.  An upper bound: empty arrays nest less. */
+static unsigned type_depth(const char *s) {
+        unsigned d;
+
+        switch (*s) {
+        case 'v':
+                return DEPTH_DYNAMIC;
+        case 'a':
+                d = type_depth(s + 1);
+                break;
+        case '(': case '{':
+                d = types_depth(s + 1);
+                break;
+        default:
+                return 0;
+        }
+        return d == DEPTH_DYNAMIC ? d : d + 1;
+}
+
+static int skip(sd_bus_message *m, const char *sig) {
+        int r = sd_bus_message_skip(m, sig);
+        return r < 0 ? r : r == 0 ? -EBADMSG : 1;
+}
+
+/* 1 when the value at M's read position nests at most MAX deep, 0 when deeper. */
+static int value_fits(sd_bus_message *m, unsigned max) {
+        const char *contents = NULL;
+        char type;
+        int r;
+
+        r = sd_bus_message_peek_type(m, &type, &contents);
+        if (r <= 0)
+                return r < 0 ? r : -EBADMSG;
+        if (!strchr("arve", type))
+                return skip(m, (char[]) { type, 0 });
+        if (max == 0)
+                return 0;
+        if (type != 'e') {
+                unsigned d = type == 'v' ? DEPTH_DYNAMIC : types_depth(contents);
+                if (d != DEPTH_DYNAMIC && d + 1 <= max) {
+                        _cleanup_(freep) char *sig = NULL;
+                        if (asprintf(&sig, "%s%s%s", type == 'a' ? "a" : "(", contents, type == 'a' ? "" : ")") < 0)
+                                return -ENOMEM;
+                        return skip(m, sig);
+                }
+        }
+        r = sd_bus_message_enter_container(m, type, contents);
+        if (r < 0)
+                return r;
+        for (;;) {
+                r = sd_bus_message_at_end(m, false);
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        break;
+                r = value_fits(m, max - 1);
+                if (r <= 0)
+                        return r;
+        }
+        r = sd_bus_message_exit_container(m);
+        return r < 0 ? r : 1;
+}
+
+int codec_message_fits(sd_bus_message *m, unsigned max) {
+        int r, fits = 1;
+
+        r = sd_bus_message_rewind(m, true);
+        if (r < 0)
+                return r;
+        for (;;) {
+                r = sd_bus_message_at_end(m, true);
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        break;
+                r = value_fits(m, max);
+                if (r <= 0) {
+                        fits = r;
+                        break;
+                }
+        }
+        r = sd_bus_message_rewind(m, true);
+        if (r < 0)
+                return r;
+        return fits;
 }

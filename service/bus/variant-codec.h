@@ -15,12 +15,28 @@ typedef struct CodecBuf {
         char *data;
         size_t size;
         size_t allocated;
+        unsigned depth;   /* the deepest nesting codec_read() met, in containers (0: basic) */
 } CodecBuf;
+
+/* How deep a message may nest, in containers: arrays (empty ones too), structs, dict
+ * entries and variants, each counted.  dbus-broker refuses to enter a 64th level and
+ * dbus-daemon a 65th (it does not count empty or fixed-size arrays); either drops the
+ * connection that sent the message.  Measured: tests/store-bus/test-depth.c. */
+#define CODEC_BUS_DEPTH_MAX 63u
+/* The hub sends stored values and RequestAll replies back inside an a{sv}, under an array
+ * and a dict entry: counting its own variant, such a value may nest this deep. */
+#define CODEC_VARIANT_DEPTH_MAX (CODEC_BUS_DEPTH_MAX - 2u)
 
 void codec_buf_done(CodecBuf *b);
 
-/* Reads one complete value of type SIGNATURE at M's read position into B. */
+/* Reads one complete value of type SIGNATURE at M's read position into B, and raises
+ * B->depth to the value's nesting depth.  -ELOOP when deeper than any bus allows. */
 int codec_read(sd_bus_message *m, const char *signature, CodecBuf *b);
+
+/* Does every argument of M nest at most MAX containers deep?  1 yes, 0 no, or -errno.
+ * Rewinds M before and after.  Values whose type alone shows they fit are skipped whole,
+ * so only variants (and types near the bound) are walked.  File descriptors are fine. */
+int codec_message_fits(sd_bus_message *m, unsigned max);
 
 /* Appends the value of type SIGNATURE held in DATA/SIZE to M. */
 int codec_append(sd_bus_message *m, const char *signature, const void *data, size_t size);

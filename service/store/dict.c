@@ -4,7 +4,8 @@
  * allocations (key bytes inline after a fixed header), buckets are a power of two.  It
  * grows at load 1 and shrinks below load 1/8, rehashing in one go (amortized O(1)); nodes
  * never move, so views into them survive a resize.  Scan uses Redis's reverse-binary
- * cursor, which stays correct across resizes between calls. */
+ * cursor, which stays correct across resizes between calls: growing never makes it visit
+ * a key twice, shrinking can, so the key table does not shrink while a Keys walk runs. */
 
 #include "store-internal.h"
 
@@ -94,7 +95,11 @@ void dict_unlink(Store *s, Dict *d, DictNode *n) {
         *p = n->next;
         n->next = NULL;
         d->count--;
+        if (!dict_shrink_paused(s, d))
+                dict_shrink(s, d);
+}
 
+void dict_shrink(Store *s, Dict *d) {
         if (d->count == 0)
                 dict_resize(s, d, 0);
         else if (d->size > DICT_MIN_SIZE && d->count < d->size / 8) {

@@ -4,6 +4,7 @@
  * (Del, Exists, Keys, Scan, Type, Rename, Expire, Persist, TTL, Flush, DBSize, RandomKey). */
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "store-internal.h"
 
@@ -51,9 +52,12 @@ static void entries_free(Store *s) {
         expire_free(s);
 }
 
+static void walks_end(Store *s);
+
 Store *store_free(Store *s) {
         if (!s)
                 return NULL;
+        walks_end(s);
         blocking_free(s);
         entries_free(s);
         free(s);
@@ -226,6 +230,7 @@ typedef struct KeyCollect {
         uint64_t now_ms;
         const char **keys;
         size_t n, cap;
+        size_t work;
         bool oom;
 } KeyCollect;
 
@@ -233,9 +238,10 @@ static void collect_key(DictNode *n, void *userdata) {
         KeyCollect *c = userdata;
         Entry *e = container_of(n, Entry, node);
 
+        c->work += 4;
         if (c->oom || entry_expired(c->s, e, c->now_ms))
                 return;
-        if (c->glob && !glob_match(c->glob, c->glob_len, e->key, e->node.key_len))
+        if (c->glob && !glob_match_steps(c->glob, c->glob_len, e->key, e->node.key_len, &c->work))
                 return;
         if (c->n >= c->cap) {
                 size_t cap = MAX(c->cap * 2, (size_t) 16);
@@ -305,8 +311,9 @@ int store_scan(Store *s, uint64_t cursor, const char *glob, size_t count, uint64
         /* like Redis, visit at most 10*count buckets per call, so sparse matches return */
         visits = count > SIZE_MAX / 10 ? SIZE_MAX : count * 10;
         do {
+                c.work++;
                 cursor = dict_scan(&s->keys, cursor, collect_key, &c);
-        } while (cursor != 0 && c.n < count && --visits > 0 && !c.oom);
+        } while (cursor != 0 && c.n < count && --visits > 0 && c.work < STORE_SLICE_WORK && !c.oom);
         if (c.oom) {
                 free(c.keys);
                 return -ENOMEM;
@@ -320,6 +327,121 @@ int store_scan(Store *s, uint64_t cursor, const char *glob, size_t count, uint64
         if (ret_n)
                 *ret_n = c.n;
         return 0;
+}
+
+/* --- Keys in slices ---------------------------------------------------------------- */
+
+struct StoreKeys {
+        Store *s;               /* NULL once the walk ended */
+        LIST_FIELDS(StoreKeys, walks);
+        char *glob;             /* NULL: every key */
+        size_t glob_len;
+        bool none;              /* "" matches nothing */
+        uint64_t cursor;
+        size_t max_keys, n;
+        /* during a step */
+        uint64_t now_ms;
+        size_t work;
+        StoreKeyFound found;
+        void *userdata;
+        int error;
+};
+
+int store_keys_begin(Store *s, const char *glob, size_t max_keys, StoreKeys **ret) {
+        StoreKeys *k;
+
+        if (!s || !glob || !ret)
+                return -EINVAL;
+        k = calloc(1, sizeof(StoreKeys));
+        if (!k)
+                return -ENOMEM;
+        k->none = glob[0] == 0;
+        if (!k->none && !(glob[0] == '*' && glob[1] == 0)) {
+                k->glob = strdup(glob);
+                if (!k->glob) {
+                        free(k);
+                        return -ENOMEM;
+                }
+                k->glob_len = strlen(glob);
+        }
+        k->s = s;
+        k->max_keys = max_keys;
+        LIST_APPEND(walks, s->key_walks, k);
+        *ret = k;
+        return 0;
+}
+
+static void walk_key(DictNode *n, void *userdata) {
+        StoreKeys *k = userdata;
+        Entry *e = container_of(n, Entry, node);
+
+        k->work += 4;
+        if (k->error < 0 || entry_expired(k->s, e, k->now_ms))
+                return;
+        if (k->glob && !glob_match_steps(k->glob, k->glob_len, e->key, e->node.key_len, &k->work))
+                return;
+        if (k->max_keys > 0 && k->n >= k->max_keys) {
+                k->error = limit_fail(k->s, "reply-items");
+                return;
+        }
+        k->n++;
+        /* what the caller does with it (a reply to build) costs too */
+        k->work += 4 + e->node.key_len / 16;
+        k->error = k->found(k->userdata, e->key, e->node.key_len);
+}
+
+static void walk_end(StoreKeys *k) {
+        Store *s = k->s;
+
+        if (!s)
+                return;
+        LIST_REMOVE(walks, s->key_walks, k);
+        k->s = NULL;
+        /* the last walk out lets the table shrink to what it holds now */
+        if (!s->key_walks.first)
+                dict_shrink(s, &s->keys);
+}
+
+int store_keys_step(StoreKeys *k, uint64_t now_ms, size_t work, StoreKeyFound found, void *userdata) {
+        if (!k || !found)
+                return -EINVAL;
+        if (!k->s || k->none) {
+                walk_end(k);
+                return 1;
+        }
+        k->now_ms = now_ms;
+        k->work = 0;
+        k->found = found;
+        k->userdata = userdata;
+        k->error = 0;
+        do {
+                k->work++;
+                k->cursor = dict_scan(&k->s->keys, k->cursor, walk_key, k);
+        } while (k->cursor != 0 && k->work < work && k->error >= 0);
+        if (k->error < 0) {
+                walk_end(k);
+                return k->error;
+        }
+        if (k->cursor == 0) {
+                walk_end(k);
+                return 1;
+        }
+        return 0;
+}
+
+StoreKeys *store_keys_free(StoreKeys *k) {
+        if (!k)
+                return NULL;
+        walk_end(k);
+        free(k->glob);
+        free(k);
+        return NULL;
+}
+
+/* Flush and store_free(): the table goes, and with it every walk's place in it. */
+static void walks_end(Store *s) {
+        while (s->key_walks.first)
+                walk_end(s->key_walks.first);
 }
 
 static const char *type_name(char t) {
@@ -507,6 +629,7 @@ int store_ttl(Store *s, const char *key, uint64_t now_ms, int64_t *ret_ttl_ms) {
 int store_flush(Store *s) {
         bool any = s->keys.count > 0;
 
+        walks_end(s);
         entries_free(s);
         if (any)
                 notify(s, "", "flush");

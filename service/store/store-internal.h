@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "list.h"
 #include "macro.h"
 #include "store.h"
 #include "utf8.h"
@@ -117,7 +118,16 @@ struct Store {
         StoreWaiter *waiters_head, *waiters_tail;
         size_t n_waiters;
         bool ready, serving;
+
+        /* Keys walks in progress: while there are any, the key table does not shrink */
+        LIST_HEAD(StoreKeys) key_walks;
 };
+
+static inline bool dict_shrink_paused(const Store *s, const Dict *d) {
+        return d == &s->keys && s->key_walks.first;
+}
+/* Shrink D to fit its count, as dict_unlink() would have (once a pause ends). */
+void dict_shrink(Store *s, Dict *d);
 
 #define NO_HEAP UINT32_MAX
 
@@ -132,7 +142,10 @@ void entry_delete(Store *s, Entry *e);
 size_t entry_estimate(size_t key_len);
 void notify(Store *s, const char *key, const char *event);
 uint64_t store_random(Store *s);
+/* Redis glob match in O(plen * slen) (glob.c).  The _steps variant adds the work it did
+ * (pattern bytes examined) to *steps, so callers can bound a slice of work. */
 bool glob_match(const char *p, size_t plen, const char *str, size_t slen);
+bool glob_match_steps(const char *p, size_t plen, const char *str, size_t slen, size_t *steps);
 
 /* ---- expire.c ---- */
 void expire_set(Store *s, Entry *e, uint64_t deadline);

@@ -135,7 +135,8 @@ int store_new(Store **ret, const StoreLimits *limits, StoreAccount *hub_account,
 Store *store_free(Store *s);
 
 /* Name of the limit behind the last -ENOBUFS: "key-length", "value-size", "elements",
- * "memory" (namespace) or "hub-memory"; NULL if none yet.  Static string. */
+ * "memory" (namespace), "hub-memory" or "reply-items" (a Keys walk); NULL if none yet.
+ * Static string. */
 const char *store_last_limit(const Store *s);
 /* Accounted bytes used by this store (keys, values, tables, expiry heap). */
 uint64_t store_memory(const Store *s);
@@ -157,11 +158,38 @@ size_t store_expire_due(Store *s, uint64_t now_ms, size_t max);
 int store_del(Store *s, const char *const *keys, size_t n, uint64_t now_ms, size_t *ret_count);
 /* How many of keys exist (duplicates count twice). */
 int store_exists(Store *s, const char *const *keys, size_t n, uint64_t now_ms, size_t *ret_count);
-/* Keys matching the glob (Redis glob: * ? [abc] [^a] [a-z] \x).  Views. */
+/* Keys matching the glob (Redis glob: * ? [abc] [^a] [a-z] \x), in one go.  Views.  Its
+ * time grows with the store: a caller with a loop to keep responsive uses the walk below. */
 int store_keys(Store *s, const char *glob, uint64_t now_ms, const char ***ret_keys, size_t *ret_n);
+
+/* Work units: visiting a bucket costs one, a key four (it is a cache miss), a glob match
+ * the pattern bytes it examines, a key handed to a Keys walk's caller four more.  One Scan
+ * call, and one step of a Keys walk, does about this much: some 3,000 keys, 1-2 ms of CPU
+ * (tests/store-bus/bench-keys-stall.c measures what other clients see). */
+#define STORE_SLICE_WORK ((size_t) 1 << 15)
+
+/* Keys in slices.  store_keys_begin(), then store_keys_step() until it returns 1; each
+ * match is handed to `found` as it is met (a view, valid during the call; a negative
+ * return stops the walk with that error).  Each step does about `work` units (at least one
+ * bucket).  A key present during the whole walk is found exactly once: while a walk runs
+ * the key table does not shrink, so the reverse-binary cursor never visits a bucket twice.
+ * Keys added or deleted meanwhile may or may not be found.  Flush, or freeing the store,
+ * ends the walk (the next step returns 1).  More than max_keys matches (0: no bound): the
+ * step fails with -ENOBUFS, limit "reply-items".  An ended or failed walk only waits for
+ * store_keys_free(). */
+typedef struct StoreKeys StoreKeys;
+typedef int (*StoreKeyFound)(void *userdata, const char *key, size_t len);
+int store_keys_begin(Store *s, const char *glob, size_t max_keys, StoreKeys **ret);
+/* 1 done, 0 more to do, or -errno (-ENOMEM, -ENOBUFS, or found's). */
+int store_keys_step(StoreKeys *k, uint64_t now_ms, size_t work, StoreKeyFound found, void *userdata);
+/* NULL-safe. */
+StoreKeys *store_keys_free(StoreKeys *k);
+
 /* One step of an incremental scan.  Start with cursor 0; done when *ret_cursor is 0.
  * count is a hint (0: 10).  glob NULL or "" matches everything.  Every key present for the
- * whole scan is returned at least once (reverse-binary cursor, survives resizes).  Views. */
+ * whole scan is returned at least once (reverse-binary cursor, survives resizes).  Like
+ * Redis, a call visits at most 10 * count buckets; beyond Redis, at most about
+ * STORE_SLICE_WORK units of work, so that a costly glob returns early too.  Views. */
 int store_scan(Store *s, uint64_t cursor, const char *glob, size_t count, uint64_t now_ms,
                uint64_t *ret_cursor, const char ***ret_keys, size_t *ret_n);
 /* "string" (s o g), "int" (y n q i u x t), "double", "bool", "value" (other variants),
