@@ -6,6 +6,7 @@
 
 #include "bus-events.h"
 #include "bus-util.h"
+#include "ch-errors.h"
 #include "variant-codec.h"
 #include "deferred.h"
 #include "log.h"
@@ -24,6 +25,7 @@ typedef struct WorkerQueue {
 
 typedef struct QueuedEvent {
         WorkerQueue *queue;
+        Namespace *ns;          /* where it was emitted: DropNamespace fails it */
         char *origin;
         uint64_t cost;          /* bytes charged to hub->queued_bytes */
 } QueuedEvent;
@@ -159,6 +161,7 @@ static int enqueue(Namespace *ns, sd_bus_message *m, sd_bus_error *ret_error, co
                 goto fail;
         }
         q->queue = wq;
+        q->ns = ns;
         q->cost = cost;
         r = deferred_new(h, m, NULL, h->limits.max_queue_age_ms, queued_ended, q, &d);
         if (r < 0) {
@@ -229,6 +232,35 @@ void bus_events_worker_joined(Peer *p) {
         }
         if (delivered > 0)
                 log_debug("Delivered %u queued events to worker %s.", delivered, p->id);
+}
+
+void bus_events_drop(Namespace *ns) {
+        Hub *h = ns->hub;
+        WorkerQueue *wq;
+        size_t i = 0;
+        unsigned failed = 0;
+
+        /* removing the current entry (a queue emptied here) while iterating is allowed */
+        while (hashmap_iterate(h->worker_queues, &i, (void **) &wq, NULL)) {
+                Deferred *d, *next;
+
+                for (d = wq->items.first; d; d = next) {
+                        QueuedEvent *q = d->userdata;
+
+                        next = d->by_kind_next; /* NULL for the last one, whose unlink frees WQ */
+                        if (q->ns != ns)
+                                continue;
+                        (void) sd_bus_reply_method_errorf(d->call, CH_ERROR_NAMESPACE_DROPPED,
+                                                          "Namespace '%s' was dropped while this event waited for worker '%s'.",
+                                                          ns->name, wq->id);
+                        h->stats.events_dropped++;
+                        failed++;
+                        queue_unlink(h, d);
+                        deferred_free(d);
+                }
+        }
+        if (failed > 0)
+                log_debug("Failed %u queued events of dropped namespace %s.", failed, ns->name);
 }
 
 void bus_events_shutdown(Hub *h) {

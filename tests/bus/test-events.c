@@ -476,6 +476,30 @@ static void test_emit_to_queue(ThFixture *f, gconstpointer data) {
         g_free(a1.error), g_free(a2.error), g_free(a3.error), g_free(a4.error);
 }
 
+/* DropNamespace fails the namespace's queued EmitTo calls at once (the queue age here is
+ * 30 s, the wait 10 s), and leaves another namespace's queue alone. */
+static void test_emit_to_drop(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        g_autofree char *xns = g_strconcat(CH_NAMESPACE_PATH_PREFIX, "xns", NULL);
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        AsyncReply in_x = {}, in_default = {};
+
+        g_assert_cmpint(ch_events1_call_emit_to_async(f->client, NULL, CH_BUS_NAME, xns, "ghost", "e", append_s, "x",
+                                                      on_emit_to, &in_x, 60 * G_USEC_PER_SEC), >=, 0);
+        g_assert_cmpint(ch_events1_call_emit_to_async(f->client, NULL, CH_BUS_NAME, CH_DEFAULT_NAMESPACE_PATH, "ghost", "e",
+                                                      append_s, "d", on_emit_to, &in_default, 60 * G_USEC_PER_SEC), >=, 0);
+        g_assert_cmpint(ch_hub1_call_drop_namespace(f->client, CH_BUS_NAME, CH_HUB_PATH, "xns", &e), >=, 0);
+        wait_async(f->client, &in_x);
+        g_assert_cmpstr(in_x.error, ==, CH_ERROR_NAMESPACE_DROPPED);
+        /* the hub answered the drop after failing the queue; the default one still waits */
+        g_assert_cmpint(sd_bus_process(f->client, NULL), >=, 0);
+        g_assert_false(in_default.done);
+        g_assert_cmpint(ch_hub1_call_drop_namespace(f->client, CH_BUS_NAME, CH_HUB_PATH, "default", &e), >=, 0);
+        wait_async(f->client, &in_default);
+        g_assert_cmpstr(in_default.error, ==, CH_ERROR_NAMESPACE_DROPPED);
+        g_free(in_x.error), g_free(in_default.error);
+}
+
 static void test_bad_event_input(ThFixture *f, gconstpointer data) {
         TH_RETURN_IF_SKIPPED(f);
         sd_bus_error e = SD_BUS_ERROR_NULL;
@@ -508,5 +532,6 @@ int main(int argc, char *argv[]) {
         TH_ADD_BUS_TEST_WITH_HUB("/workers/object-manager", test_object_manager);
         TH_ADD_BUS_TEST("/events/emit-to-queue", test_emit_to_queue);
         TH_ADD_BUS_TEST_WITH_HUB("/events/bad-input", test_bad_event_input);
+        TH_ADD_BUS_TEST_WITH_HUB("/events/emit-to-drop", test_emit_to_drop);
         return g_test_run();
 }
