@@ -37,6 +37,6 @@ typedef struct Limits {
         X(max_queue_age_ms, "max-queue-age-ms", 30000, "how long EmitTo waits for an absent worker, ms")     \
         X(max_pending_per_peer, "max-pending-per-peer", 4096, "calls one connection may have waiting")        \
         X(max_served_per_peer, "max-served-per-peer", 1024, "methods one connection may serve")            \
-        X(max_queued_bytes, "max-queued-bytes", 64 * 1024 * 1024, "payload bytes queued for absent workers, hub-wide")
+        X(max_queued_bytes, "max-queued-bytes", 64 * 1024 * 1024, "memory of EmitTo calls queued for absent workers, hub-wide")
 
 void limits_init_default(Limits *l);
