@@ -211,6 +211,12 @@ static int enqueue(Namespace *ns, sd_bus_message *m, sd_bus_error *ret_error, co
         uint64_t cost = 0;
         int r;
 
+        if (wq && wq->n >= h->limits.max_queued_per_worker) {
+                h->stats.events_dropped++;
+                return bus_error_errno(ret_error, -EHOSTUNREACH,
+                                       "Worker '%s' is not registered and already has %zu queued messages (--max-queued-per-worker).",
+                                       worker, wq->n);
+        }
         /* the queue holds the payload: bound it, and keep no fds for a process that may never come */
         {
                 CodecBuf buf = {};
@@ -236,12 +242,6 @@ static int enqueue(Namespace *ns, sd_bus_message *m, sd_bus_error *ret_error, co
                                                "Worker '%s' is not registered and the hub already holds %llu bytes for absent workers (--max-queued-bytes).",
                                                worker, (unsigned long long) h->queued_bytes);
                 }
-        }
-        if (wq && wq->n >= h->limits.max_queued_per_worker) {
-                h->stats.events_dropped++;
-                return bus_error_errno(ret_error, -EHOSTUNREACH,
-                                       "Worker '%s' is not registered and already has %zu queued messages (--max-queued-per-worker).",
-                                       worker, wq->n);
         }
         if (!wq) {
                 wq = calloc(1, sizeof(WorkerQueue));

@@ -407,7 +407,7 @@ static void wait_async(sd_bus *bus, AsyncReply *a) {
  * queue's bounds the caller gets WorkerUnavailable. */
 static void test_emit_to_queue(ThFixture *f, gconstpointer data) {
         TH_RETURN_IF_SKIPPED(f);
-        const char *args[] = { "--max-queued-per-worker=2", "--max-queue-age-ms=1500", "--max-queued-bytes=3000", NULL };
+        const char *args[] = { "--max-queued-per-worker=2", "--max-queue-age-ms=1500", "--max-queued-bytes=5000", NULL };
         const char *s[] = { "=hello", NULL };
         AsyncReply a1 = {}, a2 = {}, a3 = {}, a4 = {};
         ThHub hub = { .proc = TH_PROC_NULL };
