@@ -35,6 +35,8 @@ typedef struct HubStats {
         uint64_t workers_joined;
         uint64_t workers_left;
         uint64_t requests_forwarded;
+        uint64_t requests_backlogged;     /* waited for a busy worker (--max-handling-per-worker) */
+        uint64_t requests_refused_busy;   /* refused: that worker's backlog was full too */
 } HubStats;
 
 typedef struct CallCount {

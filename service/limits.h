@@ -21,6 +21,8 @@ typedef struct Limits {
         uint64_t max_pending_per_peer;
         uint64_t max_served_per_peer;
         uint64_t max_queued_bytes;
+        uint64_t max_handling_per_worker;
+        uint64_t max_backlog_per_worker;
 } Limits;
 
 /* X(field, option, default, help) */
@@ -37,6 +39,8 @@ typedef struct Limits {
         X(max_queue_age_ms, "max-queue-age-ms", 30000, "how long EmitTo waits for an absent worker, ms")     \
         X(max_pending_per_peer, "max-pending-per-peer", 4096, "calls one connection may have waiting")        \
         X(max_served_per_peer, "max-served-per-peer", 1024, "methods one connection may serve")            \
-        X(max_queued_bytes, "max-queued-bytes", 64 * 1024 * 1024, "memory of EmitTo calls queued for absent workers, hub-wide")
+        X(max_queued_bytes, "max-queued-bytes", 64 * 1024 * 1024, "memory of EmitTo calls queued for absent workers, hub-wide") \
+        X(max_handling_per_worker, "max-handling-per-worker", 32, "Handle calls one worker has in flight; more wait (0: no cap)") \
+        X(max_backlog_per_worker, "max-backlog-per-worker", 1024, "requests waiting for a busy worker")
 
 void limits_init_default(Limits *l);
