@@ -23,6 +23,8 @@ typedef struct Limits {
         uint64_t max_queued_bytes;
         uint64_t max_handling_per_worker;
         uint64_t max_backlog_per_worker;
+        uint64_t max_event_bytes;
+        uint64_t max_emit_bytes_per_sec;
 } Limits;
 
 /* X(field, option, default, help) */
@@ -41,6 +43,8 @@ typedef struct Limits {
         X(max_served_per_peer, "max-served-per-peer", 1024, "methods one connection may serve")            \
         X(max_queued_bytes, "max-queued-bytes", 64 * 1024 * 1024, "memory of EmitTo calls queued for absent workers, hub-wide") \
         X(max_handling_per_worker, "max-handling-per-worker", 32, "Handle calls one worker has in flight; more wait (0: no cap)") \
-        X(max_backlog_per_worker, "max-backlog-per-worker", 1024, "requests waiting for a busy worker")
+        X(max_backlog_per_worker, "max-backlog-per-worker", 1024, "requests waiting for a busy worker") \
+        X(max_event_bytes, "max-event-bytes", 64 * 1024, "largest event payload (Emit, EmitTo), bytes on the bus") \
+        X(max_emit_bytes_per_sec, "max-emit-bytes-per-sec", 16 * 1024 * 1024, "event bytes one connection may emit per second (0: no limit)")
 
 void limits_init_default(Limits *l);

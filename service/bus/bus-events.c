@@ -44,21 +44,6 @@ static int check_event(Namespace *ns, sd_bus_error *ret_error, const char *event
         return bus_check_name(ret_error, "event name", event, ns->hub->limits.max_name_bytes);
 }
 
-static int method_emit(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *event) {
-        Namespace *ns = userdata;
-        Hub *h = ns->hub;
-        int r;
-
-        r = check_event(ns, ret_error, event);
-        if (r < 0)
-                return r;
-        r = ch_events1_emit_event(h->bus, NULL, ns->path, event, origin_of(h, m), copy_payload, m);
-        if (r < 0)
-                return bus_error_errno(ret_error, r, "Cannot emit event '%s': %s", event, strerror(-r));
-        h->stats.events_emitted++;
-        return ch_events1_reply_emit(m);
-}
-
 /* Sends the EmitTo call CALL's event to P; CALL is positioned at its payload. */
 static int deliver(Hub *h, Peer *p, sd_bus_message *call, const char *ns_path, const char *event, const char *origin) {
         int r = ch_events1_emit_event(h->bus, p->unique_name, ns_path, event, origin, copy_payload, call);
@@ -182,28 +167,161 @@ static int wire_size(sd_bus_message *m, uint64_t *size) {
         }
 }
 
-/* What queueing the EmitTo call M costs: its payload as marshalled, the names it carries
- * (path, event, worker id; the origin twice: sender field and our copy), and the rest. */
-static int queued_cost(sd_bus_message *m, const char *origin, uint64_t *ret) {
-        const char *worker, *event;
+/* What queueing the EmitTo call M costs: its payload as marshalled (WIRE bytes), the names it
+ * carries (path, event, worker id; the origin twice: sender field and our copy), and the rest. */
+static uint64_t queued_cost(sd_bus_message *m, uint64_t wire, const char *worker, const char *event, const char *origin) {
+        return wire + strlen(sd_bus_message_get_path(m)) + strlen(worker) + strlen(event) + 2 * strlen(origin) +
+               QUEUED_OVERHEAD;
+}
+
+/* The marshalled size of M's payload, which follows N_STRINGS strings; M is left positioned at
+ * the payload again. */
+static int payload_wire_size(sd_bus_message *m, unsigned n_strings, uint64_t *ret) {
+        const char *skip;
         uint64_t size = 0;
         int r;
 
-        r = sd_bus_message_rewind(m, true);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_read(m, "ss", &worker, &event);
-        if (r < 0)
-                return r;
-        r = wire_size(m, &size);
-        if (r < 0)
-                return r;
-        *ret = size + strlen(sd_bus_message_get_path(m)) + strlen(worker) + strlen(event) + 2 * strlen(origin) +
-               QUEUED_OVERHEAD;
+        for (unsigned pass = 0; pass < 2; pass++) {
+                r = sd_bus_message_rewind(m, true);
+                for (unsigned i = 0; r >= 0 && i < n_strings; i++)
+                        r = sd_bus_message_read_basic(m, 's', &skip);
+                if (r < 0)
+                        return r;
+                if (pass == 0) {
+                        r = wire_size(m, &size);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        *ret = size;
         return 0;
 }
 
-static int enqueue(Namespace *ns, sd_bus_message *m, sd_bus_error *ret_error, const char *worker, const char *event) {
+/* --- what one emitter may broadcast -------------------------------------------------------
+ * The bus charges the hub for every signal it has not delivered yet: dbus-daemon stops reading
+ * from the hub once 127 MiB of them wait for a subscriber that does not read, and every client
+ * of the hub then waits (docs/broadcast-limits.md).  So the hub bounds each event
+ * (--max-event-bytes) and the bytes each connection may emit per second
+ * (--max-emit-bytes-per-sec, a token bucket holding one second's worth, or one largest event).
+ * A bucket is kept only while it is not full: a full one is the same as none, so idle
+ * emitters cost nothing and the map is swept of them as it grows. */
+
+typedef struct EmitBucket {
+        char *sender;
+        double tokens;          /* bytes that may be emitted now */
+        uint64_t updated_usec;
+} EmitBucket;
+
+/* What the Event signal of PAYLOAD_WIRE bytes costs on the bus, about: header and names too. */
+static uint64_t event_cost(const char *path, const char *event, const char *origin, uint64_t payload_wire) {
+        return 128 + strlen(path) + strlen(event) + strlen(origin) + payload_wire;
+}
+
+static double bucket_capacity(const Hub *h) {
+        return (double) MAX(h->limits.max_emit_bytes_per_sec, h->limits.max_event_bytes);
+}
+
+static void bucket_refill(const Hub *h, EmitBucket *b, uint64_t now) {
+        if (now > b->updated_usec)
+                b->tokens += (double) (now - b->updated_usec) * (double) h->limits.max_emit_bytes_per_sec / USEC_PER_SEC;
+        b->tokens = MIN(b->tokens, bucket_capacity(h));
+        b->updated_usec = now;
+}
+
+static void bucket_free(EmitBucket *b) {
+        free(b->sender);
+        free(b);
+}
+
+/* Drops the buckets that have refilled: they are the same as none. */
+static void buckets_sweep(Hub *h, uint64_t now) {
+        EmitBucket *b;
+        size_t i = 0;
+
+        while (hashmap_iterate(h->emit_buckets, &i, (void **) &b, NULL)) {
+                bucket_refill(h, b, now);
+                if (b->tokens >= bucket_capacity(h)) {
+                        hashmap_remove(h->emit_buckets, b->sender);
+                        bucket_free(b);
+                }
+        }
+        h->emit_buckets_swept = hashmap_size(h->emit_buckets);
+}
+
+/* Takes COST bytes from SENDER's bucket: 1, or 0 when it has not enough. */
+static int bucket_take(Hub *h, const char *sender, uint64_t cost) {
+        EmitBucket *b;
+        uint64_t now = 0;
+        int r;
+
+        if (h->limits.max_emit_bytes_per_sec == 0)
+                return 1;
+        (void) sd_event_now(h->event, CLOCK_MONOTONIC, &now);
+        if (!h->emit_buckets) {
+                h->emit_buckets = hashmap_new();
+                if (!h->emit_buckets)
+                        return -ENOMEM;
+        }
+        b = hashmap_get(h->emit_buckets, sender);
+        if (b)
+                bucket_refill(h, b, now);
+        else {
+                if (hashmap_size(h->emit_buckets) >= MAX(h->emit_buckets_swept * 2, (size_t) 1024))
+                        buckets_sweep(h, now);
+                b = calloc(1, sizeof(EmitBucket));
+                if (!b || !(b->sender = strdup(sender))) {
+                        free(b);
+                        return -ENOMEM;
+                }
+                b->tokens = bucket_capacity(h);
+                b->updated_usec = now;
+                r = hashmap_put(h->emit_buckets, b->sender, b);
+                if (r < 0) {
+                        bucket_free(b);
+                        return r;
+                }
+        }
+        if (b->tokens < (double) cost)
+                return 0;
+        b->tokens -= (double) cost;
+        return 1;
+}
+
+/* Whether the event EVENT of call M (its payload after N_STRINGS strings) may go out: within
+ * --max-event-bytes, and within what its sender may emit per second.  M stays positioned at
+ * the payload; *RET_WIRE is the payload's marshalled size. */
+static int event_admit(Namespace *ns, sd_bus_message *m, unsigned n_strings, const char *event, sd_bus_error *ret_error,
+                       uint64_t *ret_wire) {
+        Hub *h = ns->hub;
+        const char *origin = origin_of(h, m);
+        uint64_t wire, cost;
+        int r;
+
+        r = payload_wire_size(m, n_strings, &wire);
+        if (r < 0)
+                return r;
+        if (wire > h->limits.max_event_bytes) {
+                h->stats.events_refused++;
+                return bus_error_errno(ret_error, -ENOBUFS, "The payload of event '%s' is %llu bytes on the bus; the limit is "
+                                       "--max-event-bytes=%llu.", event, (unsigned long long) wire,
+                                       (unsigned long long) h->limits.max_event_bytes);
+        }
+        cost = event_cost(ns->path, event, origin, wire);
+        r = bucket_take(h, sd_bus_message_get_sender(m) ?: origin, cost);
+        if (r < 0)
+                return r;
+        if (r == 0) {
+                h->stats.events_refused++;
+                return bus_error_errno(ret_error, -ENOBUFS, "%s emits faster than --max-emit-bytes-per-sec=%llu allows; event "
+                                       "'%s' (%llu bytes) is refused.", origin,
+                                       (unsigned long long) h->limits.max_emit_bytes_per_sec, event, (unsigned long long) cost);
+        }
+        *ret_wire = wire;
+        return 0;
+}
+
+static int enqueue(Namespace *ns, sd_bus_message *m, sd_bus_error *ret_error, const char *worker, const char *event,
+                   uint64_t wire) {
         Hub *h = ns->hub;
         WorkerQueue *wq = hashmap_get(h->worker_queues, worker);
         QueuedEvent *q;
@@ -233,9 +351,7 @@ static int enqueue(Namespace *ns, sd_bus_message *m, sd_bus_error *ret_error, co
                 if (size > h->limits.max_value_bytes)
                         return bus_error_errno(ret_error, -ENOBUFS, "Worker '%s' is not registered and the payload of '%s' is larger than --max-value-bytes=%llu, the most that is queued.",
                                                worker, event, (unsigned long long) h->limits.max_value_bytes);
-                r = queued_cost(m, origin_of(h, m), &cost);
-                if (r < 0)
-                        return r;
+                cost = queued_cost(m, wire, worker, event, origin_of(h, m));
                 if (h->queued_bytes + cost > h->limits.max_queued_bytes) {
                         h->stats.events_dropped++;
                         return bus_error_errno(ret_error, -ENOBUFS,
@@ -284,6 +400,26 @@ fail:
         return r;
 }
 
+static int method_emit(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *event) {
+        Namespace *ns = userdata;
+        Hub *h = ns->hub;
+        int r;
+
+        uint64_t wire;
+
+        r = check_event(ns, ret_error, event);
+        if (r < 0)
+                return r;
+        r = event_admit(ns, m, 1, event, ret_error, &wire);
+        if (r < 0)
+                return r;
+        r = ch_events1_emit_event(h->bus, NULL, ns->path, event, origin_of(h, m), copy_payload, m);
+        if (r < 0)
+                return bus_error_errno(ret_error, r, "Cannot emit event '%s': %s", event, strerror(-r));
+        h->stats.events_emitted++;
+        return ch_events1_reply_emit(m);
+}
+
 static int method_emit_to(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *worker, const char *event) {
         Namespace *ns = userdata;
         Peer *p;
@@ -292,12 +428,17 @@ static int method_emit_to(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         if (!worker_id_is_valid(worker))
                 return bus_error_errno(ret_error, -EINVAL, "'%s' is not a worker id: 1 to %d characters of [A-Za-z0-9_].",
                                        worker, WORKER_ID_MAX);
+        uint64_t wire;
+
         r = check_event(ns, ret_error, event);
+        if (r < 0)
+                return r;
+        r = event_admit(ns, m, 2, event, ret_error, &wire);
         if (r < 0)
                 return r;
         p = workers_find(ns->hub, worker);
         if (!p)
-                return enqueue(ns, m, ret_error, worker, event);
+                return enqueue(ns, m, ret_error, worker, event, wire);
         r = deliver(ns->hub, p, m, ns->path, event, origin_of(ns->hub, m));
         if (r < 0)
                 return bus_error_errno(ret_error, -EHOSTUNREACH, "Cannot send event '%s' to worker '%s': %s", event, worker, strerror(-r));
@@ -367,7 +508,15 @@ void bus_events_drop(Namespace *ns) {
 
 void bus_events_shutdown(Hub *h) {
         WorkerQueue *wq;
+        EmitBucket *b;
         size_t i = 0;
+
+        while (hashmap_iterate(h->emit_buckets, &i, (void **) &b, NULL)) {
+                hashmap_remove(h->emit_buckets, b->sender);
+                bucket_free(b);
+        }
+        h->emit_buckets = hashmap_free(h->emit_buckets);
+        i = 0;
 
         while (hashmap_iterate(h->worker_queues, &i, (void **) &wq, NULL)) {
                 while (wq->items.first) {

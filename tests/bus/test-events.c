@@ -600,6 +600,62 @@ static void test_emit_to_budget(ThFixture *f, gconstpointer data) {
         }
 }
 
+static int try_emit(sd_bus *bus, const char *event, const char *payload, sd_bus_error *e) {
+        return ch_events1_call_emit(bus, CH_BUS_NAME, CH_DEFAULT_NAMESPACE_PATH, event, append_s, (void *) payload, e);
+}
+
+/* What the hub broadcasts is bounded: an event's size, and the bytes one connection emits per
+ * second; an emitter past its rate is refused, the others are not. */
+static void test_emit_limits(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        const char *args[] = { "--max-event-bytes=1000", "--max-emit-bytes-per-sec=2000", NULL };
+        g_autofree char *big = g_strnfill(1001, 'b');
+        g_autofree char *mid = g_strnfill(500, 'm');
+        ThHub hub = { .proc = TH_PROC_NULL };
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus *a = NULL, *b = NULL;
+        unsigned sent = 0;
+        int r;
+
+        g_assert_cmpint(th_hub_spawn(&hub, f->bus.address, args), ==, 0);
+        g_assert_cmpint(th_connect(&a, f->bus.address), >=, 0);
+        g_assert_cmpint(th_connect(&b, f->bus.address), >=, 0);
+
+        r = try_emit(a, "big", big, &e);
+        g_assert_cmpint(r, <, 0);
+        g_assert_cmpstr(e.name, ==, CH_ERROR_LIMIT_EXCEEDED);
+        g_assert_nonnull(strstr(e.message, "--max-event-bytes=1000"));
+        sd_bus_error_free(&e);
+        r = ch_events1_call_emit_to(a, CH_BUS_NAME, CH_DEFAULT_NAMESPACE_PATH, "someone", "big", append_s, big, &e);
+        g_assert_cmpint(r, <, 0);
+        g_assert_cmpstr(e.name, ==, CH_ERROR_LIMIT_EXCEEDED);
+        g_assert_nonnull(strstr(e.message, "--max-event-bytes=1000"));
+        sd_bus_error_free(&e);
+
+        /* about 700 bytes each against 2000 per second: the burst is spent long before 100 */
+        for (; sent < 100; sent++) {
+                r = try_emit(a, "mid", mid, &e);
+                if (r < 0)
+                        break;
+        }
+        g_test_message("%u events went out before the rate refused", sent);
+        g_assert_cmpuint(sent, >=, 1);
+        g_assert_cmpuint(sent, <, 100);
+        g_assert_cmpstr(e.name, ==, CH_ERROR_LIMIT_EXCEEDED);
+        g_assert_nonnull(strstr(e.message, "--max-emit-bytes-per-sec=2000"));
+        sd_bus_error_free(&e);
+
+        /* another emitter has its own allowance */
+        r = try_emit(b, "mid", mid, &e);
+        if (r < 0)
+                g_error("the other emitter was refused: %s", e.message);
+
+        sd_bus_flush_close_unref(a);
+        sd_bus_flush_close_unref(b);
+        g_assert_cmpint(th_hub_stop(&hub), ==, 0);
+        th_hub_clear(&hub);
+}
+
 static void test_bad_event_input(ThFixture *f, gconstpointer data) {
         TH_RETURN_IF_SKIPPED(f);
         sd_bus_error e = SD_BUS_ERROR_NULL;
@@ -634,5 +690,6 @@ int main(int argc, char *argv[]) {
         TH_ADD_BUS_TEST_WITH_HUB("/events/bad-input", test_bad_event_input);
         TH_ADD_BUS_TEST_WITH_HUB("/events/emit-to-drop", test_emit_to_drop);
         TH_ADD_BUS_TEST("/events/emit-to-budget", test_emit_to_budget);
+        TH_ADD_BUS_TEST("/events/emit-limits", test_emit_limits);
         return g_test_run();
 }
