@@ -593,7 +593,12 @@ static void test_emit_to_budget(ThFixture *f, gconstpointer data) {
                 queued = queue_until_refused(bus, kinds[k].append, kinds[k].payload);
                 after = vm_rss_kb(hub.proc.pid);
                 g_test_message("payload kind %zu: %u queued, VmRSS %ld -> %ld kB (budget %ld kB)", k, queued, before, after, budget_kb);
+#if defined(__SANITIZE_ADDRESS__)
+                /* ASan's redzones and quarantine are not what the budget models */
+                (void) slack_kb;
+#else
                 g_assert_cmpint(after - before, <=, budget_kb + slack_kb);
+#endif
                 sd_bus_flush_close_unref(bus);
                 g_assert_cmpint(th_hub_stop(&hub), ==, 0);
                 th_hub_clear(&hub);
