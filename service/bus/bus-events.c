@@ -217,8 +217,11 @@ static uint64_t event_cost(const char *path, const char *event, const char *orig
         return 128 + strlen(path) + strlen(event) + strlen(origin) + payload_wire;
 }
 
+/* One second's worth, and never less than the largest event costs, names and header included,
+ * so that every event that passes --max-event-bytes can go out at some rate. */
 static double bucket_capacity(const Hub *h) {
-        return (double) MAX(h->limits.max_emit_bytes_per_sec, h->limits.max_event_bytes);
+        uint64_t largest = event_cost(HUB_NS_PREFIX, "", "", h->limits.max_event_bytes) + 3 * h->limits.max_name_bytes + 64;
+        return (double) MAX(h->limits.max_emit_bytes_per_sec, largest);
 }
 
 static void bucket_refill(const Hub *h, EmitBucket *b, uint64_t now) {

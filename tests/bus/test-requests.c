@@ -724,6 +724,46 @@ static void test_handling_cap(ThFixture *f, gconstpointer data) {
         th_hub_clear(&hub);
 }
 
+/* A Request without target that waits for a busy worker is not lost when that worker leaves:
+ * another serving worker takes it; the calls it was handling get WorkerGone. */
+static void test_backlog_reroute(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        const char *args[] = { "--max-handling-per-worker=2", NULL };
+        const char *stuck_methods[] = { "mixed", NULL }, *healthy_methods[] = { "mixed", NULL };
+        ThHub hub = { .proc = TH_PROC_NULL };
+        Call busy[2] = {}, waiting = {};
+        sd_bus *bus = NULL;
+        ThProc stuck, healthy;
+
+        g_assert_cmpint(th_hub_spawn(&hub, f->bus.address, args), ==, 0);
+        g_assert_cmpint(th_connect(&bus, f->bus.address), >=, 0);
+        spawn_worker(&stuck, f->bus.address, "stuck", stuck_methods);
+        wait_workers(bus, 1);
+        for (int i = 0; i < 2; i++)
+                request_async(bus, "", "mixed", "held", append_request_long, &busy[i]);
+        request_async(bus, "", "mixed", "waits", append_request_long, &waiting);
+        sync_with_hub(bus);
+        spawn_worker(&healthy, f->bus.address, "healthy", healthy_methods);
+        wait_workers(bus, 2);
+        g_assert_false(waiting.done);
+        th_proc_kill(&stuck, SIGKILL);
+        wait_calls(bus, busy, 2, 10);
+        wait_calls(bus, &waiting, 1, 10);
+        for (int i = 0; i < 2; i++) {
+                g_assert_cmpstr(busy[i].error_name, ==, CH_ERROR_WORKER_GONE);
+                call_clear(&busy[i]);
+        }
+        g_assert_cmpstr(waiting.error_name, ==, NULL);
+        g_assert_cmpstr(waiting.reply, ==, "healthy:waits");
+        call_clear(&waiting);
+        th_proc_wait(&stuck, 5000, NULL);
+        th_proc_clear(&stuck);
+        stop_worker(&healthy);
+        sd_bus_flush_close_unref(bus);
+        g_assert_cmpint(th_hub_stop(&hub), ==, 0);
+        th_hub_clear(&hub);
+}
+
 int main(int argc, char *argv[]) {
         if (argc >= 4 && g_str_equal(argv[1], "--worker"))
                 return worker_main(argc, argv);
@@ -738,6 +778,7 @@ int main(int argc, char *argv[]) {
         TH_ADD_BUS_TEST("/requests/pending-limit", test_pending_limit);
         TH_ADD_BUS_TEST("/requests/serve-limit", test_serve_limit);
         TH_ADD_BUS_TEST("/requests/handling-cap", test_handling_cap);
+        TH_ADD_BUS_TEST("/requests/backlog-reroute", test_backlog_reroute);
         g_test_add_func("/system-like/requests/stuck-worker", test_stuck_worker);
         g_test_add_func("/system-like/requests/bus-limit-named", test_bus_limit_named);
         return g_test_run();
