@@ -35,6 +35,9 @@ typedef struct HubStats {
         uint64_t workers_joined;
         uint64_t workers_left;
         uint64_t requests_forwarded;
+        uint64_t events_refused;          /* over --max-event-bytes or --max-emit-bytes-per-sec */
+        uint64_t requests_backlogged;     /* waited for a busy worker (--max-handling-per-worker) */
+        uint64_t requests_refused_busy;   /* refused: that worker's backlog was full too */
 } HubStats;
 
 typedef struct CallCount {
@@ -58,6 +61,8 @@ typedef struct Hub {
         LIST_HEAD(struct Peer) worker_list; /* the same, in order of registration */
         Hashmap *worker_queues;   /* worker id -> queued EmitTo for an id not registered yet */
         uint64_t queued_bytes;    /* what those queues hold, bounded by --max-queued-bytes */
+        Hashmap *emit_buckets;    /* unique name -> what it may still emit (bus-events.c) */
+        size_t emit_buckets_swept; /* their number after the last sweep */
         StoreAccount store_account; /* store memory of every namespace together */
         LockHub *lock_hub;        /* lock tokens and lease deadlines of every namespace */
         sd_event_source *lock_timer;

@@ -26,6 +26,10 @@ typedef struct Limits {
         uint64_t max_lock_waiters;
         uint64_t max_lease_ms;
         uint64_t lock_timeout_ms;
+        uint64_t max_handling_per_worker;
+        uint64_t max_backlog_per_worker;
+        uint64_t max_event_bytes;
+        uint64_t max_emit_bytes_per_sec;
 } Limits;
 
 /* X(field, option, default, help) */
@@ -42,11 +46,15 @@ typedef struct Limits {
         X(max_queue_age_ms, "max-queue-age-ms", 30000, "how long EmitTo waits for an absent worker, ms")     \
         X(max_pending_per_peer, "max-pending-per-peer", 4096, "calls one connection may have waiting")        \
         X(max_served_per_peer, "max-served-per-peer", 1024, "methods one connection may serve")            \
-        X(max_queued_bytes, "max-queued-bytes", 64 * 1024 * 1024, "payload bytes queued for absent workers, hub-wide") \
+        X(max_queued_bytes, "max-queued-bytes", 64 * 1024 * 1024, "memory of EmitTo calls queued for absent workers, hub-wide") \
         X(max_locks, "max-locks", 16384, "distinct locks alive in one namespace")                          \
         X(max_lock_holders, "max-lock-holders", 65536, "lock holders in one namespace (shared ones count)")     \
         X(max_lock_waiters, "max-lock-waiters", 65536, "queued Lock calls in one namespace")                \
         X(max_lease_ms, "max-lease-ms", 3600000, "longest lock lease (lease_ms of Lock, TryLock, Refresh), ms") \
-        X(lock_timeout_ms, "lock-timeout-ms", 10000, "how long Lock waits when the call gives no timeout_ms")
+        X(lock_timeout_ms, "lock-timeout-ms", 10000, "how long Lock waits when the call gives no timeout_ms") \
+        X(max_handling_per_worker, "max-handling-per-worker", 32, "Handle calls one worker has in flight; more wait (0: no cap)") \
+        X(max_backlog_per_worker, "max-backlog-per-worker", 1024, "requests waiting for a busy worker") \
+        X(max_event_bytes, "max-event-bytes", 64 * 1024, "largest event payload (Emit, EmitTo), bytes on the bus") \
+        X(max_emit_bytes_per_sec, "max-emit-bytes-per-sec", 16 * 1024 * 1024, "event bytes one connection may emit per second (0: no limit)")
 
 void limits_init_default(Limits *l);

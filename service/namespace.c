@@ -8,6 +8,7 @@
 #include "macro.h"
 #include "namespace.h"
 #include "store.h"
+#include "bus/bus-events.h"
 #include "bus/bus-locks.h"
 #include "bus/bus-requests.h"
 #include "requests.h"
@@ -28,6 +29,7 @@ Namespace *namespace_free(Namespace *ns) {
         if (!ns)
                 return NULL;
         bus_requests_drop(ns);
+        bus_events_drop(ns);
         serve_table_free(ns->served);
         bus_store_drop(ns);
         lock_table_free(ns->locks);

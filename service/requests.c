@@ -149,6 +149,27 @@ void *serve_table_pick(ServeTable *t, const char *method) {
         return e->server->server;
 }
 
+void *serve_table_pick_ready(ServeTable *t, const char *method, size_t max_handling) {
+        ServedMethod *m = hashmap_get(t->methods, method);
+        ServeEntry *e, *best = NULL;
+
+        if (!m)
+                return NULL;
+        e = m->cursor ? m->cursor : m->servers.first;
+        for (size_t i = 0; i < m->n; i++) {
+                ServerRef *s = e->server;
+                if (max_handling == 0 || s->n_handling < max_handling) {
+                        best = e;
+                        break;
+                }
+                if (!best || s->n_backlog < best->server->n_backlog)
+                        best = e;
+                e = e->by_method_next ? e->by_method_next : m->servers.first;
+        }
+        m->cursor = best->by_method_next;
+        return best->server->server;
+}
+
 bool serve_table_serves(ServeTable *t, ServerRef *server, const char *method) {
         return find_entry(hashmap_get(t->methods, method), server) != NULL;
 }

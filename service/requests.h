@@ -20,6 +20,12 @@ typedef struct ServerRef {
         void *server;                   /* the Peer, handed back by requests_pick() */
         LIST_HEAD(ServeEntry) entries;
         size_t n;                       /* entries, in every table */
+        /* Its load, kept by the request glue: Handle calls out to it that it has not answered
+         * (the bus counts them against the hub until it does, even after the caller gave up),
+         * and requests waiting for one of those to end, oldest first. */
+        size_t n_handling;
+        LIST_HEAD(struct Forward) backlog;
+        size_t n_backlog;
 } ServerRef;
 
 int serve_table_new(ServeTable **ret);
@@ -34,6 +40,10 @@ void server_ref_clear(ServerRef *server);
 
 /* The next server of METHOD, round-robin; NULL when nobody serves it. */
 void *serve_table_pick(ServeTable *t, const char *method);
+/* The same, skipping servers that handle MAX_HANDLING calls or more (0: no cap); when all of
+ * them do, the one with the fewest requests waiting for it (the first in round-robin order on
+ * a tie), so that a stuck server does not collect the requests its healthy peers could take. */
+void *serve_table_pick_ready(ServeTable *t, const char *method, size_t max_handling);
 /* Whether SERVER serves METHOD in T. */
 bool serve_table_serves(ServeTable *t, ServerRef *server, const char *method);
 /* Up to MAX servers of METHOD, in order of Serve; returns how many. */

@@ -12,5 +12,8 @@ extern const ChEvents1Handlers bus_events_handlers;
 /* P just registered: deliver, in order, what EmitTo queued for its id. */
 void bus_events_worker_joined(Peer *p);
 
+/* NS is being dropped: its queued EmitTo calls fail with NamespaceDropped at once. */
+void bus_events_drop(Namespace *ns);
+
 /* Drops every queue (at exit). */
 void bus_events_shutdown(Hub *h);

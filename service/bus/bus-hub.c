@@ -139,8 +139,11 @@ static int append_stats(sd_bus_message *reply, void *userdata) {
             (r = append_stat(reply, "events_emitted", 't', &h->stats.events_emitted)) < 0 ||
             (r = append_stat(reply, "events_queued", 't', &h->stats.events_queued)) < 0 ||
             (r = append_stat(reply, "events_dropped", 't', &h->stats.events_dropped)) < 0 ||
+            (r = append_stat(reply, "events_refused", 't', &h->stats.events_refused)) < 0 ||
             (r = append_stat(reply, "keyspace_events", 't', &h->stats.keyspace_events)) < 0 ||
             (r = append_stat(reply, "requests_forwarded", 't', &h->stats.requests_forwarded)) < 0 ||
+            (r = append_stat(reply, "requests_backlogged", 't', &h->stats.requests_backlogged)) < 0 ||
+            (r = append_stat(reply, "requests_refused_busy", 't', &h->stats.requests_refused_busy)) < 0 ||
             (r = append_stat(reply, "locks", 't', &locks)) < 0 ||
             (r = append_stat(reply, "lock_waiters", 't', &waiters)) < 0 ||
             (r = append_call_counts(reply, h)) < 0)

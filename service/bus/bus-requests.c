@@ -3,7 +3,17 @@
  * org.clusterhub.Handler1.Handle and its reply (or error, unchanged) goes back to the caller.
  * Every pending request is a Deferred (the caller's call, its deadline) plus the forwarded
  * call's slot; it ends exactly once: reply, handler error, Timeout, WorkerGone (the handler's
- * connection closed), the caller leaving, or the namespace being dropped. */
+ * connection closed), the caller leaving, or the namespace being dropped.
+ *
+ * A worker handles at most --max-handling-per-worker Handle calls at a time.  The bus counts
+ * every call the hub has out against the hub's own connection until the worker answers
+ * (dbus-daemon's max_replies_per_connection is 128 on a stock system bus, and it has no reply
+ * timeout), so one worker that never answers would otherwise use up what every Request
+ * needs.  The cap counts calls until the worker answers or leaves, also after their caller
+ * gave up (the call is then orphaned, kept only to count it).  Requests past the cap wait in
+ * the worker's backlog (--max-backlog-per-worker) within their own timeout; a Request without
+ * a target goes to a serving worker under the cap first. */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +21,7 @@
 #include "bus-requests.h"
 #include "bus-util.h"
 #include "variant-codec.h"
+#include "ch-errors.h"
 #include "ch-handler1-client.h"
 #include "ch-requests1-server.h"
 #include "deferred.h"
@@ -25,15 +36,21 @@
 
 typedef struct Gather Gather;
 
-/* One forwarded Handle call. */
+/* One request for one handler: waiting in the handler's backlog, then out as a Handle call.
+ * With neither D nor GATHER it is an orphan: its caller has its answer, and it is kept only
+ * while the handler has not answered, to count against --max-handling-per-worker. */
 typedef struct Forward {
         Hub *hub;
-        Namespace *ns;
+        Namespace *ns;          /* NULL once orphaned */
         Deferred *d;            /* the caller's Request (NULL inside a RequestAll) */
         Gather *gather;         /* the RequestAll it belongs to, or NULL */
-        Peer *handler;          /* the connection handling it */
+        Peer *handler;          /* the connection handling it, or whose backlog holds it */
+        bool out;               /* the Handle call is out: in handler->forwards, else in its backlog */
+        bool any;               /* a Request without target: another server may take it */
         sd_bus_slot *slot;      /* the pending Handle call */
         char *worker;           /* the handler's id, for messages and RequestAll keys */
+        char *method;
+        char *origin;
         LIST_FIELDS(struct Forward, by_handler);
         LIST_FIELDS(struct Forward, by_gather);
 } Forward;
@@ -70,16 +87,72 @@ static ServerRef *server_of(Peer *p) {
 
 /* --- pending request bookkeeping ----------------------------------------------------------- */
 
+static void handler_dispatch(Peer *p);
+
+static Forward *forward_new(Namespace *ns, const char *method, const char *origin) {
+        Forward *f = calloc(1, sizeof(Forward));
+
+        if (!f)
+                return NULL;
+        f->hub = ns->hub;
+        f->ns = ns;
+        f->method = strdup(method);
+        f->origin = strdup(origin);
+        if (!f->method || !f->origin) {
+                free(f->method);
+                free(f->origin);
+                free(f);
+                return NULL;
+        }
+        return f;
+}
+
+/* The Handle call of F is over (answered, or its handler left): it no longer counts. */
+static void forward_call_ended(Forward *f) {
+        if (f->out) {
+                LIST_REMOVE(by_handler, f->handler->forwards, f);
+                server_of(f->handler)->n_handling--;
+                f->handler = NULL;
+                f->out = false;
+        }
+        f->slot = sd_bus_slot_unref(f->slot);
+}
+
+/* F leaves the backlog it waits in, if any. */
+static void forward_unqueue(Forward *f) {
+        if (f->handler && !f->out) {
+                ServerRef *s = server_of(f->handler);
+                LIST_REMOVE(by_handler, s->backlog, f);
+                s->n_backlog--;
+                f->handler = NULL;
+        }
+}
+
 static void forward_free(Forward *f) {
         if (!f)
                 return;
-        if (f->handler)
-                LIST_REMOVE(by_handler, f->handler->forwards, f);
+        forward_call_ended(f);
+        forward_unqueue(f);
         if (f->gather)
                 LIST_REMOVE(by_gather, f->gather->pending, f);
-        sd_bus_slot_unref(f->slot);
         free(f->worker);
+        free(f->method);
+        free(f->origin);
         free(f);
+}
+
+/* F's caller is done with it (answered, timed out, gone): a Handle call still out stays, as an
+ * orphan, until its handler answers; anything else is freed. */
+static void forward_abandon(Forward *f) {
+        if (!f->out) {
+                forward_free(f);
+                return;
+        }
+        if (f->gather)
+                LIST_REMOVE(by_gather, f->gather->pending, f);
+        f->gather = NULL;
+        f->d = NULL;
+        f->ns = NULL;
 }
 
 static void gather_finish(Gather *g);
@@ -119,37 +192,71 @@ static void forward_fail(Forward *f, const char *name, const char *fmt, ...) {
                         value = NULL;
                 gather_add_error(g, strdup(f->worker ? f->worker : "?"), value);
                 g->n_pending--;
-                forward_free(f);
+                forward_abandon(f);
                 if (g->n_pending == 0 && !g->starting)
                         gather_finish(g);
                 return;
         }
-        (void) sd_bus_reply_method_errorf(f->d->call, name, "%s", msg ? msg : name);
-        f->d->userdata = NULL;
-        deferred_free(f->d);
-        forward_free(f);
+        if (f->d) {
+                (void) sd_bus_reply_method_errorf(f->d->call, name, "%s", msg ? msg : name);
+                f->d->userdata = NULL;
+                deferred_free(f->d);
+                f->d = NULL;
+        }
+        forward_abandon(f);
+}
+
+/* Whether the reply REPLY to F's Handle call comes from the handler itself, not from the bus
+ * (its driver refusing the call) or from sd-bus (a local timeout or disconnect). */
+static bool reply_from_handler(Forward *f, sd_bus_message *reply, const char *handler_name) {
+        const char *sender = sd_bus_message_get_sender(reply);
+        return sender && handler_name && streq(sender, handler_name);
+}
+
+/* F's Handle call failed with E, which the bus or sd-bus made, not the handler: name it as the
+ * hub's error so that it is not taken for the handler's own. */
+static void forward_fail_bus(Forward *f, const sd_bus_error *e) {
+        const char *m = e->message ? e->message : "";
+
+        if (sd_bus_error_has_name(e, SD_BUS_ERROR_NO_REPLY) || sd_bus_error_has_name(e, SD_BUS_ERROR_SERVICE_UNKNOWN) ||
+            sd_bus_error_has_name(e, SD_BUS_ERROR_NAME_HAS_NO_OWNER) || sd_bus_error_has_name(e, SD_BUS_ERROR_DISCONNECTED))
+                forward_fail(f, CH_ERROR_WORKER_GONE, "Worker '%s' left before replying.", f->worker);
+        else if (sd_bus_error_has_name(e, SD_BUS_ERROR_LIMITS_EXCEEDED) || sd_bus_error_has_name(e, SD_BUS_ERROR_NO_MEMORY))
+                forward_fail(f, CH_ERROR_LIMIT_EXCEEDED,
+                             "The bus refused to pass '%s' to worker '%s' (%s: %s). The bus allows the hub fewer calls in "
+                             "flight than the hub does: lower --max-handling-per-worker, or raise the bus's limit "
+                             "(dbus-daemon: max_replies_per_connection).", f->method, f->worker, e->name, m);
+        else if (sd_bus_error_has_name(e, SD_BUS_ERROR_ACCESS_DENIED))
+                forward_fail(f, CH_ERROR_WORKER_UNAVAILABLE, "The bus policy does not let the hub call worker '%s': %s", f->worker, m);
+        else
+                forward_fail(f, CH_ERROR_WORKER_UNAVAILABLE, "The bus could not deliver '%s' to worker '%s' (%s: %s).",
+                             f->method, f->worker, e->name, m);
 }
 
 static int on_handle_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         Forward *f = userdata;
+        Peer *handler = f->handler;
         const sd_bus_error *e = sd_bus_message_get_error(reply);
+        bool from_handler = reply_from_handler(f, reply, handler ? handler->unique_name : NULL);
         int r;
 
-        /* the slot dies with this callback */
-        f->slot = sd_bus_slot_unref(f->slot);
+        /* the call is over: it stops counting, and the slot dies with this callback */
+        forward_call_ended(f);
+        if (!f->d && !f->gather) {
+                forward_free(f); /* an orphan: its caller was answered already */
+                goto dispatch;
+        }
         if (!e && !sd_bus_message_has_signature(reply, "v")) {
                 forward_fail(f, SD_BUS_ERROR_FAILED, "Worker '%s' replied with signature '%s', not 'v'.",
                              f->worker, strempty(sd_bus_message_get_signature(reply, true)));
-                return 0;
+                goto dispatch;
         }
         if (e) {
-                /* NoReply from the bus means the handler's connection is going away */
-                if (sd_bus_error_has_name(e, SD_BUS_ERROR_NO_REPLY) || sd_bus_error_has_name(e, SD_BUS_ERROR_SERVICE_UNKNOWN) ||
-                    sd_bus_error_has_name(e, SD_BUS_ERROR_NAME_HAS_NO_OWNER))
-                        forward_fail(f, "org.clusterhub.Error.WorkerGone", "Worker '%s' left before replying.", f->worker);
-                else
+                if (from_handler)
                         forward_fail(f, e->name, "%s", e->message ? e->message : "");
-                return 0;
+                else
+                        forward_fail_bus(f, e);
+                goto dispatch;
         }
         if (f->gather && codec_message_fits(reply, CODEC_VARIANT_DEPTH_MAX) == 0) {
                 /* it could not sit inside the a{sv} of replies: the bus would drop the hub */
@@ -173,7 +280,7 @@ static int on_handle_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
                 forward_free(f);
                 if (g->n_pending == 0)
                         gather_finish(g);
-                return 0;
+                goto dispatch;
         }
         {
                 _cleanup_(sd_bus_message_unrefp) sd_bus_message *out = NULL;
@@ -189,59 +296,124 @@ static int on_handle_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
         f->d->userdata = NULL;
         deferred_free(f->d);
         forward_free(f);
+dispatch:
+        /* a slot of HANDLER is free: the oldest request in its backlog takes it */
+        if (handler)
+                handler_dispatch(handler);
         return 0;
 }
 
-/* The forwarded call's bus timeout: ours plus a second, saturating (UINT64_MAX: none). */
-static uint64_t bus_timeout_usec(uint64_t timeout_ms) {
-        if (timeout_ms >= UINT64_MAX / USEC_PER_MSEC - 1000)
-                return UINT64_MAX;
-        return (timeout_ms + 1000) * USEC_PER_MSEC;
-}
-
-/* Forwards CALL (positioned at its payload) to HANDLER; the Handle call's own timeout is a
- * little longer than ours, so that ours decides. */
-static int forward(Namespace *ns, sd_bus_message *call, Peer *handler, const char *method, const char *origin,
-                   uint64_t timeout_ms, Forward *f) {
+/* Sends F to HANDLER as a Handle call, its payload taken from the caller's call.  The call has
+ * no bus timeout: the caller's deadline is ours to keep, and the bus counts the call against
+ * the hub until the worker answers whatever sd-bus does, so F keeps counting until then. */
+static int forward_send(Forward *f, Peer *handler) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        Hub *h = ns->hub;
+        sd_bus_message *call = f->d ? f->d->call : f->gather->d->call;
+        const char *skip;
+        Hub *h = f->hub;
         int r;
 
+        assert(!f->out && !f->handler);
         r = sd_bus_message_new_method_call(h->bus, &m, handler->unique_name, HANDLER_PATH, CH_HANDLER1_INTERFACE, "Handle");
         if (r < 0)
                 return r;
-        r = sd_bus_message_append(m, "sss", ns->name, method, origin);
+        r = sd_bus_message_append(m, "sss", f->ns->name, f->method, f->origin);
         if (r < 0)
                 return r;
-        r = sd_bus_message_copy(m, call, false);
+        /* the payload follows the target and the method (Request), or the method (RequestAll) */
+        r = sd_bus_message_rewind(call, true);
+        for (int i = 0; r >= 0 && i < (f->gather ? 1 : 2); i++)
+                r = sd_bus_message_read_basic(call, 's', &skip);
+        if (r >= 0)
+                r = sd_bus_message_copy(m, call, false);
         if (r < 0)
                 return r;
-        /* everything that can fail comes before the call, so F is linked only when it is out */
-        f->worker = strdup(peer_origin(handler));
-        if (!f->worker)
-                return -ENOMEM;
-        f->ns = ns;
-        r = sd_bus_call_async(h->bus, &f->slot, m, on_handle_reply, f, bus_timeout_usec(timeout_ms));
+        r = sd_bus_call_async(h->bus, &f->slot, m, on_handle_reply, f, UINT64_MAX);
         if (r < 0)
                 return r;
         f->handler = handler;
+        f->out = true;
         LIST_APPEND(by_handler, handler->forwards, f);
+        server_of(handler)->n_handling++;
         h->stats.requests_forwarded++;
         return 0;
+}
+
+static bool handler_has_room(Peer *p) {
+        uint64_t max = p->hub->limits.max_handling_per_worker;
+        return max == 0 || server_of(p)->n_handling < max;
+}
+
+/* Sends F to HANDLER, or, when HANDLER already handles as many calls as it may, puts F in its
+ * backlog.  -EXFULL when the backlog is full too; -errno when the call cannot be sent. */
+static int forward_submit(Forward *f, Peer *handler) {
+        ServerRef *s = server_of(handler);
+
+        free(f->worker);
+        f->worker = strdup(peer_origin(handler));
+        if (!f->worker)
+                return -ENOMEM;
+        if (handler_has_room(handler))
+                return forward_send(f, handler);
+        if (s->n_backlog >= f->hub->limits.max_backlog_per_worker)
+                return -EXFULL;
+        f->handler = handler;
+        LIST_APPEND(by_handler, s->backlog, f);
+        s->n_backlog++;
+        f->hub->stats.requests_backlogged++;
+        return 0;
+}
+
+/* Fails F after forward_submit() returned R. */
+static void forward_fail_submit(Forward *f, Peer *handler, int r) {
+        Hub *h = f->hub;
+
+        if (r == -EXFULL) {
+                h->stats.requests_refused_busy++;
+                forward_fail(f, CH_ERROR_LIMIT_EXCEEDED,
+                             "Worker '%s' has %zu calls in flight that it has not answered (--max-handling-per-worker=%llu) "
+                             "and %zu more waiting (--max-backlog-per-worker=%llu).",
+                             peer_origin(handler), server_of(handler)->n_handling,
+                             (unsigned long long) h->limits.max_handling_per_worker, server_of(handler)->n_backlog,
+                             (unsigned long long) h->limits.max_backlog_per_worker);
+        } else
+                forward_fail(f, CH_ERROR_WORKER_UNAVAILABLE, "Cannot forward '%s' to worker '%s': %s",
+                             f->method, peer_origin(handler), strerror(-r));
+}
+
+/* P has room again: send what waits in its backlog, oldest first, while the room lasts. */
+static void handler_dispatch(Peer *p) {
+        Forward *f;
+        int r;
+
+        while (handler_has_room(p) && (f = server_of(p)->backlog.first)) {
+                forward_unqueue(f);
+                r = forward_send(f, p);
+                if (r < 0)
+                        forward_fail_submit(f, p, r);
+        }
 }
 
 /* --- Request -------------------------------------------------------------------------- */
 
 static void request_ended(Deferred *d, DeferredEnd why) {
         Forward *f = d->userdata;
+        Hub *h = d->hub;
 
         if (!f)
                 return;
-        if (why == DEFERRED_TIMEOUT)
-                (void) sd_bus_reply_method_errorf(d->call, "org.clusterhub.Error.Timeout",
-                                                  "Worker '%s' did not answer within the timeout.", f->worker ? f->worker : "?");
+        if (why == DEFERRED_TIMEOUT && f->out)
+                (void) sd_bus_reply_method_errorf(d->call, CH_ERROR_TIMEOUT,
+                                                  "Worker '%s' did not answer '%s' within the timeout.", f->worker, f->method);
+        else if (why == DEFERRED_TIMEOUT)
+                (void) sd_bus_reply_method_errorf(d->call, CH_ERROR_TIMEOUT,
+                                                  "Worker '%s' did not start handling '%s' within the timeout: it has %zu calls in "
+                                                  "flight that it has not answered (--max-handling-per-worker=%llu).",
+                                                  f->worker, f->method, server_of(f->handler)->n_handling,
+                                                  (unsigned long long) h->limits.max_handling_per_worker);
         d->userdata = NULL;
-        forward_free(f);
+        f->d = NULL;
+        forward_abandon(f);
 }
 
 static void waiting_free(Waiting *w) {
@@ -295,30 +467,25 @@ static int peek_options(sd_bus_message *m, RequestOptions *o, sd_bus_error *ret_
         return 0;
 }
 
-static int start_request(Namespace *ns, sd_bus_message *m, Peer *caller, Peer *handler, const char *method,
-                         uint64_t timeout_ms, sd_bus_error *ret_error) {
+/* Starts a Request of CALLER for HANDLER (any serving worker when ANY); the call is answered
+ * from here on, errors included. */
+static int start_request(Namespace *ns, sd_bus_message *m, Peer *caller, Peer *handler, bool any, const char *method,
+                         uint64_t timeout_ms) {
         Forward *f;
-        Deferred *d;
         int r;
 
-        f = calloc(1, sizeof(Forward));
+        f = forward_new(ns, method, peer_origin(caller));
         if (!f)
                 return -ENOMEM;
-        f->hub = ns->hub;
-        r = deferred_new(ns->hub, m, caller, timeout_ms, request_ended, f, &d);
+        f->any = any;
+        r = deferred_new(ns->hub, m, caller, timeout_ms, request_ended, f, &f->d);
         if (r < 0) {
-                free(f);
+                forward_free(f);
                 return r;
         }
-        f->d = d;
-        r = forward(ns, m, handler, method, peer_origin(caller), timeout_ms, f);
-        if (r < 0) {
-                d->userdata = NULL;
-                deferred_free(d);
-                forward_free(f);
-                return bus_error_errno(ret_error, -EHOSTUNREACH, "Cannot forward '%s' to worker '%s': %s",
-                                       method, peer_origin(handler), strerror(-r));
-        }
+        r = forward_submit(f, handler);
+        if (r < 0)
+                forward_fail_submit(f, handler, r);
         return 1;
 }
 
@@ -363,7 +530,6 @@ static void dispatch_waiting(Namespace *ns, Peer *p) {
 
         for (d = ns->waiting.first; d; d = next) {
                 Waiting *w = d->userdata;
-                const char *skip1, *skip2;
                 Forward *f;
                 int r;
 
@@ -371,30 +537,23 @@ static void dispatch_waiting(Namespace *ns, Peer *p) {
                 if (!streq(w->target, p->id) || !serve_table_serves(ns->served, server_of(p), w->method))
                         continue;
                 LIST_REMOVE(by_kind, ns->waiting, d);
-                f = calloc(1, sizeof(Forward));
-                r = f ? 0 : -ENOMEM;
-                if (r >= 0)
-                        r = sd_bus_message_rewind(d->call, true);
-                if (r >= 0)
-                        r = sd_bus_message_read(d->call, "ss", &skip1, &skip2);
-                if (r >= 0) {
-                        f->hub = ns->hub;
-                        f->d = d;
-                        r = forward(ns, d->call, p, w->method, d->peer ? peer_origin(d->peer) : "", w->timeout_ms, f);
-                }
-                if (r < 0) {
-                        (void) sd_bus_reply_method_errorf(d->call, "org.clusterhub.Error.WorkerUnavailable",
-                                                          "Cannot forward '%s' to worker '%s': %s", w->method, w->target, strerror(-r));
+                f = forward_new(ns, w->method, d->peer ? peer_origin(d->peer) : "");
+                if (!f) {
+                        (void) sd_bus_reply_method_errorf(d->call, CH_ERROR_WORKER_UNAVAILABLE,
+                                                          "Cannot forward '%s' to worker '%s': %s", w->method, w->target, strerror(ENOMEM));
                         waiting_free(w);
                         d->userdata = NULL;
                         d->on_end = NULL;
                         deferred_free(d);
-                        forward_free(f);
                         continue;
                 }
                 waiting_free(w);
+                f->d = d;
                 d->userdata = f;
                 d->on_end = request_ended;
+                r = forward_submit(f, p);
+                if (r < 0)
+                        forward_fail_submit(f, p, r);
         }
 }
 
@@ -425,14 +584,14 @@ static int method_request(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
                 return r;
 
         if (!*target) {
-                handler = serve_table_pick(ns->served, method);
+                handler = serve_table_pick_ready(ns->served, method, ns->hub->limits.max_handling_per_worker);
                 if (!handler)
                         return bus_error_errno(ret_error, -EBADRQC, "Nobody serves '%s' in namespace '%s'.", method, ns->name);
-                return start_request(ns, m, caller, handler, method, o.timeout_ms, ret_error);
+                return start_request(ns, m, caller, handler, true, method, o.timeout_ms);
         }
         handler = workers_find(ns->hub, target);
         if (handler && serve_table_serves(ns->served, server_of(handler), method))
-                return start_request(ns, m, caller, handler, method, o.timeout_ms, ret_error);
+                return start_request(ns, m, caller, handler, false, method, o.timeout_ms);
         /* not there yet (systemd may still be starting it): wait within the timeout */
         return wait_for_target(ns, m, caller, target, method, o.timeout_ms, ret_error);
 }
@@ -441,7 +600,7 @@ static int method_request(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
 
 static void gather_free(Gather *g) {
         while (g->pending.first)
-                forward_free(g->pending.first);
+                forward_abandon(g->pending.first);
         for (size_t i = 0; i < g->n_errors; i++) {
                 free(g->error_keys[i]);
                 free(g->error_values[i]);
@@ -523,9 +682,12 @@ static void gather_ended(Deferred *d, DeferredEnd why) {
         if (why == DEFERRED_TIMEOUT) {
                 /* the ones still out become Timeout errors */
                 while ((f = g->pending.first)) {
-                        gather_add_error(g, TAKE_PTR(f->worker), strdup("org.clusterhub.Error.Timeout: no answer within the timeout"));
+                        gather_add_error(g, strdup(f->worker ? f->worker : "?"),
+                                         strdup(f->out ? "org.clusterhub.Error.Timeout: no answer within the timeout"
+                                                       : "org.clusterhub.Error.Timeout: the worker was busy with as many calls "
+                                                         "as --max-handling-per-worker allows for the whole timeout"));
                         g->n_pending--;
-                        forward_free(f);
+                        forward_abandon(f);
                 }
                 gather_reply(g);
         }
@@ -576,25 +738,17 @@ static int method_request_all(sd_bus_message *m, void *userdata, sd_bus_error *r
         g->starting = true;
         for (size_t i = 0; i < n; i++) {
                 Peer *server = servers[i];
-                Forward *f = calloc(1, sizeof(Forward));
+                Forward *f = forward_new(ns, method, peer_origin(caller));
                 if (!f) {
                         gather_add_error(g, strdup(peer_origin(server)), strdup("org.freedesktop.DBus.Error.NoMemory: out of memory"));
                         continue;
                 }
-                f->hub = ns->hub;
                 f->gather = g;
                 LIST_APPEND(by_gather, g->pending, f);
                 g->n_pending++;
-                r = sd_bus_message_rewind(m, true);
-                if (r >= 0)
-                        r = sd_bus_message_read(m, "s", &skip);
-                if (r >= 0)
-                        r = forward(ns, m, server, method, peer_origin(caller), o.timeout_ms, f);
-                if (r < 0) {
-                        if (!f->worker)
-                                f->worker = strdup(peer_origin(server));
-                        forward_fail(f, "org.clusterhub.Error.WorkerUnavailable", "Cannot forward: %s", strerror(-r));
-                }
+                r = forward_submit(f, server);
+                if (r < 0)
+                        forward_fail_submit(f, server, r);
         }
         g->starting = false;
         if (g->n_pending == 0)
@@ -652,35 +806,63 @@ void bus_requests_worker_ready(Peer *p) {
 }
 
 void bus_requests_peer_gone(Peer *p) {
-        server_ref_clear(server_of(p));
-        while (p->forwards.first)
-                forward_fail(p->forwards.first, "org.clusterhub.Error.WorkerGone",
-                             "Worker '%s' left before replying.", peer_origin(p));
+        ServerRef *s = server_of(p);
+        Forward *f;
+
+        server_ref_clear(s);
+        while ((f = p->forwards.first)) {
+                forward_call_ended(f);
+                forward_fail(f, CH_ERROR_WORKER_GONE, "Worker '%s' left before replying.", peer_origin(p));
+        }
+        /* what waited for P: a Request without target goes to another server, the rest fails */
+        while ((f = s->backlog.first)) {
+                Peer *other = NULL;
+                int r;
+
+                forward_unqueue(f);
+                if (f->any)
+                        other = serve_table_pick_ready(f->ns->served, f->method, p->hub->limits.max_handling_per_worker);
+                if (!other) {
+                        forward_fail(f, CH_ERROR_WORKER_GONE, "Worker '%s' left before handling '%s'.", peer_origin(p), f->method);
+                        continue;
+                }
+                r = forward_submit(f, other);
+                if (r < 0)
+                        forward_fail_submit(f, other, r);
+        }
+}
+
+/* The first request of NS in LIST (a handler's forwards or backlog), or NULL. */
+static Forward *first_of_namespace(Forward *first, Namespace *ns) {
+        for (Forward *f = first; f; f = f->by_handler_next)
+                if (f->ns == ns)
+                        return f;
+        return NULL;
 }
 
 void bus_requests_drop(Namespace *ns) {
         Hub *h = ns->hub;
+        Peer *p;
+        size_t i = 0;
 
         while (ns->waiting.first) {
                 Deferred *d = ns->waiting.first;
                 Waiting *w = d->userdata;
                 LIST_REMOVE(by_kind, ns->waiting, d);
-                (void) sd_bus_reply_method_errorf(d->call, "org.clusterhub.Error.NamespaceDropped", "Namespace '%s' was dropped.", ns->name);
+                (void) sd_bus_reply_method_errorf(d->call, CH_ERROR_NAMESPACE_DROPPED, "Namespace '%s' was dropped.", ns->name);
                 waiting_free(w);
                 d->userdata = NULL;
                 d->on_end = NULL;
                 deferred_free(d);
         }
-        Peer *p;
-        size_t i = 0;
-
+        /* Failing one may finish a RequestAll, which lets go of its other forwards: look again
+         * from the start each time.  The calls out stay counted (as orphans) until answered. */
         while (hashmap_iterate(h->peers, &i, (void **) &p, NULL)) {
-                Forward *f, *next;
-                for (f = p->forwards.first; f; f = next) {
-                        next = f->by_handler_next;
-                        if (f->ns == ns)
-                                forward_fail(f, "org.clusterhub.Error.NamespaceDropped", "Namespace '%s' was dropped.", ns->name);
-                }
+                Forward *f;
+
+                while ((f = first_of_namespace(p->forwards.first, ns)) ||
+                       (f = first_of_namespace(server_of(p)->backlog.first, ns)))
+                        forward_fail(f, CH_ERROR_NAMESPACE_DROPPED, "Namespace '%s' was dropped.", ns->name);
         }
 }
 

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -406,7 +407,7 @@ static void wait_async(sd_bus *bus, AsyncReply *a) {
  * queue's bounds the caller gets WorkerUnavailable. */
 static void test_emit_to_queue(ThFixture *f, gconstpointer data) {
         TH_RETURN_IF_SKIPPED(f);
-        const char *args[] = { "--max-queued-per-worker=2", "--max-queue-age-ms=1500", "--max-queued-bytes=3000", NULL };
+        const char *args[] = { "--max-queued-per-worker=2", "--max-queue-age-ms=1500", "--max-queued-bytes=5000", NULL };
         const char *s[] = { "=hello", NULL };
         AsyncReply a1 = {}, a2 = {}, a3 = {}, a4 = {};
         ThHub hub = { .proc = TH_PROC_NULL };
@@ -476,6 +477,190 @@ static void test_emit_to_queue(ThFixture *f, gconstpointer data) {
         g_free(a1.error), g_free(a2.error), g_free(a3.error), g_free(a4.error);
 }
 
+/* DropNamespace fails the namespace's queued EmitTo calls at once (the queue age here is
+ * 30 s, the wait 10 s), and leaves another namespace's queue alone. */
+static void test_emit_to_drop(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        g_autofree char *xns = g_strconcat(CH_NAMESPACE_PATH_PREFIX, "xns", NULL);
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        AsyncReply in_x = {}, in_default = {};
+
+        g_assert_cmpint(ch_events1_call_emit_to_async(f->client, NULL, CH_BUS_NAME, xns, "ghost", "e", append_s, "x",
+                                                      on_emit_to, &in_x, 60 * G_USEC_PER_SEC), >=, 0);
+        g_assert_cmpint(ch_events1_call_emit_to_async(f->client, NULL, CH_BUS_NAME, CH_DEFAULT_NAMESPACE_PATH, "ghost", "e",
+                                                      append_s, "d", on_emit_to, &in_default, 60 * G_USEC_PER_SEC), >=, 0);
+        g_assert_cmpint(ch_hub1_call_drop_namespace(f->client, CH_BUS_NAME, CH_HUB_PATH, "xns", &e), >=, 0);
+        wait_async(f->client, &in_x);
+        g_assert_cmpstr(in_x.error, ==, CH_ERROR_NAMESPACE_DROPPED);
+        /* the hub answered the drop after failing the queue; the default one still waits */
+        g_assert_cmpint(sd_bus_process(f->client, NULL), >=, 0);
+        g_assert_false(in_default.done);
+        g_assert_cmpint(ch_hub1_call_drop_namespace(f->client, CH_BUS_NAME, CH_HUB_PATH, "default", &e), >=, 0);
+        wait_async(f->client, &in_default);
+        g_assert_cmpstr(in_default.error, ==, CH_ERROR_NAMESPACE_DROPPED);
+        g_free(in_x.error), g_free(in_default.error);
+}
+
+static long vm_rss_kb(pid_t pid) {
+        g_autofree char *path = g_strdup_printf("/proc/%d/status", (int) pid);
+        g_autofree char *status = NULL;
+        const char *line;
+
+        g_assert_true(g_file_get_contents(path, &status, NULL, NULL));
+        line = strstr(status, "\nVmRSS:");
+        g_assert_nonnull(line);
+        return atol(line + strlen("\nVmRSS:"));
+}
+
+typedef struct Refusals {
+        unsigned n;
+        char *first;
+} Refusals;
+
+static int on_refused(sd_bus_message *reply, const sd_bus_error *error, void *userdata) {
+        Refusals *r = userdata;
+        if (!error)
+                return 0;
+        g_assert_cmpstr(error->name, ==, CH_ERROR_LIMIT_EXCEEDED);
+        if (r->n++ == 0)
+                r->first = g_strdup(error->message);
+        return 0;
+}
+
+static int append_small_structs(sd_bus_message *m, void *userdata) {
+        int r = sd_bus_message_open_container(m, 'v', "a(y)");
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "(y)");
+        for (int i = 0; r >= 0 && i < 500; i++)
+                r = sd_bus_message_append(m, "(y)", (uint8_t) i);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        return r;
+}
+
+/* EmitTo for absent workers until --max-queued-bytes refuses; returns how many were queued. */
+static unsigned queue_until_refused(sd_bus *bus, ch_append_fn append, void *payload) {
+        Refusals refused = {};
+        unsigned sent = 0;
+
+        while (refused.n == 0) {
+                g_assert_cmpuint(sent, <, 200000);
+                for (int i = 0; i < 200; i++, sent++) {
+                        g_autofree char *id = g_strdup_printf("absent%u", sent % 100);
+                        g_assert_cmpint(ch_events1_call_emit_to_async(bus, NULL, CH_BUS_NAME, CH_DEFAULT_NAMESPACE_PATH, id, "e",
+                                                                      append, payload, on_refused, &refused, 600 * G_USEC_PER_SEC), >=, 0);
+                }
+                /* the hub answers in order: once Ping returns, every refusal so far is in */
+                g_assert_cmpint(sd_bus_call_method(bus, CH_BUS_NAME, CH_HUB_PATH, "org.freedesktop.DBus.Peer", "Ping", NULL, NULL, ""), >=, 0);
+                while (sd_bus_process(bus, NULL) > 0)
+                        ;
+        }
+        g_assert_nonnull(strstr(refused.first, "--max-queued-bytes"));
+        g_free(refused.first);
+        return sent - refused.n;
+}
+
+/* The EmitTo budget counts what a queued call really costs the hub: queueing until it refuses
+ * grows the hub's resident memory by no more than the budget and a fixed slack, for payloads
+ * small and large, and for one whose marshalled form is 8 times its stored one. */
+static void test_emit_to_budget(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        const long budget_kb = 8 * 1024, slack_kb = 4 * 1024;
+        const char *args[] = { "--max-queued-bytes=8388608", "--max-queued-per-worker=100000", "--max-queue-age-ms=600000", NULL };
+        g_autofree char *small = g_strnfill(64, 's');
+        g_autofree char *large = g_strnfill(8000, 'l');
+        struct {
+                ch_append_fn append;
+                void *payload;
+        } kinds[] = {
+                { append_s, small },
+                { append_s, large },
+                { append_small_structs, NULL },
+        };
+
+        for (size_t k = 0; k < G_N_ELEMENTS(kinds); k++) {
+                ThHub hub = { .proc = TH_PROC_NULL };
+                sd_bus *bus = NULL;
+                long before, after;
+                unsigned queued;
+
+                g_assert_cmpint(th_hub_spawn(&hub, f->bus.address, args), ==, 0);
+                g_assert_cmpint(th_connect(&bus, f->bus.address), >=, 0);
+                g_assert_cmpint(sd_bus_call_method(bus, CH_BUS_NAME, CH_HUB_PATH, "org.freedesktop.DBus.Peer", "Ping", NULL, NULL, ""), >=, 0);
+                before = vm_rss_kb(hub.proc.pid);
+                queued = queue_until_refused(bus, kinds[k].append, kinds[k].payload);
+                after = vm_rss_kb(hub.proc.pid);
+                g_test_message("payload kind %zu: %u queued, VmRSS %ld -> %ld kB (budget %ld kB)", k, queued, before, after, budget_kb);
+#if defined(__SANITIZE_ADDRESS__)
+                /* ASan's redzones and quarantine are not what the budget models */
+                (void) slack_kb;
+#else
+                g_assert_cmpint(after - before, <=, budget_kb + slack_kb);
+#endif
+                sd_bus_flush_close_unref(bus);
+                g_assert_cmpint(th_hub_stop(&hub), ==, 0);
+                th_hub_clear(&hub);
+        }
+}
+
+static int try_emit(sd_bus *bus, const char *event, const char *payload, sd_bus_error *e) {
+        return ch_events1_call_emit(bus, CH_BUS_NAME, CH_DEFAULT_NAMESPACE_PATH, event, append_s, (void *) payload, e);
+}
+
+/* What the hub broadcasts is bounded: an event's size, and the bytes one connection emits per
+ * second; an emitter past its rate is refused, the others are not. */
+static void test_emit_limits(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        const char *args[] = { "--max-event-bytes=1000", "--max-emit-bytes-per-sec=2000", NULL };
+        g_autofree char *big = g_strnfill(1001, 'b');
+        g_autofree char *mid = g_strnfill(500, 'm');
+        ThHub hub = { .proc = TH_PROC_NULL };
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus *a = NULL, *b = NULL;
+        unsigned sent = 0;
+        int r;
+
+        g_assert_cmpint(th_hub_spawn(&hub, f->bus.address, args), ==, 0);
+        g_assert_cmpint(th_connect(&a, f->bus.address), >=, 0);
+        g_assert_cmpint(th_connect(&b, f->bus.address), >=, 0);
+
+        r = try_emit(a, "big", big, &e);
+        g_assert_cmpint(r, <, 0);
+        g_assert_cmpstr(e.name, ==, CH_ERROR_LIMIT_EXCEEDED);
+        g_assert_nonnull(strstr(e.message, "--max-event-bytes=1000"));
+        sd_bus_error_free(&e);
+        r = ch_events1_call_emit_to(a, CH_BUS_NAME, CH_DEFAULT_NAMESPACE_PATH, "someone", "big", append_s, big, &e);
+        g_assert_cmpint(r, <, 0);
+        g_assert_cmpstr(e.name, ==, CH_ERROR_LIMIT_EXCEEDED);
+        g_assert_nonnull(strstr(e.message, "--max-event-bytes=1000"));
+        sd_bus_error_free(&e);
+
+        /* about 700 bytes each against 2000 per second: the burst is spent long before 100 */
+        for (; sent < 100; sent++) {
+                r = try_emit(a, "mid", mid, &e);
+                if (r < 0)
+                        break;
+        }
+        g_test_message("%u events went out before the rate refused", sent);
+        g_assert_cmpuint(sent, >=, 1);
+        g_assert_cmpuint(sent, <, 100);
+        g_assert_cmpstr(e.name, ==, CH_ERROR_LIMIT_EXCEEDED);
+        g_assert_nonnull(strstr(e.message, "--max-emit-bytes-per-sec=2000"));
+        sd_bus_error_free(&e);
+
+        /* another emitter has its own allowance */
+        r = try_emit(b, "mid", mid, &e);
+        if (r < 0)
+                g_error("the other emitter was refused: %s", e.message);
+
+        sd_bus_flush_close_unref(a);
+        sd_bus_flush_close_unref(b);
+        g_assert_cmpint(th_hub_stop(&hub), ==, 0);
+        th_hub_clear(&hub);
+}
+
 static void test_bad_event_input(ThFixture *f, gconstpointer data) {
         TH_RETURN_IF_SKIPPED(f);
         sd_bus_error e = SD_BUS_ERROR_NULL;
@@ -508,5 +693,8 @@ int main(int argc, char *argv[]) {
         TH_ADD_BUS_TEST_WITH_HUB("/workers/object-manager", test_object_manager);
         TH_ADD_BUS_TEST("/events/emit-to-queue", test_emit_to_queue);
         TH_ADD_BUS_TEST_WITH_HUB("/events/bad-input", test_bad_event_input);
+        TH_ADD_BUS_TEST_WITH_HUB("/events/emit-to-drop", test_emit_to_drop);
+        TH_ADD_BUS_TEST("/events/emit-to-budget", test_emit_to_budget);
+        TH_ADD_BUS_TEST("/events/emit-limits", test_emit_limits);
         return g_test_run();
 }

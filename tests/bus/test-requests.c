@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <glib/gstdio.h>
+
 #include "ch-handler1-server.h"
 #include "clusterhub/clusterhub.h"
 #include "harness.h"
@@ -30,6 +32,9 @@ static int append_reply_fd(sd_bus_message *m, void *userdata) {
 }
 
 static int handle(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *ns, const char *method, const char *origin) {
+        /* "mixed" is served by every worker: those called "stuck" hold it, the others echo */
+        if (g_str_equal(method, "mixed"))
+                method = g_str_equal(worker_id, "stuck") ? "hold" : "echo";
         if (g_str_equal(method, "echo")) {
                 const char *payload = NULL;
                 if (sd_bus_message_read(m, "v", "s", &payload) < 0)
@@ -171,6 +176,13 @@ static int append_request_short(sd_bus_message *m, void *userdata) {
         return sd_bus_message_append(m, "a{sv}", 1, "timeout_ms", "u", (uint32_t) 400);
 }
 
+static int append_request_long(sd_bus_message *m, void *userdata) {
+        int r = sd_bus_message_append(m, "v", "s", (const char *) userdata);
+        if (r < 0)
+                return r;
+        return sd_bus_message_append(m, "a{sv}", 1, "timeout_ms", "u", (uint32_t) 60000);
+}
+
 static int on_reply(sd_bus_message *reply, const sd_bus_error *error, void *userdata) {
         Call *c = userdata;
         const char *s = NULL;
@@ -223,11 +235,14 @@ static void test_round_robin(ThFixture *f, gconstpointer data) {
                 spawn_worker(&w[i], f->bus.address, id, methods);
         }
         wait_workers(f->client, 3);
+        /* in rounds of 30, so that no worker reaches --max-handling-per-worker (32): past it
+         * the hub prefers the workers with room over strict turns */
         for (int i = 0; i < 300; i++) {
                 g_autofree char *payload = g_strdup_printf("p%d", i);
                 request_async(f->client, "", "echo", payload, append_request, &calls[i]);
+                if (i % 30 == 29)
+                        wait_calls(f->client, calls + i - 29, 30, 30);
         }
-        wait_calls(f->client, calls, 300, 30);
         for (int i = 0; i < 300; i++) {
                 g_autofree char *tail = g_strdup_printf(":p%d", i);
                 g_assert_null(calls[i].error_name);
@@ -509,6 +524,246 @@ static void test_pending_limit(ThFixture *f, gconstpointer data) {
         th_hub_clear(&hub);
 }
 
+/* Once a Ping on BUS returns, the hub has handled (and forwarded) everything BUS sent before. */
+static void sync_with_hub(sd_bus *bus) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        int r = sd_bus_call_method(bus, CH_BUS_NAME, CH_HUB_PATH, "org.freedesktop.DBus.Peer", "Ping", &e, NULL, "");
+        if (r < 0)
+                g_error("Ping: %s", e.message);
+}
+
+/* A private dbus-daemon with system.conf's policy and its stock limits (the harness writes no
+ * <limit>, so max_replies_per_connection is dbus-daemon's built-in 128), plus a policy that
+ * lets these root processes own the hub's name and call each other. */
+typedef struct SystemBus {
+        ThBus bus;
+        char *dir;
+} SystemBus;
+
+static bool system_bus_start(SystemBus *sb) {
+        g_autoptr(GError) error = NULL;
+        g_autofree char *policy = NULL;
+
+        sb->dir = g_dir_make_tmp("ch-requests-XXXXXX", &error);
+        g_assert_no_error(error);
+        policy = g_build_filename(sb->dir, "open.conf", NULL);
+        g_assert_true(g_file_set_contents(policy,
+                "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
+                " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
+                "<busconfig><policy context=\"default\">\n"
+                "  <allow own=\"" CH_BUS_NAME "\"/>\n"
+                "  <allow send_type=\"method_call\"/>\n"
+                "</policy></busconfig>\n", -1, &error));
+        if (!th_bus_start_full(&sb->bus, TH_BUS_SYSTEM_LIKE, policy)) {
+                g_test_skip(sb->bus.skip_reason);
+                return false;
+        }
+        return true;
+}
+
+static void system_bus_stop(SystemBus *sb) {
+        th_bus_stop(&sb->bus);
+        if (sb->dir) {
+                g_autofree char *policy = g_build_filename(sb->dir, "open.conf", NULL);
+                g_unlink(policy);
+                g_rmdir(sb->dir);
+                g_free(sb->dir);
+        }
+}
+
+/* 200 Requests to a worker that never answers, from two connections (each may have 128 calls
+ * out itself); returns once the hub has them all. */
+static void flood_stuck(const char *address, sd_bus *clients[2], Call *calls) {
+        for (int c = 0; c < 2; c++) {
+                g_assert_cmpint(th_connect(&clients[c], address), >=, 0);
+                for (int i = 0; i < 100; i++)
+                        request_async(clients[c], "stuck", "hold", "x", append_request_long, &calls[c * 100 + i]);
+                sync_with_hub(clients[c]);
+        }
+}
+
+/* On a bus with stock system limits, one worker that never answers cannot starve the
+ * Requests of everyone else: the hub keeps at most --max-handling-per-worker calls out to it,
+ * the rest wait in the hub; a Request without target goes to the worker with room. */
+static void test_stuck_worker(void) {
+        const char *stuck_methods[] = { "hold", "mixed", NULL }, *healthy_methods[] = { "echo", "mixed", NULL };
+        static Call stuck_calls[200], mixed[100];
+        SystemBus sb = {};
+        ThHub hub = { .proc = TH_PROC_NULL };
+        sd_bus *clients[2] = {}, *bus = NULL;
+        ThProc stuck, healthy;
+        Call c = {};
+
+        if (!system_bus_start(&sb))
+                return;
+        g_assert_cmpint(th_hub_spawn(&hub, sb.bus.address, NULL), ==, 0);
+        g_assert_cmpint(th_connect(&bus, sb.bus.address), >=, 0);
+        spawn_worker(&stuck, sb.bus.address, "stuck", stuck_methods);
+        spawn_worker(&healthy, sb.bus.address, "healthy", healthy_methods);
+        wait_workers(bus, 2);
+
+        flood_stuck(sb.bus.address, clients, stuck_calls);
+        request_async(bus, "healthy", "echo", "still served", append_request, &c);
+        wait_calls(bus, &c, 1, 10);
+        g_assert_cmpstr(c.error_name, ==, NULL);
+        g_assert_cmpstr(c.reply, ==, "healthy:still served");
+        call_clear(&c);
+
+        /* without a target, every one goes to the worker with room: the stuck one has none */
+        for (int i = 0; i < 100; i++)
+                request_async(bus, "", "mixed", "m", append_request, &mixed[i]);
+        wait_calls(bus, mixed, 100, 20);
+        for (int i = 0; i < 100; i++) {
+                g_assert_cmpstr(mixed[i].error_name, ==, NULL);
+                g_assert_cmpstr(mixed[i].reply, ==, "healthy:m");
+                call_clear(&mixed[i]);
+        }
+        for (int i = 0; i < 200; i++)
+                g_assert_false(stuck_calls[i].done);
+
+        /* the stuck worker leaves: what it held and what waited for it fail at once */
+        th_proc_kill(&stuck, SIGKILL);
+        for (int i = 0; i < 2; i++)
+                wait_calls(clients[i], stuck_calls + i * 100, 100, 10);
+        for (int i = 0; i < 200; i++) {
+                g_assert_cmpstr(stuck_calls[i].error_name, ==, CH_ERROR_WORKER_GONE);
+                call_clear(&stuck_calls[i]);
+        }
+        th_proc_wait(&stuck, 5000, NULL);
+        th_proc_clear(&stuck);
+        stop_worker(&healthy);
+        for (int i = 0; i < 2; i++)
+                sd_bus_flush_close_unref(clients[i]);
+        sd_bus_flush_close_unref(bus);
+        g_assert_cmpint(th_hub_stop(&hub), ==, 0);
+        th_hub_clear(&hub);
+        system_bus_stop(&sb);
+}
+
+/* Without the cap the bus's own limit is reached; its refusal reaches the caller as the hub's
+ * named LimitExceeded, saying which limit, not as if the handler had raised it. */
+static void test_bus_limit_named(void) {
+        const char *args[] = { "--max-handling-per-worker=0", NULL };
+        const char *stuck_methods[] = { "hold", NULL }, *healthy_methods[] = { "echo", NULL };
+        static Call stuck_calls[200];
+        SystemBus sb = {};
+        ThHub hub = { .proc = TH_PROC_NULL };
+        sd_bus *clients[2] = {}, *bus = NULL;
+        ThProc stuck, healthy;
+        Call c = {};
+
+        if (!system_bus_start(&sb))
+                return;
+        g_assert_cmpint(th_hub_spawn(&hub, sb.bus.address, args), ==, 0);
+        g_assert_cmpint(th_connect(&bus, sb.bus.address), >=, 0);
+        spawn_worker(&stuck, sb.bus.address, "stuck", stuck_methods);
+        spawn_worker(&healthy, sb.bus.address, "healthy", healthy_methods);
+        wait_workers(bus, 2);
+        flood_stuck(sb.bus.address, clients, stuck_calls);
+        request_async(bus, "healthy", "echo", "x", append_request, &c);
+        wait_calls(bus, &c, 1, 10);
+        g_test_message("%s: %s", c.error_name, c.error_message);
+        g_assert_cmpstr(c.error_name, ==, CH_ERROR_LIMIT_EXCEEDED);
+        g_assert_nonnull(strstr(c.error_message, "max_replies_per_connection"));
+        g_assert_nonnull(strstr(c.error_message, "--max-handling-per-worker"));
+        call_clear(&c);
+        th_proc_kill(&stuck, SIGKILL);
+        th_proc_wait(&stuck, 5000, NULL);
+        th_proc_clear(&stuck);
+        stop_worker(&healthy);
+        for (int i = 0; i < 2; i++) {
+                wait_calls(clients[i], stuck_calls + i * 100, 100, 10);
+                sd_bus_flush_close_unref(clients[i]);
+        }
+        for (int i = 0; i < 200; i++)
+                call_clear(&stuck_calls[i]);
+        sd_bus_flush_close_unref(bus);
+        g_assert_cmpint(th_hub_stop(&hub), ==, 0);
+        th_hub_clear(&hub);
+        system_bus_stop(&sb);
+}
+
+/* The cap and the backlog, small: past both, LimitExceeded names the worker and the options;
+ * a call whose caller gave up still counts until the worker answers; a backlogged request
+ * times out saying why it never started. */
+static void test_handling_cap(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        const char *args[] = { "--max-handling-per-worker=2", "--max-backlog-per-worker=3", NULL };
+        const char *methods[] = { "hold", "echo", NULL };
+        ThHub hub = { .proc = TH_PROC_NULL };
+        Call calls[6] = {}, c = {};
+        sd_bus *bus = NULL;
+        ThProc w;
+
+        g_assert_cmpint(th_hub_spawn(&hub, f->bus.address, args), ==, 0);
+        g_assert_cmpint(th_connect(&bus, f->bus.address), >=, 0);
+        spawn_worker(&w, f->bus.address, "busy", methods);
+        wait_workers(bus, 1);
+        for (int i = 0; i < 6; i++)
+                request_async(bus, "busy", "hold", "x", append_request_short, &calls[i]);
+        wait_calls(bus, calls, 6, 10);
+        g_assert_cmpstr(calls[5].error_name, ==, CH_ERROR_LIMIT_EXCEEDED);
+        g_assert_nonnull(strstr(calls[5].error_message, "'busy'"));
+        g_assert_nonnull(strstr(calls[5].error_message, "--max-handling-per-worker=2"));
+        g_assert_nonnull(strstr(calls[5].error_message, "--max-backlog-per-worker=3"));
+        for (int i = 0; i < 5; i++) {
+                g_assert_cmpstr(calls[i].error_name, ==, CH_ERROR_TIMEOUT);
+                g_assert_true((i < 2) == (strstr(calls[i].error_message, "did not start") == NULL));
+        }
+        /* the two held calls still count, though their callers have their Timeout */
+        request_async(bus, "busy", "echo", "y", append_request_short, &c);
+        wait_calls(bus, &c, 1, 10);
+        g_assert_cmpstr(c.error_name, ==, CH_ERROR_TIMEOUT);
+        g_assert_nonnull(strstr(c.error_message, "did not start handling 'echo'"));
+        call_clear(&c);
+        for (int i = 0; i < 6; i++)
+                call_clear(&calls[i]);
+        stop_worker(&w);
+        sd_bus_flush_close_unref(bus);
+        g_assert_cmpint(th_hub_stop(&hub), ==, 0);
+        th_hub_clear(&hub);
+}
+
+/* A Request without target that waits for a busy worker is not lost when that worker leaves:
+ * another serving worker takes it; the calls it was handling get WorkerGone. */
+static void test_backlog_reroute(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        const char *args[] = { "--max-handling-per-worker=2", NULL };
+        const char *stuck_methods[] = { "mixed", NULL }, *healthy_methods[] = { "mixed", NULL };
+        ThHub hub = { .proc = TH_PROC_NULL };
+        Call busy[2] = {}, waiting = {};
+        sd_bus *bus = NULL;
+        ThProc stuck, healthy;
+
+        g_assert_cmpint(th_hub_spawn(&hub, f->bus.address, args), ==, 0);
+        g_assert_cmpint(th_connect(&bus, f->bus.address), >=, 0);
+        spawn_worker(&stuck, f->bus.address, "stuck", stuck_methods);
+        wait_workers(bus, 1);
+        for (int i = 0; i < 2; i++)
+                request_async(bus, "", "mixed", "held", append_request_long, &busy[i]);
+        request_async(bus, "", "mixed", "waits", append_request_long, &waiting);
+        sync_with_hub(bus);
+        spawn_worker(&healthy, f->bus.address, "healthy", healthy_methods);
+        wait_workers(bus, 2);
+        g_assert_false(waiting.done);
+        th_proc_kill(&stuck, SIGKILL);
+        wait_calls(bus, busy, 2, 10);
+        wait_calls(bus, &waiting, 1, 10);
+        for (int i = 0; i < 2; i++) {
+                g_assert_cmpstr(busy[i].error_name, ==, CH_ERROR_WORKER_GONE);
+                call_clear(&busy[i]);
+        }
+        g_assert_cmpstr(waiting.error_name, ==, NULL);
+        g_assert_cmpstr(waiting.reply, ==, "healthy:waits");
+        call_clear(&waiting);
+        th_proc_wait(&stuck, 5000, NULL);
+        th_proc_clear(&stuck);
+        stop_worker(&healthy);
+        sd_bus_flush_close_unref(bus);
+        g_assert_cmpint(th_hub_stop(&hub), ==, 0);
+        th_hub_clear(&hub);
+}
+
 int main(int argc, char *argv[]) {
         if (argc >= 4 && g_str_equal(argv[1], "--worker"))
                 return worker_main(argc, argv);
@@ -522,5 +777,9 @@ int main(int argc, char *argv[]) {
         TH_ADD_BUS_TEST_WITH_HUB("/requests/fd-passing", test_fd_passing);
         TH_ADD_BUS_TEST("/requests/pending-limit", test_pending_limit);
         TH_ADD_BUS_TEST("/requests/serve-limit", test_serve_limit);
+        TH_ADD_BUS_TEST("/requests/handling-cap", test_handling_cap);
+        TH_ADD_BUS_TEST("/requests/backlog-reroute", test_backlog_reroute);
+        g_test_add_func("/system-like/requests/stuck-worker", test_stuck_worker);
+        g_test_add_func("/system-like/requests/bus-limit-named", test_bus_limit_named);
         return g_test_run();
 }
