@@ -15,6 +15,10 @@
  * dictionaries, structs, other arrays) stays in the message for the caller to read, or is
  * written by an append callback.
  *
+ * Array arguments (as, ao) are read in linear time.  A skeleton reads at most a bound of
+ * elements per array (ch_NAME_set_max_strv(), process-wide per interface) and answers a call
+ * with more with --limit-error, without reading the rest.
+ *
  * GDBusNodeInfo does not validate names or signatures, so everything is validated here,
  * and an error names the file, interface, member and argument at fault.  Output is
  * deterministic: XML order, no timestamps, no paths.
