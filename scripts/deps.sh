@@ -13,11 +13,12 @@ CH_BUILD_DEPS=(
 )
 
 # Extra for the test suite: the second broker, the store's reference
-# implementation, JSON parsing of meson's test log, unshare/setpriv, and the
-# user bus units the systemd --user test starts.
+# implementation, JSON parsing of meson's test log, unshare/setpriv, the
+# user bus units the systemd --user test starts, and clang for the libFuzzer
+# targets (tests/fuzz).
 # shellcheck disable=SC2034
 CH_TEST_DEPS=(
-        dbus-broker redis-server python3 util-linux dbus-user-session
+        dbus-broker redis-server python3 util-linux dbus-user-session clang
 )
 
 ch_log() { printf '==> %s\n' "$*" >&2; }

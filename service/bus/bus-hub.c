@@ -250,9 +250,11 @@ int bus_hub_register(Hub *h) {
         r = ch_events1_add_fallback(h->bus, NULL, HUB_NS_PREFIX, &bus_events_handlers, namespace_find, h);
         if (r < 0)
                 return r;
+        ch_requests1_set_max_strv(h->limits.max_elements);
         r = ch_requests1_add_fallback(h->bus, NULL, HUB_NS_PREFIX, &bus_requests_handlers, namespace_find, h);
         if (r < 0)
                 return r;
+        ch_store1_set_max_strv(h->limits.max_elements);
         r = ch_store1_add_fallback(h->bus, NULL, HUB_NS_PREFIX, &bus_store_handlers, namespace_find, h);
         if (r < 0)
                 return r;

@@ -18,6 +18,7 @@ typedef struct Server {
         sd_bus *bus;
         sd_bus_message *deferred;
         uint32_t deferred_value;
+        int count_paths_calls;
         int stop;
         int fd;
 } Server;
@@ -39,6 +40,16 @@ static int h_reverse(sd_bus_message *m, void *userdata, sd_bus_error *ret_error,
         for (guint k = 0; k < n; k++)
                 rev[k] = items[n - 1 - k];
         return ch_sample1_reply_reverse(m, rev);
+}
+
+static int h_count_paths(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, char **paths, const char *tag) {
+        Server *s = userdata;
+        s->count_paths_calls++;
+        /* the argument after the array is read too */
+        g_assert_cmpstr(tag, ==, "tag");
+        for (char **p = paths; *p; p++)
+                g_assert_true(sd_bus_object_path_is_valid(*p));
+        return ch_sample1_reply_count_paths(m, g_strv_length(paths));
 }
 
 typedef struct WrapData {
@@ -112,6 +123,7 @@ static const ChSample1Handlers handlers = {
         .echo = h_echo,
         .all_basic = h_all_basic,
         .reverse = h_reverse,
+        .count_paths = h_count_paths,
         .wrap = h_wrap,
         .fail = h_fail,
         .later = h_later,
@@ -172,6 +184,19 @@ static void teardown(Fixture *f, gconstpointer data) {
         pthread_join(f->thread, NULL);
 }
 
+#define TEST_BOUND 1000
+
+/* The bound is process-wide; it is set before the server thread starts and reset after it ended. */
+static void setup_bounded(Fixture *f, gconstpointer data) {
+        ch_sample1_set_max_strv(TEST_BOUND);
+        setup(f, data);
+}
+
+static void teardown_bounded(Fixture *f, gconstpointer data) {
+        teardown(f, data);
+        ch_sample1_set_max_strv(CH_SAMPLE1_MAX_STRV_DEFAULT);
+}
+
 static void test_simple(Fixture *f, gconstpointer data) {
         sd_bus_error e = SD_BUS_ERROR_NULL;
         char *out = NULL;
@@ -197,6 +222,80 @@ static void test_strv(Fixture *f, gconstpointer data) {
         g_assert_cmpstr(out[2], ==, "a");
         g_assert_null(out[3]);
         g_strfreev(out);
+}
+
+/* One million keys, the hub's default --max-elements: the skeleton reads them and the stub reads
+ * the reply in linear time (sd_bus_message_read_strv of libsystemd 252 took minutes). Only the
+ * test timeout bounds it; the client waits as long as it takes. */
+static void test_strv_million(Fixture *f, gconstpointer data) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        const guint n = 1000000;
+        char **in = g_new0(char *, n + 1);
+        char **out = NULL;
+
+        for (guint k = 0; k < n; k++)
+                in[k] = g_strdup_printf("key:%u", k);
+        g_assert_cmpint(sd_bus_set_method_call_timeout(f->client, UINT64_MAX), >=, 0);
+        g_assert_cmpint(ch_sample1_call_reverse(f->client, NULL, PATH, in, &out, &e), >=, 0);
+        g_assert_false(sd_bus_error_is_set(&e));
+        g_assert_cmpuint(g_strv_length(out), ==, n);
+        g_assert_cmpstr(out[0], ==, in[n - 1]);
+        g_assert_cmpstr(out[n - 1], ==, in[0]);
+        g_strfreev(out);
+        g_strfreev(in);
+}
+
+static char **numbered(const char *prefix, guint n) {
+        char **l = g_new0(char *, n + 1);
+        for (guint k = 0; k < n; k++)
+                l[k] = g_strdup_printf("%s%u", prefix, k);
+        return l;
+}
+
+/* At the bound the call goes through; one more fails with the limit error naming the argument and
+ * the bound, and the handler never runs.  A million elements over a bound of 1000 is refused
+ * without reading them all (quickly, but only the test timeout bounds it). */
+static void test_strv_bound(Fixture *f, gconstpointer data) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        g_auto(GStrv) at = numbered("k", TEST_BOUND), over = numbered("k", TEST_BOUND + 1);
+        g_auto(GStrv) paths_at = numbered("/p/", TEST_BOUND), paths_over = numbered("/p/", TEST_BOUND + 1);
+        g_auto(GStrv) million = numbered("/p/", 1000000);
+        char **out = NULL;
+        char *empty[] = { NULL };
+        uint32_t count = 0;
+        int r;
+
+        g_assert_cmpint(sd_bus_set_method_call_timeout(f->client, UINT64_MAX), >=, 0);
+        g_assert_cmpint(ch_sample1_call_reverse(f->client, NULL, PATH, at, &out, &e), >=, 0);
+        g_assert_cmpuint(g_strv_length(out), ==, TEST_BOUND);
+        g_strfreev(g_steal_pointer(&out));
+
+        r = ch_sample1_call_reverse(f->client, NULL, PATH, over, &out, &e);
+        g_assert_cmpint(r, <, 0);
+        g_assert_null(out);
+        g_assert_cmpstr(e.name, ==, "org.example.Error.LimitExceeded");
+        g_assert_cmpstr(e.message, ==, "Argument 'items' of Reverse has more than 1000 elements.");
+        sd_bus_error_free(&e);
+
+        g_assert_cmpint(ch_sample1_call_count_paths(f->client, NULL, PATH, paths_at, "tag", &count, &e), >=, 0);
+        g_assert_cmpuint(count, ==, TEST_BOUND);
+        g_assert_cmpint(f->server.count_paths_calls, ==, 1);
+        for (int k = 0; k < 2; k++) {
+                r = ch_sample1_call_count_paths(f->client, NULL, PATH, k ? million : paths_over, "tag", &count, &e);
+                g_assert_cmpint(r, <, 0);
+                g_assert_cmpstr(e.name, ==, "org.example.Error.LimitExceeded");
+                g_assert_cmpstr(e.message, ==, "Argument 'paths' of CountPaths has more than 1000 elements.");
+                sd_bus_error_free(&e);
+        }
+        g_assert_cmpint(f->server.count_paths_calls, ==, 1);
+
+        /* an empty array is an empty list, not NULL, both ways */
+        g_assert_cmpint(ch_sample1_call_reverse(f->client, NULL, PATH, empty, &out, &e), >=, 0);
+        g_assert_nonnull(out);
+        g_assert_null(out[0]);
+        g_strfreev(out);
+        g_assert_cmpint(ch_sample1_call_count_paths(f->client, NULL, PATH, empty, "tag", &count, &e), >=, 0);
+        g_assert_cmpuint(count, ==, 0);
 }
 
 static int append_wrap_args(sd_bus_message *m, void *userdata) {
@@ -365,6 +464,8 @@ int main(int argc, char *argv[]) {
 #define ADD(path, fn) g_test_add(path, Fixture, NULL, setup, fn, teardown)
         ADD("/codegen/p2p/simple", test_simple);
         ADD("/codegen/p2p/strv", test_strv);
+        ADD("/codegen/p2p/strv-million", test_strv_million);
+        g_test_add("/codegen/p2p/strv-bound", Fixture, NULL, setup_bounded, test_strv_bound, teardown_bounded);
         ADD("/codegen/p2p/complex", test_complex);
         ADD("/codegen/p2p/errors", test_errors);
         ADD("/codegen/p2p/deferred", test_deferred);

@@ -14,7 +14,7 @@ not_ok() { n=$((n + 1)); fails=$((fails + 1)); echo "not ok $n - $1"; }
 
 gen() {
         mkdir -p "$1"
-        "$codegen" --c-namespace ch --interface-prefix org.example. --unsupported-error org.example.Error.NotSupported \
+        "$codegen" --c-namespace ch --interface-prefix org.example. --unsupported-error org.example.Error.NotSupported --limit-error org.example.Error.LimitExceeded \
                 --output-dir "$1" "$src/org.example.Sample1.xml"
 }
 

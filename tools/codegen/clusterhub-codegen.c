@@ -15,6 +15,10 @@
  * dictionaries, structs, other arrays) stays in the message for the caller to read, or is
  * written by an append callback.
  *
+ * Array arguments (as, ao) are read in linear time.  A skeleton reads at most a bound of
+ * elements per array (ch_NAME_set_max_strv(), process-wide per interface) and answers a call
+ * with more with --limit-error, without reading the rest.
+ *
  * GDBusNodeInfo does not validate names or signatures, so everything is validated here,
  * and an error names the file, interface, member and argument at fault.  Output is
  * deterministic: XML order, no timestamps, no paths.
@@ -35,6 +39,7 @@ typedef struct Options {
         const char *ns;               /* C namespace, e.g. "ch" */
         const char *iface_prefix;     /* stripped from interface names, e.g. "org.clusterhub." */
         const char *unsupported_error;
+        const char *limit_error;      /* answers an array argument over the skeleton's bound */
         const char *output_dir;
         const char *errors_file;
 } Options;
@@ -167,6 +172,17 @@ static guint n_args(GDBusArgInfo **args) {
         while (args && args[n])
                 n++;
         return n;
+}
+
+/* Whether a server skeleton reads an array argument itself (and so bounds it). */
+static gboolean reads_strv(GDBusInterfaceInfo *i) {
+        for (guint k = 0; i->methods && i->methods[k]; k++) {
+                GDBusArgInfo **args = i->methods[k]->in_args;
+                for (guint a = 0; a < n_simple(args); a++)
+                        if (is_strv(args[a]->signature))
+                                return TRUE;
+        }
+        return FALSE;
 }
 
 static gboolean all_simple(GDBusArgInfo **args) {
@@ -344,7 +360,7 @@ static void append_write_args(GString *o, GDBusArgInfo **args, guint n, const ch
                 g_autofree char *p = param_name(args[i]->name);
                 const char *sig = args[i]->signature;
                 if (is_strv(sig))
-                        g_string_append_printf(o, "%sr = sd_bus_message_append_strv(%s, %s);\n", indent, var, p);
+                        g_string_append_printf(o, "%sr = append_strv(%s, '%c', %s);\n", indent, var, sig[1], p);
                 else
                         g_string_append_printf(o, "%sr = sd_bus_message_append_basic(%s, '%c', %s%s);\n",
                                                indent, var, sig[0], is_string_type(sig) ? "" : "&", p);
@@ -483,7 +499,7 @@ static void read_locals(GString *c, GDBusArgInfo **args, const char *var, gboole
         for (guint i = 0; args && args[i]; i++) {
                 const char *sig = args[i]->signature;
                 if (is_strv(sig))
-                        g_string_append_printf(c, "        r = read_strv(%s, &v_%s);\n", var, args[i]->name);
+                        g_string_append_printf(c, "        r = read_strv(%s, '%c', UINT64_MAX, &v_%s);\n", var, sig[1], args[i]->name);
                 else
                         g_string_append_printf(c, "        r = sd_bus_message_read_basic(%s, '%c', &v_%s);\n", var, sig[0], args[i]->name);
                 g_string_append(c, "        if (r < 0)\n                return r;\n");
@@ -609,7 +625,7 @@ static void gen_client_signal(GString *h, GString *c, Iface *f, GDBusSignalInfo 
                 for (guint i = 0; i < ns; i++) {
                         const char *sg = sig->args[i]->signature;
                         if (is_strv(sg))
-                                g_string_append_printf(t, "        r = read_strv(m, &v_%s);\n", sig->args[i]->name);
+                                g_string_append_printf(t, "        r = read_strv(m, '%c', UINT64_MAX, &v_%s);\n", sg[1], sig->args[i]->name);
                         else
                                 g_string_append_printf(t, "        r = sd_bus_message_read_basic(m, '%c', &v_%s);\n", sg[0], sig->args[i]->name);
                         g_string_append(t, "        if (r <= 0)\n                return 0; /* not ours to judge: ignore malformed signals */\n");
@@ -638,8 +654,13 @@ static void gen_client_property(GString *h, GString *c, Iface *f, GDBusPropertyI
                                is_simple(sig) ? "" : ": the reply is positioned inside the variant", proto);
         g_string_append_printf(c, EXPORT "%s {\n", proto);
         if (is_strv(sig))
-                g_string_append_printf(c, "        return sd_bus_get_property_strv(bus, destination, path, %s_INTERFACE, \"%s\", ret_error, ret);\n}\n\n",
-                                       f->upper, p->name);
+                g_string_append_printf(c,
+                        "        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;\n"
+                        "        int r = sd_bus_get_property(bus, destination, path, %s_INTERFACE, \"%s\", ret_error, &reply, \"%s\");\n"
+                        "        if (r < 0)\n                return r;\n"
+                        "        r = read_strv(reply, '%c', UINT64_MAX, ret);\n"
+                        "        return r < 0 ? r : 0;\n}\n\n",
+                        f->upper, p->name, sig, sig[1]);
         else if (is_string_type(sig))
                 g_string_append_printf(c, "        return sd_bus_get_property_string(bus, destination, path, %s_INTERFACE, \"%s\", ret_error, ret);\n}\n\n",
                                        f->upper, p->name);
@@ -651,6 +672,57 @@ static void gen_client_property(GString *h, GString *c, Iface *f, GDBusPropertyI
                                        f->upper, p->name, sig);
 }
 
+/* Array reading and writing, shared by both runtimes.
+ * read_strv: sd_bus_message_read_strv() of libsystemd <= 252 appends with strv_extend(), which
+ * measures the list on every element: quadratic (one million keys took minutes).  This reads
+ * element by element into a list that grows geometrically, and stops at the bound before
+ * reading further.
+ * append_strv: sd_bus_message_append_strv() writes "as" whatever the argument's type; "ao"
+ * needs its own writer. */
+#define STRV_READER \
+        "/* Reads an array of TYPE ('s' or 'o') at M's position into a NULL-terminated list, in linear\n" \
+        " * time.  An empty array gives an empty list, not NULL.  Returns 1, or 0 without reading further\n" \
+        " * when the array has more than MAX elements, or a negative errno; *RET is set only on 1. */\n" \
+        "static int read_strv(sd_bus_message *m, char type, uint64_t max, char ***ret) {\n" \
+        "        _cleanup_(strv_freep) char **l = NULL;\n" \
+        "        size_t n = 0, allocated = 16;\n" \
+        "        const char *s;\n" \
+        "        int r;\n\n" \
+        "        r = sd_bus_message_enter_container(m, 'a', type == 'o' ? \"o\" : \"s\");\n" \
+        "        if (r < 0)\n                return r;\n" \
+        "        if (r == 0)\n                return -EBADMSG;\n" \
+        "        l = calloc(allocated, sizeof(char *));\n" \
+        "        if (!l)\n                return -ENOMEM;\n" \
+        "        while ((r = sd_bus_message_read_basic(m, type, &s)) > 0) {\n" \
+        "                if (n >= max)\n                        return 0;\n" \
+        "                if (n + 1 >= allocated) {\n" \
+        "                        char **grown = realloc(l, allocated * 2 * sizeof(char *));\n" \
+        "                        if (!grown)\n                                return -ENOMEM;\n" \
+        "                        l = grown;\n" \
+        "                        allocated *= 2;\n" \
+        "                }\n" \
+        "                l[n] = strdup(s);\n" \
+        "                if (!l[n])\n                        return -ENOMEM;\n" \
+        "                l[++n] = NULL;\n" \
+        "        }\n" \
+        "        if (r < 0)\n                return r;\n" \
+        "        r = sd_bus_message_exit_container(m);\n" \
+        "        if (r < 0)\n                return r;\n" \
+        "        *ret = l;\n" \
+        "        l = NULL;\n" \
+        "        return 1;\n" \
+        "}\n\n" \
+        "/* Appends the NULL-terminated list L (NULL: empty) as an array of TYPE ('s' or 'o'). */\n" \
+        "static int append_strv(sd_bus_message *m, char type, char **l) {\n" \
+        "        int r = sd_bus_message_open_container(m, 'a', type == 'o' ? \"o\" : \"s\");\n" \
+        "        if (r < 0)\n                return r;\n" \
+        "        for (char **i = l; i && *i; i++) {\n" \
+        "                r = sd_bus_message_append_basic(m, type, *i);\n" \
+        "                if (r < 0)\n                        return r;\n" \
+        "        }\n" \
+        "        return sd_bus_message_close_container(m);\n" \
+        "}\n\n"
+
 static const char *client_runtime =
         "typedef struct AsyncCall {\n"
         "        void (*callback)(void);\n"
@@ -660,13 +732,7 @@ static const char *client_runtime =
         "#define _cleanup_(f) __attribute__((cleanup(f)))\n#define _cleanup_free_ _cleanup_(freep_)\n"
         "#define TAKE_PTR(p) ({ __typeof__(p) _p_ = (p); (p) = NULL; _p_; })\n"
         "static inline void strv_freep(char ***l) {\n        if (*l) {\n                for (char **i = *l; *i; i++)\n                        free(*i);\n                free(*l);\n        }\n}\n\n"
-        "/* sd-bus reads an empty array as NULL; callers get an empty list instead. */\n"
-        "static int read_strv(sd_bus_message *m, char ***ret) {\n"
-        "        char **l = NULL;\n"
-        "        int r = sd_bus_message_read_strv(m, &l);\n"
-        "        if (r < 0)\n                return r;\n"
-        "        if (!l) {\n                l = calloc(1, sizeof(char *));\n                if (!l)\n                        return -ENOMEM;\n        }\n"
-        "        *ret = l;\n        return 1;\n}\n\n"
+        STRV_READER
         "/* Keep CALLBACK and USERDATA with SLOT; free them when the slot goes. */\n"
         "static int attach(sd_bus_slot *slot, AsyncCall *a, sd_bus_slot **ret_slot) {\n"
         "        sd_bus_slot_set_destroy_callback(slot, free);\n"
@@ -830,9 +896,11 @@ static void gen_server_method(GString *c, const Options *opt, Iface *f, GDBusMet
                                opt->unsupported_error, f->upper, m->name);
         for (guint i = 0; i < ns; i++) {
                 const char *sg = m->in_args[i]->signature;
-                if (is_strv(sg))
-                        g_string_append_printf(c, "        r = read_strv(m, &v_%s);\n", m->in_args[i]->name);
-                else
+                if (is_strv(sg)) {
+                        g_string_append_printf(c, "        r = read_strv(m, '%c', max_strv, &v_%s);\n", sg[1], m->in_args[i]->name);
+                        g_string_append_printf(c, "        if (r == 0)\n                return sd_bus_error_setf(ret_error, \"%s\", \"Argument '%s' of %s has more than %%\" PRIu64 \" elements.\", max_strv);\n",
+                                               opt->limit_error, m->in_args[i]->name, m->name);
+                } else
                         g_string_append_printf(c, "        r = sd_bus_message_read_basic(m, '%c', &v_%s);\n", sg[0], m->in_args[i]->name);
                 g_string_append(c, "        if (r < 0)\n                return r;\n");
         }
@@ -897,13 +965,7 @@ static const char *server_runtime =
         "} ServerData;\n\n"
         "#define _cleanup_(f) __attribute__((cleanup(f)))\n"
         "static inline void strv_freep(char ***l) {\n        if (*l) {\n                for (char **i = *l; *i; i++)\n                        free(*i);\n                free(*l);\n        }\n}\n\n"
-        "/* sd-bus reads an empty array as NULL; callers get an empty list instead. */\n"
-        "static int read_strv(sd_bus_message *m, char ***ret) {\n"
-        "        char **l = NULL;\n"
-        "        int r = sd_bus_message_read_strv(m, &l);\n"
-        "        if (r < 0)\n                return r;\n"
-        "        if (!l) {\n                l = calloc(1, sizeof(char *));\n                if (!l)\n                        return -ENOMEM;\n        }\n"
-        "        *ret = l;\n        return 1;\n}\n\n"
+        STRV_READER
         "/* The vtable's registration data lives with the slot that sd-bus is running. */\n"
         "static const ServerData *server_data_of_bus(sd_bus *bus) {\n"
         "        sd_bus_slot *slot = sd_bus_get_current_slot(bus);\n"
@@ -951,6 +1013,14 @@ static void gen_server(const Options *opt, Iface *f, GString *h, GString *c) {
         }
         g_string_append_printf(h, "} %sHandlers;\n\n", f->camel);
 
+        if (reads_strv(i))
+                g_string_append_printf(h,
+                        "/* Most elements an array argument (as, ao) may have; a call with more fails with\n"
+                        " * %s before the rest is read.  Default %s_MAX_STRV_DEFAULT.\n"
+                        " * Process-wide for this interface; set it before serving. */\n"
+                        "#define %s_MAX_STRV_DEFAULT UINT64_C(1000000)\n"
+                        "void %s_set_max_strv(uint64_t max);\n\n",
+                        opt->limit_error, f->upper, f->upper, f->lower);
         g_string_append_printf(h, "/* The vtable; its slot's userdata must be what %s_add_object/_add_fallback set up. */\n", f->lower);
         g_string_append_printf(h, "extern const sd_bus_vtable %s_vtable[];\n\n", f->lower);
         g_string_append_printf(h, "/* Serve %s at PATH with HANDLERS; they receive USERDATA. */\n"
@@ -961,9 +1031,14 @@ static void gen_server(const Options *opt, Iface *f, GString *h, GString *c) {
                                   "                sd_bus_object_find_t find, void *userdata);\n\n",
                                i->name, f->lower, f->camel);
 
-        g_string_append_printf(c, "%s#include <errno.h>\n#include <stdlib.h>\n\n#include \"%s-server.h\"\n\n", header_banner, f->file_base);
+        g_string_append_printf(c, "%s#include <errno.h>\n#include <inttypes.h>\n#include <stdlib.h>\n#include <string.h>\n\n#include \"%s-server.h\"\n\n",
+                               header_banner, f->file_base);
         g_string_append(c, "#pragma GCC diagnostic ignored \"-Wunused-function\"\n\n");
         g_string_append(c, server_runtime);
+        if (reads_strv(i))
+                g_string_append_printf(c, "static uint64_t max_strv = %s_MAX_STRV_DEFAULT;\n\n"
+                                          EXPORT "void %s_set_max_strv(uint64_t max) {\n        max_strv = max;\n}\n\n",
+                                       f->upper, f->lower);
         for (guint k = 0; i->methods && i->methods[k]; k++)
                 gen_server_method(c, opt, f, i->methods[k]);
         for (guint k = 0; i->properties && i->properties[k]; k++)
@@ -1228,6 +1303,8 @@ static void options_free(Options *opt, const Options *defaults) {
                 g_free((char *) opt->iface_prefix);
         if (opt->unsupported_error != defaults->unsupported_error)
                 g_free((char *) opt->unsupported_error);
+        if (opt->limit_error != defaults->limit_error)
+                g_free((char *) opt->limit_error);
         if (opt->output_dir != defaults->output_dir)
                 g_free((char *) opt->output_dir);
         g_free((char *) opt->errors_file);
@@ -1238,6 +1315,7 @@ int main(int argc, char *argv[]) {
                 .ns = "ch",
                 .iface_prefix = NULL,
                 .unsupported_error = "org.freedesktop.DBus.Error.NotSupported",
+                .limit_error = "org.freedesktop.DBus.Error.LimitsExceeded",
                 .output_dir = ".",
         };
         const Options defaults = opt;
@@ -1247,6 +1325,7 @@ int main(int argc, char *argv[]) {
                 { "c-namespace", 0, 0, G_OPTION_ARG_STRING, &opt.ns, "Prefix of generated C names (default: ch)", "NS" },
                 { "interface-prefix", 0, 0, G_OPTION_ARG_STRING, &opt.iface_prefix, "Strip PREFIX from interface names", "PREFIX" },
                 { "unsupported-error", 0, 0, G_OPTION_ARG_STRING, &opt.unsupported_error, "Error name a NULL handler answers", "NAME" },
+                { "limit-error", 0, 0, G_OPTION_ARG_STRING, &opt.limit_error, "Error name answering an array argument over the bound", "NAME" },
                 { "output-dir", 'o', 0, G_OPTION_ARG_FILENAME, &opt.output_dir, "Write files to DIR (default: .)", "DIR" },
                 { "errors", 0, 0, G_OPTION_ARG_FILENAME, &opt.errors_file, "Generate NS-errors.[ch] from this error list", "FILE" },
                 { "version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL },
