@@ -519,6 +519,45 @@ static void test_worker_id_squat(ThFixture *f, gconstpointer data) {
         sd_bus_flush_close_unref(victim);
 }
 
+/* An array argument past --max-elements is refused while it is read, named, without the hub
+ * reading the rest (it used to parse in quadratic time first: 25 s for 400k keys). */
+static void test_array_bound(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        const char *const args[] = { "--max-elements=1000", NULL };
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *m = NULL, *reply = NULL;
+        char **keys = g_new0(char *, 1002);
+        uint32_t n = 0;
+        int r;
+
+        g_assert_cmpint(th_hub_stop(&f->hub), ==, 0);
+        th_hub_clear(&f->hub);
+        g_assert_cmpint(th_hub_spawn(&f->hub, f->bus.address, args), ==, 0);
+        for (unsigned i = 0; i < 1001; i++)
+                keys[i] = g_strdup_printf("k%u", i);
+
+        g_assert_cmpint(sd_bus_message_new_method_call(f->client, &m, CH_BUS_NAME, NS, CH_STORE1_INTERFACE, "Exists"), >=, 0);
+        g_assert_cmpint(sd_bus_message_append_strv(m, keys), >=, 0);
+        r = sd_bus_call(f->client, m, 0, &e, NULL);
+        assert_error(&e, r, "org.clusterhub.Error.LimitExceeded");
+        g_assert_nonnull(strstr(e.message, "Exists"));
+        g_assert_nonnull(strstr(e.message, "1000"));
+        sd_bus_error_free(&e);
+        m = sd_bus_message_unref(m);
+
+        /* 1000 is within the bound */
+        g_free(keys[1000]);
+        keys[1000] = NULL;
+        g_assert_cmpint(sd_bus_message_new_method_call(f->client, &m, CH_BUS_NAME, NS, CH_STORE1_INTERFACE, "Exists"), >=, 0);
+        g_assert_cmpint(sd_bus_message_append_strv(m, keys), >=, 0);
+        g_assert_cmpint(sd_bus_call(f->client, m, 0, &e, &reply), >=, 0);
+        g_assert_cmpint(sd_bus_message_read(reply, "u", &n), >, 0);
+        g_assert_cmpuint(n, ==, 0);
+        sd_bus_message_unref(reply);
+        sd_bus_message_unref(m);
+        g_strfreev(keys);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         TH_ADD_BUS_TEST_WITH_HUB("/hub/store/set-get", test_set_get);
@@ -534,5 +573,6 @@ int main(int argc, char *argv[]) {
         TH_ADD_BUS_TEST("/hub/bus-lost-exits-failure", test_bus_lost);
         TH_ADD_BUS_TEST_WITH_HUB("/hub/sigterm-answers-pending", test_sigterm_answers_pending);
         TH_ADD_BUS_TEST_WITH_HUB("/hub/worker-id-squat", test_worker_id_squat);
+        TH_ADD_BUS_TEST_WITH_HUB("/hub/array-bound", test_array_bound);
         return g_test_run();
 }
