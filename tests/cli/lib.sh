@@ -106,18 +106,24 @@ check() {
         fi
 }
 
-# check_err NAME PATTERN CMD...: CMD must exit 1 with PATTERN (grep -E) on stderr.
-check_err() {
-        local name=$1 pat=$2 rc
-        shift 2
+# check_fail NAME STATUS PATTERN CMD...: CMD must exit STATUS with PATTERN (grep -E) on stderr.
+check_fail() {
+        local name=$1 want_rc=$2 pat=$3 rc
+        shift 3
         "$@" >"$TMP/stdout" 2>"$TMP/stderr"
         rc=$?
-        if [ "$rc" = 1 ] && grep -Eq -- "$pat" "$TMP/stderr"; then
+        if [ "$rc" = "$want_rc" ] && grep -Eq -- "$pat" "$TMP/stderr"; then
                 ok "$name"
         else
-                not_ok "$name" "command: $*" "status: $rc (want 1)" "stderr: $(cat "$TMP/stderr")" "want:   $pat"
+                not_ok "$name" "command: $*" "status: $rc (want $want_rc)" "stderr: $(cat "$TMP/stderr")" "want:   $pat"
         fi
 }
+# check_err NAME PATTERN CMD...: CMD must exit 1 (an error the hub reported) with PATTERN on stderr.
+check_err() { local name=$1; shift; check_fail "$name" 1 "$@"; }
+# hubctl's exit status for usage errors, things not found, and a hub it cannot reach
+check_usage() { local name=$1; shift; check_fail "$name" 2 "$@"; }
+check_notfound() { local name=$1; shift; check_fail "$name" 3 "$@"; }
+check_unreachable() { local name=$1; shift; check_fail "$name" 4 "$@"; }
 
 # check_py NAME PYTHON-EXPR-OVER-`lines`-and-`text` CMD...: CMD's stdout parsed by python3.
 check_py() {
