@@ -9,6 +9,11 @@ H=${HUBCTL:?HUBCTL is not set}
 
 start_bus "${1:-dbus-daemon}"
 start_hub --max-queue-age-ms=500
+# BLPop with timeout 0 waits without limit (Redis): it is answered at the end of this test, after
+# more than the 10 s the hub once put in its place
+SECONDS=0
+spawn "$H" store blpop forever 0 >"$TMP/blpop0.out" 2>&1
+blpop0=$last_pid
 
 # --- help and usage -----------------------------------------------------------------------------
 check "hubctl --version" 0 "hubctl $("$H" --version | cut -d' ' -f2)" "$H" --version
@@ -258,5 +263,12 @@ check "unlock with the token" 0 "" "$H" unlock l5 "$tok"
 check "the lock is free again" 0 "free" "$H" lock -n l5 -- echo free
 check_err "unlock twice" "NotLocked" "$H" unlock l5 "$tok"
 check_usage "unlock: a token is a number" "is not a lock token" "$H" unlock l5 abc
+
+while [ "$SECONDS" -le 11 ]; do sleep 1; done
+kill -0 "$blpop0" 2>/dev/null && ok "BLPop 0 still waits after 11 s" || not_ok "BLPop 0 still waits after 11 s" "$(cat "$TMP/blpop0.out")"
+"$H" store rpush forever last >/dev/null
+wait "$blpop0"
+rc=$?
+check "BLPop 0 gets the push" 0 $'forever\nlast' sh -c 'cat "$1"; exit "$2"' - "$TMP/blpop0.out" "$rc"
 
 finish
