@@ -181,7 +181,7 @@ typedef struct SetOptions {
 
 static int read_set_options(sd_bus_message *m, SetOptions *o, sd_bus_error *ret_error) {
         const BusOption table[] = {
-                { "ttl_ms", BUS_OPTION_UINT64, &o->ttl_ms },
+                { "ttl_ms", BUS_OPTION_UINT64_POSITIVE, &o->ttl_ms },
                 { "nx", BUS_OPTION_BOOL, &o->nx },
                 { "xx", BUS_OPTION_BOOL, &o->xx },
                 { "keep_ttl", BUS_OPTION_BOOL, &o->keep_ttl },

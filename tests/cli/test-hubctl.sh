@@ -149,6 +149,24 @@ check "store --help lists methods" 0 "ok" sh -c '"$1" store --help | grep -q "HG
 check "--ns keeps keys apart" 0 "there" sh -c '"$1" --ns=other set k there && "$1" --ns=other get k' - "$H"
 check_notfound "--ns: not in default" "NoSuchKey" "$H" get k
 
+# *_ms options take the integer type a client's language sends (i, u, x, t), never a negative one
+S() { busctl --user call org.clusterhub.Hub1 /org/clusterhub/Hub1/ns/default org.clusterhub.Store1 "$@" 2>&1; }
+for t in i u x t; do
+        check "Set ttl_ms as $t" 0 "ok" sh -c 'busctl --user call org.clusterhub.Hub1 /org/clusterhub/Hub1/ns/default org.clusterhub.Store1 Set "sva{sv}" ot s v 1 ttl_ms "$2" 60000 >/dev/null && t=$("$1" ttl ot) && [ "$t" -gt 50000 ] && echo ok' - "$H" "$t"
+done
+check "Set ttl_ms as i, negative: InvalidArgs naming it" 1 "Call failed: Option 'ttl_ms' must not be negative (it is -5)." S Set 'sva{sv}' ot s v 1 ttl_ms i -- -5
+check "Set ttl_ms as x, negative" 1 "Call failed: Option 'ttl_ms' must not be negative (it is -1)." S Set 'sva{sv}' ot s v 1 ttl_ms x -- -1
+check "Set ttl_ms as s: refused" 1 "Call failed: Option 'ttl_ms' must be an integer (t, u, x or i), not s." S Set 'sva{sv}' ot s v 1 ttl_ms s 5
+check "Set ttl_ms = 0: refused as Redis's SET PX 0" 1 "Call failed: Option 'ttl_ms' must be more than 0 (leave it out for none)." S Set 'sva{sv}' ot s v 1 ttl_ms t 0
+check "Expire(k, 0) deletes, as Redis's EXPIRE k 0" 0 $'b true\nv x -2' sh -c 'busctl --user call org.clusterhub.Hub1 /org/clusterhub/Hub1/ns/default org.clusterhub.Store1 Expire st ot 0; busctl --user call org.clusterhub.Hub1 /org/clusterhub/Hub1/ns/default org.clusterhub.Store1 TTL s ot | sed "s/^x/v x/"'
+check_usage "hubctl set --ttl=0 is refused too" "must be more than 0" "$H" set ot v --ttl=0
+check "hubctl's JSON options (x) are accepted" 0 "ok" sh -c '"$1" store set oj v "{\"ttl_ms\": 60000}" >/dev/null && [ "$("$1" ttl oj)" -gt 50000 ] && echo ok' - "$H"
+# (in namespace "other", whose lock list nobody checks)
+check "Lock timeout_ms as i, lease_ms as x" 0 "ok" sh -c 'busctl --user call org.clusterhub.Hub1 /org/clusterhub/Hub1/ns/other org.clusterhub.Locks1 TryLock "sa{sv}" oi 2 timeout_ms i 1000 lease_ms x 1000 | grep -q "^bt true" && echo ok'
+check_err "Lock lease_ms negative: InvalidArgs naming it" "Option 'lease_ms' must not be negative \(it is -1000\)" \
+        busctl --user call org.clusterhub.Hub1 /org/clusterhub/Hub1/ns/other org.clusterhub.Locks1 TryLock 'sa{sv}' oj 1 lease_ms i -- -1000
+check "Request timeout_ms as i" 0 "ok" sh -c 'busctl --user call org.clusterhub.Hub1 /org/clusterhub/Hub1/ns/default org.clusterhub.Requests1 Request "ssva{sv}" "" nobody s x 1 timeout_ms i 500 2>&1 | grep -q "Nobody serves" && echo ok'
+
 # --- workers, events, requests ------------------------------------------------------------------
 check "workers (none)" 0 "No workers." "$H" workers
 check "workers --json (none)" 0 "[]" "$H" workers --json
