@@ -122,6 +122,7 @@ int value_append_args(sd_bus_message *m, const char *signature, int argc, char *
 /* Prints the next complete value of M (any type) in FORMAT. Returns 0, 1 when it wrote a byte
  * array as raw bytes (VALUE_RAW: no newline should follow), or -errno. */
 int value_print(FILE *f, sd_bus_message *m, ValueFormat format);
-/* Prints every remaining argument of M: VALUE_JSON as one JSON value (an array if several),
+/* Prints every remaining argument of M: VALUE_JSON as one JSON value (an array if several, null
+ * if none),
  * else each argument on its own line(s), arrays one element per line, dictionaries KEY\tVALUE. */
 int value_print_reply(FILE *f, sd_bus_message *m, ValueFormat format);

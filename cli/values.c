@@ -966,8 +966,10 @@ int value_print_reply(FILE *f, sd_bus_message *m, ValueFormat format) {
         for (const char *s = sig; s && *s; s += type_len(s))
                 n++;
         if (format == VALUE_JSON) {
-                if (n == 0)
+                if (n == 0) {
+                        fputs("null\n", f); /* a method without a return value: still one JSON document */
                         return 0;
+                }
                 if (n > 1)
                         fputc('[', f);
                 for (size_t i = 0; i < n; i++) {

@@ -139,6 +139,7 @@ check "store sismember" 0 "true" "$H" store sismember s m1
 check "store type" 0 "hash" "$H" store type h
 check_py "store scan --json (several values)" 'lines[0][0] == 0 and sorted(lines[0][1]) == ["h", "list", "s", "user:2"]' "$H" store --json scan 0 '*' 100
 check "store dbsize" 0 "4" "$H" store dbsize
+check "store --json of a method without a return value: null" 0 "null" "$H" store --json mset "{\"mk\": 1}"
 check_err "store wrongtype" "org\.clusterhub\.Error\.WrongType" "$H" store lpush h x
 check_usage "store unknown method" "is not a method of org.clusterhub.Store1" "$H" store frob
 check_usage "store pairs" "KEY VALUE pairs" "$H" store hset h f1
