@@ -20,24 +20,29 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# start_plain_bus SOCKET: a dbus-daemon listening at SOCKET, with no activatable services (so no
+# hub installed on the host can start); prints its pid.
+start_plain_bus() {
+        cat >"$1.conf" <<CONF
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path=$1</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/><allow own="*"/></policy>
+</busconfig>
+CONF
+        dbus-daemon --config-file="$1.conf" --fork --print-pid=1 --nosyslog
+}
+
 # start_bus dbus-daemon|dbus-broker: exports DBUS_SESSION_BUS_ADDRESS. Exits 77-style skip
 # (TAP "1..0 # SKIP") when the broker is not available.
 start_bus() {
         case "$1" in
         dbus-daemon)
-                cat >"$TMP/bus.conf" <<CONF
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path=$TMP/bus</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/><allow own="*"/></policy>
-</busconfig>
-CONF
                 local pid
-                pid=$(dbus-daemon --config-file="$TMP/bus.conf" --fork --print-pid=1 --nosyslog) ||
-                        { echo "Bail out! cannot start dbus-daemon"; exit 1; }
+                pid=$(start_plain_bus "$TMP/bus") || { echo "Bail out! cannot start dbus-daemon"; exit 1; }
                 pids+=("$pid")
                 ;;
         dbus-broker)
