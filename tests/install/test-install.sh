@@ -27,7 +27,8 @@ for h in clusterhub.h ch-runtime.h ch-errors.h ch-store1-client.h; do
 done
 
 # pkg-config alone: the .pc file of the DESTDIR, its paths rebased into it
-export PKG_CONFIG_PATH=$(dirname "$pc") PKG_CONFIG_SYSROOT_DIR=$dest
+PKG_CONFIG_PATH=$(dirname "$pc")
+export PKG_CONFIG_PATH PKG_CONFIG_SYSROOT_DIR=$dest
 cflags=$(pkg-config --cflags clusterhub) && libs=$(pkg-config --libs clusterhub)
 # <clusterhub/clusterhub.h> needs -I$includedir, not -I$includedir/clusterhub
 check "pkg-config Cflags name the include root" 0 "-I$dest$prefix/include" sh -c 'echo "$1" | tr " " "\n" | grep -- "^-I$2"' - "$cflags" "$dest$prefix/include"
