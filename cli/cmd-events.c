@@ -379,6 +379,18 @@ int verb_monitor(int argc, char *argv[]) {
         /* the matches are in place (sd_bus_add_match waits for the bus to confirm) */
         fprintf(stderr, "Monitoring namespace '%s'%s. Press Ctrl-C to stop.\n", arg_ns,
                 n ? " (filtered)" : "");
+        {
+                /* signals come once a hub is there; say so if none is yet, as the other commands would */
+                sd_bus_message *reply = NULL;
+                int has = 1;
+                if (sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                       "NameHasOwner", NULL, &reply, "s", CH_BUS_NAME) >= 0)
+                        (void) sd_bus_message_read(reply, "b", &has);
+                sd_bus_message_unref(reply);
+                if (!has)
+                        fprintf(stderr, "No hub on the bus yet (nobody owns %s): waiting for one; ./scripts/run-hub starts one.\n",
+                                CH_BUS_NAME);
+        }
         fflush(stderr);
 
         sigemptyset(&sa.sa_mask);

@@ -49,6 +49,10 @@ bus2=$(start_plain_bus "$TMP/bus2") && pids+=("$bus2")
 check_unreachable "a bus without a hub" "No hub on the user bus .*nobody owns org\.clusterhub\.Hub1" \
         env DBUS_SESSION_BUS_ADDRESS="unix:path=$TMP/bus2" "$H" get k
 grep -q "run-hub" "$TMP/stderr" && ok "a bus without a hub: the fix is named" || not_ok "a bus without a hub: the fix is named" "$(cat "$TMP/stderr")"
+DBUS_SESSION_BUS_ADDRESS="unix:path=$TMP/bus2" spawn "$H" monitor 2>"$TMP/mon0.err"
+wait_for "$TMP/mon0.err" "No hub on the bus yet.*run-hub" && ok "monitor on a bus without a hub says it waits for one" ||
+        not_ok "monitor on a bus without a hub says it waits for one" "$(cat "$TMP/mon0.err")"
+kill "$last_pid"
 bad=$(printf 'k\377ey')
 check_usage "invalid UTF-8 in a key" "Invalid key 'k.xffey': not UTF-8 at byte 1" "$H" set "$bad" v
 check_usage "invalid UTF-8 in a value" "Invalid value 'v.xffal': not UTF-8 at byte 1.*--bytes" "$H" set k "$(printf 'v\377al')"
