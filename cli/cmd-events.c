@@ -8,7 +8,8 @@
 
 #include "hubctl.h"
 
-enum { OPT_HELP, OPT_JSON, OPT_COUNT, OPT_NO_WORKERS, OPT_NO_KEYS, OPT_NO_EVENTS, OPT_NO_WAIT, OPT_TIMEOUT };
+enum { OPT_HELP, OPT_JSON, OPT_COUNT, OPT_NO_WORKERS, OPT_NO_KEYS, OPT_NO_EVENTS, OPT_NO_WAIT, OPT_TIMEOUT, OPT_STDIN,
+       OPT_BYTES };
 
 typedef struct EventArgs {
         void (*help)(void);
@@ -17,6 +18,7 @@ typedef struct EventArgs {
         bool no_workers, no_keys, no_events;
         bool no_wait;
         uint64_t timeout_ms; /* send: NO_LIMIT = as long as the hub keeps the event queued */
+        ValueSource source;
 } EventArgs;
 
 static int handle_option(const Option *o, const char *arg, void *userdata) {
@@ -50,6 +52,12 @@ static int handle_option(const Option *o, const char *arg, void *userdata) {
         case OPT_NO_WAIT:
                 a->no_wait = true;
                 break;
+        case OPT_STDIN:
+                a->source.from_stdin = true;
+                break;
+        case OPT_BYTES:
+                a->source.bytes = true;
+                break;
         case OPT_TIMEOUT:
                 if (parse_duration_option("timeout", arg, &a->timeout_ms) < 0)
                         return -EINVAL;
@@ -62,15 +70,18 @@ static int handle_option(const Option *o, const char *arg, void *userdata) {
         return 0;
 }
 
+#define PAYLOAD_OPTIONS { "stdin", 'x', false, OPT_STDIN }, { "bytes", 0, false, OPT_BYTES }
 static const Option emit_options[] = {
         { "help", 'h', false, OPT_HELP },
         { "no-wait", 0, false, OPT_NO_WAIT },
+        PAYLOAD_OPTIONS,
         {}
 };
 static const Option send_options[] = {
         { "help", 'h', false, OPT_HELP },
         { "no-wait", 0, false, OPT_NO_WAIT },
         { "timeout", 0, true, OPT_TIMEOUT },
+        PAYLOAD_OPTIONS,
         {}
 };
 
@@ -83,6 +94,8 @@ static void help_emit(void) {
                "without VALUE the payload is the empty string.\n\n"
                "Options:\n"
                "     --no-wait  Do not wait for the hub's acknowledgement (NO_REPLY_EXPECTED)\n"
+               "  -x --stdin    Read VALUE from standard input as it is, a string\n"
+               "     --bytes    Send VALUE (or standard input) as raw bytes, a D-Bus 'ay'\n"
                "  -h --help     Show this help\n",
                program);
 }
@@ -96,6 +109,8 @@ static void help_send(void) {
                "Options:\n"
                "     --timeout=DURATION  Stop waiting after DURATION (exit 1; the hub may still deliver)\n"
                "     --no-wait           Do not wait for delivery or errors (NO_REPLY_EXPECTED)\n"
+               "  -x --stdin             Read VALUE from standard input as it is, a string\n"
+               "     --bytes             Send VALUE (or standard input) as raw bytes, a D-Bus 'ay'\n"
                "  -h --help              Show this help\n",
                program);
 }
@@ -109,17 +124,19 @@ static int emit(int argc, char *argv[], bool to) {
         n = parse_args(argc, argv, to ? send_options : emit_options, &a, handle_option);
         if (n < 0)
                 return n == PARSE_DONE ? EXIT_SUCCESS : EXIT_FAILURE;
-        if (check_positional(argv[0], n, first, first + 1, to ? "WORKER EVENT [VALUE]" : "EVENT [VALUE]") < 0)
-                return EXIT_FAILURE;
+        if (check_positional(argv[0], n, first, a.source.from_stdin ? first : first + 1,
+                             to ? "WORKER EVENT [VALUE]" : "EVENT [VALUE]") < 0)
+                return EXIT_USAGE;
         if (connect_bus(&bus) < 0)
                 return EXIT_FAILURE;
         r = new_call(bus, &m, ns_path, CH_EVENTS1_INTERFACE, to ? "EmitTo" : "Emit");
         if (r >= 0 && to)
-                r = sd_bus_message_append(m, "s", argv[1]);
+                r = value_append_string(m, "worker id", argv[1]);
         if (r >= 0)
-                r = sd_bus_message_append(m, "s", argv[first]);
+                r = value_append_string(m, "event name", argv[first]);
         if (r >= 0)
-                r = n > first ? value_append_variant(m, argv[first + 1]) : sd_bus_message_append(m, "v", "s", "");
+                r = n > first || a.source.from_stdin ? value_append_source(m, &a.source, argv[first + 1])
+                                                      : sd_bus_message_append(m, "v", "s", "");
         if (r >= 0 && a.no_wait) {
                 r = sd_bus_message_set_expect_reply(m, false);
                 if (r >= 0)
@@ -362,6 +379,18 @@ int verb_monitor(int argc, char *argv[]) {
         /* the matches are in place (sd_bus_add_match waits for the bus to confirm) */
         fprintf(stderr, "Monitoring namespace '%s'%s. Press Ctrl-C to stop.\n", arg_ns,
                 n ? " (filtered)" : "");
+        {
+                /* signals come once a hub is there; say so if none is yet, as the other commands would */
+                sd_bus_message *reply = NULL;
+                int has = 1;
+                if (sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                       "NameHasOwner", NULL, &reply, "s", CH_BUS_NAME) >= 0)
+                        (void) sd_bus_message_read(reply, "b", &has);
+                sd_bus_message_unref(reply);
+                if (!has)
+                        fprintf(stderr, "No hub on the bus yet (nobody owns %s): waiting for one; ./scripts/run-hub starts one.\n",
+                                CH_BUS_NAME);
+        }
         fflush(stderr);
 
         sigemptyset(&sa.sa_mask);

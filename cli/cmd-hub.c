@@ -8,7 +8,7 @@
 
 #include "hubctl.h"
 
-enum { OPT_HELP, OPT_JSON, OPT_RAW, OPT_TO, OPT_TIMEOUT };
+enum { OPT_HELP, OPT_JSON, OPT_RAW, OPT_TO, OPT_TIMEOUT, OPT_STDIN, OPT_BYTES };
 
 typedef struct HubArgs {
         void (*help)(void);
@@ -16,6 +16,7 @@ typedef struct HubArgs {
         ValueFormat format;
         const char *to;
         uint64_t timeout_ms; /* 0: the hub's default */
+        ValueSource source;
 } HubArgs;
 
 static int handle_option(const Option *o, const char *arg, void *userdata) {
@@ -35,6 +36,12 @@ static int handle_option(const Option *o, const char *arg, void *userdata) {
                 break;
         case OPT_TO:
                 a->to = arg;
+                break;
+        case OPT_STDIN:
+                a->source.from_stdin = true;
+                break;
+        case OPT_BYTES:
+                a->source.bytes = true;
                 break;
         case OPT_TIMEOUT:
                 if (parse_duration_option("timeout", arg, &a->timeout_ms) < 0)
@@ -70,6 +77,8 @@ static void help_request(void) {
                "     --timeout=DURATION  Give up after DURATION (default: the hub's, 10s)\n"
                "     --json              Print the reply as JSON\n"
                "  -r --raw               Print the reply without type prefix\n"
+               "  -x --stdin             Read VALUE from standard input as it is, a string\n"
+               "     --bytes             Send VALUE (or standard input) as raw bytes, a D-Bus 'ay'\n"
                "  -h --help              Show this help\n",
                program);
 }
@@ -80,6 +89,8 @@ int verb_request(int argc, char *argv[]) {
                 { "raw", 'r', false, OPT_RAW },
                 { "to", 0, true, OPT_TO },
                 { "timeout", 0, true, OPT_TIMEOUT },
+                { "stdin", 'x', false, OPT_STDIN },
+                { "bytes", 0, false, OPT_BYTES },
                 {}
         };
         HubArgs a = { .help = help_request, .format = VALUE_TYPED };
@@ -90,15 +101,18 @@ int verb_request(int argc, char *argv[]) {
         n = parse_args(argc, argv, options, &a, handle_option);
         if (n < 0)
                 return n == PARSE_DONE ? EXIT_SUCCESS : EXIT_FAILURE;
-        if (check_positional("request", n, 1, 2, "[--to=WORKER] [--timeout=DURATION] METHOD [VALUE]") < 0)
-                return EXIT_FAILURE;
+        if (check_positional("request", n, 1, a.source.from_stdin ? 1 : 2, "[--to=WORKER] [--timeout=DURATION] METHOD [VALUE]") < 0)
+                return EXIT_USAGE;
         if (connect_bus(&bus) < 0)
                 return EXIT_FAILURE;
         r = new_call(bus, &m, ns_path, CH_REQUESTS1_INTERFACE, "Request");
         if (r >= 0)
-                r = sd_bus_message_append(m, "ss", a.to ? a.to : "", argv[1]);
+                r = value_append_string(m, "worker id", a.to ? a.to : "");
         if (r >= 0)
-                r = n > 1 ? value_append_variant(m, argv[2]) : sd_bus_message_append(m, "v", "s", "");
+                r = value_append_string(m, "method name", argv[1]);
+        if (r >= 0)
+                r = n > 1 || a.source.from_stdin ? value_append_source(m, &a.source, argv[2])
+                                                 : sd_bus_message_append(m, "v", "s", "");
         if (r >= 0)
                 r = sd_bus_message_open_container(m, 'a', "{sv}");
         if (r >= 0 && a.timeout_ms)
@@ -125,7 +139,7 @@ static void help_workers(void) {
                "List the registered workers (Hub1.ListWorkers) in order of registration: id, unique\n"
                "bus name, pid, systemd unit and the time it registered.\n\n"
                "Options:\n"
-               "     --json     One JSON object per line\n"
+               "     --json     One JSON array of objects (id, unique_name, pid, unit, since_ms)\n"
                "  -h --help     Show this help\n",
                program);
 }
@@ -232,15 +246,17 @@ int verb_workers(int argc, char *argv[]) {
                 goto finish;
         }
         if (a.json) {
+                fputc('[', stdout);
                 for (size_t i = 0; i < count; i++) {
-                        fputs("{\"id\":", stdout);
+                        fputs(i ? ",{\"id\":" : "{\"id\":", stdout);
                         json_string(stdout, rows[i].id);
                         fputs(",\"unique_name\":", stdout);
                         json_string(stdout, rows[i].unique);
                         printf(",\"pid\":%" PRIu32 ",\"unit\":", rows[i].pid);
                         json_string(stdout, rows[i].unit ? rows[i].unit : "");
-                        printf(",\"since_ms\":%" PRIu64 "}\n", rows[i].since_ms);
+                        printf(",\"since_ms\":%" PRIu64 "}", rows[i].since_ms);
                 }
+                fputs("]\n", stdout);
         } else if (count == 0)
                 printf("No workers.\n");
         else {
@@ -284,7 +300,7 @@ static void help_wait_workers(void) {
                "org.clusterhub.Error.Timeout if they are not there in time.\n\n"
                "Options:\n"
                "     --timeout=DURATION  How long to wait (default 10s, at most 49 days)\n"
-               "     --json              One JSON string per line\n"
+               "     --json              One JSON array of strings\n"
                "  -h --help              Show this help\n",
                program);
 }
@@ -307,7 +323,7 @@ int verb_wait_workers(int argc, char *argv[]) {
         count = strtoul(argv[1], &end, 10);
         if (errno || end == argv[1] || *end || argv[1][0] == '-' || count > UINT32_MAX) {
                 fprintf(stderr, "%s wait-workers: '%s' is not a number of workers.\n", program, argv[1]);
-                return EXIT_FAILURE;
+                return EXIT_USAGE;
         }
         if (connect_bus(&bus) < 0)
                 return EXIT_FAILURE;
@@ -323,13 +339,14 @@ int verb_wait_workers(int argc, char *argv[]) {
                 fprintf(stderr, "%s: Bad WaitForWorkers reply: %s\n", program, strerror(-r));
                 goto finish;
         }
-        for (size_t i = 0; ids && ids[i]; i++) {
-                if (a.json)
-                        json_string(stdout, ids[i]);
-                else
-                        fputs(ids[i], stdout);
-                fputc('\n', stdout);
-        }
+        size_t nids = 0;
+        while (ids && ids[nids])
+                nids++;
+        if (a.json)
+                json_string_array(stdout, ids, nids);
+        else
+                for (size_t i = 0; i < nids; i++)
+                        printf("%s\n", ids[i]);
         ret = finish_output();
 finish:
         for (size_t i = 0; ids && ids[i]; i++)
@@ -533,6 +550,67 @@ int verb_stats(int argc, char *argv[]) {
         }
         ret = finish_output();
 finish:
+        sd_bus_message_unref(reply);
+        sd_bus_message_unref(m);
+        sd_bus_flush_close_unref(bus);
+        return ret;
+}
+
+/* --- namespaces ------------------------------------------------------------------------------ */
+
+static void help_namespaces(void) {
+        printf("%s namespaces [--json]\n\n"
+               "List the hub's namespaces (Hub1.ListNamespaces), sorted, one per line.\n\n"
+               "Options:\n"
+               "     --json     One JSON array of strings\n"
+               "  -h --help     Show this help\n",
+               program);
+}
+
+static int cmp_str(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+int verb_namespaces(int argc, char *argv[]) {
+        static const Option options[] = { HELP_OPTION, JSON_OPTION, {} };
+        HubArgs a = { .help = help_namespaces };
+        sd_bus *bus = NULL;
+        sd_bus_message *m = NULL, *reply = NULL;
+        char **names = NULL;
+        size_t count = 0;
+        int n, r, ret = EXIT_FAILURE;
+
+        n = parse_args(argc, argv, options, &a, handle_option);
+        if (n < 0)
+                return n == PARSE_DONE ? EXIT_SUCCESS : EXIT_USAGE;
+        if (check_positional("namespaces", n, 0, 0, "[--json]") < 0)
+                return EXIT_USAGE;
+        if (connect_bus(&bus) < 0)
+                return EXIT_UNREACHABLE;
+        r = new_call(bus, &m, CH_HUB_PATH, CH_HUB1_INTERFACE, "ListNamespaces");
+        if (r >= 0)
+                r = call_and_report(bus, m, 0, &reply);
+        if (r < 0)
+                goto finish;
+        r = sd_bus_message_read_strv(reply, &names);
+        if (r < 0) {
+                fprintf(stderr, "%s: Bad ListNamespaces reply: %s\n", program, strerror(-r));
+                goto finish;
+        }
+        while (names && names[count])
+                count++;
+        if (count)
+                qsort(names, count, sizeof(char *), cmp_str);
+        if (a.json)
+                json_string_array(stdout, names, count);
+        else
+                for (size_t i = 0; i < count; i++)
+                        printf("%s\n", names[i]);
+        ret = finish_output();
+finish:
+        for (size_t i = 0; names && names[i]; i++)
+                free(names[i]);
+        free(names);
         sd_bus_message_unref(reply);
         sd_bus_message_unref(m);
         sd_bus_flush_close_unref(bus);

@@ -8,7 +8,7 @@
 
 #include "hubctl.h"
 
-enum { OPT_HELP, OPT_JSON, OPT_RAW, OPT_TTL, OPT_NX, OPT_XX, OPT_KEEP_TTL };
+enum { OPT_HELP, OPT_JSON, OPT_RAW, OPT_TTL, OPT_NX, OPT_XX, OPT_KEEP_TTL, OPT_STDIN, OPT_BYTES };
 
 typedef struct StoreArgs {
         void (*help)(void);
@@ -16,6 +16,7 @@ typedef struct StoreArgs {
         bool json;
         uint64_t ttl_ms; /* 0: none */
         bool nx, xx, keep_ttl;
+        ValueSource source;
 } StoreArgs;
 
 static int handle_option(const Option *o, const char *arg, void *userdata) {
@@ -37,9 +38,17 @@ static int handle_option(const Option *o, const char *arg, void *userdata) {
                 if (parse_duration_option("ttl", arg, &a->ttl_ms) < 0)
                         return -EINVAL;
                 if (a->ttl_ms == 0 || a->ttl_ms == NO_LIMIT) {
-                        fprintf(stderr, "%s: --ttl must be more than 0 and finite.\n", program);
+                        /* as Redis refuses SET k v PX 0; deleting is hubctl del (or Expire(k, 0)) */
+                        fprintf(stderr, "%s: --ttl must be more than 0 and finite (to delete a key: %s del KEY).\n",
+                                program, program);
                         return -EINVAL;
                 }
+                break;
+        case OPT_STDIN:
+                a->source.from_stdin = true;
+                break;
+        case OPT_BYTES:
+                a->source.bytes = true;
                 break;
         case OPT_NX:
                 a->nx = true;
@@ -67,6 +76,14 @@ static int store_call(sd_bus **bus, sd_bus_message **m, const char *member) {
         if (r < 0)
                 return r;
         return new_call(*bus, m, ns_path, CH_STORE1_INTERFACE, member);
+}
+
+/* store_call() and the KEY as its first argument. */
+static int store_call_key(sd_bus **bus, sd_bus_message **m, const char *member, const char *key) {
+        int r = store_call(bus, m, member);
+        if (r < 0)
+                return r;
+        return value_append_string(*m, "key", key);
 }
 
 /* Runs M and prints the reply (every argument) in FORMAT. */
@@ -97,7 +114,7 @@ static void help_get(void) {
         printf("%s get [--json|--raw] KEY\n\n"
                "Print the value of KEY (Store1.Get) in hubctl's typed notation: strings as they are,\n"
                "other types with their prefix (x:42, d:1.5, b:true), containers as JSON. A missing key\n"
-               "exits 1 with org.clusterhub.Error.NoSuchKey.\n\n"
+               "exits 3 with org.clusterhub.Error.NoSuchKey.\n\n"
                "Options:\n"
                "     --json     Print the value as JSON\n"
                "  -r --raw      Print the value without type prefix (x:42 prints 42)\n"
@@ -116,7 +133,7 @@ int verb_get(int argc, char *argv[]) {
                 return n == PARSE_DONE ? EXIT_SUCCESS : EXIT_FAILURE;
         if (check_positional("get", n, 1, 1, "KEY") < 0)
                 return EXIT_FAILURE;
-        if (store_call(&bus, &m, "Get") >= 0 && sd_bus_message_append(m, "s", argv[1]) >= 0)
+        if (store_call_key(&bus, &m, "Get", argv[1]) >= 0)
                 ret = run_and_print(bus, m, a.format);
         return finish(bus, m, ret);
 }
@@ -124,7 +141,8 @@ int verb_get(int argc, char *argv[]) {
 /* --- set ------------------------------------------------------------------------------------- */
 
 static void help_set(void) {
-        printf("%s set [OPTIONS...] KEY VALUE\n\n"
+        printf("%s set [OPTIONS...] KEY VALUE\n"
+               "%s set [OPTIONS...] -x KEY < FILE\n\n"
                "Store VALUE at KEY (Store1.Set). VALUE is typed: TEXT or s:TEXT (a string), x:42, i:7,\n"
                "u:7, t:7, n:7, q:7, y:7, d:1.5, b:true, o:/object/path, or JSON ({\"a\":1} is a{sv}, [1,\"a\"]\n"
                "is av; numbers become x or d). A VALUE starting with '-' needs '--' before it.\n"
@@ -134,9 +152,12 @@ static void help_set(void) {
                "     --nx            Only set KEY if it does not exist\n"
                "     --xx            Only set KEY if it exists\n"
                "     --keep-ttl      Keep the key's current TTL\n"
+               "  -x --stdin         Read VALUE from standard input as it is, a string (like redis-cli -x)\n"
+               "     --bytes         Store VALUE (or standard input) as raw bytes, a D-Bus 'ay';\n"
+               "                     'hubctl get --raw' writes them back\n"
                "  -h --help          Show this help\n\n"
                "Exit status 1 when --nx or --xx prevented the write.\n",
-               program);
+               program, program);
 }
 
 int verb_set(int argc, char *argv[]) {
@@ -146,6 +167,8 @@ int verb_set(int argc, char *argv[]) {
                 { "nx", 0, false, OPT_NX },
                 { "xx", 0, false, OPT_XX },
                 { "keep-ttl", 0, false, OPT_KEEP_TTL },
+                { "stdin", 'x', false, OPT_STDIN },
+                { "bytes", 0, false, OPT_BYTES },
                 {}
         };
         StoreArgs a = { .help = help_set };
@@ -156,21 +179,22 @@ int verb_set(int argc, char *argv[]) {
         n = parse_args(argc, argv, options, &a, handle_option);
         if (n < 0)
                 return n == PARSE_DONE ? EXIT_SUCCESS : EXIT_FAILURE;
-        if (check_positional("set", n, 2, 2, "KEY VALUE [--ttl=DURATION] [--nx|--xx]") < 0)
-                return EXIT_FAILURE;
+        if (a.source.from_stdin) {
+                if (check_positional("set", n, 1, 1, "-x KEY < FILE") < 0)
+                        return EXIT_USAGE;
+        } else if (check_positional("set", n, 2, 2, "KEY VALUE [--ttl=DURATION] [--nx|--xx]") < 0)
+                return EXIT_USAGE;
         if (a.nx && a.xx) {
                 fprintf(stderr, "%s set: --nx and --xx exclude each other.\n", program);
-                return EXIT_FAILURE;
+                return EXIT_USAGE;
         }
         if (a.keep_ttl && a.ttl_ms) {
                 fprintf(stderr, "%s set: --ttl and --keep-ttl exclude each other.\n", program);
-                return EXIT_FAILURE;
+                return EXIT_USAGE;
         }
-        if (store_call(&bus, &m, "Set") < 0)
+        if (store_call_key(&bus, &m, "Set", argv[1]) < 0)
                 goto finish;
-        r = sd_bus_message_append(m, "s", argv[1]);
-        if (r >= 0)
-                r = value_append_variant(m, argv[2]);
+        r = value_append_source(m, &a.source, a.source.from_stdin ? NULL : argv[2]);
         if (r >= 0)
                 r = sd_bus_message_open_container(m, 'a', "{sv}");
         if (r >= 0 && a.ttl_ms)
@@ -203,16 +227,17 @@ finish:
 /* --- del ------------------------------------------------------------------------------------- */
 
 static void help_del(void) {
-        printf("%s del KEY...\n\n"
+        printf("%s del [--json] KEY...\n\n"
                "Delete the keys (Store1.Del) and print how many of them existed.\n\n"
                "Options:\n"
+               "     --json     Print the number as JSON\n"
                "  -h --help     Show this help\n",
                program);
 }
 
 int verb_del(int argc, char *argv[]) {
-        static const Option options[] = { HELP_OPTION, {} };
-        StoreArgs a = { .help = help_del };
+        StoreArgs a = { .help = help_del, .format = VALUE_RAW };
+        const Option *options = list_options;
         sd_bus *bus = NULL;
         sd_bus_message *m = NULL;
         int n, ret = EXIT_FAILURE;
@@ -223,25 +248,26 @@ int verb_del(int argc, char *argv[]) {
         if (check_positional("del", n, 1, -1, "KEY...") < 0)
                 return EXIT_FAILURE;
         if (store_call(&bus, &m, "Del") >= 0 && value_append_args(m, "as", n, argv + 1) >= 0)
-                ret = run_and_print(bus, m, VALUE_RAW);
+                ret = run_and_print(bus, m, a.format);
         return finish(bus, m, ret);
 }
 
 /* --- incr ------------------------------------------------------------------------------------ */
 
 static void help_incr(void) {
-        printf("%s incr KEY [BY]\n\n"
+        printf("%s incr [--json] KEY [BY]\n\n"
                "Add BY (default 1; may be negative) to the number at KEY and print the result\n"
                "(Store1.Incr; Store1.IncrFloat when BY has a fraction or exponent, e.g. 0.5).\n"
                "A missing key counts as 0. Errors: NotANumber, Overflow, WrongType.\n\n"
                "Options:\n"
+               "     --json     Print the number as JSON\n"
                "  -h --help     Show this help\n",
                program);
 }
 
 int verb_incr(int argc, char *argv[]) {
-        static const Option options[] = { HELP_OPTION, {} };
-        StoreArgs a = { .help = help_incr };
+        StoreArgs a = { .help = help_incr, .format = VALUE_RAW };
+        const Option *options = list_options;
         sd_bus *bus = NULL;
         sd_bus_message *m = NULL;
         const char *by = "1";
@@ -258,7 +284,7 @@ int verb_incr(int argc, char *argv[]) {
         fractional = strpbrk(by, ".eE") || strncasecmp(by, "inf", 3) == 0 || strncasecmp(by, "nan", 3) == 0;
         if (store_call(&bus, &m, fractional ? "IncrFloat" : "Incr") >= 0 &&
             value_append_args(m, fractional ? "sd" : "sx", 2, (char *[]) { argv[1], (char *) by }) >= 0)
-                ret = run_and_print(bus, m, VALUE_RAW);
+                ret = run_and_print(bus, m, a.format);
         return finish(bus, m, ret);
 }
 
@@ -269,7 +295,7 @@ static void help_keys(void) {
                "List the keys matching the glob PATTERN (Store1.Keys; * ? [abc] [^a] [a-z] and \\,\n"
                "as in Redis; default *), sorted, one per line.\n\n"
                "Options:\n"
-               "     --json     One JSON string per line\n"
+               "     --json     One JSON array of strings\n"
                "  -h --help     Show this help\n",
                program);
 }
@@ -290,7 +316,7 @@ int verb_keys(int argc, char *argv[]) {
                 return n == PARSE_DONE ? EXIT_SUCCESS : EXIT_FAILURE;
         if (check_positional("keys", n, 0, 1, "[PATTERN]") < 0)
                 return EXIT_FAILURE;
-        if (store_call(&bus, &m, "Keys") < 0 || sd_bus_message_append(m, "s", n ? argv[1] : "*") < 0)
+        if (store_call(&bus, &m, "Keys") < 0 || value_append_string(m, "pattern", n ? argv[1] : "*") < 0)
                 goto finish;
         if (call_and_report(bus, m, 0, &reply) < 0)
                 goto finish;
@@ -304,13 +330,11 @@ int verb_keys(int argc, char *argv[]) {
                 count++;
         if (count)
                 qsort(keys, count, sizeof(char *), cmp_str);
-        for (size_t i = 0; i < count; i++) {
-                if (a.json)
-                        json_string(stdout, keys[i]);
-                else
-                        fputs(keys[i], stdout);
-                fputc('\n', stdout);
-        }
+        if (a.json)
+                json_string_array(stdout, keys, count);
+        else
+                for (size_t i = 0; i < count; i++)
+                        printf("%s\n", keys[i]);
         ret = finish_output();
 finish:
         for (size_t i = 0; keys && keys[i]; i++)
@@ -323,17 +347,18 @@ finish:
 /* --- ttl ------------------------------------------------------------------------------------- */
 
 static void help_ttl(void) {
-        printf("%s ttl KEY\n\n"
+        printf("%s ttl [--json] KEY\n\n"
                "Print the remaining time to live of KEY in milliseconds (Store1.TTL, Redis PTTL):\n"
                "-1 if it has no TTL, -2 if it does not exist.\n\n"
                "Options:\n"
+               "     --json     Print the number as JSON\n"
                "  -h --help     Show this help\n",
                program);
 }
 
 int verb_ttl(int argc, char *argv[]) {
-        static const Option options[] = { HELP_OPTION, {} };
-        StoreArgs a = { .help = help_ttl };
+        StoreArgs a = { .help = help_ttl, .format = VALUE_RAW };
+        const Option *options = list_options;
         sd_bus *bus = NULL;
         sd_bus_message *m = NULL;
         int n, ret = EXIT_FAILURE;
@@ -343,8 +368,8 @@ int verb_ttl(int argc, char *argv[]) {
                 return n == PARSE_DONE ? EXIT_SUCCESS : EXIT_FAILURE;
         if (check_positional("ttl", n, 1, 1, "KEY") < 0)
                 return EXIT_FAILURE;
-        if (store_call(&bus, &m, "TTL") >= 0 && sd_bus_message_append(m, "s", argv[1]) >= 0)
-                ret = run_and_print(bus, m, VALUE_RAW);
+        if (store_call_key(&bus, &m, "TTL", argv[1]) >= 0)
+                ret = run_and_print(bus, m, a.format);
         return finish(bus, m, ret);
 }
 
@@ -354,7 +379,61 @@ typedef struct MethodInfo {
         char name[64];
         char in[64];
         char out[64];
+        char in_args[256];  /* "s key, s field" */
+        char out_args[256]; /* "v value" */
+        char doc[2048];  /* the org.gtk.GDBus.DocString, XML entities decoded */
 } MethodInfo;
+
+/* Copies the attribute value at P (after the opening quote) into DST, decoding XML entities. */
+static void copy_attr(char *dst, size_t size, const char *p) {
+        static const struct {
+                const char *entity;
+                char c;
+        } entities[] = { { "&quot;", '"' }, { "&apos;", '\'' }, { "&lt;", '<' }, { "&gt;", '>' }, { "&amp;", '&' } };
+        size_t n = 0;
+
+        while (*p && *p != '"' && n + 1 < size) {
+                bool decoded = false;
+                for (size_t i = 0; *p == '&' && i < sizeof(entities) / sizeof(entities[0]); i++)
+                        if (strncmp(p, entities[i].entity, strlen(entities[i].entity)) == 0) {
+                                dst[n++] = entities[i].c;
+                                p += strlen(entities[i].entity);
+                                decoded = true;
+                                break;
+                        }
+                if (!decoded)
+                        dst[n++] = *p++;
+        }
+        dst[n] = 0;
+}
+
+/* The value of attribute ATTR="..." of the element starting at EL (before its '>'), or NULL. */
+static const char *attr(const char *el, const char *attr_eq) {
+        const char *gt = strchr(el, '>'), *a = strstr(el, attr_eq);
+        return a && gt && a < gt ? a + strlen(attr_eq) : NULL;
+}
+
+static void append_list(char *dst, size_t size, const char *type, const char *name) {
+        size_t l = strlen(dst);
+        snprintf(dst + l, size - l, "%s%s %s", l ? ", " : "", type, name);
+}
+
+static void read_arg(MethodInfo *mi, const char *a) {
+        const char *t = attr(a, "type=\""), *nm = attr(a, "name=\""), *dir = attr(a, "direction=\"");
+        bool out = dir && strncmp(dir, "out", 3) == 0;
+        char type[64], name[64];
+
+        if (!t)
+                return;
+        copy_attr(type, sizeof(type), t);
+        copy_attr(name, sizeof(name), nm ? nm : "\"");
+        if (strlen(out ? mi->out : mi->in) + strlen(type) < sizeof(mi->in))
+                strcat(out ? mi->out : mi->in, type);
+        if (out)
+                append_list(mi->out_args, sizeof(mi->out_args), type, name);
+        else
+                append_list(mi->in_args, sizeof(mi->in_args), type, name);
+}
 
 /* Walks the <method> elements of the generated introspection XML; calls FN for each. Returns
  * FN's first non-zero result. The XML is our own generated text: elements and attributes in
@@ -364,31 +443,23 @@ static int each_method(int (*fn)(const MethodInfo *mi, void *userdata), void *us
 
         while ((p = strstr(p, "<method name=\""))) {
                 MethodInfo mi = {};
-                const char *name = p + strlen("<method name=\""), *q = strchr(name, '"');
-                const char *end = strstr(p, "</method>"), *selfclose = strstr(p, "/>");
-                const char *tagend = strchr(p, '>');
-                if (!q || !tagend)
+                const char *tagend = strchr(p, '>'), *end;
+                if (!tagend)
                         break;
                 if (tagend[-1] == '/')
                         end = tagend; /* <method name="Flush"/> */
-                else if (!end)
+                else if (!(end = strstr(p, "</method>")))
                         break;
-                snprintf(mi.name, sizeof(mi.name), "%.*s", (int) (q - name), name);
-                for (const char *a = strstr(p, "<arg "); a && a < end; a = strstr(a + 1, "<arg ")) {
-                        const char *t = strstr(a, "type=\""), *ae = strchr(a, '>');
-                        const char *dir = strstr(a, "direction=\"");
-                        bool out;
-                        if (!t || !ae || t > ae)
-                                continue;
-                        t += strlen("type=\"");
-                        out = dir && dir < ae && strncmp(dir + strlen("direction=\""), "out", 3) == 0;
-                        size_t tl = strcspn(t, "\"");
-                        char *dst = out ? mi.out : mi.in;
-                        size_t have = strlen(dst);
-                        if (have + tl < sizeof(mi.in))
-                                snprintf(dst + have, sizeof(mi.in) - have, "%.*s", (int) tl, t);
+                copy_attr(mi.name, sizeof(mi.name), p + strlen("<method name=\""));
+                for (const char *a = strstr(p, "<arg "); a && a < end; a = strstr(a + 1, "<arg "))
+                        read_arg(&mi, a);
+                for (const char *a = strstr(p, "<annotation "); a && a < end; a = strstr(a + 1, "<annotation ")) {
+                        const char *nm = attr(a, "name=\""), *v = attr(a, "value=\"");
+                        if (nm && v && strncmp(nm, "org.gtk.GDBus.DocString\"", 24) == 0) {
+                                copy_attr(mi.doc, sizeof(mi.doc), v);
+                                break;
+                        }
                 }
-                (void) selfclose;
                 int r = fn(&mi, userdata);
                 if (r != 0)
                         return r;
@@ -410,6 +481,36 @@ static int find_method(const MethodInfo *mi, void *userdata) {
         return 1;
 }
 
+/* hubctl store METHOD --help, hubctl help store METHOD: the method's documentation from the XML. */
+int store_method_help(const char *method) {
+        MethodInfo mi = {};
+
+        snprintf(mi.name, sizeof(mi.name), "%s", method);
+        if (each_method(find_method, &mi) <= 0) {
+                fprintf(stderr, "%s store: '%s' is not a method of org.clusterhub.Store1 (see %s store --help).\n", program,
+                        method, program);
+                return EXIT_USAGE;
+        }
+        printf("%s store %s\n\norg.clusterhub.Store1.%s(%s)%s%s\n\n", program, mi.name, mi.name, mi.in_args,
+               mi.out_args[0] ? " -> " : "", mi.out_args);
+        /* wrap the doc at 92 columns */
+        for (const char *p = mi.doc; *p;) {
+                size_t len = strlen(p), cut = len;
+                if (len > 92) {
+                        cut = 92;
+                        while (cut > 0 && p[cut] != ' ')
+                                cut--;
+                        if (cut == 0)
+                                cut = 92;
+                }
+                printf("%.*s\n", (int) cut, p);
+                p += cut;
+                while (*p == ' ')
+                        p++;
+        }
+        return finish_output();
+}
+
 static void help_store(void) {
         printf("%s store [--json|--raw] COMMAND [ARGS...]\n\n"
                "Call any org.clusterhub.Store1 method of the namespace. COMMAND is the method name in\n"
@@ -422,8 +523,9 @@ static void help_store(void) {
                "     --json     Print the reply as JSON (an array when the method returns several values)\n"
                "  -r --raw      Print values without type prefix\n"
                "  -h --help     Show this help\n\n"
+               "'%s store METHOD --help' shows what METHOD does.\n\n"
                "Methods (signature in -> out):\n",
-               program);
+               program, program);
         (void) each_method(print_method, NULL);
 }
 
@@ -434,6 +536,8 @@ int verb_store(int argc, char *argv[]) {
         MethodInfo mi = {};
         int n, ret = EXIT_FAILURE;
 
+        if (argc == 3 && argv[1][0] != '-' && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0))
+                return store_method_help(argv[1]);
         n = parse_args(argc, argv, value_options, &a, handle_option);
         if (n < 0)
                 return n == PARSE_DONE ? EXIT_SUCCESS : EXIT_FAILURE;
@@ -443,7 +547,7 @@ int verb_store(int argc, char *argv[]) {
         if (each_method(find_method, &mi) <= 0) {
                 fprintf(stderr, "%s store: '%s' is not a method of org.clusterhub.Store1 (see %s store --help).\n",
                         program, argv[1], program);
-                return EXIT_FAILURE;
+                return EXIT_USAGE;
         }
         /* blocking commands wait on the hub's side: let the call wait as long */
         uint64_t usec = 0;

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "hubctl.h"
@@ -48,10 +49,15 @@ static void help_main(void) {
                "  workers                 List registered workers\n"
                "  wait-workers N [--timeout=DURATION]\n"
                "                          Wait until N workers are registered\n"
-               "  stats                   Show the hub's counters\n\n"
+               "  stats                   Show the hub's counters\n"
+               "  namespaces              List the namespaces\n\n"
+               "  help [COMMAND]          Show this help, or the help of COMMAND (help store METHOD:\n"
+               "                          what a Store1 method does)\n\n"
                "Lock commands:\n"
                "  lock [--timeout=DURATION] [--shared] [--nonblock] [--lease=DURATION] NAME -- COMMAND [ARGS...]\n"
                "                          Run COMMAND while holding the cluster-wide lock NAME\n"
+               "                          (without COMMAND: take it with --lease, print its token)\n"
+               "  unlock NAME TOKEN       Release a lock taken without a command\n"
                "  locks                   List held and awaited locks\n\n"
                "Options:\n"
                "  -h --help           Show this help\n"
@@ -60,20 +66,90 @@ static void help_main(void) {
                "     --system         Connect to the system bus\n"
                "     --address=ADDR   Connect to the bus at ADDR\n"
                "     --ns=NAME        Namespace (default: \"" DEFAULT_NAMESPACE "\")\n\n"
-               "Listing commands take --json. Values: TEXT (a string), s:TEXT, x:42, i:7, u:7, t:7,\n"
-               "d:1.5, b:true, or JSON ({\"a\":1} is a{sv}, [1,2] is av).\n"
-               "See hubctl COMMAND --help, and hubctl(1).\n",
+               "Commands that print take --json (one JSON document; monitor: one per line).\n"
+               "Values: TEXT (a string), s:TEXT, x:42, i:7, u:7, t:7, d:1.5, b:true, or JSON\n"
+               "({\"a\":1} is a{sv}, [1,2] is av).\n"
+               "Exit status: 0 ok, 1 error, 2 usage, 3 not found, 4 cannot reach the hub.\n"
+               "See hubctl help COMMAND, hubctl COMMAND --help, and hubctl(1).\n",
                program);
 }
 
 /* --- helpers ----------------------------------------------------------------------------- */
 
-int log_bus_error(const char *what, const sd_bus_error *e, int r) {
-        if (sd_bus_error_is_set(e))
-                fprintf(stderr, "%s: %s: %s: %s\n", program, what, e->name, e->message ? e->message : "");
+static int failure_status;
+
+void note_failure(int status) {
+        if (status == 0 || failure_status == 0)
+                failure_status = status;
+}
+
+/* The bus hubctl talks to, for messages: its name and the address it uses. */
+static const char *bus_name(void) {
+        return arg_bus == BUS_USER ? "the user bus" : arg_bus == BUS_SYSTEM ? "the system bus" : "the bus";
+}
+
+static const char *bus_address(char *buf, size_t size) {
+        const char *a, *x;
+
+        switch (arg_bus) {
+        case BUS_USER:
+                if ((a = getenv("DBUS_SESSION_BUS_ADDRESS")))
+                        return a;
+                if (!(x = getenv("XDG_RUNTIME_DIR")))
+                        return NULL;
+                snprintf(buf, size, "unix:path=%s/bus", x);
+                return buf;
+        case BUS_SYSTEM:
+                a = getenv("DBUS_SYSTEM_BUS_ADDRESS");
+                return a ? a : "unix:path=/run/dbus/system_bus_socket";
+        default:
+                return arg_address;
+        }
+}
+
+/* How to get a hub (or a bus) where hubctl looks for it. */
+static void print_fix(bool bus_missing) {
+        if (arg_bus == BUS_SYSTEM)
+                fprintf(stderr, "  Start it with: systemctl start clusterhubd.service%s\n",
+                        bus_missing ? " (and the system bus: systemctl start dbus.service)" : "");
+        else if (arg_bus == BUS_USER)
+                fprintf(stderr, "  Start a hub with ./scripts/run-hub (or systemctl --user start clusterhubd.service) and\n"
+                                "  paste the export DBUS_SESSION_BUS_ADDRESS=... line it prints, or point\n"
+                                "  DBUS_SESSION_BUS_ADDRESS (or --address=) at the bus the hub is on.\n");
         else
+                fprintf(stderr, "  Check --address=, or start a hub there: clusterhubd --address=%s\n", arg_address);
+}
+
+static bool is_unreachable(const sd_bus_error *e, int r) {
+        if (sd_bus_error_is_set(e))
+                return sd_bus_error_has_name(e, SD_BUS_ERROR_SERVICE_UNKNOWN) ||
+                       sd_bus_error_has_name(e, SD_BUS_ERROR_NAME_HAS_NO_OWNER) ||
+                       sd_bus_error_has_name(e, SD_BUS_ERROR_DISCONNECTED);
+        return r == -ECONNRESET || r == -ENOTCONN || r == -ECONNREFUSED || r == -EPIPE || r == -ESHUTDOWN;
+}
+
+int log_bus_error(const char *what, const sd_bus_error *e, int r) {
+        int status = EXIT_FAILURE;
+        char buf[512];
+
+        if (is_unreachable(e, r)) {
+                const char *a = bus_address(buf, sizeof(buf));
+                if (sd_bus_error_is_set(e) && !sd_bus_error_has_name(e, SD_BUS_ERROR_DISCONNECTED))
+                        fprintf(stderr, "%s: %s: No hub on %s (%s): nobody owns %s there.\n", program, what, bus_name(),
+                                a ? a : "?", CH_BUS_NAME);
+                else
+                        fprintf(stderr, "%s: %s: Lost the connection to %s (%s): %s\n", program, what, bus_name(),
+                                a ? a : "?", sd_bus_error_is_set(e) ? e->message : strerror(-r));
+                print_fix(false);
+                status = EXIT_UNREACHABLE;
+        } else if (sd_bus_error_is_set(e)) {
+                fprintf(stderr, "%s: %s: %s: %s\n", program, what, e->name, e->message ? e->message : "");
+                if (sd_bus_error_has_name(e, CH_ERROR_NO_SUCH_KEY) || sd_bus_error_has_name(e, CH_ERROR_NO_SUCH_NAMESPACE))
+                        status = EXIT_NOT_FOUND;
+        } else
                 fprintf(stderr, "%s: %s: %s\n", program, what, strerror(r < 0 ? -r : r));
-        return EXIT_FAILURE;
+        note_failure(status);
+        return status;
 }
 
 /* Parses a duration as systemd writes them ("500ms", "10s", "5min", "1h 30min", "1.5s"); a bare
@@ -148,10 +224,42 @@ static bool namespace_name_ok(const char *s) {
         return true;
 }
 
+/* Is A a D-Bus address sd-bus can use: TRANSPORT:KEY=VALUE,... (alternatives separated by ';')? */
+static bool address_ok(const char *a) {
+        static const char *const transports[] = { "unix:", "tcp:", "unixexec:", "x-machine-unix:", "x-machine-exec:", "vsock:" };
+        bool any = false;
+
+        for (const char *p = a; *p;) {
+                size_t l = strcspn(p, ";");
+                bool known = false;
+                for (size_t i = 0; i < sizeof(transports) / sizeof(transports[0]); i++)
+                        if (strncmp(p, transports[i], strlen(transports[i])) == 0 && strlen(transports[i]) < l)
+                                known = true;
+                if (!known)
+                        return false;
+                any = true;
+                p += l;
+                if (*p == ';')
+                        p++;
+        }
+        return any;
+}
+
 int connect_bus(sd_bus **ret) {
         sd_bus *bus = NULL;
+        char buf[512];
+        const char *a = bus_address(buf, sizeof(buf));
         int r;
 
+        if (a && !address_ok(a)) {
+                fprintf(stderr, "%s: Cannot connect to %s: '%s'%s is not a D-Bus address (e.g. unix:path=/run/user/%u/bus).\n",
+                        program, bus_name(), a,
+                        arg_bus == BUS_USER ? " (DBUS_SESSION_BUS_ADDRESS)" : arg_bus == BUS_SYSTEM ? " (DBUS_SYSTEM_BUS_ADDRESS)" : "",
+                        (unsigned) getuid());
+                print_fix(true);
+                note_failure(EXIT_UNREACHABLE);
+                return -EINVAL;
+        }
         switch (arg_bus) {
         case BUS_USER:
                 r = sd_bus_open_user(&bus);
@@ -171,9 +279,17 @@ int connect_bus(sd_bus **ret) {
         }
         if (r < 0) {
                 sd_bus_unref(bus);
-                fprintf(stderr, "%s: Failed to connect to %s: %s\n", program,
-                        arg_bus == BUS_USER ? "the user bus" : arg_bus == BUS_SYSTEM ? "the system bus" : arg_address,
-                        strerror(-r));
+                if (arg_bus == BUS_USER && !a)
+                        fprintf(stderr, "%s: Cannot connect to the user bus: neither DBUS_SESSION_BUS_ADDRESS nor XDG_RUNTIME_DIR is set.\n",
+                                program);
+                else if (r == -EINVAL)
+                        fprintf(stderr, "%s: Cannot connect to %s: '%s' is not a D-Bus address (e.g. unix:path=/run/user/1000/bus).\n",
+                                program, bus_name(), a ? a : "");
+                else
+                        fprintf(stderr, "%s: Cannot connect to %s at %s: %s.\n", program, bus_name(), a ? a : "?",
+                                strerror(-r));
+                print_fix(true);
+                note_failure(EXIT_UNREACHABLE);
                 return r;
         }
         *ret = bus;
@@ -199,10 +315,25 @@ void json_string(FILE *f, const char *s) {
         fputc('"', f);
 }
 
+void json_string_array(FILE *f, char **strv, size_t n) {
+        fputc('[', f);
+        for (size_t i = 0; i < n; i++) {
+                if (i > 0)
+                        fputc(',', f);
+                json_string(f, strv[i]);
+        }
+        fputs("]\n", f);
+}
+
 /* --- subcommand arguments ------------------------------------------------------------------ */
 
 static bool looks_like_number(const char *s) {
         return s[0] == '-' && ((s[1] >= '0' && s[1] <= '9') || (s[1] == '.' && s[2] >= '0' && s[2] <= '9'));
+}
+
+static int parse_failed(void) {
+        note_failure(EXIT_USAGE);
+        return PARSE_FAILED;
 }
 
 int parse_args(int argc, char *argv[], const Option *opts, void *userdata,
@@ -235,11 +366,11 @@ int parse_args(int argc, char *argv[], const Option *opts, void *userdata,
                         if (!o) {
                                 fprintf(stderr, "%s %s: unknown option '%s' (see %s %s --help).\n", program, argv[0], a,
                                         program, argv[0]);
-                                return PARSE_FAILED;
+                                return parse_failed();
                         }
                         if (eq && !o->has_arg) {
                                 fprintf(stderr, "%s %s: option '--%s' takes no value.\n", program, argv[0], o->name);
-                                return PARSE_FAILED;
+                                return parse_failed();
                         }
                         value = eq ? eq + 1 : NULL;
                 } else {
@@ -251,20 +382,20 @@ int parse_args(int argc, char *argv[], const Option *opts, void *userdata,
                         if (!o || (a[2] && !o->has_arg)) {
                                 fprintf(stderr, "%s %s: unknown option '%s' (see %s %s --help).\n", program, argv[0], a,
                                         program, argv[0]);
-                                return PARSE_FAILED;
+                                return parse_failed();
                         }
                         value = a[2] ? a + 2 : NULL;
                 }
                 if (o->has_arg && !value) {
                         if (i + 1 >= argc) {
                                 fprintf(stderr, "%s %s: option '%s' needs a value.\n", program, argv[0], a);
-                                return PARSE_FAILED;
+                                return parse_failed();
                         }
                         value = argv[++i];
                 }
                 r = handle(o, value, userdata);
                 if (r < 0)
-                        return PARSE_FAILED;
+                        return parse_failed();
                 if (r > 0)
                         return PARSE_DONE;
         }
@@ -276,6 +407,7 @@ int check_positional(const char *verb, int npos, int min, int max, const char *u
                 return 0;
         fprintf(stderr, "%s %s: %s arguments; usage: %s %s %s\n", program, verb, npos < min ? "missing" : "too many",
                 program, verb, usage);
+        note_failure(EXIT_USAGE);
         return -EINVAL;
 }
 
@@ -283,6 +415,7 @@ int parse_duration_option(const char *name, const char *value, uint64_t *ret) {
         if (parse_duration_ms(value, ret) < 0) {
                 fprintf(stderr, "%s: Invalid --%s '%s' (e.g. 500ms, 10s, 5min; a bare number is seconds).\n", program,
                         name, value);
+                note_failure(EXIT_USAGE);
                 return -EINVAL;
         }
         return 0;
@@ -318,7 +451,10 @@ int finish_output(void) {
 
 /* --- main ---------------------------------------------------------------------------------- */
 
+static int verb_help(int argc, char *argv[]);
+
 static const Verb verbs[] = {
+        { "help", verb_help },
         { "get", verb_get },
         { "set", verb_set },
         { "del", verb_del },
@@ -333,9 +469,31 @@ static const Verb verbs[] = {
         { "workers", verb_workers },
         { "wait-workers", verb_wait_workers },
         { "stats", verb_stats },
+        { "namespaces", verb_namespaces },
         { "lock", verb_lock },
         { "locks", verb_locks },
+        { "unlock", verb_unlock },
 };
+
+/* hubctl help [COMMAND [METHOD]]: hubctl --help, hubctl COMMAND --help, hubctl store METHOD --help. */
+static int verb_help(int argc, char *argv[]) {
+        if (argc <= 1) {
+                help_main();
+                return finish_output();
+        }
+        if (argc == 3 && strcmp(argv[1], "store") == 0)
+                return store_method_help(argv[2]);
+        if (argc > 2) {
+                fprintf(stderr, "%s help: too many arguments; usage: %s help [COMMAND], %s help store METHOD\n", program,
+                        program, program);
+                return EXIT_USAGE;
+        }
+        for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+                if (strcmp(argv[1], verbs[i].name) == 0 && verbs[i].run != verb_help)
+                        return verbs[i].run(2, (char *[]) { argv[1], (char *) "--help", NULL });
+        fprintf(stderr, "%s help: unknown command '%s' (see %s --help).\n", program, argv[1], program);
+        return EXIT_USAGE;
+}
 
 int main(int argc, char *argv[]) {
         enum { ARG_VERSION = 0x100, ARG_USER, ARG_SYSTEM, ARG_ADDRESS, ARG_NS };
@@ -373,15 +531,15 @@ int main(int argc, char *argv[]) {
                         arg_ns = optarg;
                         break;
                 default:
-                        return EXIT_FAILURE;
+                        return EXIT_USAGE;
                 }
         if (!namespace_name_ok(arg_ns)) {
                 fprintf(stderr, "%s: '%s' is not a namespace name: 1 to 255 characters of [A-Za-z0-9_].\n", program, arg_ns);
-                return EXIT_FAILURE;
+                return EXIT_USAGE;
         }
         if (optind >= argc) {
                 fprintf(stderr, "%s: a command is needed (see --help).\n", program);
-                return EXIT_FAILURE;
+                return EXIT_USAGE;
         }
         r = sd_bus_error_add_map(ch_error_map);
         if (r < 0) {
@@ -402,8 +560,9 @@ int main(int argc, char *argv[]) {
                 }
         if (r < 0) {
                 fprintf(stderr, "%s: unknown command '%s' (see --help).\n", program, verb);
-                r = EXIT_FAILURE;
-        }
+                r = EXIT_USAGE;
+        } else if (r == EXIT_FAILURE && failure_status != 0)
+                r = failure_status; /* e.g. NoSuchKey: 3, no hub: 4 */
         free(ns_path);
         return r;
 }

@@ -11,6 +11,13 @@
 #define DEFAULT_NAMESPACE "default"
 #define NO_LIMIT UINT64_MAX
 
+/* Exit status (hubctl(1) EXIT STATUS): 0 done; 1 the hub refused or something failed; 2 the
+ * command line is wrong; 3 what was asked for does not exist (NoSuchKey, NoSuchNamespace);
+ * 4 the hub cannot be reached (no bus, a bad address, no hub on the bus). */
+#define EXIT_USAGE 2
+#define EXIT_NOT_FOUND 3
+#define EXIT_UNREACHABLE 4
+
 typedef enum BusKind { BUS_USER, BUS_SYSTEM, BUS_ADDRESS } BusKind;
 
 extern BusKind arg_bus;
@@ -19,12 +26,19 @@ extern const char *arg_ns;
 extern char *ns_path;
 extern const char *program;
 
-/* Prints "hubctl: WHAT: NAME: MESSAGE" (or the errno text) on stderr; returns EXIT_FAILURE. */
+/* Prints "hubctl: WHAT: NAME: MESSAGE" (or the errno text) on stderr, with the fix when the hub
+ * cannot be reached; returns the exit status for it (1, EXIT_NOT_FOUND or EXIT_UNREACHABLE) and
+ * remembers it for main() (see note_failure()). */
 int log_bus_error(const char *what, const sd_bus_error *e, int r);
+/* Remembers why the command fails (the first call wins) for main(), which returns it in place of
+ * a subcommand's EXIT_FAILURE.  note_failure(0) forgets it. */
+void note_failure(int status);
 /* "500ms", "10s", "5min", "1h 30min", bare number = seconds, "infinity" = NO_LIMIT. */
 int parse_duration_ms(const char *s, uint64_t *ret);
 int connect_bus(sd_bus **ret);
 void json_string(FILE *f, const char *s);
+/* ["a","b"] and a newline: --json of every listing is one JSON document, [] when empty. */
+void json_string_array(FILE *f, char **strv, size_t n);
 
 /* Subcommand arguments. Options may come anywhere before "--": a long option (--name, --name=V,
  * --name V) or a declared short one (-h, -n); "-" and negative numbers ("-5", "-1.5") are
@@ -57,6 +71,7 @@ typedef struct Verb {
 /* cmd-locks.c */
 int verb_lock(int argc, char *argv[]);
 int verb_locks(int argc, char *argv[]);
+int verb_unlock(int argc, char *argv[]);
 /* cmd-store.c */
 int verb_get(int argc, char *argv[]);
 int verb_set(int argc, char *argv[]);
@@ -65,6 +80,8 @@ int verb_incr(int argc, char *argv[]);
 int verb_keys(int argc, char *argv[]);
 int verb_ttl(int argc, char *argv[]);
 int verb_store(int argc, char *argv[]);
+/* What the Store1 method METHOD does, from the interface XML; an exit status. */
+int store_method_help(const char *method);
 /* cmd-events.c */
 int verb_emit(int argc, char *argv[]);
 int verb_send(int argc, char *argv[]);
@@ -74,6 +91,7 @@ int verb_request(int argc, char *argv[]);
 int verb_workers(int argc, char *argv[]);
 int verb_wait_workers(int argc, char *argv[]);
 int verb_stats(int argc, char *argv[]);
+int verb_namespaces(int argc, char *argv[]);
 
 /* values.c: typed values (s:text, x:42, d:1.5, b:true, {"json":1}, bare text = string). */
 typedef enum ValueFormat {
@@ -84,11 +102,27 @@ typedef enum ValueFormat {
 
 /* Appends TEXT as a variant ('v'). Returns 0 or -errno with a message on stderr. */
 int value_append_variant(sd_bus_message *m, const char *text);
+/* Appends TEXT as a string ('s') argument; WHAT names it in the error (e.g. "key"). Refuses
+ * invalid UTF-8 with a message on stderr (-EINVAL). */
+int value_append_string(sd_bus_message *m, const char *what, const char *text);
+/* The check of value_append_string() alone: 0, or -EINVAL with a message. */
+int value_check_string(const char *what, const char *text);
+
+/* Where a value comes from: an argument in the typed notation, or (-x, like redis-cli -x) all of
+ * standard input, stored as it is: a string, or with --bytes an 'ay'. */
+typedef struct ValueSource {
+        bool from_stdin;
+        bool bytes;
+} ValueSource;
+/* Appends the value of SRC (ARG, or standard input) as a variant. */
+int value_append_source(sd_bus_message *m, const ValueSource *src, const char *arg);
 /* Appends ARGS to M according to the complete types of SIGNATURE (the in-signature of a method);
  * arrays take as many arguments as are left over (a{sv}: KEY VALUE pairs or one JSON object). */
 int value_append_args(sd_bus_message *m, const char *signature, int argc, char **argv);
-/* Prints the next complete value of M (any type) in FORMAT. Returns 0 or -errno. */
+/* Prints the next complete value of M (any type) in FORMAT. Returns 0, 1 when it wrote a byte
+ * array as raw bytes (VALUE_RAW: no newline should follow), or -errno. */
 int value_print(FILE *f, sd_bus_message *m, ValueFormat format);
-/* Prints every remaining argument of M: VALUE_JSON as one JSON value (an array if several),
+/* Prints every remaining argument of M: VALUE_JSON as one JSON value (an array if several, null
+ * if none),
  * else each argument on its own line(s), arrays one element per line, dictionaries KEY\tVALUE. */
 int value_print_reply(FILE *f, sd_bus_message *m, ValueFormat format);

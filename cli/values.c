@@ -25,7 +25,79 @@ static const char basic_prefixes[] = "sxiutnqydbog";
 
 static int bad_value(const char *text, const char *why) {
         fprintf(stderr, "%s: Invalid value '%s': %s.\n", program, text, why);
+        note_failure(EXIT_USAGE);
         return -EINVAL;
+}
+
+/* Strict UTF-8, as D-Bus wants its strings: no overlong forms, no surrogates, at most U+10FFFF.
+ * Returns the offset of the first bad byte, or -1. */
+static ssize_t utf8_invalid_at(const char *text, size_t len) {
+        const unsigned char *s = (const unsigned char *) text;
+
+        for (size_t i = 0; i < len;) {
+                unsigned char c = s[i];
+                size_t n;
+                uint32_t cp, min;
+
+                if (c < 0x80) {
+                        if (c == 0)
+                                return i; /* D-Bus strings cannot hold NUL */
+                        i++;
+                        continue;
+                }
+                if ((c & 0xe0) == 0xc0)
+                        n = 1, cp = c & 0x1f, min = 0x80;
+                else if ((c & 0xf0) == 0xe0)
+                        n = 2, cp = c & 0x0f, min = 0x800;
+                else if ((c & 0xf8) == 0xf0)
+                        n = 3, cp = c & 0x07, min = 0x10000;
+                else
+                        return i;
+                if (len - i <= n)
+                        return i;
+                for (size_t k = 1; k <= n; k++) {
+                        if ((s[i + k] & 0xc0) != 0x80)
+                                return i;
+                        cp = (cp << 6) | (s[i + k] & 0x3f);
+                }
+                if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+                        return i;
+                i += n + 1;
+        }
+        return -1;
+}
+
+/* TEXT for a message, shown safely: invalid bytes as \xNN. */
+static void print_escaped(FILE *f, const char *text, size_t len) {
+        for (size_t i = 0; i < len; i++) {
+                unsigned char c = text[i];
+                if (c < 0x20 || c >= 0x7f)
+                        fprintf(f, "\\x%02x", c);
+                else
+                        fputc(c, f);
+        }
+}
+
+static int bad_utf8(const char *what, const char *text, size_t len, size_t at) {
+        fprintf(stderr, "%s: Invalid %s '", program, what);
+        print_escaped(stderr, text, len < 64 ? len : 64);
+        fprintf(stderr, "%s': %s at byte %zu. D-Bus strings are UTF-8 without NUL;", len < 64 ? "" : "...",
+                text[at] == 0 ? "a NUL" : "not UTF-8", at);
+        fprintf(stderr, " store other bytes as an 'ay' value with --bytes (and -x to read them from standard input).\n");
+        note_failure(EXIT_USAGE);
+        return -EINVAL;
+}
+
+int value_check_string(const char *what, const char *text) {
+        ssize_t at = utf8_invalid_at(text, strlen(text));
+        return at >= 0 ? bad_utf8(what, text, strlen(text), at) : 0;
+}
+
+int value_append_string(sd_bus_message *m, const char *what, const char *text) {
+        int r = value_check_string(what, text);
+        if (r < 0)
+                return r;
+        return sd_bus_message_append_basic(m, 's', text);
 }
 
 static bool parse_bool(const char *s, int *ret) {
@@ -51,7 +123,7 @@ static int append_basic(sd_bus_message *m, char type, const char *text) {
         errno = 0;
         switch (type) {
         case 's':
-                return sd_bus_message_append_basic(m, 's', text);
+                return value_append_string(m, "string", text);
         case 'o':
                 if (!sd_bus_object_path_is_valid(text))
                         return bad_value(text, "not an object path");
@@ -112,6 +184,7 @@ static int append_basic(sd_bus_message *m, char type, const char *text) {
         }
         default:
                 fprintf(stderr, "%s: The type '%c' cannot be given on the command line.\n", program, type);
+                note_failure(EXIT_USAGE);
                 return -EOPNOTSUPP;
         }
 }
@@ -222,6 +295,10 @@ static int json_string_parse(Json *j, char **ret) {
                 }
         }
         *o = 0;
+        if (utf8_invalid_at(out, o - out) >= 0) {
+                free(out);
+                return json_fail(j, "a string that is not UTF-8");
+        }
         j->p = p + 1;
         *ret = out;
         return 0;
@@ -408,6 +485,7 @@ static int json_append(sd_bus_message *m, const char *text, char type) {
         }
         if (r == -EINVAL && j.error) {
                 fprintf(stderr, "%s: Invalid JSON '%s': %s (write s:TEXT for a string).\n", program, text, j.error);
+                note_failure(EXIT_USAGE);
                 r = -EINVAL;
         } else if (r < 0)
                 fprintf(stderr, "%s: Cannot build the message: %s\n", program, strerror(-r));
@@ -438,7 +516,88 @@ int value_append_variant(sd_bus_message *m, const char *text) {
                 t++;
         if (*t == '{' || *t == '[')
                 return json_append(m, text, 'v');
-        return sd_bus_message_append(m, "v", "s", text);
+        r = sd_bus_message_open_container(m, 'v', "s");
+        if (r >= 0)
+                r = value_append_string(m, "value", text);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        return r;
+}
+
+#define STDIN_MAX (128u * 1024 * 1024) /* sd-bus's largest message */
+
+/* Reads all of standard input; *RET is NUL-terminated (for text) and *RET_LEN its length. */
+static int read_stdin(char **ret, size_t *ret_len) {
+        size_t len = 0, size = 0;
+        char *buf = NULL;
+
+        for (;;) {
+                if (size - len < 4096 + 1) {
+                        size_t nsize = size ? size * 2 : 65536;
+                        char *nbuf;
+                        if (nsize > STDIN_MAX + 4096) {
+                                free(buf);
+                                fprintf(stderr, "%s: Standard input is larger than %u MiB, the largest D-Bus message.\n",
+                                        program, STDIN_MAX >> 20);
+                                note_failure(EXIT_USAGE);
+                                return -EFBIG;
+                        }
+                        nbuf = realloc(buf, nsize);
+                        if (!nbuf) {
+                                free(buf);
+                                return -ENOMEM;
+                        }
+                        buf = nbuf;
+                        size = nsize;
+                }
+                size_t n = fread(buf + len, 1, size - len - 1, stdin);
+                len += n;
+                if (n == 0) {
+                        if (ferror(stdin)) {
+                                int e = errno;
+                                free(buf);
+                                fprintf(stderr, "%s: Cannot read standard input: %s\n", program, strerror(e));
+                                return -e;
+                        }
+                        break;
+                }
+        }
+        buf[len] = 0;
+        *ret = buf;
+        *ret_len = len;
+        return 0;
+}
+
+int value_append_source(sd_bus_message *m, const ValueSource *src, const char *arg) {
+        char *buf = NULL;
+        size_t len = 0;
+        int r;
+
+        if (!src->from_stdin && !src->bytes)
+                return value_append_variant(m, arg);
+        if (src->from_stdin) {
+                r = read_stdin(&buf, &len);
+                if (r < 0)
+                        return r;
+        } else
+                len = strlen(arg);
+        const char *data = buf ? buf : arg;
+        if (src->bytes) {
+                r = sd_bus_message_open_container(m, 'v', "ay");
+                if (r >= 0)
+                        r = sd_bus_message_append_array(m, 'y', data, len);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(m);
+        } else {
+                /* -x: the text as it is, a string (no typed notation) */
+                ssize_t at = utf8_invalid_at(data, len);
+                if (at >= 0)
+                        r = bad_utf8("standard input", data, len, at);
+                else
+                        r = sd_bus_message_append(m, "v", "s", data);
+        }
+        free(buf);
+        return r;
 }
 
 /* Length of the complete type at SIG. */
@@ -471,6 +630,7 @@ static int append_one(sd_bus_message *m, const char *type, size_t tlen, const ch
         if (tlen == 1)
                 return append_basic(m, type[0], text);
         fprintf(stderr, "%s: Arguments of type '%.*s' cannot be given on the command line.\n", program, (int) tlen, type);
+        note_failure(EXIT_USAGE);
         return -EOPNOTSUPP;
 }
 
@@ -497,6 +657,7 @@ static int append_array(sd_bus_message *m, const char *type, size_t tlen, int n,
                 size_t klen = type_len(contents + 1), vlen = type_len(contents + 1 + klen);
                 if (n % 2) {
                         fprintf(stderr, "%s: '%s' takes KEY VALUE pairs; the last key has no value.\n", program, type);
+                        note_failure(EXIT_USAGE);
                         return -EINVAL;
                 }
                 for (int i = 0; i < n; i += 2) {
@@ -539,6 +700,7 @@ int value_append_args(sd_bus_message *m, const char *signature, int argc, char *
                 } else {
                         if (used >= argc) {
                                 fprintf(stderr, "%s: Too few arguments for the signature '%s'.\n", program, signature);
+                                note_failure(EXIT_USAGE);
                                 return -EINVAL;
                         }
                         fixed--;
@@ -554,6 +716,7 @@ int value_append_args(sd_bus_message *m, const char *signature, int argc, char *
         if (used < argc) {
                 fprintf(stderr, "%s: Too many arguments for the signature '%s' ('%s' is left over).\n", program,
                         signature, argv[used]);
+                note_failure(EXIT_USAGE);
                 return -EINVAL;
         }
         return 0;
@@ -610,6 +773,10 @@ static void print_basic(FILE *f, char type, const Basic *v, bool json) {
         case 't': fprintf(f, "%" PRIu64, v->t); break;
         case 'd': print_double(f, v->d, json); break;
         }
+}
+
+static bool streq_ay(const char *contents) {
+        return strcmp(contents, "y") == 0;
 }
 
 /* Would this string read back as something other than itself? */
@@ -712,12 +879,23 @@ static int print_value(FILE *f, sd_bus_message *m, ValueFormat format, bool in_v
         if (r <= 0)
                 return r < 0 ? r : -EBADMSG;
         if (type == 'v') {
+                int q;
                 r = sd_bus_message_enter_container(m, 'v', contents);
-                if (r >= 0)
-                        r = print_value(f, m, format, true);
-                if (r >= 0)
-                        r = sd_bus_message_exit_container(m);
-                return r;
+                if (r < 0)
+                        return r;
+                q = print_value(f, m, format, true);
+                if (q < 0)
+                        return q;
+                r = sd_bus_message_exit_container(m);
+                return r < 0 ? r : q;
+        }
+        if (format == VALUE_RAW && type == 'a' && streq_ay(contents)) {
+                const void *bytes;
+                size_t n;
+                r = sd_bus_message_read_array(m, 'y', &bytes, &n);
+                if (r >= 0 && n > 0 && fwrite(bytes, 1, n, f) != n)
+                        r = -EIO;
+                return r < 0 ? r : 1; /* the bytes as they are: no newline after them */
         }
         if (strchr("ar(e{", type))
                 return print_json(f, m, 0);
@@ -775,9 +953,9 @@ static int print_arg_lines(FILE *f, sd_bus_message *m, ValueFormat format) {
                 return sd_bus_message_exit_container(m);
         }
         r = value_print(f, m, format);
-        if (r >= 0)
+        if (r == 0)
                 fputc('\n', f);
-        return r;
+        return r < 0 ? r : 0;
 }
 
 int value_print_reply(FILE *f, sd_bus_message *m, ValueFormat format) {
@@ -788,8 +966,10 @@ int value_print_reply(FILE *f, sd_bus_message *m, ValueFormat format) {
         for (const char *s = sig; s && *s; s += type_len(s))
                 n++;
         if (format == VALUE_JSON) {
-                if (n == 0)
+                if (n == 0) {
+                        fputs("null\n", f); /* a method without a return value: still one JSON document */
                         return 0;
+                }
                 if (n > 1)
                         fputc('[', f);
                 for (size_t i = 0; i < n; i++) {

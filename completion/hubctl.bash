@@ -12,24 +12,27 @@ _hubctl() {
         fi
 
         local global_opts="--user --system --address= --ns= --help --version"
-        local commands="get set del incr keys ttl store emit send monitor request workers wait-workers stats lock locks"
+        local commands="get set del incr keys ttl store emit send monitor request workers wait-workers stats namespaces lock locks unlock help"
         local -A opts=(
                 [get]="--json --raw --help"
-                [set]="--ttl= --nx --xx --keep-ttl --help"
-                [del]="--help"
-                [incr]="--help"
+                [set]="--ttl= --nx --xx --keep-ttl --stdin --bytes --help"
+                [del]="--json --help"
+                [incr]="--json --help"
                 [keys]="--json --help"
-                [ttl]="--help"
+                [ttl]="--json --help"
                 [store]="--json --raw --help"
-                [emit]="--no-wait --help"
-                [send]="--timeout= --no-wait --help"
+                [emit]="--no-wait --stdin --bytes --help"
+                [send]="--timeout= --no-wait --stdin --bytes --help"
                 [monitor]="--json --count= --no-events --no-keys --no-workers --help"
-                [request]="--to= --timeout= --json --raw --help"
+                [request]="--to= --timeout= --json --raw --stdin --bytes --help"
                 [workers]="--json --help"
                 [wait-workers]="--timeout= --json --help"
                 [stats]="--json --help"
-                [lock]="--timeout= --shared --nonblock --lease= --help"
+                [namespaces]="--json --help"
+                [lock]="--timeout= --shared --nonblock --conflict-exit-code= --command= --lease= --help"
                 [locks]="--json --help"
+                [unlock]="--help"
+                [help]=""
         )
         local store_methods="Del Exists Keys Scan Type Rename RenameNX Expire Persist TTL Flush DBSize RandomKey
                 Get Set GetDel MGet MSet MSetNX Incr IncrFloat Append StrLen GetRange SetRange

@@ -188,7 +188,7 @@ typedef struct SetOptions {
 
 static int read_set_options(sd_bus_message *m, SetOptions *o, sd_bus_error *ret_error) {
         const BusOption table[] = {
-                { "ttl_ms", BUS_OPTION_UINT64, &o->ttl_ms },
+                { "ttl_ms", BUS_OPTION_UINT64_POSITIVE, &o->ttl_ms },
                 { "nx", BUS_OPTION_BOOL, &o->nx },
                 { "xx", BUS_OPTION_BOOL, &o->xx },
                 { "keep_ttl", BUS_OPTION_BOOL, &o->keep_ttl },
@@ -1249,7 +1249,6 @@ static int method_l_move(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
 /* blocking pops: a Deferred per waiting call, in the namespace's list so that dropping the
  * namespace can fail them */
 
-#define DEFAULT_BLOCK_MS 10000
 
 static void pop_reply(sd_bus_message *call, const char *key, StoreValue *v) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
@@ -1316,7 +1315,8 @@ static int block_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_erro
         if (!w)
                 return -ENOMEM;
         w->ns = ns;
-        r = deferred_new(ns->hub, m, p, timeout_ms ? timeout_ms : DEFAULT_BLOCK_MS, pop_ended, w, &d);
+        /* timeout 0 waits without limit, as in Redis (deferred_new: 0 is no deadline) */
+        r = deferred_new(ns->hub, m, p, timeout_ms, pop_ended, w, &d);
         if (r < 0) {
                 free(w);
                 return r;

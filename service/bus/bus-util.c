@@ -38,21 +38,56 @@ int bus_check_name(sd_bus_error *ret_error, const char *what, const char *value,
         return 0;
 }
 
+/* Reads an integer option of any of the types a client's language sends for a number: python-dbus
+ * sends i, GLib's and hubctl's JSON x, busctl users write t or u.  Negative values are refused. */
+static int read_uint64_option(sd_bus_message *m, const BusOption *o, const char *contents, sd_bus_error *ret_error) {
+        int64_t v;
+        int r;
+
+        switch (contents[0] && !contents[1] ? contents[0] : 0) {
+        case 't':
+                return sd_bus_message_read_basic(m, 't', o->ptr);
+        case 'u': {
+                uint32_t u;
+                r = sd_bus_message_read_basic(m, 'u', &u);
+                if (r >= 0)
+                        *(uint64_t *) o->ptr = u;
+                return r;
+        }
+        case 'i': {
+                int32_t i;
+                r = sd_bus_message_read_basic(m, 'i', &i);
+                v = i;
+                break;
+        }
+        case 'x':
+                r = sd_bus_message_read_basic(m, 'x', &v);
+                break;
+        default:
+                return bus_error_errno(ret_error, -EINVAL, "Option '%s' must be an integer (t, u, x or i), not %s.", o->name,
+                                       contents);
+        }
+        if (r < 0)
+                return r;
+        if (v < 0)
+                return bus_error_errno(ret_error, -EINVAL, "Option '%s' must not be negative (it is %lld).", o->name,
+                                       (long long) v);
+        *(uint64_t *) o->ptr = (uint64_t) v;
+        return 0;
+}
+
 static int read_option_value(sd_bus_message *m, const BusOption *o, const char *contents, sd_bus_error *ret_error) {
         int r;
 
         switch (o->type) {
         case BUS_OPTION_UINT64:
-                if (streq(contents, "t"))
-                        return sd_bus_message_read_basic(m, 't', o->ptr);
-                if (streq(contents, "u")) {
-                        uint32_t v;
-                        r = sd_bus_message_read_basic(m, 'u', &v);
-                        if (r >= 0)
-                                *(uint64_t *) o->ptr = v;
-                        return r;
-                }
-                return bus_error_errno(ret_error, -EINVAL, "Option '%s' must be of type u or t, not %s.", o->name, contents);
+                return read_uint64_option(m, o, contents, ret_error);
+        case BUS_OPTION_UINT64_POSITIVE:
+                r = read_uint64_option(m, o, contents, ret_error);
+                if (r >= 0 && *(uint64_t *) o->ptr == 0)
+                        return bus_error_errno(ret_error, -EINVAL, "Option '%s' must be more than 0 (leave it out for none).",
+                                               o->name);
+                return r;
         case BUS_OPTION_BOOL:
                 if (streq(contents, "b")) {
                         int b;

@@ -16,11 +16,13 @@ int bus_error_errno(sd_bus_error *ret_error, int error, const char *fmt, ...) _p
 int bus_check_name(sd_bus_error *ret_error, const char *what, const char *value, uint64_t max);
 
 
-/* An option of a trailing a{sv}.  Integers accept u or t (and, for *_ms keys, nothing else);
- * booleans b.  Unknown keys and wrong types are InvalidArgs naming the key. */
+/* An option of a trailing a{sv}.  Integers (every *_ms key) accept t, u, x or i, whichever a
+ * client's language sends, and refuse negative values; booleans b.  Unknown keys, wrong types and
+ * negative numbers are InvalidArgs naming the key. */
 typedef enum BusOptionType {
-        BUS_OPTION_UINT64,   /* uint64_t *, from u or t */
-        BUS_OPTION_BOOL,     /* bool *, from b */
+        BUS_OPTION_UINT64,          /* uint64_t *, from t, u, x or i, >= 0 */
+        BUS_OPTION_UINT64_POSITIVE, /* the same, > 0: ttl_ms, as Redis refuses SET PX 0 */
+        BUS_OPTION_BOOL,            /* bool *, from b */
 } BusOptionType;
 
 typedef struct BusOption {

@@ -20,24 +20,29 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# start_plain_bus SOCKET: a dbus-daemon listening at SOCKET, with no activatable services (so no
+# hub installed on the host can start); prints its pid.
+start_plain_bus() {
+        cat >"$1.conf" <<CONF
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path=$1</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/><allow own="*"/></policy>
+</busconfig>
+CONF
+        dbus-daemon --config-file="$1.conf" --fork --print-pid=1 --nosyslog
+}
+
 # start_bus dbus-daemon|dbus-broker: exports DBUS_SESSION_BUS_ADDRESS. Exits 77-style skip
 # (TAP "1..0 # SKIP") when the broker is not available.
 start_bus() {
         case "$1" in
         dbus-daemon)
-                cat >"$TMP/bus.conf" <<CONF
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path=$TMP/bus</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/><allow own="*"/></policy>
-</busconfig>
-CONF
                 local pid
-                pid=$(dbus-daemon --config-file="$TMP/bus.conf" --fork --print-pid=1 --nosyslog) ||
-                        { echo "Bail out! cannot start dbus-daemon"; exit 1; }
+                pid=$(start_plain_bus "$TMP/bus") || { echo "Bail out! cannot start dbus-daemon"; exit 1; }
                 pids+=("$pid")
                 ;;
         dbus-broker)
@@ -106,18 +111,24 @@ check() {
         fi
 }
 
-# check_err NAME PATTERN CMD...: CMD must exit 1 with PATTERN (grep -E) on stderr.
-check_err() {
-        local name=$1 pat=$2 rc
-        shift 2
+# check_fail NAME STATUS PATTERN CMD...: CMD must exit STATUS with PATTERN (grep -E) on stderr.
+check_fail() {
+        local name=$1 want_rc=$2 pat=$3 rc
+        shift 3
         "$@" >"$TMP/stdout" 2>"$TMP/stderr"
         rc=$?
-        if [ "$rc" = 1 ] && grep -Eq -- "$pat" "$TMP/stderr"; then
+        if [ "$rc" = "$want_rc" ] && grep -Eq -- "$pat" "$TMP/stderr"; then
                 ok "$name"
         else
-                not_ok "$name" "command: $*" "status: $rc (want 1)" "stderr: $(cat "$TMP/stderr")" "want:   $pat"
+                not_ok "$name" "command: $*" "status: $rc (want $want_rc)" "stderr: $(cat "$TMP/stderr")" "want:   $pat"
         fi
 }
+# check_err NAME PATTERN CMD...: CMD must exit 1 (an error the hub reported) with PATTERN on stderr.
+check_err() { local name=$1; shift; check_fail "$name" 1 "$@"; }
+# hubctl's exit status for usage errors, things not found, and a hub it cannot reach
+check_usage() { local name=$1; shift; check_fail "$name" 2 "$@"; }
+check_notfound() { local name=$1; shift; check_fail "$name" 3 "$@"; }
+check_unreachable() { local name=$1; shift; check_fail "$name" 4 "$@"; }
 
 # check_py NAME PYTHON-EXPR-OVER-`lines`-and-`text` CMD...: CMD's stdout parsed by python3.
 check_py() {

@@ -1152,7 +1152,7 @@ static void test_hubctl_status(ThFixture *f, gconstpointer data) {
                 g_string_append_len(out, buf, k);
         close(pfd[0]);
         g_assert_cmpint(exit_status(&p, 10000), ==, 0);
-        g_autofree char *want = g_strdup_printf("{\"name\":\"shown\",\"holder\":\"%s\",\"token\":%" PRIu64 ",\"waiters\":0}\n",
+        g_autofree char *want = g_strdup_printf("[{\"name\":\"shown\",\"holder\":\"%s\",\"token\":%" PRIu64 ",\"waiters\":0}]\n",
                                                 unique_name(f->client), t);
         g_assert_cmpstr(out->str, ==, want);
         g_string_free(out, true);
