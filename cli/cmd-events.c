@@ -190,7 +190,34 @@ typedef struct Monitor {
         EventArgs *args;
         uint64_t lines;
         int error;
+        char *hub_owner;        /* the unique name that owns the hub's name now, or NULL */
 } Monitor;
+
+/* A signal is the hub's only when it comes from the current owner of its name: a rule's
+ * sender='org.clusterhub.Hub1' does not stop a signal sent to us directly, and while no hub
+ * is on the bus anyone could send one. */
+static bool from_hub(const Monitor *mon, sd_bus_message *m) {
+        const char *sender = sd_bus_message_get_sender(m);
+        return mon->hub_owner && sender && strcmp(sender, mon->hub_owner) == 0;
+}
+
+static void set_hub_owner(Monitor *mon, const char *owner) {
+        free(mon->hub_owner);
+        mon->hub_owner = owner && *owner ? strdup(owner) : NULL;
+}
+
+/* NameOwnerChanged(name, old, new) for the hub's name; only the bus itself may say so. */
+static int on_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Monitor *mon = userdata;
+        const char *name, *old_owner, *new_owner, *sender = sd_bus_message_get_sender(m);
+
+        if (!sender || strcmp(sender, "org.freedesktop.DBus") != 0)
+                return 0;
+        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || strcmp(name, CH_BUS_NAME) != 0)
+                return 0;
+        set_hub_owner(mon, new_owner);
+        return 0;
+}
 
 static volatile sig_atomic_t stop_requested;
 
@@ -255,6 +282,8 @@ static int on_event(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) 
         const char *event, *origin;
         int r;
 
+        if (!from_hub(mon, m))
+                return 0;
         r = sd_bus_message_read(m, "ss", &event, &origin);
         if (r < 0)
                 return 0;
@@ -283,7 +312,7 @@ static int on_two_strings(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         Monitor *mon = userdata;
         const char *member = sd_bus_message_get_member(m), *a, *b, *type, *na, *nb;
 
-        if (sd_bus_message_read(m, "ss", &a, &b) < 0)
+        if (!from_hub(mon, m) || sd_bus_message_read(m, "ss", &a, &b) < 0)
                 return 0;
         if (strcmp(member, "KeyChanged") == 0) {
                 type = "key";
@@ -359,6 +388,14 @@ int verb_monitor(int argc, char *argv[]) {
                 }
         if (connect_bus(&bus) < 0)
                 return EXIT_FAILURE;
+        /* who the hub is, before any of its signals can arrive, and whenever that changes */
+        r = sd_bus_match_signal(bus, NULL, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                "NameOwnerChanged", on_owner_changed, &mon);
+        if (r < 0) {
+                fprintf(stderr, "%s: Cannot watch the owner of %s: %s\n", program, CH_BUS_NAME, strerror(-r));
+                sd_bus_flush_close_unref(bus);
+                return EXIT_FAILURE;
+        }
 
         /* arg0 filters apply to events and key changes; one match per pattern (the bus ORs them) */
         for (int i = 0; r >= 0 && i < (n ? n : 1); i++) {
@@ -374,6 +411,7 @@ int verb_monitor(int argc, char *argv[]) {
                 r = add_match(bus, CH_HUB1_INTERFACE, "WorkerLeft", CH_HUB_PATH, NULL, on_two_strings, &mon);
         if (r < 0) {
                 sd_bus_flush_close_unref(bus);
+                free(mon.hub_owner);
                 return EXIT_FAILURE;
         }
         /* the matches are in place (sd_bus_add_match waits for the bus to confirm) */
@@ -382,12 +420,13 @@ int verb_monitor(int argc, char *argv[]) {
         {
                 /* signals come once a hub is there; say so if none is yet, as the other commands would */
                 sd_bus_message *reply = NULL;
-                int has = 1;
+                const char *owner = NULL;
                 if (sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                                       "NameHasOwner", NULL, &reply, "s", CH_BUS_NAME) >= 0)
-                        (void) sd_bus_message_read(reply, "b", &has);
+                                       "GetNameOwner", NULL, &reply, "s", CH_BUS_NAME) >= 0 &&
+                    sd_bus_message_read(reply, "s", &owner) >= 0 && !mon.hub_owner)
+                        set_hub_owner(&mon, owner);
                 sd_bus_message_unref(reply);
-                if (!has)
+                if (!mon.hub_owner)
                         fprintf(stderr, "No hub on the bus yet (nobody owns %s): waiting for one; ./scripts/run-hub starts one.\n",
                                 CH_BUS_NAME);
         }
@@ -412,6 +451,7 @@ int verb_monitor(int argc, char *argv[]) {
         if (r < 0 && !stop_requested)
                 fprintf(stderr, "%s: Lost the bus connection: %s\n", program, strerror(-r));
         sd_bus_flush_close_unref(bus);
+        free(mon.hub_owner);
         if (mon.error < 0) {
                 fprintf(stderr, "%s: Cannot show a signal: %s\n", program, strerror(-mon.error));
                 return EXIT_FAILURE;

@@ -229,6 +229,14 @@ lines[2]["event"] == "other" and lines[2]["value"] == "plain" and
 spawn "$H" monitor --count=3 --no-workers 'jobs.*' exact >"$TMP/mon.txt" 2>"$TMP/mon.err"
 mon=$last_pid
 wait_for "$TMP/mon.err" "^Monitoring" || not_ok "monitor started" "$(cat "$TMP/mon.err")"
+# a signal sent to the monitor directly by someone other than the hub is not the hub's
+monname=$(busctl --user list --unique --no-legend 2>/dev/null | awk -v p="$mon" '$2 == p { print $1; exit }')
+if [ -n "$monname" ] && busctl --user emit --destination="$monname" /org/clusterhub/Hub1/ns/default \
+        org.clusterhub.Events1 Event ssv jobs.forged nobody s evil 2>"$TMP/forge.err"; then
+        ok "a forged Event was sent to the monitor ($monname) directly"
+else
+        not_ok "a forged Event was sent to the monitor directly" "name '$monname': $(cat "$TMP/forge.err" 2>/dev/null)"
+fi
 "$H" emit other x:1
 "$H" emit jobs.a x:2
 "$H" emit jobsx x:3
