@@ -4,6 +4,7 @@
 
 #include "deferred.h"
 #include "log.h"
+#include "namespace.h"
 #include "peer.h"
 
 typedef struct DeferredHeap {
@@ -88,6 +89,8 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         while (q->size > 0 && q->items[0]->deadline_ms <= now)
                 deferred_end(q->items[0], DEFERRED_TIMEOUT);
         arm_timer(h);
+        /* a wait that ended may have been all a namespace still held */
+        namespace_check_all_unused(h);
         return 0;
 }
 

@@ -59,6 +59,7 @@ Hub *hub_free(Hub *h) {
         while (hashmap_iterate(h->namespaces, &i, (void **) &ns, NULL))
                 namespace_free(ns);
         bus_locks_shutdown(h);
+        namespace_gc_shutdown(h);
         deferred_shutdown(h);
         hashmap_free(h->namespaces);
         hashmap_free(h->peers);
@@ -176,6 +177,9 @@ int hub_connect(Hub *h) {
         r = deferred_setup(h);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up deadlines: %m");
+        r = namespace_gc_setup(h);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up namespace clean-up: %m");
         r = bus_locks_setup(h);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up locks: %m");

@@ -65,6 +65,8 @@ typedef struct Hub {
         size_t emit_buckets_swept; /* their number after the last sweep */
         StoreAccount store_account; /* store memory of every namespace together */
         LockHub *lock_hub;        /* lock tokens and lease deadlines of every namespace */
+        LIST_HEAD(Namespace) gc_queue; /* namespaces to check for disuse (namespace.c) */
+        sd_event_source *gc_event;
         sd_event_source *lock_timer;
 
         void *deferred_heap;      /* every pending call's deadline (deferred.c) */

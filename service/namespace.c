@@ -34,6 +34,9 @@ Namespace *namespace_free(Namespace *ns) {
         bus_store_drop(ns);
         lock_table_free(ns->locks);
         store_free(ns->store);
+        /* last: dropping what it held may have queued it for a disuse check */
+        if (ns->gc_queued)
+                LIST_REMOVE(gc, ns->hub->gc_queue, ns);
         free(ns->path);
         free(ns->name);
         free(ns);
@@ -105,4 +108,70 @@ int namespace_drop(Hub *h, const char *name) {
         if (streq(name, HUB_DEFAULT_NAMESPACE))
                 return namespace_get(h, name, true, &ns);
         return 0;
+}
+
+bool namespace_is_unused(const Namespace *ns) {
+        LockTableStats locks = {};
+
+        if (streq(ns->name, HUB_DEFAULT_NAMESPACE))
+                return false;
+        if (store_dbsize(ns->store) > 0 || !LIST_IS_EMPTY(ns->pops) || !LIST_IS_EMPTY(ns->waiting) ||
+            ns->n_queued_events > 0 || ns->n_forwards > 0 || !serve_table_is_empty(ns->served))
+                return false;
+        lock_table_get_stats(ns->locks, &locks);
+        return locks.n_locks == 0 && locks.n_holders == 0 && locks.n_waiters == 0;
+}
+
+void namespace_check_unused(Namespace *ns) {
+        Hub *h = ns->hub;
+
+        if (ns->gc_queued || streq(ns->name, HUB_DEFAULT_NAMESPACE) || !h->gc_event)
+                return;
+        ns->gc_queued = true;
+        LIST_APPEND(gc, h->gc_queue, ns);
+        (void) sd_event_source_set_enabled(h->gc_event, SD_EVENT_ONESHOT);
+}
+
+void namespace_check_all_unused(Hub *h) {
+        Namespace *ns;
+        size_t i = 0;
+
+        while (hashmap_iterate(h->namespaces, &i, (void **) &ns, NULL))
+                namespace_check_unused(ns);
+}
+
+static int on_gc(sd_event_source *s, void *userdata) {
+        Hub *h = userdata;
+        Namespace *ns;
+
+        while ((ns = h->gc_queue.first)) {
+                LIST_REMOVE(gc, h->gc_queue, ns);
+                ns->gc_queued = false;
+                if (!namespace_is_unused(ns))
+                        continue;
+                log_debug("Namespace %s is unused, removing it.", ns->name);
+                hashmap_remove(h->namespaces, ns->name);
+                namespace_free(ns);
+        }
+        return 0;
+}
+
+int namespace_gc_setup(Hub *h) {
+        int r;
+
+        /* the bus's own priority: it runs after what was already pending, and is not starved
+         * by a steady stream of calls (then new names would run into --max-namespaces) */
+        r = sd_event_add_defer(h->event, &h->gc_event, on_gc, h);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_description(h->gc_event, "namespace-gc");
+        return sd_event_source_set_enabled(h->gc_event, SD_EVENT_OFF);
+}
+
+void namespace_gc_shutdown(Hub *h) {
+        while (h->gc_queue.first) {
+                h->gc_queue.first->gc_queued = false;
+                LIST_REMOVE(gc, h->gc_queue, h->gc_queue.first);
+        }
+        h->gc_event = sd_event_source_disable_unref(h->gc_event);
 }

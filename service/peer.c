@@ -8,6 +8,7 @@
 #include "bus/bus-util.h"
 #include "deferred.h"
 #include "log.h"
+#include "namespace.h"
 #include "peer.h"
 #include "workers.h"
 
@@ -45,6 +46,7 @@ void peer_free(Peer *p, const char *reason) {
         lock_owner_release_all(&p->lock_owner);
         bus_locks_rearm(p->hub);
         hashmap_remove(p->hub->peers, p->unique_name);
+        namespace_check_all_unused(p->hub);
         sd_bus_track_unref(p->track);
         free(p->unit);
         free(p->id);

@@ -26,6 +26,10 @@ struct ServeTable {
         Hashmap *methods;               /* name -> ServedMethod */
 };
 
+bool serve_table_is_empty(const ServeTable *t) {
+        return hashmap_size(t->methods) == 0;
+}
+
 int serve_table_new(ServeTable **ret) {
         ServeTable *t = calloc(1, sizeof(ServeTable));
 

@@ -30,6 +30,8 @@ typedef struct ServerRef {
 
 int serve_table_new(ServeTable **ret);
 ServeTable *serve_table_free(ServeTable *t);
+/* Nobody serves anything in T. */
+bool serve_table_is_empty(const ServeTable *t);
 
 /* SERVER serves METHOD in T; 0, or -EALREADY when it already did. */
 int serve_table_add(ServeTable *t, ServerRef *server, const char *method);

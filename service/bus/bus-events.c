@@ -62,6 +62,8 @@ static void queue_unlink(Hub *h, Deferred *d) {
         WorkerQueue *wq = q->queue;
 
         h->queued_bytes -= q->cost;
+        q->ns->n_queued_events--;
+        namespace_check_unused(q->ns);
         LIST_REMOVE(by_kind, wq->items, d);
         wq->n--;
         if (wq->n == 0) {
@@ -391,6 +393,7 @@ static int enqueue(Namespace *ns, sd_bus_message *m, sd_bus_error *ret_error, co
         }
         LIST_APPEND(by_kind, wq->items, d);
         wq->n++;
+        ns->n_queued_events++;
         h->queued_bytes += cost;
         h->stats.events_queued++;
         return 1;

@@ -172,13 +172,6 @@ static const ChHub1Handlers hub1_handlers = {
 
 /* --- namespaces ----------------------------------------------------------------------- */
 
-/* Calls that only look (introspection, properties) do not create namespaces. */
-static bool current_call_may_create(sd_bus *bus) {
-        sd_bus_message *m = sd_bus_get_current_message(bus);
-        const char *iface = m ? sd_bus_message_get_interface(m) : NULL;
-        return iface && !strneq(iface, "org.freedesktop.DBus.", strlen("org.freedesktop.DBus."));
-}
-
 static int namespace_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
                           sd_bus_error *ret_error) {
         Hub *h = userdata;
@@ -191,9 +184,9 @@ static int namespace_find(sd_bus *bus, const char *path, const char *interface, 
         name = path + strlen(HUB_NS_PREFIX "/");
         if (strchr(name, '/'))
                 return 0;
-        r = namespace_get(h, name, current_call_may_create(bus), &ns);
-        if (r == -ENXIO)
-                return 0;
+        /* any call finds its namespace, a read or an introspection too; one that leaves it
+         * holding nothing (or never put anything in) has it removed after the call */
+        r = namespace_get(h, name, true, &ns);
         if (r == -EINVAL)
                 return bus_error_errno(ret_error, r, "'%s' is not a namespace name: 1 to %llu characters of [A-Za-z0-9_].",
                                        name, (unsigned long long) h->limits.max_name_bytes);
@@ -202,6 +195,7 @@ static int namespace_find(sd_bus *bus, const char *path, const char *interface, 
                                        name, (unsigned long long) h->limits.max_namespaces);
         if (r < 0)
                 return r;
+        namespace_check_unused(ns);
         *found = ns;
         return 1;
 }

@@ -42,8 +42,10 @@ static int on_lock_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         int r;
 
         r = lock_hub_expire(h->lock_hub);
-        if (r > 0)
+        if (r > 0) {
                 log_debug("%i lock lease(s) ended.", r);
+                namespace_check_all_unused(h);
+        }
         bus_locks_rearm(h);
         return 0;
 }

@@ -96,6 +96,7 @@ static Forward *forward_new(Namespace *ns, const char *method, const char *origi
                 return NULL;
         f->hub = ns->hub;
         f->ns = ns;
+        ns->n_forwards++;
         f->method = strdup(method);
         f->origin = strdup(origin);
         if (!f->method || !f->origin) {
@@ -105,6 +106,15 @@ static Forward *forward_new(Namespace *ns, const char *method, const char *origi
                 return NULL;
         }
         return f;
+}
+
+/* F no longer belongs to its namespace (freed, or orphaned: its caller has its answer). */
+static void forward_leave_namespace(Forward *f) {
+        if (!f->ns)
+                return;
+        f->ns->n_forwards--;
+        namespace_check_unused(f->ns);
+        f->ns = NULL;
 }
 
 /* The Handle call of F is over (answered, or its handler left): it no longer counts. */
@@ -131,6 +141,7 @@ static void forward_unqueue(Forward *f) {
 static void forward_free(Forward *f) {
         if (!f)
                 return;
+        forward_leave_namespace(f);
         forward_call_ended(f);
         forward_unqueue(f);
         if (f->gather)
@@ -152,7 +163,7 @@ static void forward_abandon(Forward *f) {
                 LIST_REMOVE(by_gather, f->gather->pending, f);
         f->gather = NULL;
         f->d = NULL;
-        f->ns = NULL;
+        forward_leave_namespace(f);
 }
 
 static void gather_finish(Gather *g);

@@ -573,6 +573,7 @@ static int on_keys_slice(sd_event_source *s, uint64_t usec, void *userdata) {
                 (void) sd_bus_reply_method_error(d->call, &error);
         }
         LIST_REMOVE(by_kind, j->ns->pops, d);
+        namespace_check_unused(j->ns);
         keys_job_free(j);
         deferred_free(d);
         return 0;
@@ -1506,6 +1507,7 @@ static int on_expire_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         /* bounded per turn, so a mass expiry does not stall the bus */
         (void) store_expire_due(ns->store, hub_now_ms(ns->hub), 1000);
         bus_store_rearm(ns);
+        namespace_check_unused(ns);
         return 0;
 }
 

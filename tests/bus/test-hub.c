@@ -167,6 +167,9 @@ static void test_namespaces_isolated(ThFixture *f, gconstpointer data) {
         int r;
 
         set_string(f->client, "k", "default-value");
+        /* a key of its own keeps "other" (a namespace that holds nothing goes away) */
+        g_assert_cmpint(sd_bus_call_method(f->client, CH_BUS_NAME, CH_NAMESPACE_PATH_PREFIX "other", CH_STORE1_INTERFACE, "Set", &e, NULL,
+                                           "sva{sv}", "o", "s", "other-value", 0), >=, 0);
         r = ch_store1_call_get(f->client, CH_BUS_NAME, CH_NAMESPACE_PATH_PREFIX "other", "k", &reply, &e);
         assert_error(&e, r, CH_ERROR_NO_SUCH_KEY);
         sd_bus_error_free(&e);
@@ -558,6 +561,96 @@ static void test_array_bound(ThFixture *f, gconstpointer data) {
         g_strfreev(keys);
 }
 
+static char **list_namespaces(sd_bus *bus) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        char **names = NULL;
+
+        g_assert_cmpint(sd_bus_call_method(bus, CH_BUS_NAME, CH_HUB_PATH, "org.clusterhub.Hub1", "ListNamespaces", &e, &reply, ""), >=, 0);
+        g_assert_cmpint(sd_bus_message_read_strv(reply, &names), >=, 0);
+        sd_bus_message_unref(reply);
+        return names;
+}
+
+/* Wait (10 s at most) until ListNamespaces shows NAME (present) or does not (!present). */
+static bool wait_namespace(sd_bus *bus, const char *name, bool present) {
+        for (gint64 end = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;;) {
+                char **names = list_namespaces(bus);
+                bool has = g_strv_contains((const char *const *) names, name);
+                g_strfreev(names);
+                if (has == present)
+                        return true;
+                if (g_get_monotonic_time() > end)
+                        return false;
+                g_usleep(20 * 1000);
+        }
+}
+
+/* Reads do not leave namespaces behind: 1,100 reads of new names (more than --max-namespaces)
+ * all succeed, and what held nothing is gone; a namespace stays while it holds keys, served
+ * methods or locks, and goes when it holds nothing again. */
+static void test_namespace_disuse(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        const char *xml = NULL;
+        uint32_t n = 99;
+
+        for (unsigned i = 0; i < 1100; i++) {
+                g_autofree char *path = g_strdup_printf("%s/ns/typo%u", CH_HUB_PATH, i);
+                int r = sd_bus_call_method(f->client, CH_BUS_NAME, path, CH_STORE1_INTERFACE, "Exists", &e, &reply, "as", 1, "k");
+                if (r < 0)
+                        g_error("Exists in typo%u: %s: %s", i, e.name, e.message);
+                g_assert_cmpint(sd_bus_message_read(reply, "u", &n), >, 0);
+                g_assert_cmpuint(n, ==, 0);
+                reply = sd_bus_message_unref(reply);
+        }
+        g_assert_true(wait_namespace(f->client, "typo1099", false));
+        g_auto(GStrv) left = list_namespaces(f->client);
+        g_autofree char *joined = g_strjoinv(" ", left);
+        g_assert_cmpstr(joined, ==, "default");
+
+        /* introspecting a namespace before its first write shows its interfaces */
+        g_assert_cmpint(sd_bus_call_method(f->client, CH_BUS_NAME, CH_HUB_PATH "/ns/fresh", "org.freedesktop.DBus.Introspectable",
+                                           "Introspect", &e, &reply, ""), >=, 0);
+        g_assert_cmpint(sd_bus_message_read(reply, "s", &xml), >, 0);
+        g_assert_nonnull(strstr(xml, "org.clusterhub.Store1"));
+        reply = sd_bus_message_unref(reply);
+
+        /* keys keep it; deleting the last one lets it go */
+        g_assert_cmpint(sd_bus_call_method(f->client, CH_BUS_NAME, CH_HUB_PATH "/ns/kept", CH_STORE1_INTERFACE, "Set", &e, NULL,
+                                           "sva{sv}", "k", "s", "v", 0), >=, 0);
+        g_usleep(100 * 1000);
+        g_assert_true(wait_namespace(f->client, "kept", true));
+        g_assert_cmpint(sd_bus_call_method(f->client, CH_BUS_NAME, CH_HUB_PATH "/ns/kept", CH_STORE1_INTERFACE, "Del", &e, NULL,
+                                           "as", 1, "k"), >=, 0);
+        g_assert_true(wait_namespace(f->client, "kept", false));
+
+        /* a lock keeps it, until it is released */
+        g_assert_cmpint(sd_bus_call_method(f->client, CH_BUS_NAME, CH_HUB_PATH "/ns/locked", "org.clusterhub.Locks1", "Lock", &e, &reply,
+                                           "sa{sv}", "l", 0), >=, 0);
+        uint64_t token = 0;
+        g_assert_cmpint(sd_bus_message_read(reply, "t", &token), >, 0);
+        reply = sd_bus_message_unref(reply);
+        g_usleep(100 * 1000);
+        g_assert_true(wait_namespace(f->client, "locked", true));
+        g_assert_cmpint(sd_bus_call_method(f->client, CH_BUS_NAME, CH_HUB_PATH "/ns/locked", "org.clusterhub.Locks1", "Unlock", &e, NULL,
+                                           "st", "l", token), >=, 0);
+        g_assert_true(wait_namespace(f->client, "locked", false));
+
+        /* a served method keeps it, until its server leaves */
+        sd_bus *server = NULL;
+        g_assert_cmpint(th_connect(&server, f->bus.address), >=, 0);
+        g_assert_cmpint(sd_bus_call_method(server, CH_BUS_NAME, CH_HUB_PATH "/ns/served", "org.clusterhub.Requests1", "Serve", &e, NULL,
+                                           "as", 1, "m"), >=, 0);
+        g_usleep(100 * 1000);
+        g_assert_true(wait_namespace(f->client, "served", true));
+        sd_bus_flush_close_unref(server);
+        g_assert_true(wait_namespace(f->client, "served", false));
+        /* default always stays */
+        g_assert_true(wait_namespace(f->client, "default", true));
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         TH_ADD_BUS_TEST_WITH_HUB("/hub/store/set-get", test_set_get);
@@ -574,5 +667,6 @@ int main(int argc, char *argv[]) {
         TH_ADD_BUS_TEST_WITH_HUB("/hub/sigterm-answers-pending", test_sigterm_answers_pending);
         TH_ADD_BUS_TEST_WITH_HUB("/hub/worker-id-squat", test_worker_id_squat);
         TH_ADD_BUS_TEST_WITH_HUB("/hub/array-bound", test_array_bound);
+        TH_ADD_BUS_TEST_WITH_HUB("/hub/namespace-disuse", test_namespace_disuse);
         return g_test_run();
 }
