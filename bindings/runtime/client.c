@@ -9,6 +9,9 @@
 #define NOC_MATCH                                                                        \
         "type='signal',sender='" BUS_DRIVER_NAME "',path='/org/freedesktop/DBus',"      \
         "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='" CH_BUS_NAME "'"
+#define DROPPED_MATCH                                                                    \
+        "type='signal',sender='" CH_BUS_NAME "',path='" CH_HUB_PATH "',"                \
+        "interface='" CH_HUB1_INTERFACE "',member='NamespaceDropped'"
 
 int client_set_error(ChClient *c, const sd_bus_error *e, int r) {
         sd_bus_error_free(&c->last_error);
@@ -128,6 +131,17 @@ static void hub_appeared(ChClient *c) {
                 (void) requests_reserve_all(c);
                 notify_registered(c, r);
         }
+}
+
+/* DropNamespace took our served methods there with it: serve them again. */
+static int on_namespace_dropped(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        ChClient *c = userdata;
+        const char *name;
+
+        if (!client_sender_is_hub(c, m) || sd_bus_message_read(m, "s", &name) < 0)
+                return 0;
+        (void) requests_reserve_namespace(c, name);
+        return 0;
 }
 
 static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
@@ -278,6 +292,9 @@ _public_ int ch_client_new(ChClient **ret, const ChClientOptions *opts) {
         r = sd_bus_add_match(c->bus, &c->noc_slot, NOC_MATCH, on_name_owner_changed, c);
         if (r < 0)
                 goto fail;
+        r = sd_bus_add_match_async(c->bus, &c->dropped_slot, DROPPED_MATCH, on_namespace_dropped, NULL, c);
+        if (r < 0)
+                goto fail;
         r = get_hub_owner(c, &c->hub_owner);
         if (r < 0)
                 goto fail;
@@ -295,6 +312,7 @@ _public_ ChClient *ch_client_free(ChClient *c) {
         events_free_all(c);
         c->register_slot = sd_bus_slot_unref(c->register_slot);
         c->noc_slot = sd_bus_slot_unref(c->noc_slot);
+        c->dropped_slot = sd_bus_slot_unref(c->dropped_slot);
         c->disconnected_slot = sd_bus_slot_unref(c->disconnected_slot);
         if (c->bus) {
                 (void) sd_bus_flush(c->bus);

@@ -266,11 +266,12 @@ static int on_reserved(sd_bus_message *reply, const sd_bus_error *error, void *u
         return 0;
 }
 
-/* After a hub restart: serve everything again (asynchronously, in the loop). */
-int requests_reserve_all(ChClient *c) {
+static int reserve(ChClient *c, const char *ns) {
         int ret = 0;
 
         for (Served *s = c->served; s; s = s->next) {
+                if (ns && !streq(s->ns, ns))
+                        continue;
                 _cleanup_free_ char *path = NULL;
                 char *methods[] = { s->method, NULL };
                 int r = ch_namespace_path(s->ns, &path);
@@ -280,6 +281,15 @@ int requests_reserve_all(ChClient *c) {
                         ret = r;
         }
         return ret;
+}
+
+/* After a hub restart: serve everything again (asynchronously, in the loop). */
+int requests_reserve_all(ChClient *c) {
+        return reserve(c, NULL);
+}
+
+int requests_reserve_namespace(ChClient *c, const char *ns) {
+        return reserve(c, ns);
 }
 
 /* ---- requesting ------------------------------------------------------------------------- */

@@ -133,6 +133,7 @@ struct ChClient {
         char *hub_owner;        /* unique name of the current hub, NULL when none */
         char *registered_owner; /* the hub we registered with */
         sd_bus_slot *noc_slot;
+        sd_bus_slot *dropped_slot;   /* the hub's NamespaceDropped */
         sd_bus_slot *disconnected_slot;
         bool bus_lost;          /* the connection is gone: the loop ended with -ECONNRESET */
         sd_bus_slot *register_slot;
@@ -171,4 +172,6 @@ void events_free_all(ChClient *c);
 /* requests.c */
 void requests_free_all(ChClient *c);
 int requests_reserve_all(ChClient *c);
+/* Namespace NS was dropped: serve what we serve there again. */
+int requests_reserve_namespace(ChClient *c, const char *ns);
 int append_empty_payload(sd_bus_message *m, void *userdata);

@@ -51,7 +51,10 @@ static int method_drop_namespace(sd_bus_message *m, void *userdata, sd_bus_error
                 return bus_error_errno(ret_error, r, "Namespace '%s' does not exist.", name);
         if (r < 0)
                 return bus_error_errno(ret_error, r, "Failed to drop namespace '%s': %s", name, strerror(-r));
-        return ch_hub1_reply_drop_namespace(m);
+        r = ch_hub1_reply_drop_namespace(m);
+        /* after the reply: whoever served there hears it and may serve again */
+        (void) ch_hub1_emit_namespace_dropped(h->bus, NULL, HUB_PATH, name);
+        return r;
 }
 
 static int append_stat(sd_bus_message *reply, const char *key, char type, const void *value) {

@@ -1050,6 +1050,39 @@ static void test_forged_events_worker(ThFixture *f, gconstpointer data) {
         worker_finish(&w);
 }
 
+/* DropNamespace takes a worker's served methods with it; the hub says so (NamespaceDropped) and
+ * the runtime serves there again, so requests find the worker once more. */
+static void test_namespace_dropped(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        ChClient *c = client_new(f);
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        AsyncResult a = { 0 };
+        unsigned tries = 0;
+
+        g_assert_cmpint(ch_serve(c, "dropme", "selfecho", h_self, NULL), ==, 0);
+        g_assert_cmpint(ch_request_async(c, "dropme", NULL, "selfecho", append_str, "1", 0, on_async_reply, &a), ==, 0);
+        run_until(c, &a.done, 1, 10000);
+        g_assert_cmpstr(a.value, ==, "self:dropme:selfecho:1");
+        g_clear_pointer(&a.value, g_free);
+
+        g_assert_cmpint(sd_bus_call_method(f->client, CH_BUS_NAME, CH_HUB_PATH, CH_HUB1_INTERFACE, "DropNamespace", &e, NULL, "s", "dropme"), >=, 0);
+        /* served again once the runtime has seen the signal: retry while it is NoHandler */
+        for (int64_t end = now_ms() + 10000; now_ms() < end; tries++) {
+                g_clear_pointer(&a.error, g_free);
+                g_assert_cmpint(ch_request_async(c, "dropme", NULL, "selfecho", append_str, "2", 0, on_async_reply, &a), ==, 0);
+                run_until(c, &a.done, a.done + 1, 10000);
+                if (a.value)
+                        break;
+                g_assert_true(g_str_has_prefix(a.error, CH_ERROR_NO_HANDLER));
+                run_for(c, 20);
+        }
+        g_test_message("served again after %u NoHandler answers", tries);
+        g_assert_cmpstr(a.value, ==, "self:dropme:selfecho:2");
+        g_free(a.value);
+        g_free(a.error);
+        ch_client_free(c);
+}
+
 int main(int argc, char **argv) {
         self_path = argv[0];
         if (argc >= 5 && g_str_equal(argv[1], "--worker"))
@@ -1059,6 +1092,7 @@ int main(int argc, char **argv) {
         TH_ADD_BUS_TEST_WITH_HUB("/runtime/remote", test_remote);
         TH_ADD_BUS_TEST_WITH_HUB("/runtime/hub-restart", test_hub_restart);
         TH_ADD_BUS_TEST_WITH_HUB("/runtime/requests", test_requests);
+        TH_ADD_BUS_TEST_WITH_HUB("/runtime/namespace-dropped", test_namespace_dropped);
         TH_ADD_BUS_TEST_WITH_HUB("/runtime/locks", test_locks);
         TH_ADD_BUS_TEST_WITH_HUB("/runtime/forged-events", test_forged_events);
         TH_ADD_BUS_TEST_WITH_HUB("/runtime/forged-events-worker", test_forged_events_worker);
