@@ -111,8 +111,6 @@ static int on_reregistered(sd_bus_message *reply, const sd_bus_error *error, con
                         (void) set_str(&c->registered_owner, sd_bus_message_get_sender(reply));
                 }
         }
-        /* Serve after Register so the hub knows the id of the server first. */
-        (void) requests_reserve_all(c);
         notify_registered(c, r);
         return 0;
 }
@@ -120,17 +118,16 @@ static int on_reregistered(sd_bus_message *reply, const sd_bus_error *error, con
 static void hub_appeared(ChClient *c) {
         int r;
 
-        if (!c->want_registered) {
-                (void) requests_reserve_all(c);
+        /* Serve before Register (the hub handles one connection's calls in order): a Request
+         * naming our id must never find us registered but not serving, which is NoHandler. */
+        (void) requests_reserve_all(c);
+        if (!c->want_registered)
                 return;
-        }
         c->register_slot = sd_bus_slot_unref(c->register_slot);
         r = ch_hub1_call_register_async(c->bus, &c->register_slot, CH_BUS_NAME, CH_HUB_PATH, c->wanted_id, NULL, NULL,
                                         on_reregistered, c, 0);
-        if (r < 0) {
-                (void) requests_reserve_all(c);
+        if (r < 0)
                 notify_registered(c, r);
-        }
 }
 
 /* DropNamespace took our served methods there with it: serve them again. */

@@ -603,7 +603,10 @@ static int method_request(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         handler = workers_find(ns->hub, target);
         if (handler && serve_table_serves(ns->served, server_of(handler), method))
                 return start_request(ns, m, caller, handler, false, method, o.timeout_ms);
-        /* not there yet (systemd may still be starting it): wait within the timeout */
+        if (handler)
+                return bus_error_errno(ret_error, -EBADRQC, "Worker '%s' does not serve '%s' in namespace '%s'.",
+                                       target, method, ns->name);
+        /* not registered yet (systemd may still be starting it): wait within the timeout */
         return wait_for_target(ns, m, caller, target, method, o.timeout_ms, ret_error);
 }
 

@@ -338,6 +338,14 @@ static void test_errors(ThFixture *f, gconstpointer data) {
         g_assert_nonnull(strstr(c.error_message, "not 'v'"));
         call_clear(&c);
 
+        /* a registered worker that does not serve the method: NoHandler at once, not
+         * WorkerUnavailable once the call's 5 s have passed */
+        request_async(f->client, "e1", "not-served", "x", append_request, &c);
+        wait_calls(f->client, &c, 1, 10);
+        g_assert_cmpstr(c.error_name, ==, CH_ERROR_NO_HANDLER);
+        g_assert_nonnull(strstr(c.error_message, "'e1' does not serve 'not-served'"));
+        call_clear(&c);
+
         /* an unknown target: waited for, then WorkerUnavailable */
         request_async(f->client, "ghost", "fail", "x", append_request_short, &c);
         wait_calls(f->client, &c, 1, 10);
