@@ -19,6 +19,11 @@
 #include "macro.h"
 #include "namespace.h"
 #include "store.h"
+#include "ch-events1-common.h"
+#include "ch-hub1-common.h"
+#include "ch-locks1-common.h"
+#include "ch-requests1-common.h"
+#include "ch-store1-common.h"
 
 uint64_t hub_now_ms(Hub *h) {
         uint64_t usec = 0;
@@ -119,6 +124,54 @@ static const char *bus_description(const Hub *h) {
         }
 }
 
+static int calls_add(Hub *h, const char *iface, const char *member, size_t member_len) {
+        _cleanup_(freep) CallCount *cc = NULL;
+        int r;
+
+        cc = malloc(sizeof(CallCount) + strlen(iface) + 1 + member_len + 1);
+        if (!cc)
+                return -ENOMEM;
+        cc->n = 0;
+        sprintf(cc->name, "%s.%.*s", iface, (int) member_len, member);
+        r = hashmap_put(h->calls, cc->name, cc);
+        if (r == -EEXIST)
+                return 0;
+        if (r < 0)
+                return r;
+        TAKE_PTR(cc);
+        return 0;
+}
+
+/* One counter per method of our interfaces, read from their introspection XML, so that the
+ * counters are exactly our methods: a call to a member that does not exist counts nowhere. */
+static int calls_init(Hub *h) {
+        static const struct {
+                const char *iface;
+                const char *xml;
+        } ifaces[] = {
+                { "Hub1", ch_hub1_introspection_xml },
+                { "Events1", ch_events1_introspection_xml },
+                { "Requests1", ch_requests1_introspection_xml },
+                { "Store1", ch_store1_introspection_xml },
+                { "Locks1", ch_locks1_introspection_xml },
+        };
+        static const char tag[] = "<method name=\"";
+
+        for (size_t i = 0; i < ELEMENTSOF(ifaces); i++)
+                for (const char *p = strstr(ifaces[i].xml, tag); p; p = strstr(p, tag)) {
+                        const char *name = p + strlen(tag), *end = strchr(name, '"');
+                        int r;
+
+                        if (!end)
+                                break;
+                        r = calls_add(h, ifaces[i].iface, name, end - name);
+                        if (r < 0)
+                                return r;
+                        p = end;
+                }
+        return 0;
+}
+
 /* Counts every call to our interfaces by "Interface.Member" (without "org.clusterhub."), for
  * GetStats; runs before dispatch, one hash lookup per call. */
 static int count_call(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
@@ -136,21 +189,8 @@ static int count_call(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
         if (snprintf(key, sizeof(key), "%s.%s", iface + strlen("org.clusterhub."), member) >= (int) sizeof(key))
                 return 0;
         cc = hashmap_get(h->calls, key);
-        if (!cc) {
-                /* bounded: only members of our vtables get here with a reply; guard anyway */
-                if (hashmap_size(h->calls) >= 256)
-                        return 0;
-                cc = malloc(sizeof(CallCount) + strlen(key) + 1);
-                if (!cc)
-                        return 0;
-                cc->n = 0;
-                strcpy(cc->name, key);
-                if (hashmap_put(h->calls, cc->name, cc) < 0) {
-                        free(cc);
-                        return 0;
-                }
-        }
-        cc->n++;
+        if (cc)
+                cc->n++;
         return 0;
 }
 
@@ -201,6 +241,9 @@ int hub_connect(Hub *h) {
         if (r < 0)
                 return log_error_errno(r, "Failed to watch for the bus disconnecting: %m");
 
+        r = calls_init(h);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the call counters: %m");
         r = sd_bus_add_filter(h->bus, NULL, count_call, h);
         if (r < 0)
                 return log_error_errno(r, "Failed to install the call counter: %m");

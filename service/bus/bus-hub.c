@@ -97,6 +97,8 @@ static int append_call_counts(sd_bus_message *reply, Hub *h) {
         if (r < 0)
                 return r;
         while (hashmap_iterate(h->calls, &i, (void **) &cc, NULL)) {
+                if (cc->n == 0)
+                        continue;
                 r = sd_bus_message_append(reply, "{st}", cc->name, cc->n);
                 if (r < 0)
                         return r;

@@ -315,8 +315,11 @@ static void test_version_and_stats(ThFixture *f, gconstpointer data) {
         g_assert_true(g_str_has_prefix(version, "0."));
         free(version);
         set_string(f->client, "counted", "1");
+        /* calls to members that do not exist are not counted (nor can they grow the table) */
+        g_assert_cmpint(sd_bus_call_method(f->client, CH_BUS_NAME, NS, CH_STORE1_INTERFACE, "NoSuchMethod", &e, NULL, ""), <, 0);
+        sd_bus_error_free(&e);
         g_assert_cmpint(ch_hub1_call_get_stats(f->client, CH_BUS_NAME, CH_HUB_PATH, &reply, &e), >=, 0);
-        uint64_t keys = UINT64_MAX, uptime = UINT64_MAX, sets = 0;
+        uint64_t keys = UINT64_MAX, uptime = UINT64_MAX, sets = 0, unknown = 0;
         const char *key, *name;
         uint64_t n;
         g_assert_cmpint(sd_bus_message_enter_container(reply, 'a', "{sv}"), >, 0);
@@ -332,6 +335,8 @@ static void test_version_and_stats(ThFixture *f, gconstpointer data) {
                         while (sd_bus_message_read(reply, "{st}", &name, &n) > 0)
                                 if (g_str_equal(name, "Store1.Set"))
                                         sets = n;
+                                else if (g_str_equal(name, "Store1.NoSuchMethod"))
+                                        unknown = n;
                         g_assert_cmpint(sd_bus_message_exit_container(reply), >=, 0);
                         g_assert_cmpint(sd_bus_message_exit_container(reply), >=, 0);
                 }
@@ -341,6 +346,7 @@ static void test_version_and_stats(ThFixture *f, gconstpointer data) {
         }
         g_assert_cmpuint(keys, ==, 1);
         g_assert_cmpuint(sets, ==, 1);
+        g_assert_cmpuint(unknown, ==, 0);
         g_assert_cmpuint(uptime, !=, UINT64_MAX);
         sd_bus_message_unref(reply);
 }
