@@ -31,6 +31,12 @@ static const char *const limit_option[_LIMIT_MAX] = {
 #undef X
 };
 
+static const char *const limit_text[_LIMIT_MAX] = {
+#define X(field, option, def, text) [LIMIT_##field] = text,
+        LIMITS_TABLE(X)
+#undef X
+};
+
 static void help(void) {
         printf("clusterhubd [OPTIONS...]\n\n"
                "The clusterhub D-Bus hub: events, requests, a redis-like store and locks for\n"
@@ -40,7 +46,8 @@ static void help(void) {
                "     --user                        Serve on the user (session) bus (default)\n"
                "     --system                      Serve on the system bus\n"
                "     --address=ADDRESS             Serve on the bus at ADDRESS (unix:path=...)\n"
-               "\nLimits (past one, a call fails with org.clusterhub.Error.LimitExceeded):\n",
+               "\nLimits (past one, a call fails with org.clusterhub.Error.LimitExceeded; sizes take\n"
+               "K, M, G or T: --max-memory=8G):\n",
                HUB_BUS_NAME);
 #define X(field, option, def, text) printf("     --%-26s %s (default %" PRIu64 ")\n", option "=N", text, (uint64_t) (def));
         LIMITS_TABLE(X)
@@ -49,17 +56,50 @@ static void help(void) {
                "See README.md and docs/.\n");
 }
 
-static int parse_limit(const char *option, const char *value, uint64_t *ret) {
+/* "64M" -> 64 << 20: K, M, G and T (powers of 1024), optionally followed by "B" or "iB".
+ * Returns the shift, or -EINVAL. */
+static int size_suffix(const char *s) {
+        static const char units[] = "KMGT";
+        const char *u = *s ? strchr(units, *s) : NULL;
+
+        if (!*s)
+                return 0;
+        if (!u)
+                return -EINVAL;
+        s++;
+        if (!*s || streq(s, "B") || streq(s, "iB"))
+                return 10 * (int) (u - units + 1);
+        return -EINVAL;
+}
+
+/* Options of sizes (bytes, memory) take a suffix; 0 is refused where it would make the hub
+ * refuse everything, allowed where the help text says what it means ("(0: ..."). */
+static int parse_limit(const char *option, const char *text, const char *value, uint64_t *ret) {
+        bool sized = strstr(option, "bytes") || strstr(option, "memory");
         char *end = NULL;
         unsigned long long v;
+        int shift = 0;
 
         errno = 0;
         v = strtoull(value, &end, 10);
-        if (errno != 0 || !end || *end || end == value || value[0] == '-') {
-                log_error("Invalid value for --%s: '%s' (a whole number is needed).", option, value);
+        if (errno == 0 && end && end != value && value[0] != '-' && sized)
+                shift = size_suffix(end);
+        else if (end && *end)
+                shift = -EINVAL;
+        if (errno != 0 || !end || end == value || value[0] == '-' || shift < 0) {
+                log_error("Invalid value for --%s: '%s' (a whole number is needed%s).", option, value,
+                          sized ? ", optionally with K, M, G or T: 64M" : "");
                 return -EINVAL;
         }
-        *ret = v;
+        if (shift > 0 && v > (UINT64_MAX >> shift)) {
+                log_error("Invalid value for --%s: '%s' is too large.", option, value);
+                return -ERANGE;
+        }
+        if (v == 0 && !strstr(text, "(0:")) {
+                log_error("Invalid value for --%s: 0 (at least 1 is needed).", option);
+                return -EINVAL;
+        }
+        *ret = (uint64_t) v << shift;
         return 0;
 }
 
@@ -109,7 +149,7 @@ static int parse_argv(Hub *h, int argc, char *argv[]) {
                         int i = c - ARG_LIMIT_FIRST;
                         if (i < 0 || i >= _LIMIT_MAX)
                                 return -EINVAL;
-                        if (parse_limit(limit_option[i], optarg, limit_fields[i]) < 0)
+                        if (parse_limit(limit_option[i], limit_text[i], optarg, limit_fields[i]) < 0)
                                 return -EINVAL;
                 }
                 }

@@ -657,6 +657,47 @@ static void test_namespace_disuse(ThFixture *f, gconstpointer data) {
         g_assert_true(wait_namespace(f->client, "default", true));
 }
 
+/* Limit options: sizes take K/M/G/T; 0 is refused unless the option says what 0 means. */
+static void run_hub_args(const char *arg, int *status, char **err) {
+        g_autofree char *bin = th_hub_binary();
+        const char *argv[] = { bin, arg, "--version", NULL };
+        g_autoptr(GError) error = NULL;
+
+        g_assert_nonnull(bin);
+        g_assert_true(g_spawn_sync(NULL, (char **) argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL, err, status, &error));
+}
+
+static void test_limit_options(void) {
+        static const struct {
+                const char *arg;
+                bool ok;
+                const char *message;
+        } cases[] = {
+                { "--max-memory=8G", true, NULL },
+                { "--max-queued-bytes=64MiB", true, NULL },
+                { "--max-value-bytes=512KB", true, NULL },
+                { "--max-handling-per-worker=0", true, NULL },
+                { "--max-memory=8X", false, "optionally with K, M, G or T" },
+                { "--max-locks=10K", false, "a whole number is needed" },
+                { "--max-locks=0", false, "at least 1" },
+                { "--max-lease-ms=0", false, "at least 1" },
+                { "--max-memory=99999999999T", false, "too large" },
+                { "--max-memory=-1", false, "a whole number" },
+        };
+
+        for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+                g_autofree char *err = NULL;
+                int status = 0;
+
+                run_hub_args(cases[i].arg, &status, &err);
+                g_test_message("%s: status %d, %s", cases[i].arg, status, err);
+                g_assert_true(WIFEXITED(status));
+                g_assert_cmpint(WEXITSTATUS(status), ==, cases[i].ok ? 0 : 2);
+                if (cases[i].message)
+                        g_assert_nonnull(strstr(err, cases[i].message));
+        }
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         TH_ADD_BUS_TEST_WITH_HUB("/hub/store/set-get", test_set_get);
@@ -674,5 +715,6 @@ int main(int argc, char *argv[]) {
         TH_ADD_BUS_TEST_WITH_HUB("/hub/worker-id-squat", test_worker_id_squat);
         TH_ADD_BUS_TEST_WITH_HUB("/hub/array-bound", test_array_bound);
         TH_ADD_BUS_TEST_WITH_HUB("/hub/namespace-disuse", test_namespace_disuse);
+        g_test_add_func("/hub/limit-options", test_limit_options);
         return g_test_run();
 }
