@@ -352,7 +352,60 @@ typedef struct LockRow {
         const char *name, *holder;
         uint64_t token;
         uint32_t waiters;
+        int shared, disconnected;
+        bool has_lease;
+        uint64_t lease_ms;
 } LockRow;
+
+/* One (sstua{sv}) row of ListLocks: 1, 0 at the end, or -errno. */
+static int read_lock_row(sd_bus_message *reply, LockRow *row) {
+        const char *key;
+        int r;
+
+        *row = (LockRow) {};
+        r = sd_bus_message_enter_container(reply, 'r', "sstua{sv}");
+        if (r <= 0)
+                return r;
+        r = sd_bus_message_read(reply, "sstu", &row->name, &row->holder, &row->token, &row->waiters);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+                r = sd_bus_message_read(reply, "s", &key);
+                if (r < 0)
+                        return r;
+                if (strcmp(key, "shared") == 0)
+                        r = sd_bus_message_read(reply, "v", "b", &row->shared);
+                else if (strcmp(key, "disconnected") == 0)
+                        r = sd_bus_message_read(reply, "v", "b", &row->disconnected);
+                else if (strcmp(key, "lease_ms") == 0) {
+                        r = sd_bus_message_read(reply, "v", "t", &row->lease_ms);
+                        row->has_lease = r >= 0;
+                } else
+                        r = sd_bus_message_skip(reply, "v");
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_exit_container(reply);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        r = sd_bus_message_exit_container(reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_exit_container(reply);
+        return r < 0 ? r : 1;
+}
+
+/* "exclusive", "shared, disconnected, lease 12.3s", ... */
+static void format_state(const LockRow *row, char *buf, size_t size) {
+        int n = snprintf(buf, size, "%s%s", row->shared ? "shared" : "exclusive", row->disconnected ? ", disconnected" : "");
+        if (row->has_lease && n > 0 && (size_t) n < size)
+                snprintf(buf + n, size - n, ", lease %" PRIu64 ".%01" PRIu64 "s", row->lease_ms / 1000, row->lease_ms % 1000 / 100);
+}
 
 int verb_locks(int argc, char *argv[]) {
         static const struct option options[] = {
@@ -392,12 +445,12 @@ int verb_locks(int argc, char *argv[]) {
                 ret = log_bus_error("ListLocks", &e, r);
                 goto finish;
         }
-        r = sd_bus_message_enter_container(reply, 'a', "(sstu)");
+        r = sd_bus_message_enter_container(reply, 'a', "(sstua{sv})");
         for (;;) {
                 LockRow row;
                 if (r < 0)
                         break;
-                r = sd_bus_message_read(reply, "(sstu)", &row.name, &row.holder, &row.token, &row.waiters);
+                r = read_lock_row(reply, &row);
                 if (r <= 0)
                         break;
                 if (n == allocated) {
@@ -423,7 +476,13 @@ int verb_locks(int argc, char *argv[]) {
                         json_string(stdout, rows[i].name);
                         fputs(",\"holder\":", stdout);
                         json_string(stdout, rows[i].holder);
-                        printf(",\"token\":%" PRIu64 ",\"waiters\":%" PRIu32 "}", rows[i].token, rows[i].waiters);
+                        printf(",\"token\":%" PRIu64 ",\"waiters\":%" PRIu32 ",\"shared\":%s,\"disconnected\":%s,\"lease_ms\":",
+                               rows[i].token, rows[i].waiters, rows[i].shared ? "true" : "false",
+                               rows[i].disconnected ? "true" : "false");
+                        if (rows[i].has_lease)
+                                printf("%" PRIu64 "}", rows[i].lease_ms);
+                        else
+                                fputs("null}", stdout);
                 }
                 fputs("]\n", stdout);
         } else if (n == 0) {
@@ -436,10 +495,13 @@ int verb_locks(int argc, char *argv[]) {
                         if ((int) strlen(rows[i].holder) > wh)
                                 wh = strlen(rows[i].holder);
                 }
-                printf("%-*s  %-*s  %10s  %7s\n", wn, "NAME", wh, "HOLDER", "TOKEN", "WAITERS");
-                for (size_t i = 0; i < n; i++)
-                        printf("%-*s  %-*s  %10" PRIu64 "  %7" PRIu32 "\n", wn, rows[i].name, wh, rows[i].holder,
-                               rows[i].token, rows[i].waiters);
+                printf("%-*s  %-*s  %10s  %7s  %s\n", wn, "NAME", wh, "HOLDER", "TOKEN", "WAITERS", "STATE");
+                for (size_t i = 0; i < n; i++) {
+                        char state[96];
+                        format_state(&rows[i], state, sizeof(state));
+                        printf("%-*s  %-*s  %10" PRIu64 "  %7" PRIu32 "  %s\n", wn, rows[i].name, wh, rows[i].holder,
+                               rows[i].token, rows[i].waiters, state);
+                }
         }
         ret = fflush(stdout) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 finish:

@@ -430,22 +430,48 @@ static int method_refresh(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         return ch_locks1_reply_refresh(m);
 }
 
-static int append_lock_row(const LockHolderInfo *info, void *userdata) {
-        sd_bus_message *reply = userdata;
-        uint32_t waiters = info->n_waiters > UINT32_MAX ? UINT32_MAX : (uint32_t) info->n_waiters;
+typedef struct LockRows {
+        sd_bus_message *reply;
+        uint64_t now_ms;
+} LockRows;
 
-        return sd_bus_message_append(reply, "(sstu)", info->name, info->holder ? info->holder : "", info->token,
-                                     waiters);
+/* (name, holder, token, waiters, details): details says what the holder string does not:
+ * "shared" (b), "disconnected" (b: held by its lease after its connection closed), and
+ * "lease_ms" (t: what is left of the lease) when there is one. */
+static int append_lock_row(const LockHolderInfo *info, void *userdata) {
+        LockRows *rows = userdata;
+        sd_bus_message *reply = rows->reply;
+        uint32_t waiters = info->n_waiters > UINT32_MAX ? UINT32_MAX : (uint32_t) info->n_waiters;
+        bool leased = info->lease_deadline_ms != LOCK_NO_DEADLINE;
+        uint64_t left = leased && info->lease_deadline_ms > rows->now_ms ? info->lease_deadline_ms - rows->now_ms : 0;
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'r', "sstua{sv}");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(reply, "sstu", info->name, info->holder ? info->holder : "", info->token, waiters);
+        if (r < 0)
+                return r;
+        if (leased)
+                r = sd_bus_message_append(reply, "a{sv}", 3, "shared", "b", (int) info->shared,
+                                          "disconnected", "b", (int) info->detached, "lease_ms", "t", left);
+        else
+                r = sd_bus_message_append(reply, "a{sv}", 2, "shared", "b", (int) info->shared,
+                                          "disconnected", "b", (int) info->detached);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
 }
 
 static int append_locks(sd_bus_message *reply, void *userdata) {
         Namespace *ns = userdata;
+        LockRows rows = { .reply = reply, .now_ms = hub_now_ms(ns->hub) };
         int r;
 
-        r = sd_bus_message_open_container(reply, 'a', "(sstu)");
+        r = sd_bus_message_open_container(reply, 'a', "(sstua{sv})");
         if (r < 0)
                 return r;
-        r = lock_table_list(ns->locks, append_lock_row, reply);
+        r = lock_table_list(ns->locks, append_lock_row, &rows);
         if (r < 0)
                 return r;
         return sd_bus_message_close_container(reply);

@@ -568,8 +568,7 @@ void lock_owner_set_uid(LockOwner *o, uid_t uid) {
 static void request_detach_leased(LockRequest *r) {
         const char *desc = r->owner->description ?: "(unknown)";
 
-        if (asprintf(&r->detached_desc, "%s (disconnected, lease)", desc) < 0)
-                r->detached_desc = NULL;
+        r->detached_desc = strdup(desc);
         r->detached = true;
         request_detach_owner(r);
 }
@@ -977,7 +976,7 @@ static const char *request_holder_description(const LockRequest *r) {
         if (r->owner)
                 return r->owner->description ?: "(unknown)";
         if (r->detached)
-                return r->detached_desc ?: "(disconnected, lease)";
+                return r->detached_desc ?: "(unknown)";
         return "(anonymous)";
 }
 

@@ -228,8 +228,8 @@ int lock_refresh(LockTable *t, const char *name, uint64_t token, uint64_t lease_
  * lock_table_free() must not be called from `f` (the glue only packs rows there). */
 typedef struct LockHolderInfo {
         const char *name;           /* the lock's name */
-        const char *holder;         /* owner description, "<desc> (disconnected, lease)" when
-                                     * detached, "(anonymous)"/"(unknown)" when none is known */
+        const char *holder;         /* owner description (also once detached: see detached),
+                                     * "(anonymous)"/"(unknown)" when none is known */
         uint64_t token;             /* this holder's fencing token */
         uint64_t lease_deadline_ms; /* LOCK_NO_DEADLINE when not leased */
         bool shared;

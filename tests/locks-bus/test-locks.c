@@ -173,6 +173,9 @@ typedef struct Row {
         char *name, *holder;
         uint64_t token;
         uint32_t waiters;
+        int shared, disconnected;
+        bool has_lease;
+        uint64_t lease_ms;
 } Row;
 
 static void row_clear(Row *r) {
@@ -194,9 +197,27 @@ static GArray *list_locks(sd_bus *bus, const char *path) {
         r = ch_locks1_call_list_locks(bus, CH_BUS_NAME, path, &reply, &e);
         if (r < 0)
                 g_error("ListLocks: %s: %s", e.name, e.message);
-        g_assert_cmpint(sd_bus_message_enter_container(reply, 'a', "(sstu)"), >, 0);
-        while ((r = sd_bus_message_read(reply, "(sstu)", &name, &holder, &token, &waiters)) > 0) {
+        g_assert_cmpint(sd_bus_message_enter_container(reply, 'a', "(sstua{sv})"), >, 0);
+        while ((r = sd_bus_message_enter_container(reply, 'r', "sstua{sv}")) > 0) {
+                const char *key;
+                g_assert_cmpint(sd_bus_message_read(reply, "sstu", &name, &holder, &token, &waiters), >, 0);
                 Row row = { g_strdup(name), g_strdup(holder), token, waiters };
+                g_assert_cmpint(sd_bus_message_enter_container(reply, 'a', "{sv}"), >, 0);
+                while (sd_bus_message_enter_container(reply, 'e', "sv") > 0) {
+                        g_assert_cmpint(sd_bus_message_read(reply, "s", &key), >, 0);
+                        if (g_str_equal(key, "shared"))
+                                g_assert_cmpint(sd_bus_message_read(reply, "v", "b", &row.shared), >, 0);
+                        else if (g_str_equal(key, "disconnected"))
+                                g_assert_cmpint(sd_bus_message_read(reply, "v", "b", &row.disconnected), >, 0);
+                        else if (g_str_equal(key, "lease_ms")) {
+                                g_assert_cmpint(sd_bus_message_read(reply, "v", "t", &row.lease_ms), >, 0);
+                                row.has_lease = true;
+                        } else
+                                g_error("unknown ListLocks detail '%s'", key);
+                        g_assert_cmpint(sd_bus_message_exit_container(reply), >=, 0);
+                }
+                g_assert_cmpint(sd_bus_message_exit_container(reply), >=, 0);
+                g_assert_cmpint(sd_bus_message_exit_container(reply), >=, 0);
                 g_array_append_val(rows, row);
         }
         g_assert_cmpint(r, ==, 0);
@@ -239,7 +260,7 @@ static void wait_holder_left(sd_bus *bus, const char *name, uint64_t t) {
                 const Row *r = find_row(rows, name);
                 g_assert_nonnull(r);
                 g_assert_cmpuint(r->token, ==, t);
-                if (strstr(r->holder, "(disconnected, lease)"))
+                if (r->disconnected)
                         return;
                 g_assert_cmpuint(now_ms(), <, end);
                 g_usleep(10 * 1000);
@@ -828,8 +849,12 @@ static void test_lease(ThFixture *f, gconstpointer data) {
         const Row *r = find_row(rows, "lease");
         g_assert_nonnull(r);
         g_assert_cmpuint(r->token, ==, t);
-        g_autofree char *want = g_strdup_printf("%s (disconnected, lease)", a_name);
-        g_assert_cmpstr(r->holder, ==, want);
+        g_assert_cmpstr(r->holder, ==, a_name);
+        g_assert_true(r->disconnected);
+        g_assert_false(r->shared);
+        g_assert_true(r->has_lease);
+        g_assert_cmpuint(r->lease_ms, >, 0);
+        g_assert_cmpuint(r->lease_ms, <=, lease.lease_ms);
         /* a waiter gets it when the lease ends */
         uint64_t t0 = now_ms();
         t2 = lock_ok(f->client, "lease", &(LockOpts) { .timeout_ms = 5000 });
@@ -1152,7 +1177,8 @@ static void test_hubctl_status(ThFixture *f, gconstpointer data) {
                 g_string_append_len(out, buf, k);
         close(pfd[0]);
         g_assert_cmpint(exit_status(&p, 10000), ==, 0);
-        g_autofree char *want = g_strdup_printf("[{\"name\":\"shown\",\"holder\":\"%s\",\"token\":%" PRIu64 ",\"waiters\":0}]\n",
+        g_autofree char *want = g_strdup_printf("[{\"name\":\"shown\",\"holder\":\"%s\",\"token\":%" PRIu64 ",\"waiters\":0,"
+                                                "\"shared\":false,\"disconnected\":false,\"lease_ms\":null}]\n",
                                                 unique_name(f->client), t);
         g_assert_cmpstr(out->str, ==, want);
         g_string_free(out, true);
