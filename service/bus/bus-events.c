@@ -202,7 +202,7 @@ static int payload_wire_size(sd_bus_message *m, unsigned n_strings, uint64_t *re
 /* --- what one emitter may broadcast -------------------------------------------------------
  * The bus charges the hub for every signal it has not delivered yet: dbus-daemon stops reading
  * from the hub once 127 MiB of them wait for a subscriber that does not read, and every client
- * of the hub then waits (docs/broadcast-limits.md).  So the hub bounds each event
+ * of the hub then waits (docs/guarantees.md).  So the hub bounds each event
  * (--max-event-bytes) and the bytes each connection may emit per second
  * (--max-emit-bytes-per-sec, a token bucket holding one second's worth, or one largest event).
  * A bucket is kept only while it is not full: a full one is the same as none, so idle
