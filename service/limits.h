@@ -26,6 +26,8 @@ typedef struct Limits {
         uint64_t max_lock_waiters;
         uint64_t max_lease_ms;
         uint64_t lock_timeout_ms;
+        uint64_t request_timeout_ms;
+        uint64_t wait_timeout_ms;
         uint64_t max_handling_per_worker;
         uint64_t max_backlog_per_worker;
         uint64_t max_event_bytes;
@@ -52,6 +54,8 @@ typedef struct Limits {
         X(max_lock_waiters, "max-lock-waiters", 65536, "queued Lock calls in one namespace")                \
         X(max_lease_ms, "max-lease-ms", 3600000, "longest lock lease (lease_ms of Lock, TryLock, Refresh), ms") \
         X(lock_timeout_ms, "lock-timeout-ms", 10000, "how long Lock waits when the call gives no timeout_ms") \
+        X(request_timeout_ms, "request-timeout-ms", 10000, "how long Request and RequestAll wait when the call gives no timeout_ms") \
+        X(wait_timeout_ms, "wait-timeout-ms", 10000, "how long WaitForWorkers waits when its timeout_ms is 0") \
         X(max_handling_per_worker, "max-handling-per-worker", 32, "Handle calls one worker has in flight; more wait (0: no cap)") \
         X(max_backlog_per_worker, "max-backlog-per-worker", 1024, "requests waiting for a busy worker") \
         X(max_event_bytes, "max-event-bytes", 64 * 1024, "largest event payload (Emit, EmitTo), bytes on the bus") \

@@ -31,7 +31,6 @@
 #include "requests.h"
 #include "workers.h"
 
-#define DEFAULT_TIMEOUT_MS 10000
 #define HANDLER_PATH "/org/clusterhub/Handler1"
 
 typedef struct Gather Gather;
@@ -450,25 +449,26 @@ typedef struct RequestOptions {
         uint64_t timeout_ms;
 } RequestOptions;
 
-static int read_request_options(sd_bus_message *m, RequestOptions *o, sd_bus_error *ret_error) {
+/* timeout_ms 0 or absent: DEFAULT_MS (--request-timeout-ms) */
+static int read_request_options(sd_bus_message *m, uint64_t default_ms, RequestOptions *o, sd_bus_error *ret_error) {
         const BusOption table[] = {
                 { "timeout_ms", BUS_OPTION_UINT64, &o->timeout_ms },
                 {}
         };
         int r = bus_read_options(m, table, ret_error);
         if (r >= 0 && o->timeout_ms == 0)
-                o->timeout_ms = DEFAULT_TIMEOUT_MS;
+                o->timeout_ms = default_ms;
         return r;
 }
 
 /* Reads the trailing options of a Request while keeping CALL positioned at its payload. */
-static int peek_options(sd_bus_message *m, RequestOptions *o, sd_bus_error *ret_error) {
+static int peek_options(sd_bus_message *m, uint64_t default_ms, RequestOptions *o, sd_bus_error *ret_error) {
         int r;
 
         r = sd_bus_message_skip(m, "v");
         if (r < 0)
                 return r;
-        r = read_request_options(m, o, ret_error);
+        r = read_request_options(m, default_ms, o, ret_error);
         if (r < 0)
                 return r;
         /* back to the payload: rewind, skip the leading strings */
@@ -581,7 +581,7 @@ static int method_request(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         if (*target && !worker_id_is_valid(target))
                 return bus_error_errno(ret_error, -EINVAL, "'%s' is not a worker id: 1 to %d characters of [A-Za-z0-9_].",
                                        target, WORKER_ID_MAX);
-        r = peek_options(m, &o, ret_error);
+        r = peek_options(m, ns->hub->limits.request_timeout_ms, &o, ret_error);
         if (r < 0)
                 return r;
         r = sd_bus_message_read(m, "ss", &skip1, &skip2);
@@ -722,7 +722,7 @@ static int method_request_all(sd_bus_message *m, void *userdata, sd_bus_error *r
         r = bus_check_name(ret_error, "method name", method, ns->hub->limits.max_name_bytes);
         if (r < 0)
                 return r;
-        r = peek_options(m, &o, ret_error);
+        r = peek_options(m, ns->hub->limits.request_timeout_ms, &o, ret_error);
         if (r < 0)
                 return r;
         r = sd_bus_message_read(m, "s", &skip);

@@ -17,7 +17,6 @@
 #include "peer.h"
 #include "workers.h"
 
-#define DEFAULT_WAIT_MS 10000
 
 static char *worker_path(const char *id) {
         char *p = NULL;
@@ -224,7 +223,7 @@ int bus_workers_wait_method(sd_bus_message *m, void *userdata, sd_bus_error *ret
         r = peer_check_pending(p, ret_error);
         if (r < 0)
                 return r;
-        r = deferred_new(h, m, p, timeout_ms ? timeout_ms : DEFAULT_WAIT_MS, wait_ended, (void *) (uintptr_t) count, &d);
+        r = deferred_new(h, m, p, timeout_ms ? timeout_ms : h->limits.wait_timeout_ms, wait_ended, (void *) (uintptr_t) count, &d);
         if (r < 0)
                 return r;
         LIST_APPEND(by_kind, h->worker_waits, d);

@@ -698,6 +698,35 @@ static void test_limit_options(void) {
         }
 }
 
+/* The default timeouts come from the limits table: a Request without timeout_ms and a
+ * WaitForWorkers with 0 end after --request-timeout-ms / --wait-timeout-ms, well before the
+ * client's own 5 s (they would wait 10 s by default). */
+static void test_default_timeouts(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        const char *const args[] = { "--request-timeout-ms=200", "--wait-timeout-ms=200", NULL };
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *m = NULL;
+        int r;
+
+        g_assert_cmpint(th_hub_stop(&f->hub), ==, 0);
+        th_hub_clear(&f->hub);
+        g_assert_cmpint(th_hub_spawn(&f->hub, f->bus.address, args), ==, 0);
+
+        g_assert_cmpint(sd_bus_message_new_method_call(f->client, &m, CH_BUS_NAME, NS, "org.clusterhub.Requests1", "Request"), >=, 0);
+        g_assert_cmpint(sd_bus_message_append(m, "ssva{sv}", "ghost", "m", "s", "x", 0), >=, 0);
+        r = sd_bus_call(f->client, m, 5 * G_USEC_PER_SEC, &e, NULL);
+        assert_error(&e, r, "org.clusterhub.Error.WorkerUnavailable");
+        sd_bus_error_free(&e);
+        m = sd_bus_message_unref(m);
+
+        g_assert_cmpint(sd_bus_message_new_method_call(f->client, &m, CH_BUS_NAME, CH_HUB_PATH, "org.clusterhub.Hub1", "WaitForWorkers"), >=, 0);
+        g_assert_cmpint(sd_bus_message_append(m, "uu", 3, 0), >=, 0);
+        r = sd_bus_call(f->client, m, 5 * G_USEC_PER_SEC, &e, NULL);
+        assert_error(&e, r, "org.clusterhub.Error.Timeout");
+        sd_bus_error_free(&e);
+        sd_bus_message_unref(m);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         TH_ADD_BUS_TEST_WITH_HUB("/hub/store/set-get", test_set_get);
@@ -716,5 +745,6 @@ int main(int argc, char *argv[]) {
         TH_ADD_BUS_TEST_WITH_HUB("/hub/array-bound", test_array_bound);
         TH_ADD_BUS_TEST_WITH_HUB("/hub/namespace-disuse", test_namespace_disuse);
         g_test_add_func("/hub/limit-options", test_limit_options);
+        TH_ADD_BUS_TEST_WITH_HUB("/hub/default-timeouts", test_default_timeouts);
         return g_test_run();
 }
