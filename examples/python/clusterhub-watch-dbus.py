@@ -244,7 +244,7 @@ def parse_args(argv):
     p = argparse.ArgumentParser(prog="clusterhub-watch-dbus.py",
                                 description="Print the hub's events and key changes, or read and write its store (dbus-python).")
     bus = p.add_mutually_exclusive_group()
-    bus.add_argument("--address", help="the bus at ADDR (default: the session bus, $DBUS_SESSION_BUS_ADDRESS)")
+    bus.add_argument("--address", metavar="ADDR", help="the bus at ADDR (default: the session bus, $DBUS_SESSION_BUS_ADDRESS)")
     bus.add_argument("--system", action="store_true", help="the system bus")
     p.add_argument("--namespace", "--ns", default="default", metavar="NS", help="namespace (default: default)")
     p.add_argument("--count", type=int, default=0, metavar="N", help="exit after N lines")

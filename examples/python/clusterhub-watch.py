@@ -161,7 +161,7 @@ def set_(bus, path, key, text, ttl_ms):
 
 class Watch:
     def __init__(self, bus, path, prefix, keys, count):
-        self.bus, self.prefix, self.count, self.seen = bus, prefix, count, 0
+        self.bus, self.prefix, self.count, self.seen, self.failed = bus, prefix, count, 0, False
         self.loop = GLib.MainLoop()
         self.owner = None
         # Follow the hub's owner first, then ask for it: no window where a restart goes unseen.
@@ -213,7 +213,6 @@ class Watch:
         self.loop.quit()
 
     def run(self):
-        self.failed = False
         for signum in (signal.SIGINT, signal.SIGTERM):
             GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signum, self.loop.quit)
         self.loop.run()
@@ -224,7 +223,7 @@ def parse_args(argv):
     p = argparse.ArgumentParser(prog="clusterhub-watch.py",
                                 description="Print the hub's events and key changes, or read and write its store (GDBus).")
     bus = p.add_mutually_exclusive_group()
-    bus.add_argument("--address", help="the bus at ADDR (default: the session bus, $DBUS_SESSION_BUS_ADDRESS)")
+    bus.add_argument("--address", metavar="ADDR", help="the bus at ADDR (default: the session bus, $DBUS_SESSION_BUS_ADDRESS)")
     bus.add_argument("--system", action="store_true", help="the system bus")
     p.add_argument("--namespace", "--ns", default="default", metavar="NS", help="namespace (default: default)")
     p.add_argument("--count", type=int, default=0, metavar="N", help="exit after N lines")

@@ -52,6 +52,21 @@ wait_exit() {
         fi
 }
 
+# stop_hub: SIGTERM to the hub, which must exit 0 without a sanitizer report (the asan build),
+# and wait until its name is gone from the bus.
+stop_hub() {
+        local rc
+        kill "$hub_pid"
+        wait "$hub_pid"
+        rc=$?
+        if [ "$rc" = 0 ] && ! grep -Eq "Sanitizer|runtime error" "$TMP/hub.log"; then
+                ok "the hub exits cleanly on SIGTERM"
+        else
+                not_ok "the hub exits cleanly on SIGTERM" "rc=$rc" "$(cat "$TMP/hub.log")"
+        fi
+        for _ in $(seq 200); do busctl --user status org.clusterhub.Hub1 >/dev/null 2>&1 || break; sleep 0.05; done
+}
+
 # check_usage NAME PATTERN CMD...: CMD must exit 2 (argparse's usage error) with PATTERN on stderr.
 check_usage() {
         local name=$1 pat=$2 rc
@@ -106,9 +121,7 @@ emit default jobs.b.c x 42
 hub org.clusterhub.Store1 Set 'sva{sv}' greeting s hi 0 >/dev/null
 
 # A new hub, with a new unique name: the watchers follow the owner of org.clusterhub.Hub1.
-kill "$hub_pid"
-wait "$hub_pid" 2>/dev/null
-for _ in $(seq 200); do busctl --user status org.clusterhub.Hub1 >/dev/null 2>&1 || break; sleep 0.05; done
+stop_hub
 start_hub
 hub_pid=${pids[-1]}
 emit default jobs.after v b true
@@ -173,9 +186,7 @@ for t in "${tools[@]}"; do
                 env DBUS_SESSION_BUS_ADDRESS=unix:path="$TMP/none" "$PY" "$W" --get greeting
 done
 
-kill "$hub_pid"
-wait "$hub_pid" 2>/dev/null
-for _ in $(seq 200); do busctl --user status org.clusterhub.Hub1 >/dev/null 2>&1 || break; sleep 0.05; done
+stop_hub
 for t in "${tools[@]}"; do
         name=${t%%:*}
         check_err "$name: no hub (--get)" "^No hub \(org.clusterhub.Hub1\)" "$PY" "$EX/${t#*:}" --get greeting
