@@ -15,10 +15,12 @@ CH_BUILD_DEPS=(
 # Extra for the test suite: the second broker, the store's reference
 # implementation, JSON parsing of meson's test log, unshare/setpriv, the
 # user bus units the systemd --user test starts, and clang for the libFuzzer
-# targets (tests/fuzz).
+# targets (tests/fuzz), and PyGObject and dbus-python for the Python examples
+# (tests/python).
 # shellcheck disable=SC2034
 CH_TEST_DEPS=(
         dbus-broker redis-server python3 util-linux dbus-user-session clang
+        python3-gi gir1.2-glib-2.0 python3-dbus
 )
 
 ch_log() { printf '==> %s\n' "$*" >&2; }
