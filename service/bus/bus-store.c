@@ -140,6 +140,42 @@ static int append_value_cb(sd_bus_message *reply, void *userdata) {
 
 /* --- errors --------------------------------------------------------------------------- */
 
+/* The option that sets each limit the store names (store_last_limit()). */
+static const char *limit_option(const char *limit, const Limits *l, unsigned long long *ret_value) {
+        static const struct {
+                const char *limit, *option;
+                size_t offset;
+        } table[] = {
+                { "key-length", "--max-key-bytes", offsetof(Limits, max_key_bytes) },
+                { "value-size", "--max-value-bytes", offsetof(Limits, max_value_bytes) },
+                { "elements", "--max-elements", offsetof(Limits, max_elements) },
+                { "memory", "--max-namespace-memory", offsetof(Limits, max_namespace_memory) },
+                { "hub-memory", "--max-memory", offsetof(Limits, max_memory) },
+                { "reply-items", "--max-reply-items", offsetof(Limits, max_reply_items) },
+        };
+
+        for (size_t i = 0; limit && i < ELEMENTSOF(table); i++)
+                if (streq(limit, table[i].limit)) {
+                        *ret_value = *(const uint64_t *) ((const char *) l + table[i].offset);
+                        return table[i].option;
+                }
+        return NULL;
+}
+
+static int limit_error(sd_bus_error *ret_error, int r, Namespace *ns, const char *key) {
+        const char *limit = store_last_limit(ns->store), *option;
+        unsigned long long value = 0;
+
+        option = limit_option(limit, &ns->hub->limits, &value);
+        if (!option)
+                return bus_error_errno(ret_error, r, "Limit exceeded for key '%s': %s.", key, limit ? limit : "unknown");
+        if (streq(limit, "value-size"))
+                return bus_error_errno(ret_error, r, "Value of '%s' is %llu bytes; the limit is %llu (%s).", key,
+                                       (unsigned long long) store_last_limit_wanted(ns->store), value, option);
+        return bus_error_errno(ret_error, r, "Limit exceeded for key '%s': %s; the limit is %llu (%s).", key, limit,
+                               value, option);
+}
+
 static int store_error(sd_bus_error *ret_error, int r, Namespace *ns, const char *key) {
         switch (r) {
         case -ENOKEY:
@@ -151,7 +187,7 @@ static int store_error(sd_bus_error *ret_error, int r, Namespace *ns, const char
         case -ERANGE:
                 return bus_error_errno(ret_error, r, "The result for key '%s' does not fit its type.", key);
         case -ENOBUFS:
-                return bus_error_errno(ret_error, r, "Limit exceeded for key '%s': %s.", key, store_last_limit(ns->store));
+                return limit_error(ret_error, r, ns, key);
         case -EINVAL:
                 return bus_error_errno(ret_error, r, "Invalid argument for key '%s'.", key);
         default:
@@ -794,6 +830,14 @@ static int check_names(Namespace *ns, sd_bus_error *ret_error, const char *const
         return 0;
 }
 
+/* The key to name in an error: the first whose value is past --max-value-bytes, else the first. */
+static size_t first_big_value(Namespace *ns, const BusValues *v) {
+        for (size_t i = 0; i < v->n; i++)
+                if (store_value_bytes(&v->values[i]) > ns->hub->limits.max_value_bytes)
+                        return i;
+        return 0;
+}
+
 static int method_m_set_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, bool nx) {
         _cleanup_(bus_values_done) BusValues v = {};
         int r;
@@ -810,7 +854,7 @@ static int method_m_set_common(sd_bus_message *m, Namespace *ns, sd_bus_error *r
                 r = store_mset(ns->store, v.names, v.values, v.n, now_ms(ns));
         rearm(ns);
         if (r < 0)
-                return store_error(ret_error, r, ns, v.n ? v.names[0] : "");
+                return store_error(ret_error, r, ns, v.n ? v.names[first_big_value(ns, &v)] : "");
         return nx ? ch_store1_reply_m_set_nx(m, r > 0) : ch_store1_reply_m_set(m);
 }
 

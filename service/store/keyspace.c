@@ -68,6 +68,10 @@ const char *store_last_limit(const Store *s) {
         return s->last_limit;
 }
 
+uint64_t store_last_limit_wanted(const Store *s) {
+        return s->last_limit_wanted;
+}
+
 uint64_t store_memory(const Store *s) {
         return s->used;
 }

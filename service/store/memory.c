@@ -72,6 +72,13 @@ size_t mem_estimate(size_t n) {
 
 int limit_fail(Store *s, const char *name) {
         s->last_limit = name;
+        s->last_limit_wanted = 0;
+        return -ENOBUFS;
+}
+
+int limit_fail_value(Store *s, uint64_t wanted) {
+        limit_fail(s, "value-size");
+        s->last_limit_wanted = wanted;
         return -ENOBUFS;
 }
 

@@ -45,6 +45,8 @@ void mem_free(Store *s, void *p);
 size_t mem_estimate(size_t n);
 int mem_check(Store *s, uint64_t extra);
 int limit_fail(Store *s, const char *name);
+/* limit_fail(s, "value-size") for a value of WANTED bytes. */
+int limit_fail_value(Store *s, uint64_t wanted);
 
 /* ---- dict.c: chained hash table, power-of-two buckets, amortized full rehash ---- */
 typedef struct DictNode {
@@ -108,6 +110,7 @@ struct Store {
         StoreAccount *account;
         uint64_t used;
         const char *last_limit;
+        uint64_t last_limit_wanted;
 
         StoreNotify notify;
         StoreServed served;

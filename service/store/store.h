@@ -138,6 +138,12 @@ Store *store_free(Store *s);
  * "memory" (namespace), "hub-memory" or "reply-items" (a Keys walk); NULL if none yet.
  * Static string. */
 const char *store_last_limit(const Store *s);
+/* For "value-size": the bytes the refused value would have had (for Append and SetRange,
+ * the resulting string); 0 for the other limits. */
+uint64_t store_last_limit_wanted(const Store *s);
+/* Bytes of a value that count against max_value_size: a string's length, a blob's
+ * signature plus data; 0 for numbers. */
+size_t store_value_bytes(const StoreValue *v);
 /* Accounted bytes used by this store (keys, values, tables, expiry heap). */
 uint64_t store_memory(const Store *s);
 /* Seed the store's random generator (RandomKey, SPop, SRandMember); for tests. */

@@ -370,7 +370,7 @@ int store_append(Store *s, const char *key, const char *str, size_t len, uint64_
         } else {
                 n = e->v.len + len;
                 if (n > s->limits.max_value_size || n > UINT32_MAX - 1)
-                        return limit_fail(s, "value-size");
+                        return limit_fail_value(s, n);
                 if (n > PVAL_INLINE_MAX) {
                         r = mem_check(s, mem_estimate(n + 1) - (e->v.inl ? 0 : mem_estimate(e->v.len + 1)));
                         if (r < 0)
@@ -479,7 +479,7 @@ int store_setrange(Store *s, const char *key, uint64_t offset, const char *str, 
         }
         if (offset > s->limits.max_value_size || offset + len > s->limits.max_value_size ||
             offset + len > UINT32_MAX - 1)
-                return limit_fail(s, "value-size");
+                return limit_fail_value(s, offset > UINT64_MAX - len ? UINT64_MAX : offset + len);
         n = MAX(old, (size_t) offset + len);
         buf = malloc(n + 1);
         if (!buf)

@@ -5,7 +5,8 @@
  *    deadline none is readable, the namespace is empty and store_bytes is back where it was;
  *  - BLPop: two waiters woken by one RPush of two values, first waiter first; Timeout; a
  *    waiter that disconnects leaves nothing behind;
- *  - KeyChanged: arg0 and arg1 matches see exactly their events; reads emit nothing.
+ *  - KeyChanged: arg0 and arg1 matches see exactly their events; reads emit nothing;
+ *  - LimitExceeded messages name the size asked for, the limit and its option.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -481,11 +482,57 @@ static void test_key_changed(ThFixture *f, gconstpointer data) {
         sd_bus_flush_close_unref(s3);
 }
 
+/* ---- LimitExceeded names the limit, the size asked for, and the option ---------------------- */
+
+static char *limit_message(sd_bus *bus, const char *method, const char *sig, ...) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *m = NULL;
+        va_list ap;
+        g_assert_cmpint(sd_bus_message_new_method_call(bus, &m, CH_BUS_NAME, NS, IFACE, method), >=, 0);
+        va_start(ap, sig);
+        g_assert_cmpint(sd_bus_message_appendv(m, sig, ap), >=, 0);
+        va_end(ap);
+        int r = sd_bus_call(bus, m, 0, &e, NULL);
+        assert_error_name(&e, r, CH_ERROR_LIMIT_EXCEEDED);
+        char *msg = g_strdup(e.message);
+        g_test_message("%s: %s", method, msg);
+        sd_bus_error_free(&e);
+        sd_bus_message_unref(m);
+        return msg;
+}
+
+static void test_limit_messages(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        const char *const args[] = { "--max-value-bytes=16", "--max-elements=2", NULL };
+        const char *big = "0123456789abcdefghij";   /* 20 bytes */
+        sd_bus *c = f->client;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+
+        g_assert_cmpint(th_hub_stop(&f->hub), ==, 0);
+        th_hub_clear(&f->hub);
+        g_assert_cmpint(th_hub_spawn(&f->hub, f->bus.address, args), ==, 0);
+
+        g_autofree char *set = limit_message(c, "Set", "sva{sv}", "k", "s", big, 0);
+        g_assert_cmpstr(set, ==, "Value of 'k' is 20 bytes; the limit is 16 (--max-value-bytes).");
+        g_assert_cmpint(sd_bus_call_method(c, CH_BUS_NAME, NS, IFACE, "Set", &e, NULL, "sva{sv}", "k", "s", "0123456789", 0), >=, 0);
+        g_autofree char *append = limit_message(c, "Append", "ss", "k", "0123456789");
+        g_assert_cmpstr(append, ==, "Value of 'k' is 20 bytes; the limit is 16 (--max-value-bytes).");
+        g_autofree char *setrange = limit_message(c, "SetRange", "sus", "k", (uint32_t) 15, "xy");
+        g_assert_cmpstr(setrange, ==, "Value of 'k' is 17 bytes; the limit is 16 (--max-value-bytes).");
+        /* MSet names the key whose value is too large, not the first one */
+        g_autofree char *mset = limit_message(c, "MSet", "a{sv}", 2, "small", "s", "v", "large", "s", big);
+        g_assert_cmpstr(mset, ==, "Value of 'large' is 20 bytes; the limit is 16 (--max-value-bytes).");
+        g_assert_cmpint(sd_bus_call_method(c, CH_BUS_NAME, NS, IFACE, "SAdd", &e, NULL, "sas", "set", 2, "a", "b"), >=, 0);
+        g_autofree char *sadd = limit_message(c, "SAdd", "sas", "set", 1, "c");
+        g_assert_cmpstr(sadd, ==, "Limit exceeded for key 'set': elements; the limit is 2 (--max-elements).");
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         TH_ADD_BUS_TEST_WITH_HUB("/store-bus/ttl-100k", test_ttl_flood);
         TH_ADD_BUS_TEST_WITH_HUB("/store-bus/blpop-two-waiters", test_blpop_two_waiters);
         TH_ADD_BUS_TEST_WITH_HUB("/store-bus/blpop-timeout-disconnect", test_blpop_timeout_and_disconnect);
         TH_ADD_BUS_TEST_WITH_HUB("/store-bus/key-changed", test_key_changed);
+        TH_ADD_BUS_TEST_WITH_HUB("/store-bus/limit-messages", test_limit_messages);
         return g_test_run();
 }

@@ -1111,12 +1111,24 @@ static void test_limits(void) {
         g_assert_cmpint(store_set(f->s, "12345678", &big, 0, 0, T0), ==, -ENOBUFS);
         g_assert_cmpstr(store_last_limit(f->s), ==, "value-size");
         g_assert_cmpstr(get_str(f->s, "12345678", T0), ==, "v"); /* unchanged */
+        g_assert_cmpuint(store_last_limit_wanted(f->s), ==, 17);
         g_assert_cmpint(store_append(f->s, "12345678", "0123456789abcdef", 16, T0, &n), ==, -ENOBUFS);
+        g_assert_cmpuint(store_last_limit_wanted(f->s), ==, 17);
         g_assert_cmpint(store_setrange(f->s, "12345678", 16, "x", 1, T0, &n), ==, -ENOBUFS);
+        g_assert_cmpuint(store_last_limit_wanted(f->s), ==, 17);
+        {
+                StoreValue blob = SV_BLOB("ay", "0123456789abcdef", 16);   /* 2 + 16 bytes */
+
+                g_assert_cmpint(store_set(f->s, "b", &blob, 0, 0, T0), ==, -ENOBUFS);
+                g_assert_cmpstr(store_last_limit(f->s), ==, "value-size");
+                g_assert_cmpuint(store_last_limit_wanted(f->s), ==, 18);
+                g_assert_cmpuint(store_value_bytes(&blob), ==, 18);
+        }
         g_assert_cmpstr(get_str(f->s, "12345678", T0), ==, "v");
 
         g_assert_cmpint(store_sadd(f->s, "s", m, 4, T0, &n), ==, -ENOBUFS);
         g_assert_cmpstr(store_last_limit(f->s), ==, "elements");
+        g_assert_cmpuint(store_last_limit_wanted(f->s), ==, 0);
         g_assert_cmpint(store_scard(f->s, "s", T0, &n), ==, 0);
         g_assert_cmpuint(n, ==, 0);
         g_assert_cmpint(store_hset(f->s, "h", m, mv, 4, T0, &n), ==, -ENOBUFS);
