@@ -492,6 +492,36 @@ static int method_set(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
         return ch_store1_reply_set(m, r > 0);
 }
 
+static int append_old_cb(sd_bus_message *reply, void *userdata) {
+        static const StoreValue none = { .type = 's', .str = { "", 0 } };
+        const StoreValue *v = userdata;
+
+        return append_value(reply, v->type ? v : &none);
+}
+
+static int method_set_get(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
+        Namespace *ns = userdata;
+        _cleanup_(bus_value_done) BusValue v = {};
+        _cleanup_(store_value_clear) StoreValue old = {};
+        SetOptions o = {};
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = read_value(m, &v, ret_error);
+        if (r < 0)
+                return r;
+        r = read_set_options(m, &o, ret_error);
+        if (r < 0)
+                return r;
+        r = store_setget(ns->store, key, &v.value, o.ttl_ms,
+                         (o.nx ? STORE_SET_NX : 0) | (o.xx ? STORE_SET_XX : 0) | (o.keep_ttl ? STORE_SET_KEEP_TTL : 0),
+                         now_ms(ns), &old);
+        rearm(ns);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return ch_store1_reply_set_get(m, old.type != '\0', append_old_cb, &old);
+}
+
 static int method_del(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, char **keys) {
         Namespace *ns = userdata;
         size_t count = 0;
@@ -721,6 +751,41 @@ static int method_rename_nx(sd_bus_message *m, void *userdata, sd_bus_error *ret
         if (r < 0)
                 return store_error(ret_error, r, ns, key);
         return ch_store1_reply_rename_nx(m, r > 0);
+}
+
+static int method_move(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, const char *namespace) {
+        Namespace *ns = userdata, *dst = NULL;
+        size_t exists = 0;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        if (!namespace_name_is_valid(ns->hub, namespace))
+                return bus_error_errno(ret_error, -EINVAL, "'%s' is not a namespace name: 1 to %llu characters of [A-Za-z0-9_].",
+                                       namespace, (unsigned long long) ns->hub->limits.max_name_bytes);
+        if (streq(namespace, ns->name))
+                return bus_error_errno(ret_error, -EINVAL, "Key '%s' is already in namespace '%s'.", key, namespace);
+        /* a key that is not here moves nowhere, and creates no namespace */
+        r = store_exists(ns->store, &key, 1, now_ms(ns), &exists);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        if (exists == 0)
+                return ch_store1_reply_move(m, false);
+        r = namespace_get(ns->hub, namespace, true, &dst);
+        if (r == -ENOBUFS)
+                return bus_error_errno(ret_error, r, "Cannot create namespace '%s': the hub has %llu (--max-namespaces).",
+                                       namespace, (unsigned long long) ns->hub->limits.max_namespaces);
+        if (r < 0)
+                return r;
+        r = store_move(ns->store, key, dst->store, now_ms(ns));
+        rearm(ns);
+        bus_store_rearm(dst);
+        if (r == -ENOBUFS && store_last_limit(ns->store) && streq(store_last_limit(ns->store), "memory"))
+                return bus_error_errno(ret_error, r, "Key '%s' does not fit into namespace '%s': it has %llu of %llu bytes (--max-namespace-memory).",
+                                       key, namespace, (unsigned long long) store_memory(dst->store),
+                                       (unsigned long long) ns->hub->limits.max_namespace_memory);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return ch_store1_reply_move(m, r > 0);
 }
 
 static int method_expire(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, uint64_t ttl_ms) {
@@ -1477,6 +1542,7 @@ const ChStore1Handlers bus_store_handlers = {
         .type = method_type,
         .rename = method_rename,
         .rename_nx = method_rename_nx,
+        .move = method_move,
         .expire = method_expire,
         .persist = method_persist,
         .ttl = method_ttl,
@@ -1485,6 +1551,7 @@ const ChStore1Handlers bus_store_handlers = {
         .random_key = method_random_key,
         .get = method_get,
         .set = method_set,
+        .set_get = method_set_get,
         .get_del = method_get_del,
         .m_get = method_m_get,
         .m_set = method_m_set,

@@ -87,6 +87,12 @@ int dict_insert(Store *s, Dict *d, DictNode *n) {
         return 0;
 }
 
+int dict_reserve(Store *s, Dict *d) {
+        if (d->size == 0)
+                dict_resize(s, d, DICT_MIN_SIZE);
+        return d->size > 0 ? 0 : -ENOMEM;
+}
+
 void dict_unlink(Store *s, Dict *d, DictNode *n) {
         DictNode **p = &d->buckets[n->hash & (d->size - 1)];
 

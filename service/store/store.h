@@ -206,6 +206,12 @@ int store_type(Store *s, const char *key, uint64_t now_ms, const char **ret_type
 int store_rename(Store *s, const char *src, const char *dst, uint64_t now_ms);
 /* Like store_rename() but only when dst is absent: returns 1 renamed, 0 dst exists. */
 int store_renamenx(Store *s, const char *src, const char *dst, uint64_t now_ms);
+/* Move key, with its TTL, to the store dst (another namespace; Redis MOVE): 1 moved, 0 when
+ * key is absent here or present in dst.  Checked against dst's memory limit (-ENOBUFS,
+ * named on s: "memory" or "hub-memory" of dst).  dst == s: -EINVAL.  Notifies "move_from"
+ * on s and "move_to" on dst; a list moved onto dst's waiters serves them.  O(size of the
+ * value) for the accounting, no copy. */
+int store_move(Store *s, const char *key, Store *dst, uint64_t now_ms);
 /* TTL of ttl_ms from now: 1 set, 0 no such key.  ttl_ms 0 deletes the key (notifies
  * "del"), otherwise notifies "expire". */
 int store_expire(Store *s, const char *key, uint64_t ttl_ms, uint64_t now_ms);
@@ -234,6 +240,12 @@ int store_get(Store *s, const char *key, uint64_t now_ms, StoreValue *ret);
  * "expire" when ttl_ms > 0. */
 int store_set(Store *s, const char *key, const StoreValue *value, uint64_t ttl_ms,
               unsigned flags, uint64_t now_ms);
+/* store_set() that also hands back the previous value (Redis SET ... GET), atomically:
+ * *ret_old is an OWNED copy, type '\0' when the key was absent.  Returns 1 set, 0 when nx/xx
+ * prevented it (the old value is handed back either way).  -EMEDIUMTYPE, and nothing set,
+ * when the key holds a hash, list or set.  Notifies as store_set(). */
+int store_setget(Store *s, const char *key, const StoreValue *value, uint64_t ttl_ms,
+                 unsigned flags, uint64_t now_ms, StoreValue *ret_old);
 /* Get and delete (owned).  -ENOKEY, -EMEDIUMTYPE.  Notifies "del". */
 int store_getdel(Store *s, const char *key, uint64_t now_ms, StoreValue *ret);
 /* Views, one per key; type '\0' when absent or not a plain value.  Array: free(). */

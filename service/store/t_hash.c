@@ -20,6 +20,17 @@ void hash_free(Store *s, Dict *d) {
         mem_free(s, d);
 }
 
+size_t hash_memory(const Dict *d) {
+        size_t n = mem_usable(d) + mem_usable(d->buckets);
+
+        DICT_FOREACH(node, d, i) {
+                const HField *f = container_of(node, HField, node);
+
+                n += mem_usable(f) + pval_memory(&f->v);
+        }
+        return n;
+}
+
 static size_t field_estimate(size_t len) {
         return mem_estimate(offsetof(HField, key) + len + 1);
 }

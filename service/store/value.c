@@ -160,6 +160,23 @@ size_t collection_size(const PVal *v) {
         }
 }
 
+size_t pval_memory(const PVal *p) {
+        if (is_str_type(p->type))
+                return p->inl ? 0 : mem_usable(p->p);
+        switch (p->type) {
+        case 'v':
+                return mem_usable(p->p);
+        case KIND_HASH:
+                return hash_memory(p->obj);
+        case KIND_SET:
+                return set_memory(p->obj);
+        case KIND_LIST:
+                return list_memory(p->obj);
+        default:
+                return 0;
+        }
+}
+
 void pval_clear(Store *s, PVal *v) {
         if (is_str_type(v->type)) {
                 if (!v->inl)

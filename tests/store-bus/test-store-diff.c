@@ -34,7 +34,19 @@
 #include "clusterhub/clusterhub.h"
 #include "harness.h"
 
-#define NS CH_NAMESPACE_PATH_PREFIX "diff"
+/* Redis database N is the hub's namespace "diff" (N = 0) or "diffN": SELECT and MOVE. */
+#define NS_BASE "diff"
+static char ns_path[128] = CH_NAMESPACE_PATH_PREFIX NS_BASE;
+
+static char *db_namespace(const char *db) {
+        int64_t n = g_ascii_strtoll(db, NULL, 10);
+        return n == 0 ? g_strdup(NS_BASE) : g_strdup_printf(NS_BASE "%" G_GINT64_FORMAT, n);
+}
+
+static void select_db(const char *db) {
+        g_autofree char *name = db_namespace(db);
+        g_snprintf(ns_path, sizeof(ns_path), "%s%s", CH_NAMESPACE_PATH_PREFIX, name);
+}
 #define IFACE "org.clusterhub.Store1"
 
 /* ---- reply trees ------------------------------------------------------------------------ */
@@ -503,7 +515,7 @@ static const char *lower(const char *s) {
 
 static sd_bus_message *new_call(sd_bus *bus, const char *method) {
         sd_bus_message *m = NULL;
-        g_assert_cmpint(sd_bus_message_new_method_call(bus, &m, CH_BUS_NAME, NS, IFACE, method), >=, 0);
+        g_assert_cmpint(sd_bus_message_new_method_call(bus, &m, CH_BUS_NAME, ns_path, IFACE, method), >=, 0);
         return m;
 }
 
@@ -515,6 +527,7 @@ typedef enum {
         SHAPE_POSITIONAL,   /* MGET/HMGET: a{sv} of the present ones -> array by position with nil */
         SHAPE_STATUS,       /* TYPE: the hub's s is Redis's status reply */
         SHAPE_PAIRS,        /* HGETALL: Redis's flat pairs -> dict */
+        SHAPE_OLD,          /* SET ... GET, GETSET: SetGet's (had_old, old) -> nil or the old value */
 } Shape;
 
 /* Build the Store1 call for one Redis command; NULL when the command is unknown. */
@@ -524,9 +537,15 @@ static sd_bus_message *translate(sd_bus *bus, char **w, guint n, Shape *shape, c
         *shape = SHAPE_NONE;
         *names_from = NULL;
 #define IS(x) (g_ascii_strcasecmp(c, x) == 0)
-        if (IS("SET") || IS("SETNX") || IS("SETEX") || IS("PSETEX")) {
-                const char *key = w[1], *val = IS("SET") || IS("SETNX") ? w[2] : w[3];
-                m = new_call(bus, "Set");
+        if (IS("SET") || IS("SETNX") || IS("SETEX") || IS("PSETEX") || IS("GETSET")) {
+                const char *key = w[1], *val = IS("SET") || IS("SETNX") || IS("GETSET") ? w[2] : w[3];
+                bool get = IS("GETSET");
+                for (guint i = 3; IS("SET") && i < n; i++)
+                        if (g_ascii_strcasecmp(w[i], "GET") == 0)
+                                get = true;
+                m = new_call(bus, get ? "SetGet" : "Set");
+                if (get)
+                        *shape = SHAPE_OLD;
                 g_assert_cmpint(sd_bus_message_append(m, "s", key), >=, 0);
                 add_str_variant(m, val);
                 g_assert_cmpint(sd_bus_message_open_container(m, 'a', "{sv}"), >=, 0);
@@ -547,6 +566,8 @@ static sd_bus_message *translate(sd_bus *bus, char **w, guint n, Shape *shape, c
                                 g_assert_cmpint(sd_bus_message_append(m, "{sv}", "xx", "b", 1), >=, 0);
                         else if (g_ascii_strcasecmp(w[i], "KEEPTTL") == 0)
                                 g_assert_cmpint(sd_bus_message_append(m, "{sv}", "keep_ttl", "b", 1), >=, 0);
+                        else if (g_ascii_strcasecmp(w[i], "GET") == 0)
+                                ;   /* the method */
                         else
                                 g_error("SET option %s is not translated", w[i]);
                 }
@@ -602,6 +623,10 @@ static sd_bus_message *translate(sd_bus *bus, char **w, guint n, Shape *shape, c
         } else if (IS("RENAME") || IS("RENAMENX")) {
                 m = new_call(bus, IS("RENAME") ? "Rename" : "RenameNX");
                 g_assert_cmpint(sd_bus_message_append(m, "ss", w[1], w[2]), >=, 0);
+        } else if (IS("MOVE")) {
+                g_autofree char *target = db_namespace(w[2]);
+                m = new_call(bus, "Move");
+                g_assert_cmpint(sd_bus_message_append(m, "ss", w[1], target), >=, 0);
         } else if (IS("PEXPIRE") || IS("EXPIRE")) {
                 m = new_call(bus, "Expire");
                 g_assert_cmpint(sd_bus_message_append(m, "st", w[1], (uint64_t) num(w[2]) * (IS("EXPIRE") ? 1000 : 1)), >=, 0);
@@ -709,6 +734,14 @@ static Reply *hub_cmd(sd_bus *bus, char **w, guint n) {
                 if (out->kind == R_STR)
                         out->kind = R_STATUS;
                 break;
+        case SHAPE_OLD:
+                if (out->kind == R_ARR && out->a->len == 2) {
+                        Reply *had = out->a->pdata[0];
+                        Reply *one = had->i ? g_ptr_array_steal_index(out->a, 1) : reply_new(R_NIL);
+                        reply_free(out);
+                        out = one;
+                }
+                break;
         case SHAPE_ONE:
                 if (out->kind == R_ARR && out->a->len <= 1) {
                         Reply *one = out->a->len ? g_ptr_array_steal_index(out->a, 0) : reply_new(R_NIL);
@@ -783,7 +816,7 @@ static Reply *hub_scanall(sd_bus *bus, const char *pattern, const char *count, u
         do {
                 sd_bus_error e = SD_BUS_ERROR_NULL;
                 sd_bus_message *reply = NULL;
-                int r = sd_bus_call_method(bus, CH_BUS_NAME, NS, IFACE, "Scan", &e, &reply, "tsu", cursor, pattern,
+                int r = sd_bus_call_method(bus, CH_BUS_NAME, ns_path, IFACE, "Scan", &e, &reply, "tsu", cursor, pattern,
                                            (uint32_t) num(count));
                 if (r < 0) {
                         Reply *err = reply_text(R_ERR, e.name);
@@ -851,6 +884,15 @@ static const Mapping mappings[] = {
         { "SET *", "nil", "0", M_PATTERN, "Set refused by nx/xx -> false" },
         { "SETEX *", "OK", "1", M_PATTERN, "Set -> true" },
         { "PSETEX *", "OK", "1", M_PATTERN, "Set -> true" },
+        /* SetGet: SET ... GET on a value Incr / IncrFloat created hands back the typed value */
+        { "SET n:* * GET", NULL, NULL, M_TYPED, "typed value (x) where Redis has a string" },
+        { "GETSET f:* *", NULL, NULL, M_TYPED, "typed value (d) where Redis has a string" },
+        /* Move */
+        { "MOVE *", "!ERR source and destination objects are the same", "!org.clusterhub.Error.InvalidArgs", M_PATTERN,
+          "Move into its own namespace" },
+        /* byte ranges must stay valid UTF-8 on the hub */
+        { "GETRANGE u8:*", "\"*\"", "!org.clusterhub.Error.InvalidArgs", M_PATTERN, "a byte range that cuts a UTF-8 character" },
+        { "SETRANGE u8:*", "*", "!org.clusterhub.Error.InvalidArgs", M_PATTERN, "a SetRange whose result is not UTF-8" },
         /* typed values */
         { "INCRBYFLOAT *", NULL, NULL, M_TYPED, "IncrFloat replies d" },
         { "HINCRBYFLOAT *", NULL, NULL, M_TYPED, "HIncrFloat replies d" },
@@ -864,6 +906,8 @@ static const Mapping mappings[] = {
         { "STRLEN n:*", "*", "!org.clusterhub.Error.WrongType", M_PATTERN, "StrLen on an 'x' integer" },
         { "GETRANGE n:*", "*", "!org.clusterhub.Error.WrongType", M_PATTERN, "GetRange on an 'x' integer" },
         { "SETRANGE n:*", "*", "!org.clusterhub.Error.WrongType", M_PATTERN, "SetRange on an 'x' integer" },
+        { "GETRANGE f:*", "*", "!org.clusterhub.Error.WrongType", M_PATTERN, "GetRange on a 'd' double" },
+        { "SETRANGE f:*", "*", "!org.clusterhub.Error.WrongType", M_PATTERN, "SetRange on a 'd' double" },
         { "INCRBYFLOAT n:*", "*", "!org.clusterhub.Error.NotANumber", M_PATTERN, "non-integral IncrFloat on an 'x' integer" },
         { "INCRBYFLOAT fbig *", "\"*\"", "!org.clusterhub.Error.Overflow", M_PATTERN, "result beyond the range of a double" },
         { "INCR* f:*", "*", "!org.clusterhub.Error.NotANumber", M_PATTERN, "Incr on a 'd' double" },
@@ -966,7 +1010,11 @@ static void test_differential(ThFixture *f, gconstpointer data) {
                         g_usleep((gulong) num(w[1]) * 1000);
                         continue;
                 }
-                if (g_ascii_strcasecmp(w[0], "SCANALL") == 0) {   /* pseudo command: SCANALL pattern count */
+                if (g_ascii_strcasecmp(w[0], "SELECT") == 0) {    /* the hub has no connection state: a path */
+                        a = redis_cmd(&rd, w);
+                        b = reply_text(R_STATUS, "OK");
+                        select_db(w[1]);
+                } else if (g_ascii_strcasecmp(w[0], "SCANALL") == 0) {   /* pseudo command: SCANALL pattern count */
                         unsigned rounds = 0;
                         a = redis_scanall(&rd, w[1], w[2]);
                         b = hub_scanall(f->client, w[1], w[2], &rounds);
