@@ -87,10 +87,14 @@ int dict_insert(Store *s, Dict *d, DictNode *n) {
         return 0;
 }
 
-int dict_reserve(Store *s, Dict *d) {
-        if (d->size == 0)
-                dict_resize(s, d, DICT_MIN_SIZE);
-        return d->size > 0 ? 0 : -ENOMEM;
+int dict_reserve(Store *s, Dict *d, size_t n) {
+        size_t size = DICT_MIN_SIZE;
+
+        while (size < n)
+                size *= 2;
+        if (size > d->size)
+                dict_resize(s, d, size);
+        return d->size >= MAX(n, (size_t) 1) ? 0 : -ENOMEM;
 }
 
 void dict_unlink(Store *s, Dict *d, DictNode *n) {

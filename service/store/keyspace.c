@@ -600,7 +600,7 @@ int store_move(Store *s, const char *key, Store *dst, uint64_t now_ms) {
                 if (r < 0)
                         return r;
         }
-        r = dict_reserve(dst, &dst->keys);
+        r = dict_reserve(dst, &dst->keys, 1);
         if (r < 0)
                 return r;
 

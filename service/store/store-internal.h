@@ -137,8 +137,9 @@ static inline bool dict_shrink_paused(const Store *s, const Dict *d) {
 }
 /* Shrink D to fit its count, as dict_unlink() would have (once a pause ends). */
 void dict_shrink(Store *s, Dict *d);
-/* Make sure D has buckets, so that the next dict_insert() cannot fail. */
-int dict_reserve(Store *s, Dict *d);
+/* Make sure D has at least N buckets (at least one: the next dict_insert() cannot fail, and
+ * N - count inserts do not grow it). */
+int dict_reserve(Store *s, Dict *d, size_t n);
 
 #define NO_HEAP UINT32_MAX
 
@@ -191,6 +192,16 @@ typedef struct HField {
         char key[];
 } HField;
 
+/* A hash.  Small (at most HASH_SMALL_MAX fields): order holds the fields in insertion order,
+ * found by a scan of their hashes, and dict only keeps the count (no buckets), like Redis's
+ * listpack encoding.  Past that it converts once to big: dict holds the fields, order is
+ * NULL, and the order is the table's, like Redis's hashtable encoding. */
+#define HASH_SMALL_MAX 128
+typedef struct Hash {
+        Dict dict;
+        HField **order;
+} Hash;
+
 typedef struct SMember {
         DictNode node;
         char key[];
@@ -201,10 +212,11 @@ typedef struct List {
         size_t cap, head, len;
 } List;
 
-void hash_free(Store *s, Dict *d);
+void hash_free(Store *s, Hash *h);
+size_t hash_len(const Hash *h);
 void set_free(Store *s, Dict *d);
 void list_free(Store *s, List *l);
-size_t hash_memory(const Dict *d);
+size_t hash_memory(const Hash *h);
 size_t set_memory(const Dict *d);
 size_t list_memory(const List *l);
 PVal list_pop(Store *s, List *l, bool left);

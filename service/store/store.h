@@ -297,7 +297,9 @@ int store_hget(Store *s, const char *key, const char *field, uint64_t now_ms, St
 /* Views, type '\0' for absent fields.  Array: free(). */
 int store_hmget(Store *s, const char *key, const char *const *fields, size_t n, uint64_t now_ms,
                 StoreValue **ret_values);
-/* Every field (views; array: free()); empty when absent. */
+/* Every field (views; array: free()); empty when absent.  HGetAll, HKeys and HVals give a
+ * hash of up to HASH_SMALL_MAX (128) fields in insertion order (an update keeps a field's
+ * place); a hash that grew past that has the order of its table from then on. */
 int store_hgetall(Store *s, const char *key, uint64_t now_ms, StoreField **ret_fields, size_t *ret_n);
 /* Delete fields; count removed.  Notifies "hdel" (and "del" when the hash is emptied). */
 int store_hdel(Store *s, const char *key, const char *const *fields, size_t n, uint64_t now_ms,

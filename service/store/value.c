@@ -151,6 +151,7 @@ void collection_free(Store *s, PVal *v) {
 size_t collection_size(const PVal *v) {
         switch (v->type) {
         case KIND_HASH:
+                return hash_len(v->obj);
         case KIND_SET:
                 return ((const Dict *) v->obj)->count;
         case KIND_LIST:

@@ -816,6 +816,123 @@ static char *list_dump(Store *s, const char *key) {
                 g_assert_cmpstr(_l, ==, (expected));            \
         } while (0)
 
+/* HKeys, HVals and HGetAll of a hash of up to 128 fields: insertion order, as Redis's
+ * listpack encoding has it; an update keeps a field's place, a deleted field re-added goes to
+ * the end.  Past 128 fields the hash converts to a table: every field is still there. */
+static char *hkeys_joined(Store *s, const char *key) {
+        const char **ks = NULL;
+        size_t n = 0;
+        g_autoptr(GString) out = g_string_new(NULL);
+
+        g_assert_cmpint(store_hkeys(s, key, T0, &ks, &n), ==, 0);
+        for (size_t i = 0; i < n; i++)
+                g_string_append_printf(out, "%s%s", i ? " " : "", ks[i]);
+        free(ks);
+        return g_strdup(out->str);
+}
+
+static void test_hash_order(Fixture *f, gconstpointer d) {
+        const char *fs[] = { "c", "a", "b" }, *fa[] = { "a" }, *fz[] = { "z" };
+        StoreValue vs[] = { SV_S("1"), SV_S("2"), SV_S("3") }, nv = SV_S("new"), *vals;
+        StoreField *all;
+        int64_t i64;
+        size_t n;
+        char *j;
+
+        g_assert_cmpint(store_hset(f->s, "h", fs, vs, 3, T0, &n), ==, 0);
+        j = hkeys_joined(f->s, "h");
+        g_assert_cmpstr(j, ==, "c a b");
+        g_free(j);
+        g_assert_cmpint(store_hvals(f->s, "h", T0, &vals, &n), ==, 0);
+        g_assert_cmpuint(n, ==, 3);
+        g_assert_cmpstr(vals[0].str.ptr, ==, "1");
+        g_assert_cmpstr(vals[1].str.ptr, ==, "2");
+        g_assert_cmpstr(vals[2].str.ptr, ==, "3");
+        free(vals);
+        g_assert_cmpint(store_hgetall(f->s, "h", T0, &all, &n), ==, 0);
+        g_assert_cmpstr(all[0].name, ==, "c");
+        g_assert_cmpstr(all[1].name, ==, "a");
+        g_assert_cmpstr(all[2].value.str.ptr, ==, "3");
+        free(all);
+        /* an update keeps the place; a deleted field comes back at the end */
+        g_assert_cmpint(store_hset(f->s, "h", fa, &nv, 1, T0, &n), ==, 0);
+        j = hkeys_joined(f->s, "h");
+        g_assert_cmpstr(j, ==, "c a b");
+        g_free(j);
+        g_assert_cmpint(store_hdel(f->s, "h", fa, 1, T0, &n), ==, 0);
+        j = hkeys_joined(f->s, "h");
+        g_assert_cmpstr(j, ==, "c b");
+        g_free(j);
+        g_assert_cmpint(store_hset(f->s, "h", fa, &nv, 1, T0, &n), ==, 0);
+        g_assert_cmpint(store_hincr(f->s, "h", "n", 1, T0, &i64), ==, 0);
+        g_assert_cmpint(store_hsetnx(f->s, "h", "z", &nv, T0), ==, 1);
+        g_assert_cmpint(store_hdel(f->s, "h", fz, 1, T0, &n), ==, 0);
+        g_assert_cmpint(store_hsetnx(f->s, "h", "z", &nv, T0), ==, 1);
+        j = hkeys_joined(f->s, "h");
+        g_assert_cmpstr(j, ==, "c b a n z");
+        g_free(j);
+
+        /* 128 fields, added in a scrambled order and thinned out: still in insertion order */
+        {
+                g_autoptr(GString) want = g_string_new(NULL);
+                uint64_t before = store_memory(f->s);
+
+                for (unsigned i = 0; i < 128; i++) {
+                        g_autofree char *name = g_strdup_printf("f%u", (i * 37) % 128);
+                        const char *nm = name;
+
+                        g_assert_cmpint(store_hset(f->s, "big", &nm, &nv, 1, T0, &n), ==, 0);
+                }
+                for (unsigned i = 0; i < 128; i += 2) {
+                        g_autofree char *name = g_strdup_printf("f%u", (i * 37) % 128);
+                        const char *nm = name;
+
+                        g_assert_cmpint(store_hdel(f->s, "big", &nm, 1, T0, &n), ==, 0);
+                        g_assert_cmpuint(n, ==, 1);
+                }
+                for (unsigned i = 1; i < 128; i += 2)
+                        g_string_append_printf(want, "%sf%u", want->len ? " " : "", (i * 37) % 128);
+                j = hkeys_joined(f->s, "big");
+                g_assert_cmpstr(j, ==, want->str);
+                g_free(j);
+                /* grow to 128 again, then one more: a table from then on, every field there */
+                for (unsigned i = 0; i < 64; i++) {
+                        g_autofree char *name = g_strdup_printf("g%u", i);
+                        const char *nm = name;
+
+                        g_assert_cmpint(store_hset(f->s, "big", &nm, &nv, 1, T0, &n), ==, 0);
+                }
+                g_assert_cmpint(store_hlen(f->s, "big", T0, &n), ==, 0);
+                g_assert_cmpuint(n, ==, 128);
+                g_assert_cmpint(store_hincr(f->s, "big", "x", 5, T0, &i64), ==, 0);
+                g_assert_cmpint(store_hlen(f->s, "big", T0, &n), ==, 0);
+                g_assert_cmpuint(n, ==, 129);
+                for (unsigned i = 1; i < 128; i += 2) {
+                        g_autofree char *name = g_strdup_printf("f%u", (i * 37) % 128);
+
+                        g_assert_cmpint(store_hexists(f->s, "big", name, T0), ==, 1);
+                }
+                for (unsigned i = 0; i < 64; i++) {
+                        g_autofree char *name = g_strdup_printf("g%u", i);
+                        const char *nm = name;
+
+                        g_assert_cmpint(store_hexists(f->s, "big", name, T0), ==, 1);
+                        g_assert_cmpint(store_hdel(f->s, "big", &nm, 1, T0, &n), ==, 0);
+                }
+                g_assert_cmpint(store_hkeys(f->s, "big", T0, (const char ***) &vals, &n), ==, 0);
+                g_assert_cmpuint(n, ==, 65);
+                free(vals);
+                g_assert_cmpint(store_hget(f->s, "big", "x", T0, &nv), ==, 0);
+                g_assert_cmpint(nv.i, ==, 5);
+                {
+                        const char *k[] = { "big" };
+
+                        g_assert_cmpint(store_del(f->s, k, 1, T0, &n), ==, 0);
+                }
+                g_assert_cmpuint(store_memory(f->s), ==, before);
+        }
+}
+
 static void test_list(Fixture *f, gconstpointer d) {
         StoreValue v[] = { SV_S("a"), SV_S("b"), SV_S("c"), SV_S("d"), SV_S("e") }, out, *vs;
         size_t n;
@@ -1175,10 +1292,16 @@ static void move_fill(Store *s) {
         g_assert_cmpint(store_hset(s, "hash", fields, fv, 3, T0, NULL), ==, 0);
         g_assert_cmpint(store_push(s, "list", false, fv, 3, T0, NULL), ==, 0);
         g_assert_cmpint(store_sadd(s, "set", members, 3, T0, NULL), ==, 0);
+        for (unsigned i = 0; i < 200; i++) {   /* past the small form of hashes */
+                g_autofree char *name = g_strdup_printf("field-%u", i);
+                const char *nm = name;
+
+                g_assert_cmpint(store_hset(s, "bighash", &nm, &fv[i % 3], 1, T0, NULL), ==, 0);
+        }
 }
 
 static void test_move(void) {
-        const char *keys[] = { "str", "short", "blob", "hash", "list", "set" };
+        const char *keys[] = { "str", "short", "blob", "hash", "list", "set", "bighash" };
         StoreValue v = SV_S("v"), out;
         Fixture fa, fb, *a = &fa, *b = &fb;
         uint64_t base_a, base_b, used_a, used_b;
@@ -1206,7 +1329,7 @@ static void test_move(void) {
                 assert_events(b, eb);
         }
         g_assert_cmpuint(store_dbsize(a->s), ==, 0);
-        g_assert_cmpuint(store_dbsize(b->s), ==, 6);
+        g_assert_cmpuint(store_dbsize(b->s), ==, 7);
         /* the accounted bytes moved exactly: a is back at its base, b holds what a held
          * (the key tables' own sizes differ by the resizes they went through) */
         g_assert_cmpuint(store_memory(a->s), ==, base_a);
@@ -1480,6 +1603,7 @@ int main(int argc, char **argv) {
         ADD("string/incrfloat", test_incrfloat);
         ADD("string/append-ranges", test_append_ranges);
         ADD("hash/all", test_hash);
+        ADD("hash/order", test_hash_order);
         ADD("list/all", test_list);
         ADD("list/ring", test_list_ring);
         ADD("set/all", test_set);
