@@ -34,8 +34,8 @@ _hubctl() {
                 [unlock]="--help"
                 [help]=""
         )
-        local store_methods="Del Exists Keys Scan Type Rename RenameNX Expire Persist TTL Flush DBSize RandomKey
-                Get Set GetDel MGet MSet MSetNX Incr IncrFloat Append StrLen GetRange SetRange
+        local store_methods="Del Exists Keys Scan Type Rename RenameNX Move Expire Persist TTL Flush DBSize RandomKey
+                Get Set SetGet GetDel MGet MSet MSetNX Incr IncrFloat Append StrLen GetRange SetRange
                 HSet HSetNX HGet HMGet HGetAll HDel HExists HLen HKeys HVals HIncr HIncrFloat
                 LPush RPush LPushX RPushX LPop RPop BLPop BRPop LRange LLen LIndex LSet LTrim LRem LInsert LMove
                 SAdd SRem SMembers SIsMember SCard SPop SRandMember"

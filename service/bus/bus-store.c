@@ -140,6 +140,42 @@ static int append_value_cb(sd_bus_message *reply, void *userdata) {
 
 /* --- errors --------------------------------------------------------------------------- */
 
+/* The option that sets each limit the store names (store_last_limit()). */
+static const char *limit_option(const char *limit, const Limits *l, unsigned long long *ret_value) {
+        static const struct {
+                const char *limit, *option;
+                size_t offset;
+        } table[] = {
+                { "key-length", "--max-key-bytes", offsetof(Limits, max_key_bytes) },
+                { "value-size", "--max-value-bytes", offsetof(Limits, max_value_bytes) },
+                { "elements", "--max-elements", offsetof(Limits, max_elements) },
+                { "memory", "--max-namespace-memory", offsetof(Limits, max_namespace_memory) },
+                { "hub-memory", "--max-memory", offsetof(Limits, max_memory) },
+                { "reply-items", "--max-reply-items", offsetof(Limits, max_reply_items) },
+        };
+
+        for (size_t i = 0; limit && i < ELEMENTSOF(table); i++)
+                if (streq(limit, table[i].limit)) {
+                        *ret_value = *(const uint64_t *) ((const char *) l + table[i].offset);
+                        return table[i].option;
+                }
+        return NULL;
+}
+
+static int limit_error(sd_bus_error *ret_error, int r, Namespace *ns, const char *key) {
+        const char *limit = store_last_limit(ns->store), *option;
+        unsigned long long value = 0;
+
+        option = limit_option(limit, &ns->hub->limits, &value);
+        if (!option)
+                return bus_error_errno(ret_error, r, "Limit exceeded for key '%s': %s.", key, limit ? limit : "unknown");
+        if (streq(limit, "value-size"))
+                return bus_error_errno(ret_error, r, "Value of '%s' is %llu bytes; the limit is %llu (%s).", key,
+                                       (unsigned long long) store_last_limit_wanted(ns->store), value, option);
+        return bus_error_errno(ret_error, r, "Limit exceeded for key '%s': %s; the limit is %llu (%s).", key, limit,
+                               value, option);
+}
+
 static int store_error(sd_bus_error *ret_error, int r, Namespace *ns, const char *key) {
         switch (r) {
         case -ENOKEY:
@@ -151,7 +187,7 @@ static int store_error(sd_bus_error *ret_error, int r, Namespace *ns, const char
         case -ERANGE:
                 return bus_error_errno(ret_error, r, "The result for key '%s' does not fit its type.", key);
         case -ENOBUFS:
-                return bus_error_errno(ret_error, r, "Limit exceeded for key '%s': %s.", key, store_last_limit(ns->store));
+                return limit_error(ret_error, r, ns, key);
         case -EINVAL:
                 return bus_error_errno(ret_error, r, "Invalid argument for key '%s'.", key);
         default:
@@ -456,6 +492,36 @@ static int method_set(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
         return ch_store1_reply_set(m, r > 0);
 }
 
+static int append_old_cb(sd_bus_message *reply, void *userdata) {
+        static const StoreValue none = { .type = 's', .str = { "", 0 } };
+        const StoreValue *v = userdata;
+
+        return append_value(reply, v->type ? v : &none);
+}
+
+static int method_set_get(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
+        Namespace *ns = userdata;
+        _cleanup_(bus_value_done) BusValue v = {};
+        _cleanup_(store_value_clear) StoreValue old = {};
+        SetOptions o = {};
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        r = read_value(m, &v, ret_error);
+        if (r < 0)
+                return r;
+        r = read_set_options(m, &o, ret_error);
+        if (r < 0)
+                return r;
+        r = store_setget(ns->store, key, &v.value, o.ttl_ms,
+                         (o.nx ? STORE_SET_NX : 0) | (o.xx ? STORE_SET_XX : 0) | (o.keep_ttl ? STORE_SET_KEEP_TTL : 0),
+                         now_ms(ns), &old);
+        rearm(ns);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return ch_store1_reply_set_get(m, old.type != '\0', append_old_cb, &old);
+}
+
 static int method_del(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, char **keys) {
         Namespace *ns = userdata;
         size_t count = 0;
@@ -688,6 +754,41 @@ static int method_rename_nx(sd_bus_message *m, void *userdata, sd_bus_error *ret
         return ch_store1_reply_rename_nx(m, r > 0);
 }
 
+static int method_move(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, const char *namespace) {
+        Namespace *ns = userdata, *dst = NULL;
+        size_t exists = 0;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        if (!namespace_name_is_valid(ns->hub, namespace))
+                return bus_error_errno(ret_error, -EINVAL, "'%s' is not a namespace name: 1 to %llu characters of [A-Za-z0-9_].",
+                                       namespace, (unsigned long long) ns->hub->limits.max_name_bytes);
+        if (streq(namespace, ns->name))
+                return bus_error_errno(ret_error, -EINVAL, "Key '%s' is already in namespace '%s'.", key, namespace);
+        /* a key that is not here moves nowhere, and creates no namespace */
+        r = store_exists(ns->store, &key, 1, now_ms(ns), &exists);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        if (exists == 0)
+                return ch_store1_reply_move(m, false);
+        r = namespace_get(ns->hub, namespace, true, &dst);
+        if (r == -ENOBUFS)
+                return bus_error_errno(ret_error, r, "Cannot create namespace '%s': the hub has %llu (--max-namespaces).",
+                                       namespace, (unsigned long long) ns->hub->limits.max_namespaces);
+        if (r < 0)
+                return r;
+        r = store_move(ns->store, key, dst->store, now_ms(ns));
+        rearm(ns);
+        bus_store_rearm(dst);
+        if (r == -ENOBUFS && store_last_limit(ns->store) && streq(store_last_limit(ns->store), "memory"))
+                return bus_error_errno(ret_error, r, "Key '%s' does not fit into namespace '%s': it has %llu of %llu bytes (--max-namespace-memory).",
+                                       key, namespace, (unsigned long long) store_memory(dst->store),
+                                       (unsigned long long) ns->hub->limits.max_namespace_memory);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return ch_store1_reply_move(m, r > 0);
+}
+
 static int method_expire(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, uint64_t ttl_ms) {
         Namespace *ns = userdata;
         int r;
@@ -795,6 +896,14 @@ static int check_names(Namespace *ns, sd_bus_error *ret_error, const char *const
         return 0;
 }
 
+/* The key to name in an error: the first whose value is past --max-value-bytes, else the first. */
+static size_t first_big_value(Namespace *ns, const BusValues *v) {
+        for (size_t i = 0; i < v->n; i++)
+                if (store_value_bytes(&v->values[i]) > ns->hub->limits.max_value_bytes)
+                        return i;
+        return 0;
+}
+
 static int method_m_set_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, bool nx) {
         _cleanup_(bus_values_done) BusValues v = {};
         int r;
@@ -811,7 +920,7 @@ static int method_m_set_common(sd_bus_message *m, Namespace *ns, sd_bus_error *r
                 r = store_mset(ns->store, v.names, v.values, v.n, now_ms(ns));
         rearm(ns);
         if (r < 0)
-                return store_error(ret_error, r, ns, v.n ? v.names[0] : "");
+                return store_error(ret_error, r, ns, v.n ? v.names[first_big_value(ns, &v)] : "");
         return nx ? ch_store1_reply_m_set_nx(m, r > 0) : ch_store1_reply_m_set(m);
 }
 
@@ -1434,6 +1543,7 @@ const ChStore1Handlers bus_store_handlers = {
         .type = method_type,
         .rename = method_rename,
         .rename_nx = method_rename_nx,
+        .move = method_move,
         .expire = method_expire,
         .persist = method_persist,
         .ttl = method_ttl,
@@ -1442,6 +1552,7 @@ const ChStore1Handlers bus_store_handlers = {
         .random_key = method_random_key,
         .get = method_get,
         .set = method_set,
+        .set_get = method_set_get,
         .get_del = method_get_del,
         .m_get = method_m_get,
         .m_set = method_m_set,

@@ -87,6 +87,16 @@ int dict_insert(Store *s, Dict *d, DictNode *n) {
         return 0;
 }
 
+int dict_reserve(Store *s, Dict *d, size_t n) {
+        size_t size = DICT_MIN_SIZE;
+
+        while (size < n)
+                size *= 2;
+        if (size > d->size)
+                dict_resize(s, d, size);
+        return d->size >= MAX(n, (size_t) 1) ? 0 : -ENOMEM;
+}
+
 void dict_unlink(Store *s, Dict *d, DictNode *n) {
         DictNode **p = &d->buckets[n->hash & (d->size - 1)];
 

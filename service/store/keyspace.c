@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 
 /* The keyspace: the Store object, key lookup with lazy expiry, and the key commands
- * (Del, Exists, Keys, Scan, Type, Rename, Expire, Persist, TTL, Flush, DBSize, RandomKey). */
+ * (Del, Exists, Keys, Scan, Type, Rename, Move, Expire, Persist, TTL, Flush, DBSize,
+ * RandomKey). */
 
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,10 @@ Store *store_free(Store *s) {
 
 const char *store_last_limit(const Store *s) {
         return s->last_limit;
+}
+
+uint64_t store_last_limit_wanted(const Store *s) {
+        return s->last_limit_wanted;
 }
 
 uint64_t store_memory(const Store *s) {
@@ -558,6 +563,63 @@ int store_rename(Store *s, const char *src, const char *dst, uint64_t now_ms) {
 
 int store_renamenx(Store *s, const char *src, const char *dst, uint64_t now_ms) {
         return rename_impl(s, src, dst, true, now_ms);
+}
+
+/* Accounted bytes of e and everything it owns. */
+static size_t entry_memory(const Entry *e) {
+        return mem_usable(e) + pval_memory(&e->v);
+}
+
+int store_move(Store *s, const char *key, Store *dst, uint64_t now_ms) {
+        uint64_t deadline = UINT64_MAX;
+        size_t len = 0, bytes;
+        Entry *e;
+        bool list;
+        int r;
+
+        if (!dst || dst == s)
+                return -EINVAL;
+        r = key_check(s, key, &len);
+        if (r < 0)
+                return r;
+        r = key_check(dst, key, NULL);
+        if (r == -ENOBUFS)
+                return limit_fail(s, store_last_limit(dst));
+        if (r < 0)
+                return r;
+        e = entry_find(s, key, len, now_ms);
+        if (!e || entry_find(dst, key, len, now_ms))
+                return 0;
+        bytes = entry_memory(e);
+        r = mem_check_move(dst, s, bytes);
+        if (r < 0)
+                return limit_fail(s, store_last_limit(dst));
+        if (e->heap_idx != NO_HEAP) {
+                deadline = entry_deadline(s, e);
+                r = expire_reserve(dst);
+                if (r < 0)
+                        return r;
+        }
+        r = dict_reserve(dst, &dst->keys, 1);
+        if (r < 0)
+                return r;
+
+        /* nothing can fail from here on: the entry, its key inline, changes tables */
+        expire_clear(s, e);
+        dict_unlink(s, &s->keys, &e->node);
+        mem_transfer(s, dst, bytes);
+        (void) dict_insert(dst, &dst->keys, &e->node); /* has buckets: cannot fail */
+        if (deadline != UINT64_MAX)
+                expire_set(dst, e, deadline);
+        list = e->v.type == KIND_LIST;
+
+        notify(s, key, "move_from");
+        notify(dst, key, "move_to");
+        if (list) {
+                blocking_signal(dst);
+                blocking_serve(dst, now_ms);
+        }
+        return 1;
 }
 
 int store_expire(Store *s, const char *key, uint64_t ttl_ms, uint64_t now_ms) {

@@ -72,6 +72,13 @@ size_t mem_estimate(size_t n) {
 
 int limit_fail(Store *s, const char *name) {
         s->last_limit = name;
+        s->last_limit_wanted = 0;
+        return -ENOBUFS;
+}
+
+int limit_fail_value(Store *s, uint64_t wanted) {
+        limit_fail(s, "value-size");
+        s->last_limit_wanted = wanted;
         return -ENOBUFS;
 }
 
@@ -83,4 +90,30 @@ int mem_check(Store *s, uint64_t extra) {
         if (s->account && s->account->limit > 0 && s->account->used + extra > s->account->limit)
                 return limit_fail(s, "hub-memory");
         return 0;
+}
+
+size_t mem_usable(const void *p) {
+        return p ? malloc_usable_size((void *) p) : 0;
+}
+
+/* Would N accounted bytes, leaving FROM, fit into TO?  The hub-wide account only counts
+ * when the two stores have different ones. */
+int mem_check_move(Store *to, const Store *from, uint64_t n) {
+        if (to->used + n > to->limits.max_memory)
+                return limit_fail(to, "memory");
+        if (to->account && to->account != from->account && to->account->limit > 0 &&
+            to->account->used + n > to->account->limit)
+                return limit_fail(to, "hub-memory");
+        return 0;
+}
+
+void mem_transfer(Store *from, Store *to, uint64_t n) {
+        from->used -= n;
+        to->used += n;
+        if (from->account != to->account) {
+                if (from->account)
+                        from->account->used -= n;
+                if (to->account)
+                        to->account->used += n;
+        }
 }

@@ -45,6 +45,14 @@ void mem_free(Store *s, void *p);
 size_t mem_estimate(size_t n);
 int mem_check(Store *s, uint64_t extra);
 int limit_fail(Store *s, const char *name);
+/* limit_fail(s, "value-size") for a value of WANTED bytes. */
+int limit_fail_value(Store *s, uint64_t wanted);
+/* Accounted size of one allocation (0 for NULL). */
+size_t mem_usable(const void *p);
+/* Moving data of N accounted bytes from one store to another (Move): the check against TO's
+ * limits, and the transfer of the charge once the data belongs to TO. */
+int mem_check_move(Store *to, const Store *from, uint64_t n);
+void mem_transfer(Store *from, Store *to, uint64_t n);
 
 /* ---- dict.c: chained hash table, power-of-two buckets, amortized full rehash ---- */
 typedef struct DictNode {
@@ -108,6 +116,7 @@ struct Store {
         StoreAccount *account;
         uint64_t used;
         const char *last_limit;
+        uint64_t last_limit_wanted;
 
         StoreNotify notify;
         StoreServed served;
@@ -128,6 +137,9 @@ static inline bool dict_shrink_paused(const Store *s, const Dict *d) {
 }
 /* Shrink D to fit its count, as dict_unlink() would have (once a pause ends). */
 void dict_shrink(Store *s, Dict *d);
+/* Make sure D has at least N buckets (at least one: the next dict_insert() cannot fail, and
+ * N - count inserts do not grow it). */
+int dict_reserve(Store *s, Dict *d, size_t n);
 
 #define NO_HEAP UINT32_MAX
 
@@ -165,6 +177,8 @@ int pval_to_owned(const PVal *p, StoreValue *ret);
 const char *pval_str(const PVal *p);
 bool pval_equal(const PVal *p, const StoreValue *v);
 bool pval_is_plain(const PVal *p);
+/* Accounted bytes of everything p owns (not p itself). */
+size_t pval_memory(const PVal *p);
 void collection_free(Store *s, PVal *v);
 size_t collection_size(const PVal *v);
 int num_incr(Store *s, PVal *v, int64_t by, int64_t *ret);
@@ -178,6 +192,16 @@ typedef struct HField {
         char key[];
 } HField;
 
+/* A hash.  Small (at most HASH_SMALL_MAX fields): order holds the fields in insertion order,
+ * found by a scan of their hashes, and dict only keeps the count (no buckets), like Redis's
+ * listpack encoding.  Past that it converts once to big: dict holds the fields, order is
+ * NULL, and the order is the table's, like Redis's hashtable encoding. */
+#define HASH_SMALL_MAX 128
+typedef struct Hash {
+        Dict dict;
+        HField **order;
+} Hash;
+
 typedef struct SMember {
         DictNode node;
         char key[];
@@ -188,9 +212,13 @@ typedef struct List {
         size_t cap, head, len;
 } List;
 
-void hash_free(Store *s, Dict *d);
+void hash_free(Store *s, Hash *h);
+size_t hash_len(const Hash *h);
 void set_free(Store *s, Dict *d);
 void list_free(Store *s, List *l);
+size_t hash_memory(const Hash *h);
+size_t set_memory(const Dict *d);
+size_t list_memory(const List *l);
 PVal list_pop(Store *s, List *l, bool left);
 size_t list_len(const List *l);
 

@@ -138,6 +138,12 @@ Store *store_free(Store *s);
  * "memory" (namespace), "hub-memory" or "reply-items" (a Keys walk); NULL if none yet.
  * Static string. */
 const char *store_last_limit(const Store *s);
+/* For "value-size": the bytes the refused value would have had (for Append and SetRange,
+ * the resulting string); 0 for the other limits. */
+uint64_t store_last_limit_wanted(const Store *s);
+/* Bytes of a value that count against max_value_size: a string's length, a blob's
+ * signature plus data; 0 for numbers. */
+size_t store_value_bytes(const StoreValue *v);
 /* Accounted bytes used by this store (keys, values, tables, expiry heap). */
 uint64_t store_memory(const Store *s);
 /* Seed the store's random generator (RandomKey, SPop, SRandMember); for tests. */
@@ -200,6 +206,12 @@ int store_type(Store *s, const char *key, uint64_t now_ms, const char **ret_type
 int store_rename(Store *s, const char *src, const char *dst, uint64_t now_ms);
 /* Like store_rename() but only when dst is absent: returns 1 renamed, 0 dst exists. */
 int store_renamenx(Store *s, const char *src, const char *dst, uint64_t now_ms);
+/* Move key, with its TTL, to the store dst (another namespace; Redis MOVE): 1 moved, 0 when
+ * key is absent here or present in dst.  Checked against dst's memory limit (-ENOBUFS,
+ * named on s: "memory" or "hub-memory" of dst).  dst == s: -EINVAL.  Notifies "move_from"
+ * on s and "move_to" on dst; a list moved onto dst's waiters serves them.  O(size of the
+ * value) for the accounting, no copy. */
+int store_move(Store *s, const char *key, Store *dst, uint64_t now_ms);
 /* TTL of ttl_ms from now: 1 set, 0 no such key.  ttl_ms 0 deletes the key (notifies
  * "del"), otherwise notifies "expire". */
 int store_expire(Store *s, const char *key, uint64_t ttl_ms, uint64_t now_ms);
@@ -228,6 +240,12 @@ int store_get(Store *s, const char *key, uint64_t now_ms, StoreValue *ret);
  * "expire" when ttl_ms > 0. */
 int store_set(Store *s, const char *key, const StoreValue *value, uint64_t ttl_ms,
               unsigned flags, uint64_t now_ms);
+/* store_set() that also hands back the previous value (Redis SET ... GET), atomically:
+ * *ret_old is an OWNED copy, type '\0' when the key was absent.  Returns 1 set, 0 when nx/xx
+ * prevented it (the old value is handed back either way).  -EMEDIUMTYPE, and nothing set,
+ * when the key holds a hash, list or set.  Notifies as store_set(). */
+int store_setget(Store *s, const char *key, const StoreValue *value, uint64_t ttl_ms,
+                 unsigned flags, uint64_t now_ms, StoreValue *ret_old);
 /* Get and delete (owned).  -ENOKEY, -EMEDIUMTYPE.  Notifies "del". */
 int store_getdel(Store *s, const char *key, uint64_t now_ms, StoreValue *ret);
 /* Views, one per key; type '\0' when absent or not a plain value.  Array: free(). */
@@ -279,7 +297,9 @@ int store_hget(Store *s, const char *key, const char *field, uint64_t now_ms, St
 /* Views, type '\0' for absent fields.  Array: free(). */
 int store_hmget(Store *s, const char *key, const char *const *fields, size_t n, uint64_t now_ms,
                 StoreValue **ret_values);
-/* Every field (views; array: free()); empty when absent. */
+/* Every field (views; array: free()); empty when absent.  HGetAll, HKeys and HVals give a
+ * hash of up to HASH_SMALL_MAX (128) fields in insertion order (an update keeps a field's
+ * place); a hash that grew past that has the order of its table from then on. */
 int store_hgetall(Store *s, const char *key, uint64_t now_ms, StoreField **ret_fields, size_t *ret_n);
 /* Delete fields; count removed.  Notifies "hdel" (and "del" when the hash is emptied). */
 int store_hdel(Store *s, const char *key, const char *const *fields, size_t n, uint64_t now_ms,

@@ -1,23 +1,94 @@
 /* SPDX-License-Identifier: MIT */
 
-/* Hashes: field name -> value, a Dict of HField nodes (name inline). */
+/* Hashes: field name -> value.  HField nodes (name inline) kept in insertion order while the
+ * hash is small, in a Dict once it grew past HASH_SMALL_MAX fields (see Hash). */
 
 #include <math.h>
 #include <stdlib.h>
 
 #include "store-internal.h"
 
-void hash_free(Store *s, Dict *d) {
-        if (!d)
-                return;
-        DICT_FOREACH(n, d, i) {
-                HField *f = container_of(n, HField, node);
+#define ORDER_MIN 4
 
-                pval_clear(s, &f->v);
-                mem_free(s, f);
+size_t hash_len(const Hash *h) {
+        return h ? h->dict.count : 0;
+}
+
+static bool hash_small(const Hash *h) {
+        return h->order != NULL;
+}
+
+/* Slots of the order array: what the allocator handed out (at least what was asked). */
+static size_t order_cap(const Hash *h) {
+        return mem_usable(h->order) / sizeof(HField *);
+}
+
+/* Order array slots for n fields: a power of two, so that growing costs O(1) amortized and
+ * the array matches what the allocator rounds to. */
+static size_t order_slots(size_t n) {
+        size_t c = ORDER_MIN;
+
+        while (c < n)
+                c *= 2;
+        return c;
+}
+
+/* Fields one by one: insertion order while small.  No changes to h while iterating. */
+typedef struct HashIter {
+        const Hash *h;
+        size_t i;
+        DictNode *n;
+} HashIter;
+
+static HField *hash_next(HashIter *it) {
+        const Hash *h = it->h;
+
+        if (hash_small(h))
+                return it->i < h->dict.count ? h->order[it->i++] : NULL;
+        if (it->n && it->n->next) {
+                it->n = it->n->next;
+                return container_of(it->n, HField, node);
         }
-        dict_free_buckets(s, d);
-        mem_free(s, d);
+        while (it->i < h->dict.size) {
+                it->n = h->dict.buckets[it->i++];
+                if (it->n)
+                        return container_of(it->n, HField, node);
+        }
+        return NULL;
+}
+
+/* Declares HField *f for the loop body. */
+#define HASH_FOREACH(f, hash)                                                   \
+        for (HashIter _it_##f = { .h = (hash) }; _it_##f.h; _it_##f.h = NULL)   \
+                for (HField *f; ((f) = hash_next(&_it_##f)); )
+
+void hash_free(Store *s, Hash *h) {
+        if (!h)
+                return;
+        if (hash_small(h)) {
+                for (size_t i = 0; i < h->dict.count; i++) {
+                        pval_clear(s, &h->order[i]->v);
+                        mem_free(s, h->order[i]);
+                }
+                mem_free(s, h->order);
+        } else {
+                DICT_FOREACH(n, &h->dict, i) {
+                        HField *f = container_of(n, HField, node);
+
+                        pval_clear(s, &f->v);
+                        mem_free(s, f);
+                }
+                dict_free_buckets(s, &h->dict);
+        }
+        mem_free(s, h);
+}
+
+size_t hash_memory(const Hash *h) {
+        size_t n = mem_usable(h) + mem_usable(h->order) + mem_usable(h->dict.buckets);
+
+        HASH_FOREACH(f, h)
+                n += mem_usable(f) + pval_memory(&f->v);
+        return n;
 }
 
 static size_t field_estimate(size_t len) {
@@ -29,39 +100,113 @@ static int hash_lookup(Store *s, const char *key, uint64_t now_ms, size_t *ret_l
         return entry_lookup_kind(s, key, KIND_HASH, now_ms, ret_len, ret_e);
 }
 
+static Hash *entry_hash(const Entry *e) {
+        return e ? e->v.obj : NULL;
+}
+
+static size_t entry_hash_len(const Entry *e) {
+        return hash_len(entry_hash(e));
+}
+
+/* Index of f in a small hash's order. */
+static size_t order_index(const Hash *h, const HField *f) {
+        size_t i = 0;
+
+        while (h->order[i] != f)
+                i++;
+        return i;
+}
+
 static HField *field_find(Entry *e, const char *name, size_t len) {
+        Hash *h = entry_hash(e);
+        uint32_t hash;
         DictNode *n;
 
-        if (!e)
+        if (!h)
                 return NULL;
-        n = dict_find(e->v.obj, name, len, dict_hash(name, len));
+        hash = dict_hash(name, len);
+        if (hash_small(h)) {
+                for (size_t i = 0; i < h->dict.count; i++) {
+                        HField *f = h->order[i];
+
+                        if (f->node.hash == hash && f->node.key_len == len && memcmp(f->key, name, len) == 0)
+                                return f;
+                }
+                return NULL;
+        }
+        n = dict_find(&h->dict, name, len, hash);
         return n ? container_of(n, HField, node) : NULL;
 }
 
-/* Create an empty hash at key. */
+/* Create an empty (small) hash at key. */
 static int hash_create(Store *s, const char *key, size_t len, Entry **ret) {
         PVal v = { .type = KIND_HASH };
-        Dict *d;
+        Hash *h;
         int r;
 
-        d = mem_alloc(s, sizeof(Dict));
-        if (!d)
+        h = mem_alloc0(s, sizeof(Hash));
+        if (!h)
                 return -ENOMEM;
-        dict_init(d, offsetof(HField, key));
-        v.obj = d;
+        dict_init(&h->dict, offsetof(HField, key));
+        h->order = mem_alloc(s, ORDER_MIN * sizeof(HField *));
+        if (!h->order) {
+                mem_free(s, h);
+                return -ENOMEM;
+        }
+        v.obj = h;
         r = entry_add(s, key, len, &v, ret);
         if (r < 0) {
-                mem_free(s, d);
+                mem_free(s, h->order);
+                mem_free(s, h);
                 return r;
         }
         return 0;
 }
 
+/* Small -> big, once: every field into a table with room for one more. */
+static int hash_convert(Store *s, Hash *h) {
+        Dict d;
+        int r;
+
+        dict_init(&d, offsetof(HField, key));
+        r = dict_reserve(s, &d, h->dict.count + 1);
+        if (r < 0) {
+                dict_free_buckets(s, &d);
+                return r;
+        }
+        for (size_t i = 0; i < h->dict.count; i++)
+                (void) dict_insert(s, &d, &h->order[i]->node); /* room reserved: no growth, no failure */
+        mem_free(s, h->order);
+        h->order = NULL;
+        h->dict = d;
+        return 0;
+}
+
+/* Room for one more field, so that the insert after it cannot fail. */
+static int hash_reserve_one(Store *s, Hash *h) {
+        HField **a;
+
+        if (!hash_small(h))
+                return 0;
+        if (h->dict.count >= HASH_SMALL_MAX)
+                return hash_convert(s, h);
+        if (h->dict.count < order_cap(h))
+                return 0;
+        a = mem_realloc(s, h->order, order_slots(h->dict.count + 1) * sizeof(HField *));
+        if (!a)
+                return -ENOMEM;
+        h->order = a;
+        return 0;
+}
+
 /* Takes over *v on success. */
-static int field_add(Store *s, Dict *d, const char *name, size_t len, PVal *v) {
+static int field_add(Store *s, Hash *h, const char *name, size_t len, PVal *v) {
         HField *f = NULL;
         int r;
 
+        r = hash_reserve_one(s, h);
+        if (r < 0)
+                return r;
         f = mem_alloc(s, offsetof(HField, key) + len + 1);
         if (!f)
                 return -ENOMEM;
@@ -72,24 +217,36 @@ static int field_add(Store *s, Dict *d, const char *name, size_t len, PVal *v) {
         };
         memcpy(f->key, name, len);
         f->key[len] = 0;
-        r = dict_insert(s, d, &f->node);
-        if (r < 0) {
-                mem_free(s, f);
-                return r;
-        }
+        if (hash_small(h))
+                h->order[h->dict.count++] = f;
+        else
+                (void) dict_insert(s, &h->dict, &f->node); /* has buckets: cannot fail */
         *v = (PVal) {};
         return 0;
 }
 
-static void field_delete(Store *s, Dict *d, HField *f) {
-        dict_unlink(s, d, &f->node);
+static void field_delete(Store *s, Hash *h, HField *f) {
+        if (hash_small(h)) {
+                size_t i = order_index(h, f), cap = order_cap(h);
+
+                /* keep the order: shift the later ones down */
+                memmove(h->order + i, h->order + i + 1, (h->dict.count - i - 1) * sizeof(HField *));
+                h->dict.count--;
+                if (cap > ORDER_MIN && h->dict.count < cap / 4) {
+                        HField **a = mem_realloc(s, h->order, order_slots(2 * h->dict.count) * sizeof(HField *));
+
+                        if (a)  /* failure: keep the bigger array */
+                                h->order = a;
+                }
+        } else
+                dict_unlink(s, &h->dict, &f->node);
         pval_clear(s, &f->v);
         mem_free(s, f);
 }
 
 /* Delete the key when its hash became empty (after a failed or emptying write). */
 static bool hash_drop_if_empty(Store *s, Entry *e) {
-        if (((Dict *) e->v.obj)->count > 0)
+        if (entry_hash_len(e) > 0)
                 return false;
         entry_delete(s, e);
         return true;
@@ -122,10 +279,10 @@ int store_hset(Store *s, const char *key, const char *const *fields, const Store
                         extra += field_estimate(fl);
                 }
         }
-        if ((e ? ((Dict *) e->v.obj)->count : 0) + newf > s->limits.max_elements)
+        if (entry_hash_len(e) + newf > s->limits.max_elements)
                 return limit_fail(s, "elements");
         if (!e)
-                extra += entry_estimate(len) + mem_estimate(sizeof(Dict));
+                extra += entry_estimate(len) + mem_estimate(sizeof(Hash)) + mem_estimate(ORDER_MIN * sizeof(HField *));
         r = mem_check(s, extra);
         if (r < 0)
                 return r;
@@ -243,14 +400,12 @@ int store_hgetall(Store *s, const char *key, uint64_t now_ms, StoreField **ret_f
         r = hash_lookup(s, key, now_ms, NULL, &e);
         if (r < 0)
                 return r;
-        cnt = e ? ((Dict *) e->v.obj)->count : 0;
+        cnt = entry_hash_len(e);
         a = calloc(MAX(cnt, (size_t) 1), sizeof(StoreField));
         if (!a)
                 return -ENOMEM;
         if (e)
-                DICT_FOREACH(n, (Dict *) e->v.obj, i) {
-                        HField *f = container_of(n, HField, node);
-
+                HASH_FOREACH(f, entry_hash(e)) {
                         a[k].name = f->key;
                         pval_view(&f->v, &a[k].value);
                         k++;
@@ -318,7 +473,7 @@ int store_hlen(Store *s, const char *key, uint64_t now_ms, size_t *ret_n) {
         if (r < 0)
                 return r;
         if (ret_n)
-                *ret_n = e ? ((Dict *) e->v.obj)->count : 0;
+                *ret_n = entry_hash_len(e);
         return 0;
 }
 
@@ -331,13 +486,13 @@ int store_hkeys(Store *s, const char *key, uint64_t now_ms, const char ***ret_fi
         r = hash_lookup(s, key, now_ms, NULL, &e);
         if (r < 0)
                 return r;
-        cnt = e ? ((Dict *) e->v.obj)->count : 0;
+        cnt = entry_hash_len(e);
         a = calloc(MAX(cnt, (size_t) 1), sizeof(char *));
         if (!a)
                 return -ENOMEM;
         if (e)
-                DICT_FOREACH(n, (Dict *) e->v.obj, i)
-                        a[k++] = container_of(n, HField, node)->key;
+                HASH_FOREACH(f, entry_hash(e))
+                        a[k++] = f->key;
         if (ret_fields)
                 *ret_fields = TAKE_PTR(a);
         if (ret_n)
@@ -354,13 +509,13 @@ int store_hvals(Store *s, const char *key, uint64_t now_ms, StoreValue **ret_val
         r = hash_lookup(s, key, now_ms, NULL, &e);
         if (r < 0)
                 return r;
-        cnt = e ? ((Dict *) e->v.obj)->count : 0;
+        cnt = entry_hash_len(e);
         a = calloc(MAX(cnt, (size_t) 1), sizeof(StoreValue));
         if (!a)
                 return -ENOMEM;
         if (e)
-                DICT_FOREACH(n, (Dict *) e->v.obj, i)
-                        pval_view(&container_of(n, HField, node)->v, &a[k++]);
+                HASH_FOREACH(f, entry_hash(e))
+                        pval_view(&f->v, &a[k++]);
         if (ret_values)
                 *ret_values = TAKE_PTR(a);
         if (ret_n)
@@ -386,10 +541,10 @@ static int hincr_prepare(Store *s, const char *key, const char *field, uint64_t 
         if (!f) {
                 uint64_t extra = field_estimate(fl);
 
-                if (e && ((Dict *) e->v.obj)->count + 1 > s->limits.max_elements)
+                if (entry_hash_len(e) + 1 > s->limits.max_elements)
                         return limit_fail(s, "elements");
                 if (!e)
-                        extra += entry_estimate(len) + mem_estimate(sizeof(Dict));
+                        extra += entry_estimate(len) + mem_estimate(sizeof(Hash)) + mem_estimate(ORDER_MIN * sizeof(HField *));
                 r = mem_check(s, extra);
                 if (r < 0)
                         return r;

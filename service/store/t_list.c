@@ -21,6 +21,14 @@ static PVal *list_at(List *l, size_t i) {
         return &l->a[(l->head + i) & (l->cap - 1)];
 }
 
+size_t list_memory(const List *l) {
+        size_t n = mem_usable(l) + mem_usable(l->a);
+
+        for (size_t i = 0; i < l->len; i++)
+                n += pval_memory(&l->a[(l->head + i) & (l->cap - 1)]);
+        return n;
+}
+
 static int list_resize(Store *s, List *l, size_t cap) {
         PVal *a;
 

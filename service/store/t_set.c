@@ -15,6 +15,14 @@ void set_free(Store *s, Dict *d) {
         mem_free(s, d);
 }
 
+size_t set_memory(const Dict *d) {
+        size_t n = mem_usable(d) + mem_usable(d->buckets);
+
+        DICT_FOREACH(node, d, i)
+                n += mem_usable(container_of(node, SMember, node));
+        return n;
+}
+
 static int set_lookup(Store *s, const char *key, uint64_t now_ms, size_t *ret_len, Entry **ret_e) {
         return entry_lookup_kind(s, key, KIND_SET, now_ms, ret_len, ret_e);
 }

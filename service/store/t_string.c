@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 
-/* Plain values: Get, Set, GetDel, MGet, MSet, MSetNX, Incr, IncrFloat, Append, StrLen,
+/* Plain values: Get, Set, SetGet, GetDel, MGet, MSet, MSetNX, Incr, IncrFloat, Append, StrLen,
  * GetRange, SetRange. */
 
 #include <math.h>
@@ -73,8 +73,11 @@ int store_get(Store *s, const char *key, uint64_t now_ms, StoreValue *ret) {
         return 0;
 }
 
-int store_set(Store *s, const char *key, const StoreValue *value, uint64_t ttl_ms,
-              unsigned flags, uint64_t now_ms) {
+/* Set, and with ret_old (SetGet) the previous value: -EMEDIUMTYPE when it is a hash, list or
+ * set, type '\0' when there was none. */
+static int set_impl(Store *s, const char *key, const StoreValue *value, uint64_t ttl_ms,
+                    unsigned flags, uint64_t now_ms, StoreValue *ret_old) {
+        StoreValue old = {};
         uint64_t deadline = UINT64_MAX;
         size_t len = 0;
         Entry *e;
@@ -94,18 +97,55 @@ int store_set(Store *s, const char *key, const StoreValue *value, uint64_t ttl_m
                 deadline = now_ms + ttl_ms;
         }
         e = entry_find(s, key, len, now_ms);
+        if (ret_old && e && !pval_is_plain(&e->v))
+                return -EMEDIUMTYPE;
         if (((flags & STORE_SET_NX) && e) || ((flags & STORE_SET_XX) && !e))
-                return 0;
-        r = mem_check(s, set_estimate(e, len, value));
+                r = 0;
+        else {
+                r = mem_check(s, set_estimate(e, len, value));
+                if (r < 0)
+                        return r;
+                r = 1;
+        }
+        if (ret_old && e) {
+                /* copied before the write replaces it; -ENOMEM leaves the store alone */
+                int k = pval_to_owned(&e->v, &old);
+                if (k < 0)
+                        return k;
+        }
+        if (r > 0) {
+                int k = set_one(s, key, len, e, value, deadline, flags & STORE_SET_KEEP_TTL);
+                if (k < 0) {
+                        store_value_clear(&old);
+                        return k;
+                }
+                notify(s, key, "set");
+                if (deadline != UINT64_MAX)
+                        notify(s, key, "expire");
+        }
+        if (ret_old)
+                *ret_old = old;
+        return r;
+}
+
+int store_set(Store *s, const char *key, const StoreValue *value, uint64_t ttl_ms,
+              unsigned flags, uint64_t now_ms) {
+        return set_impl(s, key, value, ttl_ms, flags, now_ms, NULL);
+}
+
+int store_setget(Store *s, const char *key, const StoreValue *value, uint64_t ttl_ms,
+                 unsigned flags, uint64_t now_ms, StoreValue *ret_old) {
+        StoreValue old = {};
+        int r;
+
+        r = set_impl(s, key, value, ttl_ms, flags, now_ms, &old);
         if (r < 0)
                 return r;
-        r = set_one(s, key, len, e, value, deadline, flags & STORE_SET_KEEP_TTL);
-        if (r < 0)
-                return r;
-        notify(s, key, "set");
-        if (deadline != UINT64_MAX)
-                notify(s, key, "expire");
-        return 1;
+        if (ret_old)
+                *ret_old = old;
+        else
+                store_value_clear(&old);
+        return r;
 }
 
 int store_getdel(Store *s, const char *key, uint64_t now_ms, StoreValue *ret) {
@@ -370,7 +410,7 @@ int store_append(Store *s, const char *key, const char *str, size_t len, uint64_
         } else {
                 n = e->v.len + len;
                 if (n > s->limits.max_value_size || n > UINT32_MAX - 1)
-                        return limit_fail(s, "value-size");
+                        return limit_fail_value(s, n);
                 if (n > PVAL_INLINE_MAX) {
                         r = mem_check(s, mem_estimate(n + 1) - (e->v.inl ? 0 : mem_estimate(e->v.len + 1)));
                         if (r < 0)
@@ -479,7 +519,7 @@ int store_setrange(Store *s, const char *key, uint64_t offset, const char *str, 
         }
         if (offset > s->limits.max_value_size || offset + len > s->limits.max_value_size ||
             offset + len > UINT32_MAX - 1)
-                return limit_fail(s, "value-size");
+                return limit_fail_value(s, offset > UINT64_MAX - len ? UINT64_MAX : offset + len);
         n = MAX(old, (size_t) offset + len);
         buf = malloc(n + 1);
         if (!buf)

@@ -36,6 +36,14 @@ static void int_range(char t, int64_t *min, uint64_t *max) {
         }
 }
 
+size_t store_value_bytes(const StoreValue *v) {
+        if (is_str_type(v->type))
+                return v->str.len;
+        if (v->type == 'v')
+                return v->blob.len + (v->blob.sig ? strlen(v->blob.sig) : 0);
+        return 0;
+}
+
 int value_check(Store *s, const StoreValue *v) {
         int64_t min;
         uint64_t max;
@@ -46,7 +54,7 @@ int value_check(Store *s, const StoreValue *v) {
                 if (v->str.len > 0 && !v->str.ptr)
                         return -EINVAL;
                 if (v->str.len > s->limits.max_value_size || v->str.len > UINT32_MAX - 1)
-                        return limit_fail(s, "value-size");
+                        return limit_fail_value(s, v->str.len);
                 if (!utf8_valid(v->str.ptr, v->str.len))
                         return -EINVAL;
                 return 0;
@@ -67,9 +75,8 @@ int value_check(Store *s, const StoreValue *v) {
         case 'v':
                 if (!v->blob.sig || v->blob.sig[0] == 0 || (v->blob.len > 0 && !v->blob.data))
                         return -EINVAL;
-                if (v->blob.len + strlen(v->blob.sig) > s->limits.max_value_size ||
-                    v->blob.len > UINT32_MAX - 1)
-                        return limit_fail(s, "value-size");
+                if (store_value_bytes(v) > s->limits.max_value_size || v->blob.len > UINT32_MAX - 1)
+                        return limit_fail_value(s, store_value_bytes(v));
                 return 0;
         default:
                 return -EINVAL;
@@ -144,12 +151,30 @@ void collection_free(Store *s, PVal *v) {
 size_t collection_size(const PVal *v) {
         switch (v->type) {
         case KIND_HASH:
+                return hash_len(v->obj);
         case KIND_SET:
                 return ((const Dict *) v->obj)->count;
         case KIND_LIST:
                 return list_len(v->obj);
         default:
                 return 1;
+        }
+}
+
+size_t pval_memory(const PVal *p) {
+        if (is_str_type(p->type))
+                return p->inl ? 0 : mem_usable(p->p);
+        switch (p->type) {
+        case 'v':
+                return mem_usable(p->p);
+        case KIND_HASH:
+                return hash_memory(p->obj);
+        case KIND_SET:
+                return set_memory(p->obj);
+        case KIND_LIST:
+                return list_memory(p->obj);
+        default:
+                return 0;
         }
 }
 

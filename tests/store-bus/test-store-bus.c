@@ -5,7 +5,10 @@
  *    deadline none is readable, the namespace is empty and store_bytes is back where it was;
  *  - BLPop: two waiters woken by one RPush of two values, first waiter first; Timeout; a
  *    waiter that disconnects leaves nothing behind;
- *  - KeyChanged: arg0 and arg1 matches see exactly their events; reads emit nothing.
+ *  - KeyChanged: arg0 and arg1 matches see exactly their events; reads emit nothing;
+ *  - SetGet's reply, Move of a key with its TTL into another namespace (created on the way,
+ *    within its memory limit), KeyChanged move_from/move_to in both namespaces;
+ *  - LimitExceeded messages name the size asked for, the limit and its option.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -481,11 +484,185 @@ static void test_key_changed(ThFixture *f, gconstpointer data) {
         sd_bus_flush_close_unref(s3);
 }
 
+/* ---- SetGet and Move over the bus ----------------------------------------------------------- */
+
+#define MV_SRC CH_NAMESPACE_PATH_PREFIX "mvsrc"
+#define MV_DST CH_NAMESPACE_PATH_PREFIX "mvdst"
+
+static int on_any_key_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        GPtrArray *log = userdata;
+        const char *key = NULL, *event = NULL, *path = sd_bus_message_get_path(m);
+        g_assert_cmpint(sd_bus_message_read(m, "ss", &key, &event), >, 0);
+        g_ptr_array_add(log, g_strdup_printf("%s:%s:%s", strrchr(path, '/') + 1, key, event));
+        return 0;
+}
+
+static bool has_namespace(sd_bus *bus, const char *name) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        g_auto(GStrv) names = NULL;
+        g_assert_cmpint(ch_hub1_call_list_namespaces(bus, CH_BUS_NAME, CH_HUB_PATH, &names, &e), >=, 0);
+        return g_strv_contains((const char *const *) names, name);
+}
+
+static void setget(sd_bus *bus, const char *key, const char *value, int *ret_had, char **ret_old) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        const char *old = NULL;
+        int had = -1;
+        int r = sd_bus_call_method(bus, CH_BUS_NAME, MV_SRC, IFACE, "SetGet", &e, &reply, "sva{sv}", key, "s", value, 0);
+        if (r < 0)
+                g_error("SetGet: %s: %s", e.name, e.message);
+        g_assert_cmpint(sd_bus_message_read(reply, "bv", &had, "s", &old), >, 0);
+        *ret_had = had;
+        *ret_old = g_strdup(old);
+        sd_bus_message_unref(reply);
+}
+
+static bool move(sd_bus *bus, const char *key, const char *target, sd_bus_error *e) {
+        sd_bus_message *reply = NULL;
+        int moved = -1;
+        int r = sd_bus_call_method(bus, CH_BUS_NAME, MV_SRC, IFACE, "Move", e, &reply, "ss", key, target);
+        if (r < 0)
+                return false;
+        g_assert_cmpint(sd_bus_message_read(reply, "b", &moved), >, 0);
+        sd_bus_message_unref(reply);
+        return moved;
+}
+
+static void test_setget_move(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        const char *const args[] = { "--max-namespace-memory=8192", NULL };
+        g_autoptr(GPtrArray) log = g_ptr_array_new_with_free_func(g_free);
+        g_autofree char *big = g_strnfill(5000, 'x');
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus *c = f->client, *sub = NULL;
+        g_autofree char *old1 = NULL, *old2 = NULL;
+        const char *value = NULL;
+        int had = -1;
+
+        g_assert_cmpint(th_hub_stop(&f->hub), ==, 0);
+        th_hub_clear(&f->hub);
+        g_assert_cmpint(th_hub_spawn(&f->hub, f->bus.address, args), ==, 0);
+        g_assert_cmpint(th_connect(&sub, f->bus.address), >=, 0);
+        g_assert_cmpint(sd_bus_add_match(sub, NULL, "type='signal',interface='org.clusterhub.Store1',member='KeyChanged'",
+                                         on_any_key_changed, log), >=, 0);
+
+        /* SetGet: (false, "") for an absent key, then the old value */
+        setget(c, "k", "v1", &had, &old1);
+        g_assert_cmpint(had, ==, 0);
+        g_assert_cmpstr(old1, ==, "");
+        setget(c, "k", "v2", &had, &old2);
+        g_assert_cmpint(had, ==, 1);
+        g_assert_cmpstr(old2, ==, "v1");
+
+        /* Move: a missing key moves nowhere and creates no namespace */
+        g_assert_false(move(c, "nope", "mvdst", &e));
+        g_assert_false(sd_bus_error_is_set(&e));
+        g_assert_false(has_namespace(c, "mvdst"));
+        g_assert_false(move(c, "k", "not-a-name", &e));
+        assert_error_name(&e, -EINVAL, CH_ERROR_INVALID_ARGS);
+        sd_bus_error_free(&e);
+        g_assert_false(move(c, "k", "mvsrc", &e));
+        assert_error_name(&e, -EINVAL, CH_ERROR_INVALID_ARGS);
+        sd_bus_error_free(&e);
+        /* the key and its TTL move; the target namespace is created */
+        g_assert_cmpint(sd_bus_call_method(c, CH_BUS_NAME, MV_SRC, IFACE, "Expire", &e, NULL, "st", "k", (uint64_t) 60000), >=, 0);
+        g_assert_true(move(c, "k", "mvdst", &e));
+        g_assert_true(has_namespace(c, "mvdst"));
+        g_assert_cmpint(sd_bus_call_method(c, CH_BUS_NAME, MV_SRC, IFACE, "Get", &e, NULL, "s", "k"), <, 0);
+        assert_error_name(&e, -ENOKEY, CH_ERROR_NO_SUCH_KEY);
+        sd_bus_error_free(&e);
+        sd_bus_message *reply = NULL;
+        g_assert_cmpint(sd_bus_call_method(c, CH_BUS_NAME, MV_DST, IFACE, "Get", &e, &reply, "s", "k"), >=, 0);
+        g_assert_cmpint(sd_bus_message_read(reply, "v", "s", &value), >, 0);
+        g_assert_cmpstr(value, ==, "v2");
+        reply = sd_bus_message_unref(reply);
+        int64_t ttl = 0;
+        g_assert_cmpint(ch_store1_call_ttl(c, CH_BUS_NAME, MV_DST, "k", &ttl, &e), >=, 0);
+        g_assert_cmpint(ttl, >, 0);
+        g_assert_cmpint(ttl, <=, 60000);
+        /* the target has the key now: false */
+        g_assert_cmpint(sd_bus_call_method(c, CH_BUS_NAME, MV_SRC, IFACE, "Set", &e, NULL, "sva{sv}", "k", "s", "again", 0), >=, 0);
+        g_assert_false(move(c, "k", "mvdst", &e));
+        g_assert_false(sd_bus_error_is_set(&e));
+
+        /* the target's memory limit: 5000 bytes do not fit beside 5000 more */
+        g_assert_cmpint(sd_bus_call_method(c, CH_BUS_NAME, MV_SRC, IFACE, "Set", &e, NULL, "sva{sv}", "big", "s", big, 0), >=, 0);
+        g_assert_cmpint(sd_bus_call_method(c, CH_BUS_NAME, MV_DST, IFACE, "Set", &e, NULL, "sva{sv}", "other", "s", big, 0), >=, 0);
+        g_assert_false(move(c, "big", "mvdst", &e));
+        assert_error_name(&e, -ENOBUFS, CH_ERROR_LIMIT_EXCEEDED);
+        g_test_message("Move past the target's memory: %s", e.message);
+        g_assert_nonnull(strstr(e.message, "'mvdst'"));
+        g_assert_nonnull(strstr(e.message, "--max-namespace-memory"));
+        sd_bus_error_free(&e);
+        g_assert_cmpint(sd_bus_call_method(c, CH_BUS_NAME, MV_SRC, IFACE, "StrLen", &e, &reply, "s", "big"), >=, 0);
+        reply = sd_bus_message_unref(reply);
+
+        /* KeyChanged in both namespaces: move_from, move_to */
+        g_assert_cmpint(sd_bus_call_method(c, CH_BUS_NAME, MV_SRC, IFACE, "Set", &e, NULL, "sva{sv}", "marker", "s", "m", 0), >=, 0);
+        sd_bus *subs[] = { sub };
+        Want want[] = { { log, 9 }, { NULL, 0 } };
+        pump(subs, 1, have_enough, want, 5000);
+        pump(subs, 1, NULL, NULL, 100);
+        g_autofree char *j = joined(log);
+        g_test_message("%s", j);
+        g_assert_cmpstr(j, ==, "mvsrc:k:set mvsrc:k:set mvsrc:k:expire mvsrc:k:move_from mvdst:k:move_to mvsrc:k:set "
+                               "mvsrc:big:set mvdst:other:set mvsrc:marker:set");
+        sd_bus_flush_close_unref(sub);
+}
+
+/* ---- LimitExceeded names the limit, the size asked for, and the option ---------------------- */
+
+static char *limit_message(sd_bus *bus, const char *method, const char *sig, ...) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *m = NULL;
+        va_list ap;
+        g_assert_cmpint(sd_bus_message_new_method_call(bus, &m, CH_BUS_NAME, NS, IFACE, method), >=, 0);
+        va_start(ap, sig);
+        g_assert_cmpint(sd_bus_message_appendv(m, sig, ap), >=, 0);
+        va_end(ap);
+        int r = sd_bus_call(bus, m, 0, &e, NULL);
+        assert_error_name(&e, r, CH_ERROR_LIMIT_EXCEEDED);
+        char *msg = g_strdup(e.message);
+        g_test_message("%s: %s", method, msg);
+        sd_bus_error_free(&e);
+        sd_bus_message_unref(m);
+        return msg;
+}
+
+static void test_limit_messages(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        const char *const args[] = { "--max-value-bytes=16", "--max-elements=2", NULL };
+        const char *big = "0123456789abcdefghij";   /* 20 bytes */
+        sd_bus *c = f->client;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+
+        g_assert_cmpint(th_hub_stop(&f->hub), ==, 0);
+        th_hub_clear(&f->hub);
+        g_assert_cmpint(th_hub_spawn(&f->hub, f->bus.address, args), ==, 0);
+
+        g_autofree char *set = limit_message(c, "Set", "sva{sv}", "k", "s", big, 0);
+        g_assert_cmpstr(set, ==, "Value of 'k' is 20 bytes; the limit is 16 (--max-value-bytes).");
+        g_assert_cmpint(sd_bus_call_method(c, CH_BUS_NAME, NS, IFACE, "Set", &e, NULL, "sva{sv}", "k", "s", "0123456789", 0), >=, 0);
+        g_autofree char *append = limit_message(c, "Append", "ss", "k", "0123456789");
+        g_assert_cmpstr(append, ==, "Value of 'k' is 20 bytes; the limit is 16 (--max-value-bytes).");
+        g_autofree char *setrange = limit_message(c, "SetRange", "sus", "k", (uint32_t) 15, "xy");
+        g_assert_cmpstr(setrange, ==, "Value of 'k' is 17 bytes; the limit is 16 (--max-value-bytes).");
+        /* MSet names the key whose value is too large, not the first one */
+        g_autofree char *mset = limit_message(c, "MSet", "a{sv}", 2, "small", "s", "v", "large", "s", big);
+        g_assert_cmpstr(mset, ==, "Value of 'large' is 20 bytes; the limit is 16 (--max-value-bytes).");
+        g_assert_cmpint(sd_bus_call_method(c, CH_BUS_NAME, NS, IFACE, "SAdd", &e, NULL, "sas", "set", 2, "a", "b"), >=, 0);
+        g_autofree char *sadd = limit_message(c, "SAdd", "sas", "set", 1, "c");
+        g_assert_cmpstr(sadd, ==, "Limit exceeded for key 'set': elements; the limit is 2 (--max-elements).");
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         TH_ADD_BUS_TEST_WITH_HUB("/store-bus/ttl-100k", test_ttl_flood);
         TH_ADD_BUS_TEST_WITH_HUB("/store-bus/blpop-two-waiters", test_blpop_two_waiters);
         TH_ADD_BUS_TEST_WITH_HUB("/store-bus/blpop-timeout-disconnect", test_blpop_timeout_and_disconnect);
         TH_ADD_BUS_TEST_WITH_HUB("/store-bus/key-changed", test_key_changed);
+        TH_ADD_BUS_TEST_WITH_HUB("/store-bus/limit-messages", test_limit_messages);
+        TH_ADD_BUS_TEST_WITH_HUB("/store-bus/setget-move", test_setget_move);
         return g_test_run();
 }

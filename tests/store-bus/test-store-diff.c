@@ -13,7 +13,9 @@
  *   OK / string      Redis status; a hub method without out-arguments renders OK
  *   !message         Redis error (its text); hub error (its D-Bus error name)
  *   [a, b]           Redis array; D-Bus array (av, as) or several out-arguments
- *   {"f": v}         Redis HGETALL (pairs) and the hub's a{sv} replies, sorted by field
+ *   {"f": v}         Redis HGETALL (pairs) and the hub's a{sv} replies, in the order received
+ *                    (small hashes keep insertion order on both sides, so HGETALL, HKEYS and
+ *                    HVALS are compared in order)
  *   (x)42 (d)1.5     a typed (non-string) value inside a hub variant
  * The translation of a command to its Store1 call also adapts the reply's shape where the
  * API differs by design (see docs/store.md); that is listed in the same doc section.
@@ -34,7 +36,19 @@
 #include "clusterhub/clusterhub.h"
 #include "harness.h"
 
-#define NS CH_NAMESPACE_PATH_PREFIX "diff"
+/* Redis database N is the hub's namespace "diff" (N = 0) or "diffN": SELECT and MOVE. */
+#define NS_BASE "diff"
+static char ns_path[128] = CH_NAMESPACE_PATH_PREFIX NS_BASE;
+
+static char *db_namespace(const char *db) {
+        int64_t n = g_ascii_strtoll(db, NULL, 10);
+        return n == 0 ? g_strdup(NS_BASE) : g_strdup_printf(NS_BASE "%" G_GINT64_FORMAT, n);
+}
+
+static void select_db(const char *db) {
+        g_autofree char *name = db_namespace(db);
+        g_snprintf(ns_path, sizeof(ns_path), "%s%s", CH_NAMESPACE_PATH_PREFIX, name);
+}
 #define IFACE "org.clusterhub.Store1"
 
 /* ---- reply trees ------------------------------------------------------------------------ */
@@ -166,25 +180,7 @@ static void sort_array(Reply *r) {
                 g_ptr_array_sort(r->a, cmp_rendered);
 }
 
-/* Sort a DICT by key (pairs stay together). */
-static void sort_dict(Reply *r) {
-        if (r->kind != R_DICT)
-                return;
-        guint n = r->a->len / 2;
-        for (guint i = 1; i < n; i++)         /* insertion sort on pairs: dicts here are small */
-                for (guint j = i; j > 0; j--) {
-                        g_autofree char *k1 = render_str(r->a->pdata[2 * (j - 1)]), *k2 = render_str(r->a->pdata[2 * j]);
-                        if (strcmp(k1, k2) <= 0)
-                                break;
-                        gpointer t0 = r->a->pdata[2 * (j - 1)], t1 = r->a->pdata[2 * (j - 1) + 1];
-                        r->a->pdata[2 * (j - 1)] = r->a->pdata[2 * j];
-                        r->a->pdata[2 * (j - 1) + 1] = r->a->pdata[2 * j + 1];
-                        r->a->pdata[2 * j] = t0;
-                        r->a->pdata[2 * j + 1] = t1;
-                }
-}
-
-/* Redis HGETALL's flat [f, v, f, v] becomes a DICT. */
+/* Redis HGETALL's flat [f, v, f, v] becomes a DICT, in the same order. */
 static Reply *pairs_to_dict(Reply *r) {
         if (r->kind != R_ARR)
                 return r;
@@ -193,7 +189,6 @@ static Reply *pairs_to_dict(Reply *r) {
                 g_ptr_array_add(d->a, g_steal_pointer(&r->a->pdata[i]));
         g_ptr_array_set_free_func(r->a, NULL);
         reply_free(r);
-        sort_dict(d);
         return d;
 }
 
@@ -427,8 +422,6 @@ static Reply *bus_read_item(sd_bus_message *m, bool in_variant) {
                         while (sd_bus_message_at_end(m, false) == 0)
                                 g_ptr_array_add(a->a, bus_read_item(m, in_variant));
                 g_assert_cmpint(sd_bus_message_exit_container(m), >, 0);
-                if (dict)
-                        sort_dict(a);
                 return a;
         }
         case 'r': {
@@ -503,7 +496,7 @@ static const char *lower(const char *s) {
 
 static sd_bus_message *new_call(sd_bus *bus, const char *method) {
         sd_bus_message *m = NULL;
-        g_assert_cmpint(sd_bus_message_new_method_call(bus, &m, CH_BUS_NAME, NS, IFACE, method), >=, 0);
+        g_assert_cmpint(sd_bus_message_new_method_call(bus, &m, CH_BUS_NAME, ns_path, IFACE, method), >=, 0);
         return m;
 }
 
@@ -515,6 +508,7 @@ typedef enum {
         SHAPE_POSITIONAL,   /* MGET/HMGET: a{sv} of the present ones -> array by position with nil */
         SHAPE_STATUS,       /* TYPE: the hub's s is Redis's status reply */
         SHAPE_PAIRS,        /* HGETALL: Redis's flat pairs -> dict */
+        SHAPE_OLD,          /* SET ... GET, GETSET: SetGet's (had_old, old) -> nil or the old value */
 } Shape;
 
 /* Build the Store1 call for one Redis command; NULL when the command is unknown. */
@@ -524,9 +518,15 @@ static sd_bus_message *translate(sd_bus *bus, char **w, guint n, Shape *shape, c
         *shape = SHAPE_NONE;
         *names_from = NULL;
 #define IS(x) (g_ascii_strcasecmp(c, x) == 0)
-        if (IS("SET") || IS("SETNX") || IS("SETEX") || IS("PSETEX")) {
-                const char *key = w[1], *val = IS("SET") || IS("SETNX") ? w[2] : w[3];
-                m = new_call(bus, "Set");
+        if (IS("SET") || IS("SETNX") || IS("SETEX") || IS("PSETEX") || IS("GETSET")) {
+                const char *key = w[1], *val = IS("SET") || IS("SETNX") || IS("GETSET") ? w[2] : w[3];
+                bool get = IS("GETSET");
+                for (guint i = 3; IS("SET") && i < n; i++)
+                        if (g_ascii_strcasecmp(w[i], "GET") == 0)
+                                get = true;
+                m = new_call(bus, get ? "SetGet" : "Set");
+                if (get)
+                        *shape = SHAPE_OLD;
                 g_assert_cmpint(sd_bus_message_append(m, "s", key), >=, 0);
                 add_str_variant(m, val);
                 g_assert_cmpint(sd_bus_message_open_container(m, 'a', "{sv}"), >=, 0);
@@ -547,6 +547,8 @@ static sd_bus_message *translate(sd_bus *bus, char **w, guint n, Shape *shape, c
                                 g_assert_cmpint(sd_bus_message_append(m, "{sv}", "xx", "b", 1), >=, 0);
                         else if (g_ascii_strcasecmp(w[i], "KEEPTTL") == 0)
                                 g_assert_cmpint(sd_bus_message_append(m, "{sv}", "keep_ttl", "b", 1), >=, 0);
+                        else if (g_ascii_strcasecmp(w[i], "GET") == 0)
+                                ;   /* the method */
                         else
                                 g_error("SET option %s is not translated", w[i]);
                 }
@@ -565,8 +567,8 @@ static sd_bus_message *translate(sd_bus *bus, char **w, guint n, Shape *shape, c
                 g_assert_cmpint(sd_bus_message_append(m, "s", w[1]), >=, 0);
                 if (IS("TYPE"))
                         *shape = SHAPE_STATUS;
-                if (IS("HKEYS") || IS("HVALS") || IS("SMEMBERS"))
-                        *shape = SHAPE_SORT;
+                if (IS("SMEMBERS"))
+                        *shape = SHAPE_SORT;   /* small hashes keep insertion order: HKEYS, HVALS in order */
                 if (IS("HGETALL"))
                         *shape = SHAPE_PAIRS;
         } else if (IS("DEL") || IS("EXISTS") || IS("MGET")) {
@@ -602,6 +604,10 @@ static sd_bus_message *translate(sd_bus *bus, char **w, guint n, Shape *shape, c
         } else if (IS("RENAME") || IS("RENAMENX")) {
                 m = new_call(bus, IS("RENAME") ? "Rename" : "RenameNX");
                 g_assert_cmpint(sd_bus_message_append(m, "ss", w[1], w[2]), >=, 0);
+        } else if (IS("MOVE")) {
+                g_autofree char *target = db_namespace(w[2]);
+                m = new_call(bus, "Move");
+                g_assert_cmpint(sd_bus_message_append(m, "ss", w[1], target), >=, 0);
         } else if (IS("PEXPIRE") || IS("EXPIRE")) {
                 m = new_call(bus, "Expire");
                 g_assert_cmpint(sd_bus_message_append(m, "st", w[1], (uint64_t) num(w[2]) * (IS("EXPIRE") ? 1000 : 1)), >=, 0);
@@ -709,6 +715,14 @@ static Reply *hub_cmd(sd_bus *bus, char **w, guint n) {
                 if (out->kind == R_STR)
                         out->kind = R_STATUS;
                 break;
+        case SHAPE_OLD:
+                if (out->kind == R_ARR && out->a->len == 2) {
+                        Reply *had = out->a->pdata[0];
+                        Reply *one = had->i ? g_ptr_array_steal_index(out->a, 1) : reply_new(R_NIL);
+                        reply_free(out);
+                        out = one;
+                }
+                break;
         case SHAPE_ONE:
                 if (out->kind == R_ARR && out->a->len <= 1) {
                         Reply *one = out->a->len ? g_ptr_array_steal_index(out->a, 0) : reply_new(R_NIL);
@@ -783,7 +797,7 @@ static Reply *hub_scanall(sd_bus *bus, const char *pattern, const char *count, u
         do {
                 sd_bus_error e = SD_BUS_ERROR_NULL;
                 sd_bus_message *reply = NULL;
-                int r = sd_bus_call_method(bus, CH_BUS_NAME, NS, IFACE, "Scan", &e, &reply, "tsu", cursor, pattern,
+                int r = sd_bus_call_method(bus, CH_BUS_NAME, ns_path, IFACE, "Scan", &e, &reply, "tsu", cursor, pattern,
                                            (uint32_t) num(count));
                 if (r < 0) {
                         Reply *err = reply_text(R_ERR, e.name);
@@ -851,6 +865,15 @@ static const Mapping mappings[] = {
         { "SET *", "nil", "0", M_PATTERN, "Set refused by nx/xx -> false" },
         { "SETEX *", "OK", "1", M_PATTERN, "Set -> true" },
         { "PSETEX *", "OK", "1", M_PATTERN, "Set -> true" },
+        /* SetGet: SET ... GET on a value Incr / IncrFloat created hands back the typed value */
+        { "SET n:* * GET", NULL, NULL, M_TYPED, "typed value (x) where Redis has a string" },
+        { "GETSET f:* *", NULL, NULL, M_TYPED, "typed value (d) where Redis has a string" },
+        /* Move */
+        { "MOVE *", "!ERR source and destination objects are the same", "!org.clusterhub.Error.InvalidArgs", M_PATTERN,
+          "Move into its own namespace" },
+        /* byte ranges must stay valid UTF-8 on the hub */
+        { "GETRANGE u8:*", "\"*\"", "!org.clusterhub.Error.InvalidArgs", M_PATTERN, "a byte range that cuts a UTF-8 character" },
+        { "SETRANGE u8:*", "*", "!org.clusterhub.Error.InvalidArgs", M_PATTERN, "a SetRange whose result is not UTF-8" },
         /* typed values */
         { "INCRBYFLOAT *", NULL, NULL, M_TYPED, "IncrFloat replies d" },
         { "HINCRBYFLOAT *", NULL, NULL, M_TYPED, "HIncrFloat replies d" },
@@ -858,12 +881,16 @@ static const Mapping mappings[] = {
         { "GET f:*", NULL, NULL, M_TYPED, "typed value (d) where Redis has a string" },
         { "HGET * n:*", NULL, NULL, M_TYPED, "typed value (x) where Redis has a string" },
         { "HGETALL *", NULL, NULL, M_TYPED, "typed values (x, d) in a hash where Redis has strings" },
+        { "HVALS *", NULL, NULL, M_TYPED, "typed values (x, d) in a hash where Redis has strings" },
+        { "HMGET *", NULL, NULL, M_TYPED, "typed values (x, d) in a hash where Redis has strings" },
         { "TYPE n:*", "string", "int", M_PATTERN, "integer created by Incr is 'x': Type int" },
         { "TYPE f:*", "string", "double", M_PATTERN, "number created by IncrFloat is 'd': Type double" },
         { "APPEND n:*", "*", "!org.clusterhub.Error.WrongType", M_PATTERN, "Append on an 'x' integer" },
         { "STRLEN n:*", "*", "!org.clusterhub.Error.WrongType", M_PATTERN, "StrLen on an 'x' integer" },
         { "GETRANGE n:*", "*", "!org.clusterhub.Error.WrongType", M_PATTERN, "GetRange on an 'x' integer" },
         { "SETRANGE n:*", "*", "!org.clusterhub.Error.WrongType", M_PATTERN, "SetRange on an 'x' integer" },
+        { "GETRANGE f:*", "*", "!org.clusterhub.Error.WrongType", M_PATTERN, "GetRange on a 'd' double" },
+        { "SETRANGE f:*", "*", "!org.clusterhub.Error.WrongType", M_PATTERN, "SetRange on a 'd' double" },
         { "INCRBYFLOAT n:*", "*", "!org.clusterhub.Error.NotANumber", M_PATTERN, "non-integral IncrFloat on an 'x' integer" },
         { "INCRBYFLOAT fbig *", "\"*\"", "!org.clusterhub.Error.Overflow", M_PATTERN, "result beyond the range of a double" },
         { "INCR* f:*", "*", "!org.clusterhub.Error.NotANumber", M_PATTERN, "Incr on a 'd' double" },
@@ -966,7 +993,11 @@ static void test_differential(ThFixture *f, gconstpointer data) {
                         g_usleep((gulong) num(w[1]) * 1000);
                         continue;
                 }
-                if (g_ascii_strcasecmp(w[0], "SCANALL") == 0) {   /* pseudo command: SCANALL pattern count */
+                if (g_ascii_strcasecmp(w[0], "SELECT") == 0) {    /* the hub has no connection state: a path */
+                        a = redis_cmd(&rd, w);
+                        b = reply_text(R_STATUS, "OK");
+                        select_db(w[1]);
+                } else if (g_ascii_strcasecmp(w[0], "SCANALL") == 0) {   /* pseudo command: SCANALL pattern count */
                         unsigned rounds = 0;
                         a = redis_scanall(&rd, w[1], w[2]);
                         b = hub_scanall(f->client, w[1], w[2], &rounds);
@@ -978,7 +1009,6 @@ static void test_differential(ThFixture *f, gconstpointer data) {
                 if (g_ascii_strcasecmp(w[0], "HGETALL") == 0)
                         a = pairs_to_dict(g_steal_pointer(&a));
                 if (g_ascii_strcasecmp(w[0], "KEYS") == 0 || g_ascii_strcasecmp(w[0], "SMEMBERS") == 0 ||
-                    g_ascii_strcasecmp(w[0], "HKEYS") == 0 || g_ascii_strcasecmp(w[0], "HVALS") == 0 ||
                     ((g_ascii_strcasecmp(w[0], "SPOP") == 0 || g_ascii_strcasecmp(w[0], "SRANDMEMBER") == 0) && n > 2))
                         sort_array(a);
 

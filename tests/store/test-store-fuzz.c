@@ -50,9 +50,9 @@ static void fuzz(guint32 seed, int iterations) {
         GRand *r = g_rand_new_with_seed(seed);
         StoreAccount acc = { .limit = 1 << 20 };
         StoreLimits lim;
-        guint next_token = 1;
+        guint next_token = 1, moved = 0;
         int served = 0;
-        Store *s;
+        Store *s, *s2;   /* s2: another namespace, for Move */
         uint64_t now = 1000;
 
         store_limits_default(&lim);
@@ -61,6 +61,8 @@ static void fuzz(guint32 seed, int iterations) {
         pending = g_hash_table_new(NULL, NULL);
         g_assert_cmpint(store_new(&s, &lim, &acc, fz_notify, fz_served, &served), ==, 0);
         store_set_seed(s, seed);
+        lim.max_memory = 2048;   /* small, so that Move meets its limit */
+        g_assert_cmpint(store_new(&s2, &lim, &acc, fz_notify, fz_served, &served), ==, 0);
 
         for (int it = 0; it < iterations; it++) {
                 const char *k = keys[g_rand_int_range(r, 0, G_N_ELEMENTS(keys))];
@@ -77,7 +79,7 @@ static void fuzz(guint32 seed, int iterations) {
                 char **strv, *str;
                 double dd;
                 int ret = 0;
-                int op = g_rand_int_range(r, 0, 46);
+                int op = g_rand_int_range(r, 0, 50);
 
                 if (g_rand_int_range(r, 0, 10) == 0)
                         now += (uint64_t) g_rand_int_range(r, 0, 300);
@@ -152,6 +154,9 @@ static void fuzz(guint32 seed, int iterations) {
                 case 42: ret = store_randomkey(s, now, (const char **) &str); break;
                 case 43: ret = store_msetnx(s, ms + 1, vv, 2, now); break;
                 case 44: ret = store_hmget(s, k, ms, 3, now, &vs); if (ret >= 0) free(vs); break;
+                case 46: ret = store_setget(s, k, &v, g_rand_boolean(r) ? (uint64_t) g_rand_int_range(r, 1, 500) : 0, g_rand_int_range(r, 0, 8), now, &out); if (ret >= 0) store_value_clear(&out); break;
+                case 47: ret = store_move(s, k, s2, now); moved += ret > 0; break;
+                case 48: ret = store_move(s2, k, s, now); moved += ret > 0; break;
                 default: ret = store_type(s, k, now, (const char **) &str); break;
                 }
 
@@ -159,23 +164,30 @@ static void fuzz(guint32 seed, int iterations) {
                 g_assert_cmpint(ret, >=, -ERANGE - 1000);
                 g_assert_true(ret >= 0 || ret == -ENOKEY || ret == -EMEDIUMTYPE || ret == -EDOM ||
                               ret == -ERANGE || ret == -ENOBUFS || ret == -EINVAL);
-                g_assert_cmpuint(acc.used, ==, store_memory(s));
-                if (ret < 0 && ret != -ENOKEY && op != 6 && op != 7 && n_notify != before_notify) {
+                g_assert_cmpuint(acc.used, ==, store_memory(s) + store_memory(s2));
+                if (ret < 0 && ret != -ENOKEY && op != 6 && op != 7 && op < 47 && n_notify != before_notify) {
                         /* a failed command only notifies lazy expiry, which frees memory */
                         g_assert_cmpuint(store_memory(s), <, before_mem);
                 }
                 g_assert_true(store_next_deadline(s) == UINT64_MAX || store_dbsize(s) > 0);
+                g_assert_true(store_next_deadline(s2) == UINT64_MAX || store_dbsize(s2) > 0);
                 g_assert_cmpuint(store_waiters(s), ==, g_hash_table_size(pending));
         }
         /* after every deadline nothing is left with a TTL */
         store_expire_due(s, UINT64_MAX - 1, 0);
+        store_expire_due(s2, UINT64_MAX - 1, 0);
         g_assert_cmpuint(store_next_deadline(s), ==, UINT64_MAX);
+        g_assert_cmpuint(store_next_deadline(s2), ==, UINT64_MAX);
         g_test_message("seed %u: %d commands, %zu notifications, %d waiters served, %" G_GUINT64_FORMAT
-                       " keys left, %" G_GUINT64_FORMAT " bytes", seed, iterations, n_notify, served,
-                       store_dbsize(s), store_memory(s));
+                       " keys left, %" G_GUINT64_FORMAT " bytes; moved %u, %" G_GUINT64_FORMAT " keys in the other namespace",
+                       seed, iterations, n_notify, served, store_dbsize(s), store_memory(s), moved, store_dbsize(s2));
         store_flush(s);
+        store_flush(s2);
+        /* the charge of every key that moved went with it, exactly */
         g_assert_cmpuint(store_memory(s), ==, 0);
+        g_assert_cmpuint(store_memory(s2), ==, 0);
         store_free(s);
+        store_free(s2);
         g_assert_cmpuint(acc.used, ==, 0);
         g_hash_table_unref(pending);
         g_rand_free(r);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 
 /* Memory: 100,000 keys with random TTLs come and go without leaving memory behind, and
- * a small bench of bytes per small key (compare: Redis ~ 60-90 bytes of overhead). */
+ * a small bench of bytes per small key (compare: Redis ~ 60-90 bytes of overhead) and per
+ * hash field. */
 
 #include <errno.h>
 #include <malloc.h>
@@ -100,11 +101,45 @@ static void bench(const char *value, size_t n) {
         g_assert_cmpuint(acc.used, ==, 0);
 }
 
+/* Hashes: nkeys hashes "h:N" of nfields fields "field:M" = "value" each. */
+static void bench_hash(size_t nkeys, size_t nfields) {
+        Store *s;
+        StoreAccount acc = {};
+        StoreLimits l;
+        size_t heap_before, heap_after;
+        StoreValue v = SV_S("value");
+        char k[32], f[32];
+
+        store_limits_default(&l);
+        l.max_memory = UINT64_MAX;
+        g_assert_cmpint(store_new(&s, &l, &acc, NULL, NULL, NULL), ==, 0);
+        heap_before = heap_used();
+        for (size_t i = 0; i < nkeys; i++) {
+                snprintf(k, sizeof k, "h:%zu", i);
+                for (size_t j = 0; j < nfields; j++) {
+                        const char *fp = f;
+
+                        snprintf(f, sizeof f, "field:%zu", j);
+                        g_assert_cmpint(store_hset(s, k, &fp, &v, 1, 0, NULL), ==, 0);
+                }
+        }
+        heap_after = heap_used();
+        g_test_message("bench: %zu hashes of %zu fields \"field:M\" = \"value\": accounted %.1f bytes/field, "
+                       "heap %.1f bytes/field (key and hash overhead shared out)",
+                       nkeys, nfields, (double) store_memory(s) / (double) (nkeys * nfields),
+                       (double) (heap_after - heap_before) / (double) (nkeys * nfields));
+        store_free(s);
+        g_assert_cmpuint(acc.used, ==, 0);
+}
+
 static void test_bench(void) {
         size_t n = g_test_thorough() || !g_getenv("STORE_QUICK") ? 1000000 : 100000;
 
         bench("value", n);
         bench("value-of-16-byte", n);
+        bench_hash(n / 10, 10);
+        bench_hash(n / 100, 100);
+        bench_hash(1, n);
 }
 
 int main(int argc, char **argv) {

@@ -394,6 +394,77 @@ static void test_set_get(Fixture *f, gconstpointer d) {
         g_assert_cmpmem(out.blob.data, 3, "\0\1\2", 3);
 }
 
+/* SetGet: Set that hands back the previous value; nx/xx combine as in Redis 7. */
+static void test_setget(Fixture *f, gconstpointer d) {
+        const char *long_text = "a string longer than the inline buffer";
+        StoreValue a = SV_S("a"), b = SV_S("b"), l = SV_S(long_text), x = SV_I('x', 5), old, out;
+        const char *fl[] = { "f" };
+        int64_t ttl;
+
+        /* absent: set, no old value */
+        g_assert_cmpint(store_setget(f->s, "k", &a, 0, 0, T0, &old), ==, 1);
+        g_assert_cmpint(old.type, ==, '\0');
+        assert_events(f, "k set");
+        /* present: the old value is an owned copy that outlives the overwrite */
+        g_assert_cmpint(store_set(f->s, "k", &l, 0, 0, T0), ==, 1);
+        fx_clear(f);
+        g_assert_cmpint(store_setget(f->s, "k", &b, 0, 0, T0, &old), ==, 1);
+        g_assert_cmpint(old.type, ==, 's');
+        g_assert_cmpstr(old.str.ptr, ==, long_text);
+        store_value_clear(&old);
+        g_assert_cmpstr(get_str(f->s, "k", T0), ==, "b");
+        assert_events(f, "k set");
+
+        /* nx: refused on a present key, which is still handed back (SET k v NX GET) */
+        g_assert_cmpint(store_setget(f->s, "k", &a, 0, STORE_SET_NX, T0, &old), ==, 0);
+        g_assert_cmpstr(old.str.ptr, ==, "b");
+        store_value_clear(&old);
+        g_assert_cmpstr(get_str(f->s, "k", T0), ==, "b");
+        g_assert_cmpint(store_setget(f->s, "n", &a, 0, STORE_SET_NX, T0, &old), ==, 1);
+        g_assert_cmpint(old.type, ==, '\0');
+        assert_events(f, "n set");
+        /* xx: refused on an absent key */
+        g_assert_cmpint(store_setget(f->s, "absent", &a, 0, STORE_SET_XX, T0, &old), ==, 0);
+        g_assert_cmpint(old.type, ==, '\0');
+        g_assert_cmpint(store_get(f->s, "absent", T0, &out), ==, -ENOKEY);
+        assert_events(f, "");
+        g_assert_cmpint(store_setget(f->s, "k", &a, 0, STORE_SET_NX | STORE_SET_XX, T0, &old), ==, -EINVAL);
+
+        /* ttl_ms and keep_ttl as Set */
+        g_assert_cmpint(store_setget(f->s, "k", &a, 5000, STORE_SET_XX, T0, &old), ==, 1);
+        store_value_clear(&old);
+        assert_events(f, "k set, k expire");
+        g_assert_cmpint(store_setget(f->s, "k", &b, 0, STORE_SET_KEEP_TTL, T0 + 1000, &old), ==, 1);
+        g_assert_cmpstr(old.str.ptr, ==, "a");
+        store_value_clear(&old);
+        g_assert_cmpint(store_ttl(f->s, "k", T0 + 1000, &ttl), ==, 0);
+        g_assert_cmpint(ttl, ==, 4000);
+        g_assert_cmpint(store_setget(f->s, "k", &a, 0, 0, T0 + 1000, NULL), ==, 1);
+        g_assert_cmpint(store_ttl(f->s, "k", T0 + 1000, &ttl), ==, 0);
+        g_assert_cmpint(ttl, ==, -1);
+        /* an expired key is absent */
+        g_assert_cmpint(store_set(f->s, "t", &a, 10, 0, T0), ==, 1);
+        fx_clear(f);
+        g_assert_cmpint(store_setget(f->s, "t", &b, 0, 0, T0 + 10, &old), ==, 1);
+        g_assert_cmpint(old.type, ==, '\0');
+        assert_events(f, "t expired, t set");
+
+        /* typed values come back with their type */
+        g_assert_cmpint(store_set(f->s, "i", &x, 0, 0, T0), ==, 1);
+        g_assert_cmpint(store_setget(f->s, "i", &a, 0, 0, T0, &old), ==, 1);
+        g_assert_cmpint(old.type, ==, 'x');
+        g_assert_cmpint(old.i, ==, 5);
+
+        /* a hash, list or set: WrongType and nothing written (Redis) */
+        g_assert_cmpint(store_hset(f->s, "h", fl, &a, 1, T0, NULL), ==, 0);
+        fx_clear(f);
+        g_assert_cmpint(store_setget(f->s, "h", &b, 0, 0, T0, &old), ==, -EMEDIUMTYPE);
+        g_assert_cmpint(store_setget(f->s, "h", &b, 0, STORE_SET_NX, T0, &old), ==, -EMEDIUMTYPE);
+        g_assert_cmpint(store_hget(f->s, "h", "f", T0, &out), ==, 0);
+        g_assert_cmpstr(out.str.ptr, ==, "a");
+        assert_events(f, "");
+}
+
 static void test_getdel_mget_mset(Fixture *f, gconstpointer d) {
         StoreValue a = SV_S("a"), x = SV_I('x', 0), out, *vals;
         const char *ks[] = { "a", "nope", "x", "h" };
@@ -745,6 +816,123 @@ static char *list_dump(Store *s, const char *key) {
                 g_assert_cmpstr(_l, ==, (expected));            \
         } while (0)
 
+/* HKeys, HVals and HGetAll of a hash of up to 128 fields: insertion order, as Redis's
+ * listpack encoding has it; an update keeps a field's place, a deleted field re-added goes to
+ * the end.  Past 128 fields the hash converts to a table: every field is still there. */
+static char *hkeys_joined(Store *s, const char *key) {
+        const char **ks = NULL;
+        size_t n = 0;
+        g_autoptr(GString) out = g_string_new(NULL);
+
+        g_assert_cmpint(store_hkeys(s, key, T0, &ks, &n), ==, 0);
+        for (size_t i = 0; i < n; i++)
+                g_string_append_printf(out, "%s%s", i ? " " : "", ks[i]);
+        free(ks);
+        return g_strdup(out->str);
+}
+
+static void test_hash_order(Fixture *f, gconstpointer d) {
+        const char *fs[] = { "c", "a", "b" }, *fa[] = { "a" }, *fz[] = { "z" };
+        StoreValue vs[] = { SV_S("1"), SV_S("2"), SV_S("3") }, nv = SV_S("new"), *vals;
+        StoreField *all;
+        int64_t i64;
+        size_t n;
+        char *j;
+
+        g_assert_cmpint(store_hset(f->s, "h", fs, vs, 3, T0, &n), ==, 0);
+        j = hkeys_joined(f->s, "h");
+        g_assert_cmpstr(j, ==, "c a b");
+        g_free(j);
+        g_assert_cmpint(store_hvals(f->s, "h", T0, &vals, &n), ==, 0);
+        g_assert_cmpuint(n, ==, 3);
+        g_assert_cmpstr(vals[0].str.ptr, ==, "1");
+        g_assert_cmpstr(vals[1].str.ptr, ==, "2");
+        g_assert_cmpstr(vals[2].str.ptr, ==, "3");
+        free(vals);
+        g_assert_cmpint(store_hgetall(f->s, "h", T0, &all, &n), ==, 0);
+        g_assert_cmpstr(all[0].name, ==, "c");
+        g_assert_cmpstr(all[1].name, ==, "a");
+        g_assert_cmpstr(all[2].value.str.ptr, ==, "3");
+        free(all);
+        /* an update keeps the place; a deleted field comes back at the end */
+        g_assert_cmpint(store_hset(f->s, "h", fa, &nv, 1, T0, &n), ==, 0);
+        j = hkeys_joined(f->s, "h");
+        g_assert_cmpstr(j, ==, "c a b");
+        g_free(j);
+        g_assert_cmpint(store_hdel(f->s, "h", fa, 1, T0, &n), ==, 0);
+        j = hkeys_joined(f->s, "h");
+        g_assert_cmpstr(j, ==, "c b");
+        g_free(j);
+        g_assert_cmpint(store_hset(f->s, "h", fa, &nv, 1, T0, &n), ==, 0);
+        g_assert_cmpint(store_hincr(f->s, "h", "n", 1, T0, &i64), ==, 0);
+        g_assert_cmpint(store_hsetnx(f->s, "h", "z", &nv, T0), ==, 1);
+        g_assert_cmpint(store_hdel(f->s, "h", fz, 1, T0, &n), ==, 0);
+        g_assert_cmpint(store_hsetnx(f->s, "h", "z", &nv, T0), ==, 1);
+        j = hkeys_joined(f->s, "h");
+        g_assert_cmpstr(j, ==, "c b a n z");
+        g_free(j);
+
+        /* 128 fields, added in a scrambled order and thinned out: still in insertion order */
+        {
+                g_autoptr(GString) want = g_string_new(NULL);
+                uint64_t before = store_memory(f->s);
+
+                for (unsigned i = 0; i < 128; i++) {
+                        g_autofree char *name = g_strdup_printf("f%u", (i * 37) % 128);
+                        const char *nm = name;
+
+                        g_assert_cmpint(store_hset(f->s, "big", &nm, &nv, 1, T0, &n), ==, 0);
+                }
+                for (unsigned i = 0; i < 128; i += 2) {
+                        g_autofree char *name = g_strdup_printf("f%u", (i * 37) % 128);
+                        const char *nm = name;
+
+                        g_assert_cmpint(store_hdel(f->s, "big", &nm, 1, T0, &n), ==, 0);
+                        g_assert_cmpuint(n, ==, 1);
+                }
+                for (unsigned i = 1; i < 128; i += 2)
+                        g_string_append_printf(want, "%sf%u", want->len ? " " : "", (i * 37) % 128);
+                j = hkeys_joined(f->s, "big");
+                g_assert_cmpstr(j, ==, want->str);
+                g_free(j);
+                /* grow to 128 again, then one more: a table from then on, every field there */
+                for (unsigned i = 0; i < 64; i++) {
+                        g_autofree char *name = g_strdup_printf("g%u", i);
+                        const char *nm = name;
+
+                        g_assert_cmpint(store_hset(f->s, "big", &nm, &nv, 1, T0, &n), ==, 0);
+                }
+                g_assert_cmpint(store_hlen(f->s, "big", T0, &n), ==, 0);
+                g_assert_cmpuint(n, ==, 128);
+                g_assert_cmpint(store_hincr(f->s, "big", "x", 5, T0, &i64), ==, 0);
+                g_assert_cmpint(store_hlen(f->s, "big", T0, &n), ==, 0);
+                g_assert_cmpuint(n, ==, 129);
+                for (unsigned i = 1; i < 128; i += 2) {
+                        g_autofree char *name = g_strdup_printf("f%u", (i * 37) % 128);
+
+                        g_assert_cmpint(store_hexists(f->s, "big", name, T0), ==, 1);
+                }
+                for (unsigned i = 0; i < 64; i++) {
+                        g_autofree char *name = g_strdup_printf("g%u", i);
+                        const char *nm = name;
+
+                        g_assert_cmpint(store_hexists(f->s, "big", name, T0), ==, 1);
+                        g_assert_cmpint(store_hdel(f->s, "big", &nm, 1, T0, &n), ==, 0);
+                }
+                g_assert_cmpint(store_hkeys(f->s, "big", T0, (const char ***) &vals, &n), ==, 0);
+                g_assert_cmpuint(n, ==, 65);
+                free(vals);
+                g_assert_cmpint(store_hget(f->s, "big", "x", T0, &nv), ==, 0);
+                g_assert_cmpint(nv.i, ==, 5);
+                {
+                        const char *k[] = { "big" };
+
+                        g_assert_cmpint(store_del(f->s, k, 1, T0, &n), ==, 0);
+                }
+                g_assert_cmpuint(store_memory(f->s), ==, before);
+        }
+}
+
 static void test_list(Fixture *f, gconstpointer d) {
         StoreValue v[] = { SV_S("a"), SV_S("b"), SV_S("c"), SV_S("d"), SV_S("e") }, out, *vs;
         size_t n;
@@ -1088,6 +1276,150 @@ static void test_blocking_reentrant(void) {
         fx_teardown(&f, NULL);
 }
 
+/* ---- Move between two stores (namespaces) ---- */
+
+/* Fill store a with one key of each kind, some with values on the heap. */
+static void move_fill(Store *s) {
+        const char *long_text = "a string longer than the inline buffer";
+        StoreValue l = SV_S(long_text), sh = SV_S("v"), bl = SV_BLOB("a{sv}", "\1\2\3\4", 4);
+        const char *fields[] = { "f1", "f2", "a field name that is long" };
+        StoreValue fv[] = { SV_S("x"), SV_S(long_text), SV_I('x', 7) };
+        const char *members[] = { "m1", "m2", "a member name that is long enough" };
+
+        g_assert_cmpint(store_set(s, "str", &l, 0, 0, T0), ==, 1);
+        g_assert_cmpint(store_set(s, "short", &sh, 5000, 0, T0), ==, 1);
+        g_assert_cmpint(store_set(s, "blob", &bl, 0, 0, T0), ==, 1);
+        g_assert_cmpint(store_hset(s, "hash", fields, fv, 3, T0, NULL), ==, 0);
+        g_assert_cmpint(store_push(s, "list", false, fv, 3, T0, NULL), ==, 0);
+        g_assert_cmpint(store_sadd(s, "set", members, 3, T0, NULL), ==, 0);
+        for (unsigned i = 0; i < 200; i++) {   /* past the small form of hashes */
+                g_autofree char *name = g_strdup_printf("field-%u", i);
+                const char *nm = name;
+
+                g_assert_cmpint(store_hset(s, "bighash", &nm, &fv[i % 3], 1, T0, NULL), ==, 0);
+        }
+}
+
+static void test_move(void) {
+        const char *keys[] = { "str", "short", "blob", "hash", "list", "set", "bighash" };
+        StoreValue v = SV_S("v"), out;
+        Fixture fa, fb, *a = &fa, *b = &fb;
+        uint64_t base_a, base_b, used_a, used_b;
+        int64_t ttl;
+        size_t n;
+
+        fx_setup(a, NULL);
+        fx_setup(b, NULL);   /* its own hub account: the charge moves between accounts too */
+        base_a = store_memory(a->s);
+        base_b = store_memory(b->s);
+        g_assert_cmpint(store_move(a->s, "nope", b->s, T0), ==, 0);
+        g_assert_cmpint(store_move(a->s, "nope", a->s, T0), ==, -EINVAL);
+        assert_events(a, "");
+        assert_events(b, "");
+
+        move_fill(a->s);
+        fx_clear(a);
+        used_a = store_memory(a->s);
+        for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) {
+                g_autofree char *ea = g_strdup_printf("%s move_from", keys[i]);
+                g_autofree char *eb = g_strdup_printf("%s move_to", keys[i]);
+
+                g_assert_cmpint(store_move(a->s, keys[i], b->s, T0 + 1000), ==, 1);
+                assert_events(a, ea);
+                assert_events(b, eb);
+        }
+        g_assert_cmpuint(store_dbsize(a->s), ==, 0);
+        g_assert_cmpuint(store_dbsize(b->s), ==, 7);
+        /* the accounted bytes moved exactly: a is back at its base, b holds what a held
+         * (the key tables' own sizes differ by the resizes they went through) */
+        g_assert_cmpuint(store_memory(a->s), ==, base_a);
+        g_assert_cmpuint(a->account.used, ==, store_memory(a->s));
+        g_assert_cmpuint(b->account.used, ==, store_memory(b->s));
+        g_assert_cmpuint(store_memory(b->s) - base_b, <=, used_a - base_a + 64);
+        g_assert_cmpuint(store_memory(b->s) - base_b + 64, >=, used_a - base_a);
+        g_assert_cmpint(store_ttl(b->s, "short", T0 + 1000, &ttl), ==, 0);
+        g_assert_cmpint(ttl, ==, 4000);   /* the TTL moved */
+        g_assert_cmpint(store_hlen(b->s, "hash", T0, &n), ==, 0);
+        g_assert_cmpuint(n, ==, 3);
+        g_assert_cmpint(store_llen(b->s, "list", T0, &n), ==, 0);
+        g_assert_cmpuint(n, ==, 3);
+        g_assert_cmpint(store_sismember(b->s, "set", "a member name that is long enough", T0), ==, 1);
+        g_assert_cmpuint(store_next_deadline(a->s), ==, UINT64_MAX);
+        g_assert_cmpuint(store_next_deadline(b->s), ==, T0 + 5000);
+
+        /* the target has the key: nothing changes */
+        g_assert_cmpint(store_set(a->s, "str", &v, 0, 0, T0), ==, 1);
+        fx_clear(a);
+        used_a = store_memory(a->s);
+        used_b = store_memory(b->s);
+        g_assert_cmpint(store_move(a->s, "str", b->s, T0), ==, 0);
+        g_assert_cmpstr(get_str(a->s, "str", T0), ==, "v");
+        g_assert_cmpuint(store_memory(a->s), ==, used_a);
+        g_assert_cmpuint(store_memory(b->s), ==, used_b);
+        assert_events(a, "");
+        assert_events(b, "");
+        /* ... unless it expired there */
+        g_assert_cmpint(store_move(a->s, "str", b->s, T0 + 1000), ==, 0);
+        g_assert_cmpint(store_move(a->s, "str", b->s, T0 + 5000), ==, 0); /* "str" in b has no TTL */
+        g_assert_cmpint(store_set(a->s, "short", &v, 0, 0, T0), ==, 1);
+        fx_clear(a);
+        g_assert_cmpint(store_move(a->s, "short", b->s, T0 + 5000), ==, 1);
+        assert_events(a, "short move_from");
+        assert_events(b, "short expired, short move_to");
+        g_assert_cmpint(store_ttl(b->s, "short", T0 + 5000, &ttl), ==, 0);
+        g_assert_cmpint(ttl, ==, -1);
+        /* an expired source is absent */
+        g_assert_cmpint(store_set(a->s, "gone", &v, 10, 0, T0), ==, 1);
+        fx_clear(a);
+        g_assert_cmpint(store_move(a->s, "gone", b->s, T0 + 10), ==, 0);
+        assert_events(a, "gone expired");
+        g_assert_cmpint(store_get(b->s, "gone", T0 + 10, &out), ==, -ENOKEY);
+        fx_teardown(a, NULL);   /* asserts each account is back at 0 */
+        fx_teardown(b, NULL);
+}
+
+/* The target's memory limit holds; a list moved onto a waiter serves it. */
+static void test_move_limits_waiters(void) {
+        StoreLimits small;
+        const char *qk[] = { "q" };
+        g_autofree char *text = g_strnfill(400, 'x');
+        StoreValue vs[] = { SV_S("one"), SV_S("two") }, big = SV_S(text), out;
+        Fixture fa, fb, *a = &fa, *b = &fb;
+        StoreWaiter *w;
+        uint64_t used_a, used_b;
+        char *key;
+
+        store_limits_default(&small);
+        fx_setup(a, NULL);
+        small.max_memory = store_memory(a->s) + 300;   /* a short list fits, 400 bytes do not */
+        fx_setup_limits(b, &small);
+        g_assert_cmpint(store_set(a->s, "big", &big, 0, 0, T0), ==, 1);
+        fx_clear(a);
+        used_a = store_memory(a->s);
+        used_b = store_memory(b->s);
+        g_assert_cmpint(store_move(a->s, "big", b->s, T0), ==, -ENOBUFS);
+        g_assert_cmpstr(store_last_limit(a->s), ==, "memory");
+        g_assert_cmpuint(store_memory(a->s), ==, used_a);
+        g_assert_cmpuint(store_memory(b->s), ==, used_b);
+        g_assert_cmpint(store_get(a->s, "big", T0, &out), ==, 0);
+        assert_events(a, "");
+        assert_events(b, "");
+
+        /* a waiter on b's "q" is served by the list moving in */
+        g_assert_cmpint(store_block(b->s, qk, 1, true, GINT_TO_POINTER(7), T0, &w, &key, &out), ==, 0);
+        g_assert_cmpint(store_push(a->s, "q", false, vs, 2, T0, NULL), ==, 0);
+        fx_clear(a);
+        g_assert_cmpint(store_move(a->s, "q", b->s, T0), ==, 1);
+        g_assert_cmpuint(b->served->len, ==, 1);
+        g_assert_cmpint(GPOINTER_TO_INT(g_array_index(b->served, Served, 0).token), ==, 7);
+        g_assert_cmpstr(g_array_index(b->served, Served, 0).value.str.ptr, ==, "one");
+        assert_events(a, "q move_from");
+        assert_events(b, "q move_to, q lpop");
+        g_assert_cmpuint(store_waiters(b->s), ==, 0);
+        fx_teardown(a, NULL);
+        fx_teardown(b, NULL);
+}
+
 /* ---- limits ---- */
 
 static void test_limits(void) {
@@ -1111,12 +1443,24 @@ static void test_limits(void) {
         g_assert_cmpint(store_set(f->s, "12345678", &big, 0, 0, T0), ==, -ENOBUFS);
         g_assert_cmpstr(store_last_limit(f->s), ==, "value-size");
         g_assert_cmpstr(get_str(f->s, "12345678", T0), ==, "v"); /* unchanged */
+        g_assert_cmpuint(store_last_limit_wanted(f->s), ==, 17);
         g_assert_cmpint(store_append(f->s, "12345678", "0123456789abcdef", 16, T0, &n), ==, -ENOBUFS);
+        g_assert_cmpuint(store_last_limit_wanted(f->s), ==, 17);
         g_assert_cmpint(store_setrange(f->s, "12345678", 16, "x", 1, T0, &n), ==, -ENOBUFS);
+        g_assert_cmpuint(store_last_limit_wanted(f->s), ==, 17);
+        {
+                StoreValue blob = SV_BLOB("ay", "0123456789abcdef", 16);   /* 2 + 16 bytes */
+
+                g_assert_cmpint(store_set(f->s, "b", &blob, 0, 0, T0), ==, -ENOBUFS);
+                g_assert_cmpstr(store_last_limit(f->s), ==, "value-size");
+                g_assert_cmpuint(store_last_limit_wanted(f->s), ==, 18);
+                g_assert_cmpuint(store_value_bytes(&blob), ==, 18);
+        }
         g_assert_cmpstr(get_str(f->s, "12345678", T0), ==, "v");
 
         g_assert_cmpint(store_sadd(f->s, "s", m, 4, T0, &n), ==, -ENOBUFS);
         g_assert_cmpstr(store_last_limit(f->s), ==, "elements");
+        g_assert_cmpuint(store_last_limit_wanted(f->s), ==, 0);
         g_assert_cmpint(store_scard(f->s, "s", T0, &n), ==, 0);
         g_assert_cmpuint(n, ==, 0);
         g_assert_cmpint(store_hset(f->s, "h", m, mv, 4, T0, &n), ==, -ENOBUFS);
@@ -1248,14 +1592,18 @@ int main(int argc, char **argv) {
         g_test_add_func("/store/keys/glob", test_glob);
         ADD("keys/scan", test_keys_scan);
         ADD("keys/rename", test_rename);
+        g_test_add_func("/store/keys/move", test_move);
+        g_test_add_func("/store/keys/move-limits-waiters", test_move_limits_waiters);
         ADD("keys/expire", test_expire);
         ADD("keys/ttl-by-command", test_ttl_by_command);
         ADD("string/set-get", test_set_get);
+        ADD("string/setget", test_setget);
         ADD("string/getdel-mget-mset", test_getdel_mget_mset);
         ADD("string/incr", test_incr);
         ADD("string/incrfloat", test_incrfloat);
         ADD("string/append-ranges", test_append_ranges);
         ADD("hash/all", test_hash);
+        ADD("hash/order", test_hash_order);
         ADD("list/all", test_list);
         ADD("list/ring", test_list_ring);
         ADD("set/all", test_set);
