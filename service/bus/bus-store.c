@@ -780,6 +780,8 @@ static int method_move(sd_bus_message *m, void *userdata, sd_bus_error *ret_erro
         r = store_move(ns->store, key, dst->store, now_ms(ns));
         rearm(ns);
         bus_store_rearm(dst);
+        /* a move refused by the target's limits leaves it as it was, maybe empty and new */
+        namespace_check_unused(dst);
         if (r == -ENOBUFS && store_last_limit(ns->store) && streq(store_last_limit(ns->store), "memory"))
                 return bus_error_errno(ret_error, r, "Key '%s' does not fit into namespace '%s': it has %llu of %llu bytes (--max-namespace-memory).",
                                        key, namespace, (unsigned long long) store_memory(dst->store),
