@@ -16,122 +16,34 @@
 
 /* --- values ------------------------------------------------------------------------- */
 
-typedef struct BusValue {
-        StoreValue value;
-        CodecBuf buf;
-        char *sig;
-} BusValue;
+typedef CodecValue BusValue;
 
 static void bus_value_done(BusValue *v) {
-        codec_buf_done(&v->buf);
-        v->sig = mfree(v->sig);
+        codec_value_done(v);
 }
 
-static bool is_basic_type(const char *sig) {
-        return sig[0] && !sig[1] && strchr("ybnqiuxtdsog", sig[0]);
-}
-
-/* Reads the variant at M's position.  Strings are borrowed from M. */
+/* Reads the variant at M's position (a value to store).  Strings are borrowed from M. */
 static int read_value(sd_bus_message *m, BusValue *v, sd_bus_error *ret_error) {
-        const char *contents = NULL;
-        char type;
-        int r;
+        int r = codec_read_value(m, v);
 
-        r = sd_bus_message_peek_type(m, &type, &contents);
-        if (r < 0)
-                return r;
-        if (r == 0 || type != 'v')
+        if (r == -EMEDIUMTYPE)
                 return bus_error_errno(ret_error, -EINVAL, "A value (a variant) is required.");
-        r = sd_bus_message_enter_container(m, 'v', contents);
-        if (r < 0)
-                return r;
-        if (is_basic_type(contents)) {
-                union { uint8_t y; int16_t n; uint16_t q; int b; int32_t i; uint32_t u; int64_t x; uint64_t t; double d; const char *s; } b;
-                r = sd_bus_message_read_basic(m, contents[0], &b);
-                if (r < 0)
-                        return r;
-                v->value.type = contents[0];
-                switch (contents[0]) {
-                case 'y': v->value.i = b.y; break;
-                case 'b': v->value.i = !!b.b; break;
-                case 'n': v->value.i = b.n; break;
-                case 'i': v->value.i = b.i; break;
-                case 'x': v->value.i = b.x; break;
-                case 'q': v->value.u = b.q; break;
-                case 'u': v->value.u = b.u; break;
-                case 't': v->value.u = b.t; break;
-                case 'd': v->value.d = b.d; break;
-                default:
-                        v->value.str.ptr = b.s;
-                        v->value.str.len = strlen(b.s);
-                }
-        } else {
-                v->sig = strdup(contents);
-                if (!v->sig)
-                        return -ENOMEM;
-                r = codec_read(m, contents, &v->buf);
-                if (r == -EBADF)
-                        return bus_error_errno(ret_error, -EINVAL, "File descriptors cannot be stored.");
-                /* MGet and HGetAll send values back in a{sv}: deeper, and the bus would drop
-                 * the hub for that reply */
-                if (r == -ELOOP)
-                        return bus_error_errno(ret_error, -ENOBUFS, "The value nests deeper than any bus allows; the store keeps values of at most %u containers.",
-                                               CODEC_VARIANT_DEPTH_MAX);
-                if (r >= 0 && v->buf.depth + 1 > CODEC_VARIANT_DEPTH_MAX)
-                        return bus_error_errno(ret_error, -ENOBUFS,
-                                               "The value nests %u containers deep, its variant included; the store keeps values of at most %u, so that a{sv} replies (MGet, HGetAll) stay within the bus's %u.",
-                                               v->buf.depth + 1, CODEC_VARIANT_DEPTH_MAX, CODEC_BUS_DEPTH_MAX);
-                if (r < 0)
-                        return r;
-                v->value.type = 'v';
-                v->value.blob.sig = v->sig;
-                v->value.blob.data = v->buf.data;
-                v->value.blob.len = v->buf.size;
-        }
-        return sd_bus_message_exit_container(m);
+        if (r == -EBADF)
+                return bus_error_errno(ret_error, -EINVAL, "File descriptors cannot be stored.");
+        /* MGet and HGetAll send values back in a{sv}: deeper, and the bus would drop the hub
+         * for that reply */
+        if (r == -ELOOP)
+                return bus_error_errno(ret_error, -ENOBUFS, "The value nests deeper than any bus allows; the store keeps values of at most %u containers.",
+                                       CODEC_VARIANT_DEPTH_MAX);
+        if (r == -E2BIG)
+                return bus_error_errno(ret_error, -ENOBUFS,
+                                       "The value nests %u containers deep, its variant included; the store keeps values of at most %u, so that a{sv} replies (MGet, HGetAll) stay within the bus's %u.",
+                                       v->buf.depth + 1, CODEC_VARIANT_DEPTH_MAX, CODEC_BUS_DEPTH_MAX);
+        return r;
 }
 
 static int append_value(sd_bus_message *reply, const StoreValue *v) {
-        char sig[2] = { v->type, 0 };
-        int r;
-
-        r = sd_bus_message_open_container(reply, 'v', v->type == 'v' ? v->blob.sig : sig);
-        if (r < 0)
-                return r;
-        switch (v->type) {
-        case 'v':
-                r = codec_append(reply, v->blob.sig, v->blob.data, v->blob.len);
-                break;
-        case 's': case 'o': case 'g': {
-                /* written in place: no copy to get a NUL terminator */
-                char *space = NULL;
-                if (v->type != 's') {
-                        _cleanup_(freep) char *s = strndup(v->str.ptr, v->str.len);
-                        if (!s)
-                                return -ENOMEM;
-                        r = sd_bus_message_append_basic(reply, v->type, s);
-                        break;
-                }
-                r = sd_bus_message_append_string_space(reply, v->str.len, &space);
-                if (r >= 0)
-                        memcpy(space, v->str.ptr, v->str.len);
-                break;
-        }
-        case 'y': { uint8_t x = v->i; r = sd_bus_message_append_basic(reply, 'y', &x); break; }
-        case 'b': { int x = !!v->i; r = sd_bus_message_append_basic(reply, 'b', &x); break; }
-        case 'n': { int16_t x = v->i; r = sd_bus_message_append_basic(reply, 'n', &x); break; }
-        case 'i': { int32_t x = v->i; r = sd_bus_message_append_basic(reply, 'i', &x); break; }
-        case 'x': r = sd_bus_message_append_basic(reply, 'x', &v->i); break;
-        case 'q': { uint16_t x = v->u; r = sd_bus_message_append_basic(reply, 'q', &x); break; }
-        case 'u': { uint32_t x = v->u; r = sd_bus_message_append_basic(reply, 'u', &x); break; }
-        case 't': r = sd_bus_message_append_basic(reply, 't', &v->u); break;
-        case 'd': r = sd_bus_message_append_basic(reply, 'd', &v->d); break;
-        default:
-                return -EBADMSG;
-        }
-        if (r < 0)
-                return r;
-        return sd_bus_message_close_container(reply);
+        return codec_append_value(reply, v);
 }
 
 static int append_value_cb(sd_bus_message *reply, void *userdata) {

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <stdbool.h>
+
 #include "macro.h"
 #include "variant-codec.h"
 
@@ -369,4 +371,106 @@ int codec_message_fits(sd_bus_message *m, unsigned max) {
         if (r < 0)
                 return r;
         return fits;
+}
+
+void codec_value_done(CodecValue *v) {
+        codec_buf_done(&v->buf);
+        v->sig = mfree(v->sig);
+}
+
+static bool is_basic_type(const char *sig) {
+        return sig[0] && !sig[1] && strchr("ybnqiuxtdsog", sig[0]);
+}
+
+int codec_read_value(sd_bus_message *m, CodecValue *v) {
+        const char *contents = NULL;
+        char type;
+        int r;
+
+        r = sd_bus_message_peek_type(m, &type, &contents);
+        if (r < 0)
+                return r;
+        if (r == 0 || type != 'v')
+                return -EMEDIUMTYPE;
+        r = sd_bus_message_enter_container(m, 'v', contents);
+        if (r < 0)
+                return r;
+        if (is_basic_type(contents)) {
+                union { uint8_t y; int16_t n; uint16_t q; int b; int32_t i; uint32_t u; int64_t x; uint64_t t; double d; const char *s; } b;
+                r = sd_bus_message_read_basic(m, contents[0], &b);
+                if (r <= 0)
+                        return r < 0 ? r : -EBADMSG;
+                v->value.type = contents[0];
+                switch (contents[0]) {
+                case 'y': v->value.i = b.y; break;
+                case 'b': v->value.i = !!b.b; break;
+                case 'n': v->value.i = b.n; break;
+                case 'i': v->value.i = b.i; break;
+                case 'x': v->value.i = b.x; break;
+                case 'q': v->value.u = b.q; break;
+                case 'u': v->value.u = b.u; break;
+                case 't': v->value.u = b.t; break;
+                case 'd': v->value.d = b.d; break;
+                default:
+                        v->value.str.ptr = b.s;
+                        v->value.str.len = strlen(b.s);
+                }
+        } else {
+                v->sig = strdup(contents);
+                if (!v->sig)
+                        return -ENOMEM;
+                r = codec_read(m, contents, &v->buf);
+                if (r < 0)
+                        return r;
+                if (v->buf.depth + 1 > CODEC_VARIANT_DEPTH_MAX)
+                        return -E2BIG;
+                v->value.type = 'v';
+                v->value.blob.sig = v->sig;
+                v->value.blob.data = v->buf.data;
+                v->value.blob.len = v->buf.size;
+        }
+        return sd_bus_message_exit_container(m);
+}
+
+int codec_append_value(sd_bus_message *m, const StoreValue *v) {
+        char sig[2] = { v->type, 0 };
+        int r;
+
+        r = sd_bus_message_open_container(m, 'v', v->type == 'v' ? v->blob.sig : sig);
+        if (r < 0)
+                return r;
+        switch (v->type) {
+        case 'v':
+                r = codec_append(m, v->blob.sig, v->blob.data, v->blob.len);
+                break;
+        case 's': case 'o': case 'g': {
+                /* written in place: no copy to get a NUL terminator */
+                char *space = NULL;
+                if (v->type != 's') {
+                        _cleanup_(freep) char *s = strndup(v->str.ptr, v->str.len);
+                        if (!s)
+                                return -ENOMEM;
+                        r = sd_bus_message_append_basic(m, v->type, s);
+                        break;
+                }
+                r = sd_bus_message_append_string_space(m, v->str.len, &space);
+                if (r >= 0)
+                        memcpy(space, v->str.ptr, v->str.len);
+                break;
+        }
+        case 'y': { uint8_t x = v->i; r = sd_bus_message_append_basic(m, 'y', &x); break; }
+        case 'b': { int x = !!v->i; r = sd_bus_message_append_basic(m, 'b', &x); break; }
+        case 'n': { int16_t x = v->i; r = sd_bus_message_append_basic(m, 'n', &x); break; }
+        case 'i': { int32_t x = v->i; r = sd_bus_message_append_basic(m, 'i', &x); break; }
+        case 'x': r = sd_bus_message_append_basic(m, 'x', &v->i); break;
+        case 'q': { uint16_t x = v->u; r = sd_bus_message_append_basic(m, 'q', &x); break; }
+        case 'u': { uint32_t x = v->u; r = sd_bus_message_append_basic(m, 'u', &x); break; }
+        case 't': r = sd_bus_message_append_basic(m, 't', &v->u); break;
+        case 'd': r = sd_bus_message_append_basic(m, 'd', &v->d); break;
+        default:
+                return -EBADMSG;
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(m);
 }

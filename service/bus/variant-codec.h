@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <systemd/sd-bus.h>
 
+#include "store.h"
+
 /* Compact serialization of one D-Bus value, so the store can keep a variant of any type
  * (arrays, dictionaries, structs, nested variants) as opaque bytes and give it back with the
  * same type.  Format: the value's fields in signature order; fixed-size basics in host byte
@@ -40,3 +42,19 @@ int codec_message_fits(sd_bus_message *m, unsigned max);
 
 /* Appends the value of type SIGNATURE held in DATA/SIZE to M. */
 int codec_append(sd_bus_message *m, const char *signature, const void *data, size_t size);
+
+/* A value to store, read from a message: a basic value borrows M's strings; anything else is
+ * encoded into BUF, with its signature in SIG. */
+typedef struct CodecValue {
+        StoreValue value;
+        CodecBuf buf;
+        char *sig;
+} CodecValue;
+
+void codec_value_done(CodecValue *v);
+/* Reads the variant at M's position into V.  -EMEDIUMTYPE: not a variant; -EBADF: it holds
+ * file descriptors; -ELOOP: deeper than any bus allows; -E2BIG: deeper than a stored value may
+ * be (CODEC_VARIANT_DEPTH_MAX, with its own variant: V->buf.depth + 1 says how deep). */
+int codec_read_value(sd_bus_message *m, CodecValue *v);
+/* Appends the stored value V as a variant (the inverse of codec_read_value()). */
+int codec_append_value(sd_bus_message *m, const StoreValue *v);

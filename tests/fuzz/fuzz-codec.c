@@ -20,105 +20,6 @@
 #include "store.h"
 #include "variant-codec.h"
 
-typedef struct Val {
-        StoreValue value;
-        char sig[256];
-        CodecBuf buf;
-} Val;
-
-static void val_done(Val *v) {
-        codec_buf_done(&v->buf);
-        *v = (Val) {};
-}
-
-static bool is_basic(const char *sig) {
-        return sig[0] && !sig[1] && strchr("ybnqiuxtdsog", sig[0]);
-}
-
-/* Reads a variant at M's position into V, like service/bus/bus-store.c does. */
-static int read_variant(sd_bus_message *m, Val *v) {
-        const char *contents = NULL;
-        char type;
-        int r;
-
-        r = sd_bus_message_peek_type(m, &type, &contents);
-        if (r < 0)
-                return r;
-        if (r == 0 || type != 'v')
-                return -EINVAL;
-        if (strlen(contents) >= sizeof(v->sig))
-                abort(); /* sd-bus caps signatures at 255 */
-        strcpy(v->sig, contents);
-        r = sd_bus_message_enter_container(m, 'v', contents);
-        if (r < 0)
-                return r;
-        if (is_basic(contents)) {
-                union { uint8_t y; int16_t n; uint16_t q; int b; int32_t i; uint32_t u; int64_t x; uint64_t t; double d; const char *s; } b;
-                r = sd_bus_message_read_basic(m, contents[0], &b);
-                if (r <= 0)
-                        return r < 0 ? r : -EBADMSG;
-                v->value.type = contents[0];
-                switch (contents[0]) {
-                case 'y': v->value.i = b.y; break;
-                case 'b': v->value.i = !!b.b; break;
-                case 'n': v->value.i = b.n; break;
-                case 'i': v->value.i = b.i; break;
-                case 'x': v->value.i = b.x; break;
-                case 'q': v->value.u = b.q; break;
-                case 'u': v->value.u = b.u; break;
-                case 't': v->value.u = b.t; break;
-                case 'd': v->value.d = b.d; break;
-                default:
-                        v->value.str.ptr = b.s;
-                        v->value.str.len = strlen(b.s);
-                }
-        } else {
-                r = codec_read(m, contents, &v->buf);
-                if (r < 0)
-                        return r;
-                v->value.type = 'v';
-                v->value.blob.sig = v->sig;
-                v->value.blob.data = v->buf.data;
-                v->value.blob.len = v->buf.size;
-        }
-        return sd_bus_message_exit_container(m);
-}
-
-/* Writes V as a variant, like service/bus/bus-store.c does. */
-static int append_variant(sd_bus_message *m, const StoreValue *v) {
-        char sig[2] = { v->type, 0 };
-        union { uint8_t y; int16_t n; uint16_t q; int b; int32_t i; uint32_t u; } x;
-        char *s = NULL;
-        int r;
-
-        r = sd_bus_message_open_container(m, 'v', v->type == 'v' ? v->blob.sig : sig);
-        if (r < 0)
-                return r;
-        switch (v->type) {
-        case 'v': r = codec_append(m, v->blob.sig, v->blob.data, v->blob.len); break;
-        case 's': case 'o': case 'g':
-                s = strndup(v->str.ptr, v->str.len);
-                if (!s)
-                        return -ENOMEM;
-                r = sd_bus_message_append_basic(m, v->type, s);
-                free(s);
-                break;
-        case 'y': x.y = v->i; r = sd_bus_message_append_basic(m, 'y', &x.y); break;
-        case 'b': x.b = !!v->i; r = sd_bus_message_append_basic(m, 'b', &x.b); break;
-        case 'n': x.n = v->i; r = sd_bus_message_append_basic(m, 'n', &x.n); break;
-        case 'i': x.i = v->i; r = sd_bus_message_append_basic(m, 'i', &x.i); break;
-        case 'q': x.q = v->u; r = sd_bus_message_append_basic(m, 'q', &x.q); break;
-        case 'u': x.u = v->u; r = sd_bus_message_append_basic(m, 'u', &x.u); break;
-        case 'x': r = sd_bus_message_append_basic(m, 'x', &v->i); break;
-        case 't': r = sd_bus_message_append_basic(m, 't', &v->u); break;
-        case 'd': r = sd_bus_message_append_basic(m, 'd', &v->d); break;
-        default: return -EBADMSG;
-        }
-        if (r < 0)
-                return r;
-        return sd_bus_message_close_container(m);
-}
-
 static sd_bus_message *new_message(void) {
         sd_bus_message *m = NULL;
         if (sd_bus_message_new_method_call(fuzz_message_bus(), &m, NULL, "/", "org.example.Fuzz", "Value") < 0)
@@ -136,7 +37,7 @@ static void check_value(const StoreValue *v) {
         static Store *store;
         sd_bus_message *m = new_message();
         StoreValue got;
-        Val again = {};
+        CodecValue again = {};
         int r;
 
         if (!store && store_new(&store, NULL, NULL, NULL, NULL, NULL) < 0)
@@ -146,19 +47,19 @@ static void check_value(const StoreValue *v) {
                 abort();
         if (store_get(store, "k", 0, &got) < 0 || !store_value_equal(&got, v))
                 abort();
-        if (append_variant(m, &got) < 0)
+        if (codec_append_value(m, &got) < 0)
                 abort();
         seal(m);
-        if (read_variant(m, &again) < 0 || !store_value_equal(&again.value, v))
+        if (codec_read_value(m, &again) < 0 || !store_value_equal(&again.value, v))
                 abort();
-        val_done(&again);
+        codec_value_done(&again);
         sd_bus_message_unref(m);
 }
 
 static void from_stored_bytes(const uint8_t *data, size_t size) {
         const uint8_t *nul = memchr(data, 0, size);
         sd_bus_message *m;
-        Val v = {};
+        CodecValue v = {};
         int r;
 
         if (!nul)
@@ -172,31 +73,34 @@ static void from_stored_bytes(const uint8_t *data, size_t size) {
                 r = sd_bus_message_close_container(m);
         if (r >= 0) {
                 seal(m);
-                /* what codec_append() wrote, codec_read() reads */
-                if (read_variant(m, &v) < 0)
+                /* what codec_append() wrote, codec_read() reads (the hub stores less deep values
+                 * than a bus can carry: -E2BIG is its refusal, not a codec fault) */
+                r = codec_read_value(m, &v);
+                if (r < 0 && r != -E2BIG)
                         abort();
-                check_value(&v.value);
-                val_done(&v);
+                if (r >= 0)
+                        check_value(&v.value);
+                codec_value_done(&v);
         }
         sd_bus_message_unref(m);
 }
 
 static int method_value(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         sd_bus_message *reply = NULL;
-        Val v = {};
+        CodecValue v = {};
         int r;
 
-        r = read_variant(m, &v);
+        r = codec_read_value(m, &v);
         if (r >= 0) {
                 check_value(&v.value);
                 r = sd_bus_message_new_method_return(m, &reply);
                 if (r >= 0)
-                        r = append_variant(reply, &v.value);
+                        r = codec_append_value(reply, &v.value);
                 if (r >= 0)
                         r = sd_bus_send(NULL, reply, NULL);
                 sd_bus_message_unref(reply);
         }
-        val_done(&v);
+        codec_value_done(&v);
         return r;
 }
 
