@@ -567,17 +567,11 @@ static void help_namespaces(void) {
                program);
 }
 
-static int cmp_str(const void *a, const void *b) {
-        return strcmp(*(char *const *) a, *(char *const *) b);
-}
-
 int verb_namespaces(int argc, char *argv[]) {
         static const Option options[] = { HELP_OPTION, JSON_OPTION, {} };
         HubArgs a = { .help = help_namespaces };
         sd_bus *bus = NULL;
         sd_bus_message *m = NULL, *reply = NULL;
-        char **names = NULL;
-        size_t count = 0;
         int n, r, ret = EXIT_FAILURE;
 
         n = parse_args(argc, argv, options, &a, handle_option);
@@ -592,25 +586,10 @@ int verb_namespaces(int argc, char *argv[]) {
                 r = call_and_report(bus, m, 0, &reply);
         if (r < 0)
                 goto finish;
-        r = sd_bus_message_read_strv(reply, &names);
-        if (r < 0) {
-                fprintf(stderr, "%s: Bad ListNamespaces reply: %s\n", program, strerror(-r));
+        if (print_sorted_strings(reply, "ListNamespaces", a.json) < 0)
                 goto finish;
-        }
-        while (names && names[count])
-                count++;
-        if (count)
-                qsort(names, count, sizeof(char *), cmp_str);
-        if (a.json)
-                json_string_array(stdout, names, count);
-        else
-                for (size_t i = 0; i < count; i++)
-                        printf("%s\n", names[i]);
         ret = finish_output();
 finish:
-        for (size_t i = 0; names && names[i]; i++)
-                free(names[i]);
-        free(names);
         sd_bus_message_unref(reply);
         sd_bus_message_unref(m);
         sd_bus_flush_close_unref(bus);

@@ -300,16 +300,11 @@ static void help_keys(void) {
                program);
 }
 
-static int cmp_str(const void *a, const void *b) {
-        return strcmp(*(char *const *) a, *(char *const *) b);
-}
-
 int verb_keys(int argc, char *argv[]) {
         StoreArgs a = { .help = help_keys };
         sd_bus *bus = NULL;
         sd_bus_message *m = NULL, *reply = NULL;
-        char **keys = NULL;
-        int n, r, ret = EXIT_FAILURE;
+        int n, ret = EXIT_FAILURE;
 
         n = parse_args(argc, argv, list_options, &a, handle_option);
         if (n < 0)
@@ -320,26 +315,10 @@ int verb_keys(int argc, char *argv[]) {
                 goto finish;
         if (call_and_report(bus, m, 0, &reply) < 0)
                 goto finish;
-        r = sd_bus_message_read_strv(reply, &keys);
-        if (r < 0) {
-                fprintf(stderr, "%s: Bad Keys reply: %s\n", program, strerror(-r));
+        if (print_sorted_strings(reply, "Keys", a.json) < 0)
                 goto finish;
-        }
-        size_t count = 0;
-        while (keys && keys[count])
-                count++;
-        if (count)
-                qsort(keys, count, sizeof(char *), cmp_str);
-        if (a.json)
-                json_string_array(stdout, keys, count);
-        else
-                for (size_t i = 0; i < count; i++)
-                        printf("%s\n", keys[i]);
         ret = finish_output();
 finish:
-        for (size_t i = 0; keys && keys[i]; i++)
-                free(keys[i]);
-        free(keys);
         sd_bus_message_unref(reply);
         return finish(bus, m, ret);
 }

@@ -315,6 +315,45 @@ void json_string(FILE *f, const char *s) {
         fputc('"', f);
 }
 
+static int cmp_str(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+int print_sorted_strings(sd_bus_message *reply, const char *what, bool json) {
+        const char **items = NULL;
+        size_t n = 0, allocated = 0;
+        const char *s;
+        int r;
+
+        r = sd_bus_message_enter_container(reply, 'a', "s");
+        while (r >= 0 && (r = sd_bus_message_read_basic(reply, 's', &s)) > 0) {
+                if (n == allocated) {
+                        const char **grown = reallocarray(items, allocated ? allocated * 2 : 64, sizeof(char *));
+                        if (!grown) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        items = grown;
+                        allocated = allocated ? allocated * 2 : 64;
+                }
+                items[n++] = s; /* borrowed from REPLY */
+        }
+        if (r < 0) {
+                fprintf(stderr, "%s: Bad %s reply: %s\n", program, what, strerror(-r));
+                free(items);
+                return r;
+        }
+        if (n > 0)
+                qsort(items, n, sizeof(char *), cmp_str);
+        if (json)
+                json_string_array(stdout, (char **) items, n);
+        else
+                for (size_t i = 0; i < n; i++)
+                        printf("%s\n", items[i]);
+        free(items);
+        return 0;
+}
+
 void json_string_array(FILE *f, char **strv, size_t n) {
         fputc('[', f);
         for (size_t i = 0; i < n; i++) {

@@ -39,6 +39,10 @@ int connect_bus(sd_bus **ret);
 void json_string(FILE *f, const char *s);
 /* ["a","b"] and a newline: --json of every listing is one JSON document, [] when empty. */
 void json_string_array(FILE *f, char **strv, size_t n);
+/* Prints the "as" at REPLY's position sorted, one per line, or with JSON as one array; read in
+ * linear time (libsystemd 252's sd_bus_message_read_strv() is quadratic: a 1M-key Keys).
+ * WHAT names the call in an error.  Returns 0 or -errno (reported). */
+int print_sorted_strings(sd_bus_message *reply, const char *what, bool json);
 
 /* Subcommand arguments. Options may come anywhere before "--": a long option (--name, --name=V,
  * --name V) or a declared short one (-h, -n); "-" and negative numbers ("-5", "-1.5") are
