@@ -73,12 +73,14 @@ static int handle_option(const Option *o, const char *arg, void *userdata) {
 #define PAYLOAD_OPTIONS { "stdin", 'x', false, OPT_STDIN }, { "bytes", 0, false, OPT_BYTES }
 static const Option emit_options[] = {
         { "help", 'h', false, OPT_HELP },
+        { "json", 0, false, OPT_JSON },
         { "no-wait", 0, false, OPT_NO_WAIT },
         PAYLOAD_OPTIONS,
         {}
 };
 static const Option send_options[] = {
         { "help", 'h', false, OPT_HELP },
+        { "json", 0, false, OPT_JSON },
         { "no-wait", 0, false, OPT_NO_WAIT },
         { "timeout", 0, true, OPT_TIMEOUT },
         PAYLOAD_OPTIONS,
@@ -94,6 +96,7 @@ static void help_emit(void) {
                "without VALUE the payload is the empty string.\n\n"
                "Options:\n"
                "     --no-wait  Do not wait for the hub's acknowledgement (NO_REPLY_EXPECTED)\n"
+               "     --json     Print null once it is sent (Emit returns nothing)\n"
                "  -x --stdin    Read VALUE from standard input as it is, a string\n"
                "     --bytes    Send VALUE (or standard input) as raw bytes, a D-Bus 'ay'\n"
                "  -h --help     Show this help\n",
@@ -109,6 +112,7 @@ static void help_send(void) {
                "Options:\n"
                "     --timeout=DURATION  Stop waiting after DURATION (exit 1; the hub may still deliver)\n"
                "     --no-wait           Do not wait for delivery or errors (NO_REPLY_EXPECTED)\n"
+               "     --json              Print null once it is delivered (EmitTo returns nothing)\n"
                "  -x --stdin             Read VALUE from standard input as it is, a string\n"
                "     --bytes             Send VALUE (or standard input) as raw bytes, a D-Bus 'ay'\n"
                "  -h --help              Show this help\n",
@@ -150,6 +154,10 @@ static int emit(int argc, char *argv[], bool to) {
                 uint64_t usec = !to ? 0 : a.timeout_ms == NO_LIMIT || a.timeout_ms > UINT64_MAX / 2000 ? UINT64_MAX : a.timeout_ms * 1000;
                 if (call_and_report(bus, m, usec, NULL) >= 0)
                         ret = EXIT_SUCCESS;
+        }
+        if (ret == EXIT_SUCCESS && a.json) {
+                puts("null");
+                ret = finish_output();
         }
         sd_bus_message_unref(m);
         sd_bus_flush_close_unref(bus);

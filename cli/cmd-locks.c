@@ -39,11 +39,12 @@ static void help_lock(void) {
 }
 
 static void help_unlock(void) {
-        printf("%s unlock NAME TOKEN\n\n"
+        printf("%s unlock [--json] NAME TOKEN\n\n"
                "Release the lock NAME held with TOKEN (Locks1.Unlock), e.g. one that 'hubctl lock --lease'\n"
                "took without a command. Any process of the same user that presents the token may release\n"
                "a lock whose holder has gone.\n\n"
                "Options:\n"
+               "     --json     Print null once it is released (Unlock returns nothing)\n"
                "  -h --help     Show this help\n\n"
                "Exit status 1 with NotLocked or NotLockOwner if TOKEN does not hold NAME (any more).\n",
                program);
@@ -320,12 +321,21 @@ int verb_unlock(int argc, char *argv[]) {
         sd_bus *bus = NULL;
         uint64_t token;
         char *end;
+        bool json = false;
         int r, ret = EXIT_SUCCESS;
 
         if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
                 help_unlock();
                 return EXIT_SUCCESS;
         }
+        /* --json anywhere among the arguments */
+        for (int i = 1; i < argc; i++)
+                if (strcmp(argv[i], "--json") == 0) {
+                        json = true;
+                        memmove(argv + i, argv + i + 1, (argc - i) * sizeof(char *));
+                        argc--;
+                        break;
+                }
         if (check_positional("unlock", argc - 1, 2, 2, "NAME TOKEN") < 0)
                 return EXIT_USAGE;
         errno = 0;
@@ -341,6 +351,10 @@ int verb_unlock(int argc, char *argv[]) {
         r = ch_locks1_call_unlock(bus, CH_BUS_NAME, ns_path, argv[1], token, &e);
         if (r < 0)
                 ret = log_bus_error("Unlock", &e, r);
+        else if (json) {
+                puts("null");
+                ret = finish_output();
+        }
         sd_bus_error_free(&e);
         sd_bus_flush_close_unref(bus);
         return ret;

@@ -152,6 +152,7 @@ static void help_set(void) {
                "     --nx            Only set KEY if it does not exist\n"
                "     --xx            Only set KEY if it exists\n"
                "     --keep-ttl      Keep the key's current TTL\n"
+               "     --json          Print Set's answer, true or false (not set: --nx, --xx)\n"
                "  -x --stdin         Read VALUE from standard input as it is, a string (like redis-cli -x)\n"
                "     --bytes         Store VALUE (or standard input) as raw bytes, a D-Bus 'ay';\n"
                "                     'hubctl get --raw' writes them back\n"
@@ -163,6 +164,7 @@ static void help_set(void) {
 int verb_set(int argc, char *argv[]) {
         static const Option options[] = {
                 HELP_OPTION,
+                JSON_OPTION,
                 { "ttl", 0, true, OPT_TTL },
                 { "nx", 0, false, OPT_NX },
                 { "xx", 0, false, OPT_XX },
@@ -213,6 +215,12 @@ int verb_set(int argc, char *argv[]) {
                 goto finish;
         if (sd_bus_message_read(reply, "b", &set) < 0)
                 goto finish;
+        if (a.json) {
+                /* Set's reply: whether it set the key */
+                puts(set ? "true" : "false");
+                if (finish_output() != EXIT_SUCCESS)
+                        goto finish;
+        }
         if (!set) {
                 fprintf(stderr, "%s: Key '%s' was not set: it %s.\n", program, argv[1],
                         a.nx ? "exists (--nx)" : "does not exist (--xx)");

@@ -182,6 +182,13 @@ check "del --json" 0 "0" "$H" del --json nothing
 check "ttl --json" 0 "-2" "$H" ttl --json nothing
 check_py "namespaces --json" 'lines == [["default", "other"]]' "$H" namespaces --json
 check "namespaces" 0 $'default\nother' "$H" namespaces
+# --json on the verbs that print nothing otherwise: the method's answer, always valid JSON
+check "set --json" 0 "true" "$H" set jk v --json
+check "set --nx --json: false, exit 1" 1 "false" "$H" set jk v --nx --json
+check "emit --json" 0 "null" "$H" emit jobs.json --json
+check "send --no-wait --json" 0 "null" "$H" send nobody jobs.json --no-wait --json
+check "unlock --json" 0 "null" sh -c 't=$("$1" lock --lease=10s jl) && "$1" unlock --json jl "$t"' - "$H"
+"$H" del jk >/dev/null
 if [ -x "${CLUSTERHUB_WORKER:-}" ]; then
         spawn "$CLUSTERHUB_WORKER" w1 >"$TMP/w1.log" 2>&1
         check "wait-workers" 0 "w1" "$H" wait-workers 1 --timeout=5s
