@@ -121,6 +121,11 @@ struct Store {
 
         /* Keys walks in progress: while there are any, the key table does not shrink */
         LIST_HEAD(StoreKeys) key_walks;
+
+        /* journal.c: the write hook (called before notify) and the loading mode */
+        StoreNotify journal;
+        void *journal_userdata;
+        bool loading;
 };
 
 static inline bool dict_shrink_paused(const Store *s, const Dict *d) {
