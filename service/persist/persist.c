@@ -513,7 +513,8 @@ int persist_rewrite(Persist *p) {
         p->stats.last_rewrite_realtime_usec = now_usec(CLOCK_REALTIME);
         free(c.out);
         reserve(p);
-        log_debug("Rewrote %s: %" PRIu64 " bytes in %" PRIu64 " us.", p->path, c.written, p->stats.last_rewrite_usec);
+        log_info("Rewrote %s: %" PRIu64 " MiB in %" PRIu64 " ms (the loop waited meanwhile).", p->path, c.written >> 20,
+                 p->stats.last_rewrite_usec / USEC_PER_MSEC);
         return 0;
 fail:
         free(c.out);
