@@ -8,7 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,6 +51,16 @@ struct Persist {
         uint64_t token_floor;    /* highest floor read or written */
         sd_event_source *post, *timer;
         PersistStats stats;
+        /* a rewrite in a child process */
+        pid_t child;
+        int child_pipe;
+        sd_event_source *child_io;
+        uint8_t *child_buf;      /* records appended since the fork */
+        size_t child_len, child_cap;
+        bool child_oom;
+        uint64_t child_floor, child_started, child_fork_usec;
+        uint64_t rewrite_min;
+        double rewrite_factor;
         /* loading */
         uint64_t n_keys, n_expired, n_applied;
         uint64_t load_started;
@@ -106,6 +119,8 @@ static _Noreturn void fatal(Persist *p, int error, const char *what) {
         _exit(EXIT_FAILURE);
 }
 
+static void child_buf_add(Persist *p, const void *data, size_t len);
+
 static void append(Persist *p) {
         int r;
 
@@ -121,6 +136,8 @@ static void append(Persist *p) {
         }
         p->size += p->buf.len;
         p->stats.records++;
+        if (p->child > 0)
+                child_buf_add(p, p->buf.data, p->buf.len);
         if (p->mode == PERSIST_FSYNC_ALWAYS) {
                 r = fdatasync(p->fd) < 0 ? -errno : 0;
                 if (r < 0) {
@@ -463,9 +480,9 @@ static int rewrite_entry(void *userdata, const StoreEntry *e) {
 
 static void reserve(Persist *p);
 
-int persist_rewrite(Persist *p) {
+/* Write the whole store to the temporary file and sync it; *ret_fd is open for appending. */
+static int snapshot_write(Persist *p, uint64_t floor, int *ret_fd, uint64_t *ret_size) {
         RewriteCtx c = { .p = p, .fd = -1, .out_cap = 1 << 20 };
-        uint64_t started = now_usec(CLOCK_MONOTONIC), floor;
         size_t i = 0;
         int r;
 
@@ -482,7 +499,6 @@ int persist_rewrite(Persist *p) {
         if (r < 0)
                 goto fail;
         c.written = LOG_HEADER_SIZE;
-        floor = MAX(p->token_floor, lock_hub_last_token(p->hub->lock_hub) + TOKEN_BLOCK);
         token_record(p, floor);
         r = out_record(&c);
         if (r < 0)
@@ -495,35 +511,192 @@ int persist_rewrite(Persist *p) {
         r = out_flush(&c);
         if (r < 0)
                 goto fail;
-        if (fdatasync(c.fd) < 0 || rename(p->tmp_path, p->path) < 0 || fsync(p->dir_fd) < 0) {
+        if (fdatasync(c.fd) < 0) {
                 r = -errno;
                 goto fail;
         }
-        /* switched: the new file is the log */
-        if (p->fd >= 0)
-                close(p->fd);
-        p->fd = c.fd;
-        p->size = c.written;
-        p->reserved_end = 0;
-        p->dirty = false;
-        p->token_floor = floor;
-        p->stats.base_bytes = c.written;
-        p->stats.rewrites++;
-        p->stats.last_rewrite_usec = now_usec(CLOCK_MONOTONIC) - started;
-        p->stats.last_rewrite_realtime_usec = now_usec(CLOCK_REALTIME);
         free(c.out);
-        reserve(p);
-        log_info("Rewrote %s: %" PRIu64 " MiB in %" PRIu64 " ms (the loop waited meanwhile).", p->path, c.written >> 20,
-                 p->stats.last_rewrite_usec / USEC_PER_MSEC);
+        *ret_fd = c.fd;
+        *ret_size = c.written;
         return 0;
 fail:
         free(c.out);
-        if (c.fd >= 0) {
+        if (c.fd >= 0)
                 close(c.fd);
-                (void) unlink(p->tmp_path);
+        return r;
+}
+
+/* The synced temporary file becomes the log (rename: atomic). */
+static int snapshot_switch(Persist *p, int fd, uint64_t size, uint64_t floor, uint64_t started) {
+        if (rename(p->tmp_path, p->path) < 0 || fsync(p->dir_fd) < 0)
+                return -errno;
+        if (p->fd >= 0)
+                close(p->fd);
+        p->fd = fd;
+        p->size = size;
+        p->reserved_end = 0;
+        p->dirty = false;
+        p->token_floor = MAX(p->token_floor, floor);
+        p->stats.base_bytes = size;
+        p->stats.rewrites++;
+        p->stats.last_rewrite_usec = now_usec(CLOCK_MONOTONIC) - started;
+        p->stats.last_rewrite_realtime_usec = now_usec(CLOCK_REALTIME);
+        reserve(p);
+        return 0;
+}
+
+static uint64_t next_floor(Persist *p) {
+        return MAX(p->token_floor, lock_hub_last_token(p->hub->lock_hub) + TOKEN_BLOCK);
+}
+
+int persist_rewrite(Persist *p) {
+        uint64_t started = now_usec(CLOCK_MONOTONIC), floor = next_floor(p), size = 0;
+        int fd = -1, r;
+
+        r = snapshot_write(p, floor, &fd, &size);
+        if (r >= 0) {
+                r = snapshot_switch(p, fd, size, floor, started);
+                if (r < 0)
+                        close(fd);
         }
-        p->stats.last_error = -r;
-        return log_warning_errno(r, "Failed to rewrite %s (keeping the current log): %m", p->path);
+        if (r < 0) {
+                (void) unlink(p->tmp_path);
+                p->stats.last_error = -r;
+                return log_warning_errno(r, "Failed to rewrite %s (keeping the current log): %m", p->path);
+        }
+        log_info("Rewrote %s: %" PRIu64 " MiB in %" PRIu64 " ms (the loop waited meanwhile).", p->path, size >> 20,
+                 p->stats.last_rewrite_usec / USEC_PER_MSEC);
+        return 0;
+}
+
+/* ---- rewrite in a child ---------------------------------------------------------------
+ * Like Redis's BGREWRITEAOF: fork(); the child writes the snapshot of its copy-on-write
+ * memory to the temporary file, syncs it and reports through a pipe; the parent goes on
+ * appending to the current log and keeps a copy of every record written since the fork.
+ * When the child is done, the parent appends that copy to the snapshot, syncs, and renames
+ * it over the log.  The loop waits only for that last step. */
+
+static void child_buf_add(Persist *p, const void *data, size_t len) {
+        if (p->child_oom)
+                return;
+        if (p->child_len + len > p->child_cap) {
+                size_t cap = MAX(p->child_cap * 2, p->child_len + len);
+                uint8_t *d = realloc(p->child_buf, cap);
+
+                if (!d) {
+                        p->child_oom = true;
+                        return;
+                }
+                p->child_buf = d;
+                p->child_cap = cap;
+        }
+        memcpy(p->child_buf + p->child_len, data, len);
+        p->child_len += len;
+}
+
+static void child_reap(Persist *p) {
+        p->child_io = sd_event_source_disable_unref(p->child_io);
+        if (p->child_pipe >= 0)
+                close(p->child_pipe);
+        p->child_pipe = -1;
+        if (p->child > 0)
+                (void) waitpid(p->child, NULL, 0);
+        p->child = 0;
+        free(p->child_buf);
+        p->child_buf = NULL;
+        p->child_len = p->child_cap = 0;
+        p->child_oom = false;
+}
+
+static int on_child_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Persist *p = userdata;
+        uint64_t started = now_usec(CLOCK_MONOTONIC), size;
+        int32_t status = -EIO;
+        int r, nfd = -1;
+        struct stat st;
+
+        if (read(fd, &status, sizeof(status)) != sizeof(status))
+                status = -EIO;
+        r = status;
+        if (r >= 0 && p->child_oom)
+                r = -ENOMEM;
+        if (r >= 0) {
+                nfd = open(p->tmp_path, O_WRONLY | O_APPEND | O_CLOEXEC);
+                if (nfd < 0)
+                        r = -errno;
+        }
+        if (r >= 0)
+                r = log_write_all(nfd, p->child_buf, p->child_len);
+        if (r >= 0 && (fdatasync(nfd) < 0 || fstat(nfd, &st) < 0))
+                r = -errno;
+        if (r >= 0) {
+                size = (uint64_t) st.st_size;
+                r = snapshot_switch(p, nfd, size, p->child_floor, started);
+        }
+        if (r < 0) {
+                if (nfd >= 0)
+                        close(nfd);
+                (void) unlink(p->tmp_path);
+                p->stats.last_error = -r;
+                log_warning_errno(r, "Failed to rewrite %s in the background (keeping the current log): %m", p->path);
+        } else
+                log_info("Rewrote %s in the background: %" PRIu64 " MiB in %" PRIu64 " ms, the loop waited %" PRIu64 " ms "
+                         "(fork %" PRIu64 " ms, final append and rename %" PRIu64 " ms).",
+                         p->path, p->size >> 20, (now_usec(CLOCK_MONOTONIC) - p->child_started) / USEC_PER_MSEC,
+                         (p->child_fork_usec + p->stats.last_rewrite_usec) / USEC_PER_MSEC,
+                         p->child_fork_usec / USEC_PER_MSEC, p->stats.last_rewrite_usec / USEC_PER_MSEC);
+        child_reap(p);
+        return 0;
+}
+
+int persist_rewrite_background(Persist *p) {
+        uint64_t floor = next_floor(p);
+        int fds[2], r;
+        pid_t pid;
+
+        if (p->child > 0)
+                return -EBUSY;
+        if (pipe2(fds, O_CLOEXEC) < 0)
+                return -errno;
+        p->child_started = now_usec(CLOCK_MONOTONIC);
+        pid = fork();
+        if (pid < 0) {
+                r = -errno;
+                close(fds[0]);
+                close(fds[1]);
+                return log_warning_errno(r, "Cannot fork to rewrite %s: %m", p->path);
+        }
+        if (pid == 0) {
+                /* the child: its copy of the store, the file, nothing else (no bus, no loop) */
+                int32_t status;
+                uint64_t size;
+                int fd = -1;
+
+                close(fds[0]);
+                status = snapshot_write(p, floor, &fd, &size);
+                (void) !write(fds[1], &status, sizeof(status));
+                _exit(status < 0 ? EXIT_FAILURE : EXIT_SUCCESS);
+        }
+        close(fds[1]);
+        p->child = pid;
+        p->child_pipe = fds[0];
+        p->child_floor = floor;
+        p->child_fork_usec = now_usec(CLOCK_MONOTONIC) - p->child_started;
+        /* the floor is in the snapshot: keep it in the current log too */
+        if (floor > p->token_floor) {
+                token_record(p, floor);
+                append(p);
+                p->token_floor = floor;
+        }
+        r = sd_event_add_io(p->hub->event, &p->child_io, fds[0], EPOLLIN, on_child_done, p);
+        if (r < 0) {
+                kill(pid, SIGKILL);
+                child_reap(p);
+                (void) unlink(p->tmp_path);
+                return log_warning_errno(r, "Cannot watch the rewriting child: %m");
+        }
+        log_debug("Rewriting %s in child %i.", p->path, (int) pid);
+        return 0;
 }
 
 /* ---- the loop: reserve, tokens, rewrite, sync ---------------------------------------- */
@@ -563,8 +736,8 @@ static int on_post(sd_event_source *s, void *userdata) {
                 p->token_floor = floor;
         }
         reserve(p);
-        if (p->size > REWRITE_MIN_BYTES && p->size > REWRITE_FACTOR * p->stats.base_bytes)
-                (void) persist_rewrite(p);
+        if (p->child == 0 && p->size > p->rewrite_min && p->size > p->rewrite_factor * (double) p->stats.base_bytes)
+                (void) persist_rewrite_background(p);
         return 0;
 }
 
@@ -595,8 +768,15 @@ int persist_open(Hub *h, const char *dir, PersistFsync mode) {
         if (!p)
                 return log_error_errno(-ENOMEM, "Out of memory.");
         p->hub = h;
-        p->fd = p->dir_fd = -1;
+        p->fd = p->dir_fd = p->child_pipe = -1;
         p->mode = mode;
+        p->rewrite_min = REWRITE_MIN_BYTES;
+        /* for tests: rewrite a small log too */
+        p->rewrite_factor = REWRITE_FACTOR;
+        if (getenv("CLUSTERHUB_REWRITE_MIN_BYTES"))
+                p->rewrite_min = strtoull(getenv("CLUSTERHUB_REWRITE_MIN_BYTES"), NULL, 10);
+        if (getenv("CLUSTERHUB_REWRITE_FACTOR"))
+                p->rewrite_factor = strtod(getenv("CLUSTERHUB_REWRITE_FACTOR"), NULL);
         h->persist = p; /* freed with the hub */
         p->dir = strdup(dir);
         if (!p->dir || asprintf(&p->path, "%s/%s", dir, PERSIST_LOG_NAME) < 0 ||
@@ -657,6 +837,11 @@ int persist_open(Hub *h, const char *dir, PersistFsync mode) {
 Persist *persist_free(Persist *p) {
         if (!p)
                 return NULL;
+        if (p->child > 0) {
+                kill(p->child, SIGKILL);
+                child_reap(p);
+                (void) unlink(p->tmp_path);
+        }
         sd_event_source_disable_unref(p->post);
         sd_event_source_disable_unref(p->timer);
         if (p->fd >= 0) {

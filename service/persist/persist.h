@@ -6,7 +6,8 @@
  * change, written with write(2) from the store's journal hook, i.e. before the reply or
  * signal that reveals the change is sent.  At start the log is loaded (before the hub takes
  * its bus name) and rewritten compactly (the "snapshot"): a temporary file, fdatasync,
- * rename.  The log is rewritten the same way when it grows past a few times that size.
+ * rename.  When the log grows past a few times that size it is rewritten the same way by a
+ * forked child (copy-on-write memory), while the hub goes on serving.
  */
 
 #include <errno.h>
@@ -57,6 +58,9 @@ void persist_get_stats(const Persist *p, PersistStats *ret);
 const char *persist_mode_string(const Persist *p);
 /* Rewrite the log now (synchronously). */
 int persist_rewrite(Persist *p);
+/* Rewrite it in a forked child; the loop waits only for the final append and rename.
+ * -EBUSY while one runs. */
+int persist_rewrite_background(Persist *p);
 
 /* clusterhubd --check-data=DIR [--repair]: 0 intact (or repaired), 1 damaged, <0 error. */
 int persist_check(const char *dir, bool repair);
