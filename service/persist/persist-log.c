@@ -342,7 +342,10 @@ int log_file_scan(const char *path, LogRecordFn fn, void (*progress)(void *userd
                 sc.reason = "not a clusterhub log (bad magic)";
                 goto done;
         }
-        if (le32toh(*(uint32_t *) (map + 8)) != LOG_VERSION) {
+        uint32_t version;
+
+        memcpy(&version, map + 8, 4);
+        if (le32toh(version) != LOG_VERSION) {
                 sc.damage = LOG_CORRUPT;
                 sc.reason = "unknown log version";
                 goto done;
@@ -362,8 +365,10 @@ int log_file_scan(const char *path, LogRecordFn fn, void (*progress)(void *userd
                         sc.reason = "a record header is cut short";
                         break;
                 }
-                len = le32toh(*(uint32_t *) (map + off));
-                crc = le32toh(*(uint32_t *) (map + off + 4));
+                memcpy(&len, map + off, 4);
+                memcpy(&crc, map + off + 4, 4);
+                len = le32toh(len);
+                crc = le32toh(crc);
                 if (len == 0 || len > LOG_RECORD_MAX) {
                         if (all_zero(map + off, map + sc.size)) {
                                 sc.damage = LOG_TORN_TAIL;

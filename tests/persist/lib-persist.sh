@@ -22,3 +22,12 @@ hub_kill9() {
                 sleep 0.05
         done
 }
+# finish, after checking that no hub of this test reported a sanitizer error
+finish_persist() {
+        if grep -Eq "runtime error|Sanitizer" "$TMP/hub.log"; then
+                not_ok "the hub reported no sanitizer error" "$(grep -E -A3 "runtime error|Sanitizer" "$TMP/hub.log" | head -20)"
+        else
+                ok "the hub reported no sanitizer error"
+        fi
+        finish
+}

@@ -45,4 +45,4 @@ for mode in always everysec no; do
                 not_ok "fsync=$mode: acknowledged writes survive kill -9" "checked $total" "wrong:$bad"; fi
         hub_kill9
 done
-finish
+finish_persist

@@ -58,4 +58,4 @@ mkdir -p "$TMP/bad"
 echo "hello world, this is not a log" >"$TMP/bad/clusterhub.log"
 check_fail "a file that is not a log" 1 "damaged at offset 0 \\(not a clusterhub log" \
         "$CLUSTERHUBD" --address="$DBUS_SESSION_BUS_ADDRESS" --data-dir="$TMP/bad"
-finish
+finish_persist

@@ -52,4 +52,4 @@ hub_up --data-dir="$D"
 missing=
 for k in "${acked[@]}"; do "$H" get "$k" >/dev/null 2>&1 || missing+=" $k"; done
 [ -z "$missing" ] && ok "every acknowledged write is there after kill -9 (${#acked[@]} keys)" || not_ok "acknowledged writes lost:$missing"
-finish
+finish_persist

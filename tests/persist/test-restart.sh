@@ -94,4 +94,4 @@ hub_up --data-dir="$D" --fsync="$mode"
 size2=$(stat -c %s "$D/clusterhub.log")
 if [ "$size2" -lt "$size1" ]; then ok "the log is rewritten compactly at start ($size1 -> $size2 bytes)"; else not_ok "rewrite at start" "$size1 -> $size2"; fi
 check "the last of 300 overwrites" 0 "value 300" "$H" get same
-finish
+finish_persist

@@ -41,4 +41,4 @@ for f in "$TMP"/acked.*; do
 done
 [ -z "$bad" ] && [ "$total" = 60 ] && ok "every key holds its last acknowledged value after kill -9 ($total keys)" ||
         not_ok "last acknowledged values" "checked $total" "wrong:$bad"
-finish
+finish_persist
