@@ -19,6 +19,7 @@
 #include "config.h"
 #include "log.h"
 #include "namespace.h"
+#include "persist.h"
 #include "locks.h"
 #include "store.h"
 
@@ -149,6 +150,7 @@ static int append_stats(sd_bus_message *reply, void *userdata) {
             (r = append_stat(reply, "requests_refused_busy", 't', &h->stats.requests_refused_busy)) < 0 ||
             (r = append_stat(reply, "locks", 't', &locks)) < 0 ||
             (r = append_stat(reply, "lock_waiters", 't', &waiters)) < 0 ||
+            (r = persist_append_stats(h, reply)) < 0 ||
             (r = append_call_counts(reply, h)) < 0)
                 return r;
         return sd_bus_message_close_container(reply);

@@ -55,6 +55,11 @@ void persist_drop_namespace(Hub *h, const char *name);
 /* The disk is full: store writes are refused (org.clusterhub.Error.Storage). */
 bool persist_refuses_writes(const Persist *p);
 void persist_get_stats(const Persist *p, PersistStats *ret);
+/* GetStats entries ({sv}): "persistence" (off, always, everysec, no), and with a data dir
+ * persist_log_bytes, _records, _rewrites, _last_rewrite_ms (the loop's wait),
+ * _last_rewrite_usec_realtime, _last_error ("" or the message), _refusing_writes. */
+typedef struct sd_bus_message sd_bus_message;
+int persist_append_stats(Hub *h, sd_bus_message *reply);
 const char *persist_mode_string(const Persist *p);
 /* Rewrite the log now (synchronously). */
 int persist_rewrite(Persist *p);

@@ -9,6 +9,11 @@ mode=${1:-everysec}
 
 start_bus dbus-daemon
 check_fail "--fsync checks its value" 2 "Invalid value for --fsync" "$CLUSTERHUBD" --fsync=sometimes
+hub_up
+grep -q "No --data-dir: the store is kept in memory only" "$TMP/hub.log" && ok "without --data-dir the hub says the store is in memory only" ||
+        not_ok "in-memory notice" "$(cat "$TMP/hub.log")"
+check_py "GetStats: persistence off" "lines[0]['persistence'] == 'off'" "$H" stats --json
+hub_kill9
 hub_up --data-dir="$D" --fsync="$mode"
 grep -q "Keeping data in $D/clusterhub.log (fsync $mode)" "$TMP/hub.log" && ok "the hub says where it keeps data" ||
         not_ok "the hub says where it keeps data" "$(cat "$TMP/hub.log")"
@@ -76,6 +81,7 @@ check "DropNamespace" 0 "gone" sh -c '"$1" namespaces | grep -qx dropped || echo
 token2=$("$H" lock --lease=60s tok2)
 if [ -n "$token1" ] && [ -n "$token2" ] && [ "$token2" -gt "$token1" ]; then ok "lock tokens never go backwards ($token1 < $token2)"; else
         not_ok "lock tokens never go backwards" "before: $token1" "after: $token2"; fi
+check_py "GetStats shows the persistence figures" "lines[0]['persistence'] == '$mode' and lines[0]['persist_log_bytes'] > 16 and lines[0]['persist_rewrites'] == 1 and lines[0]['persist_last_error'] == '' and lines[0]['persist_refusing_writes'] is False" "$H" stats --json
 grep -Eq "Loaded [0-9]+ keys in [0-9]+ namespaces from $D/clusterhub.log .* in [0-9]+ ms" "$TMP/hub.log" &&
         ok "the load is logged with keys and time" || not_ok "the load is logged" "$(cat "$TMP/hub.log")"
 
