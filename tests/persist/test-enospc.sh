@@ -52,4 +52,24 @@ hub_up --data-dir="$D"
 missing=
 for k in "${acked[@]}"; do "$H" get "$k" >/dev/null 2>&1 || missing+=" $k"; done
 [ -z "$missing" ] && ok "every acknowledged write is there after kill -9 (${#acked[@]} keys)" || not_ok "acknowledged writes lost:$missing"
+
+# a record larger than the reserve on a disk that is full: the hub cannot undo the change in
+# memory, so it cuts the partial record and exits before the reply leaves
+avail=$(df --output=avail -B1 "$TMP/small" | tail -1)
+head -c $((avail - 400 * 1024)) /dev/zero >"$TMP/small/filler" 2>/dev/null
+for _ in $(seq 100); do "$H" set small x >/dev/null 2>&1 && break; sleep 0.1; done
+check "a small write fits the reserve" 0 "x" "$H" get small
+head -c 900000 /dev/zero | tr '\0' 'b' >"$TMP/big"
+"$H" set -x big <"$TMP/big" >/dev/null 2>"$TMP/err"
+rc=$?
+wait "$hub_pid"
+hub_rc=$?
+[ $rc != 0 ] && [ $hub_rc = 1 ] && grep -q "Appending to $D/clusterhub.log failed: No space left on device. Exiting so that no change the log does not hold is acknowledged" "$TMP/hub.log" &&
+        ok "a record the disk cannot take: the hub exits 1 before acknowledging it" ||
+        not_ok "the hub exits before acknowledging" "hubctl $rc: $(cat "$TMP/err")" "hub $hub_rc" "$(tail -3 "$TMP/hub.log")"
+"$CLUSTERHUBD" --check-data="$D" >"$TMP/stdout" && ok "the log is intact (the partial record was cut)" || not_ok "the log is intact" "$(cat "$TMP/stdout")"
+rm -f "$TMP/small/filler"
+hub_up --data-dir="$D"
+check_notfound "the unacknowledged write is not there" "NoSuchKey" "$H" get big
+check "the acknowledged ones are" 0 "x" "$H" get small
 finish_persist
