@@ -19,6 +19,7 @@
 #include "config.h"
 #include "log.h"
 #include "namespace.h"
+#include "ch-errors.h"
 #include "persist.h"
 #include "locks.h"
 #include "store.h"
@@ -160,6 +161,18 @@ static int method_get_stats(sd_bus_message *m, void *userdata, sd_bus_error *ret
         return ch_hub1_reply_get_stats(m, append_stats, userdata);
 }
 
+static int method_save(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Hub *h = userdata;
+        int r;
+
+        if (!h->persist)
+                return sd_bus_error_setf(ret_error, CH_ERROR_NOT_SUPPORTED, "The hub keeps its store in memory only (no --data-dir).");
+        r = persist_save(h->persist, m);
+        if (r < 0)
+                return sd_bus_error_setf(ret_error, CH_ERROR_STORAGE, "Cannot start a snapshot: %s", strerror(-r));
+        return 1;
+}
+
 static int property_version(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         return sd_bus_message_append_basic(reply, 's', PACKAGE_VERSION);
 }
@@ -172,6 +185,7 @@ static const ChHub1Handlers hub1_handlers = {
         .list_namespaces = method_list_namespaces,
         .drop_namespace = method_drop_namespace,
         .get_stats = method_get_stats,
+        .save = method_save,
         .prop_version = property_version,
 };
 

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ch-errors.h"
 #include "hub.h"
 #include "locks.h"
 #include "log.h"
@@ -60,6 +61,8 @@ struct Persist {
         bool child_oom;
         uint64_t child_floor, child_started, child_fork_usec;
         uint64_t rewrite_min;
+        sd_bus_message **save_calls;   /* Save() calls waiting for the rewrite in progress */
+        size_t n_save_calls;
         double rewrite_factor;
         /* loading */
         uint64_t n_keys, n_expired, n_applied;
@@ -608,6 +611,39 @@ static void child_reap(Persist *p) {
         p->child_oom = false;
 }
 
+static void answer_save_calls(Persist *p, int error) {
+        for (size_t i = 0; i < p->n_save_calls; i++) {
+                sd_bus_message *m = p->save_calls[i];
+
+                if (error < 0)
+                        (void) sd_bus_reply_method_errorf(m, CH_ERROR_STORAGE, "Could not write a snapshot of the store to %s: %s",
+                                                          p->tmp_path, strerror(-error));
+                else
+                        (void) sd_bus_reply_method_return(m, NULL);
+                sd_bus_message_unref(m);
+        }
+        free(p->save_calls);
+        p->save_calls = NULL;
+        p->n_save_calls = 0;
+}
+
+int persist_save(Persist *p, sd_bus_message *call) {
+        sd_bus_message **a;
+        int r;
+
+        a = reallocarray(p->save_calls, p->n_save_calls + 1, sizeof(sd_bus_message *));
+        if (!a)
+                return -ENOMEM;
+        p->save_calls = a;
+        if (p->child == 0) {
+                r = persist_rewrite_background(p);
+                if (r < 0)
+                        return r;
+        }
+        p->save_calls[p->n_save_calls++] = sd_bus_message_ref(call);
+        return 0;
+}
+
 static int on_child_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Persist *p = userdata;
         uint64_t started = now_usec(CLOCK_MONOTONIC), size;
@@ -646,6 +682,7 @@ static int on_child_done(sd_event_source *s, int fd, uint32_t revents, void *use
                          (p->child_fork_usec + p->stats.last_rewrite_usec) / USEC_PER_MSEC,
                          p->child_fork_usec / USEC_PER_MSEC, p->stats.last_rewrite_usec / USEC_PER_MSEC);
         child_reap(p);
+        answer_save_calls(p, r);
         return 0;
 }
 
@@ -842,6 +879,11 @@ Persist *persist_free(Persist *p) {
                 child_reap(p);
                 (void) unlink(p->tmp_path);
         }
+        for (size_t i = 0; i < p->n_save_calls; i++) {
+                (void) sd_bus_reply_method_errorf(p->save_calls[i], CH_ERROR_SHUTTING_DOWN, "The hub is exiting.");
+                sd_bus_message_unref(p->save_calls[i]);
+        }
+        free(p->save_calls);
         sd_event_source_disable_unref(p->post);
         sd_event_source_disable_unref(p->timer);
         if (p->fd >= 0) {

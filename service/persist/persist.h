@@ -67,5 +67,9 @@ int persist_rewrite(Persist *p);
  * -EBUSY while one runs. */
 int persist_rewrite_background(Persist *p);
 
+/* Hub1.Save(): start a background rewrite (or join the one running) and answer CALL when
+ * it is done (an empty reply, or org.clusterhub.Error.Storage).  -errno when it cannot start. */
+int persist_save(Persist *p, sd_bus_message *call);
+
 /* clusterhubd --check-data=DIR [--repair]: 0 intact (or repaired), 1 damaged, <0 error. */
 int persist_check(const char *dir, bool repair);

@@ -25,8 +25,15 @@ wait_for "$TMP/hub.log" "Rewrote .* in the background: .* the loop waited [0-9]+
 size=$(stat -c %s "$D/clusterhub.log")
 [ "$size" -lt 60000 ] && ok "the log stays bounded ($size bytes after 480 writes of ~150 bytes)" || not_ok "the log stays bounded" "$size bytes"
 [ ! -e "$D/clusterhub.log.tmp" ] && ok "no temporary file is left" || not_ok "no temporary file is left"
+# Hub1.Save(): the reply comes once the new log is in place
+"$H" set saved yes >/dev/null
+before=$(grep -c "Rewrote .* in the background" "$TMP/hub.log")
+check "Save() answers once the snapshot is in place" 0 "" busctl --user call org.clusterhub.Hub1 /org/clusterhub/Hub1 org.clusterhub.Hub1 Save
+after=$(grep -c "Rewrote .* in the background" "$TMP/hub.log")
+[ "$after" = $((before + 1)) ] && ok "Save() rewrote the log" || not_ok "Save() rewrote the log" "$before -> $after"
 hub_kill9
 hub_up --data-dir="$D"
+check "a key written before Save() is in the saved log" 0 "yes" "$H" get saved
 bad=
 total=0
 for f in "$TMP"/acked.*; do
@@ -41,4 +48,7 @@ for f in "$TMP"/acked.*; do
 done
 [ -z "$bad" ] && [ "$total" = 60 ] && ok "every key holds its last acknowledged value after kill -9 ($total keys)" ||
         not_ok "last acknowledged values" "checked $total" "wrong:$bad"
+hub_kill9
+hub_up
+check_err "Save() without --data-dir" "store in memory only \\(no --data-dir\\)" busctl --user call org.clusterhub.Hub1 /org/clusterhub/Hub1 org.clusterhub.Hub1 Save
 finish_persist
