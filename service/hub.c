@@ -18,6 +18,7 @@
 #include "log.h"
 #include "macro.h"
 #include "namespace.h"
+#include "persist.h"
 #include "store.h"
 #include "ch-events1-common.h"
 #include "ch-hub1-common.h"
@@ -63,6 +64,7 @@ Hub *hub_free(Hub *h) {
         i = 0;
         while (hashmap_iterate(h->namespaces, &i, (void **) &ns, NULL))
                 namespace_free(ns);
+        h->persist = persist_free(h->persist);
         bus_locks_shutdown(h);
         namespace_gc_shutdown(h);
         deferred_shutdown(h);
@@ -78,6 +80,7 @@ Hub *hub_free(Hub *h) {
         sd_bus_flush_close_unref(h->bus);
         sd_event_unref(h->event);
         free(h->address);
+        free(h->data_dir);
         free(h);
         return NULL;
 }
@@ -172,6 +175,25 @@ static int calls_init(Hub *h) {
         return 0;
 }
 
+/* Store1 methods that only read (everything else there writes), for refusing writes while
+ * the log's disk is full. */
+static bool is_store_write(const char *iface, const char *member) {
+        static const char *const reads[] = {
+                "Exists", "Keys", "Scan", "Type", "TTL", "DBSize", "RandomKey", "Get", "MGet",
+                "StrLen", "GetRange", "HGet", "HMGet", "HGetAll", "HExists", "HLen", "HKeys", "HVals",
+                "LRange", "LLen", "LIndex", "SMembers", "SIsMember", "SCard", "SRandMember",
+        };
+
+        if (streq(iface, "Hub1"))
+                return streq(member, "DropNamespace");
+        if (!streq(iface, "Store1"))
+                return false;
+        for (size_t i = 0; i < ELEMENTSOF(reads); i++)
+                if (streq(member, reads[i]))
+                        return false;
+        return true;
+}
+
 /* Counts every call to our interfaces by "Interface.Member" (without "org.clusterhub."), for
  * GetStats; runs before dispatch, one hash lookup per call. */
 static int count_call(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
@@ -186,6 +208,12 @@ static int count_call(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
         member = sd_bus_message_get_member(m);
         if (!iface || !member || !strneq(iface, "org.clusterhub.", strlen("org.clusterhub.")))
                 return 0;
+        if (persist_refuses_writes(h->persist) && is_store_write(iface + strlen("org.clusterhub."), member)) {
+                (void) sd_bus_reply_method_errorf(m, CH_ERROR_STORAGE,
+                                                  "The disk holding %s is full: %s is refused until there is room; reads still work.",
+                                                  h->data_dir, member);
+                return 1;
+        }
         if (snprintf(key, sizeof(key), "%s.%s", iface + strlen("org.clusterhub."), member) >= (int) sizeof(key))
                 return 0;
         cc = hashmap_get(h->calls, key);
@@ -223,6 +251,14 @@ int hub_connect(Hub *h) {
         r = bus_locks_setup(h);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up locks: %m");
+
+        /* load before taking the name, so that no client ever sees an empty store */
+        if (h->data_dir) {
+                r = persist_open(h, h->data_dir, h->fsync_mode);
+                if (r < 0)
+                        return r;
+        } else
+                log_info("No --data-dir: the store is kept in memory only and is lost when the hub exits.");
 
         r = open_bus(h, &h->bus);
         if (r < 0)

@@ -46,6 +46,7 @@ typedef struct CallCount {
 } CallCount;
 
 typedef struct LockHub LockHub;
+typedef struct Persist Persist;
 
 /* The one context of the daemon. */
 typedef struct Hub {
@@ -76,6 +77,11 @@ typedef struct Hub {
         Hashmap *calls;           /* "Store1.Get" -> CallCount, for GetStats */
         uint64_t started_usec;    /* CLOCK_MONOTONIC */
         HubStats stats;
+
+        /* durability (service/persist/): NULL without --data-dir */
+        char *data_dir;
+        int fsync_mode;           /* PersistFsync */
+        Persist *persist;
 } Hub;
 
 int hub_new(Hub **ret);

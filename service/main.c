@@ -9,12 +9,17 @@
 #include "hub.h"
 #include "log.h"
 #include "macro.h"
+#include "persist.h"
 
 enum {
         ARG_VERSION = 0x100,
         ARG_USER,
         ARG_SYSTEM,
         ARG_ADDRESS,
+        ARG_DATA_DIR,
+        ARG_FSYNC,
+        ARG_CHECK_DATA,
+        ARG_REPAIR,
         ARG_LIMIT_FIRST, /* one option per entry of LIMITS_TABLE follows */
 };
 
@@ -46,6 +51,14 @@ static void help(void) {
                "     --user                        Serve on the user (session) bus (default)\n"
                "     --system                      Serve on the system bus\n"
                "     --address=ADDRESS             Serve on the bus at ADDRESS (unix:path=...)\n"
+               "\nDurability (docs/persistence.md):\n"
+               "     --data-dir=DIR                Keep the store in DIR (an append-only log);\n"
+               "                                   without it the store lives in memory only\n"
+               "     --fsync=MODE                  always|everysec|no: when the log is synced\n"
+               "                                   to disk (default everysec)\n"
+               "     --check-data=DIR              Check the log in DIR and exit\n"
+               "     --repair                      With --check-data: cut the log at the first\n"
+               "                                   bad record\n"
                "\nLimits (past one, a call fails with org.clusterhub.Error.LimitExceeded; sizes take\n"
                "K, M, G or T: --max-memory=8G):\n",
                HUB_BUS_NAME);
@@ -103,6 +116,9 @@ static int parse_limit(const char *option, const char *text, const char *value, 
         return 0;
 }
 
+static char *arg_check_data = NULL;
+static bool arg_repair = false;
+
 static int parse_argv(Hub *h, int argc, char *argv[]) {
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -110,6 +126,10 @@ static int parse_argv(Hub *h, int argc, char *argv[]) {
                 { "user", no_argument, NULL, ARG_USER },
                 { "system", no_argument, NULL, ARG_SYSTEM },
                 { "address", required_argument, NULL, ARG_ADDRESS },
+                { "data-dir", required_argument, NULL, ARG_DATA_DIR },
+                { "fsync", required_argument, NULL, ARG_FSYNC },
+                { "check-data", required_argument, NULL, ARG_CHECK_DATA },
+                { "repair", no_argument, NULL, ARG_REPAIR },
 #define X(field, option, def, text) { option, required_argument, NULL, ARG_LIMIT_FIRST + LIMIT_##field },
                 LIMITS_TABLE(X)
 #undef X
@@ -143,6 +163,35 @@ static int parse_argv(Hub *h, int argc, char *argv[]) {
                                 return log_error_errno(-ENOMEM, "Out of memory.");
                         h->bus_kind = BUS_ADDRESS;
                         break;
+                case ARG_DATA_DIR:
+                        if (!optarg || !optarg[0]) {
+                                log_error("--data-dir= needs a directory.");
+                                return -EINVAL;
+                        }
+                        free(h->data_dir);
+                        h->data_dir = strdup(optarg);
+                        if (!h->data_dir)
+                                return log_error_errno(-ENOMEM, "Out of memory.");
+                        break;
+                case ARG_FSYNC: {
+                        PersistFsync m = persist_fsync_from_string(optarg);
+
+                        if (m < 0) {
+                                log_error("Invalid value for --fsync: '%s' (always, everysec or no).", optarg);
+                                return -EINVAL;
+                        }
+                        h->fsync_mode = m;
+                        break;
+                }
+                case ARG_CHECK_DATA:
+                        free(arg_check_data);
+                        arg_check_data = strdup(optarg);
+                        if (!arg_check_data)
+                                return log_error_errno(-ENOMEM, "Out of memory.");
+                        break;
+                case ARG_REPAIR:
+                        arg_repair = true;
+                        break;
                 case '?':
                         return -EINVAL;
                 default: {
@@ -155,6 +204,10 @@ static int parse_argv(Hub *h, int argc, char *argv[]) {
                 }
         if (optind < argc) {
                 log_error("Unexpected argument '%s'; see --help.", argv[optind]);
+                return -EINVAL;
+        }
+        if (arg_repair && !arg_check_data) {
+                log_error("--repair goes with --check-data=DIR.");
                 return -EINVAL;
         }
         return 1;
@@ -173,6 +226,11 @@ int main(int argc, char *argv[]) {
         r = parse_argv(h, argc, argv);
         if (r <= 0)
                 return r < 0 ? 2 : EXIT_SUCCESS;
+        if (arg_check_data) {
+                r = persist_check(arg_check_data, arg_repair);
+                free(arg_check_data);
+                return r == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        }
         r = hub_connect(h);
         if (r < 0)
                 return EXIT_FAILURE;

@@ -7,6 +7,7 @@
 #include "log.h"
 #include "macro.h"
 #include "namespace.h"
+#include "persist.h"
 #include "store.h"
 #include "bus/bus-events.h"
 #include "bus/bus-locks.h"
@@ -59,6 +60,7 @@ static int namespace_new(Hub *h, const char *name, Namespace **ret) {
         r = bus_store_new(ns, &ns->store);
         if (r < 0)
                 return r;
+        store_set_journal(ns->store, persist_journal, ns);
         r = bus_locks_table_new(ns, &ns->locks);
         if (r < 0)
                 return r;
@@ -103,6 +105,7 @@ int namespace_drop(Hub *h, const char *name) {
         ns = hashmap_remove(h->namespaces, name);
         if (!ns)
                 return -ENXIO;
+        persist_drop_namespace(h, name);
         namespace_free(ns);
         log_info("Namespace %s dropped.", name);
         if (streq(name, HUB_DEFAULT_NAMESPACE))

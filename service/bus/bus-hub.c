@@ -19,6 +19,8 @@
 #include "config.h"
 #include "log.h"
 #include "namespace.h"
+#include "ch-errors.h"
+#include "persist.h"
 #include "locks.h"
 #include "store.h"
 
@@ -151,6 +153,7 @@ static int append_stats(sd_bus_message *reply, void *userdata) {
             (r = append_stat(reply, "requests_refused_busy", 't', &h->stats.requests_refused_busy)) < 0 ||
             (r = append_stat(reply, "locks", 't', &locks)) < 0 ||
             (r = append_stat(reply, "lock_waiters", 't', &waiters)) < 0 ||
+            (r = persist_append_stats(h, reply)) < 0 ||
             (r = append_call_counts(reply, h)) < 0)
                 return r;
         return sd_bus_message_close_container(reply);
@@ -158,6 +161,18 @@ static int append_stats(sd_bus_message *reply, void *userdata) {
 
 static int method_get_stats(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         return ch_hub1_reply_get_stats(m, append_stats, userdata);
+}
+
+static int method_save(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Hub *h = userdata;
+        int r;
+
+        if (!h->persist)
+                return sd_bus_error_setf(ret_error, CH_ERROR_NOT_SUPPORTED, "The hub keeps its store in memory only (no --data-dir).");
+        r = persist_save(h->persist, m);
+        if (r < 0)
+                return sd_bus_error_setf(ret_error, CH_ERROR_STORAGE, "Cannot start a snapshot: %s", strerror(-r));
+        return 1;
 }
 
 static int property_version(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
@@ -172,6 +187,7 @@ static const ChHub1Handlers hub1_handlers = {
         .list_namespaces = method_list_namespaces,
         .drop_namespace = method_drop_namespace,
         .get_stats = method_get_stats,
+        .save = method_save,
         .prop_version = property_version,
 };
 

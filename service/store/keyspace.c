@@ -93,6 +93,11 @@ uint64_t store_random(Store *s) {
 }
 
 void notify(Store *s, const char *key, const char *event) {
+        if (s->loading)
+                return;
+        /* the journal first: whatever the notification reveals is on record before it */
+        if (s->journal)
+                s->journal(s->journal_userdata, key, event);
         if (s->notify)
                 s->notify(s->userdata, key, event);
 }

@@ -130,6 +130,11 @@ struct Store {
 
         /* Keys walks in progress: while there are any, the key table does not shrink */
         LIST_HEAD(StoreKeys) key_walks;
+
+        /* journal.c: the write hook (called before notify) and the loading mode */
+        StoreNotify journal;
+        void *journal_userdata;
+        bool loading;
 };
 
 static inline bool dict_shrink_paused(const Store *s, const Dict *d) {
@@ -211,6 +216,39 @@ typedef struct List {
         PVal *a;
         size_t cap, head, len;
 } List;
+
+static inline bool hash_small(const Hash *h) {
+        return h->order != NULL;
+}
+
+/* Fields one by one: insertion order while small.  No changes to h while iterating. */
+typedef struct HashIter {
+        const Hash *h;
+        size_t i;
+        DictNode *n;
+} HashIter;
+
+static inline HField *hash_next(HashIter *it) {
+        const Hash *h = it->h;
+
+        if (hash_small(h))
+                return it->i < h->dict.count ? h->order[it->i++] : NULL;
+        if (it->n && it->n->next) {
+                it->n = it->n->next;
+                return container_of(it->n, HField, node);
+        }
+        while (it->i < h->dict.size) {
+                it->n = h->dict.buckets[it->i++];
+                if (it->n)
+                        return container_of(it->n, HField, node);
+        }
+        return NULL;
+}
+
+/* Declares HField *f for the loop body. */
+#define HASH_FOREACH(f, hash)                                                   \
+        for (HashIter _it_##f = { .h = (hash) }; _it_##f.h; _it_##f.h = NULL)   \
+                for (HField *f; ((f) = hash_next(&_it_##f)); )
 
 void hash_free(Store *s, Hash *h);
 size_t hash_len(const Hash *h);

@@ -385,3 +385,43 @@ int store_spop(Store *s, const char *key, size_t count, uint64_t now_ms, char **
 /* Up to count (0 means 1) distinct random members (views; array: free()). */
 int store_srandmember(Store *s, const char *key, size_t count, uint64_t now_ms,
                       const char ***ret_members, size_t *ret_n);
+
+/* ---- persistence hooks (journal.c) ---------------------------------------------------- */
+
+/* The one write hook: called once per change of a key, synchronously, right after the
+ * change and before the notify callback, with the same (key, event) pairs.  "del" and
+ * "expired" mean the key is gone (for "expired" it is deleted right after the call),
+ * "flush" (key "") that every key is gone; for every other event the key's resulting state
+ * is store_entry_lookup().  It may read the store with store_entry_lookup() and
+ * store_entry_foreach_item(), nothing else.  NULL turns it off. */
+void store_set_journal(Store *s, StoreNotify journal, void *userdata);
+/* Loading mode: while on, no write calls the journal or the notify callback. */
+void store_set_loading(Store *s, bool loading);
+
+#define STORE_KIND_HASH 'H'
+#define STORE_KIND_LIST 'L'
+#define STORE_KIND_SET  'S'
+
+/* One key as stored.  kind: the D-Bus type code of a plain value (value is a view of it), or
+ * STORE_KIND_HASH / _LIST / _SET (walk it with store_entry_foreach_item()).  deadline_ms:
+ * monotonic ms as given to the writes, UINT64_MAX without a TTL.  Valid until the next
+ * change of the store. */
+typedef struct StoreEntry {
+        const char *key;
+        char kind;
+        StoreValue value;
+        size_t n_items;
+        uint64_t deadline_ms;
+        const void *internal;
+} StoreEntry;
+
+/* The key as stored, expired or not, without lazy expiry: -ENOKEY when absent. */
+int store_entry_lookup(Store *s, const char *key, StoreEntry *ret);
+/* Each item of a collection entry, in order for lists: hashes give (field, value), lists
+ * (NULL, value), sets (member, NULL).  A negative return of fn stops with it. */
+typedef int (*StoreItemFn)(void *userdata, const char *name, const StoreValue *value);
+int store_entry_foreach_item(Store *s, const StoreEntry *e, StoreItemFn fn, void *userdata);
+/* Every entry (expired ones included), in table order; a negative return of fn stops with
+ * it.  fn must not change the store. */
+typedef int (*StoreEntryFn)(void *userdata, const StoreEntry *e);
+int store_foreach_entry(Store *s, StoreEntryFn fn, void *userdata);

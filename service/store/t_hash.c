@@ -14,10 +14,6 @@ size_t hash_len(const Hash *h) {
         return h ? h->dict.count : 0;
 }
 
-static bool hash_small(const Hash *h) {
-        return h->order != NULL;
-}
-
 /* Slots of the order array: what the allocator handed out (at least what was asked). */
 static size_t order_cap(const Hash *h) {
         return mem_usable(h->order) / sizeof(HField *);
@@ -32,35 +28,6 @@ static size_t order_slots(size_t n) {
                 c *= 2;
         return c;
 }
-
-/* Fields one by one: insertion order while small.  No changes to h while iterating. */
-typedef struct HashIter {
-        const Hash *h;
-        size_t i;
-        DictNode *n;
-} HashIter;
-
-static HField *hash_next(HashIter *it) {
-        const Hash *h = it->h;
-
-        if (hash_small(h))
-                return it->i < h->dict.count ? h->order[it->i++] : NULL;
-        if (it->n && it->n->next) {
-                it->n = it->n->next;
-                return container_of(it->n, HField, node);
-        }
-        while (it->i < h->dict.size) {
-                it->n = h->dict.buckets[it->i++];
-                if (it->n)
-                        return container_of(it->n, HField, node);
-        }
-        return NULL;
-}
-
-/* Declares HField *f for the loop body. */
-#define HASH_FOREACH(f, hash)                                                   \
-        for (HashIter _it_##f = { .h = (hash) }; _it_##f.h; _it_##f.h = NULL)   \
-                for (HField *f; ((f) = hash_next(&_it_##f)); )
 
 void hash_free(Store *s, Hash *h) {
         if (!h)

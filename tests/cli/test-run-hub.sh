@@ -18,7 +18,7 @@ echo "\$*" >>"$TMP/ninja.args"
 SH
 chmod +x "$TMP/bin/ninja"
 
-spawn env -u CLUSTERHUBD -u HUBCTL PATH="$TMP/bin:$PATH" CH_BUILD_DIR="$build" "$src/scripts/run-hub" 2>"$TMP/run-hub.err"
+spawn env -u CLUSTERHUBD -u HUBCTL PATH="$TMP/bin:$PATH" CH_BUILD_DIR="$build" XDG_STATE_HOME="$TMP/state" "$src/scripts/run-hub" 2>"$TMP/run-hub.err"
 run_hub=$last_pid
 for _ in $(seq 200); do
         busctl --user status org.clusterhub.Hub1 >/dev/null 2>&1 && break
@@ -26,6 +26,8 @@ for _ in $(seq 200); do
 done
 busctl --user status org.clusterhub.Hub1 >/dev/null 2>&1 && ok "run-hub starts the hub on the session bus" ||
         not_ok "run-hub starts the hub on the session bus" "$(cat "$TMP/run-hub.err")"
+grep -q "keeping its data in" "$TMP/run-hub.err" && [ -f "$TMP/state/clusterhub/clusterhub.log" ] &&
+        ok "run-hub keeps the data in \$XDG_STATE_HOME/clusterhub and says so" || not_ok "run-hub's data dir" "$(cat "$TMP/run-hub.err")"
 check "run-hub builds only the hub and hubctl" 0 "-C $build service/clusterhubd cli/hubctl" cat "$TMP/ninja.args"
 
 # the banner's export lines, pasted into a shell without hubctl
