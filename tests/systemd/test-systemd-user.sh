@@ -235,6 +235,11 @@ check "kill -9 of worker 2: systemd restarts it (Restart=on-failure)" restarted
 check "the restarted worker 2 registers again (with its new PID)" all_registered_with_unit_pids
 
 # --- 5. the hub restarts ------------------------------------------------------------
+# the user unit keeps the store in %S/clusterhub: a restart and a crash keep it
+nscall() { timeout "$WAIT" busctl --user --timeout="$WAIT" call org.clusterhub.Hub1 /org/clusterhub/Hub1/ns/default org.clusterhub.Store1 "$@"; }
+out=$(nscall Set 'sva{sv}' kept s "across restarts" 0 2>&1)
+if [[ $out == "b true" ]]; then ok "Set a key before the restarts"; else not_ok "Set before the restarts: $out"; fi
+kept() { [[ $(nscall Get s kept 2>&1) == 'v s "across restarts"' ]]; }
 hub_old=$(main_pid clusterhubd.service)
 w1_old=$(main_pid clusterhub-worker@1.service)
 out=$(sc restart clusterhubd.service 2>&1)
@@ -243,6 +248,9 @@ check "the hub has a new PID" test "$(main_pid clusterhubd.service)" != "$hub_ol
 check "after the restart workers 1..4 are registered again" all_registered_with_unit_pids
 w1_new=$(main_pid clusterhub-worker@1.service)
 if [[ $w1_new != "$w1_old" ]]; then ok "the workers were restarted with the hub (PartOf=)"; else not_ok "workers restarted with the hub (PID $w1_old unchanged)"; fi
+check "the store survived systemctl restart (--data-dir=%S/clusterhub)" kept
+statelog=$(find "$HOME" "$XDG_CONFIG_HOME" -path '*/clusterhub/clusterhub.log' -size +0 2>/dev/null | head -n 1)
+[[ -n $statelog ]] && ok "the log is in the user's state directory ($statelog)" || not_ok "no clusterhub/clusterhub.log under $HOME or $XDG_CONFIG_HOME"
 
 # --- 6. the hub crashes -------------------------------------------------------------
 hub_old=$(main_pid clusterhubd.service)
@@ -250,6 +258,7 @@ kill -KILL "$hub_old"
 hub_back() { local p; p=$(main_pid clusterhubd.service); [[ -n $p && $p != 0 && $p != "$hub_old" ]] && [[ $(sc is-active clusterhubd.service) == active ]]; }
 check "kill -9 of the hub: systemd restarts it (Restart=on-failure)" hub_back
 check "after the crash workers 1..4 are registered again (Requires=+PartOf=, not BindsTo=)" all_registered_with_unit_pids
+check "the store survived kill -9 of the hub" kept
 
 # --- 7. the target stops the group ---------------------------------------------------
 busctl --user monitor --json=short \
