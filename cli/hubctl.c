@@ -50,7 +50,8 @@ static void help_main(void) {
                "  wait-workers N [--timeout=DURATION]\n"
                "                          Wait until N workers are registered\n"
                "  stats                   Show the hub's counters\n"
-               "  namespaces              List the namespaces\n\n"
+               "  namespaces              List the namespaces\n"
+               "  save                    Write the store to disk now (--data-dir)\n\n"
                "  help [COMMAND]          Show this help, or the help of COMMAND (help store METHOD:\n"
                "                          what a Store1 method does)\n\n"
                "Lock commands:\n"
@@ -509,6 +510,7 @@ static const Verb verbs[] = {
         { "wait-workers", verb_wait_workers },
         { "stats", verb_stats },
         { "namespaces", verb_namespaces },
+        { "save", verb_save },
         { "lock", verb_lock },
         { "locks", verb_locks },
         { "unlock", verb_unlock },

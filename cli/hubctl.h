@@ -95,6 +95,7 @@ int verb_request(int argc, char *argv[]);
 int verb_workers(int argc, char *argv[]);
 int verb_wait_workers(int argc, char *argv[]);
 int verb_stats(int argc, char *argv[]);
+int verb_save(int argc, char *argv[]);
 int verb_namespaces(int argc, char *argv[]);
 
 /* values.c: typed values (s:text, x:42, d:1.5, b:true, {"json":1}, bare text = string). */

@@ -12,7 +12,7 @@ _hubctl() {
         fi
 
         local global_opts="--user --system --address= --ns= --help --version"
-        local commands="get set del incr keys ttl store emit send monitor request workers wait-workers stats namespaces lock locks unlock help"
+        local commands="get set del incr keys ttl store emit send monitor request workers wait-workers stats namespaces save lock locks unlock help"
         local -A opts=(
                 [get]="--json --raw --help"
                 [set]="--ttl= --nx --xx --keep-ttl --stdin --bytes --help"
@@ -29,6 +29,7 @@ _hubctl() {
                 [wait-workers]="--timeout= --json --help"
                 [stats]="--json --help"
                 [namespaces]="--json --help"
+                [save]="--json --help"
                 [lock]="--timeout= --shared --nonblock --conflict-exit-code= --command= --lease= --help"
                 [locks]="--json --help"
                 [unlock]="--help"

@@ -13,6 +13,7 @@ hub_up
 grep -q "No --data-dir: the store is kept in memory only" "$TMP/hub.log" && ok "without --data-dir the hub says the store is in memory only" ||
         not_ok "in-memory notice" "$(cat "$TMP/hub.log")"
 check_py "GetStats: persistence off" "lines[0]['persistence'] == 'off'" "$H" stats --json
+check_fail "hubctl save without --data-dir: NotSupported" 1 "NotSupported" "$H" save
 hub_kill9
 hub_up --data-dir="$D" --fsync="$mode"
 grep -q "Keeping data in $D/clusterhub.log (fsync $mode)" "$TMP/hub.log" && ok "the hub says where it keeps data" ||
@@ -101,6 +102,10 @@ hub_kill9
 hub_up --data-dir="$D" --fsync="$mode"
 check "after a second kill -9" 0 "1" "$H" get --raw after-restart
 check "and the first data still" 0 "again" "$H" get s
+check "hubctl save --json" 0 "null" "$H" save --json
+hub_kill9
+hub_up --data-dir="$D" --fsync="$mode"
+check "after hubctl save and kill -9" 0 "again" "$H" get s
 
 # the rewrite at start keeps the log near the size of the data
 for k in $(seq 300); do "$H" set same "value $k" >/dev/null; done
