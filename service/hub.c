@@ -257,6 +257,8 @@ int hub_connect(Hub *h) {
                 r = persist_open(h, h->data_dir, h->fsync_mode);
                 if (r < 0)
                         return r;
+                /* a namespace whose keys all expired while the hub was down holds nothing */
+                namespace_check_all_unused(h);
         } else
                 log_info("No --data-dir: the store is kept in memory only and is lost when the hub exits.");
 
