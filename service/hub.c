@@ -222,6 +222,40 @@ static int count_call(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
         return 0;
 }
 
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Hub *h = userdata;
+
+        const char *sig = si->ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT";
+        size_t n = deferred_pending(h);
+
+        log_info("Received %s, exiting%s.", sig, n > 0 ? "; answering the calls still waiting" : "");
+        (void) sd_notify(false, "STOPPING=1");
+        /* every waiting caller hears why, instead of a NoReply after its own timeout */
+        deferred_fail_all(h, CH_ERROR_SHUTTING_DOWN, sig);
+        if (n > 0)
+                log_info("Answered %zu waiting calls with %s.", n, CH_ERROR_SHUTTING_DOWN);
+        return sd_event_exit(h->event, 0);
+}
+
+/* Before the name is ours: a SIGTERM right after it appears (systemd stopping a unit that just
+ * started) must take the clean way out, not the default action that kills the process. */
+static int setup_signals(Hub *h) {
+        sigset_t mask;
+        int r;
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return log_error_errno(-errno, "Failed to block signals: %m");
+        r = sd_event_add_signal(h->event, NULL, SIGTERM, on_signal, h);
+        if (r >= 0)
+                r = sd_event_add_signal(h->event, NULL, SIGINT, on_signal, h);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch signals: %m");
+        return 0;
+}
+
 static int on_bus_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         Hub *h = userdata;
 
@@ -238,6 +272,9 @@ int hub_connect(Hub *h) {
         if (r < 0)
                 return log_error_errno(r, "Failed to allocate the event loop: %m");
         (void) sd_event_set_watchdog(h->event, true);
+        r = setup_signals(h);
+        if (r < 0)
+                return r;
         h->started_usec = 0;
         (void) sd_event_now(h->event, CLOCK_MONOTONIC, &h->started_usec);
 
@@ -305,35 +342,8 @@ int hub_connect(Hub *h) {
         return 0;
 }
 
-static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
-        Hub *h = userdata;
-
-        const char *sig = si->ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT";
-        size_t n = deferred_pending(h);
-
-        log_info("Received %s, exiting%s.", sig, n > 0 ? "; answering the calls still waiting" : "");
-        (void) sd_notify(false, "STOPPING=1");
-        /* every waiting caller hears why, instead of a NoReply after its own timeout */
-        deferred_fail_all(h, CH_ERROR_SHUTTING_DOWN, sig);
-        if (n > 0)
-                log_info("Answered %zu waiting calls with %s.", n, CH_ERROR_SHUTTING_DOWN);
-        return sd_event_exit(h->event, 0);
-}
-
 int hub_run(Hub *h) {
-        sigset_t mask;
         int r;
-
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
-        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
-                return log_error_errno(-errno, "Failed to block signals: %m");
-        r = sd_event_add_signal(h->event, NULL, SIGTERM, on_signal, h);
-        if (r >= 0)
-                r = sd_event_add_signal(h->event, NULL, SIGINT, on_signal, h);
-        if (r < 0)
-                return log_error_errno(r, "Failed to watch signals: %m");
 
         log_info("clusterhubd %s serving %s on %s.", PACKAGE_VERSION, HUB_BUS_NAME, bus_description(h));
         (void) sd_notifyf(false, "READY=1\nSTATUS=Serving %s on %s", HUB_BUS_NAME, bus_description(h));
