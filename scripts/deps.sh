@@ -19,7 +19,7 @@ CH_BUILD_DEPS=(
 # (tests/python).
 # shellcheck disable=SC2034
 CH_TEST_DEPS=(
-        dbus-broker redis-server python3 util-linux dbus-user-session clang
+        dbus-broker redis-server python3 util-linux dbus-user-session clang libclang-rt-14-dev
         python3-gi gir1.2-glib-2.0 python3-dbus
 )
 
