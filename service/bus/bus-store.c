@@ -383,6 +383,10 @@ static int method_get(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
         return ch_store1_reply_get(m, append_value_cb, &v);
 }
 
+static unsigned set_flags(const SetOptions *o) {
+        return (o->nx ? STORE_SET_NX : 0) | (o->xx ? STORE_SET_XX : 0) | (o->keep_ttl ? STORE_SET_KEEP_TTL : 0);
+}
+
 static int method_set(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
         Namespace *ns = userdata;
         _cleanup_(bus_value_done) BusValue v = {};
@@ -397,7 +401,7 @@ static int method_set(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
         if (r < 0)
                 return r;
         r = store_set(ns->store, key, &v.value, o.ttl_ms,
-                      (o.nx ? STORE_SET_NX : 0) | (o.xx ? STORE_SET_XX : 0) | (o.keep_ttl ? STORE_SET_KEEP_TTL : 0), now_ms(ns));
+                      set_flags(&o), now_ms(ns));
         rearm(ns);
         if (r < 0)
                 return store_error(ret_error, r, ns, key);
@@ -426,7 +430,7 @@ static int method_set_get(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         if (r < 0)
                 return r;
         r = store_setget(ns->store, key, &v.value, o.ttl_ms,
-                         (o.nx ? STORE_SET_NX : 0) | (o.xx ? STORE_SET_XX : 0) | (o.keep_ttl ? STORE_SET_KEEP_TTL : 0),
+                         set_flags(&o),
                          now_ms(ns), &old);
         rearm(ns);
         if (r < 0)
