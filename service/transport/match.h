@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * D-Bus match rules, evaluated by the hub itself for connections on its private socket (there is
+ * no broker there to filter signals).  Pure logic: no I/O, no connection state; unit tested in
+ * tests/unit/test-match.c.
+ *
+ * Supported keys (the D-Bus specification's meaning): type, sender, interface, member, path,
+ * path_namespace, destination, arg0..arg63, arg0..arg63path, arg0namespace.  Anything else, a
+ * malformed value, a duplicate key or a rule over MATCH_RULE_MAX_LEN bytes is -EINVAL.
+ * eavesdrop= is accepted and ignored (a monitor-only feature).
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <systemd/sd-bus.h>
+
+#define MATCH_RULE_MAX_LEN 1024U      /* dbus-daemon's bound on a rule's text */
+#define MATCH_SET_MAX_RULES 512U      /* per connection: dbus-daemon's max_match_rules_per_connection */
+
+typedef struct MatchRule MatchRule;
+typedef struct MatchSet MatchSet;
+
+/* Parses TEXT; on success *RET owns a new rule.  -EINVAL for a bad rule, -E2BIG when over the
+ * length bound, -ENOMEM.  *RET is untouched on failure. */
+int match_rule_parse(const char *text, MatchRule **ret);
+MatchRule *match_rule_free(MatchRule *r);
+/* The rule in a canonical form (keys in a fixed order), for equality as dbus-daemon compares. */
+const char *match_rule_text(const MatchRule *r);
+/* True when message M matches every key of R.  SENDER is the name M is sent as (on the private
+ * socket the message's own sender field may be unset); NULL means "use the message's". */
+bool match_rule_matches(const MatchRule *r, sd_bus_message *m, const char *sender);
+
+/* A connection's rules.  Adding an equal rule twice keeps two (dbus-daemon counts them);
+ * removing takes away one equal rule. */
+int match_set_new(MatchSet **ret);
+MatchSet *match_set_free(MatchSet *s);
+/* -EINVAL/-E2BIG from parsing, -ENOBUFS when the set already has MATCH_SET_MAX_RULES. */
+int match_set_add(MatchSet *s, const char *text);
+/* -ENOENT when no equal rule is in the set (dbus-daemon: MatchRuleNotFound). */
+int match_set_remove(MatchSet *s, const char *text);
+size_t match_set_size(const MatchSet *s);
+/* True when any rule of S matches M. */
+bool match_set_matches(const MatchSet *s, sd_bus_message *m, const char *sender);
+
+static inline void match_rule_freep(MatchRule **r) { if (*r) match_rule_free(*r); }
+static inline void match_set_freep(MatchSet **s) { if (*s) match_set_free(*s); }
