@@ -9,7 +9,17 @@
  * Supported keys (the D-Bus specification's meaning): type, sender, interface, member, path,
  * path_namespace, destination, arg0..arg63, arg0..arg63path, arg0namespace.  Anything else, a
  * malformed value, a duplicate key or a rule over MATCH_RULE_MAX_LEN bytes is -EINVAL.
- * eavesdrop= is accepted and ignored (a monitor-only feature).
+ * eavesdrop= is accepted and ignored (a monitor-only feature); as in dbus-daemon it may repeat
+ * and the last one counts.
+ *
+ * Text as dbus-daemon reads it: key=value pairs split by ',', whitespace allowed around keys;
+ * inside '...' every byte is literal, outside \' is an apostrophe (so 'it'\''s' is "it's").
+ * argN takes decimal digits only (arg0..arg63); argN, argNpath and arg0namespace share the slot
+ * of their N, path and path_namespace share one slot.
+ *
+ * Matching reads the body of M for argN keys: M must be sealed (sd_bus_message_seal(), or any
+ * message sent or received); an unsealed body has no arguments to match.  The read position is
+ * rewound to the start of the body afterwards, so M can still be sent or read.
  */
 
 #include <stdbool.h>
@@ -18,6 +28,7 @@
 
 #define MATCH_RULE_MAX_LEN 1024U      /* dbus-daemon's bound on a rule's text */
 #define MATCH_SET_MAX_RULES 512U      /* per connection: dbus-daemon's max_match_rules_per_connection */
+#define MATCH_RULE_MAX_ARG 63U        /* argN: N in 0..63 (DBUS_MAXIMUM_MATCH_RULE_ARG_NUMBER) */
 
 typedef struct MatchRule MatchRule;
 typedef struct MatchSet MatchSet;
