@@ -253,6 +253,68 @@ static void test_parse_bounds(void) {
         g_assert_cmpint(parse_error(text), ==, -EINVAL);
 }
 
+/* Random rules from keys, values and junk: every text parses or is -EINVAL, and a rule's
+ * canonical text parses back to itself (--verbose prints the seed, --seed repeats a run). */
+static const char *const random_keys[] = {
+        "type", "sender", "interface", "member", "path", "path_namespace", "destination",
+        "eavesdrop", "arg0", "arg1", "arg63", "arg12path", "arg0namespace", "arg0path", "arg64", "x",
+};
+static const char *const random_values[] = {
+        "signal", "error", "a.b", "/a", "/", "x", "", ":1.2", "M", "true", "com.example", "/a/b/",
+        "it s", "a,b", "\\", "\\'",
+};
+static const char *const random_junk[] = { "'", ",", " ", "=", "\\", "\t", "''" };
+
+static void random_rule(GString *text) {
+        int pairs = g_test_rand_int_range(0, 6);
+
+        for (int i = 0; i < pairs; i++) {
+                int parts = g_test_rand_int_range(1, 4);
+
+                if (i > 0)
+                        g_string_append(text, g_test_rand_bit() ? "," : " , ");
+                g_string_append_printf(text, "%s=", random_keys[g_test_rand_int_range(0, G_N_ELEMENTS(random_keys))]);
+                for (int j = 0; j < parts; j++) {
+                        const char *v = random_values[g_test_rand_int_range(0, G_N_ELEMENTS(random_values))];
+
+                        if (g_test_rand_bit())
+                                g_string_append_printf(text, "'%s'", v);
+                        else
+                                g_string_append(text, v);
+                }
+                if (g_test_rand_int_range(0, 8) == 0)
+                        g_string_append(text, random_junk[g_test_rand_int_range(0, G_N_ELEMENTS(random_junk))]);
+        }
+}
+
+static void test_parse_random(void) {
+        sd_bus_message *m = signal_new("/a", "a.b", "M", "ss", "a.b", "/a");
+        unsigned parsed = 0;
+
+        for (int i = 0; i < 20000; i++) {
+                g_autoptr(MatchRule) r = NULL;
+                g_autoptr(MatchRule) again = NULL;
+                g_autoptr(GString) text = g_string_new(NULL);
+                int k;
+
+                random_rule(text);
+                k = match_rule_parse(text->str, &r);
+                if (k < 0) {
+                        g_assert_cmpint(k, ==, -EINVAL);
+                        continue;
+                }
+                parsed++;
+                (void) match_rule_matches(r, m, NULL);
+                g_assert_cmpint(match_rule_parse(match_rule_text(r), &again), ==, 0);
+                g_assert_cmpstr(match_rule_text(again), ==, match_rule_text(r));
+        }
+        /* the generator must reach the success path, else the test checks nothing */
+        g_assert_cmpuint(parsed, >, 1000);
+        if (g_test_verbose())
+                g_test_message("%u of 20000 parsed", parsed);
+        sd_bus_message_unref(m);
+}
+
 static void test_match_type(void) {
         sd_bus_message *sig = signal_at("/a"), *call = NULL, *ret = NULL, *err = NULL;
 
@@ -618,6 +680,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/match/parse/escapes", test_parse_escapes);
         g_test_add_func("/match/parse/invalid", test_parse_invalid);
         g_test_add_func("/match/parse/bounds", test_parse_bounds);
+        g_test_add_func("/match/parse/random", test_parse_random);
         g_test_add_func("/match/type", test_match_type);
         g_test_add_func("/match/interface-member", test_match_interface_member);
         g_test_add_func("/match/path", test_match_path);
