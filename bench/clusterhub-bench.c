@@ -1859,6 +1859,7 @@ static Row *peer_row(const char *script, const char *op, const char *name, unsig
         if (!th_proc_wait(&proc, 10000, &status))
                 status = th_proc_stop(&proc, SIGKILL, 5000);
         th_proc_clear(&proc);
+        status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 
         r->ops = (uint64_t) fmax(0, json_get_num(out, "ops"));
         r->rate = json_get_num(out, "ops_per_sec");
@@ -1953,10 +1954,13 @@ static int peers_section(const char *address, sd_bus *bus, unsigned N) {
                 set_ratio(h, "node cluster-hub lock+unlock", c, false, 1.5);
         }
 
+        char versions[3 * 72 + 8] = "";
+        for (size_t i = 0; i < 3 && peer_versions[i][0]; i++)
+                snprintf(versions + strlen(versions), sizeof versions - strlen(versions), ", %s", peer_versions[i]);
         snprintf(peers_info, sizeof peers_info,
-                 "Node peers (%.200s): node %s, %s, %s, %s; each a Node cluster master + worker (emit: + a subscriber "
-                 "worker).\nratio: the hub row over the Node row under it, run right after it",
-                 arg_peers, node_version[0] ? node_version : "?", peer_versions[0], peer_versions[1], peer_versions[2]);
+                 "Node peers (%.200s): node %s%s; each a Node cluster master + worker (emit: + a subscriber worker).\n"
+                 "ratio: the hub row over the Node row under it, run right after it",
+                 arg_peers, node_version[0] ? node_version : "?", versions);
         return 0;
 }
 
