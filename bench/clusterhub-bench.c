@@ -1924,12 +1924,16 @@ static int peers_section(const char *address, sd_bus *bus, unsigned N) {
                 set_ratio(h, "node clusterhub set", c, false, c == 1 ? 1.1 : 1.0);
         }
 
-        /* clusterhub's emit has no acknowledgement: the fair hub row is the fire-and-forget one */
+        /* clusterhub's emit has no acknowledgement: the fair hub row is the fire-and-forget one
+         * (16 batches of EMIT_BATCH, as many emits in flight as the peer's window); the
+         * acknowledged Emit at N in flight is shown next to it without a target */
         if (!(sub = start_subscriber(address, true, 0)))
                 return -1;
         snprintf(emit_event, sizeof emit_event, EVENT_ONE);
+        Row *ack = run_signal_row("peers", "hub Emit 1 sub", N, bus, start_emit, &sub, 1, 1);
         h = run_signal_row("peers", "hub Emit 1 sub no-reply", 16, bus, start_emit_noreply, &sub, 1, 1);
         peer_row("clusterhub.js", "emit", "node clusterhub emit 1 sub", 16 * EMIT_BATCH);
+        set_ratio(ack, "node clusterhub emit 1 sub", 16 * EMIT_BATCH, true, 0);
         set_ratio(h, "node clusterhub emit 1 sub", 16 * EMIT_BATCH, true, 1.0);
         helper_stop(sub);
 
