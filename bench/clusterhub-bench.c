@@ -220,6 +220,10 @@ static char peers_info[768];
 static char loadavg_start[64], loadavg_end[64];
 
 static Row *row_new(const char *group, const char *name, unsigned inflight) {
+        if (n_rows == MAX_ROWS) {
+                fprintf(stderr, "clusterhub-bench: more than %d rows (MAX_ROWS)\n", MAX_ROWS);
+                abort();
+        }
         Row *r = &rows[n_rows++];
         memset(r, 0, sizeof *r);
         snprintf(r->group, sizeof r->group, "%s", group);
