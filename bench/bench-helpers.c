@@ -174,10 +174,23 @@ int helper_subscriber(const char *address, const char *rule) {
         return r < 0 ? 1 : 0;
 }
 
+/* The connections of a scale helper, closed when its loop ends (so that a sanitizer build
+ * reports no leak). */
+static void close_all(sd_bus **buses, unsigned n, sd_event *e) {
+        for (unsigned i = 0; i < n; i++)
+                sd_bus_flush_close_unref(buses[i]);
+        free(buses);
+        sd_event_unref(e);
+}
+
 int helper_scale_clients(const char *address, unsigned first, unsigned count) {
         sd_event *e = NULL;
+        sd_bus **buses = calloc(count ? count : 1, sizeof *buses);
+        unsigned n = 0;
         int r;
 
+        if (!buses)
+                return fail("calloc", -ENOMEM);
         raise_nofile();
         if ((r = sd_event_default(&e)) < 0)
                 return fail("sd_event_default", r);
@@ -187,6 +200,7 @@ int helper_scale_clients(const char *address, unsigned first, unsigned count) {
 
                 if ((r = connect_bus(&bus, address)) < 0)
                         return fail("connect", r);
+                buses[n++] = bus;
                 snprintf(rule, sizeof rule,
                          "type='signal',path='" CH_DEFAULT_NAMESPACE_PATH "',interface='org.clusterhub.Events1',"
                          "member='Event',arg0='scale.%u'", first + i);
@@ -194,9 +208,9 @@ int helper_scale_clients(const char *address, unsigned first, unsigned count) {
                         return fail("add match", r);
                 if ((r = sd_bus_attach_event(bus, e, 0)) < 0)
                         return fail("attach", r);
-                /* the event loop keeps the bus; it lives until we exit */
         }
         r = run_loop(e);
+        close_all(buses, n, e);
         return r < 0 ? 1 : 0;
 }
 
@@ -261,8 +275,12 @@ int helper_worker(const char *address, const char *id, char **methods) {
 
 int helper_scale_workers(const char *address, unsigned first, unsigned count) {
         sd_event *e = NULL;
+        sd_bus **buses = calloc(count ? count : 1, sizeof *buses);
+        unsigned n = 0;
         int r;
 
+        if (!buses)
+                return fail("calloc", -ENOMEM);
         raise_nofile();
         if ((r = sd_event_default(&e)) < 0)
                 return fail("sd_event_default", r);
@@ -272,6 +290,7 @@ int helper_scale_workers(const char *address, unsigned first, unsigned count) {
 
                 if ((r = connect_bus(&bus, address)) < 0)
                         return fail("connect", r);
+                buses[n++] = bus;
                 snprintf(id, sizeof id, "scale_w%u", first + i);
                 if ((r = register_worker(bus, id)) < 0)
                         return 1;
@@ -279,5 +298,6 @@ int helper_scale_workers(const char *address, unsigned first, unsigned count) {
                         return fail("attach", r);
         }
         r = run_loop(e);
+        close_all(buses, n, e);
         return r < 0 ? 1 : 0;
 }

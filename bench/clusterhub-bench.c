@@ -10,8 +10,10 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
@@ -37,7 +39,7 @@
 #include "bench.h"
 
 #define CALL_TIMEOUT_USEC (10ULL * 1000 * 1000)
-#define MAX_ROWS 96
+#define MAX_ROWS 160
 #define MAX_HELPERS 32
 #define MGET_KEYS 100
 
@@ -60,6 +62,9 @@ static unsigned arg_scale_clients = 1000;
 static unsigned arg_scale_workers = 100;
 static unsigned arg_inflight = 64;
 static bool arg_only_get = false;
+static bool arg_persist = true;
+static const char *arg_persist_dir = NULL;
+static const char *arg_peers = NULL;
 
 /* ---- time ------------------------------------------------------------------- */
 
@@ -180,7 +185,7 @@ struct Slot {
 
 struct Row {
         char name[64];
-        char group[16];           /* baseline, hub, redis, scale */
+        char group[16];           /* baseline, hub, redis, persist, peers, scale */
         unsigned inflight;
         /* results */
         uint64_t ops;
@@ -209,7 +214,16 @@ struct Row {
 static Row rows[MAX_ROWS];
 static unsigned n_rows;
 
+/* Printed above the persistence and peer rows (and kept in the JSON). */
+static char persist_info[1024];
+static char peers_info[768];
+static char loadavg_start[64], loadavg_end[64];
+
 static Row *row_new(const char *group, const char *name, unsigned inflight) {
+        if (n_rows == MAX_ROWS) {
+                fprintf(stderr, "clusterhub-bench: more than %d rows (MAX_ROWS)\n", MAX_ROWS);
+                abort();
+        }
         Row *r = &rows[n_rows++];
         memset(r, 0, sizeof *r);
         snprintf(r->group, sizeof r->group, "%s", group);
@@ -225,6 +239,13 @@ static Row *row_find(const char *name, unsigned inflight) {
                 if (streq_ptr(rows[i].name, name) && rows[i].inflight == inflight && !rows[i].skipped && rows[i].ops > 0)
                         return &rows[i];
         return NULL;
+}
+
+static bool row_find_group(const char *group) {
+        for (unsigned i = 0; i < n_rows; i++)
+                if (streq(rows[i].group, group))
+                        return true;
+        return false;
 }
 
 static void lat_push(Row *r, uint64_t ns) {
@@ -360,7 +381,7 @@ static Row *run(const char *group, const char *name, unsigned inflight, sd_bus *
                 slots[i].idx = i;
                 slots[i].row = r;
         }
-        fprintf(stderr, "  %-28s x%-3u ...", name, inflight);
+        fprintf(stderr, "  %-30s x%-3u ...", name, inflight);
         row_run(r, bus, start, slots);
         fprintf(stderr, " %10.0f/s%s%s\n", r->rate, r->note[0] ? "  " : "", r->note);
         free(slots);
@@ -859,7 +880,7 @@ static Row *redis_row(Redis *c, int sub_fd, RedisCmd cmd, const char *name, unsi
                 case RCMD_PUBLISH: n += resp_cmd(out + n, sizeof out - n, 3, argv_pub); break;
                 }
         }
-        fprintf(stderr, "  %-28s x%-3u ...", name, inflight);
+        fprintf(stderr, "  %-30s x%-3u ...", name, inflight);
         r->warm_end = t + warm;
         r->deadline = r->warm_end + (uint64_t) (arg_seconds * 1e9);
         for (;;) {
@@ -935,11 +956,29 @@ static long long redis_used_memory(Redis *c) {
 
 typedef struct RedisServer {
         pid_t pid;
-        char dir[256];
-        char sock[300];
+        char dir[512];
+        char sock[600];
 } RedisServer;
 
-static int redis_start(RedisServer *rs) {
+static int rm_rf_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        (void) st;
+        (void) ftw;
+        if (flag == FTW_DP)
+                return rmdir(path) < 0 ? -1 : 0;
+        return unlink(path) < 0 ? -1 : 0;
+}
+
+/* Remove DIR and what is in it (our own temp dirs only). */
+static int rm_rf(const char *dir) {
+        if (!dir || !dir[0])
+                return 0;
+        return nftw(dir, rm_rf_cb, 16, FTW_DEPTH | FTW_PHYS) < 0 ? -errno : 0;
+}
+
+/* Start redis-server in a fresh directory under PARENT_DIR, on a unix socket only.  APPENDFSYNC:
+ * NULL for no persistence at all (as the main Redis rows), else "always" or "everysec" with
+ * appendonly yes (and no RDB snapshots, so the AOF is the only thing written). */
+static int redis_start(RedisServer *rs, const char *parent_dir, const char *appendfsync) {
         char *path = NULL;
         if (access("/usr/bin/redis-server", X_OK) == 0)
                 path = "/usr/bin/redis-server";
@@ -947,10 +986,14 @@ static int redis_start(RedisServer *rs) {
                 path = "/usr/local/bin/redis-server";
         if (!path)
                 return -ENOENT;
-        snprintf(rs->dir, sizeof rs->dir, "/tmp/clusterhub-bench-redis-XXXXXX");
-        if (!mkdtemp(rs->dir))
+        snprintf(rs->dir, sizeof rs->dir, "%s/clusterhub-bench-redis-XXXXXX", parent_dir);
+        if (!mkdtemp(rs->dir)) {
+                rs->dir[0] = 0;
                 return -errno;
+        }
         snprintf(rs->sock, sizeof rs->sock, "%s/redis.sock", rs->dir);
+        if (strlen(rs->sock) >= sizeof(((struct sockaddr_un *) NULL)->sun_path))
+                return -ENAMETOOLONG;
         pid_t parent = getpid();
         rs->pid = fork();
         if (rs->pid < 0)
@@ -964,8 +1007,12 @@ static int redis_start(RedisServer *rs) {
                         dup2(devnull, 0);
                         dup2(devnull, 1);
                 }
-                execl(path, path, "--port", "0", "--unixsocket", rs->sock, "--save", "", "--appendonly", "no",
-                      "--dir", rs->dir, "--daemonize", "no", (char *) NULL);
+                if (appendfsync)
+                        execl(path, path, "--port", "0", "--unixsocket", rs->sock, "--save", "", "--appendonly", "yes",
+                              "--appendfsync", appendfsync, "--dir", rs->dir, "--daemonize", "no", (char *) NULL);
+                else
+                        execl(path, path, "--port", "0", "--unixsocket", rs->sock, "--save", "", "--appendonly", "no",
+                              "--dir", rs->dir, "--daemonize", "no", (char *) NULL);
                 _exit(127);
         }
         for (int i = 0; i < 500; i++) {
@@ -995,10 +1042,8 @@ static void redis_stop(RedisServer *rs) {
                 rs->pid = -1;
         }
         if (rs->dir[0]) {
-                char p[400];
-                snprintf(p, sizeof p, "%s/redis.sock", rs->dir);
-                unlink(p);
-                rmdir(rs->dir);
+                (void) rm_rf(rs->dir);
+                rs->dir[0] = 0;
         }
 }
 
@@ -1162,11 +1207,19 @@ static void fmt_num(char *buf, size_t size, double v, const char *prefix, int de
 }
 
 static void print_table(FILE *f) {
-        fprintf(f, "%-28s %4s %11s %9s %9s %11s %7s %-22s %6s %-7s %8s\n", "row", "infl", "ops/s", "p50_us", "p99_us",
+        fprintf(f, "%-30s %4s %11s %9s %9s %11s %7s %-34s %6s %-7s %8s\n", "row", "infl", "ops/s", "p50_us", "p99_us",
                 "deliv/s", "ratio", "baseline", "target", "verdict", "vs_redis");
         for (unsigned i = 0; i < n_rows; i++) {
                 const Row *r = &rows[i];
                 char rate[32], p50[32], p99[32], del[32], ratio[32], target[32], vr[32];
+                if (i == 0 || !streq(rows[i - 1].group, r->group)) {
+                        if (streq(r->group, "persist") && persist_info[0])
+                                fprintf(f, "\n%s\n", persist_info);
+                        else if (streq(r->group, "peers") && peers_info[0])
+                                fprintf(f, "\n%s\n", peers_info);
+                        else if (i > 0 && (streq(rows[i - 1].group, "persist") || streq(rows[i - 1].group, "peers")))
+                                fprintf(f, "\n");
+                }
                 fmt_num(rate, sizeof rate, r->rate, "", 0);
                 fmt_num(p50, sizeof p50, r->inflight == 1 ? r->p50_us : NAN, "", 1);
                 fmt_num(p99, sizeof p99, r->inflight == 1 ? r->p99_us : NAN, "", 1);
@@ -1174,7 +1227,7 @@ static void print_table(FILE *f) {
                 fmt_num(ratio, sizeof ratio, r->ratio, "", 2);
                 fmt_num(target, sizeof target, r->target, ">=", 2);
                 fmt_num(vr, sizeof vr, r->vs_redis, "", 2);
-                fprintf(f, "%-28s %4u %11s %9s %9s %11s %7s %-22s %6s %-7s %8s%s%s\n", r->name, r->inflight, rate, p50, p99,
+                fprintf(f, "%-30s %4u %11s %9s %9s %11s %7s %-34s %6s %-7s %8s%s%s\n", r->name, r->inflight, rate, p50, p99,
                         del, ratio, r->ratio_to[0] ? r->ratio_to : "-", target, verdict(r), vr, r->note[0] ? "  # " : "",
                         r->note);
         }
@@ -1187,6 +1240,9 @@ static void print_table(FILE *f) {
                         : "MISSED");
         } else if (mem.note[0])
                 fprintf(f, "\nmemory: %s\n", mem.note);
+        /* a skipped section says so (its rows are not in the table) */
+        if (peers_info[0] && !row_find_group("peers"))
+                fprintf(f, "\n%s\n", peers_info);
 }
 
 static void json_str(FILE *f, const char *s) {
@@ -1239,7 +1295,15 @@ static int write_json(const char *path, const char *bus_kind) {
         json_str(f, cpu);
         fprintf(f, ", \"kernel\": ");
         json_str(f, u.release);
-        fprintf(f, "},\n  \"seconds_per_row\": %g,\n  \"quick\": %s,\n  \"rows\": [\n", arg_seconds, arg_quick ? "true" : "false");
+        fprintf(f, "},\n  \"loadavg_start\": ");
+        json_str(f, loadavg_start);
+        fprintf(f, ",\n  \"loadavg_end\": ");
+        json_str(f, loadavg_end);
+        fprintf(f, ",\n  \"persist\": ");
+        json_str(f, persist_info);
+        fprintf(f, ",\n  \"peers\": ");
+        json_str(f, peers_info);
+        fprintf(f, ",\n  \"seconds_per_row\": %g,\n  \"quick\": %s,\n  \"rows\": [\n", arg_seconds, arg_quick ? "true" : "false");
         for (unsigned i = 0; i < n_rows; i++) {
                 const Row *r = &rows[i];
                 fprintf(f, "    {\"name\": ");
@@ -1286,6 +1350,7 @@ static int write_json(const char *path, const char *bus_kind) {
         return fclose(f) == 0 ? 0 : -errno;
 }
 
+
 /* ---- main ------------------------------------------------------------------------------------------ */
 
 static void help(void) {
@@ -1302,14 +1367,20 @@ static void help(void) {
                "     --scale-clients=N   Subscribed clients for the scale rows (default %u)\n"
                "     --scale-workers=N   Registered workers for the scale rows (default %u)\n"
                "     --inflight=N        Calls in flight for the throughput rows (default %u)\n"
-               "     --only-get          Baseline Ping and hub Get rows only (to profile the hub)\n\n"
-               "The hub binary is $CLUSTERHUBD, else $MESON_BUILD_ROOT/service/clusterhubd.\n",
+               "     --only-get          Baseline Ping and hub Get rows only (to profile the hub)\n"
+               "     --no-persist        Skip the persistence rows (Set/Incr with --data-dir in each --fsync mode,\n"
+               "                         Redis SET/INCR with appendonly yes)\n"
+               "     --persist-dir=DIR   Make the data dirs of those rows under DIR (default /var/tmp); use a disk\n"
+               "     --peers=DIR         Also run the Node peers in DIR (bench/peers, after npm ci) next to the\n"
+               "                         matching hub rows; skipped with a line when node is missing\n\n"
+               "The hub binary is $CLUSTERHUBD, else $MESON_BUILD_ROOT/service/clusterhubd; node is $NODE, else\n"
+               "the first in $PATH.\n",
                arg_seconds, arg_keys, arg_scale_clients, arg_scale_workers, arg_inflight);
 }
 
 enum {
         ARG_SECONDS = 0x100, ARG_QUICK, ARG_BROKER, ARG_NO_REDIS, ARG_JSON, ARG_KEYS, ARG_SCALE_CLIENTS,
-        ARG_SCALE_WORKERS, ARG_INFLIGHT, ARG_ONLY_GET,
+        ARG_SCALE_WORKERS, ARG_INFLIGHT, ARG_ONLY_GET, ARG_NO_PERSIST, ARG_PERSIST_DIR, ARG_PEERS,
         ARG_ADDRESS, ARG_BASELINE, ARG_SUBSCRIBER, ARG_WORKER, ARG_SCALE_CLIENTS_HELPER, ARG_SCALE_WORKERS_HELPER,
         ARG_FIRST,
 };
@@ -1375,6 +1446,9 @@ static int parse_args(int argc, char **argv) {
                 { "scale-workers", required_argument, NULL, ARG_SCALE_WORKERS },
                 { "inflight", required_argument, NULL, ARG_INFLIGHT },
                 { "only-get", no_argument, NULL, ARG_ONLY_GET },
+                { "no-persist", no_argument, NULL, ARG_NO_PERSIST },
+                { "persist-dir", required_argument, NULL, ARG_PERSIST_DIR },
+                { "peers", required_argument, NULL, ARG_PEERS },
                 {}
         };
         bool keys_set = false, clients_set = false, workers_set = false;
@@ -1418,6 +1492,23 @@ static int parse_args(int argc, char **argv) {
                         break;
                 case ARG_ONLY_GET:
                         arg_only_get = true;
+                        break;
+                case ARG_NO_PERSIST:
+                        arg_persist = false;
+                        break;
+                case ARG_PERSIST_DIR:
+                        if (access(optarg, W_OK) < 0) {
+                                fprintf(stderr, "--persist-dir=%s: %s\n", optarg, strerror(errno));
+                                return -EINVAL;
+                        }
+                        arg_persist_dir = optarg;
+                        break;
+                case ARG_PEERS:
+                        if (access(optarg, R_OK) < 0) {
+                                fprintf(stderr, "--peers=%s: %s\n", optarg, strerror(errno));
+                                return -EINVAL;
+                        }
+                        arg_peers = optarg;
                         break;
                 case ARG_INFLIGHT:
                         arg_inflight = (unsigned) strtoul(optarg, NULL, 10);
@@ -1481,6 +1572,417 @@ static Helper *start_subscriber(const char *address, bool hub, unsigned idx) {
         return helper_start(hub ? "hub subscriber" : "baseline subscriber", address, args);
 }
 
+/* ---- persistence: Set and Incr with --data-dir in each --fsync mode, next to Redis's AOF ---------- */
+
+static const char *persist_parent(void) {
+        if (arg_persist_dir)
+                return arg_persist_dir;
+        /* /tmp is a tmpfs on many systems, where a sync costs nothing: /var/tmp is on a disk */
+        return access("/var/tmp", W_OK) == 0 ? "/var/tmp" : "/tmp";
+}
+
+/* "ext4 on /dev/vda": the file system that holds PATH, the longest mount point that is a prefix
+ * of its real path (what findmnt --target says). */
+static void describe_fs(const char *path, char *buf, size_t size, bool *ret_in_memory) {
+        char real[PATH_MAX], line[2 * PATH_MAX];
+        size_t best = 0;
+        FILE *f;
+
+        snprintf(buf, size, "unknown file system");
+        *ret_in_memory = false;
+        if (!realpath(path, real))
+                return;
+        f = fopen("/proc/self/mountinfo", "re");
+        if (!f)
+                return;
+        /* id parent major:minor root mount-point options [optional fields] - fstype source options */
+        while (fgets(line, sizeof line, f)) {
+                char mnt[PATH_MAX], fstype[48], source[200];
+                const char *sep = strstr(line, " - ");
+                size_t n;
+                if (sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1 || !sep ||
+                    sscanf(sep + 3, "%47s %199s", fstype, source) != 2)
+                        continue;
+                n = strlen(mnt);
+                if (!streq(mnt, "/") && (strncmp(real, mnt, n) != 0 || (real[n] != '/' && real[n] != 0)))
+                        continue;
+                if (n < best)
+                        continue; /* equal: a later mount on the same point hides the earlier one */
+                best = n;
+                snprintf(buf, size, "%s on %s", fstype, source);
+                *ret_in_memory = streq(fstype, "tmpfs") || streq(fstype, "ramfs");
+        }
+        fclose(f);
+}
+
+/* The modes, in the order they run; NULL = the same hub without --data-dir. */
+static const char *const persist_modes[] = { NULL, "no", "everysec", "always" };
+static const char *const redis_aof_modes[] = { "everysec", "always" };
+
+static void persist_row_name(char *buf, size_t size, const char *op, const char *mode) {
+        if (mode)
+                snprintf(buf, size, "%s, fsync=%s", op, mode);
+        else
+                snprintf(buf, size, "%s, no data dir", op);
+}
+
+static void redis_aof_row_name(char *buf, size_t size, const char *op, const char *appendfsync) {
+        snprintf(buf, size, "redis %s aof %s", op, appendfsync);
+}
+
+/* One hub with --fsync=MODE on a fresh data dir under PARENT (or without --data-dir): Set and
+ * Incr at each concurrency, then a clean stop. */
+static int persist_hub_rows(const char *address, const char *parent, const char *mode, const unsigned conc[2]) {
+        char dir[PATH_MAX] = "", a_dir[PATH_MAX + 16], a_fsync[32], set_name[64], incr_name[64];
+        const char *args[] = { a_dir, a_fsync, NULL };
+        ThHub hub = { .proc = TH_PROC_NULL };
+        sd_bus *bus = NULL;
+        int r;
+
+        persist_row_name(set_name, sizeof set_name, "Set", mode);
+        persist_row_name(incr_name, sizeof incr_name, "Incr", mode);
+        if (mode) {
+                snprintf(dir, sizeof dir, "%s/clusterhub-bench-data-XXXXXX", parent);
+                if (!mkdtemp(dir)) {
+                        r = -errno;
+                        fprintf(stderr, "clusterhub-bench: cannot make a data dir under %s: %s\n", parent, strerror(-r));
+                        return r;
+                }
+                snprintf(a_dir, sizeof a_dir, "--data-dir=%s", dir);
+                snprintf(a_fsync, sizeof a_fsync, "--fsync=%s", mode);
+        }
+        r = th_hub_spawn(&hub, address, mode ? args : NULL);
+        if (r >= 0)
+                r = th_connect(&bus, address);
+        if (r >= 0)
+                for (unsigned k = 0; k < 2; k++) {
+                        run("persist", set_name, conc[k], bus, start_set);
+                        run("persist", incr_name, conc[k], bus, start_incr);
+                }
+        else
+                fprintf(stderr, "clusterhub-bench: cannot start clusterhubd %s%s: %s\n", mode ? a_dir : "", mode ? a_fsync : "",
+                        strerror(-r));
+        sd_bus_flush_close_unref(bus);
+        if (hub.proc.pid > 0) {
+                int st = th_hub_stop(&hub);
+                if (st != 0) {
+                        fprintf(stderr, "clusterhub-bench: the hub with %s did not exit cleanly (status %d)\n",
+                                mode ? a_fsync : "no data dir", st);
+                        r = -EIO;
+                }
+        }
+        th_hub_clear(&hub);
+        if (dir[0])
+                (void) rm_rf(dir);
+        return r < 0 ? r : 0;
+}
+
+/* One redis-server with appendonly yes and APPENDFSYNC, its dir under PARENT. */
+static void persist_redis_rows(const char *parent, const char *appendfsync, const unsigned conc[2]) {
+        RedisServer rs = { .pid = -1 };
+        Redis c = { .fd = -1 };
+        char set_name[64], incr_name[64];
+        int r;
+
+        r = redis_start(&rs, parent, appendfsync);
+        if (r >= 0)
+                r = redis_connect(&c, rs.sock);
+        if (r < 0)
+                fprintf(stderr, "redis-server with appendonly yes, appendfsync %s not available (%s): its rows skipped\n",
+                        appendfsync, strerror(-r));
+        else {
+                redis_aof_row_name(set_name, sizeof set_name, "SET", appendfsync);
+                redis_aof_row_name(incr_name, sizeof incr_name, "INCR", appendfsync);
+                for (unsigned k = 0; k < 2; k++) {
+                        redis_row(&c, -1, RCMD_SET, set_name, conc[k]);
+                        redis_row(&c, -1, RCMD_INCR, incr_name, conc[k]);
+                }
+        }
+        if (c.fd >= 0)
+                close(c.fd);
+        redis_stop(&rs);
+}
+
+/* Each hub gets its own private bus of the same kind (the main hub keeps the main bus's name). */
+static int persist_section(ThBusKind kind, const unsigned conc[2]) {
+        static const char *const ops[][2] = { { "Set", "SET" }, { "Incr", "INCR" } };
+        const char *parent = persist_parent();
+        ThBus pbus = { 0 };
+        char fs[320];
+        bool in_memory;
+        int failed = 0;
+
+        describe_fs(parent, fs, sizeof fs, &in_memory);
+        snprintf(persist_info, sizeof persist_info,
+                 "persistence: a hub per mode on a second private bus, fresh data dirs under %.200s (%s)%s; Redis appendonly yes "
+                 "in a dir there too.\nratio: over the same hub without --data-dir; vs_redis: over Redis with the same "
+                 "appendfsync (no data dir: over Redis without AOF)",
+                 parent, fs, in_memory ? ", IN MEMORY: a sync costs nothing here, use --persist-dir on a disk" : ", a disk");
+        fprintf(stderr, "%s\n", persist_info);
+        if (!th_bus_start(&pbus, kind)) {
+                fprintf(stderr, "clusterhub-bench: cannot start a second bus: %s\n", pbus.skip_reason);
+                return -1;
+        }
+        for (size_t m = 0; m < sizeof persist_modes / sizeof *persist_modes; m++)
+                if (persist_hub_rows(pbus.address, parent, persist_modes[m], conc) < 0)
+                        failed = 1;
+        th_bus_stop(&pbus);
+        if (arg_redis)
+                for (size_t m = 0; m < sizeof redis_aof_modes / sizeof *redis_aof_modes; m++)
+                        persist_redis_rows(parent, redis_aof_modes[m], conc);
+
+        for (size_t o = 0; o < 2; o++)
+                for (unsigned k = 0; k < 2; k++) {
+                        char off[64], name[64], redis_name[64];
+                        Row *r;
+                        persist_row_name(off, sizeof off, ops[o][0], NULL);
+                        if ((r = row_find(off, conc[k]))) {
+                                snprintf(redis_name, sizeof redis_name, "redis %s", ops[o][1]);
+                                set_vs_redis(r, redis_name, false);
+                        }
+                        for (size_t m = 1; m < sizeof persist_modes / sizeof *persist_modes; m++) {
+                                persist_row_name(name, sizeof name, ops[o][0], persist_modes[m]);
+                                if (!(r = row_find(name, conc[k])))
+                                        continue;
+                                set_ratio(r, off, conc[k], false, 0);
+                                redis_aof_row_name(redis_name, sizeof redis_name, ops[o][1], persist_modes[m]);
+                                set_vs_redis(r, redis_name, false);
+                        }
+                }
+        return failed ? -1 : 0;
+}
+
+/* ---- the Node peers (bench/peers, issue #12) ------------------------------------------------------- */
+
+static char node_path[PATH_MAX];
+static char peer_versions[3][72]; /* "clusterhub 1.1.0", ... in the order first seen */
+static char node_version[32];
+
+static bool find_node(void) {
+        const char *env = getenv("NODE"), *path = getenv("PATH");
+        if (env && env[0]) {
+                snprintf(node_path, sizeof node_path, "%s", env);
+                return access(node_path, X_OK) == 0;
+        }
+        for (const char *p = path ?: "/usr/local/bin:/usr/bin:/bin"; p && *p;) {
+                const char *e = strchr(p, ':');
+                size_t n = e ? (size_t) (e - p) : strlen(p);
+                if (n > 0 && n < sizeof node_path - 6) {
+                        snprintf(node_path, sizeof node_path, "%.*s/node", (int) n, p);
+                        if (access(node_path, X_OK) == 0)
+                                return true;
+                }
+                p = e ? e + 1 : NULL;
+        }
+        node_path[0] = 0;
+        return false;
+}
+
+/* A number (or NAN for null or a missing key) from the peer scripts' flat JSON line. */
+static double json_get_num(const char *json, const char *key) {
+        char pat[64], *end;
+        const char *p;
+        double v;
+        snprintf(pat, sizeof pat, "\"%s\":", key);
+        if (!(p = strstr(json, pat)))
+                return NAN;
+        p += strlen(pat);
+        v = strtod(p, &end);
+        return end == p ? NAN : v;
+}
+
+static void json_get_str(const char *json, const char *key, char *buf, size_t size) {
+        char pat[64];
+        const char *p, *e;
+        buf[0] = 0;
+        snprintf(pat, sizeof pat, "\"%s\":\"", key);
+        if (!(p = strstr(json, pat)))
+                return;
+        p += strlen(pat);
+        for (e = p; *e && *e != '"'; e++)
+                if (*e == '\\' && e[1])
+                        e++;
+        snprintf(buf, size, "%.*s", (int) (e - p), p);
+}
+
+static void note_peer_version(const char *peer, const char *version) {
+        char v[72];
+        snprintf(v, sizeof v, "%.31s %.31s", peer, version);
+        for (size_t i = 0; i < 3; i++) {
+                if (streq(peer_versions[i], v))
+                        return;
+                if (!peer_versions[i][0]) {
+                        snprintf(peer_versions[i], sizeof peer_versions[i], "%s", v);
+                        return;
+                }
+        }
+}
+
+/* Run `node DIR/SCRIPT OP INFLIGHT SECONDS` (a cluster master and its workers) and make its
+ * JSON line a row of group "peers". */
+static Row *peer_row(const char *script, const char *op, const char *name, unsigned inflight) {
+        Row *r = row_new("peers", name, inflight);
+        char path[PATH_MAX], a_infl[16], a_secs[32], out[4096], peer[32], version[32];
+        const char *argv[] = { node_path, path, op, a_infl, a_secs, NULL };
+        ThProc proc = TH_PROC_NULL;
+        size_t len = 0;
+        int pfd[2], status = 0;
+        uint64_t deadline;
+
+        snprintf(path, sizeof path, "%s/%s", arg_peers, script);
+        snprintf(a_infl, sizeof a_infl, "%u", inflight);
+        snprintf(a_secs, sizeof a_secs, "%g", arg_seconds);
+        fprintf(stderr, "  %-30s x%-3u ...", name, inflight);
+        if (pipe2(pfd, O_CLOEXEC) < 0) {
+                row_error(r, "pipe: %s", strerror(errno));
+                goto done;
+        }
+        pid_t pid = th_spawn(&proc, argv, NULL, pfd[1], -1);
+        close(pfd[1]);
+        if (pid < 0) {
+                close(pfd[0]);
+                th_proc_clear(&proc);
+                row_error(r, "cannot run %s %s: %s", node_path, path, strerror((int) -pid));
+                goto done;
+        }
+        deadline = now_ns() + (uint64_t) ((arg_seconds + 90) * 1e9);
+        for (;;) {
+                struct pollfd p = { .fd = pfd[0], .events = POLLIN };
+                uint64_t now = now_ns();
+                if (now >= deadline || poll(&p, 1, (int) ((deadline - now) / 1000000) + 1) <= 0)
+                        break;
+                ssize_t n = read(pfd[0], out + len, sizeof out - 1 - len);
+                if (n <= 0)
+                        break;
+                len += (size_t) n;
+                if (len == sizeof out - 1)
+                        break;
+        }
+        out[len] = 0;
+        close(pfd[0]);
+        if (!th_proc_wait(&proc, 10000, &status))
+                status = th_proc_stop(&proc, SIGKILL, 5000);
+        th_proc_clear(&proc);
+        status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+
+        r->ops = (uint64_t) fmax(0, json_get_num(out, "ops"));
+        r->rate = json_get_num(out, "ops_per_sec");
+        r->seconds = json_get_num(out, "seconds");
+        r->p50_us = json_get_num(out, "p50_us");
+        r->p99_us = json_get_num(out, "p99_us");
+        r->deliveries = json_get_num(out, "deliveries_per_sec");
+        double errors = json_get_num(out, "errors");
+        if (isnan(r->rate) || isnan(r->seconds) || isnan(errors)) {
+                r->rate = r->seconds = 0;
+                row_error(r, "no result from %s %s (exit status %d)", script, op, status);
+        } else if (errors > 0 || status != 0) {
+                char note[128];
+                json_get_str(out, "note", note, sizeof note);
+                row_error(r, "%s %s: %s (exit status %d)", script, op, note[0] ? note : "failed", status);
+        }
+        /* null (no latency for the emit window, no deliveries elsewhere) prints as "-" */
+        r->p50_us = isnan(r->p50_us) ? 0 : r->p50_us;
+        r->p99_us = isnan(r->p99_us) ? 0 : r->p99_us;
+        r->deliveries = isnan(r->deliveries) ? 0 : r->deliveries;
+        json_get_str(out, "peer", peer, sizeof peer);
+        json_get_str(out, "version", version, sizeof version);
+        if (peer[0] && version[0])
+                note_peer_version(peer, version);
+        if (!node_version[0])
+                json_get_str(out, "node", node_version, sizeof node_version);
+done:
+        fprintf(stderr, " %10.0f/s%s%s\n", r->rate, r->note[0] ? "  " : "", r->note);
+        return r;
+}
+
+/* The hub row, then the peer row it is compared with, right after it (same minute, same load).
+ * Each peer runs as it is used: a Node cluster master and a worker that calls it. */
+static int peers_section(const char *address, sd_bus *bus, unsigned N) {
+        char nm[PATH_MAX];
+        const unsigned kv[2] = { 1, 100 }, conc[2] = { 1, N };
+        Helper *sub, *w;
+        Row *h;
+
+        if (!find_node()) {
+                snprintf(peers_info, sizeof peers_info, "Node peers: skipped, node not found (%s)",
+                         getenv("NODE") ? "$NODE is not executable" : "not in $PATH, $NODE unset");
+                fprintf(stderr, "%s\n", peers_info);
+                return 0;
+        }
+        snprintf(nm, sizeof nm, "%s/node_modules", arg_peers);
+        if (access(nm, R_OK) < 0) {
+                snprintf(peers_info, sizeof peers_info,
+                         "Node peers: skipped, %.300s is missing (./scripts/run-bench --peers installs it with npm ci)", nm);
+                fprintf(stderr, "%s\n", peers_info);
+                return 0;
+        }
+        fprintf(stderr, "peers: %s with %s\n", node_path, arg_peers);
+
+        for (unsigned k = 0; k < 2; k++) {
+                unsigned c = kv[k];
+                h = run("peers", "hub Get", c, bus, start_get);
+                peer_row("clusterhub.js", "get", "node clusterhub get", c);
+                set_ratio(h, "node clusterhub get", c, false, c == 1 ? 1.1 : 1.0);
+                h = run("peers", "hub Set", c, bus, start_set);
+                peer_row("clusterhub.js", "set", "node clusterhub set", c);
+                set_ratio(h, "node clusterhub set", c, false, c == 1 ? 1.1 : 1.0);
+        }
+
+        /* clusterhub's emit has no acknowledgement: the fair hub row is the fire-and-forget one
+         * (16 batches of EMIT_BATCH, as many emits in flight as the peer's window); the
+         * acknowledged Emit at N in flight is shown next to it without a target */
+        if (!(sub = start_subscriber(address, true, 0)))
+                return -1;
+        snprintf(emit_event, sizeof emit_event, EVENT_ONE);
+        Row *ack = run_signal_row("peers", "hub Emit 1 sub", N, bus, start_emit, &sub, 1, 1);
+        h = run_signal_row("peers", "hub Emit 1 sub no-reply", 16, bus, start_emit_noreply, &sub, 1, 1);
+        peer_row("clusterhub.js", "emit", "node clusterhub emit 1 sub", 16 * EMIT_BATCH);
+        set_ratio(ack, "node clusterhub emit 1 sub", 16 * EMIT_BATCH, true, 0);
+        set_ratio(h, "node clusterhub emit 1 sub", 16 * EMIT_BATCH, true, 1.0);
+        helper_stop(sub);
+
+        if (!(w = helper_start("worker bench_w1", address, (const char *[]) { "--worker=bench_w1", "echo1", NULL })))
+                return -1;
+        request_method = "echo1";
+        for (unsigned k = 0; k < 2; k++) {
+                unsigned c = conc[k];
+                h = run("peers", "hub Request 1 worker", c, bus, start_request);
+                peer_row("cluster-hub.js", "request", "node cluster-hub requestMaster", c);
+                set_ratio(h, "node cluster-hub requestMaster", c, false, 1.0);
+                h = run("peers", "hub Request 1 worker", c, bus, start_request);
+                peer_row("clusterphone.js", "send", "node clusterphone ack send", c);
+                set_ratio(h, "node clusterphone ack send", c, false, 1.0);
+        }
+        helper_stop(w);
+
+        for (unsigned k = 0; k < 2; k++) {
+                unsigned c = conc[k];
+                h = run("peers", "hub Lock+Unlock", c, bus, start_lock);
+                peer_row("cluster-hub.js", "lock", "node cluster-hub lock+unlock", c);
+                set_ratio(h, "node cluster-hub lock+unlock", c, false, 1.5);
+        }
+
+        char versions[3 * 72 + 8] = "";
+        for (size_t i = 0; i < 3 && peer_versions[i][0]; i++)
+                snprintf(versions + strlen(versions), sizeof versions - strlen(versions), ", %s", peer_versions[i]);
+        snprintf(peers_info, sizeof peers_info,
+                 "Node peers (%.200s): node %s%s; each a Node cluster master + worker (emit: + a subscriber worker).\n"
+                 "ratio: the hub row over the Node row under it, run right after it",
+                 arg_peers, node_version[0] ? node_version : "?", versions);
+        return 0;
+}
+
+static void read_loadavg(char *buf, size_t size) {
+        FILE *f = fopen("/proc/loadavg", "re");
+        double a = 0, b = 0, c = 0;
+        if (f && fscanf(f, "%lf %lf %lf", &a, &b, &c) == 3)
+                snprintf(buf, size, "%.2f %.2f %.2f", a, b, c);
+        else
+                snprintf(buf, size, "?");
+        if (f)
+                fclose(f);
+}
+
 int main(int argc, char **argv) {
         ThBus busd = { 0 };
         ThHub hub = { .proc = TH_PROC_NULL };
@@ -1503,6 +2005,7 @@ int main(int argc, char **argv) {
         self_exe[l] = 0;
         signal(SIGPIPE, SIG_IGN);
         setvbuf(stderr, NULL, _IONBF, 0);
+        read_loadavg(loadavg_start, sizeof loadavg_start);
 
         if (!th_bus_start(&busd, arg_broker ? TH_BUS_BROKER : TH_BUS_DBUS_DAEMON)) {
                 fprintf(stderr, "clusterhub-bench: cannot start the bus: %s\n", busd.skip_reason);
@@ -1617,9 +2120,15 @@ int main(int argc, char **argv) {
         for (unsigned k = 0; k < 2; k++)
                 set_ratio(run("hub", "RPush+BLPop hand-off", conc[k], bus, start_queue), "baseline Ping", conc[k], false, 0);
 
+        /* the Node peers, each right after the hub row it is compared with */
+        if (arg_peers && peers_section(busd.address, bus, N) < 0) {
+                failed = 1;
+                goto finish;
+        }
+
         /* Redis */
         if (arg_redis) {
-                r = redis_start(&rs);
+                r = redis_start(&rs, "/tmp", NULL);
                 if (r < 0)
                         fprintf(stderr, "redis-server not available (%s): Redis rows skipped\n", strerror(-r));
                 else if (redis_connect(&rc, rs.sock) < 0 || redis_connect(&rsub, rs.sock) < 0) {
@@ -1652,6 +2161,13 @@ int main(int argc, char **argv) {
                                         set_vs_redis(h, "redis PUBLISH 1 sub", true);
                         }
                 }
+        }
+
+        /* persistence: Set and Incr with --data-dir in each --fsync mode, then Redis with its AOF */
+        if (arg_persist) {
+                fprintf(stderr, "persistence\n");
+                if (persist_section(busd.kind, conc) < 0)
+                        failed = 1;
         }
 
         /* scale: many subscribed clients and registered workers connected */
@@ -1718,8 +2234,11 @@ finish:
         th_hub_clear(&hub);
         th_bus_stop(&busd);
 
-        printf("clusterhub-bench on %s, %g s per row (ratio: ops/s, or deliveries/s for signal rows, over the baseline row)\n\n",
+        read_loadavg(loadavg_end, sizeof loadavg_end);
+        printf("clusterhub-bench on %s, %g s per row (ratio: ops/s, or deliveries/s for signal rows, over the baseline row)\n",
                th_bus_kind_to_string(busd.kind), arg_seconds);
+        printf("load average (1, 5, 15 min): %s at the start, %s at the end; %ld CPUs\n\n", loadavg_start, loadavg_end,
+               sysconf(_SC_NPROCESSORS_ONLN));
         print_table(stdout);
         if (arg_json) {
                 r = write_json(arg_json, th_bus_kind_to_string(busd.kind));
