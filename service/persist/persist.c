@@ -56,6 +56,7 @@ struct Persist {
         uint64_t token_floor;    /* highest floor read or written */
         sd_event_source *post, *timer;
         sd_event_source *flush_defer, *flush_timer;   /* group commit (always) */
+        uint64_t group_wait_usec;
         PersistStats stats;
         /* a rewrite in a child process */
         pid_t child;
@@ -135,7 +136,8 @@ static void child_buf_add(Persist *p, const void *data, size_t len);
  * when the loop has nothing of higher priority left (flush_defer, below the bus's priority:
  * sd-bus dispatches one message per loop iteration, so this runs once the bus is drained),
  * when BUS_GATE_MAX_HELD messages are held (bus_send() calls group_commit()), or after
- * GROUP_MAX_WAIT_USEC (flush_timer, above the bus's priority), whichever comes first. */
+ * GROUP_MAX_WAIT_USEC (flush_timer, above the bus's priority; CLUSTERHUB_GROUP_COMMIT_WAIT_USEC
+ * changes it, for the tests and measurements), whichever comes first. */
 
 static void group_commit(void *userdata) {
         Persist *p = userdata;
@@ -181,7 +183,7 @@ static void hold_sends(Persist *p) {
                 now = now_usec(CLOCK_MONOTONIC);
         r = sd_event_source_set_enabled(p->flush_defer, SD_EVENT_ONESHOT);
         if (r >= 0)
-                r = sd_event_source_set_time(p->flush_timer, now + GROUP_MAX_WAIT_USEC);
+                r = sd_event_source_set_time(p->flush_timer, now + p->group_wait_usec);
         if (r >= 0)
                 r = sd_event_source_set_enabled(p->flush_timer, SD_EVENT_ONESHOT);
         if (r < 0)
@@ -892,10 +894,13 @@ int persist_open(Hub *h, const char *dir, PersistFsync mode) {
         p->rewrite_min = REWRITE_MIN_BYTES;
         /* for tests: rewrite a small log too */
         p->rewrite_factor = REWRITE_FACTOR;
+        p->group_wait_usec = GROUP_MAX_WAIT_USEC;
         if (getenv("CLUSTERHUB_REWRITE_MIN_BYTES"))
                 p->rewrite_min = strtoull(getenv("CLUSTERHUB_REWRITE_MIN_BYTES"), NULL, 10);
         if (getenv("CLUSTERHUB_REWRITE_FACTOR"))
                 p->rewrite_factor = strtod(getenv("CLUSTERHUB_REWRITE_FACTOR"), NULL);
+        if (getenv("CLUSTERHUB_GROUP_COMMIT_WAIT_USEC"))
+                p->group_wait_usec = strtoull(getenv("CLUSTERHUB_GROUP_COMMIT_WAIT_USEC"), NULL, 10);
         h->persist = p; /* freed with the hub */
         if (mode == PERSIST_FSYNC_ALWAYS) {
                 r = group_commit_setup(p);
