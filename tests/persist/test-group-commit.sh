@@ -66,6 +66,6 @@ check_py "everysec: nothing is held (persist_held_messages)" \
         "lines[0]['persist_held_messages'] == 0" "$H" stats --json
 synced=
 for _ in $(seq 100); do [ "$(figure persist_syncs)" -ge 1 ] && { synced=1; break; }; sleep 0.1; done
-[ -n "$synced" ] && ok "everysec: persist_syncs counts the timer's sync" || not_ok "everysec: persist_syncs counts the timer's sync"
+if [ -n "$synced" ]; then ok "everysec: persist_syncs counts the timer's sync"; else not_ok "everysec: persist_syncs counts the timer's sync"; fi
 hub_kill9
 finish_persist
