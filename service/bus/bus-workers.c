@@ -80,9 +80,9 @@ static void wait_ended(Deferred *d, DeferredEnd why) {
 
         LIST_REMOVE(by_kind, h->worker_waits, d);
         if (why == DEFERRED_TIMEOUT)
-                (void) sd_bus_reply_method_errorf(d->call, "org.clusterhub.Error.Timeout",
-                                                  "%zu of %zu workers registered before the timeout.",
-                                                  workers_count(h), (size_t) (uintptr_t) d->userdata);
+                (void) bus_reply_errorf(d->call, "org.clusterhub.Error.Timeout",
+                                        "%zu of %zu workers registered before the timeout.",
+                                        workers_count(h), (size_t) (uintptr_t) d->userdata);
 }
 
 int bus_workers_register_method(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *id) {
@@ -141,7 +141,7 @@ int bus_workers_register_method(sd_bus_message *m, void *userdata, sd_bus_error 
                  p->unit ? ", " : "", p->unit ? p->unit : "");
         r = ch_hub1_reply_register(m, path);
         (void) ch_hub1_emit_worker_joined(h->bus, NULL, HUB_PATH, id, p->unique_name);
-        (void) sd_bus_emit_object_added(h->bus, path);
+        (void) bus_emit_object_added(h->bus, path);
         bus_events_worker_joined(p);
         bus_requests_worker_ready(p);
         wait_reply_ready(h);
@@ -154,7 +154,7 @@ void bus_workers_left(Peer *p, const char *reason) {
 
         /* out of memory only skips the announcements, never the removal */
         if (path)
-                (void) sd_bus_emit_object_removed(h->bus, path);
+                (void) bus_emit_object_removed(h->bus, path);
         workers_remove(h, p);
         p->lock_owner.description = p->unique_name;
         if (!id)
