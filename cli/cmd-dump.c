@@ -30,10 +30,13 @@
 #define DUMP_FORMAT "clusterhub-dump"
 #define DUMP_VERSION 1
 #define SCAN_COUNT 1000u            /* Scan's count hint */
-#define KEYS_PER_BATCH 256          /* keys read with their calls in flight together */
+#define KEYS_PER_BATCH 32           /* keys read together: one MGet, then their TTLs (and the Type
+                                     * and reads of collections); 32 values of 1 MiB at most in
+                                     * one MGet reply */
+#define WINDOW 64                   /* calls in flight at most: dbus-daemon's default
+                                     * max_replies_per_connection is 128 */
 #define LIST_SLICE 256              /* LRange elements per call */
 #define RETRIES 5                   /* a key that changes type while it is read */
-#define WRITE_WINDOW 64             /* restore: calls in flight */
 #define EXISTS_CHUNK 512            /* restore: keys per Exists call */
 #define CHUNK_ITEMS 1024            /* restore: elements per RPush, HSet, SAdd */
 #define CHUNK_BYTES ((size_t) 8 << 20) /* restore: about this much data per call */
@@ -172,10 +175,15 @@ static int on_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) 
         return 0;
 }
 
-/* Sends CALL; its reply lands in R. */
+static int pipe_wait(Pipe *p, unsigned max);
+
+/* Sends CALL (after waiting for a place in the window); its reply lands in R. */
 static int pipe_send(Pipe *p, Reply *r, sd_bus_message *call) {
         int k;
 
+        k = pipe_wait(p, WINDOW - 1);
+        if (k < 0)
+                return k;
         r->pipe = p;
         k = sd_bus_call_async(p->bus, &r->slot, call, on_reply, r, 0);
         if (k < 0)
@@ -246,6 +254,8 @@ static void print_double(FILE *f, double d) {
                 if (strtod(buf, NULL) == d)
                         break;
         }
+        if (!strpbrk(buf, ".e"))
+                strcat(buf, ".0"); /* reads as a number with a fraction elsewhere too ("-0.0", "2.0") */
         fputs(buf, f);
 }
 
@@ -367,7 +377,9 @@ typedef struct Dumper {
 typedef struct KeyRead {
         const char *key;
         Kind kind;
-        char type[16]; /* Type()'s answer */
+        char type[16];    /* Type()'s answer */
+        char *value_json; /* a plain value that MGet gave, printed */
+        size_t value_len;
         Reply type_reply, value, ttl;
 } KeyRead;
 
@@ -548,35 +560,78 @@ static int print_members(Dumper *d, sd_bus_message *m) {
         return 0;
 }
 
+typedef struct Field {
+        const char *name; /* borrowed from the reply */
+        char *json;       /* its value, printed */
+        size_t len;
+} Field;
+
+static int cmp_field(const void *a, const void *b) {
+        return strcmp(((const Field *) a)->name, ((const Field *) b)->name);
+}
+
+static void fields_free(Field *f, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                free(f[i].json);
+        free(f);
+}
+
+/* The hash's fields as an object: in HGetAll's order, which is insertion order up to 128 fields
+ * (docs/store.md); a larger hash has its table's order, which means nothing and need not be the
+ * same in another hub, so those are sorted by name. */
 static int print_fields(Dumper *d, sd_bus_message *m) {
-        bool first = true;
-        const char *field;
+        Field *fields = NULL;
+        size_t n = 0, allocated = 0;
         int r;
 
         r = sd_bus_message_enter_container(m, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        fputc('{', d->f);
-        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
-                r = sd_bus_message_read_basic(m, 's', &field);
+        while (r >= 0 && (r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+                FILE *mem;
+                if (n == allocated) {
+                        size_t na = allocated ? allocated * 2 : 16;
+                        Field *grown = reallocarray(fields, na, sizeof(Field));
+                        if (!grown) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        fields = grown;
+                        allocated = na;
+                }
+                fields[n] = (Field) {};
+                r = sd_bus_message_read_basic(m, 's', &fields[n].name);
                 if (r < 0)
-                        return r;
-                if (!first)
-                        fputc(',', d->f);
-                first = false;
-                json_string(d->f, field);
-                fputc(':', d->f);
-                r = print_typed(d->f, m, 0);
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_exit_container(m);
-                if (r < 0)
-                        return r;
+                        break;
+                mem = open_memstream(&fields[n].json, &fields[n].len);
+                if (!mem) {
+                        r = -errno;
+                        break;
+                }
+                n++;
+                r = print_typed(mem, m, 0);
+                if (fclose(mem) != 0 && r >= 0)
+                        r = -errno;
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(m);
         }
-        if (r < 0)
+        if (r >= 0)
+                r = sd_bus_message_exit_container(m);
+        if (r < 0) {
+                fields_free(fields, n);
                 return r;
+        }
+        if (n > 128)
+                qsort(fields, n, sizeof(Field), cmp_field);
+        fputc('{', d->f);
+        for (size_t i = 0; i < n; i++) {
+                if (i > 0)
+                        fputc(',', d->f);
+                json_string(d->f, fields[i].name);
+                fputc(':', d->f);
+                fwrite(fields[i].json, 1, fields[i].len, d->f);
+        }
         fputc('}', d->f);
-        return sd_bus_message_exit_container(m);
+        fields_free(fields, n);
+        return 0;
 }
 
 /* Prints the elements of one LRange reply (after a ',' unless FIRST); *RET_N: how many. */
@@ -643,7 +698,7 @@ static int print_key(Dumper *d, KeyRead *k) {
         r = sd_bus_message_read_basic(k->ttl.m, 'x', &ttl);
         if (r <= 0)
                 return r < 0 ? r : -EBADMSG;
-        e = reply_error(k->value.m);
+        e = k->value_json ? NULL : reply_error(k->value.m);
         if (e && sd_bus_error_has_name(e, CH_ERROR_WRONG_TYPE))
                 return -EAGAIN;
         if (e && sd_bus_error_has_name(e, CH_ERROR_NO_SUCH_KEY))
@@ -677,7 +732,10 @@ static int print_key(Dumper *d, KeyRead *k) {
         switch (k->kind) {
         case KIND_VALUE:
                 fputs(",\"value\":", d->f);
-                r = print_typed(d->f, k->value.m, 0);
+                if (k->value_json)
+                        fwrite(k->value_json, 1, k->value_len, d->f);
+                else
+                        r = print_typed(d->f, k->value.m, 0);
                 break;
         case KIND_HASH:
                 fputs(",\"fields\":", d->f);
@@ -710,6 +768,7 @@ static int print_key(Dumper *d, KeyRead *k) {
 
 static void key_reads_free(KeyRead *k, size_t n) {
         for (size_t i = 0; i < n; i++) {
+                free(k[i].value_json);
                 reply_clear(&k[i].type_reply);
                 reply_clear(&k[i].value);
                 reply_clear(&k[i].ttl);
@@ -717,21 +776,91 @@ static void key_reads_free(KeyRead *k, size_t n) {
         free(k);
 }
 
-/* Reads and writes KEYS[0..N): Type for all of them in flight, then their reads in flight. */
+/* The plain values among the keys of K, with one MGet: then only their TTL is left to read, a
+ * call per key instead of three (Type, Get, TTL). Keys MGet leaves out hold collections, or are
+ * gone. When MGet fails (a reply too large for the bus), every key takes the longer way. */
+static int mget_values(Dumper *d, KeyRead *k, size_t n) {
+        sd_bus_message *m = NULL, *reply = NULL;
+        const char *key, *sig;
+        int r;
+
+        r = new_store_call(d->pipe.bus, &m, d->path, "MGet", NULL);
+        if (r >= 0)
+                r = sd_bus_message_open_container(m, 'a', "s");
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = sd_bus_message_append_basic(m, 's', k[i].key);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        if (r >= 0 && sd_bus_call(d->pipe.bus, m, 0, NULL, &reply) < 0)
+                goto finish; /* the longer way */
+        if (r >= 0)
+                r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+        while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+                KeyRead *found = NULL;
+                FILE *mem;
+
+                r = sd_bus_message_read_basic(reply, 's', &key);
+                if (r >= 0)
+                        r = sd_bus_message_peek_type(reply, NULL, &sig);
+                if (r < 0)
+                        break;
+                /* K is sorted by key */
+                for (size_t lo = 0, hi = n; lo < hi && !found;) {
+                        size_t mid = (lo + hi) / 2;
+                        int c = strcmp(key, k[mid].key);
+                        if (c == 0)
+                                found = &k[mid];
+                        else if (c < 0)
+                                hi = mid;
+                        else
+                                lo = mid + 1;
+                }
+                if (!found || found->value_json) {
+                        r = -EBADMSG;
+                        break;
+                }
+                mem = open_memstream(&found->value_json, &found->value_len);
+                if (!mem) {
+                        r = -errno;
+                        break;
+                }
+                r = print_typed(mem, reply, 0);
+                if (fclose(mem) != 0 && r >= 0)
+                        r = -errno;
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+                found->kind = KIND_VALUE;
+                snprintf(found->type, sizeof(found->type), "%s", type_of_signature(sig));
+        }
+        if (r < 0)
+                fprintf(stderr, "%s: Cannot read the MGet reply in namespace '%s': %s\n", program, d->ns, strerror(-r));
+finish:
+        sd_bus_message_unref(reply);
+        sd_bus_message_unref(m);
+        return r < 0 ? r : 0;
+}
+
+/* Reads and writes KEYS[0..N) (sorted): MGet, then in flight the TTLs of the plain values and
+ * the Type of the others, then in flight the reads and TTLs of those. */
 static int dump_batch(Dumper *d, char **keys, size_t n, unsigned attempt) {
         KeyRead *k = calloc(n, sizeof(KeyRead));
-        int r = 0;
+        int r;
 
         if (!k)
                 return -ENOMEM;
-        for (size_t i = 0; i < n && r >= 0; i++) {
+        for (size_t i = 0; i < n; i++)
                 k[i].key = keys[i];
-                r = send_read(d, &k[i].type_reply, "Type", keys[i], NULL);
-        }
+        r = mget_values(d, k, n);
+        for (size_t i = 0; i < n && r >= 0; i++)
+                if (k[i].value_json)
+                        r = send_read(d, &k[i].ttl, "TTL", keys[i], NULL);
+                else
+                        r = send_read(d, &k[i].type_reply, "Type", keys[i], NULL);
         if (r >= 0)
                 r = pipe_wait(&d->pipe, 0);
         for (size_t i = 0; i < n && r >= 0; i++)
-                r = send_value_reads(d, &k[i]);
+                if (!k[i].value_json)
+                        r = send_value_reads(d, &k[i]);
         if (r >= 0)
                 r = pipe_wait(&d->pipe, 0);
         for (size_t i = 0; i < n && r >= 0; i++) {
@@ -1116,7 +1245,7 @@ static int send_write(Restorer *r, sd_bus_message *m, bool want_true) {
 
         if (r->check_only)
                 return 0;
-        k = pipe_wait(&r->pipe, WRITE_WINDOW - 1);
+        k = pipe_wait(&r->pipe, WINDOW - 1);
         if (k < 0)
                 return k;
         if (r->status)
