@@ -947,8 +947,9 @@ static void help_dump(void) {
                "Write every key of the namespace NAME, or of every namespace, with its type, value and\n"
                "TTL, as one JSON document on standard output; '%s restore' reads it back. Values keep\n"
                "their D-Bus type (the signature is in the dump). Keys are walked with Scan and read\n"
-               "with the calls of their type; keys written while the dump runs may or may not be in\n"
-               "it. TTLs are the milliseconds left. The format is in hubctl(1) and docs/hubctl.md.\n\n"
+               "with the calls of their type (lists of more than 256 elements in slices); keys written\n"
+               "while the dump runs may or may not be in it. TTLs are the milliseconds left. The\n"
+               "format is in hubctl(1) (DUMP FORMAT) and docs/hubctl.md.\n\n"
                "Options:\n"
                "     --ns=NAME  Only the namespace NAME (as the global --ns)\n"
                "  -h --help     Show this help\n",
@@ -1005,6 +1006,7 @@ typedef struct Restorer {
         const char *ns, *path, *key;
 } Restorer;
 
+static int bad_at(Restorer *r, const JsonValue *at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int bad_at(Restorer *r, const JsonValue *at, const char *fmt, ...) {
         unsigned line, column;
         va_list ap;

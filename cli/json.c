@@ -52,6 +52,7 @@ typedef struct Parser {
         char *error;
 } Parser;
 
+static int fail_at(Parser *p, size_t pos, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail_at(Parser *p, size_t pos, const char *fmt, ...) {
         unsigned line, column;
         char *what = NULL;
