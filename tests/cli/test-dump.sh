@@ -86,7 +86,7 @@ bset default empty_as as 0
 bset default structs 'a(sd)' 2 a 1.5 b -2.5
 h1 set obj '{"a":[1,"two",{"c":true}],"d":1.5,"e":{}}'
 h1 set --ttl=1h with_ttl expiring
-h1 store rpush list a x:1 '[1,2]' b:true d:0.25
+h1 store rpush list a x:1 '[1,2]' b:true d:0.25 >/dev/null
 call "$BUS1" default RPush sav -- list 2 ay 2 0 255 '(ii)' 1 2 >/dev/null
 h1 store rpush list_ttl one two >/dev/null && h1 store expire list_ttl 3600000 >/dev/null
 h1 store hset hash f1 v1 f2 x:2 'поле' s:z >/dev/null
