@@ -15,8 +15,9 @@
  * "NaN"/"Infinity"/"-Infinity", b as true/false, s o g as strings, v as [SIGNATURE, DATA] again,
  * ay as a base64 string, other arrays and structs as JSON arrays, a{KV} as an array of [K, V]
  * pairs (D-Bus dictionaries have ordered keys of any basic type). Keys and set members are
- * sorted, hashes keep the order HGetAll gives, lists their order: dumping the same store twice
- * writes the same text (but for TTLs). */
+ * sorted, hashes keep the order HGetAll gives (sorted past 128 fields, where it is the table's),
+ * lists their order: dumping the same data twice, in one hub or two, writes the same text (but
+ * for TTLs). */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -186,8 +187,10 @@ static int pipe_send(Pipe *p, Reply *r, sd_bus_message *call) {
                 return k;
         r->pipe = p;
         k = sd_bus_call_async(p->bus, &r->slot, call, on_reply, r, 0);
-        if (k < 0)
-                return log_bus_error(sd_bus_message_get_member(call), NULL, k), k;
+        if (k < 0) {
+                log_bus_error(sd_bus_message_get_member(call), NULL, k);
+                return k;
+        }
         p->inflight++;
         return 0;
 }
@@ -207,8 +210,10 @@ static int pipe_wait(Pipe *p, unsigned max) {
                 int r = sd_bus_process(p->bus, NULL);
                 if (r == 0)
                         r = sd_bus_wait(p->bus, UINT64_MAX);
-                if (r < 0)
-                        return log_bus_error("hub connection", NULL, r), r;
+                if (r < 0) {
+                        log_bus_error("hub connection", NULL, r);
+                        return r;
+                }
         }
         return 0;
 }
