@@ -22,6 +22,7 @@
 BusKind arg_bus = BUS_USER;
 const char *arg_address;
 const char *arg_ns = DEFAULT_NAMESPACE;
+bool arg_ns_set;
 char *ns_path;
 
 const char *program = "hubctl";
@@ -51,7 +52,10 @@ static void help_main(void) {
                "                          Wait until N workers are registered\n"
                "  stats                   Show the hub's counters\n"
                "  namespaces              List the namespaces\n"
-               "  save                    Write the store to disk now (--data-dir)\n\n"
+               "  save                    Write the store to disk now (--data-dir)\n"
+               "  dump [--ns=NAME]        Write every key (types, values, TTLs) as one JSON document\n"
+               "  restore [--replace] [--from=NAME] [FILE|-]\n"
+               "                          Write the keys of a dump back\n\n"
                "  help [COMMAND]          Show this help, or the help of COMMAND (help store METHOD:\n"
                "                          what a Store1 method does)\n\n"
                "Lock commands:\n"
@@ -216,7 +220,7 @@ int parse_duration_ms(const char *s, uint64_t *ret) {
         return 0;
 }
 
-static bool namespace_name_ok(const char *s) {
+bool namespace_name_ok(const char *s) {
         if (!*s || strlen(s) > 255)
                 return false;
         for (; *s; s++)
@@ -514,6 +518,8 @@ static const Verb verbs[] = {
         { "lock", verb_lock },
         { "locks", verb_locks },
         { "unlock", verb_unlock },
+        { "dump", verb_dump },
+        { "restore", verb_restore },
 };
 
 /* hubctl help [COMMAND [METHOD]]: hubctl --help, hubctl COMMAND --help, hubctl store METHOD --help. */
@@ -570,6 +576,7 @@ int main(int argc, char *argv[]) {
                         break;
                 case ARG_NS:
                         arg_ns = optarg;
+                        arg_ns_set = true;
                         break;
                 default:
                         return EXIT_USAGE;

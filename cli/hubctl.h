@@ -5,8 +5,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "clusterhub/clusterhub.h"
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+static inline void freep(void *p) {
+        free(*(void **) p);
+}
+#define _cleanup_free_ _cleanup_(freep)
 
 #define DEFAULT_NAMESPACE "default"
 #define NO_LIMIT UINT64_MAX
@@ -23,6 +30,7 @@ typedef enum BusKind { BUS_USER, BUS_SYSTEM, BUS_ADDRESS } BusKind;
 extern BusKind arg_bus;
 extern const char *arg_address;
 extern const char *arg_ns;
+extern bool arg_ns_set; /* --ns was given (dump and restore: one namespace instead of all) */
 extern char *ns_path;
 extern const char *program;
 
@@ -36,6 +44,8 @@ void note_failure(int status);
 /* "500ms", "10s", "5min", "1h 30min", bare number = seconds, "infinity" = NO_LIMIT. */
 int parse_duration_ms(const char *s, uint64_t *ret);
 int connect_bus(sd_bus **ret);
+/* 1 to 255 characters of [A-Za-z0-9_]. */
+bool namespace_name_ok(const char *s);
 void json_string(FILE *f, const char *s);
 /* ["a","b"] and a newline: --json of every listing is one JSON document, [] when empty. */
 void json_string_array(FILE *f, char **strv, size_t n);
@@ -97,6 +107,9 @@ int verb_wait_workers(int argc, char *argv[]);
 int verb_stats(int argc, char *argv[]);
 int verb_save(int argc, char *argv[]);
 int verb_namespaces(int argc, char *argv[]);
+/* cmd-dump.c */
+int verb_dump(int argc, char *argv[]);
+int verb_restore(int argc, char *argv[]);
 
 /* values.c: typed values (s:text, x:42, d:1.5, b:true, {"json":1}, bare text = string). */
 typedef enum ValueFormat {

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "hubctl.h"
+#include "json.h"
 
 #define MAX_DEPTH 32
 
@@ -27,44 +28,6 @@ static int bad_value(const char *text, const char *why) {
         fprintf(stderr, "%s: Invalid value '%s': %s.\n", program, text, why);
         note_failure(EXIT_USAGE);
         return -EINVAL;
-}
-
-/* Strict UTF-8, as D-Bus wants its strings: no overlong forms, no surrogates, at most U+10FFFF.
- * Returns the offset of the first bad byte, or -1. */
-static ssize_t utf8_invalid_at(const char *text, size_t len) {
-        const unsigned char *s = (const unsigned char *) text;
-
-        for (size_t i = 0; i < len;) {
-                unsigned char c = s[i];
-                size_t n;
-                uint32_t cp, min;
-
-                if (c < 0x80) {
-                        if (c == 0)
-                                return i; /* D-Bus strings cannot hold NUL */
-                        i++;
-                        continue;
-                }
-                if ((c & 0xe0) == 0xc0)
-                        n = 1, cp = c & 0x1f, min = 0x80;
-                else if ((c & 0xf0) == 0xe0)
-                        n = 2, cp = c & 0x0f, min = 0x800;
-                else if ((c & 0xf8) == 0xf0)
-                        n = 3, cp = c & 0x07, min = 0x10000;
-                else
-                        return i;
-                if (len - i <= n)
-                        return i;
-                for (size_t k = 1; k <= n; k++) {
-                        if ((s[i + k] & 0xc0) != 0x80)
-                                return i;
-                        cp = (cp << 6) | (s[i + k] & 0x3f);
-                }
-                if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-                        return i;
-                i += n + 1;
-        }
-        return -1;
 }
 
 /* TEXT for a message, shown safely: invalid bytes as \xNN. */

@@ -12,7 +12,7 @@ _hubctl() {
         fi
 
         local global_opts="--user --system --address= --ns= --help --version"
-        local commands="get set del incr keys ttl store emit send monitor request workers wait-workers stats namespaces save lock locks unlock help"
+        local commands="get set del incr keys ttl store emit send monitor request workers wait-workers stats namespaces save dump restore lock locks unlock help"
         local -A opts=(
                 [get]="--json --raw --help"
                 [set]="--ttl= --nx --xx --keep-ttl --stdin --bytes --help"
@@ -30,6 +30,8 @@ _hubctl() {
                 [stats]="--json --help"
                 [namespaces]="--json --help"
                 [save]="--json --help"
+                [dump]="--ns= --help"
+                [restore]="--replace --ns= --from= --help"
                 [lock]="--timeout= --shared --nonblock --conflict-exit-code= --command= --lease= --help"
                 [locks]="--json --help"
                 [unlock]="--help"
@@ -113,6 +115,12 @@ _hubctl() {
                         done
                         return
                 fi
+        fi
+        # restore reads a file
+        if [ "$cmd" = restore ]; then
+                COMPREPLY=($(compgen -f -- "$cur"))
+                compopt -o filenames 2>/dev/null
+                return
         fi
         COMPREPLY=()
 }
