@@ -35,9 +35,11 @@ static int copy_payload(sd_bus_message *signal, void *userdata) {
         return sd_bus_message_copy(signal, call, false);
 }
 
+/* The origin an event names: its emitter's worker id, else the emitter's name (its unique name
+ * on the bus, its connection's on the private socket; never a sender field written there). */
 static const char *origin_of(Hub *h, sd_bus_message *m) {
-        Peer *p = peer_find(h, sd_bus_message_get_sender(m));
-        return p ? peer_origin(p) : sd_bus_message_get_sender(m);
+        Peer *p = peer_of(h, m);
+        return p ? peer_origin(p) : strempty(peer_name_of(h, m));
 }
 
 static int check_event(Namespace *ns, sd_bus_error *ret_error, const char *event) {
@@ -46,7 +48,8 @@ static int check_event(Namespace *ns, sd_bus_error *ret_error, const char *event
 
 /* Sends the EmitTo call CALL's event to P; CALL is positioned at its payload. */
 static int deliver(Hub *h, Peer *p, sd_bus_message *call, const char *ns_path, const char *event, const char *origin) {
-        int r = ch_events1_emit_event(h->bus, p->unique_name, ns_path, event, origin, copy_payload, call);
+        /* on P's own connection: the bus, or its private-socket connection */
+        int r = ch_events1_emit_event(p->bus, p->unique_name, ns_path, event, origin, copy_payload, call);
         if (r >= 0)
                 h->stats.events_emitted++;
         return r;
@@ -312,7 +315,7 @@ static int event_admit(Namespace *ns, sd_bus_message *m, unsigned n_strings, con
                                        (unsigned long long) h->limits.max_event_bytes);
         }
         cost = event_cost(ns->path, event, origin, wire);
-        r = bucket_take(h, sd_bus_message_get_sender(m) ?: origin, cost);
+        r = bucket_take(h, peer_name_of(h, m) ?: origin, cost);
         if (r < 0)
                 return r;
         if (r == 0) {

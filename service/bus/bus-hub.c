@@ -246,34 +246,40 @@ static int namespace_enumerate(sd_bus *bus, const char *prefix, void *userdata, 
 }
 
 
+int bus_hub_add_objects(Hub *h, sd_bus *bus) {
+        int r;
+
+        r = ch_hub1_add_object(bus, NULL, HUB_PATH, &hub1_handlers, h);
+        if (r < 0)
+                return r;
+        r = sd_bus_add_object_manager(bus, NULL, HUB_PATH);
+        if (r < 0)
+                return r;
+        r = bus_workers_setup(h, bus);
+        if (r < 0)
+                return r;
+        r = sd_bus_add_node_enumerator(bus, NULL, HUB_NS_PREFIX, namespace_enumerate, h);
+        if (r < 0)
+                return r;
+        r = ch_events1_add_fallback(bus, NULL, HUB_NS_PREFIX, &bus_events_handlers, namespace_find, h);
+        if (r < 0)
+                return r;
+        ch_requests1_set_max_strv(h->limits.max_elements);
+        r = ch_requests1_add_fallback(bus, NULL, HUB_NS_PREFIX, &bus_requests_handlers, namespace_find, h);
+        if (r < 0)
+                return r;
+        ch_store1_set_max_strv(h->limits.max_elements);
+        r = ch_store1_add_fallback(bus, NULL, HUB_NS_PREFIX, &bus_store_handlers, namespace_find, h);
+        if (r < 0)
+                return r;
+        return ch_locks1_add_fallback(bus, NULL, HUB_NS_PREFIX, &bus_locks_handlers, namespace_find, h);
+}
+
 int bus_hub_register(Hub *h) {
         Namespace *ns;
         int r;
 
-        r = ch_hub1_add_object(h->bus, NULL, HUB_PATH, &hub1_handlers, h);
-        if (r < 0)
-                return r;
-        r = sd_bus_add_object_manager(h->bus, NULL, HUB_PATH);
-        if (r < 0)
-                return r;
-        r = bus_workers_setup(h);
-        if (r < 0)
-                return r;
-        r = sd_bus_add_node_enumerator(h->bus, NULL, HUB_NS_PREFIX, namespace_enumerate, h);
-        if (r < 0)
-                return r;
-        r = ch_events1_add_fallback(h->bus, NULL, HUB_NS_PREFIX, &bus_events_handlers, namespace_find, h);
-        if (r < 0)
-                return r;
-        ch_requests1_set_max_strv(h->limits.max_elements);
-        r = ch_requests1_add_fallback(h->bus, NULL, HUB_NS_PREFIX, &bus_requests_handlers, namespace_find, h);
-        if (r < 0)
-                return r;
-        ch_store1_set_max_strv(h->limits.max_elements);
-        r = ch_store1_add_fallback(h->bus, NULL, HUB_NS_PREFIX, &bus_store_handlers, namespace_find, h);
-        if (r < 0)
-                return r;
-        r = ch_locks1_add_fallback(h->bus, NULL, HUB_NS_PREFIX, &bus_locks_handlers, namespace_find, h);
+        r = hub_serve_connection(h, h->bus);
         if (r < 0)
                 return r;
         return namespace_get(h, HUB_DEFAULT_NAMESPACE, true, &ns);

@@ -36,7 +36,7 @@ static void read_creds(sd_bus_message *m, Peer *p) {
         const char *unit = NULL;
         pid_t pid = 0;
 
-        if (sd_bus_query_sender_creds(m, SD_BUS_CREDS_PID | SD_BUS_CREDS_UNIT | SD_BUS_CREDS_USER_UNIT | SD_BUS_CREDS_AUGMENT, &c) < 0)
+        if (peer_query_creds(p->hub, m, SD_BUS_CREDS_PID | SD_BUS_CREDS_UNIT | SD_BUS_CREDS_USER_UNIT | SD_BUS_CREDS_AUGMENT, &c) < 0)
                 return;
         if (sd_bus_creds_get_pid(c, &pid) >= 0)
                 p->pid = pid;
@@ -165,10 +165,10 @@ void bus_workers_left(Peer *p, const char *reason) {
 
 int bus_workers_unregister_method(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         Hub *h = userdata;
-        Peer *p = peer_find(h, sd_bus_message_get_sender(m));
+        Peer *p = peer_of(h, m);
 
         if (!p || !p->id)
-                return bus_error_errno(ret_error, -ENOLINK, "%s is not a registered worker.", sd_bus_message_get_sender(m));
+                return bus_error_errno(ret_error, -ENOLINK, "%s is not a registered worker.", strempty(peer_name_of(h, m)));
         bus_workers_left(p, "unregistered");
         return ch_hub1_reply_unregister(m);
 }
@@ -304,11 +304,11 @@ static const ChWorker1Handlers worker1_handlers = {
         .prop_since = prop_since,
 };
 
-int bus_workers_setup(Hub *h) {
+int bus_workers_setup(Hub *h, sd_bus *bus) {
         int r;
 
-        r = ch_worker1_add_fallback(h->bus, NULL, HUB_WORKER_PREFIX, &worker1_handlers, worker_find, h);
+        r = ch_worker1_add_fallback(bus, NULL, HUB_WORKER_PREFIX, &worker1_handlers, worker_find, h);
         if (r < 0)
                 return r;
-        return sd_bus_add_node_enumerator(h->bus, NULL, HUB_WORKER_PREFIX, worker_enumerate, h);
+        return sd_bus_add_node_enumerator(bus, NULL, HUB_WORKER_PREFIX, worker_enumerate, h);
 }
