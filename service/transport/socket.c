@@ -460,46 +460,51 @@ void socket_shutdown(Hub *h) {
 
 /* --- signals ----------------------------------------------------------------------------- */
 
-static int copy_signal(Connection *c, sd_bus_message *m) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *copy = NULL;
+static int probe_message(Hub *h, const SignalProbe *probe, sd_bus_message **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         int r;
 
-        r = sd_bus_message_new_signal(c->bus, &copy, sd_bus_message_get_path(m), sd_bus_message_get_interface(m),
-                                      sd_bus_message_get_member(m));
+        r = sd_bus_message_new_signal(h->bus, &m, probe->path, probe->interface, probe->member);
         if (r < 0)
                 return r;
-        r = sd_bus_message_rewind(m, true);
+        for (size_t i = 0; probe->types && probe->types[i] && i < ELEMENTSOF(probe->args); i++) {
+                r = sd_bus_message_append_basic(m, probe->types[i], probe->args[i]);
+                if (r < 0)
+                        return r;
+        }
+        /* sealed to be read by the rules; never sent */
+        r = sd_bus_message_seal(m, 1, 0);
         if (r < 0)
                 return r;
-        r = sd_bus_message_copy(copy, m, true);
-        if (r < 0)
-                return r;
-        r = sd_bus_send(c->bus, copy, NULL);
-        if (r < 0)
-                return r;
-        (void) socket_connection_check_queue(c);
+        *ret = TAKE_PTR(m);
         return 0;
 }
 
-int socket_broadcast(Hub *h, sd_bus_message *m) {
+int hub_broadcast(Hub *h, const SignalProbe *probe, socket_emit_fn emit, void *userdata) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         Connection *c;
         size_t i = 0;
-        int n = 0, r;
+        int ret, r;
 
+        ret = emit(h->bus, userdata);
         if (!h->connections || hashmap_size(h->connections) == 0)
-                return 0;
+                return ret;
+        r = probe_message(h, probe, &m);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot pass signal %s to the private socket: %m", probe->member);
+                return ret;
+        }
         while (hashmap_iterate(h->connections, &i, (void **) &c, NULL)) {
                 if (c->drop_event || !match_set_matches(c->matches, m, HUB_BUS_NAME))
                         continue;
-                r = copy_signal(c, m);
+                r = emit(c->bus, userdata);
                 if (r == -ENOBUFS) {
-                        /* sd-bus's own bound on its queue */
                         h->stats.connections_dropped_slow++;
                         socket_connection_drop(c, "not reading its messages (queue full)");
                 } else if (r < 0)
-                        log_debug_errno(r, "Cannot pass a %s signal to %s: %m", strempty(sd_bus_message_get_member(m)), c->name);
+                        log_debug_errno(r, "Cannot pass signal %s to %s: %m", probe->member, c->name);
                 else
-                        n++;
+                        (void) socket_connection_check_queue(c);
         }
-        return n;
+        return ret;
 }

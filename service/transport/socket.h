@@ -52,9 +52,23 @@ Connection *socket_connection_of(Hub *h, sd_bus *bus);
 /* Whether M arrived on (or was built for) a private-socket connection. */
 bool socket_is_connection(Hub *h, sd_bus *bus);
 
-/* Sends a copy of the broadcast signal M (built on any connection, positioned anywhere) on each
- * private-socket connection whose match rules match it.  Returns the number of copies sent. */
-int socket_broadcast(Hub *h, sd_bus_message *m);
+/* A broadcast signal, as match rules see it: its header and its leading string (or object path)
+ * arguments, the only arguments a rule can test. */
+typedef struct SignalProbe {
+        const char *path;
+        const char *interface;
+        const char *member;
+        const char *types;           /* of ARGS: 's' or 'o' each, at most 3 */
+        const char *args[3];
+} SignalProbe;
+
+/* Builds and sends one signal on BUS (a generated ch_*_emit_*() call); 0 or negative errno. */
+typedef int (*socket_emit_fn)(sd_bus *bus, void *userdata);
+
+/* The one broadcast helper: EMIT sends the signal on the bus (the broker filters), then on each
+ * private-socket connection whose match rules match PROBE.  Returns what the bus send returned. */
+int hub_broadcast(Hub *h, const SignalProbe *probe, socket_emit_fn emit, void *userdata);
+
 /* Closes C later (from the event loop, after the current dispatch): its peer is released, as at
  * its death.  REASON (a string literal) goes to the log. */
 void socket_connection_drop(Connection *c, const char *reason);
