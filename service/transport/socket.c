@@ -300,6 +300,22 @@ static int mkdir_private(const char *dir, mode_t mode) {
         return 0;
 }
 
+/* Whether the bus in $VAR is the standard one at DEFAULT_PATH (unset: sd-bus uses that one).  A
+ * hub on another session bus (a test's, a dbus-launch session's) does not put a socket in the
+ * standard place: that one belongs to the hub of the standard bus. */
+static bool bus_is_standard(const char *var, const char *default_path) {
+        const char *e = getenv(var);
+        size_t n;
+
+        if (!e || !*e)
+                return true;
+        if (!strneq(e, "unix:path=", strlen("unix:path=")))
+                return false;
+        e += strlen("unix:path=");
+        n = strcspn(e, ",;");
+        return n == strlen(default_path) && strneq(e, default_path, n);
+}
+
 /* The path to listen on: --listen=, else the standard one of the user or system bus; NULL (and 0)
  * when not listening. */
 static int listen_path(Hub *h, char **ret) {
@@ -325,11 +341,23 @@ static int listen_path(Hub *h, char **ret) {
                         log_notice("No $XDG_RUNTIME_DIR: not listening on a private socket (use --listen=PATH).");
                         return 0;
                 }
+                if (asprintf(&dir, "%s/bus", e) < 0)
+                        return -ENOMEM;
+                if (!bus_is_standard("DBUS_SESSION_BUS_ADDRESS", dir)) {
+                        log_info("The session bus is not %s: not listening on a private socket (use --listen=PATH).", dir);
+                        return 0;
+                }
+                free(dir);
                 if (asprintf(&dir, "%s/clusterhub", e) < 0)
                         return -ENOMEM;
                 r = mkdir_private(dir, 0700);
                 break;
         case BUS_SYSTEM:
+                if (!bus_is_standard("DBUS_SYSTEM_BUS_ADDRESS", "/run/dbus/system_bus_socket") &&
+                    !bus_is_standard("DBUS_SYSTEM_BUS_ADDRESS", "/var/run/dbus/system_bus_socket")) {
+                        log_info("The system bus is not the standard one: not listening on a private socket (use --listen=PATH).");
+                        return 0;
+                }
                 /* RuntimeDirectory=clusterhub sets $RUNTIME_DIRECTORY (maybe a list) */
                 e = getenv("RUNTIME_DIRECTORY");
                 dir = e && e[0] == '/' ? strndup(e, strcspn(e, ":")) : strdup("/run/clusterhub");
