@@ -335,10 +335,11 @@ static int apply_key(MatchRule *r, MatchArg *slots, uint64_t *seen, const char *
         if (streq(key, "member"))
                 return member_valid(value) ? set_string(&r->member, value) : -EINVAL;
         if (streq(key, "path") || streq(key, "path_namespace")) {
-                if (!object_path_valid(value))
+                /* path and path_namespace share one slot */
+                if (r->path || !object_path_valid(value))
                         return -EINVAL;
                 r->path_is_namespace = streq(key, "path_namespace");
-                return set_string(&r->path, value);     /* path and path_namespace share a slot */
+                return set_string(&r->path, value);
         }
         if (streq(key, "destination"))
                 return bus_name_valid_full(value, false) ? set_string(&r->destination, value) : -EINVAL;

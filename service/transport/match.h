@@ -40,7 +40,9 @@ MatchRule *match_rule_free(MatchRule *r);
 /* The rule in a canonical form (keys in a fixed order), for equality as dbus-daemon compares. */
 const char *match_rule_text(const MatchRule *r);
 /* True when message M matches every key of R.  SENDER is the name M is sent as (on the private
- * socket the message's own sender field may be unset); NULL means "use the message's". */
+ * socket the message's own sender field may be unset); NULL means "use the message's".  sender=
+ * and destination= compare names as strings: there is no name ownership to resolve on a
+ * peer-to-peer connection. */
 bool match_rule_matches(const MatchRule *r, sd_bus_message *m, const char *sender);
 
 /* A connection's rules.  Adding an equal rule twice keeps two (dbus-daemon counts them);
