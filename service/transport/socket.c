@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -26,6 +27,7 @@ struct Listener {
         int fd;
         char *path;
         sd_event_source *source;
+        sd_event_source *retry;  /* re-enables SOURCE after running out of file descriptors */
         bool bound;             /* the file at PATH is ours, removed at exit */
         bool have_group;
         gid_t group;            /* of HUB_SOCKET_GROUP, whose members may connect */
@@ -250,6 +252,25 @@ fail:
         return log_warning_errno(r, "Cannot set up a connection on %s (pid %u): %m", h->listener->path, (unsigned) cred->pid);
 }
 
+static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        Hub *h = userdata;
+
+        h->listener->retry = sd_event_source_unref(h->listener->retry);
+        (void) sd_event_source_set_enabled(h->listener->source, SD_EVENT_ON);
+        return 0;
+}
+
+/* Out of file descriptors, the pending connection stays in the backlog and the socket stays
+ * readable: pause accepting for a moment instead of spinning. */
+static void pause_accepting(Hub *h) {
+        Listener *l = h->listener;
+
+        if (l->retry)
+                return;
+        if (sd_event_add_time_relative(h->event, &l->retry, CLOCK_MONOTONIC, 100 * USEC_PER_MSEC, 0, on_retry, h) >= 0)
+                (void) sd_event_source_set_enabled(l->source, SD_EVENT_OFF);
+}
+
 static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Hub *h = userdata;
         Listener *l = h->listener;
@@ -263,7 +284,8 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                         if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
                                 return 0;
                         if (errno == EMFILE || errno == ENFILE) {
-                                log_refused(h, "out of file descriptors");
+                                log_refused(h, "out of file descriptors (raise LimitNOFILE=)");
+                                pause_accepting(h);
                                 return 0;
                         }
                         return log_error_errno(-errno, "accept() on %s failed: %m", l->path), 0;
@@ -409,6 +431,23 @@ static void listener_init_policy(Listener *l) {
         }
 }
 
+/* Each connection is a file descriptor: make room for --max-connections where the hard limit
+ * allows (the hub polls with epoll, never select()).  The system unit sets LimitNOFILE= as its
+ * seccomp filter refuses setrlimit(). */
+static void raise_fd_limit(Hub *h) {
+        struct rlimit rl;
+        rlim_t want = (rlim_t) MIN(h->limits.max_connections, (uint64_t) 1 << 20) + 256;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+                return;
+        rl.rlim_cur = MIN(want, rl.rlim_max);
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                log_debug_errno(-errno, "Cannot raise RLIMIT_NOFILE: %m");
+        if (rl.rlim_cur < want)
+                log_notice("Up to %" PRIu64 " connections (--max-connections) need %llu file descriptors; the limit is %llu.",
+                           h->limits.max_connections, (unsigned long long) want, (unsigned long long) rl.rlim_cur);
+}
+
 int socket_listen(Hub *h) {
         _cleanup_(freep) char *path = NULL;
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -435,6 +474,7 @@ int socket_listen(Hub *h) {
         l->path = TAKE_PTR(path);
         h->listener = l;
         listener_init_policy(l);
+        raise_fd_limit(h);
 
         r = remove_stale(l->path, &sa, salen);
         if (r < 0)
@@ -477,6 +517,7 @@ void socket_shutdown(Hub *h) {
         if (!l)
                 return;
         l->source = sd_event_source_disable_unref(l->source);
+        l->retry = sd_event_source_disable_unref(l->retry);
         if (l->fd >= 0)
                 close(l->fd);
         if (l->bound)

@@ -403,6 +403,35 @@ static void test_many(ThFixture *f, gconstpointer data) {
         g_assert_true(wait_stat(f->client, "connections", 0));
 }
 
+static void test_max_connections(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        const char *extra[] = { "--max-connections=3", NULL };
+        g_autofree char *path = start_hub(f, extra);
+        g_autofree char *address = g_strdup_printf("unix:path=%s", path);
+        sd_bus *conns[3], *fourth = NULL;
+
+        for (int i = 0; i < 3; i++)
+                conns[i] = connect_socket(path);
+        g_assert_true(wait_stat(f->client, "connections", 3));
+        /* the fourth is closed at accept: its Hello never gets an answer */
+        g_assert_cmpint(sd_bus_new(&fourth), >=, 0);
+        g_assert_cmpint(sd_bus_set_address(fourth, address), >=, 0);
+        g_assert_cmpint(sd_bus_set_bus_client(fourth, 1), >=, 0);
+        if (sd_bus_start(fourth) >= 0)
+                g_assert_cmpint(sd_bus_call_method(fourth, TH_HUB_NAME, NS_PATH, "org.clusterhub.Store1", "DBSize", NULL, NULL,
+                                                   NULL), <, 0);
+        sd_bus_close_unref(fourth);
+        g_assert_true(wait_stat(f->client, "connections_refused", 1));
+        /* a place that frees up is taken again */
+        sd_bus_close_unref(conns[0]);
+        g_assert_true(wait_stat(f->client, "connections", 2));
+        conns[0] = connect_socket(path);
+        g_assert_cmpint(sd_bus_call_method(conns[0], TH_HUB_NAME, NS_PATH, "org.clusterhub.Store1", "DBSize", NULL, NULL,
+                                           NULL), >=, 0);
+        for (int i = 0; i < 3; i++)
+                sd_bus_close_unref(conns[i]);
+}
+
 /* ---- the socket and the bus together ------------------------------------------------------ */
 
 typedef struct Seen {
@@ -572,6 +601,7 @@ int main(int argc, char **argv) {
         TH_ADD_BUS_TEST("/socket/refused", test_refused);
         TH_ADD_BUS_TEST("/socket/slow-reader", test_slow_reader);
         TH_ADD_BUS_TEST("/socket/many", test_many);
+        TH_ADD_BUS_TEST("/socket/max-connections", test_max_connections);
         TH_ADD_BUS_TEST("/socket/filtered", test_filtered);
         TH_ADD_BUS_TEST("/socket/worker-on-socket", test_worker_on_socket);
         TH_ADD_BUS_TEST("/socket/worker-on-bus", test_worker_on_bus);
