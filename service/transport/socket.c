@@ -556,15 +556,18 @@ int hub_broadcast(Hub *h, const SignalProbe *probe, socket_emit_fn emit, void *u
         int ret, r;
 
         ret = emit(h->bus, userdata);
-        if (!h->connections || hashmap_size(h->connections) == 0)
-                return ret;
-        r = probe_message(h, probe, &m);
-        if (r < 0) {
-                log_warning_errno(r, "Cannot pass signal %s to the private socket: %m", probe->member);
-                return ret;
-        }
         while (hashmap_iterate(h->connections, &i, (void **) &c, NULL)) {
-                if (c->drop_event || !match_set_matches(c->matches, m, HUB_BUS_NAME))
+                if (c->drop_event || match_set_size(c->matches) == 0)
+                        continue;
+                /* built once, for the first connection with rules */
+                if (!m) {
+                        r = probe_message(h, probe, &m);
+                        if (r < 0) {
+                                log_warning_errno(r, "Cannot pass signal %s to the private socket: %m", probe->member);
+                                return ret;
+                        }
+                }
+                if (!match_set_matches(c->matches, m, HUB_BUS_NAME))
                         continue;
                 r = emit(c->bus, userdata);
                 if (r == -ENOBUFS) {
