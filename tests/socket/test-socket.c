@@ -162,6 +162,51 @@ static void test_busctl(ThFixture *f, gconstpointer data) {
         g_assert_nonnull(strstr(out, "'hello'"));
 }
 
+/* The hub on the "user bus" (--user) listens on $XDG_RUNTIME_DIR/clusterhub/private when that
+ * bus is the standard one, $XDG_RUNTIME_DIR/bus (the harness's dbus-broker listens there, its
+ * dbus-daemon elsewhere), and then the README's recipes work as written. */
+static void test_default_path(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        const char *extra[] = { "--user", NULL };
+        g_autofree char *dir = g_build_filename(f->bus.tmpdir, "clusterhub", NULL);
+        g_autofree char *path = g_build_filename(dir, "private", NULL);
+        g_autofree char *standard = g_strdup_printf("unix:path=%s/bus", f->bus.tmpdir);
+        bool is_standard = g_str_equal(f->bus.address, standard);
+        struct stat st;
+
+        g_assert_cmpint(th_hub_spawn(&f->hub, f->bus.address, extra), ==, 0);
+        if (!is_standard) {
+                g_assert_cmpint(lstat(path, &st), <, 0);
+                g_test_message("the bus is not at $XDG_RUNTIME_DIR/bus: no socket, as intended");
+                return;
+        }
+        g_assert_cmpint(lstat(dir, &st), ==, 0);
+        g_assert_cmpint(st.st_mode & 07777, ==, 0700);
+        g_assert_cmpint(lstat(path, &st), ==, 0);
+        g_assert_true(S_ISSOCK(st.st_mode));
+        g_assert_cmpint(st.st_mode & 0777, ==, 0660);
+
+        /* the README's recipes, as written */
+        if (!have("busctl") || !have("gdbus"))
+                return;
+        g_autofree char *readme_text = NULL, *out = NULL, *err = NULL;
+        g_assert_true(g_file_get_contents(SOURCE_ROOT "/README.md", &readme_text, NULL, NULL));
+        const char *section = strstr(readme_text, "### Private socket");
+        g_assert_nonnull(section);
+        const char *begin = strstr(section, "```sh\n"), *end = begin ? strstr(begin + 6, "```") : NULL;
+        g_assert_nonnull(end);
+        g_autofree char *script = g_strdup_printf("set -e\nexport XDG_RUNTIME_DIR=%s\n%.*s", f->bus.tmpdir,
+                                                  (int) (end - begin - 6), begin + 6);
+        g_assert_cmpint(sd_bus_call_method(f->client, TH_HUB_NAME, NS_PATH, "org.clusterhub.Store1", "Set", NULL, NULL,
+                                           "sva{sv}", "greeting", "s", "hello", 0), >=, 0);
+        const char *argv[] = { "bash", "-c", script, NULL };
+        g_assert_cmpint(run(argv, &out, &err), ==, 0);
+        g_test_message("README recipes:\n%s", out);
+        g_assert_nonnull(strstr(out, "v s \"hello\""));
+        g_assert_nonnull(strstr(out, "/org/clusterhub/Hub1/ns/default"));
+        g_assert_nonnull(strstr(out, "(<'hello'>,)"));
+}
+
 static void test_shim(ThFixture *f, gconstpointer data) {
         TH_RETURN_IF_SKIPPED(f);
         g_autofree char *path = start_hub(f, NULL);
@@ -598,6 +643,7 @@ int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
         TH_ADD_BUS_TEST("/socket/busctl", test_busctl);
         TH_ADD_BUS_TEST("/socket/shim", test_shim);
+        TH_ADD_BUS_TEST("/socket/default-path", test_default_path);
         TH_ADD_BUS_TEST("/socket/forged-sender", test_forged_sender);
         TH_ADD_BUS_TEST("/socket/refused", test_refused);
         TH_ADD_BUS_TEST("/socket/slow-reader", test_slow_reader);
