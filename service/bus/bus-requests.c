@@ -217,10 +217,21 @@ static void forward_fail(Forward *f, const char *name, const char *fmt, ...) {
 }
 
 /* Whether the reply REPLY to F's Handle call comes from the handler itself, not from the bus
- * (its driver refusing the call) or from sd-bus (a local timeout or disconnect). */
-static bool reply_from_handler(Forward *f, sd_bus_message *reply, const char *handler_name) {
+ * (its driver refusing the call) or from sd-bus (a local timeout or disconnect).  On the private
+ * socket nothing stands between: what the handler's connection carries is the handler's, except
+ * the errors sd-bus makes up locally when the connection goes. */
+static bool reply_from_handler(Forward *f, sd_bus_message *reply, const Peer *handler) {
         const char *sender = sd_bus_message_get_sender(reply);
-        return sender && handler_name && streq(sender, handler_name);
+        const sd_bus_error *e;
+
+        if (!handler)
+                return false;
+        if (handler->conn) {
+                e = sd_bus_message_get_error(reply);
+                return !e || !(sd_bus_error_has_name(e, SD_BUS_ERROR_NO_REPLY) ||
+                               sd_bus_error_has_name(e, SD_BUS_ERROR_DISCONNECTED));
+        }
+        return sender && streq(sender, handler->unique_name);
 }
 
 /* F's Handle call failed with E, which the bus or sd-bus made, not the handler: name it as the
@@ -247,7 +258,7 @@ static int on_handle_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
         Forward *f = userdata;
         Peer *handler = f->handler;
         const sd_bus_error *e = sd_bus_message_get_error(reply);
-        bool from_handler = reply_from_handler(f, reply, handler ? handler->unique_name : NULL);
+        bool from_handler = reply_from_handler(f, reply, handler);
         int r;
 
         /* the call is over: it stops counting, and the slot dies with this callback */
@@ -324,7 +335,8 @@ static int forward_send(Forward *f, Peer *handler) {
         int r;
 
         assert(!f->out && !f->handler);
-        r = sd_bus_message_new_method_call(h->bus, &m, handler->unique_name, HANDLER_PATH, CH_HANDLER1_INTERFACE, "Handle");
+        /* on the handler's own connection: the bus, or its private-socket connection */
+        r = sd_bus_message_new_method_call(handler->bus, &m, handler->unique_name, HANDLER_PATH, CH_HANDLER1_INTERFACE, "Handle");
         if (r < 0)
                 return r;
         r = sd_bus_message_append(m, "sss", f->ns->name, f->method, f->origin);
@@ -338,7 +350,7 @@ static int forward_send(Forward *f, Peer *handler) {
                 r = sd_bus_message_copy(m, call, false);
         if (r < 0)
                 return r;
-        r = sd_bus_call_async(h->bus, &f->slot, m, on_handle_reply, f, UINT64_MAX);
+        r = sd_bus_call_async(handler->bus, &f->slot, m, on_handle_reply, f, UINT64_MAX);
         if (r < 0)
                 return r;
         f->handler = handler;
@@ -801,7 +813,7 @@ static int method_serve(sd_bus_message *m, void *userdata, sd_bus_error *ret_err
 
 static int method_unserve(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, char **methods) {
         Namespace *ns = userdata;
-        Peer *p = peer_find(ns->hub, sd_bus_message_get_sender(m));
+        Peer *p = peer_of(ns->hub, m);
 
         for (char **i = methods; p && i && *i; i++)
                 (void) serve_table_remove(ns->served, server_of(p), *i);

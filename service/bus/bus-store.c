@@ -7,6 +7,7 @@
 #include "bus-store.h"
 #include "deferred.h"
 #include "peer.h"
+#include "transport/socket.h"
 #include "bus-util.h"
 #include "ch-store1-server.h"
 #include "log.h"
@@ -1520,12 +1521,23 @@ const ChStore1Handlers bus_store_handlers = {
 
 /* --- construction ----------------------------------------------------------------- */
 
+typedef struct KeyChange {
+        const char *path, *key, *event;
+} KeyChange;
+
+static int emit_key_changed_on(sd_bus *bus, void *userdata) {
+        const KeyChange *k = userdata;
+        return ch_store1_emit_key_changed(bus, NULL, k->path, k->key, k->event);
+}
+
 static void on_key_changed(void *userdata, const char *key, const char *event) {
         Namespace *ns = userdata;
+        KeyChange k = { ns->path, key, event };
+        SignalProbe probe = { ns->path, CH_STORE1_INTERFACE, "KeyChanged", "ss", { key, event } };
         int r;
 
         ns->hub->stats.keyspace_events++;
-        r = ch_store1_emit_key_changed(ns->hub->bus, NULL, ns->path, key, event);
+        r = hub_broadcast(ns->hub, &probe, emit_key_changed_on, &k);
         if (r < 0)
                 log_warning_errno(r, "Failed to emit KeyChanged(%s, %s) in %s: %m", key, event, ns->name);
 }
