@@ -123,7 +123,7 @@ static int socket_path_of(const ChClientOptions *o, char **ret) {
 }
 
 static int bus_connect(const ChClientOptions *o, sd_bus **ret, sd_bus_error *error) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_close_unrefp) sd_bus *bus = NULL;
         const char *what;
         int r;
 
@@ -180,7 +180,7 @@ static int check_server_uid(sd_bus *bus, uid_t *ret_uid) {
 }
 
 int transport_connect_private(const char *path, const char *description, sd_bus **ret, sd_bus_error *error) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(sd_bus_close_unrefp) sd_bus *bus = NULL;
         _cleanup_free_ char *address = NULL;
         const char *unique;
         uid_t uid = (uid_t) -1;
@@ -188,7 +188,7 @@ int transport_connect_private(const char *path, const char *description, sd_bus 
 
         if (isempty(path) || path[0] != '/')
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                         "The private socket '%s' is not an absolute path.", path ? path : "");
+                                         "The private socket '%s' is not an absolute path", path ? path : "");
         if (asprintf(&address, "unix:path=%s", path) < 0)
                 return -ENOMEM;
         r = sd_bus_new(&bus);
@@ -214,7 +214,7 @@ int transport_connect_private(const char *path, const char *description, sd_bus 
         r = check_server_uid(bus, &uid);
         if (r == -EPERM)
                 return sd_bus_error_set_errnof(error, r,
-                                               "The private socket %s is served by uid %u, neither root nor us (uid %u): not using it.",
+                                               "The private socket %s is served by uid %u, neither root nor us (uid %u)",
                                                path, (unsigned) uid, (unsigned) geteuid());
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "Cannot check who serves the private socket %s: %s", path, strerror(-r));
@@ -276,7 +276,7 @@ int transport_open(const ChClientOptions *o, sd_bus **ret, char **ret_socket, sd
                 /* auto: the bus then; say why unless the socket is simply not there (no hub
                  * listening, or not ours to use) */
                 if (!is_quiet_fallback(r))
-                        transport_log("%s; using the bus.", e.message ? e.message : strerror(-r));
+                        transport_log("%s; using the bus instead.", e.message ? e.message : strerror(-r));
                 sd_bus_error_free(&e);
         }
         r = bus_connect(o, ret, error);
