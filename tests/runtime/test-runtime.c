@@ -1534,6 +1534,71 @@ static void test_unlock_oneway(ThFixture *f, gconstpointer data) {
         ch_client_free(clients[0]);
 }
 
+
+/* Runs hubctl ARGS with $CLUSTERHUB_PRIVATE_SOCKET = SOCKET; returns its exit status. */
+static int run_hubctl(const char *socket, const char *const *args, char **ret_out, char **ret_err) {
+        g_autofree char *hubctl = g_build_filename(g_getenv("MESON_BUILD_ROOT"), "cli", "hubctl", NULL);
+        g_autoptr(GPtrArray) argv = g_ptr_array_new();
+        g_auto(GStrv) env = worker_env(socket);
+        g_autoptr(GError) error = NULL;
+        int status = -1;
+
+        g_ptr_array_add(argv, hubctl);
+        for (size_t i = 0; args[i]; i++)
+                g_ptr_array_add(argv, (char *) args[i]);
+        g_ptr_array_add(argv, NULL);
+        g_assert_true(g_spawn_sync(NULL, (char **) argv->pdata, env, G_SPAWN_DEFAULT, NULL, NULL, ret_out, ret_err, &status,
+                                   &error));
+        g_test_message("hubctl: %s", *ret_err);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* hubctl --transport= makes the library's choice. */
+static void test_hubctl_transport(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        g_autofree char *path = start_listening_hub(f);
+        g_autofree char *missing = g_build_filename(f->bus.tmpdir, "nothing-here", NULL);
+        g_autofree char *address = g_strdup_printf("--address=%s", f->bus.address);
+        ChClient *c = client_new_transport(f, CH_TRANSPORT_BUS, NULL);
+        char *out = NULL, *err = NULL;
+        uint64_t accepted = stat_of(c, "connections_accepted");
+
+        /* on the socket, when named */
+        const char *set[] = { address, "--transport=private", "set", "k", "v", NULL };
+        g_assert_cmpint(run_hubctl(path, set, &out, &err), ==, 0);
+        g_clear_pointer(&out, g_free);
+        g_clear_pointer(&err, g_free);
+        g_assert_cmpuint(stat_of(c, "connections_accepted"), ==, ++accepted);
+        const char *get[] = { address, "get", "k", NULL }; /* auto */
+        g_assert_cmpint(run_hubctl(path, get, &out, &err), ==, 0);
+        g_assert_cmpstr(out, ==, "v\n");
+        g_clear_pointer(&out, g_free);
+        g_clear_pointer(&err, g_free);
+        g_assert_cmpuint(stat_of(c, "connections_accepted"), ==, ++accepted);
+        /* on the bus, when asked */
+        const char *get_bus[] = { address, "--transport=bus", "get", "k", NULL };
+        g_assert_cmpint(run_hubctl(path, get_bus, &out, &err), ==, 0);
+        g_assert_cmpstr(out, ==, "v\n");
+        g_clear_pointer(&out, g_free);
+        g_clear_pointer(&err, g_free);
+        g_assert_cmpuint(stat_of(c, "connections_accepted"), ==, accepted);
+        /* a missing socket: auto uses the bus, private fails naming it (cannot reach: 4) */
+        g_assert_cmpint(run_hubctl(missing, get, &out, &err), ==, 0);
+        g_clear_pointer(&out, g_free);
+        g_clear_pointer(&err, g_free);
+        const char *get_private[] = { address, "--transport=private", "get", "k", NULL };
+        g_assert_cmpint(run_hubctl(missing, get_private, &out, &err), ==, 4);
+        g_assert_nonnull(strstr(err, missing));
+        g_clear_pointer(&out, g_free);
+        g_clear_pointer(&err, g_free);
+        const char *bad[] = { address, "--transport=carrier-pigeon", "get", "k", NULL };
+        g_assert_cmpint(run_hubctl(path, bad, &out, &err), ==, 2);
+        g_assert_nonnull(strstr(err, "carrier-pigeon"));
+        g_clear_pointer(&out, g_free);
+        g_clear_pointer(&err, g_free);
+        ch_client_free(c);
+}
+
 int main(int argc, char **argv) {
         self_path = argv[0];
         if (argc >= 5 && g_str_equal(argv[1], "--worker"))
@@ -1556,5 +1621,6 @@ int main(int argc, char **argv) {
         TH_ADD_BUS_TEST("/runtime/transport-choice", test_transport_choice);
         TH_ADD_BUS_TEST("/runtime/foreign-socket", test_foreign_socket);
         TH_ADD_BUS_TEST("/runtime/unlock-oneway", test_unlock_oneway);
+        TH_ADD_BUS_TEST("/runtime/hubctl-transport", test_hubctl_transport);
         return g_test_run();
 }
