@@ -192,6 +192,7 @@ static int get_hub_owner(ChClient *c, char **ret) {
 
 #define RECONNECT_FIRST_USEC (50 * USEC_PER_MSEC)
 #define RECONNECT_MAX_USEC (1000 * USEC_PER_MSEC)
+#define RECONNECT_ATTEMPTS_BEFORE_BUS 8 /* about 4.5 s */
 
 static int client_attach(ChClient *c, sd_bus *bus);
 static int on_reconnect_timer(sd_event_source *s, uint64_t usec, void *userdata);
@@ -221,8 +222,50 @@ static int reconnect_schedule(ChClient *c) {
                                           on_reconnect_timer, c);
 }
 
+/* Sets up a new connection (attached already) as the old one was: match rules, Handler1, then
+ * serve and register once a hub is there. */
+static void client_resume(ChClient *c) {
+        c->reconnect_error = 0;
+        c->reconnect_attempts = 0;
+        (void) events_rematch_all(c);
+        (void) requests_reattach(c);
+        if (c->hub_owner)
+                hub_appeared(c);
+}
+
+/* auto: the socket stayed away (the hub came back without it, or not yet): follow the hub on the
+ * bus from now on, by NameOwnerChanged.  0 when done, < 0 to keep trying the socket. */
+static int fall_back_to_bus(ChClient *c) {
+        ChClientOptions o = { .bus_type = c->bus_type, .address = c->address, .description = c->description };
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus *bus = NULL;
+        int r;
+
+        r = transport_connect_bus(&o, &bus, &e);
+        if (r < 0) {
+                transport_log("%s", e.message ? e.message : strerror(-r));
+                sd_bus_error_free(&e);
+                return r;
+        }
+        transport_log("The hub's private socket %s has been away for %u attempts; following the hub on the bus.",
+                      c->private_socket, c->reconnect_attempts);
+        c->private_socket = mfree(c->private_socket);
+        r = client_attach(c, bus);
+        if (r < 0) {
+                /* neither transport works: as losing the bus */
+                transport_log("Cannot set up the connection to the bus: %s", strerror(-r));
+                client_detach(c);
+                c->bus_lost = true;
+                (void) sd_event_exit(c->event, -ECONNRESET);
+                return 0;
+        }
+        client_resume(c);
+        return 0;
+}
+
 /* Connects again, re-adds the match rules and the Handler1 object, then serves and registers as
- * after NameOwnerChanged on the bus.  Until the hub is back: again after 50 ms, doubling to 1 s. */
+ * after NameOwnerChanged on the bus.  Until the hub is back: again after 50 ms, doubling to 1 s;
+ * in auto, after RECONNECT_ATTEMPTS_BEFORE_BUS attempts the bus. */
 static int on_reconnect_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         ChClient *c = userdata;
         sd_bus_error e = SD_BUS_ERROR_NULL;
@@ -247,6 +290,9 @@ static int on_reconnect_timer(sd_event_source *s, uint64_t usec, void *userdata)
                         transport_log("%s; trying again.", e.message ? e.message : strerror(-r));
                 c->reconnect_error = r;
                 sd_bus_error_free(&e);
+                if (c->bus_fallback && ++c->reconnect_attempts >= RECONNECT_ATTEMPTS_BEFORE_BUS &&
+                    fall_back_to_bus(c) >= 0)
+                        return 0;
                 c->reconnect_delay_usec = c->reconnect_delay_usec * 2 > RECONNECT_MAX_USEC ? RECONNECT_MAX_USEC
                                                                                            : c->reconnect_delay_usec * 2;
                 r = reconnect_schedule(c);
@@ -256,10 +302,7 @@ static int on_reconnect_timer(sd_event_source *s, uint64_t usec, void *userdata)
                 }
                 return 0;
         }
-        c->reconnect_error = 0;
-        (void) events_rematch_all(c);
-        (void) requests_reattach(c);
-        hub_appeared(c);
+        client_resume(c);
         return 0;
 }
 
@@ -370,6 +413,11 @@ _public_ int ch_client_new(ChClient **ret, const ChClientOptions *opts) {
                 goto fail;
         }
 
+        c->bus_type = opts->address ? CH_BUS_ADDRESS : opts->bus_type;
+        if (opts->address && !(c->address = strdup(opts->address))) {
+                r = -ENOMEM;
+                goto fail;
+        }
         r = transport_open(opts, &bus, &c->private_socket, &e);
         if (r < 0) {
                 if (sd_bus_error_is_set(&e))
@@ -386,6 +434,10 @@ _public_ int ch_client_new(ChClient **ret, const ChClientOptions *opts) {
                         sd_bus_flush_close_unref(bus);
                         goto fail;
                 }
+        }
+        if (c->private_socket) {
+                ChTransport t;
+                c->bus_fallback = transport_of(opts, &t, NULL) >= 0 && t == CH_TRANSPORT_AUTO;
         }
         r = client_attach(c, bus);
         if (r < 0)
@@ -413,6 +465,7 @@ _public_ ChClient *ch_client_free(ChClient *c) {
         free(c->last_sender);
         free(c->private_socket);
         free(c->description);
+        free(c->address);
         free(c);
         return NULL;
 }

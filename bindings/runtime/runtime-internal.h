@@ -21,6 +21,11 @@ static inline void freep(void *p) {
 }
 #define _cleanup_free_ _cleanup_(freep)
 
+static inline void *mfree(void *p) {
+        free(p);
+        return NULL;
+}
+
 #define TAKE_PTR(p)                            \
         ({                                     \
                 __typeof__(p) _ptr_ = (p);     \
@@ -145,6 +150,10 @@ struct ChClient {
         sd_event_source *reconnect_source;
         uint64_t reconnect_delay_usec;
         int reconnect_error;    /* the last failure logged, so that a retry loop logs it once */
+        unsigned reconnect_attempts;
+        bool bus_fallback;      /* auto: if the socket stays away, follow the hub on this bus: */
+        ChBusType bus_type;
+        char *address;
         sd_bus_slot *register_slot;
         ch_registered_fn registered_cb;
         void *registered_userdata;
@@ -170,6 +179,10 @@ struct ChClient {
 /* Chooses and opens the connection for O: 1 on the private socket (*ret_socket its path), 0 on
  * the bus (*ret_socket NULL). */
 int transport_open(const ChClientOptions *o, sd_bus **ret, char **ret_socket, sd_bus_error *error);
+/* The transport O asks for (ChClientOptions.transport, else $CLUSTERHUB_TRANSPORT, else auto). */
+int transport_of(const ChClientOptions *o, ChTransport *ret, sd_bus_error *error);
+/* Connects to the bus of O. */
+int transport_connect_bus(const ChClientOptions *o, sd_bus **ret, sd_bus_error *error);
 /* Connects to the hub's socket at PATH, checks the server's uid (root or ours), waits for Hello. */
 int transport_connect_private(const char *path, const char *description, sd_bus **ret, sd_bus_error *error);
 /* One line on stderr, "libclusterhub: ..." */

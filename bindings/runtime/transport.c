@@ -41,7 +41,7 @@ _public_ const char *ch_transport_to_string(ChTransport t) {
         return t >= CH_TRANSPORT_AUTO && t <= CH_TRANSPORT_PRIVATE ? transport_names[t] : NULL;
 }
 
-static int transport_of(const ChClientOptions *o, ChTransport *ret, sd_bus_error *error) {
+int transport_of(const ChClientOptions *o, ChTransport *ret, sd_bus_error *error) {
         const char *e;
 
         if (o->transport != CH_TRANSPORT_DEFAULT) {
@@ -122,7 +122,7 @@ static int socket_path_of(const ChClientOptions *o, char **ret) {
         return 0;
 }
 
-static int bus_connect(const ChClientOptions *o, sd_bus **ret, sd_bus_error *error) {
+int transport_connect_bus(const ChClientOptions *o, sd_bus **ret, sd_bus_error *error) {
         _cleanup_(sd_bus_close_unrefp) sd_bus *bus = NULL;
         const char *what;
         int r;
@@ -279,7 +279,7 @@ int transport_open(const ChClientOptions *o, sd_bus **ret, char **ret_socket, sd
                         transport_log("%s; using the bus instead.", e.message ? e.message : strerror(-r));
                 sd_bus_error_free(&e);
         }
-        r = bus_connect(o, ret, error);
+        r = transport_connect_bus(o, ret, error);
         if (r < 0)
                 return r;
         *ret_socket = NULL;

@@ -1292,6 +1292,52 @@ static void test_socket_hub_restart(ThFixture *f, gconstpointer data) {
         ch_client_free(c);
 }
 
+/* The hub comes back without its socket: after a few attempts an auto client follows it on the
+ * bus; a private one keeps waiting for the socket. */
+static void test_socket_gone(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        g_autofree char *path = start_listening_hub(f);
+        Regs regs = { 0 };
+        Log pongs = { g_string_new(NULL) };
+
+        ChClient *c = client_new_transport(f, CH_TRANSPORT_AUTO, path);
+        ChClient *p = client_new_transport(f, CH_TRANSPORT_PRIVATE, path);
+        g_assert_nonnull(ch_client_get_private_socket(c));
+        ch_client_set_registered_callback(c, on_registered, &regs);
+        g_assert_cmpint(ch_register(c, "follower"), ==, 0);
+        g_assert_cmpint(ch_register(p, "waiter"), ==, 0);
+        g_assert_cmpint(ch_on(c, NULL, "pong", log_event, &pongs, NULL), ==, 0);
+
+        th_hub_stop(&f->hub);
+        th_hub_clear(&f->hub);
+        g_assert_cmpint(th_hub_spawn(&f->hub, f->bus.address, NULL), ==, 0); /* no --listen */
+        /* both loops run meanwhile */
+        int64_t deadline = now_ms() + 30000;
+        while (regs.n < 2 && now_ms() < deadline) {
+                g_assert_cmpint(ch_client_process(c, 20 * 1000), >=, 0);
+                g_assert_cmpint(ch_client_process(p, 20 * 1000), >=, 0);
+        }
+        g_assert_cmpuint(regs.n, ==, 2);
+        g_assert_null(ch_client_get_private_socket(c));
+        g_assert_cmpstr(ch_client_get_id(c), ==, "follower");
+        g_assert_true(worker_listed(f->client, "follower"));
+        g_assert_cmpstr(ch_client_get_private_socket(p), ==, path);
+        g_assert_null(ch_client_get_id(p));
+        g_assert_false(worker_listed(f->client, "waiter"));
+        /* its listeners came along */
+        ChClient *b = client_new_transport(f, CH_TRANSPORT_BUS, NULL);
+        g_assert_cmpint(ch_emit_remote(b, NULL, "pong", append_str, "on the bus"), ==, 0);
+        ch_client_flush(b);
+        run_until(c, &pongs.n, 1, 10000);
+        g_assert_cmpuint(pongs.n, ==, 1);
+        g_assert_true(g_str_has_suffix(pongs.s->str, " on the bus;"));
+        ch_client_free(b);
+        ch_client_free(p);
+        ch_client_free(c);
+        g_free(regs.last);
+        g_string_free(pongs.s, TRUE);
+}
+
 /* Sets $NAME to VALUE (NULL: unsets) for one test; restore with env_restore(). */
 typedef struct SavedEnv {
         const char *name;
@@ -1618,6 +1664,7 @@ int main(int argc, char **argv) {
         TH_ADD_BUS_TEST_WITH_HUB("/runtime/bus-lost-run", test_bus_lost_run);
         TH_ADD_BUS_TEST("/runtime/socket-and-bus", test_socket_and_bus);
         TH_ADD_BUS_TEST("/runtime/socket-hub-restart", test_socket_hub_restart);
+        TH_ADD_BUS_TEST("/runtime/socket-gone", test_socket_gone);
         TH_ADD_BUS_TEST("/runtime/transport-choice", test_transport_choice);
         TH_ADD_BUS_TEST("/runtime/foreign-socket", test_foreign_socket);
         TH_ADD_BUS_TEST("/runtime/unlock-oneway", test_unlock_oneway);
