@@ -10,6 +10,7 @@
 #include "bus/bus-events.h"
 #include "bus/bus-hub.h"
 #include "bus/bus-locks.h"
+#include "bus/bus-util.h"
 #include "deferred.h"
 #include "peer.h"
 #include "ch-errors.h"
@@ -213,9 +214,9 @@ static int count_call(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
         if (!iface || !member || !strneq(iface, "org.clusterhub.", strlen("org.clusterhub.")))
                 return 0;
         if (persist_refuses_writes(h->persist) && is_store_write(iface + strlen("org.clusterhub."), member)) {
-                (void) sd_bus_reply_method_errorf(m, CH_ERROR_STORAGE,
-                                                  "The disk holding %s is full: %s is refused until there is room; reads still work.",
-                                                  h->data_dir, member);
+                (void) bus_reply_errorf(m, CH_ERROR_STORAGE,
+                                        "The disk holding %s is full: %s is refused until there is room; reads still work.",
+                                        h->data_dir, member);
                 return 1;
         }
         if (snprintf(key, sizeof(key), "%s.%s", iface + strlen("org.clusterhub."), member) >= (int) sizeof(key))
@@ -332,6 +333,7 @@ int hub_connect(Hub *h) {
         r = calls_init(h);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the call counters: %m");
+        bus_gate_install();
         r = bus_hub_register(h);
         if (r < 0)
                 return log_error_errno(r, "Failed to register the objects: %m");

@@ -86,9 +86,9 @@ static void queued_ended(Deferred *d, DeferredEnd why) {
         h->stats.events_dropped++;
         queue_unlink(h, d);
         if (why == DEFERRED_TIMEOUT)
-                (void) sd_bus_reply_method_errorf(d->call, "org.clusterhub.Error.WorkerUnavailable",
-                                                  "Worker '%s' did not register within %llu ms (--max-queue-age-ms).",
-                                                  id ? id : "?", (unsigned long long) h->limits.max_queue_age_ms);
+                (void) bus_reply_errorf(d->call, "org.clusterhub.Error.WorkerUnavailable",
+                                        "Worker '%s' did not register within %llu ms (--max-queue-age-ms).",
+                                        id ? id : "?", (unsigned long long) h->limits.max_queue_age_ms);
 }
 
 /* What a queued EmitTo really costs the hub beyond its payload and names: the retained
@@ -504,8 +504,8 @@ void bus_events_worker_joined(Peer *p) {
                         (void) ch_events1_reply_emit_to(d->call);
                         delivered++;
                 } else
-                        (void) sd_bus_reply_method_errorf(d->call, "org.clusterhub.Error.WorkerUnavailable",
-                                                          "Delivery to worker '%s' failed: %s", p->id, strerror(-r));
+                        (void) bus_reply_errorf(d->call, "org.clusterhub.Error.WorkerUnavailable",
+                                                "Delivery to worker '%s' failed: %s", p->id, strerror(-r));
                 queue_unlink(h, d);
                 deferred_free(d);
                 if (last)
@@ -531,9 +531,9 @@ void bus_events_drop(Namespace *ns) {
                         next = d->by_kind_next; /* NULL for the last one, whose unlink frees WQ */
                         if (q->ns != ns)
                                 continue;
-                        (void) sd_bus_reply_method_errorf(d->call, CH_ERROR_NAMESPACE_DROPPED,
-                                                          "Namespace '%s' was dropped while this event waited for worker '%s'.",
-                                                          ns->name, wq->id);
+                        (void) bus_reply_errorf(d->call, CH_ERROR_NAMESPACE_DROPPED,
+                                                "Namespace '%s' was dropped while this event waited for worker '%s'.",
+                                                ns->name, wq->id);
                         h->stats.events_dropped++;
                         failed++;
                         queue_unlink(h, d);

@@ -225,9 +225,9 @@ static void on_cancelled(void *userdata, void *waiter_token, int error) {
         Deferred *d = w->deferred;
 
         if (error == -ESHUTDOWN)
-                (void) sd_bus_reply_method_errorf(d->call, CH_ERROR_NAMESPACE_DROPPED,
-                                                  "Namespace '%s' was dropped while waiting for lock " NAME_FMT ".",
-                                                  w->ns->name, NAME_ARG(w->name));
+                (void) bus_reply_errorf(d->call, CH_ERROR_NAMESPACE_DROPPED,
+                                        "Namespace '%s' was dropped while waiting for lock " NAME_FMT ".",
+                                        w->ns->name, NAME_ARG(w->name));
         /* -ECONNRESET: the caller is gone, nobody to answer */
         deferred_free(d);
         lock_wait_free(w);
@@ -239,9 +239,9 @@ static void lock_wait_ended(Deferred *d, DeferredEnd why) {
 
         lock_waiter_cancel(w->waiter); /* may grant whoever was behind it */
         if (why == DEFERRED_TIMEOUT)
-                (void) sd_bus_reply_method_errorf(d->call, CH_ERROR_TIMEOUT,
-                                                  "Timed out after %llu ms waiting for lock " NAME_FMT " in namespace '%s'.",
-                                                  (unsigned long long) w->timeout_ms, NAME_ARG(w->name), w->ns->name);
+                (void) bus_reply_errorf(d->call, CH_ERROR_TIMEOUT,
+                                        "Timed out after %llu ms waiting for lock " NAME_FMT " in namespace '%s'.",
+                                        (unsigned long long) w->timeout_ms, NAME_ARG(w->name), w->ns->name);
         lock_wait_free(w);
         bus_locks_rearm(h);
 }

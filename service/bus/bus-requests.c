@@ -208,7 +208,7 @@ static void forward_fail(Forward *f, const char *name, const char *fmt, ...) {
                 return;
         }
         if (f->d) {
-                (void) sd_bus_reply_method_errorf(f->d->call, name, "%s", msg ? msg : name);
+                (void) bus_reply_errorf(f->d->call, name, "%s", msg ? msg : name);
                 f->d->userdata = NULL;
                 deferred_free(f->d);
                 f->d = NULL;
@@ -309,10 +309,10 @@ static int on_handle_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
                 if (r >= 0)
                         r = sd_bus_message_copy(out, reply, true);
                 if (r >= 0)
-                        r = sd_bus_send(NULL, out, NULL);
+                        r = bus_send(out);
                 if (r < 0)
-                        (void) sd_bus_reply_method_errorf(f->d->call, SD_BUS_ERROR_FAILED,
-                                                          "Cannot pass on the reply of worker '%s': %s", f->worker, strerror(-r));
+                        (void) bus_reply_errorf(f->d->call, SD_BUS_ERROR_FAILED,
+                                                "Cannot pass on the reply of worker '%s': %s", f->worker, strerror(-r));
         }
         f->d->userdata = NULL;
         deferred_free(f->d);
@@ -425,14 +425,14 @@ static void request_ended(Deferred *d, DeferredEnd why) {
         if (!f)
                 return;
         if (why == DEFERRED_TIMEOUT && f->out)
-                (void) sd_bus_reply_method_errorf(d->call, CH_ERROR_TIMEOUT,
-                                                  "Worker '%s' did not answer '%s' within the timeout.", f->worker, f->method);
+                (void) bus_reply_errorf(d->call, CH_ERROR_TIMEOUT,
+                                        "Worker '%s' did not answer '%s' within the timeout.", f->worker, f->method);
         else if (why == DEFERRED_TIMEOUT)
-                (void) sd_bus_reply_method_errorf(d->call, CH_ERROR_TIMEOUT,
-                                                  "Worker '%s' did not start handling '%s' within the timeout: it has %zu calls in "
-                                                  "flight that it has not answered (--max-handling-per-worker=%llu).",
-                                                  f->worker, f->method, server_of(f->handler)->n_handling,
-                                                  (unsigned long long) h->limits.max_handling_per_worker);
+                (void) bus_reply_errorf(d->call, CH_ERROR_TIMEOUT,
+                                        "Worker '%s' did not start handling '%s' within the timeout: it has %zu calls in "
+                                        "flight that it has not answered (--max-handling-per-worker=%llu).",
+                                        f->worker, f->method, server_of(f->handler)->n_handling,
+                                        (unsigned long long) h->limits.max_handling_per_worker);
         d->userdata = NULL;
         f->d = NULL;
         forward_abandon(f);
@@ -451,9 +451,9 @@ static void waiting_ended(Deferred *d, DeferredEnd why) {
 
         LIST_REMOVE(by_kind, w->ns->waiting, d);
         if (why == DEFERRED_TIMEOUT)
-                (void) sd_bus_reply_method_errorf(d->call, "org.clusterhub.Error.WorkerUnavailable",
-                                                  "Worker '%s' did not register and serve '%s' within %llu ms.",
-                                                  w->target, w->method, (unsigned long long) w->timeout_ms);
+                (void) bus_reply_errorf(d->call, "org.clusterhub.Error.WorkerUnavailable",
+                                        "Worker '%s' did not register and serve '%s' within %llu ms.",
+                                        w->target, w->method, (unsigned long long) w->timeout_ms);
         waiting_free(w);
 }
 
@@ -562,8 +562,8 @@ static void dispatch_waiting(Namespace *ns, Peer *p) {
                 LIST_REMOVE(by_kind, ns->waiting, d);
                 f = forward_new(ns, w->method, d->peer ? peer_origin(d->peer) : "");
                 if (!f) {
-                        (void) sd_bus_reply_method_errorf(d->call, CH_ERROR_WORKER_UNAVAILABLE,
-                                                          "Cannot forward '%s' to worker '%s': %s", w->method, w->target, strerror(ENOMEM));
+                        (void) bus_reply_errorf(d->call, CH_ERROR_WORKER_UNAVAILABLE,
+                                                "Cannot forward '%s' to worker '%s': %s", w->method, w->target, strerror(ENOMEM));
                         waiting_free(w);
                         d->userdata = NULL;
                         d->on_end = NULL;
@@ -685,9 +685,9 @@ static void gather_reply(Gather *g) {
         if (r >= 0)
                 r = append_gathered(out, g);
         if (r >= 0)
-                r = sd_bus_send(NULL, out, NULL);
+                r = bus_send(out);
         if (r < 0)
-                (void) sd_bus_reply_method_errorf(g->d->call, SD_BUS_ERROR_FAILED, "Cannot build the RequestAll reply: %s", strerror(-r));
+                (void) bus_reply_errorf(g->d->call, SD_BUS_ERROR_FAILED, "Cannot build the RequestAll reply: %s", strerror(-r));
 }
 
 static void gather_finish(Gather *g) {
@@ -875,7 +875,7 @@ void bus_requests_drop(Namespace *ns) {
                 Deferred *d = ns->waiting.first;
                 Waiting *w = d->userdata;
                 LIST_REMOVE(by_kind, ns->waiting, d);
-                (void) sd_bus_reply_method_errorf(d->call, CH_ERROR_NAMESPACE_DROPPED, "Namespace '%s' was dropped.", ns->name);
+                (void) bus_reply_errorf(d->call, CH_ERROR_NAMESPACE_DROPPED, "Namespace '%s' was dropped.", ns->name);
                 waiting_free(w);
                 d->userdata = NULL;
                 d->on_end = NULL;

@@ -68,12 +68,12 @@ static int emit_left_on(sd_bus *bus, void *userdata) {
 
 static int emit_added_on(sd_bus *bus, void *userdata) {
         const WorkerSignal *w = userdata;
-        return sd_bus_emit_object_added(bus, w->path);
+        return bus_emit_object_added(bus, w->path);
 }
 
 static int emit_removed_on(sd_bus *bus, void *userdata) {
         const WorkerSignal *w = userdata;
-        return sd_bus_emit_object_removed(bus, w->path);
+        return bus_emit_object_removed(bus, w->path);
 }
 
 static void broadcast_worker(Hub *h, const char *member, const WorkerSignal *w, socket_emit_fn emit) {
@@ -115,9 +115,9 @@ static void wait_ended(Deferred *d, DeferredEnd why) {
 
         LIST_REMOVE(by_kind, h->worker_waits, d);
         if (why == DEFERRED_TIMEOUT)
-                (void) sd_bus_reply_method_errorf(d->call, "org.clusterhub.Error.Timeout",
-                                                  "%zu of %zu workers registered before the timeout.",
-                                                  workers_count(h), (size_t) (uintptr_t) d->userdata);
+                (void) bus_reply_errorf(d->call, "org.clusterhub.Error.Timeout",
+                                        "%zu of %zu workers registered before the timeout.",
+                                        workers_count(h), (size_t) (uintptr_t) d->userdata);
 }
 
 int bus_workers_register_method(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *id) {

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "bus-util.h"
 #include "macro.h"
 #include "match.h"
 #include "shim.h"
@@ -13,7 +14,7 @@ static int method_hello(sd_bus_message *m, void *userdata, sd_bus_error *ret_err
         if (c->hello)
                 return sd_bus_error_set(ret_error, SD_BUS_ERROR_FAILED, "Already handled an Hello message");
         c->hello = true;
-        return sd_bus_reply_method_return(m, "s", c->name);
+        return bus_reply_return(m, "s", c->name);
 }
 
 static int match_error(sd_bus_error *ret_error, int r, const char *rule) {
@@ -44,7 +45,7 @@ static int method_add_match(sd_bus_message *m, void *userdata, sd_bus_error *ret
         r = match_set_add(c->matches, rule);
         if (r < 0)
                 return match_error(ret_error, r, rule);
-        return sd_bus_reply_method_return(m, NULL);
+        return bus_reply_return(m, NULL);
 }
 
 static int method_remove_match(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
@@ -58,7 +59,7 @@ static int method_remove_match(sd_bus_message *m, void *userdata, sd_bus_error *
         r = match_set_remove(c->matches, rule);
         if (r < 0)
                 return match_error(ret_error, r, rule);
-        return sd_bus_reply_method_return(m, NULL);
+        return bus_reply_return(m, NULL);
 }
 
 /* The names on this "bus": the driver, the hub, and the connection itself. */
@@ -77,7 +78,7 @@ static int method_get_name_owner(sd_bus_message *m, void *userdata, sd_bus_error
         if (!name_has_owner(c, name))
                 return sd_bus_error_setf(ret_error, SD_BUS_ERROR_NAME_HAS_NO_OWNER,
                                          "Could not get owner of name '%s': no such name", name);
-        return sd_bus_reply_method_return(m, "s", name);
+        return bus_reply_return(m, "s", name);
 }
 
 static int method_name_has_owner(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
@@ -88,13 +89,13 @@ static int method_name_has_owner(sd_bus_message *m, void *userdata, sd_bus_error
         r = sd_bus_message_read(m, "s", &name);
         if (r < 0)
                 return r;
-        return sd_bus_reply_method_return(m, "b", name_has_owner(c, name));
+        return bus_reply_return(m, "b", name_has_owner(c, name));
 }
 
 static int method_list_names(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         Connection *c = userdata;
 
-        return sd_bus_reply_method_return(m, "as", 3, DBUS_SERVICE_NAME, HUB_BUS_NAME, c->name);
+        return bus_reply_return(m, "as", 3, DBUS_SERVICE_NAME, HUB_BUS_NAME, c->name);
 }
 
 static int method_get_id(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
@@ -106,7 +107,7 @@ static int method_get_id(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
         r = sd_bus_get_bus_id(c->bus, &id);
         if (r < 0)
                 return r;
-        return sd_bus_reply_method_return(m, "s", sd_id128_to_string(id, s));
+        return bus_reply_return(m, "s", sd_id128_to_string(id, s));
 }
 
 static const sd_bus_vtable shim_vtable[] = {

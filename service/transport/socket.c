@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -26,6 +27,7 @@ struct Listener {
         int fd;
         char *path;
         sd_event_source *source;
+        sd_event_source *retry;  /* re-enables SOURCE after running out of file descriptors */
         bool bound;             /* the file at PATH is ours, removed at exit */
         bool have_group;
         gid_t group;            /* of HUB_SOCKET_GROUP, whose members may connect */
@@ -250,6 +252,25 @@ fail:
         return log_warning_errno(r, "Cannot set up a connection on %s (pid %u): %m", h->listener->path, (unsigned) cred->pid);
 }
 
+static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        Hub *h = userdata;
+
+        h->listener->retry = sd_event_source_unref(h->listener->retry);
+        (void) sd_event_source_set_enabled(h->listener->source, SD_EVENT_ON);
+        return 0;
+}
+
+/* Out of file descriptors, the pending connection stays in the backlog and the socket stays
+ * readable: pause accepting for a moment instead of spinning. */
+static void pause_accepting(Hub *h) {
+        Listener *l = h->listener;
+
+        if (l->retry)
+                return;
+        if (sd_event_add_time_relative(h->event, &l->retry, CLOCK_MONOTONIC, 100 * USEC_PER_MSEC, 0, on_retry, h) >= 0)
+                (void) sd_event_source_set_enabled(l->source, SD_EVENT_OFF);
+}
+
 static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Hub *h = userdata;
         Listener *l = h->listener;
@@ -263,7 +284,8 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                         if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
                                 return 0;
                         if (errno == EMFILE || errno == ENFILE) {
-                                log_refused(h, "out of file descriptors");
+                                log_refused(h, "out of file descriptors (raise LimitNOFILE=)");
+                                pause_accepting(h);
                                 return 0;
                         }
                         return log_error_errno(-errno, "accept() on %s failed: %m", l->path), 0;
@@ -300,6 +322,22 @@ static int mkdir_private(const char *dir, mode_t mode) {
         return 0;
 }
 
+/* Whether the bus in $VAR is the standard one at DEFAULT_PATH (unset: sd-bus uses that one).  A
+ * hub on another session bus (a test's, a dbus-launch session's) does not put a socket in the
+ * standard place: that one belongs to the hub of the standard bus. */
+static bool bus_is_standard(const char *var, const char *default_path) {
+        const char *e = getenv(var);
+        size_t n;
+
+        if (!e || !*e)
+                return true;
+        if (!strneq(e, "unix:path=", strlen("unix:path=")))
+                return false;
+        e += strlen("unix:path=");
+        n = strcspn(e, ",;");
+        return n == strlen(default_path) && strneq(e, default_path, n);
+}
+
 /* The path to listen on: --listen=, else the standard one of the user or system bus; NULL (and 0)
  * when not listening. */
 static int listen_path(Hub *h, char **ret) {
@@ -325,11 +363,23 @@ static int listen_path(Hub *h, char **ret) {
                         log_notice("No $XDG_RUNTIME_DIR: not listening on a private socket (use --listen=PATH).");
                         return 0;
                 }
+                if (asprintf(&dir, "%s/bus", e) < 0)
+                        return -ENOMEM;
+                if (!bus_is_standard("DBUS_SESSION_BUS_ADDRESS", dir)) {
+                        log_info("The session bus is not %s: not listening on a private socket (use --listen=PATH).", dir);
+                        return 0;
+                }
+                free(dir);
                 if (asprintf(&dir, "%s/clusterhub", e) < 0)
                         return -ENOMEM;
                 r = mkdir_private(dir, 0700);
                 break;
         case BUS_SYSTEM:
+                if (!bus_is_standard("DBUS_SYSTEM_BUS_ADDRESS", "/run/dbus/system_bus_socket") &&
+                    !bus_is_standard("DBUS_SYSTEM_BUS_ADDRESS", "/var/run/dbus/system_bus_socket")) {
+                        log_info("The system bus is not the standard one: not listening on a private socket (use --listen=PATH).");
+                        return 0;
+                }
                 /* RuntimeDirectory=clusterhub sets $RUNTIME_DIRECTORY (maybe a list) */
                 e = getenv("RUNTIME_DIRECTORY");
                 dir = e && e[0] == '/' ? strndup(e, strcspn(e, ":")) : strdup("/run/clusterhub");
@@ -381,6 +431,23 @@ static void listener_init_policy(Listener *l) {
         }
 }
 
+/* Each connection is a file descriptor: make room for --max-connections where the hard limit
+ * allows (the hub polls with epoll, never select()).  The system unit sets LimitNOFILE= as its
+ * seccomp filter refuses setrlimit(). */
+static void raise_fd_limit(Hub *h) {
+        struct rlimit rl;
+        rlim_t want = (rlim_t) MIN(h->limits.max_connections, (uint64_t) 1 << 20) + 256;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+                return;
+        rl.rlim_cur = MIN(want, rl.rlim_max);
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                log_debug_errno(-errno, "Cannot raise RLIMIT_NOFILE: %m");
+        if (rl.rlim_cur < want)
+                log_notice("Up to %" PRIu64 " connections (--max-connections) need %llu file descriptors; the limit is %llu.",
+                           h->limits.max_connections, (unsigned long long) want, (unsigned long long) rl.rlim_cur);
+}
+
 int socket_listen(Hub *h) {
         _cleanup_(freep) char *path = NULL;
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -407,6 +474,7 @@ int socket_listen(Hub *h) {
         l->path = TAKE_PTR(path);
         h->listener = l;
         listener_init_policy(l);
+        raise_fd_limit(h);
 
         r = remove_stale(l->path, &sa, salen);
         if (r < 0)
@@ -449,6 +517,7 @@ void socket_shutdown(Hub *h) {
         if (!l)
                 return;
         l->source = sd_event_source_disable_unref(l->source);
+        l->retry = sd_event_source_disable_unref(l->retry);
         if (l->fd >= 0)
                 close(l->fd);
         if (l->bound)
@@ -487,15 +556,18 @@ int hub_broadcast(Hub *h, const SignalProbe *probe, socket_emit_fn emit, void *u
         int ret, r;
 
         ret = emit(h->bus, userdata);
-        if (!h->connections || hashmap_size(h->connections) == 0)
-                return ret;
-        r = probe_message(h, probe, &m);
-        if (r < 0) {
-                log_warning_errno(r, "Cannot pass signal %s to the private socket: %m", probe->member);
-                return ret;
-        }
         while (hashmap_iterate(h->connections, &i, (void **) &c, NULL)) {
-                if (c->drop_event || !match_set_matches(c->matches, m, HUB_BUS_NAME))
+                if (c->drop_event || match_set_size(c->matches) == 0)
+                        continue;
+                /* built once, for the first connection with rules */
+                if (!m) {
+                        r = probe_message(h, probe, &m);
+                        if (r < 0) {
+                                log_warning_errno(r, "Cannot pass signal %s to the private socket: %m", probe->member);
+                                return ret;
+                        }
+                }
+                if (!match_set_matches(c->matches, m, HUB_BUS_NAME))
                         continue;
                 r = emit(c->bus, userdata);
                 if (r == -ENOBUFS) {

@@ -869,7 +869,12 @@ static void fixture_setup(ThFixture *f, ThBusKind kind, bool with_hub) {
                 return;
         }
         if (with_hub) {
-                r = th_hub_spawn(&f->hub, f->bus.address, NULL);
+                bool private = g_strcmp0(g_getenv("TH_TRANSPORT"), "private") == 0;
+
+                if (private)
+                        r = th_hub_spawn_listening(&f->hub, &f->bus, NULL, &f->socket_path);
+                else
+                        r = th_hub_spawn(&f->hub, f->bus.address, NULL);
                 if (r == -ENOENT) {
                         g_test_skip("clusterhubd is not built (set CLUSTERHUBD or MESON_BUILD_ROOT)");
                         return;
@@ -879,6 +884,17 @@ static void fixture_setup(ThFixture *f, ThBusKind kind, bool with_hub) {
                                        r == -ECHILD ? "it exited" : g_strerror(-r));
                         g_test_fail();
                         return;
+                }
+                if (private) {
+                        /* the test's own client talks to the hub over the socket */
+                        sd_bus_flush_close_unref(f->client);
+                        f->client = NULL;
+                        r = th_connect_socket(&f->client, f->socket_path);
+                        if (r < 0) {
+                                g_test_message("harness: cannot connect to %s: %s", f->socket_path, g_strerror(-r));
+                                g_test_fail();
+                                return;
+                        }
                 }
         }
         f->ready = true;
@@ -898,6 +914,7 @@ bool th_fixture_skipped(ThFixture *f) {
 
 void th_fixture_teardown(ThFixture *f, gconstpointer user_data) {
         f->client = sd_bus_flush_close_unref(f->client);
+        g_clear_pointer(&f->socket_path, g_free);
         th_hub_clear(&f->hub);
         th_bus_stop(&f->bus);
         g_clear_pointer(&f->bus.skip_reason, g_free);

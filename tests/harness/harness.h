@@ -179,14 +179,18 @@ void th_hub_clear(ThHub *hub);
 typedef struct ThFixture {
         ThBus bus;
         ThHub hub;
-        sd_bus *client;         /* connected to bus.address */
+        sd_bus *client;         /* connected to bus.address; with TH_TRANSPORT=private to the
+                                 * hub's private socket (socket_path) */
+        char *socket_path;      /* with TH_TRANSPORT=private: where the hub listens */
         bool with_hub;
         bool ready;             /* setup completed (else it skipped or failed) */
 } ThFixture;
 
 /* user_data: GINT_TO_POINTER(ThBusKind).  Skips if the bus can't start. */
 void th_fixture_setup(ThFixture *f, gconstpointer user_data);
-/* Same, plus the hub started and owning its name (skips if no hub binary). */
+/* Same, plus the hub started and owning its name (skips if no hub binary).  With the environment
+ * TH_TRANSPORT=private the hub also listens on th_hub_socket_path() and f->client is connected
+ * there instead of to the bus: the bus suites then run their client side over the socket. */
 void th_fixture_setup_hub(ThFixture *f, gconstpointer user_data);
 /* Stops everything by PID; runs even when the test failed. */
 void th_fixture_teardown(ThFixture *f, gconstpointer user_data);

@@ -162,6 +162,51 @@ static void test_busctl(ThFixture *f, gconstpointer data) {
         g_assert_nonnull(strstr(out, "'hello'"));
 }
 
+/* The hub on the "user bus" (--user) listens on $XDG_RUNTIME_DIR/clusterhub/private when that
+ * bus is the standard one, $XDG_RUNTIME_DIR/bus (the harness's dbus-broker listens there, its
+ * dbus-daemon elsewhere), and then the README's recipes work as written. */
+static void test_default_path(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        const char *extra[] = { "--user", NULL };
+        g_autofree char *dir = g_build_filename(f->bus.tmpdir, "clusterhub", NULL);
+        g_autofree char *path = g_build_filename(dir, "private", NULL);
+        g_autofree char *standard = g_strdup_printf("unix:path=%s/bus", f->bus.tmpdir);
+        bool is_standard = g_str_equal(f->bus.address, standard);
+        struct stat st;
+
+        g_assert_cmpint(th_hub_spawn(&f->hub, f->bus.address, extra), ==, 0);
+        if (!is_standard) {
+                g_assert_cmpint(lstat(path, &st), <, 0);
+                g_test_message("the bus is not at $XDG_RUNTIME_DIR/bus: no socket, as intended");
+                return;
+        }
+        g_assert_cmpint(lstat(dir, &st), ==, 0);
+        g_assert_cmpint(st.st_mode & 07777, ==, 0700);
+        g_assert_cmpint(lstat(path, &st), ==, 0);
+        g_assert_true(S_ISSOCK(st.st_mode));
+        g_assert_cmpint(st.st_mode & 0777, ==, 0660);
+
+        /* the README's recipes, as written */
+        if (!have("busctl") || !have("gdbus"))
+                return;
+        g_autofree char *readme_text = NULL, *out = NULL, *err = NULL;
+        g_assert_true(g_file_get_contents(SOURCE_ROOT "/README.md", &readme_text, NULL, NULL));
+        const char *section = strstr(readme_text, "### Private socket");
+        g_assert_nonnull(section);
+        const char *begin = strstr(section, "```sh\n"), *end = begin ? strstr(begin + 6, "```") : NULL;
+        g_assert_nonnull(end);
+        g_autofree char *script = g_strdup_printf("set -e\nexport XDG_RUNTIME_DIR=%s\n%.*s", f->bus.tmpdir,
+                                                  (int) (end - begin - 6), begin + 6);
+        g_assert_cmpint(sd_bus_call_method(f->client, TH_HUB_NAME, NS_PATH, "org.clusterhub.Store1", "Set", NULL, NULL,
+                                           "sva{sv}", "greeting", "s", "hello", 0), >=, 0);
+        const char *argv[] = { "bash", "-c", script, NULL };
+        g_assert_cmpint(run(argv, &out, &err), ==, 0);
+        g_test_message("README recipes:\n%s", out);
+        g_assert_nonnull(strstr(out, "v s \"hello\""));
+        g_assert_nonnull(strstr(out, "/org/clusterhub/Hub1/ns/default"));
+        g_assert_nonnull(strstr(out, "(<'hello'>,)"));
+}
+
 static void test_shim(ThFixture *f, gconstpointer data) {
         TH_RETURN_IF_SKIPPED(f);
         g_autofree char *path = start_hub(f, NULL);
@@ -325,6 +370,11 @@ static void flood(sd_bus *emitter, const char *payload) {
 static void test_slow_reader(ThFixture *f, gconstpointer data) {
         TH_RETURN_IF_SKIPPED(f);
         const char *extra[] = { "--max-queued-per-connection=64", "--max-emit-bytes-per-sec=0", NULL };
+        /* under AddressSanitizer freed memory waits in a quarantine (256 MiB) before reuse, so
+         * RSS would count what the hub already let go: have it reused at once */
+        g_autofree char *asan = g_strdup_printf("%s%squarantine_size_mb=0", g_getenv("ASAN_OPTIONS") ?: "",
+                                                g_getenv("ASAN_OPTIONS") ? ":" : "");
+        g_setenv("ASAN_OPTIONS", asan, TRUE);
         g_autofree char *path = start_hub(f, extra);
         g_autofree char *payload = g_strnfill(16 * 1024, 'x');
         sd_bus *slow = connect_socket(path), *emitter = connect_socket(path);
@@ -396,6 +446,35 @@ static void test_many(ThFixture *f, gconstpointer data) {
                 sd_bus_close_unref(conns[i]);
         g_free(conns);
         g_assert_true(wait_stat(f->client, "connections", 0));
+}
+
+static void test_max_connections(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        const char *extra[] = { "--max-connections=3", NULL };
+        g_autofree char *path = start_hub(f, extra);
+        g_autofree char *address = g_strdup_printf("unix:path=%s", path);
+        sd_bus *conns[3], *fourth = NULL;
+
+        for (int i = 0; i < 3; i++)
+                conns[i] = connect_socket(path);
+        g_assert_true(wait_stat(f->client, "connections", 3));
+        /* the fourth is closed at accept: its Hello never gets an answer */
+        g_assert_cmpint(sd_bus_new(&fourth), >=, 0);
+        g_assert_cmpint(sd_bus_set_address(fourth, address), >=, 0);
+        g_assert_cmpint(sd_bus_set_bus_client(fourth, 1), >=, 0);
+        if (sd_bus_start(fourth) >= 0)
+                g_assert_cmpint(sd_bus_call_method(fourth, TH_HUB_NAME, NS_PATH, "org.clusterhub.Store1", "DBSize", NULL, NULL,
+                                                   NULL), <, 0);
+        sd_bus_close_unref(fourth);
+        g_assert_true(wait_stat(f->client, "connections_refused", 1));
+        /* a place that frees up is taken again */
+        sd_bus_close_unref(conns[0]);
+        g_assert_true(wait_stat(f->client, "connections", 2));
+        conns[0] = connect_socket(path);
+        g_assert_cmpint(sd_bus_call_method(conns[0], TH_HUB_NAME, NS_PATH, "org.clusterhub.Store1", "DBSize", NULL, NULL,
+                                           NULL), >=, 0);
+        for (int i = 0; i < 3; i++)
+                sd_bus_close_unref(conns[i]);
 }
 
 /* ---- the socket and the bus together ------------------------------------------------------ */
@@ -533,7 +612,8 @@ static void test_worker_on_bus(ThFixture *f, gconstpointer data) {
         sd_bus_flush_close_unref(other);
 }
 
-/* Only the signals a socket peer asked for reach it: the hub filters by its rules. */
+/* Only the signals a socket peer asked for reach it: the hub filters by its rules.  The rule
+ * names the hub as sender, as a bus client's would: the hub's signals carry that name. */
 static void test_filtered(ThFixture *f, gconstpointer data) {
         TH_RETURN_IF_SKIPPED(f);
         g_autofree char *path = start_hub(f, NULL);
@@ -541,7 +621,7 @@ static void test_filtered(ThFixture *f, gconstpointer data) {
         Seen seen = {};
 
         g_assert_cmpint(sd_bus_add_match(sub, NULL,
-                                         "type='signal',interface='org.clusterhub.Events1',member='Event',arg0='wanted'",
+                                         "type='signal',sender='org.clusterhub.Hub1',interface='org.clusterhub.Events1',member='Event',arg0='wanted'",
                                          on_event, &seen), >=, 0);
         g_assert_cmpint(sd_bus_call_method(f->client, TH_HUB_NAME, NS_PATH, "org.clusterhub.Events1", "Emit", NULL, NULL,
                                            "sv", "unwanted", "s", ""), >=, 0);
@@ -563,10 +643,12 @@ int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
         TH_ADD_BUS_TEST("/socket/busctl", test_busctl);
         TH_ADD_BUS_TEST("/socket/shim", test_shim);
+        TH_ADD_BUS_TEST("/socket/default-path", test_default_path);
         TH_ADD_BUS_TEST("/socket/forged-sender", test_forged_sender);
         TH_ADD_BUS_TEST("/socket/refused", test_refused);
         TH_ADD_BUS_TEST("/socket/slow-reader", test_slow_reader);
         TH_ADD_BUS_TEST("/socket/many", test_many);
+        TH_ADD_BUS_TEST("/socket/max-connections", test_max_connections);
         TH_ADD_BUS_TEST("/socket/filtered", test_filtered);
         TH_ADD_BUS_TEST("/socket/worker-on-socket", test_worker_on_socket);
         TH_ADD_BUS_TEST("/socket/worker-on-bus", test_worker_on_bus);
