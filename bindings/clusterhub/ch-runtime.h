@@ -28,9 +28,9 @@
  * private socket a restart closes the connection and the client connects again (retrying after
  * 50 ms, doubling up to 1 s, until the hub is back; in auto, after about 4.5 s it follows the hub
  * on the bus instead) and adds its match rules again.  Either way,
- * when the new hub is there it registers again under the same id and serves again every served
+ * when the new hub is there it registers again (asking for the same id) and serves again every served
  * method.  Locks do not survive a hub restart (the hub's lock table is gone); ch_with_lock()
- * reports that as an unlock error (with a two-way ch_unlock()). */
+ * reports that as an unlock error with ChLockOptions.check_unlock. */
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -129,6 +129,9 @@ static void hub_appeared(ChClient *c) {
         if (!c->want_registered)
                 return;
         c->register_slot = sd_bus_slot_unref(c->register_slot);
+        /* the id asked for: one the hub derives from the unit comes out the same; one derived from
+         * a connection's name (bus_p2p_7) is that connection's alone, and a new connection after
+         * a restart on the private socket gets a new one */
         r = ch_hub1_call_register_async(c->bus, &c->register_slot, CH_BUS_NAME, CH_HUB_PATH, c->wanted_id, NULL, NULL,
                                         on_reregistered, c, 0);
         if (r < 0)
