@@ -151,10 +151,16 @@ int bus_workers_register_method(sd_bus_message *m, void *userdata, sd_bus_error 
         r = workers_check_claim(h, p, id, &squatter);
         if (r == -EALREADY)
                 return ch_hub1_reply_register(m, path);
-        if (r == -EPERM)
+        if (r == -EPERM) {
+                _cleanup_(freep) char *own = NULL;
+
+                /* its own: ":1.42" -> bus_1_42, ":p2p.7" -> bus_p2p_7 */
+                if (worker_id_derive(NULL, p->unique_name, &own) < 0)
+                        own = NULL;
                 return bus_error_errno(ret_error, -EADDRINUSE,
-                                       "Worker id '%s' is reserved for the connection it is derived from; %s may use its own, bus_%s, or an id of another form.",
-                                       id, p->unique_name, p->unique_name + (p->unique_name[0] == ':'));
+                                       "Worker id '%s' is reserved for the connection it is derived from; %s may use its own, %s, or an id of another form.",
+                                       id, p->unique_name, own ? own : "bus_<its unique name>");
+        }
         if (r == -EADDRINUSE)
                 return bus_error_errno(ret_error, r, "Worker id '%s' is in use by %s (pid %u).",
                                        id, workers_find(h, id)->unique_name, (unsigned) workers_find(h, id)->pid);

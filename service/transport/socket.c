@@ -176,6 +176,26 @@ static int on_connection_message(sd_bus_message *m, void *userdata, sd_bus_error
         return 0;
 }
 
+/* After every turn of the loop until the connection is authenticated, then once.  A client that
+ * sends its first message right behind the authentication's BEGIN (GDBus does) may have it read
+ * together with BEGIN; sd-bus (252) finishes the authentication and leaves those bytes in its
+ * buffer until more arrive on the socket, which for a client waiting for Hello's reply is never.
+ * Process them here. */
+static int on_started(sd_event_source *s, void *userdata) {
+        Connection *c = userdata;
+        int r;
+
+        if (c->drop_event || sd_bus_is_ready(c->bus) <= 0)
+                return 0;
+        c->start_event = sd_event_source_disable_unref(c->start_event);
+        do
+                r = sd_bus_process(c->bus, NULL);
+        while (r > 0 && !c->drop_event);
+        if (r < 0)
+                log_debug_errno(r, "Connection %s failed: %m", c->name);
+        return 0;
+}
+
 static void connection_free(Connection *c, const char *reason) {
         Hub *h = c->hub;
 
@@ -183,6 +203,7 @@ static void connection_free(Connection *c, const char *reason) {
         if (c->peer)
                 peer_free(c->peer, reason); /* clears c->peer */
         c->drop_event = sd_event_source_disable_unref(c->drop_event);
+        c->start_event = sd_event_source_disable_unref(c->start_event);
         /* no flush: a peer that does not read would block the hub */
         sd_bus_close_unref(c->bus);
         match_set_free(c->matches);
@@ -238,9 +259,13 @@ static int connection_start(Hub *h, int fd, const struct ucred *cred) {
         if (r >= 0)
                 r = shim_add(c);
         if (r >= 0)
+                r = sd_event_add_post(h->event, &c->start_event, on_started, c);
+        if (r >= 0)
                 r = hashmap_put(h->connections, c->name, c);
-        if (r < 0)
+        if (r < 0) {
+                c->start_event = sd_event_source_disable_unref(c->start_event);
                 goto fail;
+        }
         TAKE_PTR(bus);
         h->stats.connections_accepted++;
         log_debug("Accepted connection %s (pid %u, uid %u).", c->name, (unsigned) c->pid, (unsigned) c->uid);

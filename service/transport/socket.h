@@ -36,6 +36,7 @@ typedef struct Connection {
         pid_t pid;
         MatchSet *matches;           /* its AddMatch rules: which broadcast signals it gets */
         struct Peer *peer;           /* set while it holds state (peer.c) */
+        sd_event_source *start_event;/* until authenticated: see on_started() */
         sd_event_source *drop_event; /* set once it is being dropped */
         const char *drop_reason;     /* a literal: why */
         bool hello;                  /* has called Hello */

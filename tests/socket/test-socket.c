@@ -109,6 +109,8 @@ static int run(const char *const *argv, char **out, char **err) {
 
         if (!g_spawn_sync(NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, out, err, &status, &error))
                 return -1;
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                g_test_message("%s failed: %s", argv[0], err && *err ? *err : "");
         return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
@@ -160,6 +162,15 @@ static void test_busctl(ThFixture *f, gconstpointer data) {
                                 "--method", "org.clusterhub.Store1.Get", "greeting", NULL };
         g_assert_cmpint(run(gdbus, &out, &err), ==, 0);
         g_assert_nonnull(strstr(out, "'hello'"));
+
+        /* GDBus sends Hello right behind the authentication's BEGIN: read together, sd-bus kept
+         * it unprocessed and the client hung (about one connection in eight before the hub
+         * processed what came with BEGIN itself); 20 in a row */
+        for (int i = 0; i < 20; i++) {
+                g_clear_pointer(&out, g_free);
+                g_clear_pointer(&err, g_free);
+                g_assert_cmpint(run(gdbus, &out, &err), ==, 0);
+        }
 }
 
 /* The hub on the "user bus" (--user) listens on $XDG_RUNTIME_DIR/clusterhub/private when that
@@ -377,9 +388,13 @@ static void test_slow_reader(ThFixture *f, gconstpointer data) {
         g_setenv("ASAN_OPTIONS", asan, TRUE);
         g_autofree char *path = start_hub(f, extra);
         g_autofree char *payload = g_strnfill(16 * 1024, 'x');
-        sd_bus *slow = connect_socket(path), *emitter = connect_socket(path);
+        sd_bus *slow = connect_socket(path), *emitter = NULL;
         uint64_t control, after;
 
+        /* the emitter is on the bus: the reply to each Emit leaves the hub behind its signal on
+         * the same connection, so the hub's queue towards the bus never grows and what grows is
+         * the stalled socket peer's alone */
+        g_assert_cmpint(th_connect(&emitter, f->bus.address), ==, 0);
         /* the control: the same flood with nobody subscribed (what the bus side and the allocator
          * keep of it) */
         flood(emitter, payload);
@@ -391,7 +406,7 @@ static void test_slow_reader(ThFixture *f, gconstpointer data) {
         g_assert_cmpint(sd_bus_flush(slow), >=, 0);
         flood(emitter, payload);
         g_assert_true(wait_stat(f->client, "connections_dropped_slow", 1));
-        g_assert_true(wait_stat(f->client, "connections", 1));
+        g_assert_true(wait_stat(f->client, "connections", 0));
         after = rss_kib(f->hub.proc.pid);
         g_test_message("hub RSS %llu KiB after a flood nobody reads, %llu KiB after one a stalled subscriber gets",
                        (unsigned long long) control, (unsigned long long) after);
