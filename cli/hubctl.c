@@ -16,11 +16,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clusterhub/ch-runtime.h"
 #include "config.h"
 #include "hubctl.h"
 
 BusKind arg_bus = BUS_USER;
 const char *arg_address;
+static ChTransport arg_transport; /* CH_TRANSPORT_DEFAULT: $CLUSTERHUB_TRANSPORT, else auto */
+static const char *used_address; /* the hub's private socket ("unix:path=...") when on it */
 const char *arg_ns = DEFAULT_NAMESPACE;
 bool arg_ns_set;
 char *ns_path;
@@ -70,6 +73,8 @@ static void help_main(void) {
                "     --user           Connect to the user (session) bus (default)\n"
                "     --system         Connect to the system bus\n"
                "     --address=ADDR   Connect to the bus at ADDR\n"
+               "     --transport=auto|bus|private\n"
+               "                      The hub's private socket or the bus (default auto)\n"
                "     --ns=NAME        Namespace (default: \"" DEFAULT_NAMESPACE "\")\n\n"
                "Commands that print take --json (one JSON document; monitor: one per line).\n"
                "Values: TEXT (a string), s:TEXT, x:42, i:7, u:7, t:7, d:1.5, b:true, or JSON\n"
@@ -142,6 +147,9 @@ int log_bus_error(const char *what, const sd_bus_error *e, int r) {
                 if (sd_bus_error_is_set(e) && !sd_bus_error_has_name(e, SD_BUS_ERROR_DISCONNECTED))
                         fprintf(stderr, "%s: %s: No hub on %s (%s): nobody owns %s there.\n", program, what, bus_name(),
                                 a ? a : "?", CH_BUS_NAME);
+                else if (used_address)
+                        fprintf(stderr, "%s: %s: Lost the connection to the hub's private socket (%s): %s\n", program,
+                                what, used_address, sd_bus_error_is_set(e) ? e->message : strerror(-r));
                 else
                         fprintf(stderr, "%s: %s: Lost the connection to %s (%s): %s\n", program, what, bus_name(),
                                 a ? a : "?", sd_bus_error_is_set(e) ? e->message : strerror(-r));
@@ -250,7 +258,24 @@ static bool address_ok(const char *a) {
         return any;
 }
 
+/* Was the private transport asked for (or a bad $CLUSTERHUB_TRANSPORT given)?  Then the
+ * library's message, which names the socket, is the one to print. */
+static bool private_asked(void) {
+        const char *e = getenv("CLUSTERHUB_TRANSPORT");
+        ChTransport t = arg_transport;
+
+        if (t == CH_TRANSPORT_DEFAULT && e && *e && ch_transport_from_string(e, &t) < 0)
+                return true;
+        return t == CH_TRANSPORT_PRIVATE;
+}
+
 int connect_bus(sd_bus **ret) {
+        ChClientOptions o = {
+                .bus_type = arg_bus == BUS_SYSTEM ? CH_BUS_SYSTEM : arg_bus == BUS_USER ? CH_BUS_USER : CH_BUS_ADDRESS,
+                .address = arg_bus == BUS_ADDRESS ? arg_address : NULL,
+                .transport = arg_transport,
+        };
+        sd_bus_error error = SD_BUS_ERROR_NULL;
         sd_bus *bus = NULL;
         char buf[512];
         const char *a = bus_address(buf, sizeof(buf));
@@ -265,26 +290,14 @@ int connect_bus(sd_bus **ret) {
                 note_failure(EXIT_UNREACHABLE);
                 return -EINVAL;
         }
-        switch (arg_bus) {
-        case BUS_USER:
-                r = sd_bus_open_user(&bus);
-                break;
-        case BUS_SYSTEM:
-                r = sd_bus_open_system(&bus);
-                break;
-        default:
-                r = sd_bus_new(&bus);
-                if (r >= 0)
-                        r = sd_bus_set_address(bus, arg_address);
-                if (r >= 0)
-                        r = sd_bus_set_bus_client(bus, true);
-                if (r >= 0)
-                        r = sd_bus_start(bus);
-                break;
-        }
+        /* the library's choice: the hub's private socket or the bus (ch-runtime.h) */
+        r = ch_bus_open(&bus, &o, &error);
+        if (r > 0)
+                (void) sd_bus_get_address(bus, &used_address);
         if (r < 0) {
-                sd_bus_unref(bus);
-                if (arg_bus == BUS_USER && !a)
+                if (private_asked())
+                        fprintf(stderr, "%s: %s.\n", program, error.message ? error.message : strerror(-r));
+                else if (arg_bus == BUS_USER && !a)
                         fprintf(stderr, "%s: Cannot connect to the user bus: neither DBUS_SESSION_BUS_ADDRESS nor XDG_RUNTIME_DIR is set.\n",
                                 program);
                 else if (r == -EINVAL)
@@ -293,6 +306,7 @@ int connect_bus(sd_bus **ret) {
                 else
                         fprintf(stderr, "%s: Cannot connect to %s at %s: %s.\n", program, bus_name(), a ? a : "?",
                                 strerror(-r));
+                sd_bus_error_free(&error);
                 print_fix(true);
                 note_failure(EXIT_UNREACHABLE);
                 return r;
@@ -543,7 +557,7 @@ static int verb_help(int argc, char *argv[]) {
 }
 
 int main(int argc, char *argv[]) {
-        enum { ARG_VERSION = 0x100, ARG_USER, ARG_SYSTEM, ARG_ADDRESS, ARG_NS };
+        enum { ARG_VERSION = 0x100, ARG_USER, ARG_SYSTEM, ARG_ADDRESS, ARG_NS, ARG_TRANSPORT };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -551,6 +565,7 @@ int main(int argc, char *argv[]) {
                 { "system", no_argument, NULL, ARG_SYSTEM },
                 { "address", required_argument, NULL, ARG_ADDRESS },
                 { "ns", required_argument, NULL, ARG_NS },
+                { "transport", required_argument, NULL, ARG_TRANSPORT },
                 {}
         };
         const char *verb;
@@ -577,6 +592,12 @@ int main(int argc, char *argv[]) {
                 case ARG_NS:
                         arg_ns = optarg;
                         arg_ns_set = true;
+                        break;
+                case ARG_TRANSPORT:
+                        if (ch_transport_from_string(optarg, &arg_transport) < 0) {
+                                fprintf(stderr, "%s: --transport=%s: not one of auto, bus, private.\n", program, optarg);
+                                return EXIT_USAGE;
+                        }
                         break;
                 default:
                         return EXIT_USAGE;

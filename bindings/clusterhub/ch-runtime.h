@@ -20,10 +20,17 @@
  * calls (ch_register, ch_serve, ch_request, ch_lock, ...) do not dispatch anything while they
  * wait; incoming events and requests are queued and handled afterwards.
  *
- * Hub restarts: the client watches NameOwnerChanged of org.clusterhub.Hub1.  When a new hub
- * appears it registers again under the same id and serves again every served method.  Event
- * subscriptions are bus-side match rules and survive by themselves.  Locks do not survive a hub
- * restart (the hub's lock table is gone); ch_with_lock() reports that as an unlock error. */
+ * Transport: the hub's private socket when it is there and served by the expected user, else
+ * the bus (ChClientOptions.transport, $CLUSTERHUB_TRANSPORT).  All hub traffic of a client uses
+ * one connection, so replies and events keep their order.
+ *
+ * Hub restarts: on the bus the client watches NameOwnerChanged of org.clusterhub.Hub1; on the
+ * private socket a restart closes the connection and the client connects again (retrying after
+ * 50 ms, doubling up to 1 s, until the hub is back; in auto, after about 4.5 s it follows the hub
+ * on the bus instead) and adds its match rules again.  Either way,
+ * when the new hub is there it registers again (asking for the same id) and serves again every served
+ * method.  Locks do not survive a hub restart (the hub's lock table is gone); ch_with_lock()
+ * reports that as an unlock error with ChLockOptions.check_unlock. */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -52,6 +59,16 @@ typedef enum ChBusType {
         CH_BUS_ADDRESS,         /* ChClientOptions.address */
 } ChBusType;
 
+/* How the client reaches the hub: through the bus daemon, or directly on the hub's private
+ * socket (same objects and interfaces, one kernel hop instead of two). */
+typedef enum ChTransport {
+        CH_TRANSPORT_DEFAULT = 0,       /* $CLUSTERHUB_TRANSPORT (bus, private, auto), else auto */
+        CH_TRANSPORT_AUTO,              /* the private socket if it is there and served by root or
+                                         * our uid, else the bus */
+        CH_TRANSPORT_BUS,               /* the bus only */
+        CH_TRANSPORT_PRIVATE,           /* the private socket only: failing names the path */
+} ChTransport;
+
 typedef struct ChClientOptions {
         ChBusType bus_type;
         const char *address;            /* for CH_BUS_ADDRESS; a non-NULL address implies it */
@@ -59,15 +76,41 @@ typedef struct ChClientOptions {
         int64_t event_priority;         /* sd-event priority of the bus source */
         uint64_t request_timeout_ms;    /* default of ch_request*() timeout_ms; 0: 10000 */
         const char *description;        /* connection description for debugging; may be NULL */
+        ChTransport transport;          /* CH_TRANSPORT_DEFAULT: $CLUSTERHUB_TRANSPORT, else auto */
+        /* The hub's private socket.  NULL: $CLUSTERHUB_PRIVATE_SOCKET, else the standard one of
+         * the bus: $XDG_RUNTIME_DIR/clusterhub/private for the user bus, /run/clusterhub/private
+         * for the system bus, and only when that bus is the standard one (the hub of another bus
+         * does not listen there).  An explicit address (CH_BUS_ADDRESS) has no standard socket:
+         * such a client stays on its bus unless a socket is named here or in the environment. */
+        const char *private_socket;
 } ChClientOptions;
 
-/* Connects (opts NULL: the user bus, own loop).  Does not register: call ch_register(). */
+/* Parses "auto", "bus", "private".  0 or -EINVAL. */
+int ch_transport_from_string(const char *s, ChTransport *ret);
+/* "auto", "bus", "private", or NULL for anything else. */
+const char *ch_transport_to_string(ChTransport t);
+
+/* Opens a started connection to the hub as ch_client_new() would (opts NULL: the user bus):
+ * returns 1 on the private socket, 0 on the bus.  On failure *ret_error (may be NULL) names
+ * what failed (the socket's path, the bus).  For tools that use the generated stubs without a
+ * ChClient (hubctl).  With auto, a socket that is missing, refuses the connection or may not be
+ * opened (ENOENT, ECONNREFUSED, EACCES) falls back to the bus silently; any other failure, a
+ * server of another uid among them, falls back with one line on stderr. */
+int ch_bus_open(sd_bus **ret, const ChClientOptions *opts, sd_bus_error *ret_error);
+
+/* Connects (opts NULL: the user bus, own loop) as ch_bus_open() does.  Does not register: call
+ * ch_register().  A failure is also written to stderr (one line naming the socket or the bus). */
 int ch_client_new(ChClient **ret, const ChClientOptions *opts);
 /* Flushes queued messages, drops every subscription, handler and pending call, closes the
  * connection.  Requests still held by the program get a "Failed" error.  NULL-safe; returns NULL. */
 ChClient *ch_client_free(ChClient *c);
 
+/* The connection in use.  On the private socket it is replaced when the hub restarts (a new
+ * connection, a new unique name): fetch it again rather than keeping it, e.g. in the registered
+ * callback.  On the bus it stays the same for the client's life. */
 sd_bus *ch_client_get_bus(ChClient *c);
+/* The private socket's path while the client uses it, NULL on the bus. */
+const char *ch_client_get_private_socket(ChClient *c);
 sd_event *ch_client_get_event(ChClient *c);
 /* The unique bus name of the connection. */
 const char *ch_client_get_unique_name(ChClient *c);
@@ -203,6 +246,7 @@ typedef struct ChLockOptions {
         uint64_t timeout_ms;    /* how long ch_lock waits: 0 the hub's default (10 s), UINT64_MAX forever */
         uint64_t lease_ms;      /* 0: held until unlocked or this connection closes */
         bool shared;            /* reader lock */
+        bool check_unlock;      /* ch_with_lock(): wait for Unlock's answer (see there) */
 } ChLockOptions;
 
 /* Waits for lock NAME in NS (opts NULL: defaults) and stores its fencing token.  Blocking.
@@ -212,11 +256,18 @@ int ch_lock(ChClient *c, const char *ns, const char *name, const ChLockOptions *
 int ch_trylock(ChClient *c, const char *ns, const char *name, const ChLockOptions *opts, uint64_t *ret_token);
 /* -EPERM (NotLockOwner) for a token that is not the holder's, -ENOLCK (NotLocked) if free. */
 int ch_unlock(ChClient *c, const char *ns, const char *name, uint64_t token);
+/* Unlock without waiting for the answer (NO_REPLY_EXPECTED): one message instead of a round trip.
+ * The hub handles it before anything this client sends later, so a following ch_lock() of the
+ * same name queues behind it; nobody hears a failure (the lock was lost meanwhile: lease expired,
+ * hub restarted), the hub counts it in GetStats' 'unheard_errors'.  0 once queued (flushed by
+ * the next blocking call, the loop, or ch_client_flush()), or a local -errno. */
+int ch_unlock_noreply(ChClient *c, const char *ns, const char *name, uint64_t token);
 
 typedef int (*ch_locked_fn)(ChClient *c, uint64_t token, void *userdata);
 /* Takes the lock, runs FN, always unlocks.  Returns the ch_lock() error if the lock was not
- * taken; else FN's result, except that when FN succeeded (>= 0) and unlocking failed (the lock
- * was lost: lease expired, hub restarted) the unlock error is returned. */
+ * taken; else FN's result.  The unlock is one-way (ch_unlock_noreply()) unless
+ * opts->check_unlock: then it waits for the answer, and when FN succeeded (>= 0) and unlocking
+ * failed (the lock was lost: lease expired, hub restarted) the unlock error is returned. */
 int ch_with_lock(ChClient *c, const char *ns, const char *name, const ChLockOptions *opts,
                  ch_locked_fn fn, void *userdata);
 

@@ -48,6 +48,11 @@ int ch_namespace_path(const char *ns, char **ret) {
 }
 
 bool client_sender_is_hub(ChClient *c, sd_bus_message *m) {
+        /* On the private socket only the hub writes to us (its uid was checked when connecting),
+         * whatever sender field it stamps.  On the bus anyone may send us anything: only the
+         * current owner of the hub's name is the hub. */
+        if (c->private_socket)
+                return sd_bus_message_get_bus(m) == c->bus && c->hub_owner;
         return c->hub_owner && streq_ptr(sd_bus_message_get_sender(m), c->hub_owner);
 }
 
@@ -124,6 +129,9 @@ static void hub_appeared(ChClient *c) {
         if (!c->want_registered)
                 return;
         c->register_slot = sd_bus_slot_unref(c->register_slot);
+        /* the id asked for: one the hub derives from the unit comes out the same; one derived from
+         * a connection's name (bus_p2p_7) is that connection's alone, and a new connection after
+         * a restart on the private socket gets a new one */
         r = ch_hub1_call_register_async(c->bus, &c->register_slot, CH_BUS_NAME, CH_HUB_PATH, c->wanted_id, NULL, NULL,
                                         on_reregistered, c, 0);
         if (r < 0)
@@ -183,6 +191,138 @@ static int get_hub_owner(ChClient *c, char **ret) {
         return *ret ? 0 : -ENOMEM;
 }
 
+/* ---- the private socket: a hub restart closes the connection ----------------------------- */
+
+#define RECONNECT_FIRST_USEC (50 * USEC_PER_MSEC)
+#define RECONNECT_MAX_USEC (1000 * USEC_PER_MSEC)
+#define RECONNECT_ATTEMPTS_BEFORE_BUS 8 /* about 4.5 s */
+
+static int client_attach(ChClient *c, sd_bus *bus);
+static int on_reconnect_timer(sd_event_source *s, uint64_t usec, void *userdata);
+
+static void client_detach(ChClient *c) {
+        c->register_slot = sd_bus_slot_unref(c->register_slot);
+        c->noc_slot = sd_bus_slot_unref(c->noc_slot);
+        c->dropped_slot = sd_bus_slot_unref(c->dropped_slot);
+        c->disconnected_slot = sd_bus_slot_unref(c->disconnected_slot);
+        if (c->bus) {
+                (void) sd_bus_flush(c->bus);
+                (void) sd_bus_detach_event(c->bus);
+                c->bus = sd_bus_flush_close_unref(c->bus);
+        }
+}
+
+static int reconnect_schedule(ChClient *c) {
+        int r;
+
+        if (c->reconnect_source) {
+                r = sd_event_source_set_time_relative(c->reconnect_source, c->reconnect_delay_usec);
+                if (r < 0)
+                        return r;
+                return sd_event_source_set_enabled(c->reconnect_source, SD_EVENT_ONESHOT);
+        }
+        return sd_event_add_time_relative(c->event, &c->reconnect_source, CLOCK_MONOTONIC, c->reconnect_delay_usec, 0,
+                                          on_reconnect_timer, c);
+}
+
+/* Sets up a new connection (attached already) as the old one was: match rules, Handler1, then
+ * serve and register once a hub is there. */
+static void client_resume(ChClient *c) {
+        c->reconnect_error = 0;
+        c->reconnect_attempts = 0;
+        (void) events_rematch_all(c);
+        (void) requests_reattach(c);
+        if (c->hub_owner)
+                hub_appeared(c);
+}
+
+/* auto: the socket stayed away (the hub came back without it, or not yet): follow the hub on the
+ * bus from now on, by NameOwnerChanged.  0 when done, < 0 to keep trying the socket. */
+static int fall_back_to_bus(ChClient *c) {
+        ChClientOptions o = { .bus_type = c->bus_type, .address = c->address, .description = c->description };
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus *bus = NULL;
+        int r;
+
+        r = transport_connect_bus(&o, &bus, &e);
+        if (r < 0) {
+                transport_log("%s", e.message ? e.message : strerror(-r));
+                sd_bus_error_free(&e);
+                return r;
+        }
+        transport_log("The hub's private socket %s has been away for %u attempts; following the hub on the bus.",
+                      c->private_socket, c->reconnect_attempts);
+        c->private_socket = mfree(c->private_socket);
+        r = client_attach(c, bus);
+        if (r < 0) {
+                /* neither transport works: as losing the bus */
+                transport_log("Cannot set up the connection to the bus: %s", strerror(-r));
+                client_detach(c);
+                c->bus_lost = true;
+                (void) sd_event_exit(c->event, -ECONNRESET);
+                return 0;
+        }
+        client_resume(c);
+        return 0;
+}
+
+/* Connects again, re-adds the match rules and the Handler1 object, then serves and registers as
+ * after NameOwnerChanged on the bus.  Until the hub is back: again after 50 ms, doubling to 1 s;
+ * in auto, after RECONNECT_ATTEMPTS_BEFORE_BUS attempts the bus. */
+static int on_reconnect_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        ChClient *c = userdata;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus *bus = NULL;
+        int r;
+
+        /* the old connection's pending calls failed with its Disconnected: close it (the match
+         * and object slots still hold it until they are replaced below) */
+        client_detach(c);
+        r = transport_connect_private(c->private_socket, c->description, &bus, &e);
+        if (r >= 0) {
+                r = client_attach(c, bus);
+                if (r < 0) {
+                        (void) sd_bus_error_set_errnof(&e, r, "Cannot set up the connection on %s: %s", c->private_socket,
+                                                       strerror(-r));
+                        client_detach(c);
+                }
+        }
+        if (r < 0) {
+                /* a hub that is restarting is not there for a moment: say nothing of that */
+                if (r != c->reconnect_error && r != -ENOENT && r != -ECONNREFUSED)
+                        transport_log("%s; trying again.", e.message ? e.message : strerror(-r));
+                c->reconnect_error = r;
+                sd_bus_error_free(&e);
+                if (c->bus_fallback && ++c->reconnect_attempts >= RECONNECT_ATTEMPTS_BEFORE_BUS &&
+                    fall_back_to_bus(c) >= 0)
+                        return 0;
+                c->reconnect_delay_usec = c->reconnect_delay_usec * 2 > RECONNECT_MAX_USEC ? RECONNECT_MAX_USEC
+                                                                                           : c->reconnect_delay_usec * 2;
+                r = reconnect_schedule(c);
+                if (r < 0) {
+                        transport_log("Cannot retry connecting to %s: %s", c->private_socket, strerror(-r));
+                        (void) sd_event_exit(c->event, r);
+                }
+                return 0;
+        }
+        client_resume(c);
+        return 0;
+}
+
+static void hub_lost_on_socket(ChClient *c) {
+        int r;
+
+        c->registered = false;
+        c->register_slot = sd_bus_slot_unref(c->register_slot);
+        (void) set_str(&c->hub_owner, NULL);
+        c->reconnect_delay_usec = RECONNECT_FIRST_USEC;
+        r = reconnect_schedule(c);
+        if (r < 0) {
+                transport_log("Cannot reconnect to %s: %s", c->private_socket, strerror(-r));
+                (void) sd_event_exit(c->event, r);
+        }
+}
+
 /* ---- losing the bus ---------------------------------------------------------------------- */
 
 /* sd-bus synthesizes org.freedesktop.DBus.Local.Disconnected once the connection is gone: the
@@ -195,8 +335,13 @@ static int on_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *ret_
         const char *address = NULL, *description = NULL;
 
         /* sd-bus's own, never a message from the bus (which refuses this interface anyway) */
-        if (c->bus_lost || !streq_ptr(sd_bus_message_get_sender(m), "org.freedesktop.DBus.Local"))
+        if (c->bus_lost || !streq_ptr(sd_bus_message_get_sender(m), "org.freedesktop.DBus.Local") ||
+            sd_bus_message_get_bus(m) != c->bus)
                 return 0;
+        if (c->private_socket) {
+                hub_lost_on_socket(c);
+                return 0;
+        }
         c->bus_lost = true;
         c->registered = false;
         (void) set_str(&c->hub_owner, NULL);
@@ -215,42 +360,42 @@ static int on_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *ret_
 
 /* ---- the client ------------------------------------------------------------------------- */
 
-static int bus_connect(const ChClientOptions *o, sd_bus **ret) {
-        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+/* Attaches BUS (taken, also on failure) to the loop and adds the client's own rules. */
+static int client_attach(ChClient *c, sd_bus *bus) {
         int r;
 
-        if (o->address || o->bus_type == CH_BUS_ADDRESS) {
-                if (isempty(o->address))
-                        return -EINVAL;
-                r = sd_bus_new(&bus);
-                if (r < 0)
-                        return r;
-                if (o->description && (r = sd_bus_set_description(bus, o->description)) < 0)
-                        return r;
-                r = sd_bus_set_address(bus, o->address);
-                if (r < 0)
-                        return r;
-                r = sd_bus_set_bus_client(bus, 1);
-                if (r < 0)
-                        return r;
-                r = sd_bus_negotiate_fds(bus, 1);
-                if (r < 0)
-                        return r;
-                r = sd_bus_start(bus);
-        } else if (o->bus_type == CH_BUS_USER)
-                r = o->description ? sd_bus_open_user_with_description(&bus, o->description) : sd_bus_open_user(&bus);
-        else if (o->bus_type == CH_BUS_SYSTEM)
-                r = o->description ? sd_bus_open_system_with_description(&bus, o->description) : sd_bus_open_system(&bus);
-        else
-                return -EINVAL;
+        c->bus = bus;
+        r = sd_bus_attach_event(c->bus, c->event, c->event_priority);
         if (r < 0)
                 return r;
-        *ret = TAKE_PTR(bus);
-        return 0;
+        /* local: sd-bus delivers it itself, the bus daemon never hears of this rule */
+        r = sd_bus_match_signal(c->bus, &c->disconnected_slot, "org.freedesktop.DBus.Local",
+                                "/org/freedesktop/DBus/Local", "org.freedesktop.DBus.Local", "Disconnected",
+                                on_disconnected, c);
+        if (r < 0)
+                return r;
+        if (c->private_socket) {
+                /* only the hub is on the other end: it is there as long as the connection is */
+                r = sd_bus_add_match_async(c->bus, &c->dropped_slot, DROPPED_MATCH, on_namespace_dropped, NULL, c);
+                if (r < 0)
+                        return r;
+                return set_str(&c->hub_owner, CH_BUS_NAME);
+        }
+        /* first the match, then the question: no restart falls between the two */
+        r = sd_bus_add_match(c->bus, &c->noc_slot, NOC_MATCH, on_name_owner_changed, c);
+        if (r < 0)
+                return r;
+        r = sd_bus_add_match_async(c->bus, &c->dropped_slot, DROPPED_MATCH, on_namespace_dropped, NULL, c);
+        if (r < 0)
+                return r;
+        free(c->hub_owner);
+        return get_hub_owner(c, &c->hub_owner);
 }
 
 _public_ int ch_client_new(ChClient **ret, const ChClientOptions *opts) {
         static const ChClientOptions defaults = { .bus_type = CH_BUS_USER };
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus *bus = NULL;
         ChClient *c;
         int r;
 
@@ -265,34 +410,39 @@ _public_ int ch_client_new(ChClient **ret, const ChClientOptions *opts) {
                 return -ENOMEM;
         c->request_timeout_ms = opts->request_timeout_ms ? opts->request_timeout_ms : 10000;
         c->local_cookie = 1;
-
-        r = bus_connect(opts, &c->bus);
-        if (r < 0)
+        c->event_priority = opts->event_priority;
+        if (opts->description && !(c->description = strdup(opts->description))) {
+                r = -ENOMEM;
                 goto fail;
+        }
+
+        c->bus_type = opts->address ? CH_BUS_ADDRESS : opts->bus_type;
+        if (opts->address && !(c->address = strdup(opts->address))) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        r = transport_open(opts, &bus, &c->private_socket, &e);
+        if (r < 0) {
+                if (sd_bus_error_is_set(&e))
+                        transport_log("%s", e.message);
+                client_set_error(c, &e, r);
+                sd_bus_error_free(&e);
+                goto fail;
+        }
         if (opts->event)
                 c->event = sd_event_ref(opts->event);
         else {
                 r = sd_event_new(&c->event);
-                if (r < 0)
+                if (r < 0) {
+                        sd_bus_flush_close_unref(bus);
                         goto fail;
+                }
         }
-        r = sd_bus_attach_event(c->bus, c->event, opts->event_priority);
-        if (r < 0)
-                goto fail;
-        /* local: sd-bus delivers it itself, the bus daemon never hears of this rule */
-        r = sd_bus_match_signal(c->bus, &c->disconnected_slot, "org.freedesktop.DBus.Local",
-                                "/org/freedesktop/DBus/Local", "org.freedesktop.DBus.Local", "Disconnected",
-                                on_disconnected, c);
-        if (r < 0)
-                goto fail;
-        /* first the match, then the question: no restart falls between the two */
-        r = sd_bus_add_match(c->bus, &c->noc_slot, NOC_MATCH, on_name_owner_changed, c);
-        if (r < 0)
-                goto fail;
-        r = sd_bus_add_match_async(c->bus, &c->dropped_slot, DROPPED_MATCH, on_namespace_dropped, NULL, c);
-        if (r < 0)
-                goto fail;
-        r = get_hub_owner(c, &c->hub_owner);
+        if (c->private_socket) {
+                ChTransport t;
+                c->bus_fallback = transport_of(opts, &t, NULL) >= 0 && t == CH_TRANSPORT_AUTO;
+        }
+        r = client_attach(c, bus);
         if (r < 0)
                 goto fail;
         *ret = c;
@@ -307,15 +457,8 @@ _public_ ChClient *ch_client_free(ChClient *c) {
                 return NULL;
         requests_free_all(c);
         events_free_all(c);
-        c->register_slot = sd_bus_slot_unref(c->register_slot);
-        c->noc_slot = sd_bus_slot_unref(c->noc_slot);
-        c->dropped_slot = sd_bus_slot_unref(c->dropped_slot);
-        c->disconnected_slot = sd_bus_slot_unref(c->disconnected_slot);
-        if (c->bus) {
-                (void) sd_bus_flush(c->bus);
-                (void) sd_bus_detach_event(c->bus);
-                c->bus = sd_bus_flush_close_unref(c->bus);
-        }
+        client_detach(c);
+        c->reconnect_source = sd_event_source_disable_unref(c->reconnect_source);
         c->event = sd_event_unref(c->event);
         sd_bus_error_free(&c->last_error);
         free(c->wanted_id);
@@ -323,12 +466,19 @@ _public_ ChClient *ch_client_free(ChClient *c) {
         free(c->hub_owner);
         free(c->registered_owner);
         free(c->last_sender);
+        free(c->private_socket);
+        free(c->description);
+        free(c->address);
         free(c);
         return NULL;
 }
 
 _public_ sd_bus *ch_client_get_bus(ChClient *c) {
         return c ? c->bus : NULL;
+}
+
+_public_ const char *ch_client_get_private_socket(ChClient *c) {
+        return c ? c->private_socket : NULL;
 }
 
 _public_ sd_event *ch_client_get_event(ChClient *c) {
@@ -399,8 +549,9 @@ _public_ int ch_register(ChClient *c, const char *id) {
         r = id_from_path(c, path, &got);
         if (r < 0)
                 return client_set_error(c, NULL, r);
-        /* which hub answered: a NameOwnerChanged already queued for it must not register again */
-        r = get_hub_owner(c, &owner);
+        /* which hub answered: a NameOwnerChanged already queued for it must not register again
+         * (on the private socket the hub is the one at the other end) */
+        r = c->private_socket ? set_str(&owner, CH_BUS_NAME) : get_hub_owner(c, &owner);
         if (r < 0)
                 return client_set_error(c, NULL, r);
         free(c->wanted_id);

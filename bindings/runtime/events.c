@@ -236,6 +236,27 @@ _public_ int ch_off(ChClient *c, uint64_t id) {
         return -ENOENT;
 }
 
+int events_rematch_all(ChClient *c) {
+        int ret = 0;
+
+        c->last_cookie = 0; /* a new connection numbers its messages from 1 again */
+        free(c->last_sender);
+        c->last_sender = NULL;
+        for (Match *m = c->matches; m; m = m->next) {
+                _cleanup_free_ char *path = NULL;
+                int r;
+
+                m->slot = sd_bus_slot_unref(m->slot);
+                r = ch_namespace_path(m->ns, &path);
+                if (r >= 0)
+                        r = ch_events1_match_event_async(c->bus, &m->slot, CH_BUS_NAME, path, m->prefix ? NULL : m->name,
+                                                         m->prefix ? m->name : NULL, on_event_signal, m);
+                if (r < 0 && ret == 0)
+                        ret = r;
+        }
+        return ret;
+}
+
 void events_free_all(ChClient *c) {
         while (c->listeners) {
                 Listener *l = c->listeners;

@@ -283,6 +283,13 @@ static int reserve(ChClient *c, const char *ns) {
         return ret;
 }
 
+int requests_reattach(ChClient *c) {
+        if (!c->handler_slot)
+                return 0;
+        c->handler_slot = sd_bus_slot_unref(c->handler_slot);
+        return ch_handler1_add_object(c->bus, &c->handler_slot, CH_HANDLER_PATH, &handler1_handlers, c);
+}
+
 /* After a hub restart: serve everything again (asynchronously, in the loop). */
 int requests_reserve_all(ChClient *c) {
         return reserve(c, NULL);

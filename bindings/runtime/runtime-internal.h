@@ -21,6 +21,11 @@ static inline void freep(void *p) {
 }
 #define _cleanup_free_ _cleanup_(freep)
 
+static inline void *mfree(void *p) {
+        free(p);
+        return NULL;
+}
+
 #define TAKE_PTR(p)                            \
         ({                                     \
                 __typeof__(p) _ptr_ = (p);     \
@@ -136,6 +141,19 @@ struct ChClient {
         sd_bus_slot *dropped_slot;   /* the hub's NamespaceDropped */
         sd_bus_slot *disconnected_slot;
         bool bus_lost;          /* the connection is gone: the loop ended with -ECONNRESET */
+
+        /* the private socket (NULL on the bus): a hub restart closes the connection, and the
+         * client connects again */
+        char *private_socket;
+        char *description;
+        int64_t event_priority;
+        sd_event_source *reconnect_source;
+        uint64_t reconnect_delay_usec;
+        int reconnect_error;    /* the last failure logged, so that a retry loop logs it once */
+        unsigned reconnect_attempts;
+        bool bus_fallback;      /* auto: if the socket stays away, follow the hub on this bus: */
+        ChBusType bus_type;
+        char *address;
         sd_bus_slot *register_slot;
         ch_registered_fn registered_cb;
         void *registered_userdata;
@@ -157,6 +175,19 @@ struct ChClient {
         Pending *pending;
 };
 
+/* transport.c */
+/* Chooses and opens the connection for O: 1 on the private socket (*ret_socket its path), 0 on
+ * the bus (*ret_socket NULL). */
+int transport_open(const ChClientOptions *o, sd_bus **ret, char **ret_socket, sd_bus_error *error);
+/* The transport O asks for (ChClientOptions.transport, else $CLUSTERHUB_TRANSPORT, else auto). */
+int transport_of(const ChClientOptions *o, ChTransport *ret, sd_bus_error *error);
+/* Connects to the bus of O. */
+int transport_connect_bus(const ChClientOptions *o, sd_bus **ret, sd_bus_error *error);
+/* Connects to the hub's socket at PATH, checks the server's uid (root or ours), waits for Hello. */
+int transport_connect_private(const char *path, const char *description, sd_bus **ret, sd_bus_error *error);
+/* One line on stderr, "libclusterhub: ..." */
+void transport_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* client.c */
 int client_set_error(ChClient *c, const sd_bus_error *e, int r);
 bool ch_namespace_is_valid(const char *ns);
@@ -168,10 +199,14 @@ bool client_sender_is_hub(ChClient *c, sd_bus_message *m);
 
 /* events.c */
 void events_free_all(ChClient *c);
+/* On a new connection: add every match rule again (asynchronously, ahead of later calls). */
+int events_rematch_all(ChClient *c);
 
 /* requests.c */
 void requests_free_all(ChClient *c);
 int requests_reserve_all(ChClient *c);
+/* On a new connection: export org.clusterhub.Handler1 again if it was. */
+int requests_reattach(ChClient *c);
 /* Namespace NS was dropped: serve what we serve there again. */
 int requests_reserve_namespace(ChClient *c, const char *ns);
 int append_empty_payload(sd_bus_message *m, void *userdata);

@@ -164,6 +164,7 @@ static int append_stats(sd_bus_message *reply, void *userdata) {
             (r = append_stat(reply, "connections_accepted", 't', &h->stats.connections_accepted)) < 0 ||
             (r = append_stat(reply, "connections_refused", 't', &h->stats.connections_refused)) < 0 ||
             (r = append_stat(reply, "connections_dropped_slow", 't', &h->stats.connections_dropped_slow)) < 0 ||
+            (r = append_stat(reply, "unheard_errors", 't', &h->stats.unheard_errors)) < 0 ||
             (r = persist_append_stats(h, reply)) < 0 ||
             (r = append_call_counts(reply, h)) < 0)
                 return r;

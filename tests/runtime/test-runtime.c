@@ -8,6 +8,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -150,6 +153,8 @@ static int worker_main(int argc, char *argv[]) {
         r = ch_client_new(&c, &o);
         if (r < 0)
                 return 2;
+        if (getenv("TEST_SAY_TRANSPORT"))
+                out("transport %s", ch_client_get_private_socket(c) ? "private" : "bus");
         r = ch_register(c, argv[3]);
         if (r < 0) {
                 fprintf(stderr, "register: %s\n", strerror(-r));
@@ -196,16 +201,22 @@ typedef struct Worker {
         GString *buf;
 } Worker;
 
-static void spawn_worker(Worker *w, const char *address, const char *id, const char *mode, const char *arg) {
+/* ENVP: the worker's whole environment, NULL: ours (minus the bus addresses). */
+static void spawn_worker_env(Worker *w, const char *address, const char *id, const char *mode, const char *arg,
+                             char **envp) {
         const char *argv[] = { self_path, "--worker", address, id, mode, arg, NULL };
         int fds[2];
 
         g_assert_cmpint(pipe2(fds, O_CLOEXEC), ==, 0);
         w->proc = (ThProc) TH_PROC_NULL;
-        g_assert_cmpint(th_spawn(&w->proc, argv, NULL, fds[1], -1), >, 0);
+        g_assert_cmpint(th_spawn(&w->proc, argv, (const char *const *) envp, fds[1], -1), >, 0);
         close(fds[1]);
         w->out = fds[0];
         w->buf = g_string_new(NULL);
+}
+
+static void spawn_worker(Worker *w, const char *address, const char *id, const char *mode, const char *arg) {
+        spawn_worker_env(w, address, id, mode, arg, NULL);
 }
 
 /* The next line of the worker's output, waiting up to timeout_ms; NULL on timeout or EOF. */
@@ -666,6 +677,15 @@ static int failing_body(ChClient *c, uint64_t token, void *userdata) {
         return -EPROTO;
 }
 
+/* When this returns, the hub has handled everything C sent before (one connection's calls are
+ * handled in order). */
+static void client_barrier(ChClient *c) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        g_assert_cmpint(sd_bus_call_method(ch_client_get_bus(c), CH_BUS_NAME, CH_HUB_PATH, CH_HUB1_INTERFACE, "GetStats",
+                                           &e, NULL, NULL), >=, 0);
+        sd_bus_error_free(&e);
+}
+
 static void test_locks(ThFixture *f, gconstpointer data) {
         TH_RETURN_IF_SKIPPED(f);
         ChClient *c = client_new(f), *c2 = client_new(f);
@@ -693,6 +713,9 @@ static void test_locks(ThFixture *f, gconstpointer data) {
         g_assert_cmpint(ch_with_lock(c, NULL, "L", NULL, locked_body, &seen), ==, 42);
         g_assert_cmpuint(seen, >, tok2);
         g_assert_cmpint(ch_with_lock(c, NULL, "L", NULL, failing_body, NULL), ==, -EPROTO);
+        /* with_lock's Unlock is one-way: another connection sees the lock free once the hub
+         * handled it, i.e. once a later call of c has its answer */
+        client_barrier(c);
         g_assert_cmpint(ch_trylock(c2, NULL, "L", NULL, &tok2), ==, 0);
         /* held by c2: with_lock in c waits, times out, fn not run */
         seen = 0;
@@ -1083,10 +1106,554 @@ static void test_namespace_dropped(ThFixture *f, gconstpointer data) {
         ch_client_free(c);
 }
 
+
+/* ---- the private socket ----------------------------------------------------------------- */
+
+static uint64_t stat_of(ChClient *c, const char *key) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        uint64_t value = UINT64_MAX;
+        const char *k;
+
+        g_assert_cmpint(sd_bus_call_method(ch_client_get_bus(c), CH_BUS_NAME, CH_HUB_PATH, CH_HUB1_INTERFACE, "GetStats",
+                                           &e, &reply, NULL), >=, 0);
+        g_assert_cmpint(sd_bus_message_enter_container(reply, 'a', "{sv}"), >, 0);
+        while (sd_bus_message_enter_container(reply, 'e', "sv") > 0) {
+                g_assert_cmpint(sd_bus_message_read(reply, "s", &k), >, 0);
+                if (g_str_equal(k, key))
+                        g_assert_cmpint(sd_bus_message_read(reply, "v", "t", &value), >, 0);
+                else
+                        g_assert_cmpint(sd_bus_message_skip(reply, "v"), >, 0);
+                g_assert_cmpint(sd_bus_message_exit_container(reply), >, 0);
+        }
+        sd_bus_message_unref(reply);
+        g_assert_cmpuint(value, !=, UINT64_MAX);
+        return value;
+}
+
+/* The hub of F, listening on its private socket too; returns the socket's path. */
+static char *start_listening_hub(ThFixture *f) {
+        char *path = NULL;
+        g_assert_cmpint(th_hub_spawn_listening(&f->hub, &f->bus, NULL, &path), ==, 0);
+        return path;
+}
+
+static ChClient *client_new_transport(ThFixture *f, ChTransport t, const char *socket) {
+        ChClientOptions o = { .address = f->bus.address, .transport = t, .private_socket = socket };
+        ChClient *c = NULL;
+        g_assert_cmpint(ch_client_new(&c, &o), ==, 0);
+        return c;
+}
+
+/* Our environment for a worker, without the bus addresses, with $CLUSTERHUB_PRIVATE_SOCKET =
+ * SOCKET (NULL: unset) and the worker saying which transport it chose. */
+static char **worker_env(const char *socket) {
+        char **env = g_get_environ();
+        env = g_environ_unsetenv(env, "DBUS_SESSION_BUS_ADDRESS");
+        env = g_environ_unsetenv(env, "DBUS_SYSTEM_BUS_ADDRESS");
+        env = g_environ_unsetenv(env, "CLUSTERHUB_TRANSPORT");
+        env = socket ? g_environ_setenv(env, "CLUSTERHUB_PRIVATE_SOCKET", socket, TRUE)
+                     : g_environ_unsetenv(env, "CLUSTERHUB_PRIVATE_SOCKET");
+        return g_environ_setenv(env, "TEST_SAY_TRANSPORT", "1", TRUE);
+}
+
+static char *request_upper(ChClient *c, const char *target, const char *payload) {
+        sd_bus_message *reply = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        const char *s;
+        char *v;
+        int r;
+
+        r = ch_request(c, NULL, target, "upper", append_str, (void *) payload, 5000, &reply, &e);
+        if (r < 0) {
+                v = g_strdup_printf("error %s", e.name);
+                sd_bus_error_free(&e);
+                return v;
+        }
+        g_assert_cmpint(sd_bus_message_read(reply, "v", "s", &s), >, 0);
+        v = g_strdup(s);
+        sd_bus_message_unref(reply);
+        return v;
+}
+
+/* A worker on the socket serves a client on the bus and the other way round; events cross too. */
+static void test_socket_and_bus(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        g_autofree char *path = start_listening_hub(f);
+        g_auto(GStrv) sock_env = worker_env(path), bus_env = worker_env(NULL);
+        Worker ws, wb;
+        Log pongs = { g_string_new(NULL) };
+
+        spawn_worker_env(&ws, f->bus.address, "ws", "echo", NULL, sock_env);
+        expect_line(&ws, "transport private");
+        expect_line(&ws, "ready");
+        spawn_worker_env(&wb, f->bus.address, "wb", "echo", NULL, bus_env);
+        expect_line(&wb, "transport bus");
+        expect_line(&wb, "ready");
+
+        ChClient *cb = client_new_transport(f, CH_TRANSPORT_BUS, path);
+        ChClient *cs = client_new_transport(f, CH_TRANSPORT_PRIVATE, path);
+        g_assert_null(ch_client_get_private_socket(cb));
+        g_assert_cmpstr(ch_client_get_private_socket(cs), ==, path);
+        g_assert_true(g_str_has_prefix(ch_client_get_unique_name(cs), ":p2p."));
+
+        /* requests both ways, and each transport to itself */
+        g_autofree char *a = request_upper(cb, "ws", "bus to socket");
+        g_autofree char *b = request_upper(cs, "wb", "socket to bus");
+        g_autofree char *x = request_upper(cs, "ws", "socket to socket");
+        g_assert_cmpstr(a, ==, "BUS TO SOCKET");
+        g_assert_cmpstr(b, ==, "SOCKET TO BUS");
+        g_assert_cmpstr(x, ==, "SOCKET TO SOCKET");
+
+        /* an emit from the bus reaches the socket worker; its answer reaches the socket client */
+        g_assert_cmpint(ch_on(cs, NULL, "pong", log_event, &pongs, NULL), ==, 0);
+        g_assert_cmpint(ch_register(cb, "cb"), ==, 0);
+        g_assert_cmpint(ch_emit(cb, NULL, "ping", append_str, "p"), ==, 0);
+        ch_client_flush(cb);
+        run_until(cs, &pongs.n, 2, 10000);
+        g_assert_cmpuint(pongs.n, ==, 2);
+        g_assert_true(strstr(pongs.s->str, "pong ws p;"));
+        g_assert_true(strstr(pongs.s->str, "pong wb p;"));
+        expect_line(&ws, "ping cb p");
+        expect_line(&ws, "pong ws p");
+        expect_line(&wb, "ping cb p");
+        expect_line(&wb, "pong wb p");
+
+        g_assert_cmpint(ch_emit_to(cs, NULL, "ws", "quit", NULL, NULL), ==, 0);
+        g_assert_cmpint(ch_emit_to(cs, NULL, "wb", "quit", NULL, NULL), ==, 0);
+        ch_client_flush(cs);
+        worker_finish(&ws);
+        worker_finish(&wb);
+        g_string_free(pongs.s, TRUE);
+        ch_client_free(cs);
+        ch_client_free(cb);
+}
+
+/* A hub restart on the socket: the connection closes, the client connects again, adds its
+ * matches again, serves and registers again. */
+static void test_socket_hub_restart(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        g_autofree char *path = start_listening_hub(f);
+        g_auto(GStrv) sock_env = worker_env(path);
+        Worker w;
+        Log pongs = { g_string_new(NULL) };
+        Regs regs = { 0 };
+
+        spawn_worker_env(&w, f->bus.address, "w2", "echo", NULL, sock_env);
+        expect_line(&w, "transport private");
+        expect_line(&w, "ready");
+        ChClient *c = client_new_transport(f, CH_TRANSPORT_AUTO, path);
+        g_assert_cmpstr(ch_client_get_private_socket(c), ==, path);
+        ch_client_set_registered_callback(c, on_registered, &regs);
+        g_assert_cmpint(ch_register(c, NULL), ==, 0);
+        g_autofree char *derived = g_strdup(ch_client_get_id(c));
+        g_assert_true(g_str_has_prefix(derived, "bus_p2p_"));
+        g_assert_cmpint(ch_on(c, NULL, "pong", log_event, &pongs, NULL), ==, 0);
+
+        /* kill the hub hard (no goodbye) and start it again on the same socket */
+        g_assert_cmpint(th_hub_kill(&f->hub, SIGKILL), ==, 0);
+        g_assert_true(th_hub_wait_exit(&f->hub, NULL));
+        th_hub_clear(&f->hub);
+        run_for(c, 200);
+        g_assert_null(ch_client_get_id(c));
+        g_free(path);
+        path = start_listening_hub(f);
+
+        run_until(c, &regs.n, 2, 10000);
+        g_assert_cmpuint(regs.n, ==, 2);
+        /* derived from the connection's name again: a new connection, a new name */
+        g_assert_true(g_str_has_prefix(regs.last, "bus_p2p_"));
+        g_assert_cmpstr(ch_client_get_id(c), ==, regs.last);
+        g_free(derived);
+        derived = g_strdup(regs.last);
+        g_assert_cmpstr(ch_client_get_private_socket(c), ==, path);
+        int64_t deadline = now_ms() + 10000;
+        while (!worker_listed(ch_client_get_bus(c), "w2") && now_ms() < deadline)
+                run_for(c, 20);
+        g_assert_true(worker_listed(ch_client_get_bus(c), "w2"));
+
+        /* the worker serves again, and both listen again */
+        g_autofree char *up = NULL;
+        deadline = now_ms() + 10000;
+        do {
+                g_free(up);
+                up = request_upper(c, "w2", "again");
+        } while (!g_str_equal(up, "AGAIN") && now_ms() < deadline && (g_usleep(20000), true));
+        g_assert_cmpstr(up, ==, "AGAIN");
+        g_assert_cmpint(ch_emit(c, NULL, "ping", append_str, "after"), ==, 0);
+        run_until(c, &pongs.n, 1, 10000);
+        g_assert_cmpstr(pongs.s->str, ==, "pong w2 after;");
+
+        g_assert_cmpint(ch_emit_to(c, NULL, "w2", "quit", NULL, NULL), ==, 0);
+        ch_client_flush(c);
+        g_autofree char *ping = g_strdup_printf("ping %s after", derived);
+        expect_line(&w, ping);
+        expect_line(&w, "pong w2 after");
+        worker_finish(&w);
+        g_free(regs.last);
+        g_string_free(pongs.s, TRUE);
+        ch_client_free(c);
+}
+
+/* The hub comes back without its socket: after a few attempts an auto client follows it on the
+ * bus; a private one keeps waiting for the socket. */
+static void test_socket_gone(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        g_autofree char *path = start_listening_hub(f);
+        Regs regs = { 0 };
+        Log pongs = { g_string_new(NULL) };
+
+        ChClient *c = client_new_transport(f, CH_TRANSPORT_AUTO, path);
+        ChClient *p = client_new_transport(f, CH_TRANSPORT_PRIVATE, path);
+        g_assert_nonnull(ch_client_get_private_socket(c));
+        ch_client_set_registered_callback(c, on_registered, &regs);
+        g_assert_cmpint(ch_register(c, "follower"), ==, 0);
+        g_assert_cmpint(ch_register(p, "waiter"), ==, 0);
+        g_assert_cmpint(ch_on(c, NULL, "pong", log_event, &pongs, NULL), ==, 0);
+
+        th_hub_stop(&f->hub);
+        th_hub_clear(&f->hub);
+        g_assert_cmpint(th_hub_spawn(&f->hub, f->bus.address, NULL), ==, 0); /* no --listen */
+        /* both loops run meanwhile */
+        int64_t deadline = now_ms() + 30000;
+        while (regs.n < 2 && now_ms() < deadline) {
+                g_assert_cmpint(ch_client_process(c, 20 * 1000), >=, 0);
+                g_assert_cmpint(ch_client_process(p, 20 * 1000), >=, 0);
+        }
+        g_assert_cmpuint(regs.n, ==, 2);
+        g_assert_null(ch_client_get_private_socket(c));
+        g_assert_cmpstr(ch_client_get_id(c), ==, "follower");
+        g_assert_true(worker_listed(f->client, "follower"));
+        g_assert_cmpstr(ch_client_get_private_socket(p), ==, path);
+        g_assert_null(ch_client_get_id(p));
+        g_assert_false(worker_listed(f->client, "waiter"));
+        /* its listeners came along */
+        ChClient *b = client_new_transport(f, CH_TRANSPORT_BUS, NULL);
+        g_assert_cmpint(ch_emit_remote(b, NULL, "pong", append_str, "on the bus"), ==, 0);
+        ch_client_flush(b);
+        run_until(c, &pongs.n, 1, 10000);
+        g_assert_cmpuint(pongs.n, ==, 1);
+        g_assert_true(g_str_has_suffix(pongs.s->str, " on the bus;"));
+        ch_client_free(b);
+        ch_client_free(p);
+        ch_client_free(c);
+        g_free(regs.last);
+        g_string_free(pongs.s, TRUE);
+}
+
+/* Sets $NAME to VALUE (NULL: unsets) for one test; restore with env_restore(). */
+typedef struct SavedEnv {
+        const char *name;
+        char *value;
+} SavedEnv;
+
+static SavedEnv env_set(const char *name, const char *value) {
+        SavedEnv saved = { name, g_strdup(g_getenv(name)) };
+        if (value)
+                g_assert_true(g_setenv(name, value, TRUE));
+        else
+                g_unsetenv(name);
+        return saved;
+}
+
+static void env_restore(SavedEnv *saved) {
+        if (saved->value)
+                g_assert_true(g_setenv(saved->name, saved->value, TRUE));
+        else
+                g_unsetenv(saved->name);
+        g_free(saved->value);
+}
+
+static int open_client(ThFixture *f, ChTransport t, const char *socket, char **ret_private, char **ret_error) {
+        ChClientOptions o = { .address = f->bus.address, .transport = t, .private_socket = socket };
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus *bus = NULL;
+        int r;
+
+        r = ch_bus_open(&bus, &o, &e);
+        *ret_error = r < 0 ? g_strdup(e.message) : NULL;
+        *ret_private = NULL;
+        sd_bus_error_free(&e);
+        if (r >= 0) {
+                /* the hub answers on either */
+                g_assert_cmpint(sd_bus_call_method(bus, CH_BUS_NAME, CH_HUB_PATH, CH_HUB1_INTERFACE, "GetStats", NULL, NULL,
+                                                   NULL), >=, 0);
+                if (r > 0)
+                        *ret_private = g_strdup("private");
+        }
+        sd_bus_flush_close_unref(bus);
+        return r;
+}
+
+/* Which transport each setting chooses; a missing socket falls back in auto and fails, naming
+ * the path, in private. */
+static void test_transport_choice(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        g_autofree char *path = start_listening_hub(f);
+        g_autofree char *missing = g_build_filename(f->bus.tmpdir, "nothing-here", NULL);
+        g_autofree char *on = NULL, *err = NULL;
+        ChTransport t;
+        SavedEnv env_t = env_set("CLUSTERHUB_TRANSPORT", NULL), env_s = env_set("CLUSTERHUB_PRIVATE_SOCKET", NULL);
+
+        g_assert_cmpint(ch_transport_from_string("auto", &t), ==, 0);
+        g_assert_cmpint(t, ==, CH_TRANSPORT_AUTO);
+        g_assert_cmpint(ch_transport_from_string("private", &t), ==, 0);
+        g_assert_cmpint(t, ==, CH_TRANSPORT_PRIVATE);
+        g_assert_cmpint(ch_transport_from_string("bus", &t), ==, 0);
+        g_assert_cmpint(t, ==, CH_TRANSPORT_BUS);
+        g_assert_cmpint(ch_transport_from_string("p2p", &t), ==, -EINVAL);
+        g_assert_cmpint(t, ==, CH_TRANSPORT_BUS); /* untouched */
+        g_assert_cmpstr(ch_transport_to_string(CH_TRANSPORT_PRIVATE), ==, "private");
+        g_assert_null(ch_transport_to_string(CH_TRANSPORT_DEFAULT));
+
+        /* an explicit address and no socket named: the bus, in auto as by default */
+        g_assert_cmpint(open_client(f, CH_TRANSPORT_DEFAULT, NULL, &on, &err), ==, 0);
+        g_assert_cmpint(open_client(f, CH_TRANSPORT_AUTO, NULL, &on, &err), ==, 0);
+        /* ... and private cannot guess one */
+        g_assert_cmpint(open_client(f, CH_TRANSPORT_PRIVATE, NULL, &on, &err), ==, -EINVAL);
+        g_assert_nonnull(strstr(err, "CLUSTERHUB_PRIVATE_SOCKET"));
+        g_clear_pointer(&err, g_free);
+
+        /* a socket named: auto takes it, bus does not */
+        g_assert_cmpint(open_client(f, CH_TRANSPORT_AUTO, path, &on, &err), ==, 1);
+        g_clear_pointer(&on, g_free);
+        g_assert_cmpint(open_client(f, CH_TRANSPORT_BUS, path, &on, &err), ==, 0);
+        g_assert_cmpint(open_client(f, CH_TRANSPORT_PRIVATE, path, &on, &err), ==, 1);
+        g_clear_pointer(&on, g_free);
+
+        /* a missing socket: auto falls back to the bus, private fails naming it */
+        g_assert_cmpint(open_client(f, CH_TRANSPORT_AUTO, missing, &on, &err), ==, 0);
+        g_assert_cmpint(open_client(f, CH_TRANSPORT_PRIVATE, missing, &on, &err), ==, -ENOENT);
+        g_assert_nonnull(strstr(err, missing));
+        g_clear_pointer(&err, g_free);
+        ChClientOptions o = { .address = f->bus.address, .transport = CH_TRANSPORT_PRIVATE, .private_socket = missing };
+        ChClient *c = NULL;
+        g_assert_cmpint(ch_client_new(&c, &o), ==, -ENOENT);
+        g_assert_null(c);
+        c = client_new_transport(f, CH_TRANSPORT_AUTO, missing);
+        g_assert_null(ch_client_get_private_socket(c));
+        ch_client_free(c);
+
+        /* the environment: the socket, and the transport (an option given by the program wins) */
+        SavedEnv e1 = env_set("CLUSTERHUB_PRIVATE_SOCKET", path);
+        g_assert_cmpint(open_client(f, CH_TRANSPORT_DEFAULT, NULL, &on, &err), ==, 1);
+        g_clear_pointer(&on, g_free);
+        SavedEnv e2 = env_set("CLUSTERHUB_TRANSPORT", "bus");
+        g_assert_cmpint(open_client(f, CH_TRANSPORT_DEFAULT, NULL, &on, &err), ==, 0);
+        g_assert_cmpint(open_client(f, CH_TRANSPORT_PRIVATE, NULL, &on, &err), ==, 1);
+        g_clear_pointer(&on, g_free);
+        env_restore(&e2);
+        e2 = env_set("CLUSTERHUB_TRANSPORT", "private");
+        g_assert_cmpint(open_client(f, CH_TRANSPORT_DEFAULT, missing, &on, &err), ==, -ENOENT);
+        g_assert_nonnull(strstr(err, missing));
+        g_clear_pointer(&err, g_free);
+        env_restore(&e2);
+        e2 = env_set("CLUSTERHUB_TRANSPORT", "sideways");
+        g_assert_cmpint(open_client(f, CH_TRANSPORT_DEFAULT, NULL, &on, &err), ==, -EINVAL);
+        g_assert_nonnull(strstr(err, "sideways"));
+        g_clear_pointer(&err, g_free);
+        env_restore(&e2);
+        env_restore(&e1);
+
+        /* the standard place: $XDG_RUNTIME_DIR/clusterhub/private of the standard user bus */
+        g_autofree char *runtime = g_build_filename(f->bus.tmpdir, "runtime", NULL);
+        g_autofree char *hubdir = g_build_filename(runtime, "clusterhub", NULL);
+        g_autofree char *standard = g_build_filename(hubdir, "private", NULL);
+        g_autofree char *standard_bus = g_strdup_printf("unix:path=%s/bus", runtime);
+        g_assert_cmpint(g_mkdir_with_parents(hubdir, 0700), ==, 0);
+        g_assert_cmpint(symlink(path, standard), ==, 0);
+        ChClientOptions user = { .bus_type = CH_BUS_USER };
+        sd_bus *bus = NULL;
+        SavedEnv x = env_set("XDG_RUNTIME_DIR", runtime), d = env_set("DBUS_SESSION_BUS_ADDRESS", standard_bus);
+        g_assert_cmpint(ch_bus_open(&bus, &user, NULL), ==, 1);
+        bus = sd_bus_flush_close_unref(bus);
+        /* another session bus: its hub is not the one listening in the standard place */
+        env_restore(&d);
+        d = env_set("DBUS_SESSION_BUS_ADDRESS", f->bus.address);
+        g_assert_cmpint(ch_bus_open(&bus, &user, NULL), ==, 0);
+        bus = sd_bus_flush_close_unref(bus);
+        env_restore(&d);
+        env_restore(&x);
+
+        env_restore(&env_s);
+        env_restore(&env_t);
+}
+
+/* --listen-foreign PATH: listens on PATH and accepts, saying nothing (run as another uid). */
+static int foreign_main(const char *path) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        /* another uid: neither the harness nor PR_SET_PDEATHSIG (cleared by setpriv) may stop us */
+        alarm(120);
+        if (fd < 0 || strlen(path) >= sizeof(sa.sun_path))
+                return 2;
+        strcpy(sa.sun_path, path);
+        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 || listen(fd, 16) < 0)
+                return 3;
+        for (;;)
+                (void) accept4(fd, NULL, NULL, SOCK_CLOEXEC); /* kept open until we are killed */
+}
+
+/* A socket served by a process of another uid: auto falls back to the bus, private refuses. */
+static void test_foreign_socket(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        g_autofree char *setpriv = g_find_program_in_path("setpriv");
+        if (geteuid() != 0 || !setpriv) {
+                g_test_skip("needs root and setpriv (util-linux) to serve a socket as uid 65534");
+                return;
+        }
+        g_autofree char *hub_path = start_listening_hub(f); /* the bus the clients fall back to */
+        g_autofree char *dir = g_build_filename(f->bus.tmpdir, "foreign", NULL);
+        g_autofree char *path = g_build_filename(dir, "private", NULL);
+        g_autofree char *on = NULL, *err = NULL;
+        ThProc proc = TH_PROC_NULL;
+        const char *argv[] = { "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", self_path,
+                               "--listen-foreign", path, NULL };
+
+        g_assert_cmpint(chmod(f->bus.tmpdir, 0755), ==, 0);
+        g_assert_cmpint(g_mkdir_with_parents(dir, 0700), ==, 0);
+        g_assert_cmpint(chown(dir, 65534, 65534), ==, 0);
+        g_assert_cmpint(th_spawn(&proc, argv, NULL, -1, -1), >, 0);
+        int64_t deadline = now_ms() + 10000;
+        while (!g_file_test(path, G_FILE_TEST_EXISTS) && now_ms() < deadline && !th_proc_exited(&proc))
+                g_usleep(20 * 1000);
+        g_assert_true(g_file_test(path, G_FILE_TEST_EXISTS));
+
+        g_assert_cmpint(open_client(f, CH_TRANSPORT_AUTO, path, &on, &err), ==, 0);
+        g_assert_null(on);
+        g_assert_cmpint(open_client(f, CH_TRANSPORT_PRIVATE, path, &on, &err), ==, -EPERM);
+        g_test_message("private: %s", err);
+        g_assert_nonnull(strstr(err, path));
+        g_assert_nonnull(strstr(err, "uid 65534"));
+        ChClient *c = client_new_transport(f, CH_TRANSPORT_AUTO, path);
+        g_assert_null(ch_client_get_private_socket(c));
+        ch_client_free(c);
+
+        th_proc_stop(&proc, SIGKILL, 10000);
+        th_proc_clear(&proc);
+}
+
+static int unlock_inside(ChClient *c, uint64_t token, void *userdata) {
+        g_assert_cmpint(ch_unlock(c, NULL, "U", token), ==, 0); /* the body loses the lock */
+        return 5;
+}
+
+/* One-way Unlock on either transport: a later Lock of the same client waits behind it, and a
+ * failing one is counted by the hub. */
+static void test_unlock_oneway(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        g_autofree char *path = start_listening_hub(f);
+        ChClient *clients[2] = { client_new_transport(f, CH_TRANSPORT_BUS, NULL),
+                                 client_new_transport(f, CH_TRANSPORT_PRIVATE, path) };
+        ChLockOptions checked = { .check_unlock = true };
+        uint64_t unheard = 0;
+
+        g_assert_null(ch_client_get_private_socket(clients[0]));
+        g_assert_nonnull(ch_client_get_private_socket(clients[1]));
+        for (int i = 0; i < 2; i++) {
+                ChClient *c = clients[i];
+                ChLockOptions quick = { .timeout_ms = 2000 };
+                uint64_t tok = 0, tok2 = 0;
+
+                g_assert_cmpuint(stat_of(c, "unheard_errors"), ==, unheard);
+                g_assert_cmpint(ch_lock(c, NULL, "U", NULL, &tok), ==, 0);
+                g_assert_cmpint(ch_unlock_noreply(c, NULL, "U", tok), ==, 0);
+                /* handled before this Lock: else it would be -EDEADLK (we hold it) */
+                g_assert_cmpint(ch_lock(c, NULL, "U", &quick, &tok2), ==, 0);
+                g_assert_cmpuint(tok2, >, tok);
+                g_assert_cmpint(ch_unlock_noreply(c, NULL, "U", tok2), ==, 0);
+                g_assert_cmpuint(stat_of(c, "unheard_errors"), ==, unheard);
+
+                /* nobody hears these fail; the hub counts them */
+                g_assert_cmpint(ch_unlock_noreply(c, NULL, "U", tok2), ==, 0);  /* NotLocked */
+                g_assert_cmpint(ch_unlock_noreply(c, NULL, "", tok2), ==, -EINVAL); /* not sent */
+                g_assert_cmpuint(stat_of(c, "unheard_errors"), ==, ++unheard);
+                /* with_lock unlocks one-way: a body that lost the lock goes unnoticed but counted */
+                g_assert_cmpint(ch_with_lock(c, NULL, "U", NULL, unlock_inside, NULL), ==, 5);
+                g_assert_cmpuint(stat_of(c, "unheard_errors"), ==, ++unheard);
+                /* ... unless asked to check */
+                g_assert_cmpint(ch_with_lock(c, NULL, "U", &checked, unlock_inside, NULL), ==, -ENOLCK);
+                g_assert_cmpuint(stat_of(c, "unheard_errors"), ==, unheard);
+                /* a two-way failure is heard, not counted */
+                g_assert_cmpint(ch_unlock(c, NULL, "U", tok2), ==, -ENOLCK);
+                g_assert_cmpuint(stat_of(c, "unheard_errors"), ==, unheard);
+        }
+        ch_client_free(clients[1]);
+        ch_client_free(clients[0]);
+}
+
+
+/* Runs hubctl ARGS with $CLUSTERHUB_PRIVATE_SOCKET = SOCKET; returns its exit status. */
+static int run_hubctl(const char *socket, const char *const *args, char **ret_out, char **ret_err) {
+        g_autofree char *hubctl = g_build_filename(g_getenv("MESON_BUILD_ROOT"), "cli", "hubctl", NULL);
+        g_autoptr(GPtrArray) argv = g_ptr_array_new();
+        g_auto(GStrv) env = worker_env(socket);
+        g_autoptr(GError) error = NULL;
+        int status = -1;
+
+        g_ptr_array_add(argv, hubctl);
+        for (size_t i = 0; args[i]; i++)
+                g_ptr_array_add(argv, (char *) args[i]);
+        g_ptr_array_add(argv, NULL);
+        g_assert_true(g_spawn_sync(NULL, (char **) argv->pdata, env, G_SPAWN_DEFAULT, NULL, NULL, ret_out, ret_err, &status,
+                                   &error));
+        g_test_message("hubctl: %s", *ret_err);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* hubctl --transport= makes the library's choice. */
+static void test_hubctl_transport(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        g_autofree char *path = start_listening_hub(f);
+        g_autofree char *missing = g_build_filename(f->bus.tmpdir, "nothing-here", NULL);
+        g_autofree char *address = g_strdup_printf("--address=%s", f->bus.address);
+        ChClient *c = client_new_transport(f, CH_TRANSPORT_BUS, NULL);
+        char *out = NULL, *err = NULL;
+        uint64_t accepted = stat_of(c, "connections_accepted");
+
+        /* on the socket, when named */
+        const char *set[] = { address, "--transport=private", "set", "k", "v", NULL };
+        g_assert_cmpint(run_hubctl(path, set, &out, &err), ==, 0);
+        g_clear_pointer(&out, g_free);
+        g_clear_pointer(&err, g_free);
+        g_assert_cmpuint(stat_of(c, "connections_accepted"), ==, ++accepted);
+        const char *get[] = { address, "get", "k", NULL }; /* auto */
+        g_assert_cmpint(run_hubctl(path, get, &out, &err), ==, 0);
+        g_assert_cmpstr(out, ==, "v\n");
+        g_clear_pointer(&out, g_free);
+        g_clear_pointer(&err, g_free);
+        g_assert_cmpuint(stat_of(c, "connections_accepted"), ==, ++accepted);
+        /* on the bus, when asked */
+        const char *get_bus[] = { address, "--transport=bus", "get", "k", NULL };
+        g_assert_cmpint(run_hubctl(path, get_bus, &out, &err), ==, 0);
+        g_assert_cmpstr(out, ==, "v\n");
+        g_clear_pointer(&out, g_free);
+        g_clear_pointer(&err, g_free);
+        g_assert_cmpuint(stat_of(c, "connections_accepted"), ==, accepted);
+        /* a missing socket: auto uses the bus, private fails naming it (cannot reach: 4) */
+        g_assert_cmpint(run_hubctl(missing, get, &out, &err), ==, 0);
+        g_clear_pointer(&out, g_free);
+        g_clear_pointer(&err, g_free);
+        const char *get_private[] = { address, "--transport=private", "get", "k", NULL };
+        g_assert_cmpint(run_hubctl(missing, get_private, &out, &err), ==, 4);
+        g_assert_nonnull(strstr(err, missing));
+        g_clear_pointer(&out, g_free);
+        g_clear_pointer(&err, g_free);
+        const char *bad[] = { address, "--transport=carrier-pigeon", "get", "k", NULL };
+        g_assert_cmpint(run_hubctl(path, bad, &out, &err), ==, 2);
+        g_assert_nonnull(strstr(err, "carrier-pigeon"));
+        g_clear_pointer(&out, g_free);
+        g_clear_pointer(&err, g_free);
+        ch_client_free(c);
+}
+
 int main(int argc, char **argv) {
         self_path = argv[0];
         if (argc >= 5 && g_str_equal(argv[1], "--worker"))
                 return worker_main(argc, argv);
+        if (argc == 3 && g_str_equal(argv[1], "--listen-foreign"))
+                return foreign_main(argv[2]);
         g_test_init(&argc, &argv, NULL);
         TH_ADD_BUS_TEST_WITH_HUB("/runtime/local-order", test_local_order);
         TH_ADD_BUS_TEST_WITH_HUB("/runtime/remote", test_remote);
@@ -1098,5 +1665,12 @@ int main(int argc, char **argv) {
         TH_ADD_BUS_TEST_WITH_HUB("/runtime/forged-events-worker", test_forged_events_worker);
         TH_ADD_BUS_TEST_WITH_HUB("/runtime/bus-lost", test_bus_lost);
         TH_ADD_BUS_TEST_WITH_HUB("/runtime/bus-lost-run", test_bus_lost_run);
+        TH_ADD_BUS_TEST("/runtime/socket-and-bus", test_socket_and_bus);
+        TH_ADD_BUS_TEST("/runtime/socket-hub-restart", test_socket_hub_restart);
+        TH_ADD_BUS_TEST("/runtime/socket-gone", test_socket_gone);
+        TH_ADD_BUS_TEST("/runtime/transport-choice", test_transport_choice);
+        TH_ADD_BUS_TEST("/runtime/foreign-socket", test_foreign_socket);
+        TH_ADD_BUS_TEST("/runtime/unlock-oneway", test_unlock_oneway);
+        TH_ADD_BUS_TEST("/runtime/hubctl-transport", test_hubctl_transport);
         return g_test_run();
 }
