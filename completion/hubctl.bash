@@ -11,7 +11,7 @@ _hubctl() {
                 cword=$COMP_CWORD
         fi
 
-        local global_opts="--user --system --address= --ns= --help --version"
+        local global_opts="--user --system --address= --transport= --ns= --help --version"
         local commands="get set del incr keys ttl store emit send monitor request workers wait-workers stats namespaces save dump restore lock locks unlock help"
         local -A opts=(
                 [get]="--json --raw --help"
@@ -62,6 +62,10 @@ _hubctl() {
         --ttl=* | --timeout=* | --lease=*)
                 local v=${cur#*=}
                 COMPREPLY=($(compgen -P "${cur%%=*}=" -W "500ms 1s 10s 30s 1min 5min 1h infinity" -- "$v"))
+                return
+                ;;
+        --transport=*)
+                COMPREPLY=($(compgen -P "--transport=" -W "auto bus private" -- "${cur#*=}"))
                 return
                 ;;
         --address=*)
