@@ -48,7 +48,6 @@ typedef struct HubStats {
         uint64_t connections_accepted;    /* private socket: every accepted connection */
         uint64_t connections_refused;     /* private socket: credentials or --max-connections */
         uint64_t connections_dropped_slow;/* private socket: over --max-queued-per-connection */
-        uint64_t unheard_errors;          /* error answers to calls sent without expecting one */
 } HubStats;
 
 typedef struct CallCount {

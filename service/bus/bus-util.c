@@ -25,6 +25,20 @@ static struct {
         void *userdata;
 } gate;
 
+/* Failed calls whose callers expect no reply (GetStats 'unheard_errors'). */
+static uint64_t unheard_errors;
+
+static void count_unheard(sd_bus_message *call, const sd_bus_error *error, int r) {
+        (void) call;
+        (void) error;
+        (void) r;
+        unheard_errors++;
+}
+
+uint64_t bus_unheard_errors(void) {
+        return unheard_errors;
+}
+
 void bus_gate_install(void) {
         ch_events1_set_send_hook(bus_send);
         ch_handler1_set_send_hook(bus_send);
@@ -33,6 +47,13 @@ void bus_gate_install(void) {
         ch_requests1_set_send_hook(bus_send);
         ch_store1_set_send_hook(bus_send);
         ch_worker1_set_send_hook(bus_send);
+        ch_events1_set_unheard_hook(count_unheard);
+        ch_handler1_set_unheard_hook(count_unheard);
+        ch_hub1_set_unheard_hook(count_unheard);
+        ch_locks1_set_unheard_hook(count_unheard);
+        ch_requests1_set_unheard_hook(count_unheard);
+        ch_store1_set_unheard_hook(count_unheard);
+        ch_worker1_set_unheard_hook(count_unheard);
 }
 
 void bus_gate_set_flush(void (*flush)(void *userdata), void *userdata) {
@@ -104,8 +125,10 @@ int bus_reply_error(sd_bus_message *call, const sd_bus_error *e) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         int r;
 
-        if (!sd_bus_message_get_expect_reply(call))
+        if (!sd_bus_message_get_expect_reply(call)) {
+                unheard_errors++; /* a waiting call of a caller that wants no answer failed */
                 return 0;
+        }
         r = sd_bus_message_new_method_error(call, &reply, e);
         if (r < 0)
                 return r;
@@ -116,8 +139,10 @@ int bus_reply_errorf(sd_bus_message *call, const char *name, const char *fmt, ..
         _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
         va_list ap;
 
-        if (!sd_bus_message_get_expect_reply(call))
+        if (!sd_bus_message_get_expect_reply(call)) {
+                unheard_errors++;
                 return 0;
+        }
         va_start(ap, fmt);
         (void) sd_bus_error_setfv(&e, name, fmt, ap);
         va_end(ap);

@@ -20,6 +20,8 @@
 
 /* Point the generated servers' send hooks at bus_send().  Call before serving. */
 void bus_gate_install(void);
+/* Calls that failed while their callers expected no reply, since start (GetStats 'unheard_errors'). */
+uint64_t bus_unheard_errors(void);
 /* FLUSH syncs and then calls bus_gate_open(); the gate calls it when the held queue is full
  * and bus_gate_flush() does.  NULL: no log (bus_gate_flush() only opens the gate). */
 void bus_gate_set_flush(void (*flush)(void *userdata), void *userdata);

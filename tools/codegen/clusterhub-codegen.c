@@ -984,19 +984,25 @@ static const char *server_runtime =
         "        return send_hook ? send_hook(m) : sd_bus_send(NULL, m, NULL);\n}\n\n"
         "/* A call that failed (R < 0 or ERROR set): sd-bus would build and send the error reply\n"
         " * itself, past the hook; with a hook, build it here and send it through the hook. */\n"
+        "static ch_unheard_hook_t unheard_hook;\n\n"
         "static int server_result(sd_bus_message *call, int r, sd_bus_error *error) {\n"
         "        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;\n"
         "        int q;\n\n"
-        "        if (!send_hook || (r >= 0 && !sd_bus_error_is_set(error)))\n                return r;\n"
-        "        if (sd_bus_message_get_expect_reply(call)) {\n"
-        "                if (sd_bus_error_is_set(error))\n"
-        "                        q = sd_bus_message_new_method_error(call, &reply, error);\n"
-        "                else\n"
-        "                        q = sd_bus_message_new_method_errno(call, &reply, r, NULL);\n"
-        "                if (q < 0)\n                        return r; /* sd-bus answers */\n"
-        "                q = send_hook(reply);\n"
-        "                if (q < 0)\n                        return q;\n"
+        "        if (r >= 0 && !sd_bus_error_is_set(error))\n                return r;\n"
+        "        if (!sd_bus_message_get_expect_reply(call)) {\n"
+        "                /* a failure nobody hears: tell the hook, answer nothing */\n"
+        "                if (unheard_hook)\n                        unheard_hook(call, error, r);\n"
+        "                sd_bus_error_free(error);\n"
+        "                return 1;\n"
         "        }\n"
+        "        if (!send_hook)\n                return r;\n"
+        "        if (sd_bus_error_is_set(error))\n"
+        "                q = sd_bus_message_new_method_error(call, &reply, error);\n"
+        "        else\n"
+        "                q = sd_bus_message_new_method_errno(call, &reply, r, NULL);\n"
+        "        if (q < 0)\n                return r; /* sd-bus answers */\n"
+        "        q = send_hook(reply);\n"
+        "        if (q < 0)\n                return q;\n"
         "        sd_bus_error_free(error); /* answered: sd-bus must not answer again */\n"
         "        return 1;\n}\n\n"
         "static int register_vtable(sd_bus *bus, sd_bus_slot **ret_slot, const char *path, const char *interface, const sd_bus_vtable *vtable,\n"
@@ -1026,7 +1032,9 @@ static void gen_server(const Options *opt, Iface *f, GString *h, GString *c) {
                 "#ifndef CH_CODEGEN_SEND_HOOK\n#define CH_CODEGEN_SEND_HOOK\n"
                 "/* Sends M (a reply or a signal) as sd_bus_send(NULL, M, NULL) would, now or later\n"
                 " * (sd_bus_message_ref(M) to keep it); returns 0 or a negative errno. */\n"
-                "typedef int (*ch_send_hook_t)(sd_bus_message *m);\n#endif\n\n");
+                "typedef int (*ch_send_hook_t)(sd_bus_message *m);\n"
+                "/* Told of a call that failed (R < 0 or ERROR set) while its caller expects no reply. */\n"
+                "typedef void (*ch_unheard_hook_t)(sd_bus_message *call, const sd_bus_error *error, int r);\n#endif\n\n");
         g_string_append_printf(h,
                 "/* The implementation of %s. A handler gets the leading simple arguments typed; the message\n"
                 " * M is positioned at the first other argument. It replies with %s_reply_*() (at once, or later\n"
@@ -1054,7 +1062,10 @@ static void gen_server(const Options *opt, Iface *f, GString *h, GString *c) {
                 "/* Send this interface's replies and signals through HOOK instead of sd_bus_send(); the error\n"
                 " * replies of failed calls (a handler's negative return or ret_error) go through it too.\n"
                 " * NULL (the default) sends at once.  Process-wide for this interface; set it before serving. */\n"
-                "void %s_set_send_hook(ch_send_hook_t hook);\n\n", f->lower);
+                "void %s_set_send_hook(ch_send_hook_t hook);\n"
+                "/* Called for each failed call of this interface sent without expecting a reply (nobody\n"
+                " * hears its error).  NULL (the default): such failures pass silently, as sd-bus does. */\n"
+                "void %s_set_unheard_hook(ch_unheard_hook_t hook);\n\n", f->lower, f->lower);
         g_string_append_printf(h, "/* The vtable; its slot's userdata must be what %s_add_object/_add_fallback set up. */\n", f->lower);
         g_string_append_printf(h, "extern const sd_bus_vtable %s_vtable[];\n\n", f->lower);
         g_string_append_printf(h, "/* Serve %s at PATH with HANDLERS; they receive USERDATA. */\n"
@@ -1074,6 +1085,7 @@ static void gen_server(const Options *opt, Iface *f, GString *h, GString *c) {
                                           EXPORT "void %s_set_max_strv(uint64_t max) {\n        max_strv = max;\n}\n\n",
                                        f->upper, f->lower);
         g_string_append_printf(c, EXPORT "void %s_set_send_hook(ch_send_hook_t hook) {\n        send_hook = hook;\n}\n\n", f->lower);
+        g_string_append_printf(c, EXPORT "void %s_set_unheard_hook(ch_unheard_hook_t hook) {\n        unheard_hook = hook;\n}\n\n", f->lower);
         for (guint k = 0; i->methods && i->methods[k]; k++)
                 gen_server_method(c, opt, f, i->methods[k]);
         for (guint k = 0; i->properties && i->properties[k]; k++)
