@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "bus/bus-util.h"
 #include "deferred.h"
 #include "log.h"
 #include "namespace.h"
@@ -188,7 +189,7 @@ void deferred_free(Deferred *d) {
 }
 
 static void fail_one(Deferred *d, const char *name, const char *why) {
-        (void) sd_bus_reply_method_errorf(d->call, name, "The hub is exiting (%s); the call was not completed.", why);
+        (void) bus_reply_errorf(d->call, name, "The hub is exiting (%s); the call was not completed.", why);
         deferred_end(d, DEFERRED_SHUTDOWN);
 }
 

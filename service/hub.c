@@ -10,6 +10,7 @@
 #include "bus/bus-events.h"
 #include "bus/bus-hub.h"
 #include "bus/bus-locks.h"
+#include "bus/bus-util.h"
 #include "deferred.h"
 #include "peer.h"
 #include "ch-errors.h"
@@ -20,6 +21,7 @@
 #include "namespace.h"
 #include "persist.h"
 #include "store.h"
+#include "transport/socket.h"
 #include "ch-events1-common.h"
 #include "ch-hub1-common.h"
 #include "ch-locks1-common.h"
@@ -58,6 +60,8 @@ Hub *hub_free(Hub *h) {
         if (!h)
                 return NULL;
         bus_events_shutdown(h);
+        /* socket connections first: their peers are released like at their death */
+        socket_shutdown(h);
         /* peers first: they release their locks and pending calls */
         while (i = 0, hashmap_iterate(h->peers, &i, (void **) &p, NULL))
                 peer_free(p, "hub exiting");
@@ -80,6 +84,7 @@ Hub *hub_free(Hub *h) {
         sd_bus_flush_close_unref(h->bus);
         sd_event_unref(h->event);
         free(h->address);
+        free(h->listen_path);
         free(h->data_dir);
         free(h);
         return NULL;
@@ -209,9 +214,9 @@ static int count_call(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
         if (!iface || !member || !strneq(iface, "org.clusterhub.", strlen("org.clusterhub.")))
                 return 0;
         if (persist_refuses_writes(h->persist) && is_store_write(iface + strlen("org.clusterhub."), member)) {
-                (void) sd_bus_reply_method_errorf(m, CH_ERROR_STORAGE,
-                                                  "The disk holding %s is full: %s is refused until there is room; reads still work.",
-                                                  h->data_dir, member);
+                (void) bus_reply_errorf(m, CH_ERROR_STORAGE,
+                                        "The disk holding %s is full: %s is refused until there is room; reads still work.",
+                                        h->data_dir, member);
                 return 1;
         }
         if (snprintf(key, sizeof(key), "%s.%s", iface + strlen("org.clusterhub."), member) >= (int) sizeof(key))
@@ -263,6 +268,15 @@ static int on_bus_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *
                   bus_description(h));
         (void) sd_notify(false, "STOPPING=1\nSTATUS=Lost the bus connection");
         return sd_event_exit(h->event, -ECONNRESET);
+}
+
+int hub_serve_connection(Hub *h, sd_bus *bus) {
+        int r;
+
+        r = sd_bus_add_filter(bus, NULL, count_call, h);
+        if (r < 0)
+                return r;
+        return bus_hub_add_objects(h, bus);
 }
 
 int hub_connect(Hub *h) {
@@ -319,12 +333,15 @@ int hub_connect(Hub *h) {
         r = calls_init(h);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the call counters: %m");
-        r = sd_bus_add_filter(h->bus, NULL, count_call, h);
-        if (r < 0)
-                return log_error_errno(r, "Failed to install the call counter: %m");
+        bus_gate_install();
         r = bus_hub_register(h);
         if (r < 0)
                 return log_error_errno(r, "Failed to register the objects: %m");
+        /* before the name: whoever sees the name may find the socket too (a socket file there
+         * that nobody answers on is a dead hub's, and is replaced) */
+        r = socket_listen(h);
+        if (r < 0)
+                return log_error_errno(r, "Failed to listen on the private socket: %m");
 
         /* A hub restarted by systemd may start while the bus has not yet noticed that the
          * previous one closed its connection: give the name a moment before giving up. */
@@ -345,8 +362,10 @@ int hub_connect(Hub *h) {
 int hub_run(Hub *h) {
         int r;
 
-        log_info("clusterhubd %s serving %s on %s.", PACKAGE_VERSION, HUB_BUS_NAME, bus_description(h));
-        (void) sd_notifyf(false, "READY=1\nSTATUS=Serving %s on %s", HUB_BUS_NAME, bus_description(h));
+        log_info("clusterhubd %s serving %s on %s%s%s.", PACKAGE_VERSION, HUB_BUS_NAME, bus_description(h),
+                 socket_path(h) ? " and " : "", strempty(socket_path(h)));
+        (void) sd_notifyf(false, "READY=1\nSTATUS=Serving %s on %s%s%s", HUB_BUS_NAME, bus_description(h),
+                          socket_path(h) ? " and " : "", strempty(socket_path(h)));
 
         /* the loop's result is what on_signal (0) or on_bus_disconnected (-ECONNRESET) set */
         r = sd_event_loop(h->event);

@@ -27,6 +27,13 @@ typedef enum BusKind {
         BUS_ADDRESS,
 } BusKind;
 
+/* The private socket (service/transport/socket.c): where it is, and whether it is served. */
+typedef enum ListenMode {
+        LISTEN_DEFAULT,   /* on --user/--system: the standard path; on --address: none */
+        LISTEN_NO,        /* --no-listen */
+        LISTEN_PATH,      /* --listen=PATH */
+} ListenMode;
+
 typedef struct HubStats {
         uint64_t keyspace_events;
         uint64_t events_emitted;
@@ -38,6 +45,9 @@ typedef struct HubStats {
         uint64_t events_refused;          /* over --max-event-bytes or --max-emit-bytes-per-sec */
         uint64_t requests_backlogged;     /* waited for a busy worker (--max-handling-per-worker) */
         uint64_t requests_refused_busy;   /* refused: that worker's backlog was full too */
+        uint64_t connections_accepted;    /* private socket: every accepted connection */
+        uint64_t connections_refused;     /* private socket: credentials or --max-connections */
+        uint64_t connections_dropped_slow;/* private socket: over --max-queued-per-connection */
 } HubStats;
 
 typedef struct CallCount {
@@ -46,6 +56,7 @@ typedef struct CallCount {
 } CallCount;
 
 typedef struct LockHub LockHub;
+typedef struct Listener Listener;
 typedef struct Persist Persist;
 
 /* The one context of the daemon. */
@@ -58,6 +69,11 @@ typedef struct Hub {
         Limits limits;
         Hashmap *namespaces;      /* name -> Namespace */
         Hashmap *peers;           /* unique name -> Peer (callers holding state) */
+        /* the private socket: NULL when not listening */
+        ListenMode listen_mode;
+        char *listen_path;        /* --listen=PATH */
+        Listener *listener;
+        Hashmap *connections;     /* ":p2p.N" -> Connection, every live socket connection */
         Hashmap *workers;         /* worker id -> Peer */
         LIST_HEAD(struct Peer) worker_list; /* the same, in order of registration */
         Hashmap *worker_queues;   /* worker id -> queued EmitTo for an id not registered yet */
@@ -88,6 +104,9 @@ int hub_new(Hub **ret);
 Hub *hub_free(Hub *h);
 int hub_connect(Hub *h);
 int hub_run(Hub *h);
+/* Serves the hub's objects (and counts their calls) on BUS: the bus, or one private-socket
+ * connection. */
+int hub_serve_connection(Hub *h, sd_bus *bus);
 uint64_t hub_now_ms(Hub *h);
 
 static inline void hub_freep(Hub **h) {

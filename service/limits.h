@@ -32,6 +32,8 @@ typedef struct Limits {
         uint64_t max_backlog_per_worker;
         uint64_t max_event_bytes;
         uint64_t max_emit_bytes_per_sec;
+        uint64_t max_connections;
+        uint64_t max_queued_per_connection;
 } Limits;
 
 /* X(field, option, default, help) */
@@ -59,6 +61,8 @@ typedef struct Limits {
         X(max_handling_per_worker, "max-handling-per-worker", 32, "Handle calls one worker has in flight; more wait (0: no cap)") \
         X(max_backlog_per_worker, "max-backlog-per-worker", 1024, "requests waiting for a busy worker") \
         X(max_event_bytes, "max-event-bytes", 64 * 1024, "largest event payload (Emit, EmitTo), bytes on the bus") \
-        X(max_emit_bytes_per_sec, "max-emit-bytes-per-sec", 16 * 1024 * 1024, "event bytes one connection may emit per second (0: no limit)")
+        X(max_emit_bytes_per_sec, "max-emit-bytes-per-sec", 16 * 1024 * 1024, "event bytes one connection may emit per second (0: no limit)") \
+        X(max_connections, "max-connections", 4096, "connections on the private socket (--listen); more are refused") \
+        X(max_queued_per_connection, "max-queued-per-connection", 16384, "messages queued for a private-socket connection that does not read; past it the hub closes it")
 
 void limits_init_default(Limits *l);

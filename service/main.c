@@ -20,6 +20,8 @@ enum {
         ARG_FSYNC,
         ARG_CHECK_DATA,
         ARG_REPAIR,
+        ARG_LISTEN,
+        ARG_NO_LISTEN,
         ARG_LIMIT_FIRST, /* one option per entry of LIMITS_TABLE follows */
 };
 
@@ -51,6 +53,12 @@ static void help(void) {
                "     --user                        Serve on the user (session) bus (default)\n"
                "     --system                      Serve on the system bus\n"
                "     --address=ADDRESS             Serve on the bus at ADDRESS (unix:path=...)\n"
+               "\nPrivate socket (the same objects without a bus daemon; README.md):\n"
+               "     --listen=PATH                 Listen on PATH; by default the hub listens on\n"
+               "                                   $XDG_RUNTIME_DIR/clusterhub/private (--user) or\n"
+               "                                   /run/clusterhub/private (--system) when that bus\n"
+               "                                   is the standard one, and not with --address=\n"
+               "     --no-listen                   Do not listen on a private socket\n"
                "\nDurability (docs/persistence.md):\n"
                "     --data-dir=DIR                Keep the store in DIR (an append-only log);\n"
                "                                   without it the store lives in memory only\n"
@@ -130,6 +138,8 @@ static int parse_argv(Hub *h, int argc, char *argv[]) {
                 { "fsync", required_argument, NULL, ARG_FSYNC },
                 { "check-data", required_argument, NULL, ARG_CHECK_DATA },
                 { "repair", no_argument, NULL, ARG_REPAIR },
+                { "listen", required_argument, NULL, ARG_LISTEN },
+                { "no-listen", no_argument, NULL, ARG_NO_LISTEN },
 #define X(field, option, def, text) { option, required_argument, NULL, ARG_LIMIT_FIRST + LIMIT_##field },
                 LIMITS_TABLE(X)
 #undef X
@@ -191,6 +201,20 @@ static int parse_argv(Hub *h, int argc, char *argv[]) {
                         break;
                 case ARG_REPAIR:
                         arg_repair = true;
+                        break;
+                case ARG_LISTEN:
+                        if (!optarg || optarg[0] != '/') {
+                                log_error("--listen= needs an absolute path, not '%s'.", strempty(optarg));
+                                return -EINVAL;
+                        }
+                        free(h->listen_path);
+                        h->listen_path = strdup(optarg);
+                        if (!h->listen_path)
+                                return log_error_errno(-ENOMEM, "Out of memory.");
+                        h->listen_mode = LISTEN_PATH;
+                        break;
+                case ARG_NO_LISTEN:
+                        h->listen_mode = LISTEN_NO;
                         break;
                 case '?':
                         return -EINVAL;

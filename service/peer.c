@@ -10,6 +10,7 @@
 #include "log.h"
 #include "namespace.h"
 #include "peer.h"
+#include "transport/socket.h"
 #include "workers.h"
 
 const char *peer_origin(const Peer *p) {
@@ -17,7 +18,31 @@ const char *peer_origin(const Peer *p) {
 }
 
 Peer *peer_find(Hub *h, const char *unique_name) {
-        return hashmap_get(h->peers, unique_name);
+        return unique_name ? hashmap_get(h->peers, unique_name) : NULL;
+}
+
+const char *peer_name_of(Hub *h, sd_bus_message *m) {
+        sd_bus *bus = sd_bus_message_get_bus(m);
+        Connection *c;
+
+        if (!bus || bus == h->bus)
+                return sd_bus_message_get_sender(m);
+        c = socket_connection_of(h, bus);
+        return c ? c->name : NULL;
+}
+
+Peer *peer_of(Hub *h, sd_bus_message *m) {
+        return peer_find(h, peer_name_of(h, m));
+}
+
+int peer_query_creds(Hub *h, sd_bus_message *m, uint64_t mask, sd_bus_creds **ret) {
+        sd_bus *bus = sd_bus_message_get_bus(m);
+
+        if (!bus || bus == h->bus)
+                return sd_bus_query_sender_creds(m, mask, ret);
+        if (!socket_connection_of(h, bus))
+                return -ENXIO;
+        return sd_bus_get_owner_creds(bus, mask, ret);
 }
 
 static int on_track_empty(sd_bus_track *track, void *userdata) {
@@ -46,6 +71,8 @@ void peer_free(Peer *p, const char *reason) {
         lock_owner_release_all(&p->lock_owner);
         bus_locks_rearm(p->hub);
         hashmap_remove(p->hub->peers, p->unique_name);
+        if (p->conn)
+                p->conn->peer = NULL;
         namespace_check_all_unused(p->hub);
         sd_bus_track_unref(p->track);
         free(p->unit);
@@ -55,11 +82,13 @@ void peer_free(Peer *p, const char *reason) {
 }
 
 int peer_get_or_new(Hub *h, sd_bus_message *m, Peer **ret) {
-        const char *sender = sd_bus_message_get_sender(m);
+        sd_bus *bus = sd_bus_message_get_bus(m);
+        Connection *c = bus && bus != h->bus ? socket_connection_of(h, bus) : NULL;
+        const char *sender = c ? c->name : sd_bus_message_get_sender(m);
         Peer *p;
         int r;
 
-        if (!sender)
+        if (!sender || (bus != h->bus && !c))
                 return -ENXIO;
         p = peer_find(h, sender);
         if (p) {
@@ -77,9 +106,15 @@ int peer_get_or_new(Hub *h, sd_bus_message *m, Peer **ret) {
         }
         lock_owner_init(&p->lock_owner, p->unique_name);
         p->server.server = p;
-        r = sd_bus_track_new(h->bus, &p->track, on_track_empty, p);
-        if (r >= 0)
-                r = sd_bus_track_add_sender(p->track, m);
+        p->bus = c ? c->bus : h->bus;
+        p->conn = c;
+        r = 0;
+        /* on the socket the connection's Disconnected releases it (socket.c) */
+        if (!c) {
+                r = sd_bus_track_new(h->bus, &p->track, on_track_empty, p);
+                if (r >= 0)
+                        r = sd_bus_track_add_sender(p->track, m);
+        }
         if (r >= 0)
                 r = hashmap_put(h->peers, p->unique_name, p);
         if (r < 0) {
@@ -88,6 +123,8 @@ int peer_get_or_new(Hub *h, sd_bus_message *m, Peer **ret) {
                 free(p);
                 return r;
         }
+        if (c)
+                c->peer = p;
         *ret = p;
         return 0;
 }

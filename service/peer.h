@@ -12,6 +12,7 @@
 #include "requests.h"
 
 typedef struct Deferred Deferred;
+typedef struct Peer Peer;
 
 /* Everything the logic knows about one caller (a bus connection): its identity, and the state
  * it owns in every capability.  A peer exists only for callers that hold state (a worker, a
@@ -19,8 +20,10 @@ typedef struct Deferred Deferred;
  * us through sd_bus_track) is one call, peer_free(), that releases exactly its own state. */
 struct Peer {
         Hub *hub;
-        char *unique_name;           /* ":1.42" */
-        sd_bus_track *track;
+        char *unique_name;           /* ":1.42" on the bus, ":p2p.7" on the private socket */
+        sd_bus *bus;                 /* its connection: the hub's bus, or its own socket connection */
+        struct Connection *conn;     /* on the private socket: its connection, else NULL */
+        sd_bus_track *track;         /* on the bus: tells of its death */
 
         /* membership: set while registered as a worker */
         char *id;
@@ -36,10 +39,20 @@ struct Peer {
         size_t n_deferred;
 };
 
-/* The peer of the sender of M, created (and tracked) when absent. */
+/* Who sent M: on the bus the unique name the broker stamped in its sender field; on the private
+ * socket the name of the connection it came on, whatever sender field it carries (a direct peer
+ * writes its own).  NULL when M has none (a bus message without sender). */
+const char *peer_name_of(Hub *h, sd_bus_message *m);
+/* The peer that sent M (see peer_name_of()), or NULL when it holds no state. */
+Peer *peer_of(Hub *h, sd_bus_message *m);
+/* The peer that sent M, created when absent (tracked on the bus; on the socket its connection's
+ * death releases it). */
 int peer_get_or_new(Hub *h, sd_bus_message *m, Peer **ret);
 /* The peer of unique name NAME, or NULL. */
 Peer *peer_find(Hub *h, const char *unique_name);
+/* The credentials of whoever sent M: the broker's on the bus, the socket's (SO_PEERCRED, taken
+ * at accept) on the private socket; never derived from a sender field there. */
+int peer_query_creds(Hub *h, sd_bus_message *m, uint64_t mask, sd_bus_creds **ret);
 /* The identity a peer shows others: its worker id, else its unique name. */
 const char *peer_origin(const Peer *p);
 /* Fails with LimitExceeded (naming the peer and the option) when P has as many calls waiting

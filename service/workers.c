@@ -53,11 +53,16 @@ int worker_id_derive(const char *unit, const char *unique_name, char **ret) {
         return 0;
 }
 
-/* "bus_1_42": the shape worker_id_derive() gives a unique name */
+/* "bus_1_42": the shape worker_id_derive() gives a unique name; "bus_p2p_7" the name of a
+ * private-socket connection (":p2p.7") */
 static bool id_is_unique_name_form(const char *id) {
         const char *p = id + strlen("bus_");
 
         if (!strneq(id, "bus_", strlen("bus_")) || !*p)
+                return false;
+        if (strneq(p, "p2p_", strlen("p2p_")))
+                p += strlen("p2p_");
+        if (!*p)
                 return false;
         for (; *p; p++)
                 if (!((*p >= '0' && *p <= '9') || *p == '_'))

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "namespace.h"
 #include "peer.h"
+#include "transport/socket.h"
 #include "workers.h"
 
 /* EmitTo calls waiting for a worker id that is not registered yet, oldest first.  Each is a
@@ -35,9 +36,11 @@ static int copy_payload(sd_bus_message *signal, void *userdata) {
         return sd_bus_message_copy(signal, call, false);
 }
 
+/* The origin an event names: its emitter's worker id, else the emitter's name (its unique name
+ * on the bus, its connection's on the private socket; never a sender field written there). */
 static const char *origin_of(Hub *h, sd_bus_message *m) {
-        Peer *p = peer_find(h, sd_bus_message_get_sender(m));
-        return p ? peer_origin(p) : sd_bus_message_get_sender(m);
+        Peer *p = peer_of(h, m);
+        return p ? peer_origin(p) : strempty(peer_name_of(h, m));
 }
 
 static int check_event(Namespace *ns, sd_bus_error *ret_error, const char *event) {
@@ -46,7 +49,8 @@ static int check_event(Namespace *ns, sd_bus_error *ret_error, const char *event
 
 /* Sends the EmitTo call CALL's event to P; CALL is positioned at its payload. */
 static int deliver(Hub *h, Peer *p, sd_bus_message *call, const char *ns_path, const char *event, const char *origin) {
-        int r = ch_events1_emit_event(h->bus, p->unique_name, ns_path, event, origin, copy_payload, call);
+        /* on P's own connection: the bus, or its private-socket connection */
+        int r = ch_events1_emit_event(p->bus, p->unique_name, ns_path, event, origin, copy_payload, call);
         if (r >= 0)
                 h->stats.events_emitted++;
         return r;
@@ -82,9 +86,9 @@ static void queued_ended(Deferred *d, DeferredEnd why) {
         h->stats.events_dropped++;
         queue_unlink(h, d);
         if (why == DEFERRED_TIMEOUT)
-                (void) sd_bus_reply_method_errorf(d->call, "org.clusterhub.Error.WorkerUnavailable",
-                                                  "Worker '%s' did not register within %llu ms (--max-queue-age-ms).",
-                                                  id ? id : "?", (unsigned long long) h->limits.max_queue_age_ms);
+                (void) bus_reply_errorf(d->call, "org.clusterhub.Error.WorkerUnavailable",
+                                        "Worker '%s' did not register within %llu ms (--max-queue-age-ms).",
+                                        id ? id : "?", (unsigned long long) h->limits.max_queue_age_ms);
 }
 
 /* What a queued EmitTo really costs the hub beyond its payload and names: the retained
@@ -312,7 +316,7 @@ static int event_admit(Namespace *ns, sd_bus_message *m, unsigned n_strings, con
                                        (unsigned long long) h->limits.max_event_bytes);
         }
         cost = event_cost(ns->path, event, origin, wire);
-        r = bucket_take(h, sd_bus_message_get_sender(m) ?: origin, cost);
+        r = bucket_take(h, peer_name_of(h, m) ?: origin, cost);
         if (r < 0)
                 return r;
         if (r == 0) {
@@ -406,6 +410,32 @@ fail:
         return r;
 }
 
+/* An Emit call's event, sent on any connection: the call is read again from its payload each
+ * time, after its first N_SKIP strings. */
+typedef struct EmitArgs {
+        sd_bus_message *call;
+        unsigned n_skip;
+        const char *path, *event, *origin;
+} EmitArgs;
+
+static int copy_payload_again(sd_bus_message *signal, void *userdata) {
+        EmitArgs *a = userdata;
+        const char *skip;
+        int r;
+
+        r = sd_bus_message_rewind(a->call, true);
+        for (unsigned i = 0; r >= 0 && i < a->n_skip; i++)
+                r = sd_bus_message_read_basic(a->call, 's', &skip);
+        if (r < 0)
+                return r;
+        return sd_bus_message_copy(signal, a->call, false);
+}
+
+static int emit_event_on(sd_bus *bus, void *userdata) {
+        EmitArgs *a = userdata;
+        return ch_events1_emit_event(bus, NULL, a->path, a->event, a->origin, copy_payload_again, a);
+}
+
 static int method_emit(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *event) {
         Namespace *ns = userdata;
         Hub *h = ns->hub;
@@ -419,7 +449,9 @@ static int method_emit(sd_bus_message *m, void *userdata, sd_bus_error *ret_erro
         r = event_admit(ns, m, 1, event, ret_error, &wire);
         if (r < 0)
                 return r;
-        r = ch_events1_emit_event(h->bus, NULL, ns->path, event, origin_of(h, m), copy_payload, m);
+        EmitArgs a = { .call = m, .n_skip = 1, .path = ns->path, .event = event, .origin = origin_of(h, m) };
+        SignalProbe probe = { ns->path, CH_EVENTS1_INTERFACE, "Event", "ss", { event, a.origin } };
+        r = hub_broadcast(h, &probe, emit_event_on, &a);
         if (r < 0)
                 return bus_error_errno(ret_error, r, "Cannot emit event '%s': %s", event, strerror(-r));
         h->stats.events_emitted++;
@@ -472,8 +504,8 @@ void bus_events_worker_joined(Peer *p) {
                         (void) ch_events1_reply_emit_to(d->call);
                         delivered++;
                 } else
-                        (void) sd_bus_reply_method_errorf(d->call, "org.clusterhub.Error.WorkerUnavailable",
-                                                          "Delivery to worker '%s' failed: %s", p->id, strerror(-r));
+                        (void) bus_reply_errorf(d->call, "org.clusterhub.Error.WorkerUnavailable",
+                                                "Delivery to worker '%s' failed: %s", p->id, strerror(-r));
                 queue_unlink(h, d);
                 deferred_free(d);
                 if (last)
@@ -499,9 +531,9 @@ void bus_events_drop(Namespace *ns) {
                         next = d->by_kind_next; /* NULL for the last one, whose unlink frees WQ */
                         if (q->ns != ns)
                                 continue;
-                        (void) sd_bus_reply_method_errorf(d->call, CH_ERROR_NAMESPACE_DROPPED,
-                                                          "Namespace '%s' was dropped while this event waited for worker '%s'.",
-                                                          ns->name, wq->id);
+                        (void) bus_reply_errorf(d->call, CH_ERROR_NAMESPACE_DROPPED,
+                                                "Namespace '%s' was dropped while this event waited for worker '%s'.",
+                                                ns->name, wq->id);
                         h->stats.events_dropped++;
                         failed++;
                         queue_unlink(h, d);

@@ -23,6 +23,7 @@
 #include "persist.h"
 #include "locks.h"
 #include "store.h"
+#include "transport/socket.h"
 
 /* --- Hub1 ----------------------------------------------------------------------------- */
 
@@ -40,6 +41,10 @@ static int method_list_namespaces(sd_bus_message *m, void *userdata, sd_bus_erro
         return ch_hub1_reply_list_namespaces(m, names);
 }
 
+static int emit_namespace_dropped_on(sd_bus *bus, void *userdata) {
+        return ch_hub1_emit_namespace_dropped(bus, NULL, HUB_PATH, userdata);
+}
+
 static int method_drop_namespace(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *name) {
         Hub *h = userdata;
         int r;
@@ -55,7 +60,8 @@ static int method_drop_namespace(sd_bus_message *m, void *userdata, sd_bus_error
                 return bus_error_errno(ret_error, r, "Failed to drop namespace '%s': %s", name, strerror(-r));
         r = ch_hub1_reply_drop_namespace(m);
         /* after the reply: whoever served there hears it and may serve again */
-        (void) ch_hub1_emit_namespace_dropped(h->bus, NULL, HUB_PATH, name);
+        SignalProbe probe = { HUB_PATH, CH_HUB1_INTERFACE, "NamespaceDropped", "s", { name } };
+        (void) hub_broadcast(h, &probe, emit_namespace_dropped_on, (void *) name);
         return r;
 }
 
@@ -118,6 +124,7 @@ static int append_stats(sd_bus_message *reply, void *userdata) {
         Hub *h = userdata;
         uint64_t now = 0, uptime, keys = 0, bytes = 0, nss = hashmap_size(h->namespaces);
         uint64_t workers = hashmap_size(h->workers), pending = h->n_deferred, locks = 0, waiters = 0;
+        uint64_t connections = socket_n_connections(h);
         Namespace *ns;
         size_t i = 0;
         int r;
@@ -153,6 +160,10 @@ static int append_stats(sd_bus_message *reply, void *userdata) {
             (r = append_stat(reply, "requests_refused_busy", 't', &h->stats.requests_refused_busy)) < 0 ||
             (r = append_stat(reply, "locks", 't', &locks)) < 0 ||
             (r = append_stat(reply, "lock_waiters", 't', &waiters)) < 0 ||
+            (r = append_stat(reply, "connections", 't', &connections)) < 0 ||
+            (r = append_stat(reply, "connections_accepted", 't', &h->stats.connections_accepted)) < 0 ||
+            (r = append_stat(reply, "connections_refused", 't', &h->stats.connections_refused)) < 0 ||
+            (r = append_stat(reply, "connections_dropped_slow", 't', &h->stats.connections_dropped_slow)) < 0 ||
             (r = persist_append_stats(h, reply)) < 0 ||
             (r = append_call_counts(reply, h)) < 0)
                 return r;
@@ -246,34 +257,40 @@ static int namespace_enumerate(sd_bus *bus, const char *prefix, void *userdata, 
 }
 
 
+int bus_hub_add_objects(Hub *h, sd_bus *bus) {
+        int r;
+
+        r = ch_hub1_add_object(bus, NULL, HUB_PATH, &hub1_handlers, h);
+        if (r < 0)
+                return r;
+        r = sd_bus_add_object_manager(bus, NULL, HUB_PATH);
+        if (r < 0)
+                return r;
+        r = bus_workers_setup(h, bus);
+        if (r < 0)
+                return r;
+        r = sd_bus_add_node_enumerator(bus, NULL, HUB_NS_PREFIX, namespace_enumerate, h);
+        if (r < 0)
+                return r;
+        r = ch_events1_add_fallback(bus, NULL, HUB_NS_PREFIX, &bus_events_handlers, namespace_find, h);
+        if (r < 0)
+                return r;
+        ch_requests1_set_max_strv(h->limits.max_elements);
+        r = ch_requests1_add_fallback(bus, NULL, HUB_NS_PREFIX, &bus_requests_handlers, namespace_find, h);
+        if (r < 0)
+                return r;
+        ch_store1_set_max_strv(h->limits.max_elements);
+        r = ch_store1_add_fallback(bus, NULL, HUB_NS_PREFIX, &bus_store_handlers, namespace_find, h);
+        if (r < 0)
+                return r;
+        return ch_locks1_add_fallback(bus, NULL, HUB_NS_PREFIX, &bus_locks_handlers, namespace_find, h);
+}
+
 int bus_hub_register(Hub *h) {
         Namespace *ns;
         int r;
 
-        r = ch_hub1_add_object(h->bus, NULL, HUB_PATH, &hub1_handlers, h);
-        if (r < 0)
-                return r;
-        r = sd_bus_add_object_manager(h->bus, NULL, HUB_PATH);
-        if (r < 0)
-                return r;
-        r = bus_workers_setup(h);
-        if (r < 0)
-                return r;
-        r = sd_bus_add_node_enumerator(h->bus, NULL, HUB_NS_PREFIX, namespace_enumerate, h);
-        if (r < 0)
-                return r;
-        r = ch_events1_add_fallback(h->bus, NULL, HUB_NS_PREFIX, &bus_events_handlers, namespace_find, h);
-        if (r < 0)
-                return r;
-        ch_requests1_set_max_strv(h->limits.max_elements);
-        r = ch_requests1_add_fallback(h->bus, NULL, HUB_NS_PREFIX, &bus_requests_handlers, namespace_find, h);
-        if (r < 0)
-                return r;
-        ch_store1_set_max_strv(h->limits.max_elements);
-        r = ch_store1_add_fallback(h->bus, NULL, HUB_NS_PREFIX, &bus_store_handlers, namespace_find, h);
-        if (r < 0)
-                return r;
-        r = ch_locks1_add_fallback(h->bus, NULL, HUB_NS_PREFIX, &bus_locks_handlers, namespace_find, h);
+        r = hub_serve_connection(h, h->bus);
         if (r < 0)
                 return r;
         return namespace_get(h, HUB_DEFAULT_NAMESPACE, true, &ns);

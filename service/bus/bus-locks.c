@@ -225,9 +225,9 @@ static void on_cancelled(void *userdata, void *waiter_token, int error) {
         Deferred *d = w->deferred;
 
         if (error == -ESHUTDOWN)
-                (void) sd_bus_reply_method_errorf(d->call, CH_ERROR_NAMESPACE_DROPPED,
-                                                  "Namespace '%s' was dropped while waiting for lock " NAME_FMT ".",
-                                                  w->ns->name, NAME_ARG(w->name));
+                (void) bus_reply_errorf(d->call, CH_ERROR_NAMESPACE_DROPPED,
+                                        "Namespace '%s' was dropped while waiting for lock " NAME_FMT ".",
+                                        w->ns->name, NAME_ARG(w->name));
         /* -ECONNRESET: the caller is gone, nobody to answer */
         deferred_free(d);
         lock_wait_free(w);
@@ -239,9 +239,9 @@ static void lock_wait_ended(Deferred *d, DeferredEnd why) {
 
         lock_waiter_cancel(w->waiter); /* may grant whoever was behind it */
         if (why == DEFERRED_TIMEOUT)
-                (void) sd_bus_reply_method_errorf(d->call, CH_ERROR_TIMEOUT,
-                                                  "Timed out after %llu ms waiting for lock " NAME_FMT " in namespace '%s'.",
-                                                  (unsigned long long) w->timeout_ms, NAME_ARG(w->name), w->ns->name);
+                (void) bus_reply_errorf(d->call, CH_ERROR_TIMEOUT,
+                                        "Timed out after %llu ms waiting for lock " NAME_FMT " in namespace '%s'.",
+                                        (unsigned long long) w->timeout_ms, NAME_ARG(w->name), w->ns->name);
         lock_wait_free(w);
         bus_locks_rearm(h);
 }
@@ -269,12 +269,12 @@ int bus_locks_table_new(Namespace *ns, LockTable **ret) {
 
 /* --- who the caller is ------------------------------------------------------------------ */
 
-static int sender_euid(sd_bus_message *m, uid_t *ret) {
+static int sender_euid(Hub *h, sd_bus_message *m, uid_t *ret) {
         _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *c = NULL;
         uid_t uid;
         int r;
 
-        r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT, &c);
+        r = peer_query_creds(h, m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT, &c);
         if (r < 0)
                 return r;
         r = sd_bus_creds_get_euid(c, &uid);
@@ -292,7 +292,7 @@ static void peer_learn_uid(Peer *p, sd_bus_message *m) {
 
         if (p->lock_owner.has_uid)
                 return;
-        r = sender_euid(m, &uid);
+        r = sender_euid(p->hub, m, &uid);
         if (r < 0) {
                 /* its lease holds then end only by their lease once it has gone */
                 log_debug_errno(r, "Cannot learn the uid of %s: %m", p->unique_name);
@@ -303,8 +303,7 @@ static void peer_learn_uid(Peer *p, sd_bus_message *m) {
 
 /* The caller of Unlock/Refresh: its peer, if it has one (its own holds), and its uid. */
 static void lock_caller_of(Hub *h, sd_bus_message *m, LockCaller *ret) {
-        const char *sender = sd_bus_message_get_sender(m);
-        Peer *p = sender ? peer_find(h, sender) : NULL;
+        Peer *p = peer_of(h, m);
         uid_t uid;
 
         *ret = (LockCaller) {};
@@ -316,7 +315,7 @@ static void lock_caller_of(Hub *h, sd_bus_message *m, LockCaller *ret) {
                         return;
                 }
         }
-        if (sender_euid(m, &uid) >= 0) {
+        if (sender_euid(h, m, &uid) >= 0) {
                 ret->uid = uid;
                 ret->has_uid = true;
         }

@@ -208,7 +208,7 @@ static void forward_fail(Forward *f, const char *name, const char *fmt, ...) {
                 return;
         }
         if (f->d) {
-                (void) sd_bus_reply_method_errorf(f->d->call, name, "%s", msg ? msg : name);
+                (void) bus_reply_errorf(f->d->call, name, "%s", msg ? msg : name);
                 f->d->userdata = NULL;
                 deferred_free(f->d);
                 f->d = NULL;
@@ -217,10 +217,21 @@ static void forward_fail(Forward *f, const char *name, const char *fmt, ...) {
 }
 
 /* Whether the reply REPLY to F's Handle call comes from the handler itself, not from the bus
- * (its driver refusing the call) or from sd-bus (a local timeout or disconnect). */
-static bool reply_from_handler(Forward *f, sd_bus_message *reply, const char *handler_name) {
+ * (its driver refusing the call) or from sd-bus (a local timeout or disconnect).  On the private
+ * socket nothing stands between: what the handler's connection carries is the handler's, except
+ * the errors sd-bus makes up locally when the connection goes. */
+static bool reply_from_handler(Forward *f, sd_bus_message *reply, const Peer *handler) {
         const char *sender = sd_bus_message_get_sender(reply);
-        return sender && handler_name && streq(sender, handler_name);
+        const sd_bus_error *e;
+
+        if (!handler)
+                return false;
+        if (handler->conn) {
+                e = sd_bus_message_get_error(reply);
+                return !e || !(sd_bus_error_has_name(e, SD_BUS_ERROR_NO_REPLY) ||
+                               sd_bus_error_has_name(e, SD_BUS_ERROR_DISCONNECTED));
+        }
+        return sender && streq(sender, handler->unique_name);
 }
 
 /* F's Handle call failed with E, which the bus or sd-bus made, not the handler: name it as the
@@ -247,7 +258,7 @@ static int on_handle_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
         Forward *f = userdata;
         Peer *handler = f->handler;
         const sd_bus_error *e = sd_bus_message_get_error(reply);
-        bool from_handler = reply_from_handler(f, reply, handler ? handler->unique_name : NULL);
+        bool from_handler = reply_from_handler(f, reply, handler);
         int r;
 
         /* the call is over: it stops counting, and the slot dies with this callback */
@@ -298,10 +309,10 @@ static int on_handle_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
                 if (r >= 0)
                         r = sd_bus_message_copy(out, reply, true);
                 if (r >= 0)
-                        r = sd_bus_send(NULL, out, NULL);
+                        r = bus_send(out);
                 if (r < 0)
-                        (void) sd_bus_reply_method_errorf(f->d->call, SD_BUS_ERROR_FAILED,
-                                                          "Cannot pass on the reply of worker '%s': %s", f->worker, strerror(-r));
+                        (void) bus_reply_errorf(f->d->call, SD_BUS_ERROR_FAILED,
+                                                "Cannot pass on the reply of worker '%s': %s", f->worker, strerror(-r));
         }
         f->d->userdata = NULL;
         deferred_free(f->d);
@@ -324,7 +335,8 @@ static int forward_send(Forward *f, Peer *handler) {
         int r;
 
         assert(!f->out && !f->handler);
-        r = sd_bus_message_new_method_call(h->bus, &m, handler->unique_name, HANDLER_PATH, CH_HANDLER1_INTERFACE, "Handle");
+        /* on the handler's own connection: the bus, or its private-socket connection */
+        r = sd_bus_message_new_method_call(handler->bus, &m, handler->unique_name, HANDLER_PATH, CH_HANDLER1_INTERFACE, "Handle");
         if (r < 0)
                 return r;
         r = sd_bus_message_append(m, "sss", f->ns->name, f->method, f->origin);
@@ -338,7 +350,7 @@ static int forward_send(Forward *f, Peer *handler) {
                 r = sd_bus_message_copy(m, call, false);
         if (r < 0)
                 return r;
-        r = sd_bus_call_async(h->bus, &f->slot, m, on_handle_reply, f, UINT64_MAX);
+        r = sd_bus_call_async(handler->bus, &f->slot, m, on_handle_reply, f, UINT64_MAX);
         if (r < 0)
                 return r;
         f->handler = handler;
@@ -413,14 +425,14 @@ static void request_ended(Deferred *d, DeferredEnd why) {
         if (!f)
                 return;
         if (why == DEFERRED_TIMEOUT && f->out)
-                (void) sd_bus_reply_method_errorf(d->call, CH_ERROR_TIMEOUT,
-                                                  "Worker '%s' did not answer '%s' within the timeout.", f->worker, f->method);
+                (void) bus_reply_errorf(d->call, CH_ERROR_TIMEOUT,
+                                        "Worker '%s' did not answer '%s' within the timeout.", f->worker, f->method);
         else if (why == DEFERRED_TIMEOUT)
-                (void) sd_bus_reply_method_errorf(d->call, CH_ERROR_TIMEOUT,
-                                                  "Worker '%s' did not start handling '%s' within the timeout: it has %zu calls in "
-                                                  "flight that it has not answered (--max-handling-per-worker=%llu).",
-                                                  f->worker, f->method, server_of(f->handler)->n_handling,
-                                                  (unsigned long long) h->limits.max_handling_per_worker);
+                (void) bus_reply_errorf(d->call, CH_ERROR_TIMEOUT,
+                                        "Worker '%s' did not start handling '%s' within the timeout: it has %zu calls in "
+                                        "flight that it has not answered (--max-handling-per-worker=%llu).",
+                                        f->worker, f->method, server_of(f->handler)->n_handling,
+                                        (unsigned long long) h->limits.max_handling_per_worker);
         d->userdata = NULL;
         f->d = NULL;
         forward_abandon(f);
@@ -439,9 +451,9 @@ static void waiting_ended(Deferred *d, DeferredEnd why) {
 
         LIST_REMOVE(by_kind, w->ns->waiting, d);
         if (why == DEFERRED_TIMEOUT)
-                (void) sd_bus_reply_method_errorf(d->call, "org.clusterhub.Error.WorkerUnavailable",
-                                                  "Worker '%s' did not register and serve '%s' within %llu ms.",
-                                                  w->target, w->method, (unsigned long long) w->timeout_ms);
+                (void) bus_reply_errorf(d->call, "org.clusterhub.Error.WorkerUnavailable",
+                                        "Worker '%s' did not register and serve '%s' within %llu ms.",
+                                        w->target, w->method, (unsigned long long) w->timeout_ms);
         waiting_free(w);
 }
 
@@ -550,8 +562,8 @@ static void dispatch_waiting(Namespace *ns, Peer *p) {
                 LIST_REMOVE(by_kind, ns->waiting, d);
                 f = forward_new(ns, w->method, d->peer ? peer_origin(d->peer) : "");
                 if (!f) {
-                        (void) sd_bus_reply_method_errorf(d->call, CH_ERROR_WORKER_UNAVAILABLE,
-                                                          "Cannot forward '%s' to worker '%s': %s", w->method, w->target, strerror(ENOMEM));
+                        (void) bus_reply_errorf(d->call, CH_ERROR_WORKER_UNAVAILABLE,
+                                                "Cannot forward '%s' to worker '%s': %s", w->method, w->target, strerror(ENOMEM));
                         waiting_free(w);
                         d->userdata = NULL;
                         d->on_end = NULL;
@@ -673,9 +685,9 @@ static void gather_reply(Gather *g) {
         if (r >= 0)
                 r = append_gathered(out, g);
         if (r >= 0)
-                r = sd_bus_send(NULL, out, NULL);
+                r = bus_send(out);
         if (r < 0)
-                (void) sd_bus_reply_method_errorf(g->d->call, SD_BUS_ERROR_FAILED, "Cannot build the RequestAll reply: %s", strerror(-r));
+                (void) bus_reply_errorf(g->d->call, SD_BUS_ERROR_FAILED, "Cannot build the RequestAll reply: %s", strerror(-r));
 }
 
 static void gather_finish(Gather *g) {
@@ -801,7 +813,7 @@ static int method_serve(sd_bus_message *m, void *userdata, sd_bus_error *ret_err
 
 static int method_unserve(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, char **methods) {
         Namespace *ns = userdata;
-        Peer *p = peer_find(ns->hub, sd_bus_message_get_sender(m));
+        Peer *p = peer_of(ns->hub, m);
 
         for (char **i = methods; p && i && *i; i++)
                 (void) serve_table_remove(ns->served, server_of(p), *i);
@@ -863,7 +875,7 @@ void bus_requests_drop(Namespace *ns) {
                 Deferred *d = ns->waiting.first;
                 Waiting *w = d->userdata;
                 LIST_REMOVE(by_kind, ns->waiting, d);
-                (void) sd_bus_reply_method_errorf(d->call, CH_ERROR_NAMESPACE_DROPPED, "Namespace '%s' was dropped.", ns->name);
+                (void) bus_reply_errorf(d->call, CH_ERROR_NAMESPACE_DROPPED, "Namespace '%s' was dropped.", ns->name);
                 waiting_free(w);
                 d->userdata = NULL;
                 d->on_end = NULL;

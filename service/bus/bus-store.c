@@ -7,6 +7,7 @@
 #include "bus-store.h"
 #include "deferred.h"
 #include "peer.h"
+#include "transport/socket.h"
 #include "bus-util.h"
 #include "ch-store1-server.h"
 #include "log.h"
@@ -183,7 +184,7 @@ static int reply_strings(sd_bus_message *m, const char *const *strings, size_t n
         r = sd_bus_message_close_container(reply);
         if (r < 0)
                 return r;
-        return sd_bus_send(NULL, reply, NULL);
+        return bus_send(reply);
 }
 
 static int append_values(sd_bus_message *reply, const StoreValue *values, size_t n) {
@@ -352,7 +353,7 @@ static int reply_count(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error
         if (r < 0)
                 return store_error(ret_error, r, ns, key);
         u = (uint32_t) MIN(n, (size_t) UINT32_MAX);
-        return sd_bus_reply_method_return(m, "u", u);
+        return bus_reply_return(m, "u", u);
 }
 
 static int reply_test(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *key, const char *what,
@@ -366,7 +367,7 @@ static int reply_test(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error,
         r = fn(ns->store, key, name, now_ms(ns));
         if (r < 0)
                 return store_error(ret_error, r, ns, key);
-        return sd_bus_reply_method_return(m, "b", r > 0);
+        return bus_reply_return(m, "b", r > 0);
 }
 
 /* keys */
@@ -516,7 +517,7 @@ static int keys_slice(KeysJob *j, sd_bus_error *ret_error) {
                 return r;
         r = sd_bus_message_close_container(j->reply);
         if (r >= 0)
-                r = sd_bus_send(NULL, j->reply, NULL);
+                r = bus_send(j->reply);
         return r < 0 ? r : 1;
 }
 
@@ -552,7 +553,7 @@ static int on_keys_slice(sd_event_source *s, uint64_t usec, void *userdata) {
         if (r < 0) {
                 if (!sd_bus_error_is_set(&error))
                         sd_bus_error_set_errno(&error, r);
-                (void) sd_bus_reply_method_error(d->call, &error);
+                (void) bus_reply_error(d->call, &error);
         }
         LIST_REMOVE(by_kind, j->ns->pops, d);
         namespace_check_unused(j->ns);
@@ -629,7 +630,7 @@ static int method_scan(sd_bus_message *m, void *userdata, sd_bus_error *ret_erro
                 r = sd_bus_message_close_container(reply);
         if (r < 0)
                 return r;
-        return sd_bus_send(NULL, reply, NULL);
+        return bus_send(reply);
 }
 
 static int method_type(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
@@ -1288,7 +1289,7 @@ static void pop_reply(sd_bus_message *call, const char *key, StoreValue *v) {
         if (r >= 0)
                 r = append_value(reply, v);
         if (r >= 0)
-                r = sd_bus_send(NULL, reply, NULL);
+                r = bus_send(reply);
         if (r < 0)
                 log_warning_errno(r, "Failed to answer a blocking pop on %s: %m", key);
 }
@@ -1316,8 +1317,8 @@ static void pop_ended(Deferred *d, DeferredEnd why) {
         store_waiter_cancel(w->waiter);
         free(w);
         if (why == DEFERRED_TIMEOUT)
-                (void) sd_bus_reply_method_errorf(d->call, "org.clusterhub.Error.Timeout",
-                                                  "Nothing was pushed to the lists within the timeout.");
+                (void) bus_reply_errorf(d->call, "org.clusterhub.Error.Timeout",
+                                        "Nothing was pushed to the lists within the timeout.");
 }
 
 static int block_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, char **keys, uint32_t timeout_ms, bool left) {
@@ -1520,12 +1521,23 @@ const ChStore1Handlers bus_store_handlers = {
 
 /* --- construction ----------------------------------------------------------------- */
 
+typedef struct KeyChange {
+        const char *path, *key, *event;
+} KeyChange;
+
+static int emit_key_changed_on(sd_bus *bus, void *userdata) {
+        const KeyChange *k = userdata;
+        return ch_store1_emit_key_changed(bus, NULL, k->path, k->key, k->event);
+}
+
 static void on_key_changed(void *userdata, const char *key, const char *event) {
         Namespace *ns = userdata;
+        KeyChange k = { ns->path, key, event };
+        SignalProbe probe = { ns->path, CH_STORE1_INTERFACE, "KeyChanged", "ss", { key, event } };
         int r;
 
         ns->hub->stats.keyspace_events++;
-        r = ch_store1_emit_key_changed(ns->hub->bus, NULL, ns->path, key, event);
+        r = hub_broadcast(ns->hub, &probe, emit_key_changed_on, &k);
         if (r < 0)
                 log_warning_errno(r, "Failed to emit KeyChanged(%s, %s) in %s: %m", key, event, ns->name);
 }
@@ -1579,8 +1591,8 @@ void bus_store_drop(Namespace *ns) {
                         store_waiter_cancel(w->waiter);
                         free(w);
                 }
-                (void) sd_bus_reply_method_errorf(d->call, "org.clusterhub.Error.NamespaceDropped",
-                                                  "Namespace '%s' was dropped.", ns->name);
+                (void) bus_reply_errorf(d->call, "org.clusterhub.Error.NamespaceDropped",
+                                        "Namespace '%s' was dropped.", ns->name);
                 deferred_free(d);
         }
         ns->expire_timer = sd_event_source_disable_unref(ns->expire_timer);

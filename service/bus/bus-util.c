@@ -7,6 +7,134 @@
 
 #include "bus-util.h"
 #include "ch-errors.h"
+#include "ch-events1-server.h"
+#include "ch-handler1-server.h"
+#include "ch-hub1-server.h"
+#include "ch-locks1-server.h"
+#include "ch-requests1-server.h"
+#include "ch-store1-server.h"
+#include "ch-worker1-server.h"
+
+/* ---- the send gate ---------------------------------------------------------------------- */
+
+static struct {
+        bool closed;
+        sd_bus_message *held[BUS_GATE_MAX_HELD];
+        size_t n_held;
+        void (*flush)(void *userdata);
+        void *userdata;
+} gate;
+
+void bus_gate_install(void) {
+        ch_events1_set_send_hook(bus_send);
+        ch_handler1_set_send_hook(bus_send);
+        ch_hub1_set_send_hook(bus_send);
+        ch_locks1_set_send_hook(bus_send);
+        ch_requests1_set_send_hook(bus_send);
+        ch_store1_set_send_hook(bus_send);
+        ch_worker1_set_send_hook(bus_send);
+}
+
+void bus_gate_set_flush(void (*flush)(void *userdata), void *userdata) {
+        gate.flush = flush;
+        gate.userdata = userdata;
+}
+
+void bus_gate_close(void) {
+        gate.closed = true;
+}
+
+bool bus_gate_is_closed(void) {
+        return gate.closed;
+}
+
+size_t bus_gate_open(void) {
+        size_t n = gate.n_held;
+
+        /* open first: sending dispatches no callback, but keep the gate sane if one sent */
+        gate.closed = false;
+        gate.n_held = 0;
+        for (size_t i = 0; i < n; i++) {
+                /* a peer that is gone just misses its message, as with sd_bus_send() */
+                (void) sd_bus_send(NULL, gate.held[i], NULL);
+                sd_bus_message_unref(gate.held[i]);
+        }
+        return n;
+}
+
+void bus_gate_flush(void) {
+        if (!gate.closed)
+                return;
+        if (gate.flush)
+                gate.flush(gate.userdata);
+        else
+                (void) bus_gate_open();
+}
+
+int bus_send(sd_bus_message *m) {
+        if (!gate.closed)
+                return sd_bus_send(NULL, m, NULL);
+        gate.held[gate.n_held++] = sd_bus_message_ref(m);
+        if (gate.n_held == BUS_GATE_MAX_HELD)
+                bus_gate_flush();
+        return 1;
+}
+
+int bus_reply_return(sd_bus_message *call, const char *types, ...) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        va_list ap;
+        int r;
+
+        if (!sd_bus_message_get_expect_reply(call))
+                return 0;
+        r = sd_bus_message_new_method_return(call, &reply);
+        if (r < 0)
+                return r;
+        if (types && *types) {
+                va_start(ap, types);
+                r = sd_bus_message_appendv(reply, types, ap);
+                va_end(ap);
+                if (r < 0)
+                        return r;
+        }
+        return bus_send(reply);
+}
+
+int bus_reply_error(sd_bus_message *call, const sd_bus_error *e) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        if (!sd_bus_message_get_expect_reply(call))
+                return 0;
+        r = sd_bus_message_new_method_error(call, &reply, e);
+        if (r < 0)
+                return r;
+        return bus_send(reply);
+}
+
+int bus_reply_errorf(sd_bus_message *call, const char *name, const char *fmt, ...) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        va_list ap;
+
+        if (!sd_bus_message_get_expect_reply(call))
+                return 0;
+        va_start(ap, fmt);
+        (void) sd_bus_error_setfv(&e, name, fmt, ap);
+        va_end(ap);
+        return bus_reply_error(call, &e);
+}
+
+int bus_emit_object_added(sd_bus *bus, const char *path) {
+        bus_gate_flush();
+        return sd_bus_emit_object_added(bus, path);
+}
+
+int bus_emit_object_removed(sd_bus *bus, const char *path) {
+        bus_gate_flush();
+        return sd_bus_emit_object_removed(bus, path);
+}
+
+/* ---- errors, names, options ------------------------------------------------------------- */
 
 int bus_error_errno(sd_bus_error *ret_error, int error, const char *fmt, ...) {
         _cleanup_(freep) char *msg = NULL;

@@ -1,9 +1,47 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <systemd/sd-bus.h>
 
 #include "macro.h"
+
+/* ---- The send gate (docs/persistence.md, "Group commit") ----------------------------------
+ * Every reply and signal of the hub leaves through bus_send() (the generated server code too,
+ * through its send hook).  While the gate is open it sends at once.  With --fsync=always the
+ * log closes it when it writes a record that is not synced yet: from then on messages are held,
+ * in order, until the log has synced and opens it again.  So nothing that may reveal a change
+ * (its reply, its KeyChanged, a read of it in the same loop pass) leaves before the change is
+ * on disk, and one fdatasync serves every change of the pass. */
+
+/* Most messages held: the next one flushes at once (sync, then send them all). */
+#define BUS_GATE_MAX_HELD 256
+
+/* Point the generated servers' send hooks at bus_send().  Call before serving. */
+void bus_gate_install(void);
+/* FLUSH syncs and then calls bus_gate_open(); the gate calls it when the held queue is full
+ * and bus_gate_flush() does.  NULL: no log (bus_gate_flush() only opens the gate). */
+void bus_gate_set_flush(void (*flush)(void *userdata), void *userdata);
+void bus_gate_close(void);
+bool bus_gate_is_closed(void);
+/* Send every held message, in order, and open the gate; returns how many were held. */
+size_t bus_gate_open(void);
+/* If the gate is closed, flush now (sync and send). */
+void bus_gate_flush(void);
+
+/* Send M (a reply or a signal, on any connection) through the gate: 1 when sent or held,
+ * else what sd_bus_send() returned. */
+int bus_send(sd_bus_message *m);
+/* sd_bus_reply_method_return/_error/_errorf through the gate: 0 without sending when CALL
+ * expects no reply. */
+int bus_reply_return(sd_bus_message *call, const char *types, ...);
+int bus_reply_error(sd_bus_message *call, const sd_bus_error *e);
+int bus_reply_errorf(sd_bus_message *call, const char *name, const char *fmt, ...) _printf_(3, 4);
+/* sd-bus builds InterfacesAdded/Removed and sends them itself: flush the gate first, so that
+ * they keep their place after what is held. */
+int bus_emit_object_added(sd_bus *bus, const char *path);
+int bus_emit_object_removed(sd_bus *bus, const char *path);
 
 /* Fill RET_ERROR with the org.clusterhub.Error.* name that ERROR (a negative errno of the
  * logic modules) maps to, and a message naming what is wrong; returns a negative errno for

@@ -15,6 +15,7 @@
 #include "deferred.h"
 #include "log.h"
 #include "peer.h"
+#include "transport/socket.h"
 #include "workers.h"
 
 
@@ -36,7 +37,7 @@ static void read_creds(sd_bus_message *m, Peer *p) {
         const char *unit = NULL;
         pid_t pid = 0;
 
-        if (sd_bus_query_sender_creds(m, SD_BUS_CREDS_PID | SD_BUS_CREDS_UNIT | SD_BUS_CREDS_USER_UNIT | SD_BUS_CREDS_AUGMENT, &c) < 0)
+        if (peer_query_creds(p->hub, m, SD_BUS_CREDS_PID | SD_BUS_CREDS_UNIT | SD_BUS_CREDS_USER_UNIT | SD_BUS_CREDS_AUGMENT, &c) < 0)
                 return;
         if (sd_bus_creds_get_pid(c, &pid) >= 0)
                 p->pid = pid;
@@ -47,6 +48,40 @@ static void read_creds(sd_bus_message *m, Peer *p) {
         }
         free(p->unit);
         p->unit = unit ? strdup(unit) : NULL;
+}
+
+/* WorkerJoined(id, unique_name), WorkerLeft(id, reason), and the ObjectManager's announcements of
+ * the Worker1 object, on the bus and the private socket. */
+typedef struct WorkerSignal {
+        const char *id, *arg, *path;
+} WorkerSignal;
+
+static int emit_joined_on(sd_bus *bus, void *userdata) {
+        const WorkerSignal *w = userdata;
+        return ch_hub1_emit_worker_joined(bus, NULL, HUB_PATH, w->id, w->arg);
+}
+
+static int emit_left_on(sd_bus *bus, void *userdata) {
+        const WorkerSignal *w = userdata;
+        return ch_hub1_emit_worker_left(bus, NULL, HUB_PATH, w->id, w->arg);
+}
+
+static int emit_added_on(sd_bus *bus, void *userdata) {
+        const WorkerSignal *w = userdata;
+        return bus_emit_object_added(bus, w->path);
+}
+
+static int emit_removed_on(sd_bus *bus, void *userdata) {
+        const WorkerSignal *w = userdata;
+        return bus_emit_object_removed(bus, w->path);
+}
+
+static void broadcast_worker(Hub *h, const char *member, const WorkerSignal *w, socket_emit_fn emit) {
+        SignalProbe probe = { HUB_PATH, CH_HUB1_INTERFACE, member, "ss", { w->id, w->arg } };
+
+        if (emit == emit_added_on || emit == emit_removed_on)
+                probe = (SignalProbe) { HUB_PATH, "org.freedesktop.DBus.ObjectManager", member, "o", { w->path } };
+        (void) hub_broadcast(h, &probe, emit, (void *) w);
 }
 
 /* Replies to a WaitForWorkers call with the registered ids. */
@@ -80,9 +115,9 @@ static void wait_ended(Deferred *d, DeferredEnd why) {
 
         LIST_REMOVE(by_kind, h->worker_waits, d);
         if (why == DEFERRED_TIMEOUT)
-                (void) sd_bus_reply_method_errorf(d->call, "org.clusterhub.Error.Timeout",
-                                                  "%zu of %zu workers registered before the timeout.",
-                                                  workers_count(h), (size_t) (uintptr_t) d->userdata);
+                (void) bus_reply_errorf(d->call, "org.clusterhub.Error.Timeout",
+                                        "%zu of %zu workers registered before the timeout.",
+                                        workers_count(h), (size_t) (uintptr_t) d->userdata);
 }
 
 int bus_workers_register_method(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *id) {
@@ -140,8 +175,9 @@ int bus_workers_register_method(sd_bus_message *m, void *userdata, sd_bus_error 
         log_info("Worker %s joined (%s, pid %u%s%s).", id, p->unique_name, (unsigned) p->pid,
                  p->unit ? ", " : "", p->unit ? p->unit : "");
         r = ch_hub1_reply_register(m, path);
-        (void) ch_hub1_emit_worker_joined(h->bus, NULL, HUB_PATH, id, p->unique_name);
-        (void) sd_bus_emit_object_added(h->bus, path);
+        WorkerSignal w = { id, p->unique_name, path };
+        broadcast_worker(h, "WorkerJoined", &w, emit_joined_on);
+        broadcast_worker(h, "InterfacesAdded", &w, emit_added_on);
         bus_events_worker_joined(p);
         bus_requests_worker_ready(p);
         wait_reply_ready(h);
@@ -154,21 +190,21 @@ void bus_workers_left(Peer *p, const char *reason) {
 
         /* out of memory only skips the announcements, never the removal */
         if (path)
-                (void) sd_bus_emit_object_removed(h->bus, path);
+                broadcast_worker(h, "InterfacesRemoved", &(WorkerSignal) { .path = path }, emit_removed_on);
         workers_remove(h, p);
         p->lock_owner.description = p->unique_name;
         if (!id)
                 return;
         log_info("Worker %s left (%s).", id, reason);
-        (void) ch_hub1_emit_worker_left(h->bus, NULL, HUB_PATH, id, reason);
+        broadcast_worker(h, "WorkerLeft", &(WorkerSignal) { id, reason, NULL }, emit_left_on);
 }
 
 int bus_workers_unregister_method(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         Hub *h = userdata;
-        Peer *p = peer_find(h, sd_bus_message_get_sender(m));
+        Peer *p = peer_of(h, m);
 
         if (!p || !p->id)
-                return bus_error_errno(ret_error, -ENOLINK, "%s is not a registered worker.", sd_bus_message_get_sender(m));
+                return bus_error_errno(ret_error, -ENOLINK, "%s is not a registered worker.", strempty(peer_name_of(h, m)));
         bus_workers_left(p, "unregistered");
         return ch_hub1_reply_unregister(m);
 }
@@ -304,11 +340,11 @@ static const ChWorker1Handlers worker1_handlers = {
         .prop_since = prop_since,
 };
 
-int bus_workers_setup(Hub *h) {
+int bus_workers_setup(Hub *h, sd_bus *bus) {
         int r;
 
-        r = ch_worker1_add_fallback(h->bus, NULL, HUB_WORKER_PREFIX, &worker1_handlers, worker_find, h);
+        r = ch_worker1_add_fallback(bus, NULL, HUB_WORKER_PREFIX, &worker1_handlers, worker_find, h);
         if (r < 0)
                 return r;
-        return sd_bus_add_node_enumerator(h->bus, NULL, HUB_WORKER_PREFIX, worker_enumerate, h);
+        return sd_bus_add_node_enumerator(bus, NULL, HUB_WORKER_PREFIX, worker_enumerate, h);
 }

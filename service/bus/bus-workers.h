@@ -13,7 +13,7 @@ int bus_workers_list_method(sd_bus_message *m, void *userdata, sd_bus_error *ret
 int bus_workers_wait_method(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, uint32_t count, uint32_t timeout_ms);
 
 /* Worker objects below /org/clusterhub/Hub1/worker. */
-int bus_workers_setup(Hub *h);
+int bus_workers_setup(Hub *h, sd_bus *bus);
 
 /* P (a worker) is gone: announce it and remove it. */
 void bus_workers_left(Peer *p, const char *reason);

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bus-util.h"
 #include "ch-errors.h"
 #include "hub.h"
 #include "locks.h"
@@ -37,6 +38,9 @@
 #define REWRITE_FACTOR 4
 /* ... and at least this big. */
 #define REWRITE_MIN_BYTES ((uint64_t) 64 * 1024 * 1024)
+/* --fsync=always: the longest a reply waits for its group commit while the bus keeps the loop
+ * busy (the queue bound is BUS_GATE_MAX_HELD). */
+#define GROUP_MAX_WAIT_USEC ((uint64_t) 1000)
 
 struct Persist {
         Hub *hub;
@@ -44,13 +48,15 @@ struct Persist {
         int fd, dir_fd;
         PersistFsync mode;
         LogBuf buf;
-        bool dirty;              /* written, not yet synced */
+        bool dirty;              /* written, not yet synced (always: the send gate is closed) */
         bool full;               /* the reserve could not be allocated: refuse writes */
         bool no_reserve;         /* the file system cannot preallocate */
         bool loading;
         uint64_t size, reserved_end;
         uint64_t token_floor;    /* highest floor read or written */
         sd_event_source *post, *timer;
+        sd_event_source *flush_defer, *flush_timer;   /* group commit (always) */
+        uint64_t group_wait_usec;
         PersistStats stats;
         /* a rewrite in a child process */
         pid_t child;
@@ -124,6 +130,87 @@ static _Noreturn void fatal(Persist *p, int error, const char *what) {
 
 static void child_buf_add(Persist *p, const void *data, size_t len);
 
+/* ---- group commit (--fsync=always) ---------------------------------------------------
+ * A record written and not yet synced closes the send gate (bus-util.h): every reply and
+ * signal from then on is held.  One fdatasync, then every held message goes out in order:
+ * when the loop has nothing of higher priority left (flush_defer, below the bus's priority:
+ * sd-bus dispatches one message per loop iteration, so this runs once the bus is drained),
+ * when BUS_GATE_MAX_HELD messages are held (bus_send() calls group_commit()), or after
+ * GROUP_MAX_WAIT_USEC (flush_timer, above the bus's priority; CLUSTERHUB_GROUP_COMMIT_WAIT_USEC
+ * changes it, for the tests and measurements), whichever comes first. */
+
+static void group_commit(void *userdata) {
+        Persist *p = userdata;
+        size_t n;
+
+        if (p->dirty) {
+                if (fdatasync(p->fd) < 0) {
+                        int r = -errno;
+
+                        /* the held messages never leave: fatal() exits */
+                        p->stats.last_error = -r;
+                        fatal(p, r, "Syncing");
+                }
+                p->dirty = false;
+                p->stats.syncs++;
+        }
+        n = bus_gate_open();
+        p->stats.held_messages += n;
+        p->stats.group_max = MAX(p->stats.group_max, (uint64_t) n);
+        (void) sd_event_source_set_enabled(p->flush_defer, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(p->flush_timer, SD_EVENT_OFF);
+}
+
+static int on_group_commit(sd_event_source *s, void *userdata) {
+        group_commit(userdata);
+        return 0;
+}
+
+static int on_group_commit_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        group_commit(userdata);
+        return 0;
+}
+
+/* The record just written is not synced: hold what the hub sends until it is. */
+static void hold_sends(Persist *p) {
+        uint64_t now = 0;
+        int r;
+
+        if (bus_gate_is_closed())
+                return;
+        bus_gate_close();
+        if (sd_event_now(p->hub->event, CLOCK_MONOTONIC, &now) < 0)
+                now = now_usec(CLOCK_MONOTONIC);
+        r = sd_event_source_set_enabled(p->flush_defer, SD_EVENT_ONESHOT);
+        if (r >= 0)
+                r = sd_event_source_set_time(p->flush_timer, now + p->group_wait_usec);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(p->flush_timer, SD_EVENT_ONESHOT);
+        if (r < 0)
+                group_commit(p); /* cannot wait for the loop: sync this record now */
+}
+
+static int group_commit_setup(Persist *p) {
+        sd_event *e = p->hub->event;
+        int r;
+
+        r = sd_event_add_defer(e, &p->flush_defer, on_group_commit, p);
+        if (r >= 0)
+                r = sd_event_source_set_priority(p->flush_defer, SD_EVENT_PRIORITY_IDLE);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(p->flush_defer, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_add_time(e, &p->flush_timer, CLOCK_MONOTONIC, 0, 1, on_group_commit_timer, p);
+        if (r >= 0)
+                r = sd_event_source_set_priority(p->flush_timer, SD_EVENT_PRIORITY_IMPORTANT);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(p->flush_timer, SD_EVENT_OFF);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up group commit: %m");
+        bus_gate_set_flush(group_commit, p);
+        return 0;
+}
+
 static void append(Persist *p) {
         int r;
 
@@ -141,14 +228,9 @@ static void append(Persist *p) {
         p->stats.records++;
         if (p->child > 0)
                 child_buf_add(p, p->buf.data, p->buf.len);
-        if (p->mode == PERSIST_FSYNC_ALWAYS) {
-                r = fdatasync(p->fd) < 0 ? -errno : 0;
-                if (r < 0) {
-                        p->stats.last_error = -r;
-                        fatal(p, r, "Syncing");
-                }
-        } else
-                p->dirty = true;
+        p->dirty = true;
+        if (p->mode == PERSIST_FSYNC_ALWAYS)
+                hold_sends(p);
 }
 
 void persist_journal(void *userdata, const char *key, const char *event) {
@@ -616,10 +698,10 @@ static void answer_save_calls(Persist *p, int error) {
                 sd_bus_message *m = p->save_calls[i];
 
                 if (error < 0)
-                        (void) sd_bus_reply_method_errorf(m, CH_ERROR_STORAGE, "Could not write a snapshot of the store to %s: %s",
-                                                          p->tmp_path, strerror(-error));
+                        (void) bus_reply_errorf(m, CH_ERROR_STORAGE, "Could not write a snapshot of the store to %s: %s",
+                                                p->tmp_path, strerror(-error));
                 else
-                        (void) sd_bus_reply_method_return(m, NULL);
+                        (void) bus_reply_return(m, NULL);
                 sd_bus_message_unref(m);
         }
         free(p->save_calls);
@@ -786,8 +868,10 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                         if (p->stats.last_error != errno)
                                 log_error_errno(-errno, "Syncing %s failed: %m", p->path);
                         p->stats.last_error = errno;
-                } else
+                } else {
                         p->dirty = false;
+                        p->stats.syncs++;
+                }
         }
         if (p->full)
                 reserve(p);
@@ -810,11 +894,19 @@ int persist_open(Hub *h, const char *dir, PersistFsync mode) {
         p->rewrite_min = REWRITE_MIN_BYTES;
         /* for tests: rewrite a small log too */
         p->rewrite_factor = REWRITE_FACTOR;
+        p->group_wait_usec = GROUP_MAX_WAIT_USEC;
         if (getenv("CLUSTERHUB_REWRITE_MIN_BYTES"))
                 p->rewrite_min = strtoull(getenv("CLUSTERHUB_REWRITE_MIN_BYTES"), NULL, 10);
         if (getenv("CLUSTERHUB_REWRITE_FACTOR"))
                 p->rewrite_factor = strtod(getenv("CLUSTERHUB_REWRITE_FACTOR"), NULL);
+        if (getenv("CLUSTERHUB_GROUP_COMMIT_WAIT_USEC"))
+                p->group_wait_usec = strtoull(getenv("CLUSTERHUB_GROUP_COMMIT_WAIT_USEC"), NULL, 10);
         h->persist = p; /* freed with the hub */
+        if (mode == PERSIST_FSYNC_ALWAYS) {
+                r = group_commit_setup(p);
+                if (r < 0)
+                        return r;
+        }
         p->dir = strdup(dir);
         if (!p->dir || asprintf(&p->path, "%s/%s", dir, PERSIST_LOG_NAME) < 0 ||
             asprintf(&p->tmp_path, "%s/%s.tmp", dir, PERSIST_LOG_NAME) < 0)
@@ -874,18 +966,23 @@ int persist_open(Hub *h, const char *dir, PersistFsync mode) {
 Persist *persist_free(Persist *p) {
         if (!p)
                 return NULL;
+        /* what is held goes out, synced, before anything said while exiting */
+        bus_gate_flush();
+        bus_gate_set_flush(NULL, NULL);
         if (p->child > 0) {
                 kill(p->child, SIGKILL);
                 child_reap(p);
                 (void) unlink(p->tmp_path);
         }
         for (size_t i = 0; i < p->n_save_calls; i++) {
-                (void) sd_bus_reply_method_errorf(p->save_calls[i], CH_ERROR_SHUTTING_DOWN, "The hub is exiting.");
+                (void) bus_reply_errorf(p->save_calls[i], CH_ERROR_SHUTTING_DOWN, "The hub is exiting.");
                 sd_bus_message_unref(p->save_calls[i]);
         }
         free(p->save_calls);
         sd_event_source_disable_unref(p->post);
         sd_event_source_disable_unref(p->timer);
+        sd_event_source_disable_unref(p->flush_defer);
+        sd_event_source_disable_unref(p->flush_timer);
         if (p->fd >= 0) {
                 if (p->dirty && p->mode != PERSIST_FSYNC_NO)
                         (void) fdatasync(p->fd);
@@ -941,6 +1038,9 @@ int persist_append_stats(Hub *h, sd_bus_message *reply) {
             (r = append_entry(reply, "persist_log_bytes", 't', &p->size)) < 0 ||
             (r = append_entry(reply, "persist_records", 't', &p->stats.records)) < 0 ||
             (r = append_entry(reply, "persist_rewrites", 't', &p->stats.rewrites)) < 0 ||
+            (r = append_entry(reply, "persist_syncs", 't', &p->stats.syncs)) < 0 ||
+            (r = append_entry(reply, "persist_held_messages", 't', &p->stats.held_messages)) < 0 ||
+            (r = append_entry(reply, "persist_group_max", 't', &p->stats.group_max)) < 0 ||
             (r = append_entry(reply, "persist_last_rewrite_ms", 't', &ms)) < 0 ||
             (r = append_entry(reply, "persist_last_rewrite_usec_realtime", 't', &p->stats.last_rewrite_realtime_usec)) < 0 ||
             (r = append_entry(reply, "persist_last_error", 's', p->stats.last_error ? strerror(p->stats.last_error) : "")) < 0 ||

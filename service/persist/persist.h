@@ -4,7 +4,8 @@
 /*
  * Durability of the store (docs/persistence.md): DIR/clusterhub.log holds one record per
  * change, written with write(2) from the store's journal hook, i.e. before the reply or
- * signal that reveals the change is sent.  At start the log is loaded (before the hub takes
+ * signal that reveals the change is sent.  With --fsync=always those are held (the send gate,
+ * bus-util.h) until one fdatasync has covered every change of the loop pass (group commit).  At start the log is loaded (before the hub takes
  * its bus name) and rewritten compactly (the "snapshot"): a temporary file, fdatasync,
  * rename.  When the log grows past a few times that size it is rewritten the same way by a
  * forked child (copy-on-write memory), while the hub goes on serving.
@@ -39,6 +40,9 @@ typedef struct PersistStats {
         uint64_t last_rewrite_usec;  /* how long the last rewrite stalled the loop */
         uint64_t last_rewrite_realtime_usec;
         int last_error;              /* errno of the last failed write or sync, 0 none */
+        uint64_t syncs;              /* fdatasyncs of the log (group commits, the everysec timer) */
+        uint64_t held_messages;      /* replies and signals held for a group commit (always) */
+        uint64_t group_max;          /* most messages one group commit sent */
 } PersistStats;
 
 /* Load DIR into the hub's namespaces (creating DIR when absent), rewrite it compactly and
@@ -56,8 +60,9 @@ void persist_drop_namespace(Hub *h, const char *name);
 bool persist_refuses_writes(const Persist *p);
 void persist_get_stats(const Persist *p, PersistStats *ret);
 /* GetStats entries ({sv}): "persistence" (off, always, everysec, no), and with a data dir
- * persist_log_bytes, _records, _rewrites, _last_rewrite_ms (the loop's wait),
- * _last_rewrite_usec_realtime, _last_error ("" or the message), _refusing_writes. */
+ * persist_log_bytes, _records, _rewrites, _syncs, _held_messages, _group_max,
+ * _last_rewrite_ms (the loop's wait), _last_rewrite_usec_realtime, _last_error ("" or the
+ * message), _refusing_writes. */
 typedef struct sd_bus_message sd_bus_message;
 int persist_append_stats(Hub *h, sd_bus_message *reply);
 const char *persist_mode_string(const Persist *p);

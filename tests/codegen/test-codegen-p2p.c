@@ -459,6 +459,58 @@ static void test_introspect(Fixture *f, gconstpointer data) {
         sd_bus_message_unref(reply);
 }
 
+/* A send hook sees every reply, error reply and signal of the interface; sd-bus no longer
+ * answers a failed call itself. */
+static int hooked_replies, hooked_errors, hooked_signals;
+
+static int count_and_send(sd_bus_message *m) {
+        if (sd_bus_message_is_method_error(m, NULL))
+                g_atomic_int_inc(&hooked_errors);
+        else if (sd_bus_message_is_signal(m, NULL, NULL))
+                g_atomic_int_inc(&hooked_signals);
+        else
+                g_atomic_int_inc(&hooked_replies);
+        return sd_bus_send(NULL, m, NULL);
+}
+
+static void setup_hooked(Fixture *f, gconstpointer data) {
+        ch_sample1_set_send_hook(count_and_send);
+        setup(f, data);
+}
+
+static void teardown_hooked(Fixture *f, gconstpointer data) {
+        teardown(f, data);
+        ch_sample1_set_send_hook(NULL);
+}
+
+static void test_send_hook(Fixture *f, gconstpointer data) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        uint32_t doubled = 0;
+        char *out = NULL;
+
+        g_assert_cmpint(ch_sample1_call_echo(f->client, NULL, PATH, "hooked", &out, &e), >=, 0);
+        g_assert_cmpstr(out, ==, "hooked");
+        free(out);
+        g_assert_cmpint(ch_sample1_call_later(f->client, NULL, PATH, 4, &doubled, &e), >=, 0);
+        g_assert_cmpuint(doubled, ==, 8);
+        g_assert_cmpint(g_atomic_int_get(&hooked_replies), ==, 2);
+
+        /* ret_error, a NULL handler: the same errors as without a hook, sent through it */
+        g_assert_cmpint(ch_sample1_call_fail(f->client, NULL, PATH, "org.example.Error.Custom", &e), <, 0);
+        g_assert_cmpstr(e.name, ==, "org.example.Error.Custom");
+        g_assert_cmpstr(e.message, ==, "failed as asked: org.example.Error.Custom");
+        sd_bus_error_free(&e);
+        g_assert_cmpint(ch_sample1_call_unimplemented(f->client, NULL, PATH, &e), <, 0);
+        g_assert_cmpstr(e.name, ==, "org.example.Error.NotSupported");
+        sd_bus_error_free(&e);
+        g_assert_cmpint(g_atomic_int_get(&hooked_errors), ==, 2);
+
+        /* a signal and its reply */
+        g_assert_cmpint(ch_sample1_call_fire(f->client, NULL, PATH, "x", &e), >=, 0);
+        g_assert_cmpint(g_atomic_int_get(&hooked_signals), ==, 1);
+        g_assert_cmpint(g_atomic_int_get(&hooked_replies), ==, 3);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
 #define ADD(path, fn) g_test_add(path, Fixture, NULL, setup, fn, teardown)
@@ -473,5 +525,6 @@ int main(int argc, char *argv[]) {
         ADD("/codegen/p2p/signal-match", test_signal_arg0);
         ADD("/codegen/p2p/properties", test_properties);
         ADD("/codegen/p2p/introspect", test_introspect);
+        g_test_add("/codegen/p2p/send-hook", Fixture, NULL, setup_hooked, test_send_hook, teardown_hooked);
         return g_test_run();
 }

@@ -673,6 +673,36 @@ int th_connect(sd_bus **ret, const char *address) {
         return 0;
 }
 
+int th_connect_socket(sd_bus **ret, const char *path) {
+        g_autofree char *address = NULL;
+
+        g_return_val_if_fail(ret && path, -EINVAL);
+        address = g_strdup_printf("unix:path=%s", path);
+        return th_connect(ret, address);
+}
+
+char *th_hub_socket_path(const ThBus *bus) {
+        return g_build_filename(bus->tmpdir, "hub.sock", NULL);
+}
+
+int th_hub_spawn_listening(ThHub *hub, const ThBus *bus, const char *const *extra_args, char **ret_path) {
+        g_autofree char *path = th_hub_socket_path(bus);
+        g_autofree char *listen = g_strdup_printf("--listen=%s", path);
+        g_autoptr(GPtrArray) args = g_ptr_array_new();
+        int r;
+
+        g_ptr_array_add(args, listen);
+        for (size_t i = 0; extra_args && extra_args[i]; i++)
+                g_ptr_array_add(args, (char *) extra_args[i]);
+        g_ptr_array_add(args, NULL);
+        r = th_hub_spawn(hub, bus->address, (const char *const *) args->pdata);
+        if (r < 0)
+                return r;
+        if (ret_path)
+                *ret_path = g_steal_pointer(&path);
+        return 0;
+}
+
 int th_name_has_owner(sd_bus *bus, const char *name) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
         sd_bus_message *reply = NULL;
@@ -744,6 +774,15 @@ int th_hub_spawn_nowait(ThHub *hub, const char *address, const char *const *extr
         env = g_get_environ();
         env = g_environ_setenv(env, "DBUS_SESSION_BUS_ADDRESS", address, TRUE);
         env = g_environ_setenv(env, "DBUS_SYSTEM_BUS_ADDRESS", address, TRUE);
+        /* a hub on the "user bus" (--user) listens in $XDG_RUNTIME_DIR: the bus's temp dir,
+         * never the host's runtime dir */
+        env = g_environ_unsetenv(env, "XDG_RUNTIME_DIR");
+        env = g_environ_unsetenv(env, "RUNTIME_DIRECTORY");
+        if (g_str_has_prefix(address, "unix:path=")) {
+                g_autofree char *sock = g_strndup(address + strlen("unix:path="), strcspn(address + strlen("unix:path="), ","));
+                g_autofree char *dir = g_path_get_dirname(sock);
+                env = g_environ_setenv(env, "XDG_RUNTIME_DIR", dir, TRUE);
+        }
 
         pid = th_spawn(&hub->proc, (const char *const *) argv->pdata, (const char *const *) env, -1, -1);
         if (pid < 0)
@@ -830,7 +869,12 @@ static void fixture_setup(ThFixture *f, ThBusKind kind, bool with_hub) {
                 return;
         }
         if (with_hub) {
-                r = th_hub_spawn(&f->hub, f->bus.address, NULL);
+                bool private = g_strcmp0(g_getenv("TH_TRANSPORT"), "private") == 0;
+
+                if (private)
+                        r = th_hub_spawn_listening(&f->hub, &f->bus, NULL, &f->socket_path);
+                else
+                        r = th_hub_spawn(&f->hub, f->bus.address, NULL);
                 if (r == -ENOENT) {
                         g_test_skip("clusterhubd is not built (set CLUSTERHUBD or MESON_BUILD_ROOT)");
                         return;
@@ -840,6 +884,17 @@ static void fixture_setup(ThFixture *f, ThBusKind kind, bool with_hub) {
                                        r == -ECHILD ? "it exited" : g_strerror(-r));
                         g_test_fail();
                         return;
+                }
+                if (private) {
+                        /* the test's own client talks to the hub over the socket */
+                        sd_bus_flush_close_unref(f->client);
+                        f->client = NULL;
+                        r = th_connect_socket(&f->client, f->socket_path);
+                        if (r < 0) {
+                                g_test_message("harness: cannot connect to %s: %s", f->socket_path, g_strerror(-r));
+                                g_test_fail();
+                                return;
+                        }
                 }
         }
         f->ready = true;
@@ -859,6 +914,7 @@ bool th_fixture_skipped(ThFixture *f) {
 
 void th_fixture_teardown(ThFixture *f, gconstpointer user_data) {
         f->client = sd_bus_flush_close_unref(f->client);
+        g_clear_pointer(&f->socket_path, g_free);
         th_hub_clear(&f->hub);
         th_bus_stop(&f->bus);
         g_clear_pointer(&f->bus.skip_reason, g_free);

@@ -126,6 +126,9 @@ void th_bus_stop(ThBus *bus);
 
 /* sd_bus_new + set_address + set_bus_client + start (Hello done).  0 or -errno. */
 int th_connect(sd_bus **ret, const char *address);
+/* th_connect() to the hub's private socket at PATH ("unix:path=PATH"; Hello goes to the hub's
+ * org.freedesktop.DBus shim). */
+int th_connect_socket(sd_bus **ret, const char *path);
 /* Has `name` an owner on the bus of `bus`?  1 / 0 / -errno. */
 int th_name_has_owner(sd_bus *bus, const char *name);
 /* Poll until `name` has an owner (want_owner) or none (!want_owner).  0, -ETIMEDOUT, -errno. */
@@ -159,6 +162,11 @@ char *th_hub_binary(void);
 int th_hub_spawn(ThHub *hub, const char *address, const char *const *extra_args);
 /* Like th_hub_spawn() but don't wait for the name. */
 int th_hub_spawn_nowait(ThHub *hub, const char *address, const char *const *extra_args);
+/* The private socket a test's hub listens on: "hub.sock" in BUS's temp dir (g_free()). */
+char *th_hub_socket_path(const ThBus *bus);
+/* th_hub_spawn() on BUS with --listen=th_hub_socket_path(BUS) before EXTRA_ARGS; the socket
+ * exists once it returns 0.  *RET_PATH (may be NULL) gets the path (g_free()). */
+int th_hub_spawn_listening(ThHub *hub, const ThBus *bus, const char *const *extra_args, char **ret_path);
 int th_hub_kill(ThHub *hub, int sig);
 /* Wait up to 10 s for the hub to exit; true if it did (*status = wait status). */
 bool th_hub_wait_exit(ThHub *hub, int *status);
@@ -171,14 +179,18 @@ void th_hub_clear(ThHub *hub);
 typedef struct ThFixture {
         ThBus bus;
         ThHub hub;
-        sd_bus *client;         /* connected to bus.address */
+        sd_bus *client;         /* connected to bus.address; with TH_TRANSPORT=private to the
+                                 * hub's private socket (socket_path) */
+        char *socket_path;      /* with TH_TRANSPORT=private: where the hub listens */
         bool with_hub;
         bool ready;             /* setup completed (else it skipped or failed) */
 } ThFixture;
 
 /* user_data: GINT_TO_POINTER(ThBusKind).  Skips if the bus can't start. */
 void th_fixture_setup(ThFixture *f, gconstpointer user_data);
-/* Same, plus the hub started and owning its name (skips if no hub binary). */
+/* Same, plus the hub started and owning its name (skips if no hub binary).  With the environment
+ * TH_TRANSPORT=private the hub also listens on th_hub_socket_path() and f->client is connected
+ * there instead of to the bus: the bus suites then run their client side over the socket. */
 void th_fixture_setup_hub(ThFixture *f, gconstpointer user_data);
 /* Stops everything by PID; runs even when the test failed. */
 void th_fixture_teardown(ThFixture *f, gconstpointer user_data);

@@ -110,6 +110,11 @@ static void test_worker_id_claims(void) {
         g_assert_cmpint(worker_id_claim("bus_", NULL, ":1.9"), ==, WORKER_CLAIM_NONE);
         g_assert_cmpint(worker_id_claim("bus_station", NULL, ":1.9"), ==, WORKER_CLAIM_NONE);
         g_assert_cmpint(worker_id_claim("bus_1_9x", NULL, ":1.9"), ==, WORKER_CLAIM_NONE);
+        /* a private-socket connection's name is reserved the same way */
+        g_assert_cmpint(worker_id_claim("bus_p2p_7", NULL, ":p2p.7"), ==, WORKER_CLAIM_OWN);
+        g_assert_cmpint(worker_id_claim("bus_p2p_7", NULL, ":1.7"), ==, WORKER_CLAIM_FOREIGN);
+        g_assert_cmpint(worker_id_claim("bus_p2p_7", NULL, ":p2p.8"), ==, WORKER_CLAIM_FOREIGN);
+        g_assert_cmpint(worker_id_claim("bus_p2p_", NULL, ":p2p.8"), ==, WORKER_CLAIM_NONE);
 }
 
 static void test_hashmap(void) {

@@ -881,7 +881,7 @@ static void gen_server_method(GString *c, const Options *opt, Iface *f, GDBusMet
         g_autofree char *member = param_name(s);
         guint ns = n_simple(m->in_args);
 
-        g_string_append_printf(c, "static int %s_method_%s(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {\n", f->lower, s);
+        g_string_append_printf(c, "static int %s_handle_%s(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {\n", f->lower, s);
         g_string_append_printf(c, "        const ServerData *d = server_data(m);\n");
         for (guint i = 0; i < ns; i++) {
                 const char *sg = m->in_args[i]->signature;
@@ -892,7 +892,7 @@ static void gen_server_method(GString *c, const Options *opt, Iface *f, GDBusMet
         }
         g_string_append(c, "        int r;\n\n");
         g_string_append_printf(c, "        if (!d || !((const %sHandlers *) d->handlers)->%s)\n", f->camel, member);
-        g_string_append_printf(c, "                return sd_bus_reply_method_errorf(m, \"%s\", \"%%s.%%s is not supported by this server\", %s_INTERFACE, \"%s\");\n",
+        g_string_append_printf(c, "                return sd_bus_error_setf(ret_error, \"%s\", \"%%s.%%s is not supported by this server\", %s_INTERFACE, \"%s\");\n",
                                opt->unsupported_error, f->upper, m->name);
         for (guint i = 0; i < ns; i++) {
                 const char *sg = m->in_args[i]->signature;
@@ -908,6 +908,9 @@ static void gen_server_method(GString *c, const Options *opt, Iface *f, GDBusMet
         for (guint i = 0; i < ns; i++)
                 g_string_append_printf(c, ", v_%s", m->in_args[i]->name);
         g_string_append(c, ");\n        return r;\n}\n\n");
+        g_string_append_printf(c, "static int %s_method_%s(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {\n"
+                                  "        return server_result(m, %s_handle_%s(m, userdata, ret_error), ret_error);\n}\n\n",
+                               f->lower, s, f->lower, s);
 }
 
 static void gen_server_reply(GString *h, GString *c, Iface *f, GDBusMethodInfo *m) {
@@ -924,7 +927,7 @@ static void gen_server_reply(GString *h, GString *c, Iface *f, GDBusMethodInfo *
         append_write_args(c, m->out_args, ns, "reply", "        ");
         if (ns < n_args(m->out_args))
                 append_rest(c, m->out_args, ns, "reply");
-        g_string_append(c, "        return sd_bus_send(NULL, reply, NULL);\n}\n\n");
+        g_string_append(c, "        return server_send(reply);\n}\n\n");
 }
 
 static void gen_server_signal(GString *h, GString *c, Iface *f, GDBusSignalInfo *sig) {
@@ -942,7 +945,7 @@ static void gen_server_signal(GString *h, GString *c, Iface *f, GDBusSignalInfo 
         append_write_args(c, sig->args, ns, "m", "        ");
         if (ns < n_args(sig->args))
                 append_rest(c, sig->args, ns, "m");
-        g_string_append(c, "        return sd_bus_send(bus, m, NULL);\n}\n\n");
+        g_string_append(c, "        return server_send(m);\n}\n\n");
 }
 
 static void gen_server_property(GString *c, Iface *f, GDBusPropertyInfo *p) {
@@ -975,6 +978,27 @@ static const char *server_runtime =
         "static int find_trampoline(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found, sd_bus_error *ret_error) {\n"
         "        const ServerData *d = userdata;\n"
         "        return d->find(bus, path, interface, d->userdata, found, ret_error);\n}\n\n"
+        "/* Replies and signals go out through the hook when one is set, else at once. */\n"
+        "static ch_send_hook_t send_hook;\n\n"
+        "static int server_send(sd_bus_message *m) {\n"
+        "        return send_hook ? send_hook(m) : sd_bus_send(NULL, m, NULL);\n}\n\n"
+        "/* A call that failed (R < 0 or ERROR set): sd-bus would build and send the error reply\n"
+        " * itself, past the hook; with a hook, build it here and send it through the hook. */\n"
+        "static int server_result(sd_bus_message *call, int r, sd_bus_error *error) {\n"
+        "        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;\n"
+        "        int q;\n\n"
+        "        if (!send_hook || (r >= 0 && !sd_bus_error_is_set(error)))\n                return r;\n"
+        "        if (sd_bus_message_get_expect_reply(call)) {\n"
+        "                if (sd_bus_error_is_set(error))\n"
+        "                        q = sd_bus_message_new_method_error(call, &reply, error);\n"
+        "                else\n"
+        "                        q = sd_bus_message_new_method_errno(call, &reply, r, NULL);\n"
+        "                if (q < 0)\n                        return r; /* sd-bus answers */\n"
+        "                q = send_hook(reply);\n"
+        "                if (q < 0)\n                        return q;\n"
+        "        }\n"
+        "        sd_bus_error_free(error); /* answered: sd-bus must not answer again */\n"
+        "        return 1;\n}\n\n"
         "static int register_vtable(sd_bus *bus, sd_bus_slot **ret_slot, const char *path, const char *interface, const sd_bus_vtable *vtable,\n"
         "                           const void *handlers, sd_bus_object_find_t find, void *userdata) {\n"
         "        sd_bus_slot *slot = NULL;\n"
@@ -998,6 +1022,11 @@ static void gen_server(const Options *opt, Iface *f, GString *h, GString *c) {
         g_string_append(h,
                 "#ifndef CH_CODEGEN_APPEND_FN\n#define CH_CODEGEN_APPEND_FN\n"
                 "typedef int (*ch_append_fn)(sd_bus_message *m, void *userdata);\n#endif\n\n");
+        g_string_append(h,
+                "#ifndef CH_CODEGEN_SEND_HOOK\n#define CH_CODEGEN_SEND_HOOK\n"
+                "/* Sends M (a reply or a signal) as sd_bus_send(NULL, M, NULL) would, now or later\n"
+                " * (sd_bus_message_ref(M) to keep it); returns 0 or a negative errno. */\n"
+                "typedef int (*ch_send_hook_t)(sd_bus_message *m);\n#endif\n\n");
         g_string_append_printf(h,
                 "/* The implementation of %s. A handler gets the leading simple arguments typed; the message\n"
                 " * M is positioned at the first other argument. It replies with %s_reply_*() (at once, or later\n"
@@ -1021,6 +1050,11 @@ static void gen_server(const Options *opt, Iface *f, GString *h, GString *c) {
                         "#define %s_MAX_STRV_DEFAULT UINT64_C(1000000)\n"
                         "void %s_set_max_strv(uint64_t max);\n\n",
                         opt->limit_error, f->upper, f->upper, f->lower);
+        g_string_append_printf(h,
+                "/* Send this interface's replies and signals through HOOK instead of sd_bus_send(); the error\n"
+                " * replies of failed calls (a handler's negative return or ret_error) go through it too.\n"
+                " * NULL (the default) sends at once.  Process-wide for this interface; set it before serving. */\n"
+                "void %s_set_send_hook(ch_send_hook_t hook);\n\n", f->lower);
         g_string_append_printf(h, "/* The vtable; its slot's userdata must be what %s_add_object/_add_fallback set up. */\n", f->lower);
         g_string_append_printf(h, "extern const sd_bus_vtable %s_vtable[];\n\n", f->lower);
         g_string_append_printf(h, "/* Serve %s at PATH with HANDLERS; they receive USERDATA. */\n"
@@ -1039,6 +1073,7 @@ static void gen_server(const Options *opt, Iface *f, GString *h, GString *c) {
                 g_string_append_printf(c, "static uint64_t max_strv = %s_MAX_STRV_DEFAULT;\n\n"
                                           EXPORT "void %s_set_max_strv(uint64_t max) {\n        max_strv = max;\n}\n\n",
                                        f->upper, f->lower);
+        g_string_append_printf(c, EXPORT "void %s_set_send_hook(ch_send_hook_t hook) {\n        send_hook = hook;\n}\n\n", f->lower);
         for (guint k = 0; i->methods && i->methods[k]; k++)
                 gen_server_method(c, opt, f, i->methods[k]);
         for (guint k = 0; i->properties && i->properties[k]; k++)
