@@ -2389,7 +2389,8 @@ int main(int argc, char **argv) {
         }
 
         /* scale: many subscribed clients and registered workers connected */
-        for (unsigned t = 0; t < n_ts && arg_scale_clients + arg_scale_workers > 0; t++)
+        /* (--quick: on the last transport only, the socket by default, to stay quick) */
+        for (unsigned t = arg_quick && n_ts > 0 ? n_ts - 1 : 0; t < n_ts && arg_scale_clients + arg_scale_workers > 0; t++)
                 if (scale_rows(&ts[t], N) < 0) {
                         failed = 1;
                         goto finish;
