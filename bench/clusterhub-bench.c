@@ -87,20 +87,34 @@ static Helper helpers[MAX_HELPERS];
 static unsigned n_helpers;
 static char self_exe[4096];
 
-/* Re-execute ourselves with ARGS; wait for its 'r'. */
+/* Re-execute ourselves with ARGS; wait for its 'r'.  The baseline services run under
+ * $CLUSTERHUB_BENCH_BASELINE_WRAPPER when it is set (a program that execs its arguments, e.g. a
+ * script running valgrind --tool=callgrind "$@": BENCHMARKS.md, the profile). */
 static Helper *helper_start(const char *name, const char *address, const char *const *args) {
+        const char *wrapper = strncmp(name, "baseline", 8) == 0 ? getenv("CLUSTERHUB_BENCH_BASELINE_WRAPPER") : NULL;
         int sv[2];
         pid_t parent = getpid();
 
-        if (n_helpers >= MAX_HELPERS) {
-                fprintf(stderr, "too many helpers\n");
+        Helper *h = NULL;
+
+        /* a stopped helper's slot is free again */
+        for (unsigned i = 0; i < n_helpers && !h; i++)
+                if (helpers[i].pid <= 0)
+                        h = &helpers[i];
+        if (!h && n_helpers < MAX_HELPERS)
+                h = &helpers[n_helpers++];
+        if (!h) {
+                fprintf(stderr, "clusterhub-bench: more than %d helpers at once (MAX_HELPERS)\n", MAX_HELPERS);
                 return NULL;
         }
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
                 return NULL;
         pid_t pid = fork();
-        if (pid < 0)
+        if (pid < 0) {
+                close(sv[0]);
+                close(sv[1]);
                 return NULL;
+        }
         if (pid == 0) {
                 const char *argv[16];
                 size_t n = 0;
@@ -112,6 +126,8 @@ static Helper *helper_start(const char *name, const char *address, const char *c
                 if (dup2(sv[1], BENCH_CTL_FD) < 0)
                         _exit(1);
                 snprintf(addr, sizeof addr, "--address=%s", address);
+                if (wrapper && wrapper[0])
+                        argv[n++] = wrapper;
                 argv[n++] = self_exe;
                 argv[n++] = addr;
                 for (size_t i = 0; args[i] && n < 15; i++)
@@ -119,11 +135,10 @@ static Helper *helper_start(const char *name, const char *address, const char *c
                 argv[n] = NULL;
                 unsetenv("DBUS_SESSION_BUS_ADDRESS");
                 unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
-                execv(self_exe, (char *const *) argv);
+                execv(argv[0], (char *const *) argv);
                 _exit(127);
         }
         close(sv[1]);
-        Helper *h = &helpers[n_helpers++];
         h->pid = pid;
         h->ctl = sv[0];
         snprintf(h->name, sizeof h->name, "%s", name);
@@ -1392,7 +1407,7 @@ static void help(void) {
                "     --scale-clients=N   Subscribed clients for the scale rows (default %u)\n"
                "     --scale-workers=N   Registered workers for the scale rows (default %u)\n"
                "     --inflight=N        Calls in flight for the throughput rows (default %u)\n"
-               "     --only-get          Baseline Ping and hub Get rows only (to profile the hub)\n"
+               "     --only-get          Baseline Ping and hub Get rows only, on each --transport (to profile the hub)\n"
                "     --no-persist        Skip the persistence rows (Set/Incr with --data-dir in each --fsync mode,\n"
                "                         Redis SET/INCR with appendonly yes)\n"
                "     --persist-dir=DIR   Make the data dirs of those rows under DIR (default /var/tmp); use a disk\n"
@@ -2100,16 +2115,18 @@ static int transport_rows(Transport *t, unsigned N) {
         fprintf(stderr, "baseline (%s)\n", t->name);
         run("baseline", "baseline Ping", 1, t->base, start_ping);
         run("baseline", "baseline Ping", N, t->base, start_ping);
-        for (unsigned i = 0; i < max_subs; i++)
+        for (unsigned i = 0; i < max_subs && !arg_only_get; i++)
                 if (!(bsubs[i] = start_subscriber(t->base_address, false, i)))
                         return -1;
-        snprintf(emit_event, sizeof emit_event, EVENT_ONE);
-        run_signal_row("baseline", "baseline signal 1 sub", 2, t->base, start_blast, bsubs, 1, 1);
-        snprintf(emit_event, sizeof emit_event, EVENT_ALL);
-        if (!arg_quick)
-                run_signal_row("baseline", "baseline signal 4 subs", 2, t->base, start_blast, bsubs, 4, 4);
-        for (unsigned i = 0; i < max_subs; i++)
-                helper_stop(bsubs[i]);
+        if (!arg_only_get) {
+                snprintf(emit_event, sizeof emit_event, EVENT_ONE);
+                run_signal_row("baseline", "baseline signal 1 sub", 2, t->base, start_blast, bsubs, 1, 1);
+                snprintf(emit_event, sizeof emit_event, EVENT_ALL);
+                if (!arg_quick)
+                        run_signal_row("baseline", "baseline signal 4 subs", 2, t->base, start_blast, bsubs, 4, 4);
+                for (unsigned i = 0; i < max_subs; i++)
+                        helper_stop(bsubs[i]);
+        }
 
         /* the hub */
         fprintf(stderr, "hub (%s)\n", t->name);
