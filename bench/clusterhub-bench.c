@@ -2203,9 +2203,10 @@ static int transport_rows(Transport *t, unsigned N) {
  * them, Get, GetStats and ListWorkers. */
 static int scale_rows(Transport *t, unsigned N) {
         unsigned conc[2] = { 1, N };
-        Helper *sc[4];
+        Helper *sc[4], *workers = NULL;
         unsigned n_sc = 0, per = (arg_scale_clients + 3) / 4;
         bool ok = true;
+        int r;
 
         fprintf(stderr, "scale (%s): %u subscribed clients, %u workers\n", t->name, arg_scale_clients, arg_scale_workers);
         cur_transport = t->name;
@@ -2220,10 +2221,15 @@ static int scale_rows(Transport *t, unsigned N) {
         if (ok && arg_scale_workers > 0) {
                 char a1[64];
                 snprintf(a1, sizeof a1, "--scale-workers-helper=%u", arg_scale_workers);
-                ok = helper_start("scale workers", t->address, (const char *[]) { a1, "--first=0", NULL }) != NULL;
+                workers = helper_start("scale workers", t->address, (const char *[]) { a1, "--first=0", NULL });
+                ok = workers != NULL;
         }
-        if (!ok)
+        if (!ok) {
+                for (unsigned i = 0; i < n_sc; i++)
+                        if (sc[i])
+                                helper_stop(sc[i]);
                 return -1;
+        }
         expect_workers = arg_scale_workers;
         emit_rotate = arg_scale_clients;
         if (emit_rotate > 0)
@@ -2240,10 +2246,15 @@ static int scale_rows(Transport *t, unsigned N) {
                 set_ratio(run("scale", "scale ListWorkers", conc[k], t->hub, start_list_workers), "baseline Ping", conc[k],
                           false, 0);
         }
-        helpers_stop_all();
+        /* its own helpers only: the other transport's baseline service keeps running */
+        for (unsigned i = 0; i < n_sc; i++)
+                helper_stop(sc[i]);
+        if (workers)
+                helper_stop(workers);
         cur_transport = "";
         /* the next transport's ListWorkers expects its own workers only */
-        return wait_workers(t->hub, 0);
+        r = wait_workers(t->hub, 0);
+        return r < 0 ? r : 0;
 }
 
 static void read_loadavg(char *buf, size_t size) {
