@@ -1416,7 +1416,8 @@ static void help(void) {
                "     --transport=WHICH   bus, socket or both (default): the hub rows as clients of the private\n"
                "                         bus, of the hub's private socket (--listen=PATH), or both\n\n"
                "The hub binary is $CLUSTERHUBD, else $MESON_BUILD_ROOT/service/clusterhubd; node is $NODE, else\n"
-               "the first in $PATH.\n",
+               "the first in $PATH. $CLUSTERHUB_BENCH_BASELINE_WRAPPER, when set, runs the baseline services\n"
+               "under it (a program that execs its arguments: valgrind for a profile, see BENCHMARKS.md).\n",
                arg_seconds, arg_keys, arg_scale_clients, arg_scale_workers, arg_inflight);
 }
 
