@@ -6,6 +6,8 @@
  *   --worker            one registered worker serving requests with the generated Handler1 skeleton
  *   --scale-clients     N connections, connection i subscribed to event "scale.<i>"
  *   --scale-workers     N connections, each registered as a worker
+ *   --p2p-baseline      the floor of the private socket: the baseline's vtable served by sd-bus
+ *                       directly on a unix socket (no bus)
  * Every helper talks to the benchmark over fd 3 (a socketpair): it writes 'r' once ready, answers
  * 'c' with its delivery count (uint64_t) and exits when the other end closes.
  */
@@ -15,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <systemd/sd-bus.h>
@@ -299,5 +303,183 @@ int helper_scale_workers(const char *address, unsigned first, unsigned count) {
         }
         r = run_loop(e);
         close_all(buses, n, e);
+        return r < 0 ? 1 : 0;
+}
+
+/* ---- the baseline served peer-to-peer ---------------------------------------------------- */
+
+/* The floor of the private socket: the same Ping/Blast vtable served by sd-bus directly on a
+ * unix socket (accept, sd_bus_set_server), with no bus in between.  Clients connect the way they
+ * connect to the hub's socket (bus_client, so Hello first): a minimal org.freedesktop.DBus
+ * answers Hello, AddMatch and RemoveMatch.  Blast sends each Event to the connections whose
+ * AddMatch rule's arg0 (equal) or arg0namespace (prefix) matches the event name, as the hub does
+ * on its socket, so that subscribers get only what they asked for. */
+
+#define P2P_MAX_CONNS 64
+
+typedef struct P2pConn {
+        sd_bus *bus;
+        char arg0[128];
+        bool namespace, subscribed;
+} P2pConn;
+
+static P2pConn p2p_conns[P2P_MAX_CONNS];
+static unsigned p2p_n, p2p_next_id = 1;
+
+static P2pConn *p2p_conn_of(sd_bus *bus) {
+        for (unsigned i = 0; i < p2p_n; i++)
+                if (p2p_conns[i].bus == bus)
+                        return &p2p_conns[i];
+        return NULL;
+}
+
+static int shim_hello(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        char name[32];
+        snprintf(name, sizeof name, ":p2p.%u", p2p_next_id++);
+        return sd_bus_reply_method_return(m, "s", name);
+}
+
+/* Keep arg0='X' or arg0namespace='X' of the rule: the only keys the bench's subscribers use to
+ * pick events. */
+static int shim_add_match(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        P2pConn *c = p2p_conn_of(sd_bus_message_get_bus(m));
+        const char *rule, *p;
+        int r = sd_bus_message_read(m, "s", &rule);
+        if (r < 0)
+                return r;
+        if (c) {
+                bool ns = false;
+                if ((p = strstr(rule, "arg0namespace='")))
+                        p += strlen("arg0namespace='"), ns = true;
+                else if ((p = strstr(rule, "arg0='")))
+                        p += strlen("arg0='");
+                c->namespace = ns;
+                c->arg0[0] = 0;
+                if (p)
+                        snprintf(c->arg0, sizeof c->arg0, "%.*s", (int) strcspn(p, "'"), p);
+                c->subscribed = true;
+        }
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static int shim_remove_match(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        P2pConn *c = p2p_conn_of(sd_bus_message_get_bus(m));
+        if (c)
+                c->subscribed = false;
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static const sd_bus_vtable shim_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_METHOD("Hello", "", "s", shim_hello, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("AddMatch", "s", "", shim_add_match, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("RemoveMatch", "s", "", shim_remove_match, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END,
+};
+
+static bool p2p_wants(const P2pConn *c, const char *event) {
+        size_t n = strlen(c->arg0);
+        if (!c->subscribed || !c->bus)
+                return false;
+        if (!c->namespace)
+                return strcmp(c->arg0, event) == 0;
+        return strncmp(c->arg0, event, n) == 0 && (event[n] == 0 || event[n] == '.');
+}
+
+static int p2p_blast(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        const char *event;
+        uint32_t count;
+        int r = sd_bus_message_read(m, "su", &event, &count);
+        if (r < 0)
+                return r;
+        for (uint32_t i = 0; i < count; i++)
+                for (unsigned j = 0; j < p2p_n; j++) {
+                        if (!p2p_wants(&p2p_conns[j], event))
+                                continue;
+                        r = sd_bus_emit_signal(p2p_conns[j].bus, BENCH_BASE_PATH, BENCH_BASE_IFACE, "Event", "ssv", event,
+                                               ":bench", "s", BENCH_PAYLOAD);
+                        if (r < 0 && r != -ENOTCONN && r != -ECONNRESET)
+                                return r;
+                }
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static const sd_bus_vtable p2p_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_METHOD("Ping", "s", "v", method_ping, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD("Blast", "su", "", p2p_blast, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL("Event", "ssv", 0),
+        SD_BUS_VTABLE_END,
+};
+
+static int p2p_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        P2pConn *c = userdata;
+        c->subscribed = false;
+        return 0;
+}
+
+static int p2p_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        sd_id128_t *id = userdata;
+        int nfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        sd_bus *bus = NULL;
+        P2pConn *c;
+        int r;
+
+        if (nfd < 0)
+                return 0;
+        if (p2p_n == P2P_MAX_CONNS) {
+                close(nfd);
+                return 0;
+        }
+        c = &p2p_conns[p2p_n];
+        memset(c, 0, sizeof *c);
+        if ((r = sd_bus_new(&bus)) < 0) {
+                close(nfd);
+                return fail("sd_bus_new", r), 0;
+        }
+        if ((r = sd_bus_set_fd(bus, nfd, nfd)) < 0) {
+                close(nfd);
+                sd_bus_unref(bus);
+                return fail("sd_bus_set_fd", r), 0;
+        }
+        if ((r = sd_bus_set_server(bus, 1, *id)) < 0 ||
+            (r = sd_bus_add_object_vtable(bus, NULL, BENCH_BASE_PATH, BENCH_BASE_IFACE, p2p_vtable, NULL)) < 0 ||
+            (r = sd_bus_add_object_vtable(bus, NULL, "/org/freedesktop/DBus", "org.freedesktop.DBus", shim_vtable, NULL)) < 0 ||
+            (r = sd_bus_match_signal(bus, NULL, "org.freedesktop.DBus.Local", "/org/freedesktop/DBus/Local",
+                                     "org.freedesktop.DBus.Local", "Disconnected", p2p_disconnected, c)) < 0 ||
+            (r = sd_bus_start(bus)) < 0 ||
+            (r = sd_bus_attach_event(bus, sd_event_source_get_event(s), 0)) < 0) {
+                sd_bus_unref(bus);
+                return fail("serving a connection", r), 0;
+        }
+        c->bus = bus;
+        p2p_n++;
+        return 0;
+}
+
+int helper_p2p_baseline(const char *path) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        sd_id128_t id;
+        sd_event *e = NULL;
+        int fd, r;
+
+        if (strlen(path) >= sizeof sa.sun_path)
+                return fail("socket path", -ENAMETOOLONG);
+        snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+        if ((r = sd_id128_randomize(&id)) < 0)
+                return fail("sd_id128_randomize", r);
+        if ((r = sd_event_default(&e)) < 0)
+                return fail("sd_event_default", r);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0 || bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0 || listen(fd, 64) < 0)
+                return fail("listen", -errno);
+        if ((r = sd_event_add_io(e, NULL, fd, EPOLLIN, p2p_accept, &id)) < 0)
+                return fail("sd_event_add_io", r);
+        r = run_loop(e);
+        for (unsigned i = 0; i < p2p_n; i++)
+                sd_bus_flush_close_unref(p2p_conns[i].bus);
+        close(fd);
+        (void) unlink(path);
+        sd_event_unref(e);
         return r < 0 ? 1 : 0;
 }

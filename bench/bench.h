@@ -18,3 +18,4 @@ int helper_subscriber(const char *address, const char *rule);
 int helper_scale_clients(const char *address, unsigned first, unsigned count);
 int helper_worker(const char *address, const char *id, char **methods);
 int helper_scale_workers(const char *address, unsigned first, unsigned count);
+int helper_p2p_baseline(const char *path);

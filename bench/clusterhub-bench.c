@@ -65,6 +65,7 @@ static bool arg_only_get = false;
 static bool arg_persist = true;
 static const char *arg_persist_dir = NULL;
 static const char *arg_peers = NULL;
+static bool arg_bus = true, arg_socket = true; /* --transport= */
 
 /* ---- time ------------------------------------------------------------------- */
 
@@ -86,20 +87,34 @@ static Helper helpers[MAX_HELPERS];
 static unsigned n_helpers;
 static char self_exe[4096];
 
-/* Re-execute ourselves with ARGS; wait for its 'r'. */
+/* Re-execute ourselves with ARGS; wait for its 'r'.  The baseline services run under
+ * $CLUSTERHUB_BENCH_BASELINE_WRAPPER when it is set (a program that execs its arguments, e.g. a
+ * script running valgrind --tool=callgrind "$@": BENCHMARKS.md, the profile). */
 static Helper *helper_start(const char *name, const char *address, const char *const *args) {
+        const char *wrapper = strncmp(name, "baseline", 8) == 0 ? getenv("CLUSTERHUB_BENCH_BASELINE_WRAPPER") : NULL;
         int sv[2];
         pid_t parent = getpid();
 
-        if (n_helpers >= MAX_HELPERS) {
-                fprintf(stderr, "too many helpers\n");
+        Helper *h = NULL;
+
+        /* a stopped helper's slot is free again */
+        for (unsigned i = 0; i < n_helpers && !h; i++)
+                if (helpers[i].pid <= 0)
+                        h = &helpers[i];
+        if (!h && n_helpers < MAX_HELPERS)
+                h = &helpers[n_helpers++];
+        if (!h) {
+                fprintf(stderr, "clusterhub-bench: more than %d helpers at once (MAX_HELPERS)\n", MAX_HELPERS);
                 return NULL;
         }
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
                 return NULL;
         pid_t pid = fork();
-        if (pid < 0)
+        if (pid < 0) {
+                close(sv[0]);
+                close(sv[1]);
                 return NULL;
+        }
         if (pid == 0) {
                 const char *argv[16];
                 size_t n = 0;
@@ -111,6 +126,8 @@ static Helper *helper_start(const char *name, const char *address, const char *c
                 if (dup2(sv[1], BENCH_CTL_FD) < 0)
                         _exit(1);
                 snprintf(addr, sizeof addr, "--address=%s", address);
+                if (wrapper && wrapper[0])
+                        argv[n++] = wrapper;
                 argv[n++] = self_exe;
                 argv[n++] = addr;
                 for (size_t i = 0; args[i] && n < 15; i++)
@@ -118,11 +135,10 @@ static Helper *helper_start(const char *name, const char *address, const char *c
                 argv[n] = NULL;
                 unsetenv("DBUS_SESSION_BUS_ADDRESS");
                 unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
-                execv(self_exe, (char *const *) argv);
+                execv(argv[0], (char *const *) argv);
                 _exit(127);
         }
         close(sv[1]);
-        Helper *h = &helpers[n_helpers++];
         h->pid = pid;
         h->ctl = sv[0];
         snprintf(h->name, sizeof h->name, "%s", name);
@@ -186,6 +202,7 @@ struct Slot {
 struct Row {
         char name[64];
         char group[16];           /* baseline, hub, redis, persist, peers, scale */
+        char transport[8];        /* "bus", "socket", or "" for rows of neither (Redis, Node) */
         unsigned inflight;
         /* results */
         uint64_t ops;
@@ -219,6 +236,11 @@ static char persist_info[1024];
 static char peers_info[768];
 static char loadavg_start[64], loadavg_end[64];
 
+/* The transport of the rows being made: "bus" (a client of the private bus), "socket" (a client
+ * of the hub's private socket, the baseline served peer-to-peer on a socket of its own), or ""
+ * (Redis, the Node peers). */
+static const char *cur_transport = "";
+
 static Row *row_new(const char *group, const char *name, unsigned inflight) {
         if (n_rows == MAX_ROWS) {
                 fprintf(stderr, "clusterhub-bench: more than %d rows (MAX_ROWS)\n", MAX_ROWS);
@@ -228,17 +250,27 @@ static Row *row_new(const char *group, const char *name, unsigned inflight) {
         memset(r, 0, sizeof *r);
         snprintf(r->group, sizeof r->group, "%s", group);
         snprintf(r->name, sizeof r->name, "%s", name);
+        snprintf(r->transport, sizeof r->transport, "%s", cur_transport);
         r->inflight = inflight;
         r->ratio = NAN;
         r->vs_redis = NAN;
         return r;
 }
 
-static Row *row_find(const char *name, unsigned inflight) {
+static Row *row_find_on(const char *name, unsigned inflight, const char *transport) {
         for (unsigned i = 0; i < n_rows; i++)
-                if (streq_ptr(rows[i].name, name) && rows[i].inflight == inflight && !rows[i].skipped && rows[i].ops > 0)
+                if (streq_ptr(rows[i].name, name) && rows[i].inflight == inflight && streq(rows[i].transport, transport) &&
+                    !rows[i].skipped && rows[i].ops > 0)
                         return &rows[i];
         return NULL;
+}
+
+/* NAME on TRANSPORT, else a row of neither transport (Redis, Node), else on the socket, else on
+ * the bus (the rows of neither transport have their baseline on one of them). */
+static Row *row_find(const char *name, unsigned inflight, const char *transport) {
+        return row_find_on(name, inflight, transport) ?: row_find_on(name, inflight, "")
+                                                      ?: row_find_on(name, inflight, "socket")
+                                                      ?: row_find_on(name, inflight, "bus");
 }
 
 static bool row_find_group(const char *group) {
@@ -381,7 +413,7 @@ static Row *run(const char *group, const char *name, unsigned inflight, sd_bus *
                 slots[i].idx = i;
                 slots[i].row = r;
         }
-        fprintf(stderr, "  %-30s x%-3u ...", name, inflight);
+        fprintf(stderr, "  %-30s %-6s x%-3u ...", name, cur_transport, inflight);
         row_run(r, bus, start, slots);
         fprintf(stderr, " %10.0f/s%s%s\n", r->rate, r->note[0] ? "  " : "", r->note);
         free(slots);
@@ -880,7 +912,7 @@ static Row *redis_row(Redis *c, int sub_fd, RedisCmd cmd, const char *name, unsi
                 case RCMD_PUBLISH: n += resp_cmd(out + n, sizeof out - n, 3, argv_pub); break;
                 }
         }
-        fprintf(stderr, "  %-30s x%-3u ...", name, inflight);
+        fprintf(stderr, "  %-30s %-6s x%-3u ...", name, "", inflight);
         r->warm_end = t + warm;
         r->deadline = r->warm_end + (uint64_t) (arg_seconds * 1e9);
         for (;;) {
@@ -1172,12 +1204,16 @@ static void measure_memory(sd_bus *bus, pid_t hub_pid, Redis *rc) {
 
 /* ---- output ------------------------------------------------------------------------------------ */
 
+/* The ratio of R over BASE_NAME on R's transport (else over a row of neither, Redis or Node). */
 static void set_ratio(Row *r, const char *base_name, unsigned base_inflight, bool by_deliveries, double target) {
-        Row *b = row_find(base_name, base_inflight);
+        Row *b = row_find(base_name, base_inflight, r->transport);
         r->target = target;
         if (!b || r->skipped || r->ops == 0)
                 return;
-        snprintf(r->ratio_to, sizeof r->ratio_to, "%s x%u", base_name, base_inflight);
+        if (b->transport[0] && !streq(b->transport, r->transport))
+                snprintf(r->ratio_to, sizeof r->ratio_to, "%s x%u (%s)", base_name, base_inflight, b->transport);
+        else
+                snprintf(r->ratio_to, sizeof r->ratio_to, "%s x%u", base_name, base_inflight);
         if (by_deliveries)
                 r->ratio = b->deliveries > 0 ? r->deliveries / b->deliveries : NAN;
         else
@@ -1185,7 +1221,7 @@ static void set_ratio(Row *r, const char *base_name, unsigned base_inflight, boo
 }
 
 static void set_vs_redis(Row *r, const char *redis_name, bool by_deliveries) {
-        Row *b = row_find(redis_name, r->inflight);
+        Row *b = row_find_on(redis_name, r->inflight, "");
         if (!b || r->ops == 0)
                 return;
         r->vs_redis = by_deliveries ? (b->deliveries > 0 ? r->deliveries / b->deliveries : NAN) : r->rate / b->rate;
@@ -1207,7 +1243,7 @@ static void fmt_num(char *buf, size_t size, double v, const char *prefix, int de
 }
 
 static void print_table(FILE *f) {
-        fprintf(f, "%-30s %4s %11s %9s %9s %11s %7s %-34s %6s %-7s %8s\n", "row", "infl", "ops/s", "p50_us", "p99_us",
+        fprintf(f, "%-30s %-6s %4s %11s %9s %9s %11s %7s %-34s %6s %-7s %8s\n", "row", "via", "infl", "ops/s", "p50_us", "p99_us",
                 "deliv/s", "ratio", "baseline", "target", "verdict", "vs_redis");
         for (unsigned i = 0; i < n_rows; i++) {
                 const Row *r = &rows[i];
@@ -1227,7 +1263,8 @@ static void print_table(FILE *f) {
                 fmt_num(ratio, sizeof ratio, r->ratio, "", 2);
                 fmt_num(target, sizeof target, r->target, ">=", 2);
                 fmt_num(vr, sizeof vr, r->vs_redis, "", 2);
-                fprintf(f, "%-30s %4u %11s %9s %9s %11s %7s %-34s %6s %-7s %8s%s%s\n", r->name, r->inflight, rate, p50, p99,
+                fprintf(f, "%-30s %-6s %4u %11s %9s %9s %11s %7s %-34s %6s %-7s %8s%s%s\n", r->name,
+                        r->transport[0] ? r->transport : "-", r->inflight, rate, p50, p99,
                         del, ratio, r->ratio_to[0] ? r->ratio_to : "-", target, verdict(r), vr, r->note[0] ? "  # " : "",
                         r->note);
         }
@@ -1310,6 +1347,8 @@ static int write_json(const char *path, const char *bus_kind) {
                 json_str(f, r->name);
                 fprintf(f, ", \"group\": ");
                 json_str(f, r->group);
+                fprintf(f, ", \"transport\": ");
+                json_str(f, r->transport);
                 fprintf(f, ", \"inflight\": %u, \"ops\": %" PRIu64 ", \"errors\": %" PRIu64 ", \"seconds\": ", r->inflight,
                         r->ops, r->errors);
                 json_num(f, r->seconds);
@@ -1355,7 +1394,8 @@ static int write_json(const char *path, const char *bus_kind) {
 
 static void help(void) {
         printf("clusterhub-bench [OPTIONS]\n\n"
-               "Measure every hub operation against a minimal sd-bus service on the same private bus\n"
+               "Measure every hub operation against a minimal sd-bus service on the same private bus (and,\n"
+               "over the hub's private socket, against the same service served peer-to-peer on a socket)\n"
                "and against Redis on a unix socket, in one run.\n\n"
                "  -h --help              Show this help\n"
                "     --seconds=N         Measured seconds per row (default %g)\n"
@@ -1367,14 +1407,17 @@ static void help(void) {
                "     --scale-clients=N   Subscribed clients for the scale rows (default %u)\n"
                "     --scale-workers=N   Registered workers for the scale rows (default %u)\n"
                "     --inflight=N        Calls in flight for the throughput rows (default %u)\n"
-               "     --only-get          Baseline Ping and hub Get rows only (to profile the hub)\n"
+               "     --only-get          Baseline Ping and hub Get rows only, on each --transport (to profile the hub)\n"
                "     --no-persist        Skip the persistence rows (Set/Incr with --data-dir in each --fsync mode,\n"
                "                         Redis SET/INCR with appendonly yes)\n"
                "     --persist-dir=DIR   Make the data dirs of those rows under DIR (default /var/tmp); use a disk\n"
                "     --peers=DIR         Also run the Node peers in DIR (bench/peers, after npm ci) next to the\n"
-               "                         matching hub rows; skipped with a line when node is missing\n\n"
+               "                         matching hub rows; skipped with a line when node is missing\n"
+               "     --transport=WHICH   bus, socket or both (default): the hub rows as clients of the private\n"
+               "                         bus, of the hub's private socket (--listen=PATH), or both\n\n"
                "The hub binary is $CLUSTERHUBD, else $MESON_BUILD_ROOT/service/clusterhubd; node is $NODE, else\n"
-               "the first in $PATH.\n",
+               "the first in $PATH. $CLUSTERHUB_BENCH_BASELINE_WRAPPER, when set, runs the baseline services\n"
+               "under it (a program that execs its arguments: valgrind for a profile, see BENCHMARKS.md).\n",
                arg_seconds, arg_keys, arg_scale_clients, arg_scale_workers, arg_inflight);
 }
 
@@ -1382,7 +1425,7 @@ enum {
         ARG_SECONDS = 0x100, ARG_QUICK, ARG_BROKER, ARG_NO_REDIS, ARG_JSON, ARG_KEYS, ARG_SCALE_CLIENTS,
         ARG_SCALE_WORKERS, ARG_INFLIGHT, ARG_ONLY_GET, ARG_NO_PERSIST, ARG_PERSIST_DIR, ARG_PEERS,
         ARG_ADDRESS, ARG_BASELINE, ARG_SUBSCRIBER, ARG_WORKER, ARG_SCALE_CLIENTS_HELPER, ARG_SCALE_WORKERS_HELPER,
-        ARG_FIRST,
+        ARG_FIRST, ARG_P2P_BASELINE, ARG_TRANSPORT,
 };
 
 static int helper_main(int argc, char **argv) {
@@ -1394,6 +1437,7 @@ static int helper_main(int argc, char **argv) {
                 { "scale-clients-helper", required_argument, NULL, ARG_SCALE_CLIENTS_HELPER },
                 { "scale-workers-helper", required_argument, NULL, ARG_SCALE_WORKERS_HELPER },
                 { "first", required_argument, NULL, ARG_FIRST },
+                { "p2p-baseline", no_argument, NULL, ARG_P2P_BASELINE },
                 {}
         };
         const char *address = NULL, *arg = NULL;
@@ -1419,6 +1463,9 @@ static int helper_main(int argc, char **argv) {
         switch (mode) {
         case ARG_BASELINE:
                 return helper_baseline_service(address);
+        case ARG_P2P_BASELINE:
+                /* --address=PATH: the socket to listen on */
+                return helper_p2p_baseline(address);
         case ARG_SUBSCRIBER:
                 return helper_subscriber(address, arg);
         case ARG_WORKER: {
@@ -1449,6 +1496,7 @@ static int parse_args(int argc, char **argv) {
                 { "no-persist", no_argument, NULL, ARG_NO_PERSIST },
                 { "persist-dir", required_argument, NULL, ARG_PERSIST_DIR },
                 { "peers", required_argument, NULL, ARG_PEERS },
+                { "transport", required_argument, NULL, ARG_TRANSPORT },
                 {}
         };
         bool keys_set = false, clients_set = false, workers_set = false;
@@ -1509,6 +1557,15 @@ static int parse_args(int argc, char **argv) {
                                 return -EINVAL;
                         }
                         arg_peers = optarg;
+                        break;
+                case ARG_TRANSPORT:
+                        if (streq(optarg, "bus") || streq(optarg, "socket") || streq(optarg, "both")) {
+                                arg_bus = !streq(optarg, "socket");
+                                arg_socket = !streq(optarg, "bus");
+                        } else {
+                                fprintf(stderr, "--transport: bus, socket or both\n");
+                                return -EINVAL;
+                        }
                         break;
                 case ARG_INFLIGHT:
                         arg_inflight = (unsigned) strtoul(optarg, NULL, 10);
@@ -1651,6 +1708,7 @@ static int persist_hub_rows(const char *address, const char *parent, const char 
                 snprintf(a_dir, sizeof a_dir, "--data-dir=%s", dir);
                 snprintf(a_fsync, sizeof a_fsync, "--fsync=%s", mode);
         }
+        cur_transport = "bus";
         r = th_hub_spawn(&hub, address, mode ? args : NULL);
         if (r >= 0)
                 r = th_connect(&bus, address);
@@ -1684,6 +1742,7 @@ static void persist_redis_rows(const char *parent, const char *appendfsync, cons
         char set_name[64], incr_name[64];
         int r;
 
+        cur_transport = "";
         r = redis_start(&rs, parent, appendfsync);
         if (r >= 0)
                 r = redis_connect(&c, rs.sock);
@@ -1736,13 +1795,13 @@ static int persist_section(ThBusKind kind, const unsigned conc[2]) {
                         char off[64], name[64], redis_name[64];
                         Row *r;
                         persist_row_name(off, sizeof off, ops[o][0], NULL);
-                        if ((r = row_find(off, conc[k]))) {
+                        if ((r = row_find_on(off, conc[k], "bus"))) {
                                 snprintf(redis_name, sizeof redis_name, "redis %s", ops[o][1]);
                                 set_vs_redis(r, redis_name, false);
                         }
                         for (size_t m = 1; m < sizeof persist_modes / sizeof *persist_modes; m++) {
                                 persist_row_name(name, sizeof name, ops[o][0], persist_modes[m]);
-                                if (!(r = row_find(name, conc[k])))
+                                if (!(r = row_find_on(name, conc[k], "bus")))
                                         continue;
                                 set_ratio(r, off, conc[k], false, 0);
                                 redis_aof_row_name(redis_name, sizeof redis_name, ops[o][1], persist_modes[m]);
@@ -1750,6 +1809,44 @@ static int persist_section(ThBusKind kind, const unsigned conc[2]) {
                         }
                 }
         return failed ? -1 : 0;
+}
+
+/* ---- transports: the private bus and the hub's private socket --------------------------------------- */
+
+/* Where the bench's clients and helpers connect.  On the bus the hub and the baseline service
+ * are two names on one bus; on the socket the hub listens on --listen=PATH and the baseline is
+ * served peer-to-peer on a socket of its own (helper_p2p_baseline), both reached the same way
+ * (sd_bus_set_bus_client, Hello first, then AddMatch for each match). */
+typedef struct Transport {
+        const char *name;          /* "bus" or "socket": the rows' transport */
+        char address[PATH_MAX + 16];      /* the hub, for helpers */
+        char base_address[PATH_MAX + 16]; /* the baseline service, for helpers */
+        sd_bus *hub;               /* the bench's connection to the hub */
+        sd_bus *base;              /* ... and to the baseline service */
+        bool owned;                /* hub and base are this transport's own connections */
+} Transport;
+
+/* Poll (synchronous ListWorkers) until the hub lists N workers: a helper's connection closing on
+ * the socket is another connection than the bench's, so the hub may see it after our next call. */
+static int wait_workers(sd_bus *bus, unsigned n) {
+        for (int i = 0; i < 1000; i++) {
+                sd_bus_error error = SD_BUS_ERROR_NULL;
+                sd_bus_message *reply = NULL;
+                unsigned have = 0;
+                int r = ch_hub1_call_list_workers(bus, CH_BUS_NAME, CH_HUB_PATH, &reply, &error);
+                sd_bus_error_free(&error);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_enter_container(reply, 'a', "(ssua{sv})");
+                while (r >= 0 && (r = sd_bus_message_skip(reply, "(ssua{sv})")) > 0)
+                        have++;
+                sd_bus_message_unref(reply);
+                if (have == n)
+                        return 0;
+                usleep(10000);
+        }
+        fprintf(stderr, "clusterhub-bench: the hub still lists other than %u workers after 10 s\n", n);
+        return -ETIMEDOUT;
 }
 
 /* ---- the Node peers (bench/peers, issue #12) ------------------------------------------------------- */
@@ -1832,7 +1929,7 @@ static Row *peer_row(const char *script, const char *op, const char *name, unsig
         snprintf(path, sizeof path, "%s/%s", arg_peers, script);
         snprintf(a_infl, sizeof a_infl, "%u", inflight);
         snprintf(a_secs, sizeof a_secs, "%g", arg_seconds);
-        fprintf(stderr, "  %-30s x%-3u ...", name, inflight);
+        fprintf(stderr, "  %-30s %-6s x%-3u ...", name, "", inflight);
         if (pipe2(pfd, O_CLOEXEC) < 0) {
                 row_error(r, "pipe: %s", strerror(errno));
                 goto done;
@@ -1895,13 +1992,46 @@ done:
         return r;
 }
 
-/* The hub row, then the peer row it is compared with, right after it (same minute, same load).
- * Each peer runs as it is used: a Node cluster master and a worker that calls it. */
-static int peers_section(const char *address, sd_bus *bus, unsigned N) {
+/* Run NAME on each transport into H[] (the hub rows of a comparison). */
+static void run_each(Transport *ts, unsigned n_ts, Row **h, const char *name, unsigned c, start_fn start) {
+        for (unsigned t = 0; t < n_ts; t++) {
+                cur_transport = ts[t].name;
+                h[t] = run("peers", name, c, ts[t].hub, start);
+        }
+        cur_transport = "";
+}
+
+static void ratios_each(Row **h, unsigned n_ts, const char *base, unsigned c, bool by_deliveries, double target) {
+        for (unsigned t = 0; t < n_ts; t++)
+                set_ratio(h[t], base, c, by_deliveries, target);
+}
+
+/* Request rows on each transport, each with a worker on that transport only (a request goes to
+ * any worker serving the method: one on the other transport would mix the two). */
+static int run_each_request(Transport *ts, unsigned n_ts, Row **h, unsigned c) {
+        for (unsigned t = 0; t < n_ts; t++) {
+                Helper *w = helper_start("worker bench_w1", ts[t].address,
+                                         (const char *[]) { "--worker=bench_w1", "echo1", NULL });
+                if (!w)
+                        return -1;
+                request_method = "echo1";
+                cur_transport = ts[t].name;
+                h[t] = run("peers", "hub Request 1 worker", c, ts[t].hub, start_request);
+                cur_transport = "";
+                helper_stop(w);
+                if (wait_workers(ts[t].hub, 0) < 0)
+                        return -1;
+        }
+        return 0;
+}
+
+/* The hub rows (on each transport), then the peer row they are compared with, right after them
+ * (same minute, same load).  Each peer runs as it is used: a Node cluster master and a worker
+ * that calls it. */
+static int peers_section(Transport *ts, unsigned n_ts, unsigned N) {
         char nm[PATH_MAX];
         const unsigned kv[2] = { 1, 100 }, conc[2] = { 1, N };
-        Helper *sub, *w;
-        Row *h;
+        Row *h[2], *ack[2];
 
         if (!find_node()) {
                 snprintf(peers_info, sizeof peers_info, "Node peers: skipped, node not found (%s)",
@@ -1920,46 +2050,49 @@ static int peers_section(const char *address, sd_bus *bus, unsigned N) {
 
         for (unsigned k = 0; k < 2; k++) {
                 unsigned c = kv[k];
-                h = run("peers", "hub Get", c, bus, start_get);
+                run_each(ts, n_ts, h, "hub Get", c, start_get);
                 peer_row("clusterhub.js", "get", "node clusterhub get", c);
-                set_ratio(h, "node clusterhub get", c, false, c == 1 ? 1.1 : 1.0);
-                h = run("peers", "hub Set", c, bus, start_set);
+                ratios_each(h, n_ts, "node clusterhub get", c, false, c == 1 ? 1.1 : 1.0);
+                run_each(ts, n_ts, h, "hub Set", c, start_set);
                 peer_row("clusterhub.js", "set", "node clusterhub set", c);
-                set_ratio(h, "node clusterhub set", c, false, c == 1 ? 1.1 : 1.0);
+                ratios_each(h, n_ts, "node clusterhub set", c, false, c == 1 ? 1.1 : 1.0);
         }
 
         /* clusterhub's emit has no acknowledgement: the fair hub row is the fire-and-forget one
          * (16 batches of EMIT_BATCH, as many emits in flight as the peer's window); the
          * acknowledged Emit at N in flight is shown next to it without a target */
-        if (!(sub = start_subscriber(address, true, 0)))
-                return -1;
         snprintf(emit_event, sizeof emit_event, EVENT_ONE);
-        Row *ack = run_signal_row("peers", "hub Emit 1 sub", N, bus, start_emit, &sub, 1, 1);
-        h = run_signal_row("peers", "hub Emit 1 sub no-reply", 16, bus, start_emit_noreply, &sub, 1, 1);
-        peer_row("clusterhub.js", "emit", "node clusterhub emit 1 sub", 16 * EMIT_BATCH);
-        set_ratio(ack, "node clusterhub emit 1 sub", 16 * EMIT_BATCH, true, 0);
-        set_ratio(h, "node clusterhub emit 1 sub", 16 * EMIT_BATCH, true, 1.0);
-        helper_stop(sub);
-
-        if (!(w = helper_start("worker bench_w1", address, (const char *[]) { "--worker=bench_w1", "echo1", NULL })))
-                return -1;
-        request_method = "echo1";
-        for (unsigned k = 0; k < 2; k++) {
-                unsigned c = conc[k];
-                h = run("peers", "hub Request 1 worker", c, bus, start_request);
-                peer_row("cluster-hub.js", "request", "node cluster-hub requestMaster", c);
-                set_ratio(h, "node cluster-hub requestMaster", c, false, 1.0);
-                h = run("peers", "hub Request 1 worker", c, bus, start_request);
-                peer_row("clusterphone.js", "send", "node clusterphone ack send", c);
-                set_ratio(h, "node clusterphone ack send", c, false, 1.0);
+        for (unsigned t = 0; t < n_ts; t++) {
+                Helper *sub = start_subscriber(ts[t].address, true, 0);
+                if (!sub)
+                        return -1;
+                cur_transport = ts[t].name;
+                ack[t] = run_signal_row("peers", "hub Emit 1 sub", N, ts[t].hub, start_emit, &sub, 1, 1);
+                h[t] = run_signal_row("peers", "hub Emit 1 sub no-reply", 16, ts[t].hub, start_emit_noreply, &sub, 1, 1);
+                cur_transport = "";
+                helper_stop(sub);
         }
-        helper_stop(w);
+        peer_row("clusterhub.js", "emit", "node clusterhub emit 1 sub", 16 * EMIT_BATCH);
+        ratios_each(ack, n_ts, "node clusterhub emit 1 sub", 16 * EMIT_BATCH, true, 0);
+        ratios_each(h, n_ts, "node clusterhub emit 1 sub", 16 * EMIT_BATCH, true, 1.0);
 
         for (unsigned k = 0; k < 2; k++) {
                 unsigned c = conc[k];
-                h = run("peers", "hub Lock+Unlock", c, bus, start_lock);
+                if (run_each_request(ts, n_ts, h, c) < 0)
+                        return -1;
+                peer_row("cluster-hub.js", "request", "node cluster-hub requestMaster", c);
+                ratios_each(h, n_ts, "node cluster-hub requestMaster", c, false, 1.0);
+                if (run_each_request(ts, n_ts, h, c) < 0)
+                        return -1;
+                peer_row("clusterphone.js", "send", "node clusterphone ack send", c);
+                ratios_each(h, n_ts, "node clusterphone ack send", c, false, 1.0);
+        }
+
+        for (unsigned k = 0; k < 2; k++) {
+                unsigned c = conc[k];
+                run_each(ts, n_ts, h, "hub Lock+Unlock", c, start_lock);
                 peer_row("cluster-hub.js", "lock", "node cluster-hub lock+unlock", c);
-                set_ratio(h, "node cluster-hub lock+unlock", c, false, 1.5);
+                ratios_each(h, n_ts, "node cluster-hub lock+unlock", c, false, 1.5);
         }
 
         char versions[3 * 72 + 8] = "";
@@ -1970,6 +2103,159 @@ static int peers_section(const char *address, sd_bus *bus, unsigned N) {
                  "ratio: the hub row over the Node row under it, run right after it",
                  arg_peers, node_version[0] ? node_version : "?", versions);
         return 0;
+}
+
+/* The baseline rows and every hub row on transport T. */
+static int transport_rows(Transport *t, unsigned N) {
+        Helper *bsubs[4], *hsubs[4];
+        unsigned max_subs = arg_quick ? 1 : 4;
+        unsigned conc[2] = { 1, N };
+
+        cur_transport = t->name;
+        /* baseline: method calls and signals */
+        fprintf(stderr, "baseline (%s)\n", t->name);
+        run("baseline", "baseline Ping", 1, t->base, start_ping);
+        run("baseline", "baseline Ping", N, t->base, start_ping);
+        for (unsigned i = 0; i < max_subs && !arg_only_get; i++)
+                if (!(bsubs[i] = start_subscriber(t->base_address, false, i)))
+                        return -1;
+        if (!arg_only_get) {
+                snprintf(emit_event, sizeof emit_event, EVENT_ONE);
+                run_signal_row("baseline", "baseline signal 1 sub", 2, t->base, start_blast, bsubs, 1, 1);
+                snprintf(emit_event, sizeof emit_event, EVENT_ALL);
+                if (!arg_quick)
+                        run_signal_row("baseline", "baseline signal 4 subs", 2, t->base, start_blast, bsubs, 4, 4);
+                for (unsigned i = 0; i < max_subs; i++)
+                        helper_stop(bsubs[i]);
+        }
+
+        /* the hub */
+        fprintf(stderr, "hub (%s)\n", t->name);
+        if (arg_only_get) {
+                /* for profiling the hub (callgrind): Get rows only */
+                for (unsigned k = 0; k < 2; k++)
+                        set_ratio(run("hub", "Get", conc[k], t->hub, start_get), "baseline Ping", conc[k], false, 0.85);
+                cur_transport = "";
+                return 0;
+        }
+        for (unsigned k = 0; k < 2; k++) {
+                unsigned c = conc[k];
+                set_ratio(run("hub", "Get", c, t->hub, start_get), "baseline Ping", c, false, 0.85);
+                set_ratio(run("hub", "Set", c, t->hub, start_set), "baseline Ping", c, false, 0.85);
+                rows[n_rows - 1].expect_counter = 0;
+                set_ratio(run("hub", "Incr", c, t->hub, start_incr), "baseline Ping", c, false, 0.85);
+                if (!arg_quick)
+                        set_ratio(run("hub", "MGet 100 keys", c, t->hub, start_mget), "baseline Ping", c, false, 0);
+        }
+        for (unsigned i = 0; i < max_subs; i++)
+                if (!(hsubs[i] = start_subscriber(t->address, true, i)))
+                        return -1;
+        for (unsigned k = 0; k < 2; k++) {
+                unsigned c = conc[k];
+                snprintf(emit_event, sizeof emit_event, EVENT_ONE);
+                set_ratio(run_signal_row("hub", "Emit 1 sub", c, t->hub, start_emit, hsubs, 1, 1), "baseline signal 1 sub", 2,
+                          true, c == 1 ? 0 : 0.5);
+                snprintf(emit_event, sizeof emit_event, EVENT_ALL);
+                if (!arg_quick)
+                        set_ratio(run_signal_row("hub", "Emit 4 subs", c, t->hub, start_emit, hsubs, 4, 4),
+                                  "baseline signal 4 subs", 2, true, c == 1 ? 0 : 0.5);
+        }
+        /* the same without acknowledgements: the fair comparison with a bare signal */
+        snprintf(emit_event, sizeof emit_event, EVENT_ONE);
+        set_ratio(run_signal_row("hub", "Emit 1 sub no-reply", 16, t->hub, start_emit_noreply, hsubs, 1, 1),
+                  "baseline signal 1 sub", 2, true, 0.5);
+        if (!arg_quick) {
+                snprintf(emit_event, sizeof emit_event, EVENT_ALL);
+                set_ratio(run_signal_row("hub", "Emit 4 subs no-reply", 16, t->hub, start_emit_noreply, hsubs, 4, 4),
+                          "baseline signal 4 subs", 2, true, 0.5);
+        }
+        for (unsigned i = 0; i < max_subs; i++)
+                helper_stop(hsubs[i]);
+
+        Helper *w1 = helper_start("worker bench_w1", t->address,
+                                  (const char *[]) { "--worker=bench_w1", "echo1", "echo2", NULL });
+        Helper *w2 = arg_quick || !w1 ? w1 : helper_start("worker bench_w2", t->address,
+                                                          (const char *[]) { "--worker=bench_w2", "echo2", NULL });
+        if (!w1 || !w2)
+                return -1;
+        for (unsigned k = 0; k < 2; k++) {
+                unsigned c = conc[k];
+                request_method = "echo1";
+                set_ratio(run("hub", "Request 1 worker", c, t->hub, start_request), "baseline Ping", c, false, 0.45);
+                if (!arg_quick) {
+                        request_method = "echo2";
+                        set_ratio(run("hub", "Request 2 workers", c, t->hub, start_request), "baseline Ping", c, false, 0.45);
+                }
+        }
+        helper_stop(w1);
+        if (w2 != w1)
+                helper_stop(w2);
+        if (wait_workers(t->hub, 0) < 0)
+                return -1;
+        for (unsigned k = 0; k < 2; k++)
+                set_ratio(run("hub", "Lock+Unlock", conc[k], t->hub, start_lock), "baseline Ping", conc[k], false, 0.45);
+        for (unsigned k = 0; k < 2; k++)
+                set_ratio(run("hub", "RPush+BLPop hand-off", conc[k], t->hub, start_queue), "baseline Ping", conc[k], false, 0);
+        cur_transport = "";
+        return 0;
+}
+
+/* Many subscribed clients and registered workers connected on transport T, then Emit to one of
+ * them, Get, GetStats and ListWorkers. */
+static int scale_rows(Transport *t, unsigned N) {
+        unsigned conc[2] = { 1, N };
+        Helper *sc[4], *workers = NULL;
+        unsigned n_sc = 0, per = (arg_scale_clients + 3) / 4;
+        bool ok = true;
+        int r;
+
+        fprintf(stderr, "scale (%s): %u subscribed clients, %u workers\n", t->name, arg_scale_clients, arg_scale_workers);
+        cur_transport = t->name;
+        for (unsigned first = 0; first < arg_scale_clients && ok; first += per) {
+                char a1[64], a2[64];
+                unsigned cnt = arg_scale_clients - first < per ? arg_scale_clients - first : per;
+                snprintf(a1, sizeof a1, "--scale-clients-helper=%u", cnt);
+                snprintf(a2, sizeof a2, "--first=%u", first);
+                sc[n_sc] = helper_start("scale clients", t->address, (const char *[]) { a1, a2, NULL });
+                ok = sc[n_sc++] != NULL;
+        }
+        if (ok && arg_scale_workers > 0) {
+                char a1[64];
+                snprintf(a1, sizeof a1, "--scale-workers-helper=%u", arg_scale_workers);
+                workers = helper_start("scale workers", t->address, (const char *[]) { a1, "--first=0", NULL });
+                ok = workers != NULL;
+        }
+        if (!ok) {
+                for (unsigned i = 0; i < n_sc; i++)
+                        if (sc[i])
+                                helper_stop(sc[i]);
+                return -1;
+        }
+        expect_workers = arg_scale_workers;
+        emit_rotate = arg_scale_clients;
+        if (emit_rotate > 0)
+                for (unsigned k = 0; k < 2; k++) {
+                        char name[64];
+                        snprintf(name, sizeof name, "scale Emit (1 of %u subs)", arg_scale_clients);
+                        set_ratio(run_signal_row("scale", name, conc[k], t->hub, start_emit, sc, n_sc, 1), "Emit 1 sub",
+                                  conc[k], true, 0);
+                }
+        emit_rotate = 0;
+        for (unsigned k = 0; k < 2; k++) {
+                set_ratio(run("scale", "scale Get", conc[k], t->hub, start_get), "Get", conc[k], false, 0);
+                set_ratio(run("scale", "scale GetStats", conc[k], t->hub, start_get_stats), "baseline Ping", conc[k], false, 0);
+                set_ratio(run("scale", "scale ListWorkers", conc[k], t->hub, start_list_workers), "baseline Ping", conc[k],
+                          false, 0);
+        }
+        /* its own helpers only: the other transport's baseline service keeps running */
+        for (unsigned i = 0; i < n_sc; i++)
+                helper_stop(sc[i]);
+        if (workers)
+                helper_stop(workers);
+        cur_transport = "";
+        /* the next transport's ListWorkers expects its own workers only */
+        r = wait_workers(t->hub, 0);
+        return r < 0 ? r : 0;
 }
 
 static void read_loadavg(char *buf, size_t size) {
@@ -1989,7 +2275,11 @@ int main(int argc, char **argv) {
         RedisServer rs = { .pid = -1 };
         Redis rc = { .fd = -1 }, rsub = { .fd = -1 };
         sd_bus *bus = NULL;
-        unsigned N;
+        Transport ts[2] = {};
+        unsigned N, n_ts = 0;
+        char sock_dir[] = "/tmp/clusterhub-bench-sock-XXXXXX", hub_sock[PATH_MAX], base_sock[PATH_MAX];
+        char listen_arg[PATH_MAX + 16];
+        const char *hub_args[] = { listen_arg, NULL };
         int r, failed = 0;
 
         for (int i = 1; i < argc; i++)
@@ -2011,7 +2301,20 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "clusterhub-bench: cannot start the bus: %s\n", busd.skip_reason);
                 return 1;
         }
-        r = th_hub_spawn(&hub, busd.address, NULL);
+        /* the hub listens on a private socket too (the socket rows): --listen=<tempdir>/private */
+        if (arg_socket) {
+                if (!mkdtemp(sock_dir)) {
+                        fprintf(stderr, "clusterhub-bench: mkdtemp: %s\n", strerror(errno));
+                        sock_dir[0] = 0;
+                        failed = 1;
+                        goto finish;
+                }
+                snprintf(hub_sock, sizeof hub_sock, "%s/private", sock_dir);
+                snprintf(base_sock, sizeof base_sock, "%s/baseline", sock_dir);
+                snprintf(listen_arg, sizeof listen_arg, "--listen=%s", hub_sock);
+        } else
+                sock_dir[0] = 0;
+        r = th_hub_spawn(&hub, busd.address, arg_socket ? hub_args : NULL);
         if (r < 0) {
                 fprintf(stderr, "clusterhub-bench: cannot start clusterhubd: %s\n", strerror(-r));
                 failed = 1;
@@ -2025,103 +2328,47 @@ int main(int argc, char **argv) {
                 goto finish;
         }
         sd_bus_error_add_map(ch_error_map);
-        if (!helper_start("baseline service", busd.address, (const char *[]) { "--baseline-service", NULL }) ||
-            setup_store(bus) < 0) {
+        if (setup_store(bus) < 0) {
                 failed = 1;
                 goto finish;
         }
-
-        /* baseline: method calls and signals */
-        fprintf(stderr, "baseline\n");
-        run("baseline", "baseline Ping", 1, bus, start_ping);
-        run("baseline", "baseline Ping", N, bus, start_ping);
-        Helper *bsubs[4], *hsubs[4];
-        unsigned max_subs = arg_quick ? 1 : 4;
-        for (unsigned i = 0; i < max_subs; i++)
-                if (!(bsubs[i] = start_subscriber(busd.address, false, i))) {
+        if (arg_bus) {
+                Transport *t = &ts[n_ts++];
+                t->name = "bus";
+                snprintf(t->address, sizeof t->address, "%s", busd.address);
+                snprintf(t->base_address, sizeof t->base_address, "%s", busd.address);
+                t->hub = t->base = bus;
+                if (!helper_start("baseline service", busd.address, (const char *[]) { "--baseline-service", NULL })) {
                         failed = 1;
                         goto finish;
                 }
-        snprintf(emit_event, sizeof emit_event, EVENT_ONE);
-        run_signal_row("baseline", "baseline signal 1 sub", 2, bus, start_blast, bsubs, 1, 1);
-        snprintf(emit_event, sizeof emit_event, EVENT_ALL);
-        if (!arg_quick)
-                run_signal_row("baseline", "baseline signal 4 subs", 2, bus, start_blast, bsubs, 4, 4);
-        for (unsigned i = 0; i < max_subs; i++)
-                helper_stop(bsubs[i]);
-
-        /* the hub */
-        fprintf(stderr, "hub\n");
-        unsigned conc[2] = { 1, N };
-        if (arg_only_get) {
-                /* for profiling the hub (callgrind): Get rows only */
-                for (unsigned k = 0; k < 2; k++)
-                        set_ratio(run("hub", "Get", conc[k], bus, start_get), "baseline Ping", conc[k], false, 0.85);
-                goto finish;
         }
-        for (unsigned k = 0; k < 2; k++) {
-                unsigned c = conc[k];
-                set_ratio(run("hub", "Get", c, bus, start_get), "baseline Ping", c, false, 0.85);
-                set_ratio(run("hub", "Set", c, bus, start_set), "baseline Ping", c, false, 0.85);
-                rows[n_rows - 1].expect_counter = 0;
-                set_ratio(run("hub", "Incr", c, bus, start_incr), "baseline Ping", c, false, 0.85);
-                if (!arg_quick)
-                        set_ratio(run("hub", "MGet 100 keys", c, bus, start_mget), "baseline Ping", c, false, 0);
-        }
-        for (unsigned i = 0; i < max_subs; i++)
-                if (!(hsubs[i] = start_subscriber(busd.address, true, i))) {
+        if (arg_socket) {
+                Transport *t = &ts[n_ts++];
+                t->name = "socket";
+                t->owned = true;
+                snprintf(t->address, sizeof t->address, "unix:path=%s", hub_sock);
+                snprintf(t->base_address, sizeof t->base_address, "unix:path=%s", base_sock);
+                if (!helper_start("baseline service (peer-to-peer)", base_sock, (const char *[]) { "--p2p-baseline", NULL }) ||
+                    (r = th_connect_socket(&t->hub, hub_sock)) < 0 || (r = th_connect_socket(&t->base, base_sock)) < 0) {
+                        fprintf(stderr, "clusterhub-bench: connecting to the sockets failed\n");
                         failed = 1;
                         goto finish;
                 }
-        for (unsigned k = 0; k < 2; k++) {
-                unsigned c = conc[k];
-                snprintf(emit_event, sizeof emit_event, EVENT_ONE);
-                set_ratio(run_signal_row("hub", "Emit 1 sub", c, bus, start_emit, hsubs, 1, 1), "baseline signal 1 sub", 2,
-                          true, c == 1 ? 0 : 0.5);
-                snprintf(emit_event, sizeof emit_event, EVENT_ALL);
-                if (!arg_quick)
-                        set_ratio(run_signal_row("hub", "Emit 4 subs", c, bus, start_emit, hsubs, 4, 4),
-                                  "baseline signal 4 subs", 2, true, c == 1 ? 0 : 0.5);
+                fprintf(stderr, "clusterhub-bench: the hub's socket at %s, the baseline's at %s\n", hub_sock, base_sock);
         }
-        /* the same without acknowledgements: the fair comparison with a bare signal */
-        snprintf(emit_event, sizeof emit_event, EVENT_ONE);
-        set_ratio(run_signal_row("hub", "Emit 1 sub no-reply", 16, bus, start_emit_noreply, hsubs, 1, 1),
-                  "baseline signal 1 sub", 2, true, 0.5);
-        if (!arg_quick) {
-                snprintf(emit_event, sizeof emit_event, EVENT_ALL);
-                set_ratio(run_signal_row("hub", "Emit 4 subs no-reply", 16, bus, start_emit_noreply, hsubs, 4, 4),
-                          "baseline signal 4 subs", 2, true, 0.5);
-        }
-        for (unsigned i = 0; i < max_subs; i++)
-                helper_stop(hsubs[i]);
 
-        Helper *w1 = helper_start("worker bench_w1", busd.address,
-                                  (const char *[]) { "--worker=bench_w1", "echo1", "echo2", NULL });
-        Helper *w2 = arg_quick ? w1 : helper_start("worker bench_w2", busd.address,
-                                                   (const char *[]) { "--worker=bench_w2", "echo2", NULL });
-        if (!w1 || !w2) {
-                failed = 1;
-                goto finish;
-        }
-        for (unsigned k = 0; k < 2; k++) {
-                unsigned c = conc[k];
-                request_method = "echo1";
-                set_ratio(run("hub", "Request 1 worker", c, bus, start_request), "baseline Ping", c, false, 0.45);
-                if (!arg_quick) {
-                        request_method = "echo2";
-                        set_ratio(run("hub", "Request 2 workers", c, bus, start_request), "baseline Ping", c, false, 0.45);
+        const unsigned conc[2] = { 1, N };
+        for (unsigned t = 0; t < n_ts; t++)
+                if (transport_rows(&ts[t], N) < 0) {
+                        failed = 1;
+                        goto finish;
                 }
-        }
-        helper_stop(w1);
-        if (w2 != w1)
-                helper_stop(w2);
-        for (unsigned k = 0; k < 2; k++)
-                set_ratio(run("hub", "Lock+Unlock", conc[k], bus, start_lock), "baseline Ping", conc[k], false, 0.45);
-        for (unsigned k = 0; k < 2; k++)
-                set_ratio(run("hub", "RPush+BLPop hand-off", conc[k], bus, start_queue), "baseline Ping", conc[k], false, 0);
+        if (arg_only_get)
+                goto finish;
 
         /* the Node peers, each right after the hub row it is compared with */
-        if (arg_peers && peers_section(busd.address, bus, N) < 0) {
+        if (arg_peers && peers_section(ts, n_ts, N) < 0) {
                 failed = 1;
                 goto finish;
         }
@@ -2171,46 +2418,12 @@ int main(int argc, char **argv) {
         }
 
         /* scale: many subscribed clients and registered workers connected */
-        if (arg_scale_clients + arg_scale_workers > 0) {
-                fprintf(stderr, "scale: %u subscribed clients, %u workers\n", arg_scale_clients, arg_scale_workers);
-                Helper *sc[4];
-                unsigned n_sc = 0, per = (arg_scale_clients + 3) / 4;
-                bool ok = true;
-                for (unsigned first = 0; first < arg_scale_clients && ok; first += per) {
-                        char a1[64], a2[64];
-                        unsigned cnt = arg_scale_clients - first < per ? arg_scale_clients - first : per;
-                        snprintf(a1, sizeof a1, "--scale-clients-helper=%u", cnt);
-                        snprintf(a2, sizeof a2, "--first=%u", first);
-                        sc[n_sc] = helper_start("scale clients", busd.address, (const char *[]) { a1, a2, NULL });
-                        ok = sc[n_sc++] != NULL;
-                }
-                if (ok && arg_scale_workers > 0) {
-                        char a1[64];
-                        snprintf(a1, sizeof a1, "--scale-workers-helper=%u", arg_scale_workers);
-                        ok = helper_start("scale workers", busd.address, (const char *[]) { a1, "--first=0", NULL }) != NULL;
-                }
-                if (!ok) {
+        /* (--quick: on the last transport only, the socket by default, to stay quick) */
+        for (unsigned t = arg_quick && n_ts > 0 ? n_ts - 1 : 0; t < n_ts && arg_scale_clients + arg_scale_workers > 0; t++)
+                if (scale_rows(&ts[t], N) < 0) {
                         failed = 1;
                         goto finish;
                 }
-                expect_workers = arg_scale_workers;
-                emit_rotate = arg_scale_clients;
-                if (emit_rotate > 0)
-                        for (unsigned k = 0; k < 2; k++) {
-                                char name[64];
-                                snprintf(name, sizeof name, "scale Emit (1 of %u subs)", arg_scale_clients);
-                                set_ratio(run_signal_row("scale", name, conc[k], bus, start_emit, sc, n_sc, 1), "Emit 1 sub",
-                                          conc[k], true, 0);
-                        }
-                emit_rotate = 0;
-                for (unsigned k = 0; k < 2; k++) {
-                        set_ratio(run("scale", "scale Get", conc[k], bus, start_get), "Get", conc[k], false, 0);
-                        set_ratio(run("scale", "scale GetStats", conc[k], bus, start_get_stats), "baseline Ping", conc[k], false, 0);
-                        set_ratio(run("scale", "scale ListWorkers", conc[k], bus, start_list_workers), "baseline Ping", conc[k],
-                                  false, 0);
-                }
-                helpers_stop_all();
-        }
 
         /* memory */
         if (arg_keys > 0)
@@ -2223,6 +2436,11 @@ finish:
         if (rsub.fd >= 0)
                 close(rsub.fd);
         redis_stop(&rs);
+        for (unsigned t = 0; t < n_ts; t++)
+                if (ts[t].owned) {
+                        sd_bus_flush_close_unref(ts[t].hub);
+                        sd_bus_flush_close_unref(ts[t].base);
+                }
         sd_bus_flush_close_unref(bus);
         if (hub.proc.pid > 0) {
                 int st = th_hub_stop(&hub);
@@ -2233,6 +2451,8 @@ finish:
         }
         th_hub_clear(&hub);
         th_bus_stop(&busd);
+        if (sock_dir[0])
+                (void) rm_rf(sock_dir);
 
         read_loadavg(loadavg_end, sizeof loadavg_end);
         printf("clusterhub-bench on %s, %g s per row (ratio: ops/s, or deliveries/s for signal rows, over the baseline row)\n",
