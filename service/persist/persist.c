@@ -467,7 +467,7 @@ static int delta_apply(LogReader *rd, Store *s, const char *key, uint64_t now) {
  * this hub wrote: refuse it. */
 static int load_delta(Persist *p, LogReader *rd, Namespace *ns, const char *key, uint64_t offset) {
         LogReader check;
-        StoreEntry e;
+        StoreEntry e = {};
         uint64_t u, mono;
         int64_t wall;
         uint8_t op;
@@ -486,19 +486,15 @@ static int load_delta(Persist *p, LogReader *rd, Namespace *ns, const char *key,
         clocks_ms(p->hub, &mono, &wall);
         if (u != 0 && (int64_t) u <= wall)
                 return store_del(ns->store, &key, 1, mono, NULL);
-        if (store_entry_lookup(ns->store, key, &e) < 0) {
-                if (u != 0)
-                        return 0; /* it expired earlier in this load */
-                log_error("%s: the record at offset %" PRIu64 " changes key '%s' of namespace %s, which the log does not hold.",
-                          p->path, offset, key, ns->name);
-                return -EBADMSG;
-        }
-        if (e.kind != kind) {
-                log_error("%s: the record at offset %" PRIu64 " changes key '%s' of namespace %s as a %s, but it holds another type.",
-                          p->path, offset, key, ns->name,
-                          kind == STORE_KIND_LIST ? "list" : kind == STORE_KIND_HASH ? "hash" : "set");
-                return -EBADMSG;
-        }
+        if (store_entry_lookup(ns->store, key, &e) < 0 && u != 0)
+                return 0; /* it expired earlier in this load */
+        if (store_entry_lookup(ns->store, key, &e) < 0 || e.kind != kind)
+                /* the records decode, so --check-data --repair would not cut here: say how */
+                return log_error_errno(-EUCLEAN,
+                                       "%s is damaged at offset %" PRIu64 " (a change to the %s '%s' of namespace %s, which the log %s); "
+                                       "the hub will not start. 'truncate -s %" PRIu64 " %s' cuts the log there, losing what follows.",
+                                       p->path, offset, kind == STORE_KIND_LIST ? "list" : kind == STORE_KIND_HASH ? "hash" : "set",
+                                       key, ns->name, e.kind ? "holds as another type" : "does not hold", offset, p->path);
         r = delta_apply(rd, ns->store, key, mono);
         if (r < 0 && r != -EBADMSG) {
                 const char *limit = r == -ENOBUFS ? store_last_limit(ns->store) : NULL;
@@ -636,6 +632,8 @@ static int load(Persist *p) {
                 store_set_loading(ns->store, false);
                 keys += store_dbsize(ns->store);
         }
+        if (r == -EUCLEAN)
+                return r; /* load_delta() said where and how */
         if (r < 0)
                 return log_error_errno(r, "Failed to load %s: %m", p->path);
         switch (sc.damage) {
