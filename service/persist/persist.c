@@ -434,9 +434,10 @@ static int delta_apply(LogReader *rd, Store *s, const char *key, uint64_t now) {
                         return -EBADMSG;
                 return s ? store_pop(s, key, left, n, now, NULL, NULL) : 0;
         }
-        c = calloc(1, sizeof(Chunk));
+        c = malloc(sizeof(Chunk)); /* no calloc: a delta is often one item */
         if (!c)
                 return -ENOMEM;
+        c->n = 0;
         for (uint32_t i = 0; i < n; i++) {
                 if (op != LOG_DELTA_PUSH) {
                         r = logrd_str(rd, &c->names[c->n], NULL);
@@ -486,9 +487,13 @@ static int load_delta(Persist *p, LogReader *rd, Namespace *ns, const char *key,
         clocks_ms(p->hub, &mono, &wall);
         if (u != 0 && (int64_t) u <= wall)
                 return store_del(ns->store, &key, 1, mono, NULL);
-        if (store_entry_lookup(ns->store, key, &e) < 0 && u != 0)
+        r = store_entry_lookup(ns->store, key, &e);
+        if (r >= 0 && e.deadline_ms != UINT64_MAX && e.deadline_ms <= mono)
+                /* it expired during this load: the command would not have created it anew */
+                return store_del(ns->store, &key, 1, mono, NULL);
+        if (r < 0 && u != 0)
                 return 0; /* it expired earlier in this load */
-        if (store_entry_lookup(ns->store, key, &e) < 0 || e.kind != kind)
+        if (r < 0 || e.kind != kind)
                 /* the records decode, so --check-data --repair would not cut here: say how */
                 return log_error_errno(-EUCLEAN,
                                        "%s is damaged at offset %" PRIu64 " (a change to the %s '%s' of namespace %s, which the log %s); "
