@@ -15,9 +15,9 @@ hub_up --data-dir="$D" --fsync=everysec
 
 # fill: list L (e0..e199999 in order), hash Hh (f<i> = v<i>), set S (m<i>)
 for ((i = 0; i < N; i += CHUNK)); do
-        seq -f "e%.0f" "$i" $((i + CHUNK - 1)) | xargs "$H" store rpush L >/dev/null
-        seq -f "%.0f" "$i" $((i + CHUNK - 1)) | sed 's/.*/f& v&/' | xargs "$H" store hset Hh >/dev/null
-        seq -f "m%.0f" "$i" $((i + CHUNK - 1)) | xargs "$H" store sadd S >/dev/null
+        seq -f "e%.0f" "$i" $((i + CHUNK - 1)) | xargs -n 5000 "$H" store rpush L >/dev/null
+        seq -f "%.0f" "$i" $((i + CHUNK - 1)) | sed 's/.*/f& v&/' | xargs -n 5000 "$H" store hset Hh >/dev/null
+        seq -f "m%.0f" "$i" $((i + CHUNK - 1)) | xargs -n 5000 "$H" store sadd S >/dev/null
 done
 check "the list has $N elements" 0 "$N" "$H" store llen L
 check "the hash has $N fields" 0 "$N" "$H" store hlen Hh
