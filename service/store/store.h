@@ -418,8 +418,9 @@ typedef void (*StoreJournal)(void *userdata, const char *key, const char *event,
  * "flush" (key "") that every key is gone; for every other event the key's resulting state
  * is store_entry_lookup().  delta, when not NULL, says what the change was (StoreDelta).
  * A command that notifies several events hands each the delta of its own step, in order, so
- * replaying the deltas one by one gives the state the last one saw.  It may read the store with store_entry_lookup() and
- * store_entry_foreach_item(), nothing else.  NULL turns it off. */
+ * replaying the deltas one by one gives the state the last one saw.  It may read the store
+ * with store_entry_lookup() and store_entry_foreach_item(), nothing else.  NULL turns it
+ * off. */
 void store_set_journal(Store *s, StoreJournal journal, void *userdata);
 /* Loading mode: while on, no write calls the journal or the notify callback. */
 void store_set_loading(Store *s, bool loading);
