@@ -119,6 +119,7 @@ compare "$TMP/before2" "$TMP/after2" "$ops random mixed ops, a rewrite meanwhile
 "$H" store hset Hh after restart >/dev/null
 dump "$TMP/before3"
 hub_kill9
+check "--check-data reads the delta records as intact" 0 "intact" sh -c '"$1" --check-data="$2" | grep -o intact' - "$CLUSTERHUBD" "$D"
 hub_up --data-dir="$D" --fsync=always
 dump "$TMP/after3"
 compare "$TMP/before3" "$TMP/after3" "restarted twice"

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <glib.h>
 #include <glib/gstdio.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -379,6 +380,166 @@ static void test_deltas(void) {
         store_free(s);
 }
 
+/* ---- a model: random commands on one store, the journal replayed onto another ----------
+ * A delta is replayed with the command it stands for; without one, the key's resulting state
+ * is copied, as the log's state records do.  After every command both stores must agree. */
+
+static Store *model_src;
+static uint64_t model_deltas;
+
+static int copy_item(void *userdata, const char *name, const StoreValue *value) {
+        const char *key = userdata;
+        StoreEntry e;
+
+        g_assert_cmpint(store_entry_lookup(model_src, key, &e), ==, 0);
+        switch (e.kind) {
+        case STORE_KIND_LIST:
+                g_assert_cmpint(store_push(replica, key, false, value, 1, 1, NULL), ==, 0);
+                break;
+        case STORE_KIND_HASH:
+                g_assert_cmpint(store_hset(replica, key, &name, value, 1, 1, NULL), ==, 0);
+                break;
+        default:
+                g_assert_cmpint(store_sadd(replica, key, &name, 1, 1, NULL), ==, 0);
+        }
+        return 0;
+}
+
+static void on_model_journal(void *userdata, const char *key, const char *event, const StoreDelta *d) {
+        StoreEntry e;
+
+        if (g_str_equal(event, "flush")) {
+                g_assert_cmpint(store_flush(replica), ==, 0);
+                return;
+        }
+        if (d) {
+                replay(key, d);
+                model_deltas++;
+                return;
+        }
+        g_assert_cmpint(store_del(replica, &key, 1, 1, NULL), ==, 0);
+        if (g_str_equal(event, "del") || g_str_equal(event, "expired") || store_entry_lookup(model_src, key, &e) < 0)
+                return;
+        if (e.kind == STORE_KIND_LIST || e.kind == STORE_KIND_HASH || e.kind == STORE_KIND_SET)
+                g_assert_cmpint(store_entry_foreach_item(model_src, &e, copy_item, (void *) key), ==, 0);
+        else
+                g_assert_cmpint(store_set(replica, key, &e.value, 0, 0, 1), ==, 1);
+}
+
+static uint32_t rnd_state = 14;
+static uint32_t rnd(uint32_t n) {
+        rnd_state = rnd_state * 1103515245u + 12345u;
+        return (rnd_state >> 8) % n;
+}
+
+static void test_model(void) {
+        static const char *const keys[] = { "a", "b", "h", "s" };
+        static const char *const words[] = { "w0", "w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8", "w9" };
+        Store *s = NULL;
+
+        g_assert_cmpint(store_new(&s, NULL, NULL, NULL, served, NULL), ==, 0);
+        g_assert_cmpint(store_new(&replica, NULL, NULL, NULL, NULL, NULL), ==, 0);
+        model_src = s;
+        store_set_journal(s, on_model_journal, NULL);
+        for (int i = 0; i < 20000; i++) {
+                const char *l = keys[rnd(2)], *l2 = keys[rnd(2)];
+                const char *names[3] = { words[rnd(10)], words[rnd(10)], words[rnd(10)] };
+                char buf[3][16];
+                StoreValue v[3];
+                StoreWaiter *w = NULL;
+                char **popped = NULL;
+                size_t n = 0;
+                int64_t iv;
+                double dv;
+                int r = 0;
+
+                for (size_t j = 0; j < 3; j++) {
+                        /* values: a few distinct ones, for LRem and LInsert to find */
+                        snprintf(buf[j], sizeof(buf[j]), "v%u", rnd(30));
+                        v[j] = (StoreValue) { .type = 's', .str = { buf[j], strlen(buf[j]) } };
+                }
+                /* grows more than it shrinks, so that collections get past 64 items */
+                switch (rnd(24)) {
+                case 0: case 1: case 2: r = store_push(s, l, rnd(2), v, 1 + rnd(3), 1, NULL); break;
+                case 3: r = store_pushx(s, l, rnd(2), v, 1 + rnd(3), 1, NULL); break;
+                case 4: r = store_pop(s, l, rnd(2), 1 + rnd(2), 1, NULL, NULL); break;
+                case 5: r = store_lmove(s, l, l2, rnd(2), rnd(2), 1, NULL); break;
+                case 6: r = store_linsert(s, l, rnd(2), &v[0], &v[1], 1, &iv); break;
+                case 7: r = store_lrem(s, l, (int64_t) rnd(5) - 2, &v[0], 1, &n); break;
+                case 8: r = store_ltrim(s, l, rnd(3), -1 - (int64_t) rnd(3), 1); break;
+                case 9: r = store_lset(s, l, (int64_t) rnd(10) - 5, &v[0], 1); break;
+                case 10: case 11: case 12: {
+                        char f[3][16];
+                        const char *fs[3];
+
+                        for (size_t j = 0; j < 3; j++) {
+                                snprintf(f[j], sizeof(f[j]), "f%u", rnd(150));
+                                fs[j] = f[j];
+                        }
+                        r = store_hset(s, "h", fs, v, 1 + rnd(3), 1, NULL);
+                        break;
+                }
+                case 13: {
+                        char f[16];
+                        const char *fs = f;
+
+                        snprintf(f, sizeof(f), "f%u", rnd(150));
+                        r = store_hdel(s, "h", &fs, 1, 1, NULL);
+                        break;
+                }
+                case 14: r = store_hincr(s, "h", names[0], (int64_t) rnd(100) - 50, 1, &iv); break;
+                case 15: r = store_hincrfloat(s, "h", names[1], 0.5, 1, &dv); break;
+                case 16: r = store_hsetnx(s, "h", names[2], &v[0], 1); break;
+                case 17: case 18: {
+                        char m[3][16];
+                        const char *ms[3];
+
+                        for (size_t j = 0; j < 3; j++) {
+                                snprintf(m[j], sizeof(m[j]), "m%u", rnd(200));
+                                ms[j] = m[j];
+                        }
+                        r = store_sadd(s, "s", ms, 1 + rnd(3), 1, NULL);
+                        break;
+                }
+                case 19: {
+                        char m[16];
+                        const char *ms = m;
+
+                        snprintf(m, sizeof(m), "m%u", rnd(200));
+                        r = store_srem(s, "s", &ms, 1, 1, NULL);
+                        break;
+                }
+                case 20:
+                        r = store_spop(s, "s", rnd(3), 1, &popped, &n);
+                        if (r >= 0)
+                                store_strv_free(popped, n);
+                        break;
+                case 21: {
+                        const char *bk[] = { l };
+
+                        /* a waiter served at once, or by a later push */
+                        r = store_block(s, bk, 1, rnd(2), NULL, 1, &w, NULL, NULL);
+                        break;
+                }
+                case 22: r = rnd(50) == 0 ? store_del(s, &l, 1, 1, NULL) : 0; break;
+                case 23: r = rnd(100) == 0 ? store_rename(s, l, l2, 1) : 0; break;
+                }
+                /* errors (a wrong type, an index out of range, an absent key) change nothing */
+                (void) r;
+                for (size_t j = 0; j < G_N_ELEMENTS(keys); j++)
+                        check_replica(s, keys[j]);
+        }
+        g_assert_cmpuint(model_deltas, >, 10000);
+        for (size_t j = 0; j < G_N_ELEMENTS(keys); j++) {
+                StoreEntry e;
+
+                if (store_entry_lookup(s, keys[j], &e) >= 0)
+                        g_test_message("%s: %zu items", keys[j], e.n_items);
+        }
+        store_free(replica);
+        store_free(s);
+}
+
 /* LOG_DELTA: written by logbuf_delta(), read back field by field */
 static void test_delta_codec(void) {
         StoreValue v[] = { { .type = 's', .str = { "ab", 2 } }, { .type = 'u', .u = 7 } };
@@ -437,6 +598,7 @@ int main(int argc, char **argv) {
         g_test_add_func("/journal/entries", test_entries);
         g_test_add_func("/log/codec", test_codec);
         g_test_add_func("/journal/deltas", test_deltas);
+        g_test_add_func("/journal/model", test_model);
         g_test_add_func("/log/delta-codec", test_delta_codec);
         return g_test_run();
 }
