@@ -324,6 +324,19 @@ int log_file_write_header(int fd) {
         return log_write_all(fd, h, sizeof(h));
 }
 
+int log_file_upgrade_header(const char *path) {
+        uint32_t v = htole32(LOG_VERSION);
+        int fd, r = 0;
+
+        fd = open(path, O_WRONLY | O_CLOEXEC); /* not O_APPEND: pwrite() would append */
+        if (fd < 0)
+                return -errno;
+        if (pwrite(fd, &v, sizeof(v), 8) != (ssize_t) sizeof(v) || fdatasync(fd) < 0)
+                r = errno > 0 ? -errno : -EIO;
+        close(fd);
+        return r;
+}
+
 int log_write_all(int fd, const void *data, size_t len) {
         const uint8_t *p = data;
 

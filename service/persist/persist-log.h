@@ -130,5 +130,8 @@ int log_file_scan(const char *path, LogRecordFn fn, void (*progress)(void *userd
                   void *userdata, LogScan *ret);
 /* Writes the header to a new, empty fd. */
 int log_file_write_header(int fd);
+/* Sets the version in the header of the log at PATH to LOG_VERSION and syncs it: before
+ * appending records of this version to an older log. */
+int log_file_upgrade_header(const char *path);
 /* write(2) all of it, retrying on EINTR and short writes. */
 int log_write_all(int fd, const void *data, size_t len);

@@ -1096,6 +1096,12 @@ int persist_open(Hub *h, const char *dir, PersistFsync mode) {
                 p->fd = open(p->path, O_WRONLY | O_APPEND | O_CLOEXEC);
                 if (p->fd < 0 || ftruncate(p->fd, (off_t) sc.good_end) < 0)
                         return log_error_errno(-errno, "Cannot open %s for appending: %m", p->path);
+                /* a version 1 log gets delta records now: an older hub must refuse it */
+                if (sc.good_end >= LOG_HEADER_SIZE) {
+                        r = log_file_upgrade_header(p->path);
+                        if (r < 0)
+                                return log_error_errno(r, "Cannot update the header of %s: %m", p->path);
+                }
                 p->size = p->stats.base_bytes = sc.good_end;
                 p->token_floor = MAX(p->token_floor, lock_hub_last_token(h->lock_hub) + TOKEN_BLOCK);
                 token_record(p, p->token_floor);
