@@ -177,6 +177,54 @@ int logbuf_entry(LogBuf *b, Store *s, const char *ns, const StoreEntry *e, int64
         return logbuf_finish(b);
 }
 
+static const uint8_t delta_codes[] = {
+        [STORE_DELTA_PUSH] = LOG_DELTA_PUSH,
+        [STORE_DELTA_POP] = LOG_DELTA_POP,
+        [STORE_DELTA_HSET] = LOG_DELTA_HSET,
+        [STORE_DELTA_HDEL] = LOG_DELTA_HDEL,
+        [STORE_DELTA_SADD] = LOG_DELTA_SADD,
+        [STORE_DELTA_SREM] = LOG_DELTA_SREM,
+};
+
+char log_delta_kind(uint8_t op) {
+        switch (op) {
+        case LOG_DELTA_PUSH:
+        case LOG_DELTA_POP:
+                return STORE_KIND_LIST;
+        case LOG_DELTA_HSET:
+        case LOG_DELTA_HDEL:
+                return STORE_KIND_HASH;
+        case LOG_DELTA_SADD:
+        case LOG_DELTA_SREM:
+                return STORE_KIND_SET;
+        default:
+                return 0;
+        }
+}
+
+int logbuf_delta(LogBuf *b, const char *ns, const char *key, int64_t deadline_wall_ms, const StoreDelta *d) {
+        uint8_t op;
+
+        if ((size_t) d->op >= sizeof(delta_codes) || d->n > UINT32_MAX)
+                return -EINVAL;
+        op = delta_codes[d->op];
+        logbuf_reset(b);
+        logbuf_u8(b, LOG_DELTA);
+        logbuf_str(b, ns, strlen(ns));
+        logbuf_str(b, key, strlen(key));
+        logbuf_u64(b, (uint64_t) deadline_wall_ms);
+        logbuf_u8(b, op);
+        logbuf_u8(b, d->left);
+        logbuf_u32(b, (uint32_t) d->n);
+        for (size_t i = 0; i < d->n && !b->oom; i++) {
+                if (op != LOG_DELTA_PUSH && op != LOG_DELTA_POP)
+                        logbuf_str(b, d->names[i], strlen(d->names[i]));
+                if (op == LOG_DELTA_PUSH || op == LOG_DELTA_HSET)
+                        logbuf_value(b, &d->values[i]);
+        }
+        return logbuf_finish(b);
+}
+
 int logrd_u8(LogReader *r, uint8_t *ret) {
         if (r->end - r->p < 1)
                 return -EBADMSG;
@@ -276,6 +324,19 @@ int log_file_write_header(int fd) {
         return log_write_all(fd, h, sizeof(h));
 }
 
+int log_file_upgrade_header(const char *path) {
+        uint32_t v = htole32(LOG_VERSION);
+        int fd, r = 0;
+
+        fd = open(path, O_WRONLY | O_CLOEXEC); /* not O_APPEND: pwrite() would append */
+        if (fd < 0)
+                return -errno;
+        if (pwrite(fd, &v, sizeof(v), 8) != (ssize_t) sizeof(v) || fdatasync(fd) < 0)
+                r = errno > 0 ? -errno : -EIO;
+        close(fd);
+        return r;
+}
+
 int log_write_all(int fd, const void *data, size_t len) {
         const uint8_t *p = data;
 
@@ -345,7 +406,7 @@ int log_file_scan(const char *path, LogRecordFn fn, void (*progress)(void *userd
         uint32_t version;
 
         memcpy(&version, map + 8, 4);
-        if (le32toh(version) != LOG_VERSION) {
+        if (le32toh(version) < LOG_VERSION_MIN || le32toh(version) > LOG_VERSION) {
                 sc.damage = LOG_CORRUPT;
                 sc.reason = "unknown log version";
                 goto done;

@@ -233,7 +233,22 @@ static void append(Persist *p) {
                 hold_sends(p);
 }
 
-void persist_journal(void *userdata, const char *key, const char *event) {
+/* Does the change have a delta record worth writing?  Only for a large collection of the
+ * delta's kind: a small one logs its whole state, as cheap, and keeps it exact. */
+static bool delta_wanted(const StoreDelta *d, const StoreEntry *e) {
+        static const char kinds[] = {
+                [STORE_DELTA_PUSH] = STORE_KIND_LIST,
+                [STORE_DELTA_POP] = STORE_KIND_LIST,
+                [STORE_DELTA_HSET] = STORE_KIND_HASH,
+                [STORE_DELTA_HDEL] = STORE_KIND_HASH,
+                [STORE_DELTA_SADD] = STORE_KIND_SET,
+                [STORE_DELTA_SREM] = STORE_KIND_SET,
+        };
+
+        return d && (size_t) d->op < sizeof(kinds) && kinds[d->op] == e->kind && e->n_items > LOG_DELTA_MIN_ITEMS;
+}
+
+void persist_journal(void *userdata, const char *key, const char *event, const StoreDelta *delta) {
         Namespace *ns = userdata;
         Persist *p = ns->hub->persist;
         StoreEntry e;
@@ -256,7 +271,10 @@ void persist_journal(void *userdata, const char *key, const char *event) {
                 int r;
 
                 clocks_ms(ns->hub, &mono, &wall);
-                r = logbuf_entry(&p->buf, ns->store, ns->name, &e, deadline_to_wall(e.deadline_ms, mono, wall));
+                if (delta_wanted(delta, &e))
+                        r = logbuf_delta(&p->buf, ns->name, key, deadline_to_wall(e.deadline_ms, mono, wall), delta);
+                else
+                        r = logbuf_entry(&p->buf, ns->store, ns->name, &e, deadline_to_wall(e.deadline_ms, mono, wall));
                 if (r < 0)
                         fatal(p, r, "Encoding a record for");
         }
@@ -366,6 +384,133 @@ static int entry_apply(LogReader *rd, Store *s, const char *key, uint64_t ttl, u
         return 0;
 }
 
+static int delta_chunk_flush(Store *s, const char *key, uint8_t op, bool left, Chunk *c, uint64_t now) {
+        int r;
+
+        if (c->n == 0)
+                return 0;
+        switch (op) {
+        case LOG_DELTA_PUSH:
+                r = store_push(s, key, left, c->values, c->n, now, NULL);
+                break;
+        case LOG_DELTA_HSET:
+                r = store_hset(s, key, c->names, c->values, c->n, now, NULL);
+                break;
+        case LOG_DELTA_HDEL:
+                r = store_hdel(s, key, c->names, c->n, now, NULL);
+                break;
+        case LOG_DELTA_SADD:
+                r = store_sadd(s, key, c->names, c->n, now, NULL);
+                break;
+        case LOG_DELTA_SREM:
+                r = store_srem(s, key, c->names, c->n, now, NULL);
+                break;
+        default:
+                r = -EBADMSG;
+        }
+        c->n = 0;
+        return r;
+}
+
+/* Decode the rest of a LOG_DELTA record (after the deadline) and apply it to KEY, which holds
+ * a collection of the delta's kind; with s NULL only check that it decodes. */
+static int delta_apply(LogReader *rd, Store *s, const char *key, uint64_t now) {
+        _cleanup_(freep) Chunk *c = NULL;
+        uint8_t op, left;
+        uint32_t n;
+        int r;
+
+        r = logrd_u8(rd, &op);
+        if (r >= 0)
+                r = logrd_u8(rd, &left);
+        if (r >= 0)
+                r = logrd_u32(rd, &n);
+        if (r < 0)
+                return r;
+        if (log_delta_kind(op) == 0 || left > 1 || n == 0)
+                return -EBADMSG;
+        if (op == LOG_DELTA_POP) {
+                if (rd->p != rd->end)
+                        return -EBADMSG;
+                return s ? store_pop(s, key, left, n, now, NULL, NULL) : 0;
+        }
+        c = malloc(sizeof(Chunk)); /* no calloc: a delta is often one item */
+        if (!c)
+                return -ENOMEM;
+        c->n = 0;
+        for (uint32_t i = 0; i < n; i++) {
+                if (op != LOG_DELTA_PUSH) {
+                        r = logrd_str(rd, &c->names[c->n], NULL);
+                        if (r < 0)
+                                return r;
+                }
+                if (op == LOG_DELTA_PUSH || op == LOG_DELTA_HSET) {
+                        r = logrd_value(rd, &c->values[c->n]);
+                        if (r < 0)
+                                return r;
+                }
+                c->n++;
+                if (c->n == ELEMENTSOF(c->names)) {
+                        r = s ? delta_chunk_flush(s, key, op, left, c, now) : 0;
+                        if (r < 0)
+                                return r;
+                        c->n = 0;
+                }
+        }
+        if (rd->p != rd->end)
+                return -EBADMSG;
+        return s ? delta_chunk_flush(s, key, op, left, c, now) : 0;
+}
+
+/* A LOG_DELTA record: the change applies to the key's state so far.  A key that expired
+ * (its deadline, which the delta repeats, has passed) is deleted and the change skipped;
+ * a key that is absent without a deadline, or holds another kind, means the log is not what
+ * this hub wrote: refuse it. */
+static int load_delta(Persist *p, LogReader *rd, Namespace *ns, const char *key, uint64_t offset) {
+        LogReader check;
+        StoreEntry e = {};
+        uint64_t u, mono;
+        int64_t wall;
+        uint8_t op;
+        char kind;
+        int r;
+
+        r = logrd_u64(rd, &u);
+        if (r < 0)
+                return r;
+        check = *rd;
+        r = delta_apply(&check, NULL, key, 0);
+        if (r < 0)
+                return r;
+        op = *rd->p;
+        kind = log_delta_kind(op);
+        clocks_ms(p->hub, &mono, &wall);
+        if (u != 0 && (int64_t) u <= wall)
+                return store_del(ns->store, &key, 1, mono, NULL);
+        r = store_entry_lookup(ns->store, key, &e);
+        if (r >= 0 && e.deadline_ms != UINT64_MAX && e.deadline_ms <= mono)
+                /* it expired during this load: the command would not have created it anew */
+                return store_del(ns->store, &key, 1, mono, NULL);
+        if (r < 0 && u != 0)
+                return 0; /* it expired earlier in this load */
+        if (r < 0 || e.kind != kind)
+                /* the records decode, so --check-data --repair would not cut here: say how */
+                return log_error_errno(-EUCLEAN,
+                                       "%s is damaged at offset %" PRIu64 " (a change to the %s '%s' of namespace %s, which the log %s); "
+                                       "the hub will not start. 'truncate -s %" PRIu64 " %s' cuts the log there, losing what follows.",
+                                       p->path, offset, kind == STORE_KIND_LIST ? "list" : kind == STORE_KIND_HASH ? "hash" : "set",
+                                       key, ns->name, e.kind ? "holds as another type" : "does not hold", offset, p->path);
+        r = delta_apply(rd, ns->store, key, mono);
+        if (r < 0 && r != -EBADMSG) {
+                const char *limit = r == -ENOBUFS ? store_last_limit(ns->store) : NULL;
+
+                return log_error_errno(r, "Cannot load key '%s' of namespace %s (record at offset %" PRIu64 " of %s): %m%s%s%s",
+                                       key, ns->name, offset, p->path, limit ? " (limit " : "",
+                                       strempty(limit), limit ? "; raise it to load this data)" : "");
+        }
+        return r;
+}
+
 static int load_ns(Persist *p, const char *name, Namespace **ret) {
         Namespace *ns;
         int r;
@@ -419,7 +564,8 @@ static int load_record(void *userdata, const uint8_t *payload, size_t len, uint6
                 r = load_ns(p, ns_name, &ns);
                 return r < 0 ? r : store_flush(ns->store);
         case LOG_DEL:
-        case LOG_SET: {
+        case LOG_SET:
+        case LOG_DELTA: {
                 LogReader check;
                 uint64_t ttl = 0;
                 bool expired = false;
@@ -432,6 +578,8 @@ static int load_record(void *userdata, const uint8_t *payload, size_t len, uint6
                 r = load_ns(p, ns_name, &ns);
                 if (r < 0)
                         return r;
+                if (op == LOG_DELTA)
+                        return load_delta(p, &rd, ns, key, offset);
                 clocks_ms(p->hub, &mono, &wall);
                 if (op == LOG_SET) {
                         r = logrd_u64(&rd, &u);
@@ -489,6 +637,8 @@ static int load(Persist *p) {
                 store_set_loading(ns->store, false);
                 keys += store_dbsize(ns->store);
         }
+        if (r == -EUCLEAN)
+                return r; /* load_delta() said where and how */
         if (r < 0)
                 return log_error_errno(r, "Failed to load %s: %m", p->path);
         switch (sc.damage) {
@@ -946,6 +1096,12 @@ int persist_open(Hub *h, const char *dir, PersistFsync mode) {
                 p->fd = open(p->path, O_WRONLY | O_APPEND | O_CLOEXEC);
                 if (p->fd < 0 || ftruncate(p->fd, (off_t) sc.good_end) < 0)
                         return log_error_errno(-errno, "Cannot open %s for appending: %m", p->path);
+                /* a version 1 log gets delta records now: an older hub must refuse it */
+                if (sc.good_end >= LOG_HEADER_SIZE) {
+                        r = log_file_upgrade_header(p->path);
+                        if (r < 0)
+                                return log_error_errno(r, "Cannot update the header of %s: %m", p->path);
+                }
                 p->size = p->stats.base_bytes = sc.good_end;
                 p->token_floor = MAX(p->token_floor, lock_hub_last_token(h->lock_hub) + TOKEN_BLOCK);
                 token_record(p, p->token_floor);
@@ -1065,14 +1221,14 @@ static int check_record(void *userdata, const uint8_t *payload, size_t len, uint
                 return r;
         if (op == LOG_TOKEN)
                 r = logrd_u64(&rd, &u);
-        else if (op >= LOG_SET && op <= LOG_DROPNS) {
+        else if ((op >= LOG_SET && op <= LOG_DROPNS) || op == LOG_DELTA) {
                 r = logrd_str(&rd, &s, NULL);
-                if (r >= 0 && (op == LOG_SET || op == LOG_DEL))
+                if (r >= 0 && (op == LOG_SET || op == LOG_DEL || op == LOG_DELTA))
                         r = logrd_str(&rd, &s, NULL);
-                if (r >= 0 && op == LOG_SET) {
+                if (r >= 0 && (op == LOG_SET || op == LOG_DELTA)) {
                         r = logrd_u64(&rd, &u);
                         if (r >= 0)
-                                r = entry_apply(&rd, NULL, s, 0, 0);
+                                r = op == LOG_SET ? entry_apply(&rd, NULL, s, 0, 0) : delta_apply(&rd, NULL, s, 0);
                 }
         } else
                 r = -EBADMSG;

@@ -53,7 +53,7 @@ int persist_open(Hub *h, const char *dir, PersistFsync mode);
 Persist *persist_free(Persist *p);
 
 /* The store's journal hook; userdata is the Namespace. */
-void persist_journal(void *userdata, const char *key, const char *event);
+void persist_journal(void *userdata, const char *key, const char *event, const StoreDelta *delta);
 /* DropNamespace. */
 void persist_drop_namespace(Hub *h, const char *name);
 /* The disk is full: store writes are refused (org.clusterhub.Error.Storage). */

@@ -66,7 +66,7 @@ static int pop_owned(Store *s, Entry *e, const char *key, bool left, StoreValue 
                 return r;
         v = list_pop(s, l, left);
         pval_clear(s, &v);
-        notify(s, key, left ? "lpop" : "rpop");
+        notify_delta(s, key, left ? "lpop" : "rpop", &(const StoreDelta) { .op = STORE_DELTA_POP, .left = left, .n = 1 });
         if (l->len == 0) {
                 entry_delete(s, e);
                 notify(s, key, "del");

@@ -7,7 +7,7 @@
 
 #include "store-internal.h"
 
-void store_set_journal(Store *s, StoreNotify journal, void *userdata) {
+void store_set_journal(Store *s, StoreJournal journal, void *userdata) {
         s->journal = journal;
         s->journal_userdata = userdata;
 }

@@ -92,14 +92,18 @@ uint64_t store_random(Store *s) {
         return x * UINT64_C(0x2545f4914f6cdd1d);
 }
 
-void notify(Store *s, const char *key, const char *event) {
+void notify_delta(Store *s, const char *key, const char *event, const StoreDelta *delta) {
         if (s->loading)
                 return;
         /* the journal first: whatever the notification reveals is on record before it */
         if (s->journal)
-                s->journal(s->journal_userdata, key, event);
+                s->journal(s->journal_userdata, key, event, delta);
         if (s->notify)
                 s->notify(s->userdata, key, event);
+}
+
+void notify(Store *s, const char *key, const char *event) {
+        notify_delta(s, key, event, NULL);
 }
 
 int name_check(Store *s, const char *name, size_t *ret_len) {

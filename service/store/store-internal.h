@@ -132,7 +132,7 @@ struct Store {
         LIST_HEAD(StoreKeys) key_walks;
 
         /* journal.c: the write hook (called before notify) and the loading mode */
-        StoreNotify journal;
+        StoreJournal journal;
         void *journal_userdata;
         bool loading;
 };
@@ -158,6 +158,8 @@ int entry_add(Store *s, const char *key, size_t len, PVal *v, Entry **ret);
 void entry_delete(Store *s, Entry *e);
 size_t entry_estimate(size_t key_len);
 void notify(Store *s, const char *key, const char *event);
+/* notify() with what changed, for the journal (NULL: the resulting state). */
+void notify_delta(Store *s, const char *key, const char *event, const StoreDelta *delta);
 uint64_t store_random(Store *s);
 /* Redis glob match in O(plen * slen) (glob.c).  The _steps variant adds the work it did
  * (pattern bytes examined) to *steps, so callers can bound a slice of work. */

@@ -388,13 +388,40 @@ int store_srandmember(Store *s, const char *key, size_t count, uint64_t now_ms,
 
 /* ---- persistence hooks (journal.c) ---------------------------------------------------- */
 
+/* What a collection command changed, for the journal: enough to replay the change onto the
+ * key's previous state (plain data, views valid during the journal call only).  The commands
+ * that have one pass it only when the key existed before the change (a key the command
+ * created gets NULL); every other change passes NULL, meaning "record the resulting state". */
+typedef enum StoreDeltaOp {
+        STORE_DELTA_PUSH,  /* list: values[n] pushed one by one on the left or right */
+        STORE_DELTA_POP,   /* list: n elements popped from the left or right */
+        STORE_DELTA_HSET,  /* hash: names[i] set to values[i], i = 0..n-1, in this order */
+        STORE_DELTA_HDEL,  /* hash: the fields names[n] deleted (absent ones: nothing) */
+        STORE_DELTA_SADD,  /* set: the members names[n] added (present ones: nothing) */
+        STORE_DELTA_SREM,  /* set: the members names[n] removed (absent ones: nothing) */
+} StoreDeltaOp;
+
+typedef struct StoreDelta {
+        StoreDeltaOp op;
+        bool left;
+        size_t n;
+        const char *const *names;
+        const StoreValue *values;
+} StoreDelta;
+
+/* The journal hook: StoreNotify's (key, event) plus the delta (NULL: none, see above). */
+typedef void (*StoreJournal)(void *userdata, const char *key, const char *event, const StoreDelta *delta);
+
 /* The one write hook: called once per change of a key, synchronously, right after the
  * change and before the notify callback, with the same (key, event) pairs.  "del" and
  * "expired" mean the key is gone (for "expired" it is deleted right after the call),
  * "flush" (key "") that every key is gone; for every other event the key's resulting state
- * is store_entry_lookup().  It may read the store with store_entry_lookup() and
- * store_entry_foreach_item(), nothing else.  NULL turns it off. */
-void store_set_journal(Store *s, StoreNotify journal, void *userdata);
+ * is store_entry_lookup().  delta, when not NULL, says what the change was (StoreDelta).
+ * A command that notifies several events hands each the delta of its own step, in order, so
+ * replaying the deltas one by one gives the state the last one saw.  It may read the store
+ * with store_entry_lookup() and store_entry_foreach_item(), nothing else.  NULL turns it
+ * off. */
+void store_set_journal(Store *s, StoreJournal journal, void *userdata);
 /* Loading mode: while on, no write calls the journal or the notify callback. */
 void store_set_loading(Store *s, bool loading);
 

@@ -222,7 +222,9 @@ static bool hash_drop_if_empty(Store *s, Entry *e) {
 int store_hset(Store *s, const char *key, const char *const *fields, const StoreValue *values,
                size_t n, uint64_t now_ms, size_t *ret_added) {
         uint64_t extra = 0;
-        size_t len, added = 0, newf = 0;
+        size_t len, added = 0, newf = 0, done = 0;
+        StoreDelta delta;
+        bool existed;
         Entry *e = NULL;
         int r;
 
@@ -254,17 +256,18 @@ int store_hset(Store *s, const char *key, const char *const *fields, const Store
         if (r < 0)
                 return r;
 
+        existed = e != NULL;
         if (!e) {
                 r = hash_create(s, key, len, &e);
                 if (r < 0)
                         return r;
         }
-        for (size_t i = 0; i < n; i++) {
-                size_t fl = strlen(fields[i]);
-                HField *f = field_find(e, fields[i], fl);
+        for (; done < n; done++) {
+                size_t fl = strlen(fields[done]);
+                HField *f = field_find(e, fields[done], fl);
                 PVal v;
 
-                r = pval_from(s, &v, &values[i]);
+                r = pval_from(s, &v, &values[done]);
                 if (r < 0)
                         goto fail;
                 if (f) {
@@ -272,22 +275,25 @@ int store_hset(Store *s, const char *key, const char *const *fields, const Store
                         f->v = v;
                         continue;
                 }
-                r = field_add(s, e->v.obj, fields[i], fl, &v);
+                r = field_add(s, e->v.obj, fields[done], fl, &v);
                 if (r < 0) {
                         pval_clear(s, &v);
                         goto fail;
                 }
                 added++;
         }
-        notify(s, key, "hset");
+        delta = (StoreDelta) { .op = STORE_DELTA_HSET, .n = n, .names = fields, .values = values };
+        notify_delta(s, key, "hset", existed ? &delta : NULL);
         if (ret_added)
                 *ret_added = added;
         return 0;
 
 fail:
         /* -ENOMEM: what was written stays; an empty new hash goes */
-        if (!hash_drop_if_empty(s, e) && added > 0)
-                notify(s, key, "hset");
+        if (!hash_drop_if_empty(s, e) && done > 0) {
+                delta = (StoreDelta) { .op = STORE_DELTA_HSET, .n = done, .names = fields, .values = values };
+                notify_delta(s, key, "hset", existed ? &delta : NULL);
+        }
         return r;
 }
 
@@ -409,7 +415,9 @@ int store_hdel(Store *s, const char *key, const char *const *fields, size_t n, u
                 c++;
         }
         if (c > 0) {
-                notify(s, key, "hdel");
+                StoreDelta delta = { .op = STORE_DELTA_HDEL, .n = n, .names = fields };
+
+                notify_delta(s, key, "hdel", &delta);
                 if (hash_drop_if_empty(s, e))
                         notify(s, key, "del");
         }
@@ -490,6 +498,20 @@ int store_hvals(Store *s, const char *key, uint64_t now_ms, StoreValue **ret_val
         return 0;
 }
 
+/* After HIncr/HIncrFloat: the delta is the field's new value, when the hash existed (e). */
+static void hincr_notify(Store *s, const char *key, Entry *e, const char *field, size_t fl, const char *event) {
+        HField *f = e ? field_find(e, field, fl) : NULL;
+        StoreValue v;
+
+        if (!f) {
+                notify(s, key, event);
+                return;
+        }
+        pval_view(&f->v, &v);
+        notify_delta(s, key, event, &(const StoreDelta) {
+                .op = STORE_DELTA_HSET, .n = 1, .names = &field, .values = &v });
+}
+
 /* Common part of HIncr/HIncrFloat: the field, or room for a new one (*ret_f NULL). */
 static int hincr_prepare(Store *s, const char *key, const char *field, uint64_t now_ms,
                          size_t *ret_len, size_t *ret_fl, Entry **ret_e, HField **ret_f) {
@@ -561,7 +583,7 @@ int store_hincr(Store *s, const char *key, const char *field, int64_t by, uint64
                         return r;
                 v = by;
         }
-        notify(s, key, "hincrby");
+        hincr_notify(s, key, e, field, fl, "hincrby");
         if (ret)
                 *ret = v;
         return 0;
@@ -591,7 +613,7 @@ int store_hincrfloat(Store *s, const char *key, const char *field, double by, ui
                         return r;
                 v = by;
         }
-        notify(s, key, "hincrbyfloat");
+        hincr_notify(s, key, e, field, fl, "hincrbyfloat");
         if (ret)
                 *ret = v;
         return 0;

@@ -153,7 +153,9 @@ static uint64_t list_grow_estimate(const List *l, size_t n) {
 static int push_impl(Store *s, const char *key, bool left, const StoreValue *values, size_t n,
                      bool only_existing, uint64_t now_ms, size_t *ret_len) {
         uint64_t extra = 0;
-        size_t len, result;
+        size_t len, result, pushed = 0;
+        StoreDelta delta;
+        bool existed;
         Entry *e;
         List *l;
         int r;
@@ -183,6 +185,7 @@ static int push_impl(Store *s, const char *key, bool left, const StoreValue *val
         if (r < 0)
                 return r;
 
+        existed = e != NULL;
         if (!e) {
                 r = list_create(s, key, len, &e);
                 if (r < 0)
@@ -192,16 +195,17 @@ static int push_impl(Store *s, const char *key, bool left, const StoreValue *val
         r = list_reserve(s, l, n);
         if (r < 0)
                 goto fail;
-        for (size_t i = 0; i < n; i++) {
+        for (; pushed < n; pushed++) {
                 PVal v;
 
-                r = pval_from(s, &v, &values[i]);
+                r = pval_from(s, &v, &values[pushed]);
                 if (r < 0)
                         goto fail; /* earlier values stay pushed */
                 list_push(l, left, v);
         }
         result = l->len;
-        notify(s, key, left ? "lpush" : "rpush");
+        delta = (StoreDelta) { .op = STORE_DELTA_PUSH, .left = left, .n = n, .values = values };
+        notify_delta(s, key, left ? "lpush" : "rpush", existed ? &delta : NULL);
         blocking_signal(s);
         blocking_serve(s, now_ms);
         if (ret_len)
@@ -210,7 +214,8 @@ static int push_impl(Store *s, const char *key, bool left, const StoreValue *val
 
 fail:
         if (!list_drop_if_empty(s, e, NULL) && l->len > 0) {
-                notify(s, key, left ? "lpush" : "rpush");
+                delta = (StoreDelta) { .op = STORE_DELTA_PUSH, .left = left, .n = pushed, .values = values };
+                notify_delta(s, key, left ? "lpush" : "rpush", existed && pushed > 0 ? &delta : NULL);
                 blocking_signal(s);
                 blocking_serve(s, now_ms);
         }
@@ -258,7 +263,9 @@ int store_pop(Store *s, const char *key, bool left, size_t count, uint64_t now_m
                 pval_clear(s, &v);
         }
         if (count > 0) {
-                notify(s, key, left ? "lpop" : "rpop");
+                StoreDelta delta = { .op = STORE_DELTA_POP, .left = left, .n = count };
+
+                notify_delta(s, key, left ? "lpop" : "rpop", &delta);
                 list_drop_if_empty(s, e, key);
         }
         if (ret_values)
@@ -514,6 +521,8 @@ int store_linsert(Store *s, const char *key, bool before, const StoreValue *pivo
 int store_lmove(Store *s, const char *src, const char *dst, bool from_left, bool to_left,
                 uint64_t now_ms, StoreValue *ret) {
         _cleanup_(store_value_clear) StoreValue copy = {};
+        StoreDelta pop, push;
+        bool created = false;
         size_t dlen;
         Entry *se, *de;
         List *sl, *dl;
@@ -548,6 +557,7 @@ int store_lmove(Store *s, const char *src, const char *dst, bool from_left, bool
                 r = list_create(s, dst, dlen, &de);
                 if (r < 0)
                         return r;
+                created = true;
         }
         dl = entry_list(de);
         if (de != se) {
@@ -559,10 +569,13 @@ int store_lmove(Store *s, const char *src, const char *dst, bool from_left, bool
         }
         v = list_pop(s, sl, from_left);
         list_push(dl, to_left, v); /* same list: the slot just freed */
-        notify(s, src, from_left ? "lpop" : "rpop");
+        /* the deltas of the two steps, in order: also right when src == dst (a rotation) */
+        pop = (StoreDelta) { .op = STORE_DELTA_POP, .left = from_left, .n = 1 };
+        push = (StoreDelta) { .op = STORE_DELTA_PUSH, .left = to_left, .n = 1, .values = &copy };
+        notify_delta(s, src, from_left ? "lpop" : "rpop", &pop);
         if (de != se)
                 list_drop_if_empty(s, se, src);
-        notify(s, dst, to_left ? "lpush" : "rpush");
+        notify_delta(s, dst, to_left ? "lpush" : "rpush", created ? NULL : &push);
         blocking_signal(s);
         blocking_serve(s, now_ms);
         if (ret)

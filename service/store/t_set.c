@@ -56,7 +56,8 @@ static size_t set_count(const Entry *e) {
 int store_sadd(Store *s, const char *key, const char *const *members, size_t n, uint64_t now_ms,
                size_t *ret_added) {
         uint64_t extra = 0;
-        size_t len, added = 0, newm = 0;
+        size_t len, added = 0, newm = 0, done = 0;
+        bool existed;
         Entry *e;
         int r;
 
@@ -84,6 +85,7 @@ int store_sadd(Store *s, const char *key, const char *const *members, size_t n, 
         if (r < 0)
                 return r;
 
+        existed = e != NULL;
         if (!e) {
                 PVal v = { .type = KIND_SET };
                 Dict *d = mem_alloc(s, sizeof(Dict));
@@ -102,8 +104,10 @@ int store_sadd(Store *s, const char *key, const char *const *members, size_t n, 
                 size_t ml = strlen(members[i]);
                 SMember *m;
 
-                if (member_find(e, members[i], ml))
+                if (member_find(e, members[i], ml)) {
+                        done = i + 1;
                         continue;
+                }
                 m = mem_alloc(s, offsetof(SMember, key) + ml + 1);
                 if (!m) {
                         r = -ENOMEM;
@@ -117,13 +121,17 @@ int store_sadd(Store *s, const char *key, const char *const *members, size_t n, 
                         break;
                 }
                 added++;
+                done = i + 1;
         }
         if (set_count(e) == 0) {
                 entry_delete(s, e);
                 return r < 0 ? r : -ENOMEM;
         }
-        if (added > 0)
-                notify(s, key, "sadd");
+        if (added > 0) {
+                StoreDelta delta = { .op = STORE_DELTA_SADD, .n = done, .names = members };
+
+                notify_delta(s, key, "sadd", existed ? &delta : NULL);
+        }
         if (r < 0)
                 return r;
         if (ret_added)
@@ -157,7 +165,9 @@ int store_srem(Store *s, const char *key, const char *const *members, size_t n, 
                 }
         }
         if (c > 0) {
-                notify(s, key, "srem");
+                StoreDelta delta = { .op = STORE_DELTA_SREM, .n = n, .names = members };
+
+                notify_delta(s, key, "srem", &delta);
                 if (set_count(e) == 0) {
                         entry_delete(s, e);
                         notify(s, key, "del");
@@ -246,7 +256,10 @@ int store_spop(Store *s, const char *key, size_t count, uint64_t now_ms, char **
                 member_delete(s, e, m);
         }
         if (k > 0) {
-                notify(s, key, "spop");
+                /* random: the journal gets the members it took */
+                StoreDelta delta = { .op = STORE_DELTA_SREM, .n = k, .names = (const char *const *) a };
+
+                notify_delta(s, key, "spop", &delta);
                 if (set_count(e) == 0) {
                         entry_delete(s, e);
                         notify(s, key, "del");

@@ -72,4 +72,24 @@ rm -f "$TMP/small/filler"
 hub_up --data-dir="$D"
 check_notfound "the unacknowledged write is not there" "NoSuchKey" "$H" get big
 check "the acknowledged ones are" 0 "x" "$H" get small
+
+# a version 1 log on a full disk: the rewrite at start fails, so the hub appends to the old log;
+# it first sets the header's version to 2 (it may append delta records, which a hub before
+# version 2 must refuse rather than misread)
+hub_kill9
+rm -rf "$D"
+mkdir -p "$TMP/small/v1"
+python3 - "$TMP/small/v1/clusterhub.log" <<'PY'
+import struct, sys, zlib
+def s(b): return struct.pack('<I', len(b)) + b + b'\0'
+p = b'\x01' + s(b'default') + s(b'k') + struct.pack('<q', 0) + b'L' + struct.pack('<I', 100) + b''.join(b's' + s(b'%d' % i) for i in range(100))
+open(sys.argv[1], 'wb').write(b'CHUBLOG\n' + struct.pack('<II', 1, 0) + struct.pack('<II', len(p), zlib.crc32(p)) + p)
+PY
+head -c 4M /dev/zero >"$TMP/small/filler" 2>/dev/null # fills the disk: no page for a new file
+: >"$TMP/hub.log"
+hub_up --data-dir="$TMP/small/v1"
+grep -q "Failed to rewrite $TMP/small/v1/clusterhub.log (keeping the current log)" "$TMP/hub.log" &&
+        ok "a full disk: the rewrite at start fails, the hub keeps the old log" || not_ok "the rewrite at start fails" "$(cat "$TMP/hub.log")"
+check "the version 1 log loaded" 0 "100" "$H" store llen k
+check "its header now says version 2" 0 "2" python3 -c 'import struct,sys; print(struct.unpack("<I", open(sys.argv[1],"rb").read()[8:12])[0])' "$TMP/small/v1/clusterhub.log"
 finish_persist
