@@ -24,6 +24,7 @@
 #include "macro.h"
 #include "namespace.h"
 #include "persist-log.h"
+#include "persist-sync.h"
 #include "persist.h"
 #include "store.h"
 
@@ -55,6 +56,7 @@ struct Persist {
         uint64_t size, reserved_end;
         uint64_t token_floor;    /* highest floor read or written */
         sd_event_source *post, *timer;
+        Syncer *syncer;          /* everysec: fdatasync in a thread of its own */
         sd_event_source *flush_defer, *flush_timer;   /* group commit (always) */
         uint64_t group_wait_usec;
         PersistStats stats;
@@ -1013,15 +1015,22 @@ static int on_post(sd_event_source *s, void *userdata) {
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Persist *p = userdata;
 
-        if (p->dirty && p->mode == PERSIST_FSYNC_EVERYSEC) {
-                if (fdatasync(p->fd) < 0) {
-                        if (p->stats.last_error != errno)
-                                log_error_errno(-errno, "Syncing %s failed: %m", p->path);
-                        p->stats.last_error = errno;
-                } else {
-                        p->dirty = false;
-                        p->stats.syncs++;
+        if (p->syncer) {
+                uint64_t done;
+                int error;
+
+                /* what the thread did since the last tick; a failed sync is tried again */
+                syncer_collect(p->syncer, &done, &error);
+                p->stats.syncs += done;
+                if (error) {
+                        if (p->stats.last_error != error)
+                                log_error_errno(-error, "Syncing %s failed: %m", p->path);
+                        p->stats.last_error = error;
+                        p->dirty = true;
                 }
+                /* busy: the disk is slower than a second; ask again at the next tick */
+                if (p->dirty && syncer_request(p->syncer, p->fd) >= 0)
+                        p->dirty = false;
         }
         if (p->full)
                 reserve(p);
@@ -1113,8 +1122,10 @@ int persist_open(Hub *h, const char *dir, PersistFsync mode) {
                 r = sd_event_add_time_relative(h->event, &p->timer, CLOCK_MONOTONIC, USEC_PER_SEC, 0, on_timer, p);
         if (r >= 0)
                 r = sd_event_source_set_enabled(p->timer, SD_EVENT_ON);
+        if (r >= 0 && mode == PERSIST_FSYNC_EVERYSEC)
+                r = syncer_new(&p->syncer);
         if (r < 0)
-                return log_error_errno(r, "Failed to set up the log's event sources: %m");
+                return log_error_errno(r, "Failed to set up the log's event sources and sync thread: %m");
         log_info("Keeping data in %s (fsync %s).", p->path, fsync_names[mode]);
         return 0;
 }
@@ -1137,6 +1148,7 @@ Persist *persist_free(Persist *p) {
         free(p->save_calls);
         sd_event_source_disable_unref(p->post);
         sd_event_source_disable_unref(p->timer);
+        p->syncer = syncer_free(p->syncer);
         sd_event_source_disable_unref(p->flush_defer);
         sd_event_source_disable_unref(p->flush_timer);
         if (p->fd >= 0) {
