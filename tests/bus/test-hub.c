@@ -541,7 +541,7 @@ static void test_array_bound(ThFixture *f, gconstpointer data) {
 
         g_assert_cmpint(th_hub_stop(&f->hub), ==, 0);
         th_hub_clear(&f->hub);
-        g_assert_cmpint(th_hub_spawn(&f->hub, f->bus.address, args), ==, 0);
+        g_assert_cmpint(th_fixture_spawn_hub(f, args), ==, 0);
         for (unsigned i = 0; i < 1001; i++)
                 keys[i] = g_strdup_printf("k%u", i);
 
@@ -710,7 +710,7 @@ static void test_default_timeouts(ThFixture *f, gconstpointer data) {
 
         g_assert_cmpint(th_hub_stop(&f->hub), ==, 0);
         th_hub_clear(&f->hub);
-        g_assert_cmpint(th_hub_spawn(&f->hub, f->bus.address, args), ==, 0);
+        g_assert_cmpint(th_fixture_spawn_hub(f, args), ==, 0);
 
         g_assert_cmpint(sd_bus_message_new_method_call(f->client, &m, CH_BUS_NAME, NS, "org.clusterhub.Requests1", "Request"), >=, 0);
         g_assert_cmpint(sd_bus_message_append(m, "ssva{sv}", "ghost", "m", "s", "x", 0), >=, 0);
