@@ -541,7 +541,7 @@ static void test_array_bound(ThFixture *f, gconstpointer data) {
 
         g_assert_cmpint(th_hub_stop(&f->hub), ==, 0);
         th_hub_clear(&f->hub);
-        g_assert_cmpint(th_hub_spawn(&f->hub, f->bus.address, args), ==, 0);
+        g_assert_cmpint(th_fixture_spawn_hub(f, args), ==, 0);
         for (unsigned i = 0; i < 1001; i++)
                 keys[i] = g_strdup_printf("k%u", i);
 
@@ -710,7 +710,7 @@ static void test_default_timeouts(ThFixture *f, gconstpointer data) {
 
         g_assert_cmpint(th_hub_stop(&f->hub), ==, 0);
         th_hub_clear(&f->hub);
-        g_assert_cmpint(th_hub_spawn(&f->hub, f->bus.address, args), ==, 0);
+        g_assert_cmpint(th_fixture_spawn_hub(f, args), ==, 0);
 
         g_assert_cmpint(sd_bus_message_new_method_call(f->client, &m, CH_BUS_NAME, NS, "org.clusterhub.Requests1", "Request"), >=, 0);
         g_assert_cmpint(sd_bus_message_append(m, "ssva{sv}", "ghost", "m", "s", "x", 0), >=, 0);
@@ -727,8 +727,30 @@ static void test_default_timeouts(ThFixture *f, gconstpointer data) {
         sd_bus_message_unref(m);
 }
 
+/* The fixture's client is where the harness switch says: on the bus (a unique name ":1.N" from
+ * the bus daemon), or with TH_TRANSPORT=private on the hub's socket (":p2p.N" from the hub), also
+ * after th_fixture_spawn_hub() replaced the hub; either way the hub answers it. */
+static void test_transport(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        const char *prefix = th_transport_private() ? ":p2p." : ":1.";
+        const char *unique = NULL;
+
+        g_assert_cmpint(sd_bus_get_unique_name(f->client, &unique), >=, 0);
+        g_assert_true(g_str_has_prefix(unique, prefix));
+        g_assert_cmpint(th_name_has_owner(f->client, TH_HUB_NAME), ==, 1);
+        set_string(f->client, "where", unique);
+
+        g_assert_cmpint(th_hub_stop(&f->hub), ==, 0);
+        th_hub_clear(&f->hub);
+        g_assert_cmpint(th_fixture_spawn_hub(f, NULL), ==, 0);
+        g_assert_cmpint(sd_bus_get_unique_name(f->client, &unique), >=, 0);
+        g_assert_true(g_str_has_prefix(unique, prefix));
+        set_string(f->client, "where", unique);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
+        TH_ADD_BUS_TEST_WITH_HUB("/hub/transport", test_transport);
         TH_ADD_BUS_TEST_WITH_HUB("/hub/store/set-get", test_set_get);
         TH_ADD_BUS_TEST_WITH_HUB("/hub/store/types", test_types_round_trip);
         TH_ADD_BUS_TEST_WITH_HUB("/hub/store/missing-key", test_missing_key);

@@ -845,6 +845,38 @@ void th_hub_clear(ThHub *hub) {
 
 /* ---- GTest fixture ------------------------------------------------------ */
 
+bool th_transport_private(void) {
+        return g_strcmp0(g_getenv("TH_TRANSPORT"), "private") == 0;
+}
+
+int th_fixture_reconnect(ThFixture *f) {
+        sd_bus *client = NULL;
+        int r;
+
+        g_return_val_if_fail(f, -EINVAL);
+        if (!f->socket_path)
+                return 0;       /* on the bus the client's connection outlives the hub */
+        r = th_connect_socket(&client, f->socket_path);
+        if (r < 0)
+                return r;
+        sd_bus_flush_close_unref(f->client);
+        f->client = client;
+        return 0;
+}
+
+int th_fixture_spawn_hub(ThFixture *f, const char *const *extra_args) {
+        int r;
+
+        g_return_val_if_fail(f, -EINVAL);
+        if (f->socket_path)
+                r = th_hub_spawn_listening(&f->hub, &f->bus, extra_args, NULL);
+        else
+                r = th_hub_spawn(&f->hub, f->bus.address, extra_args);
+        if (r < 0)
+                return r;
+        return th_fixture_reconnect(f);
+}
+
 static void fixture_setup(ThFixture *f, ThBusKind kind, bool with_hub) {
         int r;
 
@@ -869,7 +901,7 @@ static void fixture_setup(ThFixture *f, ThBusKind kind, bool with_hub) {
                 return;
         }
         if (with_hub) {
-                bool private = g_strcmp0(g_getenv("TH_TRANSPORT"), "private") == 0;
+                bool private = th_transport_private();
 
                 if (private)
                         r = th_hub_spawn_listening(&f->hub, &f->bus, NULL, &f->socket_path);

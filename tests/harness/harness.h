@@ -192,6 +192,21 @@ void th_fixture_setup(ThFixture *f, gconstpointer user_data);
  * TH_TRANSPORT=private the hub also listens on th_hub_socket_path() and f->client is connected
  * there instead of to the bus: the bus suites then run their client side over the socket. */
 void th_fixture_setup_hub(ThFixture *f, gconstpointer user_data);
+/* true when the environment has TH_TRANSPORT=private (the _WITH_HUB fixtures' client on the
+ * hub's socket). */
+bool th_transport_private(void);
+/*
+ * After a test stopped and cleared f->hub: spawn it again on f->bus with EXTRA_ARGS (NULL-
+ * terminated, may be NULL), in private mode listening on f->socket_path again, then
+ * th_fixture_reconnect().  0 or -errno as th_hub_spawn().
+ */
+int th_fixture_spawn_hub(ThFixture *f, const char *const *extra_args);
+/*
+ * In private mode, replace f->client (a direct connection ends with the hub that served it) by a
+ * new connection to the hub's socket; on the bus a no-op, the client's bus connection survives a
+ * hub restart.  On failure f->client is left as it was.  0 or -errno.
+ */
+int th_fixture_reconnect(ThFixture *f);
 /* Stops everything by PID; runs even when the test failed. */
 void th_fixture_teardown(ThFixture *f, gconstpointer user_data);
 /*

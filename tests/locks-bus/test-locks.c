@@ -707,7 +707,7 @@ static uint64_t realtime_us(void) {
 static void restart_hub(ThFixture *f, const char *const *args) {
         g_assert_cmpint(th_hub_stop(&f->hub), ==, 0);
         th_hub_clear(&f->hub);
-        g_assert_cmpint(th_hub_spawn(&f->hub, f->bus.address, args), ==, 0);
+        g_assert_cmpint(th_fixture_spawn_hub(f, args), ==, 0);
 }
 
 /* Fencing tokens never go backwards, even across a hub restart without any saved state: each

@@ -535,14 +535,15 @@ static void test_setget_move(ThFixture *f, gconstpointer data) {
         g_autoptr(GPtrArray) log = g_ptr_array_new_with_free_func(g_free);
         g_autofree char *big = g_strnfill(5000, 'x');
         sd_bus_error e = SD_BUS_ERROR_NULL;
-        sd_bus *c = f->client, *sub = NULL;
+        sd_bus *c = NULL, *sub = NULL;
         g_autofree char *old1 = NULL, *old2 = NULL;
         const char *value = NULL;
         int had = -1;
 
         g_assert_cmpint(th_hub_stop(&f->hub), ==, 0);
         th_hub_clear(&f->hub);
-        g_assert_cmpint(th_hub_spawn(&f->hub, f->bus.address, args), ==, 0);
+        g_assert_cmpint(th_fixture_spawn_hub(f, args), ==, 0);
+        c = f->client;          /* in private mode a new connection to the new hub */
         g_assert_cmpint(th_connect(&sub, f->bus.address), >=, 0);
         g_assert_cmpint(sd_bus_add_match(sub, NULL, "type='signal',interface='org.clusterhub.Store1',member='KeyChanged'",
                                          on_any_key_changed, log), >=, 0);
@@ -634,12 +635,13 @@ static void test_limit_messages(ThFixture *f, gconstpointer data) {
         TH_RETURN_IF_SKIPPED(f);
         const char *const args[] = { "--max-value-bytes=16", "--max-elements=2", NULL };
         const char *big = "0123456789abcdefghij";   /* 20 bytes */
-        sd_bus *c = f->client;
+        sd_bus *c = NULL;
         sd_bus_error e = SD_BUS_ERROR_NULL;
 
         g_assert_cmpint(th_hub_stop(&f->hub), ==, 0);
         th_hub_clear(&f->hub);
-        g_assert_cmpint(th_hub_spawn(&f->hub, f->bus.address, args), ==, 0);
+        g_assert_cmpint(th_fixture_spawn_hub(f, args), ==, 0);
+        c = f->client;          /* in private mode a new connection to the new hub */
 
         g_autofree char *set = limit_message(c, "Set", "sva{sv}", "k", "s", big, 0);
         g_assert_cmpstr(set, ==, "Value of 'k' is 20 bytes; the limit is 16 (--max-value-bytes).");
