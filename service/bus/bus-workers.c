@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <systemd/sd-login.h>
 
 #include "bus-events.h"
 #include "bus-requests.h"
@@ -30,6 +31,21 @@ static uint64_t realtime_ms(void) {
         return (uint64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* On the private socket the credentials come from SO_PEERCRED, which has the pid but no unit
+ * (sd-bus does not augment a direct connection's owner creds from the cgroup): ask sd-login. */
+static char *unit_of_pid(pid_t pid) {
+        char *unit = NULL;
+
+        if (sd_pid_get_user_unit(pid, &unit) >= 0 && unit)
+                return unit;
+        free(unit);
+        unit = NULL;
+        if (sd_pid_get_unit(pid, &unit) >= 0 && unit && !strneq(unit, "user@", 5))
+                return unit;
+        free(unit);
+        return NULL;
+}
+
 /* The caller's unit: its user unit when it runs under a user manager, else its system
  * unit (but not the user manager's own user@UID.service). */
 static void read_creds(sd_bus_message *m, Peer *p) {
@@ -48,6 +64,8 @@ static void read_creds(sd_bus_message *m, Peer *p) {
         }
         free(p->unit);
         p->unit = unit ? strdup(unit) : NULL;
+        if (!p->unit && p->pid > 0)
+                p->unit = unit_of_pid(p->pid);
 }
 
 /* WorkerJoined(id, unique_name), WorkerLeft(id, reason), and the ObjectManager's announcements of
