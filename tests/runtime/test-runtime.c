@@ -493,7 +493,7 @@ static void test_hub_restart(ThFixture *f, gconstpointer data) {
         th_hub_clear(&f->hub);
         run_for(c, 100);
         g_assert_null(ch_client_get_id(c));
-        g_assert_cmpint(th_hub_spawn(&f->hub, f->bus.address, NULL), ==, 0);
+        g_assert_cmpint(th_fixture_spawn_hub(f, NULL), ==, 0);
 
         /* we and the worker register again within a few seconds */
         run_until(c, &regs.n, 2, 5000);
@@ -862,7 +862,7 @@ static void test_forged_events(ThFixture *f, gconstpointer data) {
         bus_barrier(rogue);
 
         /* a new hub: its events arrive again (and the forged ones, queued before it, did not) */
-        g_assert_cmpint(th_hub_spawn(&f->hub, f->bus.address, NULL), ==, 0);
+        g_assert_cmpint(th_fixture_spawn_hub(f, NULL), ==, 0);
         run_until(c, &regs.n, 2, 10000);
         g_assert_cmpuint(regs.n, ==, 2);
         forge_event(rogue, NULL, "forged-broadcast-new-hub");
@@ -942,7 +942,7 @@ static void test_bus_lost(ThFixture *f, gconstpointer data) {
         /* the hub going away is not the bus going away: the workers register again */
         th_hub_stop(&f->hub);
         th_hub_clear(&f->hub);
-        g_assert_cmpint(th_hub_spawn(&f->hub, f->bus.address, NULL), ==, 0);
+        g_assert_cmpint(th_fixture_spawn_hub(f, NULL), ==, 0);
         for (size_t i = 0; i < G_N_ELEMENTS(programs); i++) {
                 expect_line_containing(&w[i], programs[i].registered);
                 g_assert_false(th_proc_exited(&w[i].proc));
@@ -1062,7 +1062,7 @@ static void test_forged_events_worker(ThFixture *f, gconstpointer data) {
         forge_event(rogue, NULL, "forged-broadcast-no-hub");
         forge_event(rogue, victim, "forged-unicast-no-hub");
         bus_barrier(rogue);
-        g_assert_cmpint(th_hub_spawn(&f->hub, f->bus.address, NULL), ==, 0);
+        g_assert_cmpint(th_fixture_spawn_hub(f, NULL), ==, 0);
         expect_line_containing(&w, "registered as /org/clusterhub/Hub1/worker/forgee (again");
         forge_event(rogue, victim, "forged-unicast-new-hub");
         emit_through_hub(rogue, "real-2");
