@@ -240,7 +240,13 @@ static void connection_run(Connection *c) {
                 return;
         }
         connection_set_ready(c, r > 0);
-        connection_touch(c);
+        /* its events now rather than in another loop iteration (its replies touched it) */
+        if (c->touched) {
+                LIST_REMOVE(touched, c->hub->listener->touched, c);
+                c->touched = false;
+                listener_arm(c->hub->listener);
+        }
+        connection_update(c);
 }
 
 static int on_connection_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
