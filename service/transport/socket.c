@@ -38,9 +38,10 @@ struct Listener {
         Connection **by_fd;     /* each connection at the index of its file descriptor */
         size_t n_by_fd;
         /* The connections are driven without sd_bus_attach_event(), whose prepare callback
-         * sd-event would run for every connection on every loop iteration: SERVICE (a defer
-         * source, enabled only while one of the lists is not empty) gives each READY connection
-         * another batch and recomputes the poll events and timeout of each TOUCHED one. */
+         * sd-event would run for every connection on every loop iteration.  A connection's
+         * poll events and timeout are recomputed right after it was processed, and for one that
+         * had a message sent from elsewhere (TOUCHED) by SERVICE, a defer source enabled only
+         * while a list is not empty, which also gives each READY connection another batch. */
         LIST_HEAD(Connection) ready;
         LIST_HEAD(Connection) touched;
         size_t n_ready;
