@@ -351,6 +351,7 @@ static int forward_send(Forward *f, Peer *handler) {
         if (r < 0)
                 return r;
         r = sd_bus_call_async(handler->bus, &f->slot, m, on_handle_reply, f, UINT64_MAX);
+        bus_sent(handler->bus);
         if (r < 0)
                 return r;
         f->handler = handler;

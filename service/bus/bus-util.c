@@ -23,6 +23,8 @@ static struct {
         size_t n_held;
         void (*flush)(void *userdata);
         void *userdata;
+        void (*sent)(sd_bus *bus, void *userdata);
+        void *sent_userdata;
 } gate;
 
 /* Failed calls whose callers expect no reply (GetStats 'unheard_errors'). */
@@ -61,6 +63,16 @@ void bus_gate_set_flush(void (*flush)(void *userdata), void *userdata) {
         gate.userdata = userdata;
 }
 
+void bus_set_sent_hook(void (*hook)(sd_bus *bus, void *userdata), void *userdata) {
+        gate.sent = hook;
+        gate.sent_userdata = userdata;
+}
+
+void bus_sent(sd_bus *bus) {
+        if (gate.sent && bus)
+                gate.sent(bus, gate.sent_userdata);
+}
+
 void bus_gate_close(void) {
         gate.closed = true;
 }
@@ -78,6 +90,7 @@ size_t bus_gate_open(void) {
         for (size_t i = 0; i < n; i++) {
                 /* a peer that is gone just misses its message, as with sd_bus_send() */
                 (void) sd_bus_send(NULL, gate.held[i], NULL);
+                bus_sent(sd_bus_message_get_bus(gate.held[i]));
                 sd_bus_message_unref(gate.held[i]);
         }
         return n;
@@ -93,8 +106,13 @@ void bus_gate_flush(void) {
 }
 
 int bus_send(sd_bus_message *m) {
-        if (!gate.closed)
-                return sd_bus_send(NULL, m, NULL);
+        int r;
+
+        if (!gate.closed) {
+                r = sd_bus_send(NULL, m, NULL);
+                bus_sent(sd_bus_message_get_bus(m));
+                return r;
+        }
         gate.held[gate.n_held++] = sd_bus_message_ref(m);
         if (gate.n_held == BUS_GATE_MAX_HELD)
                 bus_gate_flush();

@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <systemd/sd-id128.h>
 
+#include "bus/bus-util.h"
 #include "log.h"
 #include "macro.h"
 #include "match.h"
@@ -34,18 +35,38 @@ struct Listener {
         uid_t uid;              /* the hub's own euid, which may connect */
         uint64_t next_id;       /* of the next connection's name */
         sd_id128_t server_id;   /* what GetId answers */
+        Connection **by_fd;     /* each connection at the index of its file descriptor */
+        size_t n_by_fd;
+        /* The connections are driven without sd_bus_attach_event(), whose prepare callback
+         * sd-event would run for every connection on every loop iteration.  A connection's
+         * poll events and timeout are recomputed right after it was processed, and for one that
+         * had a message sent from elsewhere (TOUCHED) by SERVICE, a defer source enabled only
+         * while a list is not empty, which also gives each READY connection another batch. */
+        LIST_HEAD(Connection) ready;
+        LIST_HEAD(Connection) touched;
+        size_t n_ready;
+        sd_event_source *service;
 };
 
+/* Messages processed on one connection per dispatch, so that a busy one does not starve the
+ * others; the rest waits for its next turn on the ready list. */
+#define CONNECTION_BATCH 64
+
 static void connection_free(Connection *c, const char *reason);
+static int on_connection_time(sd_event_source *s, uint64_t usec, void *userdata);
 
 Connection *socket_connection_of(Hub *h, sd_bus *bus) {
-        const char *name = NULL;
+        Listener *l = h->listener;
+        Connection *c;
+        int fd;
 
-        if (!bus || bus == h->bus || !h->connections)
+        if (!bus || bus == h->bus || !l)
                 return NULL;
-        if (sd_bus_get_description(bus, &name) < 0 || !name)
+        fd = sd_bus_get_fd(bus);
+        if (fd < 0 || (size_t) fd >= l->n_by_fd)
                 return NULL;
-        return hashmap_get(h->connections, name);
+        c = l->by_fd[fd];
+        return c && c->bus == bus ? c : NULL;
 }
 
 bool socket_is_connection(Hub *h, sd_bus *bus) {
@@ -117,6 +138,170 @@ static void log_refused(Hub *h, const char *fmt, ...) {
                     msg ? msg : "out of memory", n);
 }
 
+/* --- driving a connection ---------------------------------------------------------------- */
+
+static void listener_arm(Listener *l) {
+        (void) sd_event_source_set_enabled(l->service,
+                                           LIST_IS_EMPTY(l->ready) && LIST_IS_EMPTY(l->touched) ? SD_EVENT_OFF : SD_EVENT_ON);
+}
+
+static void connection_set_ready(Connection *c, bool ready) {
+        Listener *l = c->hub->listener;
+
+        if (c->ready == ready)
+                return;
+        c->ready = ready;
+        if (ready) {
+                LIST_APPEND(ready, l->ready, c);
+                l->n_ready++;
+        } else {
+                LIST_REMOVE(ready, l->ready, c);
+                l->n_ready--;
+        }
+        listener_arm(l);
+}
+
+/* C was processed or had a message queued: recompute its events at the end of the dispatch. */
+static void connection_touch(Connection *c) {
+        Listener *l = c->hub->listener;
+
+        if (c->touched || c->drop_event)
+                return;
+        c->touched = true;
+        LIST_APPEND(touched, l->touched, c);
+        listener_arm(l);
+}
+
+static void on_sent(sd_bus *bus, void *userdata) {
+        Connection *c = socket_connection_of(userdata, bus);
+
+        if (c)
+                connection_touch(c);
+}
+
+/* What sd_bus_attach_event()'s prepare callback does, for this connection only. */
+static void connection_update(Connection *c) {
+        uint64_t until = UINT64_MAX;
+        int events, r;
+
+        if (c->drop_event)
+                return;
+        events = sd_bus_get_events(c->bus);
+        /* closing (an error): nothing to poll for, the timeout below is 0 */
+        (void) sd_event_source_set_io_events(c->io_event, events > 0 ? (uint32_t) events : 0);
+        r = sd_bus_get_timeout(c->bus, &until);
+        if (r < 0) {
+                log_debug_errno(r, "Connection %s failed: %m", c->name);
+                socket_connection_drop(c, "failed");
+                return;
+        }
+        if (until == 0) {
+                /* messages already read, or the Disconnected message to deliver */
+                connection_set_ready(c, true);
+                return;
+        }
+        if (until == UINT64_MAX) {
+                if (c->time_event)
+                        (void) sd_event_source_set_enabled(c->time_event, SD_EVENT_OFF);
+                return;
+        }
+        if (!c->time_event) {
+                r = sd_event_add_time(c->hub->event, &c->time_event, CLOCK_MONOTONIC, until, 0, on_connection_time, c);
+                if (r < 0)
+                        goto fail;
+                (void) sd_event_source_set_description(c->time_event, "private-socket-timeout");
+                return;
+        }
+        r = sd_event_source_set_time(c->time_event, until);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(c->time_event, SD_EVENT_ONESHOT);
+        if (r >= 0)
+                return;
+fail:
+        log_warning_errno(r, "Cannot arm the timeout of connection %s, closing it: %m", c->name);
+        socket_connection_drop(c, "out of resources");
+}
+
+/* Processes up to CONNECTION_BATCH messages, keeping C on the ready list when more may wait. */
+static void connection_run(Connection *c) {
+        int r = 0;
+
+        for (unsigned i = 0; i < CONNECTION_BATCH && !c->drop_event; i++) {
+                r = sd_bus_process(c->bus, NULL);
+                if (r <= 0)
+                        break;
+        }
+        if (c->drop_event)
+                return;
+        if (r < 0) {
+                /* what sd-bus does attached to a loop: close (sd-bus delivers Disconnected
+                 * itself for the errors of a closed socket) */
+                log_debug_errno(r, "Connection %s failed: %m", c->name);
+                socket_connection_drop(c, "failed");
+                return;
+        }
+        connection_set_ready(c, r > 0);
+        /* its events now rather than in another loop iteration (its replies touched it) */
+        if (c->touched) {
+                LIST_REMOVE(touched, c->hub->listener->touched, c);
+                c->touched = false;
+                listener_arm(c->hub->listener);
+        }
+        connection_update(c);
+}
+
+static int on_connection_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        connection_run(userdata);
+        return 0;
+}
+
+static int on_connection_time(sd_event_source *s, uint64_t usec, void *userdata) {
+        connection_run(userdata);
+        return 0;
+}
+
+static int on_service(sd_event_source *s, void *userdata) {
+        Listener *l = userdata;
+        size_t n = l->n_ready;
+        Connection *c;
+
+        /* one batch each for those that were ready, in turn (they rejoin at the end) */
+        for (size_t i = 0; i < n && (c = l->ready.first); i++) {
+                connection_set_ready(c, false);
+                connection_run(c);
+        }
+        while ((c = l->touched.first)) {
+                LIST_REMOVE(touched, l->touched, c);
+                c->touched = false;
+                connection_update(c);
+        }
+        listener_arm(l);
+        return 0;
+}
+
+static int connection_register(Connection *c, int fd) {
+        Listener *l = c->hub->listener;
+        int r;
+
+        if ((size_t) fd >= l->n_by_fd) {
+                size_t n = MAX((size_t) fd + 1, l->n_by_fd * 2);
+                Connection **a = realloc(l->by_fd, n * sizeof(Connection *));
+
+                if (!a)
+                        return -ENOMEM;
+                memset(a + l->n_by_fd, 0, (n - l->n_by_fd) * sizeof(Connection *));
+                l->by_fd = a;
+                l->n_by_fd = n;
+        }
+        r = sd_event_add_io(c->hub->event, &c->io_event, fd, EPOLLIN, on_connection_io, c);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_description(c->io_event, "private-socket-connection");
+        c->fd = fd;
+        l->by_fd[fd] = c;
+        return 0;
+}
+
 /* --- connections ------------------------------------------------------------------------- */
 
 static int on_connection_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
@@ -142,6 +327,11 @@ void socket_connection_drop(Connection *c, const char *reason) {
         r = sd_event_add_defer(c->hub->event, &c->drop_event, on_drop, c);
         if (r >= 0) {
                 c->drop_reason = reason;
+                /* a closed socket stays readable: do not wake the loop until it is gone */
+                if (c->io_event)
+                        (void) sd_event_source_set_enabled(c->io_event, SD_EVENT_OFF);
+                if (c->time_event)
+                        (void) sd_event_source_set_enabled(c->time_event, SD_EVENT_OFF);
                 /* before the bus: its other messages are not worth reading now */
                 (void) sd_event_source_set_priority(c->drop_event, SD_EVENT_PRIORITY_NORMAL - 1);
                 return;
@@ -183,27 +373,33 @@ static int on_connection_message(sd_bus_message *m, void *userdata, sd_bus_error
  * Process them here. */
 static int on_started(sd_event_source *s, void *userdata) {
         Connection *c = userdata;
-        int r;
 
         if (c->drop_event || sd_bus_is_ready(c->bus) <= 0)
                 return 0;
         c->start_event = sd_event_source_disable_unref(c->start_event);
-        do
-                r = sd_bus_process(c->bus, NULL);
-        while (r > 0 && !c->drop_event);
-        if (r < 0)
-                log_debug_errno(r, "Connection %s failed: %m", c->name);
+        connection_run(c);
         return 0;
 }
 
 static void connection_free(Connection *c, const char *reason) {
         Hub *h = c->hub;
+        Listener *l = h->listener;
 
         hashmap_remove(h->connections, c->name);
+        connection_set_ready(c, false);
+        if (c->touched) {
+                LIST_REMOVE(touched, l->touched, c);
+                c->touched = false;
+        }
+        if (c->io_event && l->by_fd[c->fd] == c)
+                l->by_fd[c->fd] = NULL;
         if (c->peer)
                 peer_free(c->peer, reason); /* clears c->peer */
         c->drop_event = sd_event_source_disable_unref(c->drop_event);
         c->start_event = sd_event_source_disable_unref(c->start_event);
+        /* its sources go before its socket does */
+        c->io_event = sd_event_source_disable_unref(c->io_event);
+        c->time_event = sd_event_source_disable_unref(c->time_event);
         /* no flush: a peer that does not read would block the hub */
         sd_bus_close_unref(c->bus);
         match_set_free(c->matches);
@@ -246,7 +442,6 @@ static int connection_start(Hub *h, int fd, const struct ucred *cred) {
             (r = sd_bus_negotiate_creds(bus, true, SD_BUS_CREDS_PID | SD_BUS_CREDS_UID | SD_BUS_CREDS_EUID |
                                                            SD_BUS_CREDS_EFFECTIVE_CAPS | SD_BUS_CREDS_COMM)) < 0 ||
             (r = sd_bus_start(bus)) < 0 ||
-            (r = sd_bus_attach_event(bus, h->event, SD_EVENT_PRIORITY_NORMAL)) < 0 ||
             (r = match_set_new(&c->matches)) < 0)
                 goto fail;
         c->bus = bus;
@@ -261,12 +456,18 @@ static int connection_start(Hub *h, int fd, const struct ucred *cred) {
         if (r >= 0)
                 r = sd_event_add_post(h->event, &c->start_event, on_started, c);
         if (r >= 0)
+                r = connection_register(c, fd);
+        if (r >= 0)
                 r = hashmap_put(h->connections, c->name, c);
         if (r < 0) {
                 c->start_event = sd_event_source_disable_unref(c->start_event);
+                if (c->io_event)
+                        h->listener->by_fd[fd] = NULL;
+                c->io_event = sd_event_source_disable_unref(c->io_event);
                 goto fail;
         }
         TAKE_PTR(bus);
+        connection_touch(c); /* its first events and the authentication's timeout */
         h->stats.connections_accepted++;
         log_debug("Accepted connection %s (pid %u, uid %u).", c->name, (unsigned) c->pid, (unsigned) c->uid);
         TAKE_PTR(c);
@@ -524,6 +725,12 @@ int socket_listen(Hub *h) {
         if (r < 0)
                 return log_error_errno(r, "Cannot watch %s: %m", l->path);
         (void) sd_event_source_set_description(l->source, "private-socket");
+        r = sd_event_add_defer(h->event, &l->service, on_service, l);
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up the private socket's connections: %m");
+        (void) sd_event_source_set_enabled(l->service, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(l->service, "private-socket-connections");
+        bus_set_sent_hook(on_sent, h);
         log_info("Listening on %s (uid %u, root%s%s may connect).", l->path, (unsigned) l->uid,
                  l->have_group ? " and group " : "", l->have_group ? HUB_SOCKET_GROUP : "");
         return 1;
@@ -541,6 +748,9 @@ void socket_shutdown(Hub *h) {
         h->connections = hashmap_free(h->connections);
         if (!l)
                 return;
+        bus_set_sent_hook(NULL, NULL);
+        l->service = sd_event_source_disable_unref(l->service);
+        free(l->by_fd);
         l->source = sd_event_source_disable_unref(l->source);
         l->retry = sd_event_source_disable_unref(l->retry);
         if (l->fd >= 0)

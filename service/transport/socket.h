@@ -21,6 +21,7 @@
 #include <systemd/sd-event.h>
 
 #include "hub.h"
+#include "list.h"
 
 #define CONNECTION_NAME_PREFIX ":p2p."
 #define HUB_SOCKET_GROUP "clusterhub"
@@ -36,10 +37,17 @@ typedef struct Connection {
         pid_t pid;
         MatchSet *matches;           /* its AddMatch rules: which broadcast signals it gets */
         struct Peer *peer;           /* set while it holds state (peer.c) */
+        int fd;                      /* of BUS, the key of socket_connection_of() */
+        sd_event_source *io_event;   /* BUS's socket, events as sd_bus_get_events() last said */
+        sd_event_source *time_event; /* enabled while sd_bus_get_timeout() is finite */
         sd_event_source *start_event;/* until authenticated: see on_started() */
         sd_event_source *drop_event; /* set once it is being dropped */
         const char *drop_reason;     /* a literal: why */
         bool hello;                  /* has called Hello */
+        bool ready;                  /* in the listener's ready list: input left to process */
+        bool touched;                /* in the listener's touched list: events to recompute */
+        LIST_FIELDS(struct Connection, ready);
+        LIST_FIELDS(struct Connection, touched);
 } Connection;
 
 /* Starts listening as H->listen_mode says (the path from --listen=, or the standard one on the
