@@ -149,6 +149,28 @@ static void wait_workers(sd_bus *bus, uint32_t n) {
                 g_error("WaitForWorkers(%u): %s", n, e.message);
 }
 
+/* Until the hub lists no worker: a stopped worker's departure reaches the hub from the bus, and
+ * a caller on the private socket can overtake it (WaitForWorkers would count the departed). */
+static void wait_no_workers(sd_bus *bus) {
+        for (int i = 0; i < 1000; i++) {
+                sd_bus_message *reply = NULL;
+                sd_bus_error e = SD_BUS_ERROR_NULL;
+                int r = ch_hub1_call_list_workers(bus, CH_BUS_NAME, CH_HUB_PATH, &reply, &e);
+                int n = 0;
+
+                if (r < 0)
+                        g_error("ListWorkers: %s", e.message);
+                g_assert_cmpint(sd_bus_message_enter_container(reply, 'a', "(ssua{sv})"), >=, 0);
+                while (sd_bus_message_skip(reply, "(ssua{sv})") > 0)
+                        n++;
+                sd_bus_message_unref(reply);
+                if (n == 0)
+                        return;
+                g_usleep(10 * 1000);
+        }
+        g_error("workers still listed 10 s after they stopped");
+}
+
 static void stop_worker(ThProc *proc) {
         th_proc_stop(proc, SIGTERM, 5000);
         th_proc_clear(proc);
@@ -428,6 +450,7 @@ static void test_request_all(ThFixture *f, gconstpointer data) {
         sd_bus_message_unref(reply);
         for (int i = 0; i < 3; i++)
                 stop_worker(&w[i]);
+        wait_no_workers(f->client);
 
         /* a worker that never answers becomes a Timeout entry, the others still reply */
         const char *hold[] = { "hold", "echo", NULL };
