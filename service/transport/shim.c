@@ -34,32 +34,26 @@ static int match_error(sd_bus_error *ret_error, int r, const char *rule) {
         }
 }
 
-static int method_add_match(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        Connection *c = userdata;
+/* AddMatch and RemoveMatch: OP applied to the connection's rules. */
+static int change_match(sd_bus_message *m, Connection *c, int (*op)(MatchSet *s, const char *text), sd_bus_error *ret_error) {
         const char *rule;
         int r;
 
         r = sd_bus_message_read(m, "s", &rule);
         if (r < 0)
                 return r;
-        r = match_set_add(c->matches, rule);
+        r = op(c->matches, rule);
         if (r < 0)
                 return match_error(ret_error, r, rule);
         return bus_reply_return(m, NULL);
 }
 
-static int method_remove_match(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        Connection *c = userdata;
-        const char *rule;
-        int r;
+static int method_add_match(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        return change_match(m, userdata, match_set_add, ret_error);
+}
 
-        r = sd_bus_message_read(m, "s", &rule);
-        if (r < 0)
-                return r;
-        r = match_set_remove(c->matches, rule);
-        if (r < 0)
-                return match_error(ret_error, r, rule);
-        return bus_reply_return(m, NULL);
+static int method_remove_match(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        return change_match(m, userdata, match_set_remove, ret_error);
 }
 
 /* The names on this "bus": the driver, the hub, and the connection itself. */
