@@ -103,6 +103,11 @@ int track_hub_new(const TrackOps *ops, uint64_t max_keys_per_peer, uint64_t max_
         return 0;
 }
 
+void track_hub_set_bounds(TrackHub *h, uint64_t max_keys_per_peer, uint64_t max_keys) {
+        h->max_keys_per_peer = max_keys_per_peer;
+        h->max_keys = max_keys;
+}
+
 TrackHub *track_hub_free(TrackHub *h) {
         if (!h)
                 return NULL;

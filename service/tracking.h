@@ -89,6 +89,7 @@ typedef struct TrackOptions {
 
 /* max_keys_per_peer: pairs of one owner over every space; max_keys: pairs hub-wide. */
 int track_hub_new(const TrackOps *ops, uint64_t max_keys_per_peer, uint64_t max_keys, TrackHub **ret);
+void track_hub_set_bounds(TrackHub *h, uint64_t max_keys_per_peer, uint64_t max_keys);
 /* Every space must be freed first.  NULL-safe. */
 TrackHub *track_hub_free(TrackHub *h);
 void track_hub_get_stats(const TrackHub *h, TrackStats *ret);
