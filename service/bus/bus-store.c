@@ -1657,6 +1657,10 @@ static int method_track(sd_bus_message *m, void *userdata, sd_bus_error *ret_err
         r = read_track_options(m, ns, &a, ret_error);
         if (r < 0)
                 return r;
+        /* the page is a file descriptor: a connection that did not negotiate them cannot track */
+        if (sd_bus_can_send(sd_bus_message_get_bus(m), SD_BUS_TYPE_UNIX_FD) <= 0)
+                return sd_bus_error_setf(ret_error, CH_ERROR_NOT_SUPPORTED,
+                                         "Track hands out a file descriptor, and this connection does not pass them.");
         r = peer_get_or_new(ns->hub, m, &p);
         if (r < 0)
                 return r;

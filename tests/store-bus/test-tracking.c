@@ -646,6 +646,22 @@ static void test_errors(ThFixture *f, gconstpointer data) {
         assert_error_name(&e, -1, "org.clusterhub.Error.WrongType");
         sd_bus_error_free(&e);
         call_ok(c, NS, IFACE, "Untrack", "");
+
+        /* on the socket the hub knows whether a connection passes file descriptors */
+        if (th_transport_private()) {
+                sd_bus *nofd = NULL;
+                g_autofree char *address = g_strdup_printf("unix:path=%s", f->socket_path);
+                g_assert_cmpint(sd_bus_new(&nofd), >=, 0);
+                g_assert_cmpint(sd_bus_set_address(nofd, address), >=, 0);
+                g_assert_cmpint(sd_bus_set_bus_client(nofd, true), >=, 0);
+                g_assert_cmpint(sd_bus_negotiate_fds(nofd, false), >=, 0);
+                g_assert_cmpint(sd_bus_start(nofd), >=, 0);
+                int q2 = call_track(nofd, NS, &e, NULL, "a{sv}", 0);
+                assert_error_name(&e, q2, "org.clusterhub.Error.NotSupported");
+                sd_bus_error_free(&e);
+                g_assert_cmpuint(get_stat(c, "tracking_peers"), ==, 0);
+                sd_bus_flush_close_unref(nofd);
+        }
 }
 
 static bool has_namespace(sd_bus *bus, const char *name) {
