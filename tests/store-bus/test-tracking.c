@@ -459,6 +459,15 @@ static void test_overflow(ThFixture *f, gconstpointer data) {
         call_ok(w, NS, IFACE, "MSet", "a{sv}", 3, "a", "s", "1", "b", "s", "2", "c", "s", "3");
         g_autofree char *log3 = tracker_log(&t);
         g_assert_cmpstr(log3, ==, "default:b default:c");
+        /* more keys in one MGetTracked than the table holds: refused, nothing tracked */
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        int q = sd_bus_call_method(t.bus, CH_BUS_NAME, NS, IFACE, "MGetTracked", &e, NULL, "as", 3, "a", "b", "c");
+        assert_error_name(&e, q, "org.clusterhub.Error.LimitExceeded");
+        sd_bus_error_free(&e);
+        g_assert_cmpint(sd_bus_call_method(t.bus, CH_BUS_NAME, NS, IFACE, "MGetTracked", &e, NULL, "as", 2, "a", "b"), >=, 0);
+        g_autofree char *log4 = tracker_log(&t);
+        g_assert_cmpstr(log4, ==, "");
+        g_assert_cmpuint(get_stat(w, "tracked_keys"), ==, 2);
         tracker_done(&t);
         sd_bus_flush_close_unref(w);
 }
