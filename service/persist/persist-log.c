@@ -274,7 +274,7 @@ int logrd_value(LogReader *r, StoreValue *ret) {
         StoreValue v = {};
         uint8_t t;
         uint32_t len;
-        uint64_t u;
+        uint64_t u = 0;
         int k;
 
         k = logrd_u8(r, &t);
