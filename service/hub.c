@@ -44,9 +44,8 @@ int hub_new(Hub **ret) {
         h->namespaces = hashmap_new();
         h->peers = hashmap_new();
         h->workers = hashmap_new();
-        h->worker_queues = hashmap_new();
         h->calls = hashmap_new();
-        if (!h->namespaces || !h->peers || !h->workers || !h->worker_queues || !h->calls)
+        if (!h->namespaces || !h->peers || !h->workers || !h->calls)
                 return -ENOMEM;
         *ret = TAKE_PTR(h);
         return 0;
@@ -75,7 +74,6 @@ Hub *hub_free(Hub *h) {
         hashmap_free(h->namespaces);
         hashmap_free(h->peers);
         hashmap_free(h->workers);
-        hashmap_free(h->worker_queues);
         i = 0;
         CallCount *cc;
         while (hashmap_iterate(h->calls, &i, (void **) &cc, NULL))
