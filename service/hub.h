@@ -11,6 +11,7 @@
 #include "hashmap.h"
 #include "list.h"
 #include "limits.h"
+#include "requests.h"
 #include "store.h"
 
 #define HUB_BUS_NAME "org.clusterhub.Hub1"
@@ -82,6 +83,7 @@ typedef struct Hub {
         sd_event_source *event_queue_timer; /* their next deadline (bus-events.c) */
         Hashmap *emit_buckets;    /* unique name -> what it may still emit (bus-events.c) */
         size_t emit_buckets_swept; /* their number after the last sweep */
+        RequestMachine requests;  /* every Request's forwarding, backlog and gathering (requests.c) */
         StoreAccount store_account; /* store memory of every namespace together */
         LockHub *lock_hub;        /* lock tokens and lease deadlines of every namespace */
         LIST_HEAD(Namespace) gc_queue; /* namespaces to check for disuse (namespace.c) */
