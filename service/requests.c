@@ -512,3 +512,60 @@ Gather *gather_free(Gather *g) {
         free(g);
         return NULL;
 }
+
+/* --- requests waiting for their target ------------------------------------------------------ */
+
+int request_wait_new(RequestWaits *l, const char *target, const char *method, uint64_t timeout_ms, void *userdata,
+                     RequestWait **ret) {
+        RequestWait *w;
+
+        assert(l && target && method && ret);
+        w = calloc(1, sizeof(RequestWait));
+        if (!w)
+                return -ENOMEM;
+        *w = (RequestWait) { .timeout_ms = timeout_ms, .userdata = userdata };
+        w->target = strdup(target);
+        w->method = strdup(method);
+        if (!w->target || !w->method) {
+                request_wait_free(w);
+                return -ENOMEM;
+        }
+        w->waits = l;
+        LIST_APPEND(by_waits, l->items, w);
+        l->n++;
+        *ret = w;
+        return 0;
+}
+
+static void request_wait_unlink(RequestWait *w) {
+        if (!w->waits)
+                return;
+        LIST_REMOVE(by_waits, w->waits->items, w);
+        w->waits->n--;
+        w->waits = NULL;
+}
+
+RequestWait *request_wait_free(RequestWait *w) {
+        if (!w)
+                return NULL;
+        request_wait_unlink(w);
+        free(w->target);
+        free(w->method);
+        free(w);
+        return NULL;
+}
+
+size_t request_waits_take_ready(RequestWaits *l, const char *id, ServeTable *table, ServerRef *s, RequestWaitList *ret) {
+        RequestWait *w, *next;
+        size_t n = 0;
+
+        for (w = l->items.first; w; w = next) {
+                next = w->by_waits_next;
+                if (!streq(w->target, id) || !serve_table_serves(table, s, w->method))
+                        continue;
+                request_wait_unlink(w);
+                LIST_APPEND(by_waits, *ret, w);
+                n++;
+        }
+        return n;
+}

@@ -167,6 +167,35 @@ void server_gone(ServerRef *s);
  * (calls out stay counted as orphans until answered). */
 void server_fail_namespace(ServerRef *s, const void *ns, const char *name, const char *message);
 
+/* Requests for a worker id that is not registered yet (systemd may still be starting it): they
+ * wait, within their caller's deadline (the glue's), until that worker registers and serves
+ * their method in their namespace. */
+typedef struct RequestWait RequestWait;
+typedef LIST_HEAD(RequestWait) RequestWaitList;
+
+/* The waits of one namespace, oldest first.  A zero-initialised one is empty. */
+typedef struct RequestWaits {
+        RequestWaitList items;
+        size_t n;
+} RequestWaits;
+
+struct RequestWait {
+        RequestWaits *waits;            /* NULL once taken out */
+        char *target;
+        char *method;
+        uint64_t timeout_ms;            /* the caller's, for messages */
+        void *userdata;                 /* the glue's: the caller's pending Request */
+        LIST_FIELDS(RequestWait, by_waits);
+};
+
+int request_wait_new(RequestWaits *l, const char *target, const char *method, uint64_t timeout_ms, void *userdata,
+                     RequestWait **ret);
+/* Takes W out of its list, if it is in one, and frees it. */
+RequestWait *request_wait_free(RequestWait *w);
+/* Every wait of L for worker ID whose method S serves in TABLE, taken out and appended to RET
+ * in their order; returns how many. */
+size_t request_waits_take_ready(RequestWaits *l, const char *id, ServeTable *table, ServerRef *s, RequestWaitList *ret);
+
 int gather_new(RequestMachine *m, void *caller, Gather **ret);
 /* F (new, of the same caller) is one of G's. */
 void gather_add(Gather *g, Forward *f);

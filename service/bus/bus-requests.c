@@ -2,11 +2,11 @@
 /* Bus glue of org.clusterhub.Requests1: a Request is forwarded to a serving connection as
  * org.clusterhub.Handler1.Handle and its reply (or error, unchanged) goes back to the caller.
  * The request machine (requests.c) keeps every forwarded request's state, its handler's load
- * (--max-handling-per-worker, the backlog) and RequestAll's gathering; this file sends the
- * Handle calls, answers the callers and keeps their deadlines (a Deferred each).  A request
- * ends exactly once: reply, handler error, Timeout, WorkerGone (the handler's connection
- * closed), the caller leaving, or the namespace being dropped.  A Request for a worker id that
- * is not registered yet waits here (Waiting) until that worker registers and serves it. */
+ * (--max-handling-per-worker, the backlog), RequestAll's gathering and the Requests waiting for
+ * a worker id that is not registered yet; this file sends the Handle calls, answers the callers
+ * and keeps their deadlines (a Deferred each).  A request ends exactly once: reply, handler
+ * error, Timeout, WorkerGone (the handler's connection closed), the caller leaving, or the
+ * namespace being dropped. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,15 +25,6 @@
 #include "workers.h"
 
 #define HANDLER_PATH "/org/clusterhub/Handler1"
-
-/* A Request waiting for worker TARGET to register and serve METHOD. */
-typedef struct Waiting {
-        Namespace *ns;
-        char *target;
-        char *method;
-        char *origin;
-        uint64_t timeout_ms;
-} Waiting;
 
 static ServerRef *server_of(Peer *p) {
         return &p->server;
@@ -298,23 +289,14 @@ static void request_ended(Deferred *d, DeferredEnd why) {
         forward_abandon(f);
 }
 
-static void waiting_free(Waiting *w) {
-        if (!w)
-                return;
-        free(w->target);
-        free(w->method);
-        free(w);
-}
-
 static void waiting_ended(Deferred *d, DeferredEnd why) {
-        Waiting *w = d->userdata;
+        RequestWait *w = d->userdata;
 
-        LIST_REMOVE(by_kind, w->ns->waiting, d);
         if (why == DEFERRED_TIMEOUT)
-                (void) bus_reply_errorf(d->call, "org.clusterhub.Error.WorkerUnavailable",
+                (void) bus_reply_errorf(d->call, CH_ERROR_WORKER_UNAVAILABLE,
                                         "Worker '%s' did not register and serve '%s' within %llu ms.",
                                         w->target, w->method, (unsigned long long) w->timeout_ms);
-        waiting_free(w);
+        request_wait_free(w);
 }
 
 typedef struct RequestOptions {
@@ -375,7 +357,7 @@ static int start_request(Namespace *ns, sd_bus_message *m, Peer *caller, Peer *h
 static int wait_for_target(Namespace *ns, sd_bus_message *m, Peer *caller, const char *target, const char *method,
                            uint64_t timeout_ms, sd_bus_error *ret_error) {
         CodecBuf buf = {};
-        Waiting *w;
+        RequestWait *w;
         Deferred *d;
         int r;
 
@@ -387,48 +369,39 @@ static int wait_for_target(Namespace *ns, sd_bus_message *m, Peer *caller, const
                                        "Worker '%s' is not registered; a request carrying file descriptors does not wait for it.", target);
         if (r < 0)
                 return bus_error_errno(ret_error, -EINVAL, "Cannot read the payload of '%s': %s", method, strerror(-r));
-        w = calloc(1, sizeof(Waiting));
-        if (!w)
-                return -ENOMEM;
-        w->ns = ns;
-        w->timeout_ms = timeout_ms;
-        w->target = strdup(target);
-        w->method = strdup(method);
-        if (!w->target || !w->method) {
-                waiting_free(w);
-                return -ENOMEM;
-        }
+        r = request_wait_new(&ns->waiting, target, method, timeout_ms, NULL, &w);
+        if (r < 0)
+                return r;
         r = deferred_new(ns->hub, m, caller, timeout_ms, waiting_ended, w, &d);
         if (r < 0) {
-                waiting_free(w);
+                request_wait_free(w);
                 return r;
         }
-        LIST_APPEND(by_kind, ns->waiting, d);
+        w->userdata = d;
         return 1;
 }
 
 /* Dispatch the waiting requests of NS that P can now serve. */
 static void dispatch_waiting(Namespace *ns, Peer *p) {
-        Deferred *d, *next;
+        RequestWaitList ready = {};
+        RequestWait *w;
 
-        for (d = ns->waiting.first; d; d = next) {
-                Waiting *w = d->userdata;
+        request_waits_take_ready(&ns->waiting, p->id, ns->served, server_of(p), &ready);
+        while ((w = ready.first)) {
+                Deferred *d = w->userdata;
                 Forward *f;
 
-                next = d->by_kind_next;
-                if (!streq(w->target, p->id) || !serve_table_serves(ns->served, server_of(p), w->method))
-                        continue;
-                LIST_REMOVE(by_kind, ns->waiting, d);
+                LIST_REMOVE(by_waits, ready, w);
                 if (forward_new_in(ns, w->method, d->peer ? peer_origin(d->peer) : "", &f) < 0) {
                         (void) bus_reply_errorf(d->call, CH_ERROR_WORKER_UNAVAILABLE,
                                                 "Cannot forward '%s' to worker '%s': %s", w->method, w->target, strerror(ENOMEM));
-                        waiting_free(w);
+                        request_wait_free(w);
                         d->userdata = NULL;
                         d->on_end = NULL;
                         deferred_free(d);
                         continue;
                 }
-                waiting_free(w);
+                request_wait_free(w);
                 f->caller = d;
                 d->userdata = f;
                 d->on_end = request_ended;
@@ -635,7 +608,7 @@ static int method_serve(sd_bus_message *m, void *userdata, sd_bus_error *ret_err
                         return r;
         }
         r = ch_requests1_reply_serve(m);
-        if (p->id && ns->waiting.first)
+        if (p->id && ns->waiting.n > 0)
                 dispatch_waiting(ns, p);
         return r;
 }
@@ -656,7 +629,7 @@ void bus_requests_worker_ready(Peer *p) {
         if (!p->id)
                 return;
         while (hashmap_iterate(p->hub->namespaces, &i, (void **) &ns, NULL))
-                if (ns->waiting.first)
+                if (ns->waiting.n > 0)
                         dispatch_waiting(ns, p);
 }
 
@@ -670,12 +643,12 @@ void bus_requests_drop(Namespace *ns) {
         Peer *p;
         size_t i = 0;
 
-        while (ns->waiting.first) {
-                Deferred *d = ns->waiting.first;
-                Waiting *w = d->userdata;
-                LIST_REMOVE(by_kind, ns->waiting, d);
+        while (ns->waiting.items.first) {
+                RequestWait *w = ns->waiting.items.first;
+                Deferred *d = w->userdata;
+
+                request_wait_free(w);
                 (void) bus_reply_errorf(d->call, CH_ERROR_NAMESPACE_DROPPED, "Namespace '%s' was dropped.", ns->name);
-                waiting_free(w);
                 d->userdata = NULL;
                 d->on_end = NULL;
                 deferred_free(d);

@@ -373,6 +373,42 @@ static void test_namespace_dropped(void) {
         fixture_done(&x);
 }
 
+static void test_wait_for_target(void) {
+        RequestWaits waits = {};
+        RequestWaitList ready = {};
+        RequestWait *w[4];
+        ServeTable *t = NULL;
+        ServerRef one = { .server = "one" };
+
+        g_assert_cmpint(serve_table_new(&t), ==, 0);
+        g_assert_cmpint(request_wait_new(&waits, "one", "m", 100, (void *) 1, &w[0]), ==, 0);
+        g_assert_cmpint(request_wait_new(&waits, "two", "m", 100, (void *) 2, &w[1]), ==, 0);
+        g_assert_cmpint(request_wait_new(&waits, "one", "x", 100, (void *) 3, &w[2]), ==, 0);
+        g_assert_cmpint(request_wait_new(&waits, "one", "m", 100, (void *) 4, &w[3]), ==, 0);
+        g_assert_cmpuint(waits.n, ==, 4);
+
+        /* worker one registers but serves nothing yet: all keep waiting */
+        g_assert_cmpuint(request_waits_take_ready(&waits, "one", t, &one, &ready), ==, 0);
+        /* it serves m: its two requests for m go, in order; x and worker two's stay */
+        g_assert_cmpint(serve_table_add(t, &one, "m"), ==, 0);
+        g_assert_cmpuint(request_waits_take_ready(&waits, "one", t, &one, &ready), ==, 2);
+        g_assert_true(ready.first == w[0]);
+        g_assert_true(ready.last == w[3]);
+        g_assert_cmpuint(waits.n, ==, 2);
+        while (ready.first) {
+                RequestWait *r = ready.first;
+                LIST_REMOVE(by_waits, ready, r);
+                request_wait_free(r);
+        }
+        /* a wait whose caller's deadline passed just leaves */
+        request_wait_free(w[2]);
+        g_assert_cmpuint(waits.n, ==, 1);
+        g_assert_true(waits.items.first == w[1]);
+        request_wait_free(w[1]);
+        g_assert_cmpuint(waits.n, ==, 0);
+        serve_table_free(t);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/requests/backlog-handoff", test_backlog_handoff);
@@ -382,5 +418,6 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/requests/gather", test_gather);
         g_test_add_func("/requests/gather-timeout", test_gather_timeout);
         g_test_add_func("/requests/namespace-dropped", test_namespace_dropped);
+        g_test_add_func("/requests/wait-for-target", test_wait_for_target);
         return g_test_run();
 }
