@@ -97,7 +97,8 @@ static void queue_timer_arm(Hub *h) {
         int r;
 
         if (next >= UINT64_MAX / USEC_PER_MSEC) {
-                (void) sd_event_source_set_enabled(h->event_queue_timer, SD_EVENT_OFF);
+                if (h->event_queue_timer)
+                        (void) sd_event_source_set_enabled(h->event_queue_timer, SD_EVENT_OFF);
                 return;
         }
         if (!h->event_queue_timer)
