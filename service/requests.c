@@ -156,7 +156,7 @@ void *serve_table_pick(ServeTable *t, const char *method) {
         return e->server->server;
 }
 
-ServerRef *serve_table_pick_ready_ref(ServeTable *t, const char *method, size_t max_handling) {
+ServerRef *serve_table_pick_ready(ServeTable *t, const char *method, size_t max_handling) {
         ServedMethod *m = hashmap_get(t->methods, method);
         ServeEntry *e, *best = NULL;
 
@@ -175,11 +175,6 @@ ServerRef *serve_table_pick_ready_ref(ServeTable *t, const char *method, size_t 
         }
         m->cursor = best->by_method_next;
         return best->server;
-}
-
-void *serve_table_pick_ready(ServeTable *t, const char *method, size_t max_handling) {
-        ServerRef *s = serve_table_pick_ready_ref(t, method, max_handling);
-        return s ? s->server : NULL;
 }
 
 bool serve_table_serves(ServeTable *t, ServerRef *server, const char *method) {
@@ -434,7 +429,7 @@ void server_gone(ServerRef *s) {
 
                 forward_unqueue(f);
                 if (f->any && f->table)
-                        other = serve_table_pick_ready_ref(f->table, f->method, f->machine->limits->max_handling_per_worker);
+                        other = serve_table_pick_ready(f->table, f->method, f->machine->limits->max_handling_per_worker);
                 if (!other) {
                         f->machine->ops->fail(f, REQUEST_ERROR_GONE_QUEUED, s, 0);
                         continue;

@@ -44,12 +44,11 @@ void server_ref_clear(ServerRef *server);
 
 /* The next server of METHOD, round-robin; NULL when nobody serves it. */
 void *serve_table_pick(ServeTable *t, const char *method);
-/* The same, skipping servers that handle MAX_HANDLING calls or more (0: no cap); when all of
- * them do, the one with the fewest requests waiting for it (the first in round-robin order on
- * a tie), so that a stuck server does not collect the requests its healthy peers could take. */
-void *serve_table_pick_ready(ServeTable *t, const char *method, size_t max_handling);
-/* The same, as the server's ServerRef. */
-ServerRef *serve_table_pick_ready_ref(ServeTable *t, const char *method, size_t max_handling);
+/* The same (as its ServerRef), skipping servers that handle MAX_HANDLING calls or more (0: no
+ * cap); when all of them do, the one with the fewest requests waiting for it (the first in
+ * round-robin order on a tie), so that a stuck server does not collect the requests its healthy
+ * peers could take. */
+ServerRef *serve_table_pick_ready(ServeTable *t, const char *method, size_t max_handling);
 /* Whether SERVER serves METHOD in T. */
 bool serve_table_serves(ServeTable *t, ServerRef *server, const char *method);
 /* Up to MAX servers of METHOD, in order of Serve; returns how many. */

@@ -121,7 +121,7 @@ static int on_queue_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 Deferred *d = e->userdata;
 
                 h->stats.events_dropped++;
-                (void) bus_reply_errorf(d->call, "org.clusterhub.Error.WorkerUnavailable",
+                (void) bus_reply_errorf(d->call, CH_ERROR_WORKER_UNAVAILABLE,
                                         "Worker '%s' did not register within %llu ms (--max-queue-age-ms).",
                                         queued_worker(d->call), (unsigned long long) h->limits.max_queue_age_ms);
                 queued_done(h, e);
@@ -515,7 +515,7 @@ void bus_events_worker_joined(Peer *p) {
                         (void) ch_events1_reply_emit_to(d->call);
                         delivered++;
                 } else
-                        (void) bus_reply_errorf(d->call, "org.clusterhub.Error.WorkerUnavailable",
+                        (void) bus_reply_errorf(d->call, CH_ERROR_WORKER_UNAVAILABLE,
                                                 "Delivery to worker '%s' failed: %s", p->id, strerror(-r));
                 queued_done(h, e);
         }

@@ -436,7 +436,7 @@ static int method_request(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
                 return r;
 
         if (!*target) {
-                handler = serve_table_pick_ready(ns->served, method, ns->hub->limits.max_handling_per_worker);
+                handler = peer_of_server(serve_table_pick_ready(ns->served, method, ns->hub->limits.max_handling_per_worker));
                 if (!handler)
                         return bus_error_errno(ret_error, -EBADRQC, "Nobody serves '%s' in namespace '%s'.", method, ns->name);
                 return start_request(ns, m, caller, handler, true, method, o.timeout_ms);
@@ -574,7 +574,7 @@ static int method_request_all(sd_bus_message *m, void *userdata, sd_bus_error *r
                 Forward *f;
 
                 if (forward_new_in(ns, method, peer_origin(caller), &f) < 0) {
-                        gather_add_error(g, peer_origin(server), "org.freedesktop.DBus.Error.NoMemory: out of memory");
+                        gather_add_error(g, peer_origin(server), SD_BUS_ERROR_NO_MEMORY ": out of memory");
                         continue;
                 }
                 gather_add(g, f);

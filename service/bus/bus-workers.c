@@ -12,6 +12,7 @@
 #include "bus-requests.h"
 #include "bus-util.h"
 #include "bus-workers.h"
+#include "ch-errors.h"
 #include "ch-hub1-server.h"
 #include "ch-worker1-server.h"
 #include "deferred.h"
@@ -133,7 +134,7 @@ static void wait_ended(Deferred *d, DeferredEnd why) {
         BarrierWait *w = d->userdata;
 
         if (why == DEFERRED_TIMEOUT)
-                (void) bus_reply_errorf(d->call, "org.clusterhub.Error.Timeout",
+                (void) bus_reply_errorf(d->call, CH_ERROR_TIMEOUT,
                                         "%zu of %zu workers registered before the timeout.",
                                         workers_count(d->hub), w->count);
         barrier_wait_free(w);

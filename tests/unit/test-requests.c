@@ -187,18 +187,18 @@ static void test_round_robin_ready(void) {
         fixture_init(&x, 1, 8);
         /* a Request without target goes to the next server under the cap, in turn */
         for (int i = 0; i < 3; i++) {
-                ServerRef *s = serve_table_pick_ready_ref(x.table, "m", x.limits.max_handling_per_worker);
+                ServerRef *s = serve_table_pick_ready(x.table, "m", x.limits.max_handling_per_worker);
                 f[i] = request(&x, s, true);
                 g_assert_true(f[i]->out);
         }
         g_assert_cmpuint(x.a.n_handling + x.b.n_handling + x.c.n_handling, ==, 3);
         g_assert_cmpuint(x.a.n_handling * x.b.n_handling * x.c.n_handling, ==, 1);
         /* all at their cap: the one with the fewest waiting takes it, in its backlog */
-        f[3] = request(&x, serve_table_pick_ready_ref(x.table, "m", 1), true);
+        f[3] = request(&x, serve_table_pick_ready(x.table, "m", 1), true);
         g_assert_false(f[3]->out);
         ServerRef *busy = f[3]->handler;
         g_assert_cmpuint(busy->n_backlog, ==, 1);
-        g_assert_true(serve_table_pick_ready_ref(x.table, "m", 1) != busy);
+        g_assert_true(serve_table_pick_ready(x.table, "m", 1) != busy);
         /* its server dies: the request without target is handed to another server */
         Forward *out = NULL;
         for (int i = 0; i < 3; i++)
