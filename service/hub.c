@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "backend/backend.h"
 #include "bus/bus-events.h"
 #include "bus/bus-hub.h"
 #include "bus/bus-locks.h"
@@ -77,6 +78,7 @@ Hub *hub_free(Hub *h) {
                 namespace_free(ns);
         h->track_hub = track_hub_free(h->track_hub);
         h->persist = persist_free(h->persist);
+        h->backend = backend_free(h->backend);
         bus_locks_shutdown(h);
         namespace_gc_shutdown(h);
         deferred_shutdown(h);
@@ -93,6 +95,10 @@ Hub *hub_free(Hub *h) {
         free(h->address);
         free(h->listen_path);
         free(h->data_dir);
+        if (h->redis_url)
+                explicit_bzero(h->redis_url, strlen(h->redis_url)); /* it may hold a password */
+        free(h->redis_url);
+        free(h->node_name);
         free(h);
         return NULL;
 }
@@ -338,6 +344,11 @@ int hub_connect(Hub *h) {
                                 "org.freedesktop.DBus.Local", "Disconnected", on_bus_disconnected, h);
         if (r < 0)
                 return log_error_errno(r, "Failed to watch for the bus disconnecting: %m");
+
+        /* before the name: an Emit may come as soon as clients see it */
+        r = backend_new(h, &h->backend);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the Redis link (--redis): %m");
 
         r = calls_init(h);
         if (r < 0)

@@ -103,6 +103,11 @@ typedef struct Hub {
         char *data_dir;
         int fsync_mode;           /* PersistFsync */
         Persist *persist;
+
+        /* several hosts (service/backend/, docs/redis.md): NULL without --redis */
+        char *redis_url;          /* --redis=URL */
+        char *node_name;          /* --node-name=, the host name by default */
+        struct Backend *backend;
 } Hub;
 
 int hub_new(Hub **ret);

@@ -3,13 +3,17 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "hub.h"
 #include "log.h"
 #include "macro.h"
 #include "persist.h"
+#include "redis-url.h"
 
 enum {
         ARG_VERSION = 0x100,
@@ -22,6 +26,8 @@ enum {
         ARG_REPAIR,
         ARG_LISTEN,
         ARG_NO_LISTEN,
+        ARG_REDIS,
+        ARG_NODE_NAME,
         ARG_LIMIT_FIRST, /* one option per entry of LIMITS_TABLE follows */
 };
 
@@ -67,6 +73,12 @@ static void help(void) {
                "     --check-data=DIR              Check the log in DIR and exit\n"
                "     --repair                      With --check-data: cut the log at the first\n"
                "                                   bad record\n"
+               "\nSeveral hosts through one Redis or Valkey (docs/redis.md):\n"
+               "     --redis=URL                   Share events with the hubs of other hosts through\n"
+               "                                   Redis at URL: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]\n"
+               "                                   or unix:/PATH; without it the hub is on its own\n"
+               "     --node-name=NAME              This hub's name among them (default: the host\n"
+               "                                   name); remote origins read ID@NAME\n"
                "\nLimits (past one, a call fails with org.clusterhub.Error.LimitExceeded; sizes take\n"
                "K, M, G or T: --max-memory=8G):\n",
                HUB_BUS_NAME);
@@ -124,6 +136,21 @@ static int parse_limit(const char *option, const char *text, const char *value, 
         return 0;
 }
 
+#define NODE_NAME_MAX 64
+
+/* A node name ends every remote origin ("ID@NODE"): a host name's characters, no '@'. */
+static bool node_name_is_valid(const char *s) {
+        size_t n = strlen(s);
+
+        if (n == 0 || n > NODE_NAME_MAX)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+                      strchr("._-", s[i])))
+                        return false;
+        return true;
+}
+
 static char *arg_check_data = NULL;
 static bool arg_repair = false;
 
@@ -140,6 +167,8 @@ static int parse_argv(Hub *h, int argc, char *argv[]) {
                 { "repair", no_argument, NULL, ARG_REPAIR },
                 { "listen", required_argument, NULL, ARG_LISTEN },
                 { "no-listen", no_argument, NULL, ARG_NO_LISTEN },
+                { "redis", required_argument, NULL, ARG_REDIS },
+                { "node-name", required_argument, NULL, ARG_NODE_NAME },
 #define X(field, option, def, text) { option, required_argument, NULL, ARG_LIMIT_FIRST + LIMIT_##field },
                 LIMITS_TABLE(X)
 #undef X
@@ -216,6 +245,34 @@ static int parse_argv(Hub *h, int argc, char *argv[]) {
                 case ARG_NO_LISTEN:
                         h->listen_mode = LISTEN_NO;
                         break;
+                case ARG_REDIS: {
+                        RedisUrl url = {};
+
+                        if (redis_url_parse(optarg, &url) < 0) {
+                                log_error("Invalid value for --redis: not redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] "
+                                          "or unix:/PATH.");
+                                return -EINVAL;
+                        }
+                        redis_url_done(&url);
+                        free(h->redis_url);
+                        h->redis_url = strdup(optarg);
+                        if (!h->redis_url)
+                                return log_error_errno(-ENOMEM, "Out of memory.");
+                        /* the password stays out of /proc/PID/cmdline */
+                        explicit_bzero(optarg, strlen(optarg));
+                        break;
+                }
+                case ARG_NODE_NAME:
+                        if (!node_name_is_valid(optarg)) {
+                                log_error("Invalid value for --node-name: '%s' (1 to %d characters of [A-Za-z0-9._-]).",
+                                          optarg, NODE_NAME_MAX);
+                                return -EINVAL;
+                        }
+                        free(h->node_name);
+                        h->node_name = strdup(optarg);
+                        if (!h->node_name)
+                                return log_error_errno(-ENOMEM, "Out of memory.");
+                        break;
                 case '?':
                         return -EINVAL;
                 default: {
@@ -233,6 +290,22 @@ static int parse_argv(Hub *h, int argc, char *argv[]) {
         if (arg_repair && !arg_check_data) {
                 log_error("--repair goes with --check-data=DIR.");
                 return -EINVAL;
+        }
+        if (h->node_name && !h->redis_url) {
+                log_error("--node-name= goes with --redis=URL.");
+                return -EINVAL;
+        }
+        if (h->redis_url && !h->node_name) {
+                char host[256] = {};
+
+                if (gethostname(host, sizeof(host) - 1) < 0 || !node_name_is_valid(host)) {
+                        log_error("The host name '%s' is not a node name (1 to %d characters of [A-Za-z0-9._-]): "
+                                  "give one with --node-name=.", host, NODE_NAME_MAX);
+                        return -EINVAL;
+                }
+                h->node_name = strdup(host);
+                if (!h->node_name)
+                        return log_error_errno(-ENOMEM, "Out of memory.");
         }
         return 1;
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "bus-events.h"
 #include "bus-util.h"
 #include "ch-errors.h"
@@ -468,6 +469,11 @@ static int method_emit(sd_bus_message *m, void *userdata, sd_bus_error *ret_erro
         if (r < 0)
                 return bus_error_errno(ret_error, r, "Cannot emit event '%s': %s", event, strerror(-r));
         h->stats.events_emitted++;
+        /* other hosts (--redis), after this host's subscribers, who never wait for Redis */
+        r = backend_publish_event(h, ns->name, event, a.origin, m, 1);
+        if (r < 0)
+                return bus_error_errno(ret_error, r, "Event '%s' reached this host's subscribers only: %s", event,
+                                       r == -EHOSTDOWN ? "Redis cannot be reached (--redis)" : strerror(-r));
         return ch_events1_reply_emit(m);
 }
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "bus-events.h"
 #include "bus-hub.h"
 #include "bus-locks.h"
@@ -175,6 +176,7 @@ static int append_stats(sd_bus_message *reply, void *userdata) {
             (r = append_stat(reply, "invalidations_sent", 't', &track.invalidations)) < 0 ||
             (r = append_stat(reply, "tracking_overflows", 't', &track.overflows)) < 0 ||
             (r = persist_append_stats(h, reply)) < 0 ||
+            (r = backend_append_stats(h, reply)) < 0 ||
             (r = append_call_counts(reply, h)) < 0)
                 return r;
         return sd_bus_message_close_container(reply);

@@ -1,0 +1,220 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "backend.h"
+#include "ch-events1-server.h"
+#include "log.h"
+#include "macro.h"
+#include "namespace.h"
+#include "redis-link.h"
+#include "remote-event.h"
+#include "transport/socket.h"
+#include "variant-codec.h"
+
+struct Backend {
+        Hub *hub;
+        RedisLink *link;
+        uint64_t instance;              /* random per start: our own publications */
+        uint64_t events_published;
+        uint64_t events_received;       /* delivered here from other hubs */
+        uint64_t events_malformed;      /* messages on our channels we could not read */
+};
+
+/* A remote event, sent as Event(EVENT, ORIGIN@NODE, PAYLOAD) on any connection. */
+typedef struct RemoteSend {
+        const char *path, *event, *origin;
+        const RemoteEvent *e;
+} RemoteSend;
+
+static int append_payload(sd_bus_message *signal, void *userdata) {
+        const RemoteSend *s = userdata;
+        return codec_append(signal, "v", s->e->payload, s->e->payload_size);
+}
+
+static int emit_remote_on(sd_bus *bus, void *userdata) {
+        RemoteSend *s = userdata;
+        return ch_events1_emit_event(bus, NULL, s->path, s->event, s->origin, append_payload, s);
+}
+
+static void deliver(Backend *b, const char *ns, const RemoteEvent *e) {
+        Hub *h = b->hub;
+        _cleanup_(freep) char *path = NULL, *origin = NULL;
+        int r;
+
+        if (!namespace_name_is_valid(h, ns) || strlen(e->event) == 0 || strlen(e->event) > h->limits.max_name_bytes) {
+                b->events_malformed++;
+                return;
+        }
+        if (asprintf(&path, "%s/%s", HUB_NS_PREFIX, ns) < 0 || asprintf(&origin, "%s@%s", e->origin, e->node) < 0) {
+                log_error("Out of memory.");
+                return;
+        }
+        RemoteSend s = { .path = path, .event = e->event, .origin = origin, .e = e };
+        SignalProbe probe = { path, CH_EVENTS1_INTERFACE, "Event", "ss", { e->event, origin } };
+        r = hub_broadcast(h, &probe, emit_remote_on, &s);
+        if (r < 0) {
+                b->events_malformed++;
+                log_debug_errno(r, "Cannot deliver event '%s' from %s: %m", e->event, origin);
+                return;
+        }
+        b->events_received++;
+        h->stats.events_emitted++;
+}
+
+static void on_message(RedisLink *l, const char *channel, const char *data, size_t size, void *userdata) {
+        Backend *b = userdata;
+        const char *ns = remote_event_channel_namespace(channel);
+        RemoteEvent e;
+        int r;
+
+        if (!ns)
+                return;
+        r = remote_event_decode(data, size, &e);
+        if (r < 0) {
+                b->events_malformed++;
+                log_debug("Ignoring a malformed event on %s: %s", channel, strerror(-r));
+                return;
+        }
+        if (e.instance == b->instance)
+                return; /* ours: delivered here before it was published */
+        deliver(b, ns, &e);
+}
+
+static void on_state(RedisLink *l, bool up, void *userdata) {
+        if (!up)
+                log_warning("Redis at %s is unreachable: calls that need it fail with BackendUnavailable until it is back.",
+                            redis_link_where(l));
+}
+
+static void on_publish_reply(RedisLink *l, const redisReply *reply, int error, void *userdata) {
+        if (reply && reply->type == REDIS_REPLY_ERROR)
+                log_warning("Redis refused PUBLISH: %s", reply->str);
+}
+
+int backend_publish_event(Hub *h, const char *ns, const char *event, const char *origin, sd_bus_message *m,
+                          unsigned n_skip) {
+        Backend *b = h->backend;
+        _cleanup_(freep) char *msg = NULL, *channel = NULL;
+        CodecBuf buf = {};
+        size_t size;
+        int r;
+
+        if (!b)
+                return 0;
+        if (!redis_link_is_up(b->link))
+                return -EHOSTDOWN;
+        r = sd_bus_message_rewind(m, true);
+        for (unsigned i = 0; r >= 0 && i < n_skip; i++) {
+                const char *skip;
+                r = sd_bus_message_read_basic(m, 's', &skip);
+        }
+        if (r >= 0)
+                r = codec_read(m, "v", &buf);
+        if (r < 0) {
+                codec_buf_done(&buf);
+                return r == -EBADF || r == -ELOOP ? -EINVAL : r;
+        }
+        RemoteEvent e = { .instance = b->instance, .node = h->node_name, .origin = origin, .event = event,
+                          .payload = buf.data, .payload_size = buf.size };
+        r = remote_event_encode(&e, &msg, &size);
+        codec_buf_done(&buf);
+        if (r < 0)
+                return r;
+        if (asprintf(&channel, "%s%s", REMOTE_EVENT_CHANNEL_PREFIX, ns) < 0)
+                return -ENOMEM;
+        const char *argv[] = { "PUBLISH", channel, msg };
+        const size_t len[] = { strlen("PUBLISH"), strlen(channel), size };
+        r = redis_link_command(b->link, 3, argv, len, on_publish_reply, b);
+        if (r == -ENOTCONN)
+                return -EHOSTDOWN;
+        if (r < 0)
+                return r;
+        b->events_published++;
+        return 0;
+}
+
+int backend_new(Hub *h, Backend **ret) {
+        _cleanup_(redis_url_done) RedisUrl url = {};
+        Backend *b;
+        int r;
+
+        *ret = NULL;
+        if (!h->redis_url)
+                return 0;
+        r = redis_url_parse(h->redis_url, &url);
+        if (r < 0)
+                return r;
+        b = calloc(1, sizeof(Backend));
+        if (!b)
+                return -ENOMEM;
+        b->hub = h;
+        if (getrandom(&b->instance, sizeof(b->instance), 0) != sizeof(b->instance)) {
+                free(b);
+                return -errno ?: -EIO;
+        }
+        static const RedisLinkCallbacks cb = { .on_state = on_state, .on_message = on_message };
+        r = redis_link_new(h->event, &url, &cb, b, &b->link);
+        if (r >= 0)
+                r = redis_link_psubscribe(b->link, REMOTE_EVENT_PATTERN);
+        if (r >= 0)
+                r = redis_link_start(b->link);
+        if (r < 0) {
+                backend_free(b);
+                return r;
+        }
+        log_info("Node '%s': events cross hosts through Redis at %s.", h->node_name, redis_link_where(b->link));
+        *ret = b;
+        return 0;
+}
+
+Backend *backend_free(Backend *b) {
+        if (!b)
+                return NULL;
+        redis_link_free(b->link);
+        free(b);
+        return NULL;
+}
+
+static int append_entry(sd_bus_message *reply, const char *key, char type, const void *value) {
+        char sig[2] = { type, 0 };
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'e', "sv");
+        if (r >= 0)
+                r = sd_bus_message_append_basic(reply, 's', key);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'v', sig);
+        if (r >= 0)
+                r = sd_bus_message_append_basic(reply, type, value);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        return r;
+}
+
+int backend_append_stats(Hub *h, sd_bus_message *reply) {
+        const Backend *b = h->backend;
+        RedisLinkStats s;
+        uint64_t reconnects;
+        int connected, r;
+
+        if (!b)
+                return append_entry(reply, "backend", 's', "none");
+        redis_link_get_stats(b->link, &s);
+        connected = s.connected;
+        reconnects = s.connects > 0 ? s.connects - 1 : 0;
+        if ((r = append_entry(reply, "backend", 's', "redis")) < 0 ||
+            (r = append_entry(reply, "backend_connected", 'b', &connected)) < 0 ||
+            (r = append_entry(reply, "backend_reconnects", 't', &reconnects)) < 0 ||
+            (r = append_entry(reply, "backend_commands_failed", 't', &s.commands_failed)) < 0 ||
+            (r = append_entry(reply, "backend_events_published", 't', &b->events_published)) < 0 ||
+            (r = append_entry(reply, "backend_events_received", 't', &b->events_received)) < 0)
+                return r;
+        return 0;
+}

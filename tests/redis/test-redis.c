@@ -1,0 +1,357 @@
+/* SPDX-License-Identifier: MIT */
+/* Several hosts through one Redis: a redis-server of our own on a Unix socket in a temp dir, two
+ * private buses, a hub on each (--node-name=a, --node-name=b), and events crossing between
+ * them; then Redis killed (Emit answers BackendUnavailable, this host's subscribers still get
+ * the event) and restarted (the hubs reconnect, subscribe again, and events cross again).
+ * Skipped, with the reason, only when redis-server is not installed. */
+#include <errno.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <hiredis/hiredis.h>
+#include <string.h>
+#include <systemd/sd-bus.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+
+#define NS_PATH "/org/clusterhub/Hub1/ns/default"
+#define EVENTS_IFACE "org.clusterhub.Events1"
+#define BACKEND_UNAVAILABLE "org.clusterhub.Error.BackendUnavailable"
+/* generous: CI may be loaded; no assertion is about time */
+#define WAIT_MS 30000
+
+typedef struct Seen {
+        char *event, *origin, *payload;
+} Seen;
+
+typedef struct Side {
+        ThBus bus;
+        ThHub hub;
+        sd_bus *emitter;     /* emits */
+        sd_bus *listener;    /* subscribes to Event on the default namespace */
+        GPtrArray *seen;     /* Seen */
+        const char *node;
+} Side;
+
+typedef struct Fixture {
+        char *dir;
+        char *sock;
+        ThProc redis;
+        Side a, b;
+        bool skipped;
+} Fixture;
+
+static void seen_free(gpointer p) {
+        Seen *s = p;
+        g_free(s->event);
+        g_free(s->origin);
+        g_free(s->payload);
+        g_free(s);
+}
+
+static int on_event(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Side *side = userdata;
+        const char *event, *origin, *payload = "";
+        Seen *s;
+
+        g_assert_cmpint(sd_bus_message_read(m, "s", &event), >=, 0);
+        g_assert_cmpint(sd_bus_message_read(m, "s", &origin), >=, 0);
+        if (sd_bus_message_enter_container(m, 'v', "s") > 0)
+                g_assert_cmpint(sd_bus_message_read(m, "s", &payload), >=, 0);
+        s = g_new0(Seen, 1);
+        s->event = g_strdup(event);
+        s->origin = g_strdup(origin);
+        s->payload = g_strdup(payload);
+        g_ptr_array_add(side->seen, s);
+        return 0;
+}
+
+static guint count_seen(Side *side, const char *event) {
+        guint n = 0;
+        for (guint i = 0; i < side->seen->len; i++)
+                if (g_str_equal(((Seen *) side->seen->pdata[i])->event, event))
+                        n++;
+        return n;
+}
+
+static Seen *find_seen(Side *side, const char *event) {
+        for (guint i = 0; i < side->seen->len; i++)
+                if (g_str_equal(((Seen *) side->seen->pdata[i])->event, event))
+                        return side->seen->pdata[i];
+        return NULL;
+}
+
+/* Processes both listeners until SIDE has seen EVENT N times; false after WAIT_MS. */
+static bool wait_seen(Fixture *f, Side *side, const char *event, guint n) {
+        gint64 end = g_get_monotonic_time() + WAIT_MS * 1000;
+
+        while (count_seen(side, event) < n) {
+                if (g_get_monotonic_time() > end)
+                        return false;
+                while (sd_bus_process(f->a.listener, NULL) > 0 || sd_bus_process(f->b.listener, NULL) > 0)
+                        ;
+                if (count_seen(side, event) >= n)
+                        break;
+                (void) sd_bus_wait(side->listener, 50 * 1000);
+        }
+        return true;
+}
+
+/* Emit(EVENT, <s PAYLOAD>) through SIDE's hub: 0, or the error's errno (ERR gets its name). */
+static int emit(Side *side, const char *event, const char *payload, sd_bus_error *err) {
+        return sd_bus_call_method(side->emitter, TH_HUB_NAME, NS_PATH, EVENTS_IFACE, "Emit", err, NULL, "sv", event, "s",
+                                  payload);
+}
+
+static char *expected_origin(Side *side) {
+        const char *unique = NULL;
+        g_assert_cmpint(sd_bus_get_unique_name(side->emitter, &unique), >=, 0);
+        return g_strdup_printf("%s@%s", unique, side->node);
+}
+
+/* The GetStats entry KEY of SIDE's hub, as a bool ('b') or a number ('t'). */
+static uint64_t stat_of(Side *side, const char *key) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        uint64_t value = UINT64_MAX;
+        const char *k, *contents;
+        char type;
+
+        g_assert_cmpint(sd_bus_call_method(side->emitter, TH_HUB_NAME, "/org/clusterhub/Hub1", "org.clusterhub.Hub1",
+                                           "GetStats", NULL, &reply, ""), >=, 0);
+        g_assert_cmpint(sd_bus_message_enter_container(reply, 'a', "{sv}"), >, 0);
+        while (sd_bus_message_enter_container(reply, 'e', "sv") > 0) {
+                g_assert_cmpint(sd_bus_message_read(reply, "s", &k), >=, 0);
+                g_assert_cmpint(sd_bus_message_peek_type(reply, &type, &contents), >, 0);
+                if (g_str_equal(k, key) && g_str_equal(contents, "b")) {
+                        int b;
+                        g_assert_cmpint(sd_bus_message_read(reply, "v", "b", &b), >=, 0);
+                        value = b;
+                } else if (g_str_equal(k, key) && g_str_equal(contents, "t"))
+                        g_assert_cmpint(sd_bus_message_read(reply, "v", "t", &value), >=, 0);
+                else
+                        g_assert_cmpint(sd_bus_message_skip(reply, "v"), >=, 0);
+                g_assert_cmpint(sd_bus_message_exit_container(reply), >=, 0);
+        }
+        return value;
+}
+
+/* Waits until SIDE's hub says its link to Redis is WANT (up or down). */
+static bool wait_connected(Side *side, bool want) {
+        gint64 end = g_get_monotonic_time() + WAIT_MS * 1000;
+
+        while ((stat_of(side, "backend_connected") == 1) != want) {
+                if (g_get_monotonic_time() > end)
+                        return false;
+                g_usleep(50 * 1000);
+        }
+        return true;
+}
+
+static bool redis_ping(const char *sock) {
+        redisContext *c = redisConnectUnix(sock);
+        redisReply *r;
+        bool ok;
+
+        if (!c || c->err) {
+                if (c)
+                        redisFree(c);
+                return false;
+        }
+        r = redisCommand(c, "PING");
+        ok = r && r->type == REDIS_REPLY_STATUS && g_str_equal(r->str, "PONG");
+        if (r)
+                freeReplyObject(r);
+        redisFree(c);
+        return ok;
+}
+
+static void redis_start(Fixture *f) {
+        const char *argv[] = { "redis-server", "--port", "0", "--unixsocket", f->sock, "--unixsocketperm", "700",
+                               "--save", "", "--appendonly", "no", "--dir", f->dir, "--daemonize", "no", NULL };
+        gint64 end = g_get_monotonic_time() + WAIT_MS * 1000;
+
+        g_assert_cmpint(th_spawn(&f->redis, argv, NULL, -1, -1), >, 0);
+        while (!redis_ping(f->sock)) {
+                g_assert_true(g_get_monotonic_time() < end);
+                g_assert_false(th_proc_exited(&f->redis));
+                g_usleep(20 * 1000);
+        }
+}
+
+static void side_start(Fixture *f, Side *side, const char *node) {
+        g_autofree char *redis = g_strdup_printf("--redis=unix:%s", f->sock);
+        g_autofree char *name = g_strdup_printf("--node-name=%s", node);
+        const char *args[] = { redis, name, "--no-listen", NULL };
+
+        side->node = node;
+        side->seen = g_ptr_array_new_with_free_func(seen_free);
+        g_assert_true(th_bus_start(&side->bus, TH_BUS_DBUS_DAEMON));
+        g_assert_cmpint(th_hub_spawn(&side->hub, side->bus.address, args), ==, 0);
+        g_assert_cmpint(th_connect(&side->emitter, side->bus.address), ==, 0);
+        g_assert_cmpint(th_connect(&side->listener, side->bus.address), ==, 0);
+        g_assert_cmpint(sd_bus_match_signal(side->listener, NULL, TH_HUB_NAME, NS_PATH, EVENTS_IFACE, "Event", on_event,
+                                            side), >=, 0);
+}
+
+static void side_stop(Side *side) {
+        side->emitter = sd_bus_flush_close_unref(side->emitter);
+        side->listener = sd_bus_flush_close_unref(side->listener);
+        if (side->hub.proc.pid > 0)
+                g_assert_cmpint(th_hub_stop(&side->hub), ==, 0); /* a clean exit, also after Redis came and went */
+        th_hub_clear(&side->hub);
+        th_bus_stop(&side->bus);
+        if (side->seen)
+                g_ptr_array_unref(side->seen);
+}
+
+static void fixture_setup(Fixture *f, gconstpointer data) {
+        g_autofree char *server = g_find_program_in_path("redis-server");
+
+        f->redis = (ThProc) TH_PROC_NULL;
+        f->a.hub.proc = (ThProc) TH_PROC_NULL;
+        f->b.hub.proc = (ThProc) TH_PROC_NULL;
+        if (!server) {
+                f->skipped = true;
+                g_test_skip("redis-server is not installed (apt-get install redis-server; scripts/deps.sh lists it)");
+                return;
+        }
+        f->dir = g_dir_make_tmp("ch-redis-XXXXXX", NULL);
+        g_assert_nonnull(f->dir);
+        f->sock = g_build_filename(f->dir, "redis.sock", NULL);
+        redis_start(f);
+        side_start(f, &f->a, "a");
+        side_start(f, &f->b, "b");
+        g_assert_true(wait_connected(&f->a, true));
+        g_assert_true(wait_connected(&f->b, true));
+}
+
+static void fixture_teardown(Fixture *f, gconstpointer data) {
+        if (f->skipped)
+                return;
+        side_stop(&f->a);
+        side_stop(&f->b);
+        (void) th_proc_stop(&f->redis, SIGTERM, 10000);
+        th_proc_clear(&f->redis);
+        if (f->sock)
+                (void) g_unlink(f->sock);
+        if (f->dir)
+                (void) g_rmdir(f->dir);
+        g_free(f->sock);
+        g_free(f->dir);
+}
+
+/* An Emit on one hub reaches the other's subscribers with the origin ID@NODE, both ways; the
+ * emitting hub's own subscribers get it once. */
+static void check_crossing(Fixture *f, const char *tag) {
+        g_autofree char *ab = g_strdup_printf("ab.%s", tag), *ba = g_strdup_printf("ba.%s", tag);
+        g_autofree char *origin_a = expected_origin(&f->a), *origin_b = expected_origin(&f->b);
+        guint ab_on_a = count_seen(&f->a, ab), ab_on_b = count_seen(&f->b, ab);
+        guint ba_on_a = count_seen(&f->a, ba);
+        Seen *s;
+
+        g_assert_cmpint(emit(&f->a, ab, "from a", NULL), >=, 0);
+        g_assert_true(wait_seen(f, &f->b, ab, ab_on_b + 1));
+        s = find_seen(&f->b, ab);
+        g_assert_cmpstr(s->origin, ==, origin_a);
+        g_assert_cmpstr(s->payload, ==, "from a");
+
+        /* b answers only now: its event reaches a through Redis after a's own publication of
+         * AB came back to a (Redis sends to each subscriber in publication order), so a second
+         * AB on a would be there by the time BA is */
+        g_assert_cmpint(emit(&f->b, ba, "from b", NULL), >=, 0);
+        g_assert_true(wait_seen(f, &f->a, ba, ba_on_a + 1));
+        s = find_seen(&f->a, ba);
+        g_assert_cmpstr(s->origin, ==, origin_b);
+        g_assert_cmpstr(s->payload, ==, "from b");
+        g_assert_cmpuint(count_seen(&f->a, ab), ==, ab_on_a + 1);
+        s = find_seen(&f->a, ab);
+        g_assert_true(g_str_has_prefix(s->origin, ":")); /* local: no @node */
+        g_assert_null(strchr(s->origin, '@'));
+}
+
+static void test_events_cross(Fixture *f, gconstpointer data) {
+        if (f->skipped)
+                return;
+        check_crossing(f, "1");
+        check_crossing(f, "2");
+        g_assert_cmpuint(stat_of(&f->a, "backend_events_published"), ==, 2);
+        g_assert_cmpuint(stat_of(&f->a, "backend_events_received"), ==, 2);
+        g_assert_cmpuint(stat_of(&f->b, "backend_events_received"), ==, 2);
+}
+
+static void test_redis_down_and_back(Fixture *f, gconstpointer data) {
+        gint64 end;
+        int r;
+
+        if (f->skipped)
+                return;
+        check_crossing(f, "before");
+
+        g_assert_cmpint(th_proc_stop(&f->redis, SIGKILL, 10000), !=, -1);
+        th_proc_clear(&f->redis);
+        f->redis = (ThProc) TH_PROC_NULL;
+
+        /* until the hub has noticed, an Emit may still be accepted; once it has, Emit answers
+         * BackendUnavailable (never hangs: each call here has sd-bus's default bound), and this
+         * host's subscribers have the event all the same */
+        end = g_get_monotonic_time() + WAIT_MS * 1000;
+        for (unsigned i = 0;; i++) {
+                _cleanup_(sd_bus_error_free) sd_bus_error err = SD_BUS_ERROR_NULL;
+                g_autofree char *ev = g_strdup_printf("down.%u", i);
+
+                r = emit(&f->a, ev, "x", &err);
+                if (r < 0) {
+                        g_assert_cmpstr(err.name, ==, BACKEND_UNAVAILABLE);
+                        g_assert_true(wait_seen(f, &f->a, ev, 1));
+                        break;
+                }
+                g_assert_true(g_get_monotonic_time() < end);
+                g_usleep(20 * 1000);
+        }
+        g_assert_true(wait_connected(&f->a, false));
+        g_assert_true(wait_connected(&f->b, false));
+        {
+                _cleanup_(sd_bus_error_free) sd_bus_error err = SD_BUS_ERROR_NULL;
+                g_assert_cmpint(emit(&f->b, "down.b", "y", &err), <, 0);
+                g_assert_cmpstr(err.name, ==, BACKEND_UNAVAILABLE);
+                g_assert_true(wait_seen(f, &f->b, "down.b", 1));
+        }
+
+        redis_start(f);
+        g_assert_true(wait_connected(&f->a, true));
+        g_assert_true(wait_connected(&f->b, true));
+        g_assert_cmpuint(stat_of(&f->a, "backend_reconnects"), >=, 1);
+        g_assert_cmpuint(stat_of(&f->b, "backend_reconnects"), >=, 1);
+        check_crossing(f, "after");
+        /* nothing emitted during the outage crossed afterwards */
+        g_assert_cmpuint(count_seen(&f->b, "down.0"), ==, 0);
+        g_assert_cmpuint(count_seen(&f->a, "down.b"), ==, 0);
+}
+
+/* Without --redis nothing changes: GetStats says so. */
+static void test_no_backend(void) {
+        ThBus bus = {};
+        ThHub hub = { .proc = TH_PROC_NULL };
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *c = NULL;
+        Side side = {};
+
+        g_assert_true(th_bus_start(&bus, TH_BUS_DBUS_DAEMON));
+        g_assert_cmpint(th_hub_spawn(&hub, bus.address, NULL), ==, 0);
+        g_assert_cmpint(th_connect(&c, bus.address), ==, 0);
+        side.emitter = c;
+        g_assert_cmpint(emit(&side, "alone", "z", NULL), >=, 0);
+        g_assert_cmpuint(stat_of(&side, "backend_connected"), ==, UINT64_MAX); /* no such entry */
+        g_assert_cmpint(th_hub_stop(&hub), ==, 0);
+        th_hub_clear(&hub);
+        th_bus_stop(&bus);
+}
+
+int main(int argc, char **argv) {
+        g_test_init(&argc, &argv, NULL);
+        g_test_add("/redis/events-cross", Fixture, NULL, fixture_setup, test_events_cross, fixture_teardown);
+        g_test_add("/redis/down-and-back", Fixture, NULL, fixture_setup, test_redis_down_and_back, fixture_teardown);
+        g_test_add_func("/redis/no-backend", test_no_backend);
+        return g_test_run();
+}
