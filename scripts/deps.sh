@@ -8,7 +8,7 @@
 # shellcheck disable=SC2034
 CH_BUILD_DEPS=(
         meson ninja-build gcc pkg-config
-        libsystemd-dev libglib2.0-dev
+        libsystemd-dev libglib2.0-dev libhiredis-dev
         dbus dbus-daemon dbus-bin systemd
 )
 
@@ -16,7 +16,7 @@ CH_BUILD_DEPS=(
 # implementation, JSON parsing of meson's test log, unshare/setpriv, the
 # user bus units the systemd --user test starts, and clang for the libFuzzer
 # targets (tests/fuzz), and PyGObject and dbus-python for the Python examples
-# (tests/python).
+# (tests/python), and redis-server for tests/redis (--redis), already listed for the store.
 # shellcheck disable=SC2034
 CH_TEST_DEPS=(
         dbus-broker redis-server python3 util-linux dbus-user-session clang libclang-rt-14-dev

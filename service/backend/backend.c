@@ -22,7 +22,7 @@ struct Backend {
         uint64_t instance;              /* random per start: our own publications */
         uint64_t events_published;
         uint64_t events_received;       /* delivered here from other hubs */
-        uint64_t events_malformed;      /* messages on our channels we could not read */
+        uint64_t events_malformed;      /* messages on our channels we could not read or deliver */
 };
 
 /* A remote event, sent as Event(EVENT, ORIGIN@NODE, PAYLOAD) on any connection. */
@@ -214,7 +214,8 @@ int backend_append_stats(Hub *h, sd_bus_message *reply) {
             (r = append_entry(reply, "backend_reconnects", 't', &reconnects)) < 0 ||
             (r = append_entry(reply, "backend_commands_failed", 't', &s.commands_failed)) < 0 ||
             (r = append_entry(reply, "backend_events_published", 't', &b->events_published)) < 0 ||
-            (r = append_entry(reply, "backend_events_received", 't', &b->events_received)) < 0)
+            (r = append_entry(reply, "backend_events_received", 't', &b->events_received)) < 0 ||
+            (r = append_entry(reply, "backend_events_dropped", 't', &b->events_malformed)) < 0)
                 return r;
         return 0;
 }

@@ -24,5 +24,5 @@ int backend_publish_event(Hub *h, const char *ns, const char *event, const char 
                           unsigned n_skip);
 
 /* GetStats entries: backend, backend_connected, backend_reconnects, backend_commands_failed,
- * backend_events_published, backend_events_received. */
+ * backend_events_published, backend_events_received, backend_events_dropped. */
 int backend_append_stats(Hub *h, sd_bus_message *reply);

@@ -289,6 +289,7 @@ static void test_redis_down_and_back(Fixture *f, gconstpointer data) {
                 return;
         check_crossing(f, "before");
 
+        gint64 t0 = g_get_monotonic_time();
         g_assert_cmpint(th_proc_stop(&f->redis, SIGKILL, 10000), !=, -1);
         th_proc_clear(&f->redis);
         f->redis = (ThProc) TH_PROC_NULL;
@@ -304,6 +305,8 @@ static void test_redis_down_and_back(Fixture *f, gconstpointer data) {
                 r = emit(&f->a, ev, "x", &err);
                 if (r < 0) {
                         g_assert_cmpstr(err.name, ==, BACKEND_UNAVAILABLE);
+                        g_test_message("kill -9 of redis-server -> BackendUnavailable: %.1f ms (%u Emit calls before)",
+                                       (g_get_monotonic_time() - t0) / 1000.0, i);
                         g_assert_true(wait_seen(f, &f->a, ev, 1));
                         break;
                 }
@@ -319,15 +322,43 @@ static void test_redis_down_and_back(Fixture *f, gconstpointer data) {
                 g_assert_true(wait_seen(f, &f->b, "down.b", 1));
         }
 
+        t0 = g_get_monotonic_time();
         redis_start(f);
+        g_test_message("redis-server restarted and answering PING: %.1f ms", (g_get_monotonic_time() - t0) / 1000.0);
         g_assert_true(wait_connected(&f->a, true));
         g_assert_true(wait_connected(&f->b, true));
+        g_test_message("restart -> both hubs connected and subscribed: %.1f ms", (g_get_monotonic_time() - t0) / 1000.0);
         g_assert_cmpuint(stat_of(&f->a, "backend_reconnects"), >=, 1);
         g_assert_cmpuint(stat_of(&f->b, "backend_reconnects"), >=, 1);
         check_crossing(f, "after");
         /* nothing emitted during the outage crossed afterwards */
         g_assert_cmpuint(count_seen(&f->b, "down.0"), ==, 0);
         g_assert_cmpuint(count_seen(&f->a, "down.b"), ==, 0);
+}
+
+/* -m perf: N events emitted on a, each waited for on b before the next (cross-host latency), and
+ * the same on a's own listener (local latency), in one run. */
+static void test_perf(Fixture *f, gconstpointer data) {
+        const unsigned n = 2000;
+        struct {
+                const char *what;
+                Side *to;
+        } runs[] = { { "local (a -> a)", &f->a }, { "cross-host (a -> Redis -> b)", &f->b } };
+
+        if (f->skipped)
+                return;
+        for (size_t r = 0; r < G_N_ELEMENTS(runs); r++) {
+                g_autofree char *ev = g_strdup_printf("perf.%zu", r);
+                gint64 t0 = g_get_monotonic_time();
+
+                for (unsigned i = 0; i < n; i++) {
+                        g_assert_cmpint(emit(&f->a, ev, "p", NULL), >=, 0);
+                        g_assert_true(wait_seen(f, runs[r].to, ev, i + 1));
+                }
+                g_test_minimized_result((g_get_monotonic_time() - t0) / 1e6 / n, "%s", runs[r].what);
+                g_test_message("%s: %.1f us per Emit until the subscriber has it (%u events)", runs[r].what,
+                               (double) (g_get_monotonic_time() - t0) / n, n);
+        }
 }
 
 /* Without --redis nothing changes: GetStats says so. */
@@ -353,5 +384,7 @@ int main(int argc, char **argv) {
         g_test_add("/redis/events-cross", Fixture, NULL, fixture_setup, test_events_cross, fixture_teardown);
         g_test_add("/redis/down-and-back", Fixture, NULL, fixture_setup, test_redis_down_and_back, fixture_teardown);
         g_test_add_func("/redis/no-backend", test_no_backend);
+        if (g_test_perf())
+                g_test_add("/redis/perf", Fixture, NULL, fixture_setup, test_perf, fixture_teardown);
         return g_test_run();
 }
