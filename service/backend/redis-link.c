@@ -187,8 +187,11 @@ static int on_cmd_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         RedisLink *l = c->link;
 
         cmd_answer(c, NULL, -ETIMEDOUT);  /* hiredis still holds C: on_cmd_reply frees it */
-        if (l)
+        if (l && !l->close_pending) {
+                log_warning("Redis at %s did not answer a command within %u ms; reconnecting.", l->where,
+                            REDIS_COMMAND_TIMEOUT_MS);
                 link_schedule_close(l, "a command timed out");
+        }
         return 0;
 }
 
