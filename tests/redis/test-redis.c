@@ -220,11 +220,14 @@ static void fixture_setup(Fixture *f, gconstpointer data) {
         f->dir = g_dir_make_tmp("ch-redis-XXXXXX", NULL);
         g_assert_nonnull(f->dir);
         f->sock = g_build_filename(f->dir, "redis.sock", NULL);
-        redis_start(f);
+        if (data) /* the hubs start before Redis does */
+                f->redis = (ThProc) TH_PROC_NULL;
+        else
+                redis_start(f);
         side_start(f, &f->a, "a");
         side_start(f, &f->b, "b");
-        g_assert_true(wait_connected(&f->a, true));
-        g_assert_true(wait_connected(&f->b, true));
+        g_assert_true(wait_connected(&f->a, !data));
+        g_assert_true(wait_connected(&f->b, !data));
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data) {
@@ -336,6 +339,50 @@ static void test_redis_down_and_back(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(count_seen(&f->a, "down.b"), ==, 0);
 }
 
+/* Redis stopped (SIGSTOP: the socket stays open, nothing answers): the hub's own timers notice,
+ * Emit answers BackendUnavailable instead of waiting; SIGCONT: the link comes back. */
+static void test_redis_hangs(Fixture *f, gconstpointer data) {
+        gint64 end;
+
+        if (f->skipped)
+                return;
+        g_assert_cmpint(th_proc_kill(&f->redis, SIGSTOP), ==, 0);
+        end = g_get_monotonic_time() + WAIT_MS * 1000;
+        for (unsigned i = 0;; i++) {
+                _cleanup_(sd_bus_error_free) sd_bus_error err = SD_BUS_ERROR_NULL;
+                g_autofree char *ev = g_strdup_printf("hang.%u", i);
+
+                if (emit(&f->a, ev, "h", &err) < 0) {
+                        g_assert_cmpstr(err.name, ==, BACKEND_UNAVAILABLE);
+                        break;
+                }
+                g_assert_true(g_get_monotonic_time() < end);
+                g_usleep(100 * 1000);
+        }
+        g_assert_cmpuint(stat_of(&f->a, "backend_commands_failed"), >=, 1);
+        g_assert_cmpint(th_proc_kill(&f->redis, SIGCONT), ==, 0);
+        g_assert_true(wait_connected(&f->a, true));
+        g_assert_true(wait_connected(&f->b, true));
+        check_crossing(f, "after-hang");
+}
+
+/* A hub starts and serves without Redis; Emit answers BackendUnavailable until Redis comes. */
+static void test_redis_later(Fixture *f, gconstpointer data) {
+        _cleanup_(sd_bus_error_free) sd_bus_error err = SD_BUS_ERROR_NULL;
+
+        if (f->skipped)
+                return;
+        g_assert_cmpint(emit(&f->a, "early", "e", &err), <, 0);
+        g_assert_cmpstr(err.name, ==, BACKEND_UNAVAILABLE);
+        g_assert_true(wait_seen(f, &f->a, "early", 1));
+        redis_start(f);
+        g_assert_true(wait_connected(&f->a, true));
+        g_assert_true(wait_connected(&f->b, true));
+        g_assert_cmpuint(stat_of(&f->a, "backend_reconnects"), ==, 0);
+        check_crossing(f, "later");
+        g_assert_cmpuint(count_seen(&f->b, "early"), ==, 0);
+}
+
 /* -m perf: N events emitted on a, each waited for on b before the next (cross-host latency), and
  * the same on a's own listener (local latency), in one run. */
 static void test_perf(Fixture *f, gconstpointer data) {
@@ -383,6 +430,8 @@ int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
         g_test_add("/redis/events-cross", Fixture, NULL, fixture_setup, test_events_cross, fixture_teardown);
         g_test_add("/redis/down-and-back", Fixture, NULL, fixture_setup, test_redis_down_and_back, fixture_teardown);
+        g_test_add("/redis/redis-later", Fixture, GINT_TO_POINTER(1), fixture_setup, test_redis_later, fixture_teardown);
+        g_test_add("/redis/hangs", Fixture, NULL, fixture_setup, test_redis_hangs, fixture_teardown);
         g_test_add_func("/redis/no-backend", test_no_backend);
         if (g_test_perf())
                 g_test_add("/redis/perf", Fixture, NULL, fixture_setup, test_perf, fixture_teardown);
