@@ -126,12 +126,13 @@ typedef struct RedisConn {
 } RedisConn;
 
 /* A command sent: hiredis calls back exactly once (reply, or NULL when the context is freed),
- * so this lives until then even when its timer answered the caller first. */
+ * so this lives until then even when the timeout answered the caller first.  Replies come in
+ * the order of the commands, so one timer serves them all: it is armed for the oldest. */
 typedef struct RedisCmd {
-        RedisLink *link;        /* NULL once the link is gone */
-        redis_reply_fn cb;      /* NULL once answered */
+        RedisLink *link;        /* NULL once answered */
+        redis_reply_fn cb;
         void *userdata;
-        sd_event_source *timer;
+        uint64_t deadline_usec; /* CLOCK_MONOTONIC */
         LIST_FIELDS(struct RedisCmd, cmds);
 } RedisCmd;
 
@@ -151,28 +152,41 @@ struct RedisLink {
         unsigned attempt;
         bool closing;                   /* inside link_close() */
         bool close_pending;             /* close_event is armed */
-        LIST_HEAD(RedisCmd) cmds;       /* sent, not answered yet */
+        LIST_HEAD(RedisCmd) cmds;       /* sent, not answered yet, oldest first */
+        sd_event_source *cmd_timer;     /* the oldest one's deadline */
         RedisLinkStats stats;
 };
 
 static void link_schedule_close(RedisLink *l, const char *why);
 
-static void cmd_answer(RedisCmd *c, const redisReply *reply, int error) {
-        redis_reply_fn cb = c->cb;
-        RedisLink *l = c->link;
+/* Arms the command timer for the oldest command, or turns it off. */
+static void cmd_timer_arm(RedisLink *l) {
+        RedisCmd *first = l->cmds.first;
 
-        if (!cb && !l)
+        if (!first) {
+                (void) sd_event_source_set_enabled(l->cmd_timer, SD_EVENT_OFF);
                 return;
-        c->cb = NULL;
-        c->timer = sd_event_source_disable_unref(c->timer);
-        if (l) {
-                LIST_REMOVE(cmds, l->cmds, c);
-                c->link = NULL;
-                if (!reply || reply->type == REDIS_REPLY_ERROR)
-                        l->stats.commands_failed++;
         }
-        if (cb)
-                cb(l, reply, error, c->userdata);
+        if (sd_event_source_set_time(l->cmd_timer, first->deadline_usec) < 0 ||
+            sd_event_source_set_enabled(l->cmd_timer, SD_EVENT_ONESHOT) < 0)
+                log_warning("Redis link: cannot arm the command timer.");
+}
+
+static void cmd_answer(RedisCmd *c, const redisReply *reply, int error) {
+        RedisLink *l = c->link;
+        bool was_first;
+
+        if (!l)
+                return;
+        was_first = l->cmds.first == c;
+        LIST_REMOVE(cmds, l->cmds, c);
+        c->link = NULL;
+        if (!reply || reply->type == REDIS_REPLY_ERROR)
+                l->stats.commands_failed++;
+        if (was_first)
+                cmd_timer_arm(l);
+        if (c->cb)
+                c->cb(l, reply, error, c->userdata);
 }
 
 static void on_cmd_reply(redisAsyncContext *ac, void *r, void *privdata) {
@@ -183,11 +197,12 @@ static void on_cmd_reply(redisAsyncContext *ac, void *r, void *privdata) {
 }
 
 static int on_cmd_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
-        RedisCmd *c = userdata;
-        RedisLink *l = c->link;
+        RedisLink *l = userdata;
 
-        cmd_answer(c, NULL, -ETIMEDOUT);  /* hiredis still holds C: on_cmd_reply frees it */
-        if (l && !l->close_pending) {
+        if (!l->cmds.first)
+                return 0;
+        cmd_answer(l->cmds.first, NULL, -ETIMEDOUT);  /* hiredis still holds it: on_cmd_reply frees it */
+        if (!l->close_pending) {
                 log_warning("Redis at %s did not answer a command within %u ms; reconnecting.", l->where,
                             REDIS_COMMAND_TIMEOUT_MS);
                 link_schedule_close(l, "a command timed out");
@@ -197,6 +212,7 @@ static int on_cmd_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
 
 int redis_link_command(RedisLink *l, int argc, const char **argv, const size_t *argvlen, redis_reply_fn cb,
                        void *userdata) {
+        uint64_t now;
         RedisCmd *c;
         int r;
 
@@ -205,19 +221,20 @@ int redis_link_command(RedisLink *l, int argc, const char **argv, const size_t *
         c = calloc(1, sizeof(RedisCmd));
         if (!c)
                 return -ENOMEM;
-        *c = (RedisCmd) { .link = l, .cb = cb, .userdata = userdata };
-        r = sd_event_add_time_relative(l->event, &c->timer, CLOCK_MONOTONIC, REDIS_COMMAND_TIMEOUT_MS * USEC_PER_MSEC,
-                                       10 * USEC_PER_MSEC, on_cmd_timeout, c);
+        r = sd_event_now(l->event, CLOCK_MONOTONIC, &now);
         if (r < 0) {
                 free(c);
                 return r;
         }
+        *c = (RedisCmd) { .link = l, .cb = cb, .userdata = userdata,
+                          .deadline_usec = now + REDIS_COMMAND_TIMEOUT_MS * USEC_PER_MSEC };
         if (redisAsyncCommandArgv(l->cmd->ac, on_cmd_reply, c, argc, argv, argvlen) != REDIS_OK) {
-                sd_event_source_disable_unref(c->timer);
                 free(c);
                 return -ENOTCONN;
         }
         LIST_APPEND(cmds, l->cmds, c);
+        if (l->cmds.first == c)
+                cmd_timer_arm(l);
         l->stats.commands_sent++;
         return 0;
 }
@@ -508,11 +525,14 @@ int redis_link_new(sd_event *e, const RedisUrl *url, const RedisLinkCallbacks *c
         }
         redis_url_where(&l->url, l->where, sizeof(l->where));
         r = sd_event_add_defer(e, &l->close_event, on_close_event, l);
+        if (r >= 0)
+                r = sd_event_add_time(e, &l->cmd_timer, CLOCK_MONOTONIC, UINT64_MAX, 10 * USEC_PER_MSEC, on_cmd_timeout, l);
         if (r < 0) {
                 redis_link_free(l);
                 return r;
         }
         (void) sd_event_source_set_enabled(l->close_event, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(l->cmd_timer, SD_EVENT_OFF);
         *ret = l;
         return 0;
 }
@@ -563,6 +583,7 @@ RedisLink *redis_link_free(RedisLink *l) {
                 cmd_answer(l->cmds.first, NULL, -ECONNRESET);
         sd_event_source_disable_unref(l->retry_timer);
         sd_event_source_disable_unref(l->close_event);
+        sd_event_source_disable_unref(l->cmd_timer);
         for (size_t i = 0; i < l->n_patterns; i++)
                 free(l->patterns[i]);
         free(l->patterns);
