@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Several hosts through one Redis: a redis-server of our own on a Unix socket in a temp dir, two
  * private buses, a hub on each (--node-name=a, --node-name=b), and events crossing between
- * them; then Redis killed (Emit answers BackendUnavailable, this host's subscribers still get
+ * them (subscribers on the bus, and on the hubs' private sockets); then Redis killed (Emit answers BackendUnavailable, this host's subscribers still get
  * the event) and restarted (the hubs reconnect, subscribe again, and events cross again).
  * Skipped, with the reason, only when redis-server is not installed. */
 #include <errno.h>
@@ -21,6 +21,10 @@
 #define BACKEND_UNAVAILABLE "org.clusterhub.Error.BackendUnavailable"
 /* generous: CI may be loaded; no assertion is about time */
 #define WAIT_MS 30000
+
+/* fixture flags */
+#define REDIS_LATER 1u     /* the hubs start before Redis does */
+#define VIA_SOCKET 2u      /* the listeners subscribe on the hubs' private sockets, not on the bus */
 
 typedef struct Seen {
         char *event, *origin, *payload;
@@ -180,17 +184,24 @@ static void redis_start(Fixture *f) {
         }
 }
 
-static void side_start(Fixture *f, Side *side, const char *node) {
+static void side_start(Fixture *f, Side *side, const char *node, unsigned flags) {
         g_autofree char *redis = g_strdup_printf("--redis=unix:%s", f->sock);
         g_autofree char *name = g_strdup_printf("--node-name=%s", node);
+        g_autofree char *path = NULL;
         const char *args[] = { redis, name, "--no-listen", NULL };
 
         side->node = node;
         side->seen = g_ptr_array_new_with_free_func(seen_free);
         g_assert_true(th_bus_start(&side->bus, TH_BUS_DBUS_DAEMON));
-        g_assert_cmpint(th_hub_spawn(&side->hub, side->bus.address, args), ==, 0);
+        if (flags & VIA_SOCKET) {
+                args[2] = NULL;
+                g_assert_cmpint(th_hub_spawn_listening(&side->hub, &side->bus, args, &path), ==, 0);
+                g_assert_cmpint(th_connect_socket(&side->listener, path), ==, 0);
+        } else {
+                g_assert_cmpint(th_hub_spawn(&side->hub, side->bus.address, args), ==, 0);
+                g_assert_cmpint(th_connect(&side->listener, side->bus.address), ==, 0);
+        }
         g_assert_cmpint(th_connect(&side->emitter, side->bus.address), ==, 0);
-        g_assert_cmpint(th_connect(&side->listener, side->bus.address), ==, 0);
         g_assert_cmpint(sd_bus_match_signal(side->listener, NULL, TH_HUB_NAME, NS_PATH, EVENTS_IFACE, "Event", on_event,
                                             side), >=, 0);
 }
@@ -208,6 +219,7 @@ static void side_stop(Side *side) {
 
 static void fixture_setup(Fixture *f, gconstpointer data) {
         g_autofree char *server = g_find_program_in_path("redis-server");
+        unsigned flags = GPOINTER_TO_UINT(data);
 
         f->redis = (ThProc) TH_PROC_NULL;
         f->a.hub.proc = (ThProc) TH_PROC_NULL;
@@ -220,14 +232,14 @@ static void fixture_setup(Fixture *f, gconstpointer data) {
         f->dir = g_dir_make_tmp("ch-redis-XXXXXX", NULL);
         g_assert_nonnull(f->dir);
         f->sock = g_build_filename(f->dir, "redis.sock", NULL);
-        if (data) /* the hubs start before Redis does */
+        if (flags & REDIS_LATER)
                 f->redis = (ThProc) TH_PROC_NULL;
         else
                 redis_start(f);
-        side_start(f, &f->a, "a");
-        side_start(f, &f->b, "b");
-        g_assert_true(wait_connected(&f->a, !data));
-        g_assert_true(wait_connected(&f->b, !data));
+        side_start(f, &f->a, "a", flags);
+        side_start(f, &f->b, "b", flags);
+        g_assert_true(wait_connected(&f->a, !(flags & REDIS_LATER)));
+        g_assert_true(wait_connected(&f->b, !(flags & REDIS_LATER)));
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data) {
@@ -430,7 +442,9 @@ int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
         g_test_add("/redis/events-cross", Fixture, NULL, fixture_setup, test_events_cross, fixture_teardown);
         g_test_add("/redis/down-and-back", Fixture, NULL, fixture_setup, test_redis_down_and_back, fixture_teardown);
-        g_test_add("/redis/redis-later", Fixture, GINT_TO_POINTER(1), fixture_setup, test_redis_later, fixture_teardown);
+        g_test_add("/redis/events-cross-socket", Fixture, GUINT_TO_POINTER(VIA_SOCKET), fixture_setup, test_events_cross,
+                   fixture_teardown);
+        g_test_add("/redis/redis-later", Fixture, GUINT_TO_POINTER(REDIS_LATER), fixture_setup, test_redis_later, fixture_teardown);
         g_test_add("/redis/hangs", Fixture, NULL, fixture_setup, test_redis_hangs, fixture_teardown);
         g_test_add_func("/redis/no-backend", test_no_backend);
         if (g_test_perf())
