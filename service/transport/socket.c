@@ -36,6 +36,7 @@ struct Listener {
         uint64_t next_id;       /* of the next connection's name */
         sd_id128_t server_id;   /* what GetId answers */
         Connection **by_fd;     /* each connection at the index of its file descriptor */
+        MatchIndex *matches;    /* every connection's match rules, by what they can match */
         size_t n_by_fd;
         /* The connections are driven without sd_bus_attach_event(), whose prepare callback
          * sd-event would run for every connection on every loop iteration.  A connection's
@@ -442,7 +443,7 @@ static int connection_start(Hub *h, int fd, const struct ucred *cred) {
             (r = sd_bus_negotiate_creds(bus, true, SD_BUS_CREDS_PID | SD_BUS_CREDS_UID | SD_BUS_CREDS_EUID |
                                                            SD_BUS_CREDS_EFFECTIVE_CAPS | SD_BUS_CREDS_COMM)) < 0 ||
             (r = sd_bus_start(bus)) < 0 ||
-            (r = match_set_new(&c->matches)) < 0)
+            (r = match_set_new_indexed(h->listener->matches, c, &c->matches)) < 0)
                 goto fail;
         c->bus = bus;
         r = sd_bus_match_signal(bus, NULL, "org.freedesktop.DBus.Local", "/org/freedesktop/DBus/Local",
@@ -692,7 +693,7 @@ int socket_listen(Hub *h) {
         salen = offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1;
         h->connections = hashmap_new();
         l = calloc(1, sizeof(Listener));
-        if (!h->connections || !l) {
+        if (!h->connections || !l || match_index_new(&l->matches) < 0) {
                 free(l);
                 return -ENOMEM;
         }
@@ -749,6 +750,7 @@ void socket_shutdown(Hub *h) {
         if (!l)
                 return;
         bus_set_sent_hook(NULL, NULL);
+        match_index_free(l->matches);
         l->service = sd_event_source_disable_unref(l->service);
         free(l->by_fd);
         l->source = sd_event_source_disable_unref(l->source);
@@ -784,34 +786,44 @@ static int probe_message(Hub *h, const SignalProbe *probe, sd_bus_message **ret)
         return 0;
 }
 
+typedef struct Broadcast {
+        const SignalProbe *probe;
+        socket_emit_fn emit;
+        void *userdata;
+} Broadcast;
+
+/* A connection whose rules match the broadcast signal: its copy. */
+static void broadcast_to(void *owner, void *userdata) {
+        const Broadcast *b = userdata;
+        Connection *c = owner;
+        int r;
+
+        if (c->drop_event)
+                return;
+        r = b->emit(c->bus, b->userdata);
+        if (r == -ENOBUFS) {
+                c->hub->stats.connections_dropped_slow++;
+                socket_connection_drop(c, "not reading its messages (queue full)");
+        } else if (r < 0)
+                log_debug_errno(r, "Cannot pass signal %s to %s: %m", b->probe->member, c->name);
+        else
+                (void) socket_connection_check_queue(c);
+}
+
 int hub_broadcast(Hub *h, const SignalProbe *probe, socket_emit_fn emit, void *userdata) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        Connection *c;
-        size_t i = 0;
+        Broadcast b = { probe, emit, userdata };
         int ret, r;
 
         ret = emit(h->bus, userdata);
-        while (hashmap_iterate(h->connections, &i, (void **) &c, NULL)) {
-                if (c->drop_event || match_set_size(c->matches) == 0)
-                        continue;
-                /* built once, for the first connection with rules */
-                if (!m) {
-                        r = probe_message(h, probe, &m);
-                        if (r < 0) {
-                                log_warning_errno(r, "Cannot pass signal %s to the private socket: %m", probe->member);
-                                return ret;
-                        }
-                }
-                if (!match_set_matches(c->matches, m, HUB_BUS_NAME))
-                        continue;
-                r = emit(c->bus, userdata);
-                if (r == -ENOBUFS) {
-                        h->stats.connections_dropped_slow++;
-                        socket_connection_drop(c, "not reading its messages (queue full)");
-                } else if (r < 0)
-                        log_debug_errno(r, "Cannot pass signal %s to %s: %m", probe->member, c->name);
-                else
-                        (void) socket_connection_check_queue(c);
+        if (!h->listener || match_index_size(h->listener->matches) == 0)
+                return ret;
+        r = probe_message(h, probe, &m);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot pass signal %s to the private socket: %m", probe->member);
+                return ret;
         }
+        /* only the connections with a rule that can match it are visited */
+        (void) match_index_foreach(h->listener->matches, m, HUB_BUS_NAME, broadcast_to, &b);
         return ret;
 }
