@@ -44,6 +44,12 @@ void note_failure(int status);
 /* "500ms", "10s", "5min", "1h 30min", bare number = seconds, "infinity" = NO_LIMIT. */
 int parse_duration_ms(const char *s, uint64_t *ret);
 int connect_bus(sd_bus **ret);
+/* The private socket's address ("unix:path=...") while connect_bus() or reconnect_bus() is on
+ * it, else NULL (on the bus).  Owned by that connection: copy it before closing it. */
+const char *socket_address(void);
+/* Connects again as connect_bus() did, printing nothing (a reconnection loop says what it
+ * does): PRIVATE_ONLY on the private socket only.  1 on the socket, 0 on the bus, or -errno. */
+int reconnect_bus(sd_bus **ret, bool private_only);
 /* 1 to 255 characters of [A-Za-z0-9_]. */
 bool namespace_name_ok(const char *s);
 void json_string(FILE *f, const char *s);
