@@ -82,6 +82,17 @@ size_t socket_n_connections(Hub *h) {
         return h->connections ? hashmap_size(h->connections) : 0;
 }
 
+uint64_t socket_queued_bytes(Hub *h) {
+        uint64_t sum = 0;
+        Connection *c;
+        size_t i = 0;
+
+        while (h->connections && hashmap_iterate(h->connections, &i, (void **) &c, NULL))
+                if (!c->drop_event)
+                        sum += c->queued_bytes;
+        return sum;
+}
+
 /* --- who may connect ---------------------------------------------------------------------- */
 
 static bool peer_in_group(int fd, gid_t group) {
@@ -173,11 +184,74 @@ static void connection_touch(Connection *c) {
         listener_arm(l);
 }
 
-static void on_sent(sd_bus *bus, void *userdata) {
+/* --- what waits for a connection to read ---------------------------------------------------
+ * sd-bus tells how many messages it holds for a connection, not how many bytes.  The hub sees
+ * every message it sends (the send gate's hook), so it keeps the sizes of those that stayed in
+ * the queue, oldest first: a message sent while the queue was empty went to the kernel whole
+ * (nothing is recorded, nothing is measured: a reader that keeps up costs nothing), and as the
+ * queue shrinks its oldest entries leave.  A message queued without the hub seeing it (sd-bus's
+ * own replies: Introspect, Peer, Properties) counts 0 bytes. */
+
+static void queued_pop(Connection *c) {
+        c->queued_bytes -= c->queued_sizes[c->queued_first];
+        c->queued_first = (c->queued_first + 1) % c->queued_allocated;
+        c->queued_n--;
+}
+
+static int queued_push(Connection *c, uint64_t size) {
+        if (c->queued_n == c->queued_allocated) {
+                size_t a = MAX(c->queued_allocated * 2, (size_t) 16);
+                uint64_t *sizes = malloc(a * sizeof(uint64_t));
+
+                if (!sizes)
+                        return -ENOMEM;
+                /* unrolled from the ring, oldest first */
+                for (size_t i = 0; i < c->queued_n; i++)
+                        sizes[i] = c->queued_sizes[(c->queued_first + i) % c->queued_allocated];
+                free(c->queued_sizes);
+                c->queued_sizes = sizes;
+                c->queued_first = 0;
+                c->queued_allocated = a;
+        }
+        c->queued_sizes[(c->queued_first + c->queued_n) % c->queued_allocated] = size;
+        c->queued_n++;
+        c->queued_bytes += size;
+        return 0;
+}
+
+/* Forgets the sizes of the messages sd-bus has written since: N are left.  Returns N. */
+static uint64_t queued_catch_up(Connection *c) {
+        uint64_t n = 0;
+
+        if (sd_bus_get_n_queued_write(c->bus, &n) < 0)
+                n = 0;
+        while (c->queued_n > n)
+                queued_pop(c);
+        return n;
+}
+
+/* M was just sent on C: when it stayed in the queue, it is the newest there. */
+static void queued_sent(Connection *c, sd_bus_message *m) {
+        uint64_t n = queued_catch_up(c);
+
+        if (n <= c->queued_n)
+                return;
+        /* messages queued unseen before it count nothing */
+        while (c->queued_n + 1 < n)
+                if (queued_push(c, 0) < 0)
+                        return;
+        if (queued_push(c, bus_message_wire_size(m)) < 0)
+                log_debug("Cannot count the bytes queued for connection %s: out of memory.", c->name);
+}
+
+static void on_sent(sd_bus *bus, sd_bus_message *m, void *userdata) {
         Connection *c = socket_connection_of(userdata, bus);
 
-        if (c)
-                connection_touch(c);
+        if (!c)
+                return;
+        connection_touch(c);
+        if (m && !c->drop_event)
+                queued_sent(c, m);
 }
 
 /* What sd_bus_attach_event()'s prepare callback does, for this connection only. */
@@ -187,6 +261,8 @@ static void connection_update(Connection *c) {
 
         if (c->drop_event)
                 return;
+        if (c->queued_n > 0)
+                (void) queued_catch_up(c);
         events = sd_bus_get_events(c->bus);
         /* closing (an error): nothing to poll for, the timeout below is 0 */
         (void) sd_event_source_set_io_events(c->io_event, events > 0 ? (uint32_t) events : 0);
@@ -342,17 +418,25 @@ void socket_connection_drop(Connection *c, const char *reason) {
 }
 
 bool socket_connection_check_queue(Connection *c) {
-        uint64_t n = 0;
+        const Limits *limits = &c->hub->limits;
+        uint64_t n;
 
         if (c->drop_event)
                 return true;
-        if (sd_bus_get_n_queued_write(c->bus, &n) < 0 || n <= c->hub->limits.max_queued_per_connection)
+        n = queued_catch_up(c);
+        if (n > limits->max_queued_per_connection) {
+                log_warning("Closing connection %s (pid %u, uid %u): %" PRIu64 " messages wait for it to read, more than "
+                            "--max-queued-per-connection=%" PRIu64 ".", c->name, (unsigned) c->pid, (unsigned) c->uid, n,
+                            limits->max_queued_per_connection);
+                socket_connection_drop(c, "not reading its messages (--max-queued-per-connection)");
+        } else if (c->queued_bytes > limits->max_queued_bytes_per_connection) {
+                log_warning("Closing connection %s (pid %u, uid %u): %" PRIu64 " bytes in %" PRIu64 " messages wait for it "
+                            "to read, more than --max-queued-bytes-per-connection=%" PRIu64 ".", c->name, (unsigned) c->pid,
+                            (unsigned) c->uid, c->queued_bytes, n, limits->max_queued_bytes_per_connection);
+                socket_connection_drop(c, "not reading its messages (--max-queued-bytes-per-connection)");
+        } else
                 return false;
         c->hub->stats.connections_dropped_slow++;
-        log_warning("Closing connection %s (pid %u, uid %u): %" PRIu64 " messages wait for it to read, more than "
-                    "--max-queued-per-connection=%" PRIu64 ".", c->name, (unsigned) c->pid, (unsigned) c->uid, n,
-                    c->hub->limits.max_queued_per_connection);
-        socket_connection_drop(c, "not reading its messages (--max-queued-per-connection)");
         return true;
 }
 
@@ -404,6 +488,7 @@ static void connection_free(Connection *c, const char *reason) {
         /* no flush: a peer that does not read would block the hub */
         sd_bus_close_unref(c->bus);
         match_set_free(c->matches);
+        free(c->queued_sizes);
         free(c->name);
         free(c);
 }
