@@ -819,6 +819,65 @@ static void test_index_counts(void) {
         sd_bus_message_unref(m);
 }
 
+/* -m perf: what the index saves a broadcast with 1,000 subscribers, one event name each (the
+ * scale rows of clusterhub-bench): every set walked, against the index.  Not a pass/fail timing:
+ * it prints both (run: test-match -m perf -p /match/index/perf --verbose). */
+#define PERF_SETS 1000
+#define PERF_SIGNALS 20000
+
+static void count_owner(void *owner, void *userdata) {
+        (*(unsigned *) userdata)++;
+}
+
+static void test_index_perf(void) {
+        g_autoptr(MatchIndex) x = NULL;
+        MatchSet *indexed[PERF_SETS], *plain[PERF_SETS];
+        sd_bus_message *m[16];
+        unsigned walked = 0, found = 0;
+        double t_walk, t_index;
+        char rule[256];
+
+        if (!g_test_perf()) {
+                g_test_skip("a measurement: run with -m perf");
+                return;
+        }
+        g_assert_cmpint(match_index_new(&x), ==, 0);
+        for (unsigned i = 0; i < PERF_SETS; i++) {
+                snprintf(rule, sizeof(rule), "type='signal',path='/org/clusterhub/ns/default',"
+                         "interface='org.clusterhub.Events1',member='Event',arg0='scale.%u'", i);
+                g_assert_cmpint(match_set_new_indexed(x, GUINT_TO_POINTER(i + 1), &indexed[i]), ==, 0);
+                g_assert_cmpint(match_set_new(&plain[i]), ==, 0);
+                g_assert_cmpint(match_set_add(indexed[i], rule), ==, 0);
+                g_assert_cmpint(match_set_add(plain[i], rule), ==, 0);
+        }
+        for (unsigned k = 0; k < G_N_ELEMENTS(m); k++) {
+                g_autofree char *event = g_strdup_printf("scale.%u", k * 61);
+
+                m[k] = signal_new("/org/clusterhub/ns/default", "org.clusterhub.Events1", "Event", "ss", event, ":1.7");
+        }
+
+        g_test_timer_start();
+        for (unsigned n = 0; n < PERF_SIGNALS; n++)
+                for (unsigned i = 0; i < PERF_SETS; i++)
+                        walked += match_set_matches(plain[i], m[n % G_N_ELEMENTS(m)], "org.clusterhub");
+        t_walk = g_test_timer_elapsed();
+        g_test_timer_start();
+        for (unsigned n = 0; n < PERF_SIGNALS; n++)
+                (void) match_index_foreach(x, m[n % G_N_ELEMENTS(m)], "org.clusterhub", count_owner, &found);
+        t_index = g_test_timer_elapsed();
+
+        g_assert_cmpuint(walked, ==, PERF_SIGNALS);
+        g_assert_cmpuint(found, ==, walked);
+        g_test_message("%u signals, %u sets of one rule each: every set %.2f us/signal, the index %.3f us/signal (%.0fx)",
+                       PERF_SIGNALS, PERF_SETS, t_walk * 1e6 / PERF_SIGNALS, t_index * 1e6 / PERF_SIGNALS, t_walk / t_index);
+        for (unsigned i = 0; i < PERF_SETS; i++) {
+                match_set_free(indexed[i]);
+                match_set_free(plain[i]);
+        }
+        for (unsigned k = 0; k < G_N_ELEMENTS(m); k++)
+                sd_bus_message_unref(m[k]);
+}
+
 int main(int argc, char *argv[]) {
         int r;
 
@@ -843,6 +902,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/match/set/cap", test_set_cap);
         g_test_add_func("/match/index/random", test_index_random);
         g_test_add_func("/match/index/counts", test_index_counts);
+        g_test_add_func("/match/index/perf", test_index_perf);
         r = g_test_run();
         bus_teardown();
         return r;
