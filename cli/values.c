@@ -628,19 +628,6 @@ int value_append_args(sd_bus_message *m, const char *signature, int argc, char *
 
 /* --- D-Bus -> text ------------------------------------------------------------------------- */
 
-typedef union Basic {
-        const char *s;
-        int b;
-        int h;
-        uint8_t y;
-        int16_t n;
-        uint16_t q;
-        int32_t i;
-        uint32_t u;
-        int64_t x;
-        uint64_t t;
-        double d;
-} Basic;
 
 static void print_double(FILE *f, double d, bool json) {
         char buf[64];
@@ -657,17 +644,9 @@ static void print_double(FILE *f, double d, bool json) {
         fputs(buf, f);
 }
 
-/* Prints a basic value without type prefix (strings as they are, or JSON-quoted). */
-static void print_basic(FILE *f, char type, const Basic *v, bool json) {
+bool value_print_number(FILE *f, char type, const ValueBasic *v) {
         switch (type) {
-        case 's': case 'o': case 'g':
-                if (json)
-                        json_string(f, v->s);
-                else
-                        fputs(v->s, f);
-                break;
         case 'b': fputs(v->b ? "true" : "false", f); break;
-        case 'h': fprintf(f, "%d", v->h); break;
         case 'y': fprintf(f, "%" PRIu8, v->y); break;
         case 'n': fprintf(f, "%" PRIi16, v->n); break;
         case 'q': fprintf(f, "%" PRIu16, v->q); break;
@@ -675,7 +654,23 @@ static void print_basic(FILE *f, char type, const Basic *v, bool json) {
         case 'u': fprintf(f, "%" PRIu32, v->u); break;
         case 'x': fprintf(f, "%" PRIi64, v->x); break;
         case 't': fprintf(f, "%" PRIu64, v->t); break;
+        default: return false;
+        }
+        return true;
+}
+
+/* Prints a basic value without type prefix (strings as they are, or JSON-quoted). */
+static void print_basic(FILE *f, char type, const ValueBasic *v, bool json) {
+        switch (type) {
+        case 's': case 'o': case 'g':
+                if (json)
+                        json_string(f, v->s);
+                else
+                        fputs(v->s, f);
+                break;
+        case 'h': fprintf(f, "%d", v->h); break;
         case 'd': print_double(f, v->d, json); break;
+        default: (void) value_print_number(f, type, v); break;
         }
 }
 
@@ -722,7 +717,7 @@ static int print_json_container(FILE *f, sd_bus_message *m, char type, const cha
                 first = false;
                 if (dict) {
                         char kt;
-                        Basic k;
+                        ValueBasic k;
                         r = sd_bus_message_enter_container(m, 'e', c);
                         if (r < 0)
                                 return r;
@@ -754,7 +749,7 @@ static int print_json_container(FILE *f, sd_bus_message *m, char type, const cha
 static int print_json(FILE *f, sd_bus_message *m, unsigned depth) {
         char type;
         const char *contents;
-        Basic v;
+        ValueBasic v;
         int r;
 
         r = sd_bus_message_peek_type(m, &type, &contents);
@@ -774,7 +769,7 @@ static int print_json(FILE *f, sd_bus_message *m, unsigned depth) {
 static int print_value(FILE *f, sd_bus_message *m, ValueFormat format, bool in_variant) {
         char type;
         const char *contents;
-        Basic v;
+        ValueBasic v;
         int r;
 
         if (format == VALUE_JSON)
