@@ -81,7 +81,8 @@ typedef struct SignalProbe {
 typedef int (*socket_emit_fn)(sd_bus *bus, void *userdata);
 
 /* The one broadcast helper: EMIT sends the signal on the bus (the broker filters), then on each
- * private-socket connection whose match rules match PROBE.  Returns what the bus send returned. */
+ * private-socket connection whose match rules match PROBE; an index of every connection's rules
+ * (match.h) visits only those that can.  Returns what the bus send returned. */
 int hub_broadcast(Hub *h, const SignalProbe *probe, socket_emit_fn emit, void *userdata);
 
 /* Closes C later (from the event loop, after the current dispatch): its peer is released, as at
