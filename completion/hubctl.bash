@@ -41,7 +41,8 @@ _hubctl() {
                 Get Set SetGet GetDel MGet MSet MSetNX Incr IncrFloat Append StrLen GetRange SetRange
                 HSet HSetNX HGet HMGet HGetAll HDel HExists HLen HKeys HVals HIncr HIncrFloat
                 LPush RPush LPushX RPushX LPop RPop BLPop BRPop LRange LLen LIndex LSet LTrim LRem LInsert LMove
-                SAdd SRem SMembers SIsMember SCard SPop SRandMember"
+                SAdd SRem SMembers SIsMember SCard SPop SRandMember
+                Track Untrack GetTracked HGetTracked MGetTracked"
 
         # find the command: the first word that is not a global option
         local i cmd="" cmd_index=0

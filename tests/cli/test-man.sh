@@ -52,7 +52,7 @@ result "completion: command" $? "$(complete_words hubctl wai)"
 result "completion: command after a global option" $? "$(complete_words hubctl --ns=x se)"
 [ "$(complete_words hubctl set --k)" = --keep-ttl ]
 result "completion: option of a command" $? "$(complete_words hubctl set --k)"
-[ "$(complete_words hubctl store hget | tr '\n' ' ')" = "HGet HGetAll " ]
+[ "$(complete_words hubctl store hget | tr '\n' ' ')" = "HGet HGetAll HGetTracked " ]
 result "completion: store methods" $? "$(complete_words hubctl store hget)"
 d=$(diff <("$H" store --help | sed -n 's/^  \([A-Z][A-Za-z]*\) .*/\1/p' | sort) \
         <(sed -n '/store_methods=/,/"$/p' "$src/completion/hubctl.bash" | tr -d '"' | sed 's/.*=//' | tr ' ' '\n' | grep -E '^[A-Z]' | sort))
