@@ -1425,7 +1425,7 @@ enum {
         ARG_SECONDS = 0x100, ARG_QUICK, ARG_BROKER, ARG_NO_REDIS, ARG_JSON, ARG_KEYS, ARG_SCALE_CLIENTS,
         ARG_SCALE_WORKERS, ARG_INFLIGHT, ARG_ONLY_GET, ARG_NO_PERSIST, ARG_PERSIST_DIR, ARG_PEERS,
         ARG_ADDRESS, ARG_BASELINE, ARG_SUBSCRIBER, ARG_WORKER, ARG_SCALE_CLIENTS_HELPER, ARG_SCALE_WORKERS_HELPER,
-        ARG_FIRST, ARG_P2P_BASELINE, ARG_TRANSPORT,
+        ARG_FIRST, ARG_P2P_BASELINE, ARG_TRANSPORT, ARG_PACED_WRITER, ARG_KEY,
 };
 
 static int helper_main(int argc, char **argv) {
@@ -1438,9 +1438,11 @@ static int helper_main(int argc, char **argv) {
                 { "scale-workers-helper", required_argument, NULL, ARG_SCALE_WORKERS_HELPER },
                 { "first", required_argument, NULL, ARG_FIRST },
                 { "p2p-baseline", no_argument, NULL, ARG_P2P_BASELINE },
+                { "paced-writer", required_argument, NULL, ARG_PACED_WRITER },
+                { "key", required_argument, NULL, ARG_KEY },
                 {}
         };
-        const char *address = NULL, *arg = NULL;
+        const char *address = NULL, *arg = NULL, *key = NULL;
         int mode = 0, c;
         unsigned first = 0;
 
@@ -1451,6 +1453,9 @@ static int helper_main(int argc, char **argv) {
                         break;
                 case ARG_FIRST:
                         first = (unsigned) strtoul(optarg, NULL, 10);
+                        break;
+                case ARG_KEY:
+                        key = optarg;
                         break;
                 case '?':
                         return 2;
@@ -1476,6 +1481,9 @@ static int helper_main(int argc, char **argv) {
                 return helper_scale_clients(address, first, (unsigned) strtoul(arg, NULL, 10));
         case ARG_SCALE_WORKERS_HELPER:
                 return helper_scale_workers(address, first, (unsigned) strtoul(arg, NULL, 10));
+        case ARG_PACED_WRITER:
+                /* --paced-writer=RATE --key=KEY */
+                return key ? helper_paced_writer(address, key, (unsigned) strtoul(arg, NULL, 10)) : 2;
         }
         return 2;
 }
@@ -2258,6 +2266,132 @@ static int scale_rows(Transport *t, unsigned N) {
         return r < 0 ? r : 0;
 }
 
+/* ---- the client-side cache (issue #13) --------------------------------------------------- */
+
+#define CACHE_WRITER_RATE 1000 /* writes per second, the target's */
+#define CACHE_WRITTEN_KEY "bench:cached"
+
+/* Cached Gets of KEY in a loop, 1 in flight, through libclusterhub's ChCache on transport T;
+ * the client's loop runs every 256 reads (dispatching the Invalidate signals).  INTS: the values
+ * are the paced writer's integers, which a reader must never see go back. */
+static Row *cache_row(const char *name, ChCache *cache, ChClient *c, const char *key, bool ints, Helper *writer) {
+        Row *r = row_new("cache", name, 1);
+        ChCacheStats s0, s1;
+        uint64_t w0 = 0, t0, end, warm, next_lat = 0;
+        int64_t last = INT64_MIN;
+
+        fprintf(stderr, "  %-30s %-6s x%-3u ...", name, cur_transport, 1u);
+        warm = (uint64_t) (arg_seconds * 0.1e9);
+        t0 = now_ns();
+        for (bool warming = true;;) {
+                uint64_t now = now_ns();
+                if (warming && now >= t0 + warm) {
+                        warming = false;
+                        (void) ch_cache_get_stats(cache, &s0);
+                        w0 = writer ? helper_count(writer) : 0;
+                        r->ops = 0;
+                        t0 = now;
+                        end = now + (uint64_t) (arg_seconds * 1e9);
+                } else if (!warming && now >= end)
+                        break;
+                for (unsigned i = 0; i < 256; i++) {
+                        sd_bus_message *m = NULL;
+                        bool sample = !warming && r->ops == next_lat;
+                        uint64_t a = sample ? now_ns() : 0;
+                        int q = ch_cache_get(cache, key, &m);
+                        const char *str = NULL;
+                        int64_t v = 0;
+                        if (q >= 0)
+                                q = ints ? sd_bus_message_read(m, "v", "x", &v) : sd_bus_message_read(m, "v", "s", &str);
+                        if (sample) {
+                                lat_push(r, now_ns() - a);
+                                next_lat += 61;
+                        }
+                        sd_bus_message_unref(m);
+                        if (q < 0) {
+                                row_error(r, "cached Get: %s", strerror(-q));
+                                goto done;
+                        }
+                        if (ints ? v < last : !streq(str, BENCH_VALUE)) {
+                                row_error(r, "cached Get returned %" PRId64 " after %" PRId64, v, last);
+                                goto done;
+                        }
+                        last = v;
+                        r->ops++;
+                }
+                if (ch_client_process(c, 0) < 0) {
+                        row_error(r, "the client's loop failed");
+                        goto done;
+                }
+        }
+        r->seconds = (now_ns() - t0) / 1e9;
+        r->rate = r->ops / r->seconds;
+        (void) ch_cache_get_stats(cache, &s1);
+        {
+                uint64_t hits = s1.hits - s0.hits, misses = s1.misses - s0.misses;
+                double writes = writer ? (helper_count(writer) - w0) / r->seconds : 0;
+                int n = snprintf(r->note, sizeof r->note, "hit ratio %.4f (%" PRIu64 " misses)", hits + misses ? (double) hits / (hits + misses) : 0.0, misses);
+                if (writer && n > 0)
+                        snprintf(r->note + n, sizeof r->note - n, ", writer %.0f writes/s acknowledged", writes);
+        }
+done:
+        row_finish_stats(r);
+        fprintf(stderr, " %10.0f/s  %s\n", r->rate, r->note);
+        return r;
+}
+
+/* The cached Get rows of transport T: the key alone, then with a paced writer of it on another
+ * connection.  Compared with Redis GET at 1 in flight (which runs first). */
+static int cache_rows(Transport *t, const char *bus_address, const char *hub_socket) {
+        ChClientOptions o = {
+                .address = bus_address,
+                .transport = streq(t->name, "socket") ? CH_TRANSPORT_PRIVATE : CH_TRANSPORT_BUS,
+                .private_socket = streq(t->name, "socket") ? hub_socket : NULL,
+        };
+        ChClient *c = NULL;
+        ChCache *cache = NULL;
+        Helper *writer;
+        char rate[32];
+        Row *r;
+        int q;
+
+        cur_transport = t->name;
+        q = ch_client_new(&c, &o);
+        if (q >= 0)
+                q = ch_cache_new(c, NULL, &(ChCacheOptions) { .max_age_usec = UINT64_MAX }, &cache);
+        if (q < 0) {
+                r = row_new("cache", "cached Get", 1);
+                if (q == -EOPNOTSUPP || q == -EBADR) {
+                        r->skipped = true;
+                        snprintf(r->note, sizeof r->note, "skipped: the hub does not track (%s)", strerror(-q));
+                } else
+                        row_error(r, "ch_cache_new: %s", strerror(-q));
+                ch_client_free(c);
+                cur_transport = "";
+                return r->skipped ? 0 : -1;
+        }
+        r = cache_row("cached Get", cache, c, "bench:get", false, NULL);
+        set_ratio(r, "redis GET", 1, false, 100);
+        set_vs_redis(r, "redis GET", false);
+
+        snprintf(rate, sizeof rate, "--paced-writer=%u", CACHE_WRITER_RATE);
+        writer = helper_start("paced writer", t->address, (const char *[]) { rate, "--key=" CACHE_WRITTEN_KEY, NULL });
+        if (!writer) {
+                ch_cache_free(cache);
+                ch_client_free(c);
+                cur_transport = "";
+                return -1;
+        }
+        r = cache_row("cached Get, writer 1000/s", cache, c, CACHE_WRITTEN_KEY, true, writer);
+        set_ratio(r, "redis GET", 1, false, 20);
+        set_vs_redis(r, "redis GET", false);
+        helper_stop(writer);
+        ch_cache_free(cache);
+        ch_client_free(c);
+        cur_transport = "";
+        return 0;
+}
+
 static void read_loadavg(char *buf, size_t size) {
         FILE *f = fopen("/proc/loadavg", "re");
         double a = 0, b = 0, c = 0;
@@ -2409,6 +2543,12 @@ int main(int argc, char **argv) {
                         }
                 }
         }
+
+        /* the client-side cache, next to Redis GET (issue #13) */
+        fprintf(stderr, "cache\n");
+        for (unsigned t = 0; t < n_ts; t++)
+                if (cache_rows(&ts[t], busd.address, hub_sock) < 0)
+                        failed = 1;
 
         /* persistence: Set and Incr with --data-dir in each --fsync mode, then Redis with its AOF */
         if (arg_persist) {
