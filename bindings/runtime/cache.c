@@ -256,6 +256,7 @@ static int position_at_value(sd_bus_message *reply) {
 /* A fresh entry: 1 (*ret_value the value), -ENOKEY for a cached absence, 0 when there is none. */
 static int cache_lookup(ChCache *cache, uint64_t hash, const char *key, const char *field, sd_bus_message **ret_value) {
         CacheEntry *e;
+        uint64_t now;
         int r;
 
         if (!cache->page.counters || !cache->client || cache->tracked_bus != cache->client->bus)
@@ -263,7 +264,9 @@ static int cache_lookup(ChCache *cache, uint64_t hash, const char *key, const ch
         e = cache_table_lookup(&cache->table, hash, key, field);
         if (!e)
                 return 0;
-        if (!cache_entry_fresh(e, &cache->page, now_ns(), cache->max_age_ns)) {
+        /* the clock only when an entry can age (a TTL, or a max age) */
+        now = e->deadline_ns != 0 || cache->max_age_ns != UINT64_MAX ? now_ns() : 0;
+        if (!cache_entry_fresh(e, &cache->page, now, cache->max_age_ns)) {
                 cache->stats.stale++;
                 cache_table_remove(&cache->table, e);
                 return 0;
