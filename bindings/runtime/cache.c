@@ -506,7 +506,6 @@ _public_ int ch_cache_new(ChClient *c, const char *ns, const ChCacheOptions *opt
         cache = calloc(1, sizeof(ChCache));
         if (!cache)
                 return -ENOMEM;
-        cache->client = c;
         cache->noloop = opts->noloop;
         cache->max_keys = opts->max_keys;
         cache->max_age_ns = opts->max_age_usec == UINT64_MAX       ? UINT64_MAX
@@ -528,6 +527,8 @@ _public_ int ch_cache_new(ChClient *c, const char *ns, const ChCacheOptions *opt
         r = cache_table_init(&cache->table, opts->max_entries ? opts->max_entries : DEFAULT_MAX_ENTRIES);
         if (r < 0)
                 goto fail;
+        /* in the client's list from here on (ch_cache_free() takes it out again) */
+        cache->client = c;
         LIST_PREPEND(c->caches, cache);
         r = cache_track(cache);
         if (r < 0)
