@@ -21,7 +21,9 @@
 #include "namespace.h"
 #include "persist.h"
 #include "store.h"
+#include "tracking.h"
 #include "transport/socket.h"
+#include "bus/bus-store.h"
 #include "ch-events1-common.h"
 #include "ch-hub1-common.h"
 #include "ch-locks1-common.h"
@@ -36,6 +38,7 @@ uint64_t hub_now_ms(Hub *h) {
 
 int hub_new(Hub **ret) {
         _cleanup_(hub_freep) Hub *h = NULL;
+        int r;
 
         h = calloc(1, sizeof(Hub));
         if (!h)
@@ -48,6 +51,11 @@ int hub_new(Hub **ret) {
         h->calls = hashmap_new();
         if (!h->namespaces || !h->peers || !h->workers || !h->worker_queues || !h->calls)
                 return -ENOMEM;
+        /* its bounds are set again once the options are parsed (hub_connect()) */
+        r = track_hub_new(&bus_store_track_ops, h->limits.max_tracked_keys_per_peer, h->limits.max_tracked_keys,
+                          &h->track_hub);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(h);
         return 0;
 }
@@ -68,6 +76,7 @@ Hub *hub_free(Hub *h) {
         i = 0;
         while (hashmap_iterate(h->namespaces, &i, (void **) &ns, NULL))
                 namespace_free(ns);
+        h->track_hub = track_hub_free(h->track_hub);
         h->persist = persist_free(h->persist);
         bus_locks_shutdown(h);
         namespace_gc_shutdown(h);
@@ -187,6 +196,7 @@ static bool is_store_write(const char *iface, const char *member) {
                 "Exists", "Keys", "Scan", "Type", "TTL", "DBSize", "RandomKey", "Get", "MGet",
                 "StrLen", "GetRange", "HGet", "HMGet", "HGetAll", "HExists", "HLen", "HKeys", "HVals",
                 "LRange", "LLen", "LIndex", "SMembers", "SIsMember", "SCard", "SRandMember",
+                "Track", "Untrack", "GetTracked", "HGetTracked", "MGetTracked",
         };
 
         if (streq(iface, "Hub1"))
@@ -293,6 +303,7 @@ int hub_connect(Hub *h) {
         (void) sd_event_now(h->event, CLOCK_MONOTONIC, &h->started_usec);
 
         h->store_account.limit = h->limits.max_memory;
+        track_hub_set_bounds(h->track_hub, h->limits.max_tracked_keys_per_peer, h->limits.max_tracked_keys);
         r = deferred_setup(h);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up deadlines: %m");

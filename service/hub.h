@@ -81,6 +81,7 @@ typedef struct Hub {
         Hashmap *emit_buckets;    /* unique name -> what it may still emit (bus-events.c) */
         size_t emit_buckets_swept; /* their number after the last sweep */
         StoreAccount store_account; /* store memory of every namespace together */
+        struct TrackHub *track_hub; /* client-side caching: bounds and counters (tracking.h) */
         LockHub *lock_hub;        /* lock tokens and lease deadlines of every namespace */
         LIST_HEAD(Namespace) gc_queue; /* namespaces to check for disuse (namespace.c) */
         sd_event_source *gc_event;

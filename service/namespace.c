@@ -9,6 +9,7 @@
 #include "namespace.h"
 #include "persist.h"
 #include "store.h"
+#include "tracking.h"
 #include "bus/bus-events.h"
 #include "bus/bus-locks.h"
 #include "bus/bus-requests.h"
@@ -29,6 +30,8 @@ bool namespace_name_is_valid(const Hub *h, const char *name) {
 Namespace *namespace_free(Namespace *ns) {
         if (!ns)
                 return NULL;
+        /* first: its trackers hear Invalidate([]) from its path, and every counter moves */
+        track_space_free(ns->tracking);
         bus_requests_drop(ns);
         bus_events_drop(ns);
         serve_table_free(ns->served);
@@ -57,6 +60,9 @@ static int namespace_new(Hub *h, const char *name, Namespace **ret) {
         ns->name = strdup(name);
         if (!ns->name || asprintf(&ns->path, "%s/%s", HUB_NS_PREFIX, name) < 0)
                 return -ENOMEM;
+        r = track_space_new(h->track_hub, ns, &ns->tracking);
+        if (r < 0)
+                return r;
         r = bus_store_new(ns, &ns->store);
         if (r < 0)
                 return r;
@@ -119,7 +125,8 @@ bool namespace_is_unused(const Namespace *ns) {
         if (streq(ns->name, HUB_DEFAULT_NAMESPACE))
                 return false;
         if (store_dbsize(ns->store) > 0 || !LIST_IS_EMPTY(ns->pops) || !LIST_IS_EMPTY(ns->waiting) ||
-            ns->n_queued_events > 0 || ns->n_forwards > 0 || !serve_table_is_empty(ns->served))
+            ns->n_queued_events > 0 || ns->n_forwards > 0 || !serve_table_is_empty(ns->served) ||
+            track_space_n_trackers(ns->tracking) > 0)
                 return false;
         lock_table_get_stats(ns->locks, &locks);
         return locks.n_locks == 0 && locks.n_holders == 0 && locks.n_waiters == 0;

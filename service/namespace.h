@@ -9,6 +9,7 @@
 typedef struct Store Store;
 typedef struct LockTable LockTable;
 typedef struct ServeTable ServeTable;
+typedef struct TrackSpace TrackSpace;
 
 /* One isolated namespace: its store (and, as they are built, its served methods, locks and
  * subscriptions).  Lives at /org/clusterhub/Hub1/ns/NAME. */
@@ -21,6 +22,7 @@ struct Namespace {
         sd_event_source *expire_timer;   /* the store's next TTL deadline */
         LIST_HEAD(struct Deferred) pops; /* BLPop/BRPop calls waiting here */
         ServeTable *served;              /* who serves which method */
+        TrackSpace *tracking;            /* client-side caching: page and trackers (tracking.h) */
         LIST_HEAD(struct Deferred) waiting; /* Requests waiting for their target worker */
         size_t n_queued_events;          /* EmitTo calls of this namespace queued for absent workers */
         size_t n_forwards;               /* Requests of this namespace at or queued for a handler */

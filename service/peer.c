@@ -69,6 +69,7 @@ void peer_free(Peer *p, const char *reason) {
         bus_requests_peer_gone(p);
         workers_peer_gone(p, reason);
         lock_owner_release_all(&p->lock_owner);
+        track_owner_release_all(&p->track_owner);
         bus_locks_rearm(p->hub);
         hashmap_remove(p->hub->peers, p->unique_name);
         if (p->conn)

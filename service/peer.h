@@ -10,6 +10,7 @@
 #include "list.h"
 #include "locks.h"
 #include "requests.h"
+#include "tracking.h"
 
 typedef struct Deferred Deferred;
 typedef struct Peer Peer;
@@ -37,6 +38,7 @@ struct Peer {
         LIST_HEAD(struct Forward) forwards; /* requests it is handling */
         LIST_HEAD(Deferred) deferred;/* calls of this peer not answered yet */
         size_t n_deferred;
+        TrackOwner track_owner;      /* client-side caching: what it tracks (tracking.h) */
 };
 
 /* Who sent M: on the bus the unique name the broker stamped in its sender field; on the private

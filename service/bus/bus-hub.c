@@ -126,6 +126,8 @@ static int append_stats(sd_bus_message *reply, void *userdata) {
         uint64_t workers = hashmap_size(h->workers), pending = h->n_deferred, locks = 0, waiters = 0;
         uint64_t connections = socket_n_connections(h);
         uint64_t unheard = bus_unheard_errors();
+        TrackStats track;
+        uint32_t tracking_peers;
         Namespace *ns;
         size_t i = 0;
         int r;
@@ -140,6 +142,8 @@ static int append_stats(sd_bus_message *reply, void *userdata) {
                 locks += ls.n_locks;
                 waiters += ls.n_waiters;
         }
+        track_hub_get_stats(h->track_hub, &track);
+        tracking_peers = (uint32_t) MIN(track.owners, (uint64_t) UINT32_MAX);
         r = sd_bus_message_open_container(reply, 'a', "{sv}");
         if (r < 0)
                 return r;
@@ -166,6 +170,10 @@ static int append_stats(sd_bus_message *reply, void *userdata) {
             (r = append_stat(reply, "connections_refused", 't', &h->stats.connections_refused)) < 0 ||
             (r = append_stat(reply, "connections_dropped_slow", 't', &h->stats.connections_dropped_slow)) < 0 ||
             (r = append_stat(reply, "unheard_errors", 't', &unheard)) < 0 ||
+            (r = append_stat(reply, "tracking_peers", 'u', &tracking_peers)) < 0 ||
+            (r = append_stat(reply, "tracked_keys", 't', &track.keys)) < 0 ||
+            (r = append_stat(reply, "invalidations_sent", 't', &track.invalidations)) < 0 ||
+            (r = append_stat(reply, "tracking_overflows", 't', &track.overflows)) < 0 ||
             (r = persist_append_stats(h, reply)) < 0 ||
             (r = append_call_counts(reply, h)) < 0)
                 return r;

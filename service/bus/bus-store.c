@@ -13,7 +13,9 @@
 #include "log.h"
 #include "namespace.h"
 #include "store.h"
+#include "tracking.h"
 #include "variant-codec.h"
+#include "ch-errors.h"
 
 /* --- values ------------------------------------------------------------------------- */
 
@@ -1454,6 +1456,378 @@ static int method_s_rand_member(sd_bus_message *m, void *userdata, sd_bus_error 
         return reply_strings(m, members, n);
 }
 
+/* --- client-side caching (tracking.c; docs/caching.md) ------------------------------------ */
+
+static Peer *peer_of_owner(TrackOwner *o) {
+        return container_of(o, Peer, track_owner);
+}
+
+/* Invalidate(keys), unicast: on the bus addressed to the tracker's unique name, on the private
+ * socket on its own connection.  Through bus_send() like the replies, so that it leaves before
+ * the reply of the call that changed the keys. */
+static void on_track_invalidate(TrackOwner *owner, void *space_userdata, const char *const *keys, size_t n) {
+        Peer *p = peer_of_owner(owner);
+        Namespace *ns = space_userdata;
+        _cleanup_(freep) char **strv = NULL;
+        int r;
+
+        strv = calloc(n + 1, sizeof(char *));
+        if (!strv) {
+                log_warning("Out of memory for Invalidate to %s in %s.", p->unique_name, ns->name);
+                return;
+        }
+        for (size_t i = 0; i < n; i++)
+                strv[i] = (char *) keys[i];
+        r = ch_store1_emit_invalidate(p->bus, p->conn ? NULL : p->unique_name, ns->path, strv);
+        if (r < 0)
+                log_warning_errno(r, "Failed to send Invalidate to %s in %s: %m", p->unique_name, ns->name);
+}
+
+/* Whether the call being dispatched came from OWNER's connection: sd-bus knows the message it
+ * is dispatching on each connection, and a tracker's peer lives on one. */
+static bool on_track_is_writer(TrackOwner *owner) {
+        Peer *p = peer_of_owner(owner);
+        sd_bus_message *m = sd_bus_get_current_message(p->bus);
+        const char *name;
+
+        if (!m || !sd_bus_message_is_method_call(m, NULL, NULL))
+                return false;
+        name = peer_name_of(p->hub, m);
+        return name && streq(name, p->unique_name);
+}
+
+const TrackOps bus_store_track_ops = {
+        .invalidate = on_track_invalidate,
+        .is_writer = on_track_is_writer,
+};
+
+typedef struct TrackArgs {
+        TrackOptions o;
+        const char *prefixes[TRACK_MAX_PREFIXES];
+} TrackArgs;
+
+static int option_type_error(sd_bus_error *ret_error, const char *name, const char *want, const char *got) {
+        return bus_error_errno(ret_error, -EINVAL, "Option '%s' must be %s, not '%s'.", name, want, got);
+}
+
+static int read_prefixes(sd_bus_message *m, Namespace *ns, TrackArgs *a, sd_bus_error *ret_error) {
+        const char *p;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "s");
+        if (r < 0)
+                return r;
+        a->o.n_prefixes = 0;
+        while ((r = sd_bus_message_read_basic(m, 's', &p)) > 0) {
+                if (a->o.n_prefixes >= TRACK_MAX_PREFIXES)
+                        return bus_error_errno(ret_error, -ENOBUFS, "More than %zu prefixes; a tracker takes at most %zu.",
+                                               TRACK_MAX_PREFIXES, TRACK_MAX_PREFIXES);
+                if (strlen(p) > ns->hub->limits.max_key_bytes)
+                        return bus_error_errno(ret_error, -EINVAL, "Prefix %zu is %zu bytes long; keys have at most %llu (--max-key-bytes).",
+                                               a->o.n_prefixes, strlen(p), (unsigned long long) ns->hub->limits.max_key_bytes);
+                a->prefixes[a->o.n_prefixes++] = p;
+        }
+        if (r < 0)
+                return r;
+        a->o.prefixes = a->prefixes;
+        return sd_bus_message_exit_container(m);
+}
+
+static int read_max_keys(sd_bus_message *m, const char *contents, uint64_t *ret, sd_bus_error *ret_error) {
+        union {
+                uint32_t u;
+                uint64_t t;
+                int32_t i;
+                int64_t x;
+        } v;
+        int r;
+
+        if (!contents[0] || contents[1] || !strchr("utix", contents[0]))
+                return option_type_error(ret_error, "max_keys", "a number (u, t, i or x)", contents);
+        r = sd_bus_message_read_basic(m, contents[0], &v);
+        if (r < 0)
+                return r;
+        switch (contents[0]) {
+        case 'u':
+                *ret = v.u;
+                return 0;
+        case 't':
+                *ret = v.t;
+                return 0;
+        case 'i':
+                v.x = v.i;
+                break;
+        }
+        if (v.x < 0)
+                return bus_error_errno(ret_error, -EINVAL, "Option 'max_keys' must not be negative.");
+        *ret = (uint64_t) v.x;
+        return 0;
+}
+
+static int read_track_option(sd_bus_message *m, Namespace *ns, const char *name, TrackArgs *a, sd_bus_error *ret_error) {
+        const char *contents;
+        char type;
+        int r;
+
+        r = sd_bus_message_peek_type(m, &type, &contents);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(m, 'v', contents);
+        if (r < 0)
+                return r;
+        if (streq(name, "mode")) {
+                const char *mode;
+
+                if (!streq(contents, "s"))
+                        return option_type_error(ret_error, name, "a string (s)", contents);
+                r = sd_bus_message_read_basic(m, 's', &mode);
+                if (r < 0)
+                        return r;
+                if (streq(mode, "keys"))
+                        a->o.mode = TRACK_MODE_KEYS;
+                else if (streq(mode, "prefix"))
+                        a->o.mode = TRACK_MODE_PREFIX;
+                else
+                        return bus_error_errno(ret_error, -EINVAL, "Option 'mode' is 'keys' or 'prefix', not '%s'.", mode);
+        } else if (streq(name, "prefixes")) {
+                if (!streq(contents, "as"))
+                        return option_type_error(ret_error, name, "an array of strings (as)", contents);
+                r = read_prefixes(m, ns, a, ret_error);
+        } else if (streq(name, "noloop")) {
+                int b;
+
+                if (!streq(contents, "b"))
+                        return option_type_error(ret_error, name, "a boolean (b)", contents);
+                r = sd_bus_message_read_basic(m, 'b', &b);
+                a->o.noloop = b;
+        } else if (streq(name, "max_keys"))
+                r = read_max_keys(m, contents, &a->o.max_keys, ret_error);
+        else
+                return bus_error_errno(ret_error, -EINVAL, "Unknown option '%s' (Track takes mode, prefixes, noloop, max_keys).", name);
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(m);
+}
+
+static int read_track_options(sd_bus_message *m, Namespace *ns, TrackArgs *a, sd_bus_error *ret_error) {
+        const TrackHub *th = ns->hub->track_hub;
+        size_t i = 0, j = 0;
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+                const char *name;
+
+                r = sd_bus_message_read_basic(m, 's', &name);
+                if (r >= 0)
+                        r = read_track_option(m, ns, name, a, ret_error);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(m);
+                if (r < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        r = sd_bus_message_exit_container(m);
+        if (r < 0)
+                return r;
+        r = track_options_check(th, &a->o, &i, &j);
+        if (r == -ENOBUFS && a->o.mode == TRACK_MODE_KEYS)
+                return bus_error_errno(ret_error, r, "Option 'max_keys' %llu is above --max-tracked-keys-per-peer=%llu.",
+                                       (unsigned long long) a->o.max_keys,
+                                       (unsigned long long) ns->hub->limits.max_tracked_keys_per_peer);
+        if (r == -EINVAL && a->o.mode == TRACK_MODE_KEYS)
+                return bus_error_errno(ret_error, r, "Option 'prefixes' needs mode 'prefix'.");
+        if (r == -EINVAL && a->o.n_prefixes == 0)
+                return bus_error_errno(ret_error, r, "Mode 'prefix' needs option 'prefixes' with 1 to %zu prefixes.", TRACK_MAX_PREFIXES);
+        if (r == -EINVAL)
+                return bus_error_errno(ret_error, r, "Prefixes '%s' and '%s' overlap (one starts the other); a key may match one prefix only.",
+                                       a->o.prefixes[i], a->o.prefixes[j]);
+        return r;
+}
+
+static int method_track(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Namespace *ns = userdata;
+        TrackArgs a = { .o.mode = TRACK_MODE_KEYS };
+        Peer *p;
+        int fd = -EBADF, r;
+
+        r = read_track_options(m, ns, &a, ret_error);
+        if (r < 0)
+                return r;
+        r = peer_get_or_new(ns->hub, m, &p);
+        if (r < 0)
+                return r;
+        r = track_start(ns->tracking, &p->track_owner, &a.o, &fd);
+        if (r < 0)
+                return r;
+        return ch_store1_reply_track(m, fd, (uint32_t) TRACK_BUCKETS);
+}
+
+static int method_untrack(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Namespace *ns = userdata;
+        Peer *p = peer_of(ns->hub, m);
+
+        if (p && track_stop(ns->tracking, &p->track_owner) > 0)
+                namespace_check_unused(ns);
+        return ch_store1_reply_untrack(m);
+}
+
+static Tracker *tracker_of(Namespace *ns, sd_bus_message *m, sd_bus_error *ret_error) {
+        Peer *p = peer_of(ns->hub, m);
+        Tracker *t = p ? track_find(ns->tracking, &p->track_owner) : NULL;
+
+        if (!t)
+                (void) sd_bus_error_setf(ret_error, CH_ERROR_NOT_TRACKING,
+                                         "%s has not called Track in namespace '%s' (or called Untrack).",
+                                         peer_name_of(ns->hub, m) ?: "the caller", ns->name);
+        return t;
+}
+
+/* One tracked read's result: found, value (a view), the bucket's counter, the TTL's end. */
+typedef struct TrackedValue {
+        StoreValue value;       /* type '\0': not found */
+        uint64_t sequence;
+        uint64_t deadline_ns;   /* CLOCK_MONOTONIC, 0: no TTL */
+} TrackedValue;
+
+static int append_tracked_rest(sd_bus_message *reply, const TrackedValue *v) {
+        static const StoreValue none = { .type = 's', .str = { "", 0 } };
+        int r;
+
+        r = append_value(reply, v->value.type ? &v->value : &none);
+        if (r < 0)
+                return r;
+        return sd_bus_message_append(reply, "tt", v->sequence, v->deadline_ns);
+}
+
+static int append_tracked_cb(sd_bus_message *reply, void *userdata) {
+        return append_tracked_rest(reply, userdata);
+}
+
+/* KEY's TTL as an absolute CLOCK_MONOTONIC deadline in ns (0: none or absent), read before the
+ * value so that no view is held across it. */
+static int tracked_deadline(Namespace *ns, const char *key, uint64_t now, uint64_t *ret) {
+        int64_t ttl = -2;
+        int r;
+
+        r = store_ttl(ns->store, key, now, &ttl);
+        if (r < 0)
+                return r;
+        *ret = ttl >= 0 ? (now + (uint64_t) ttl) * UINT64_C(1000000) : 0;
+        return 0;
+}
+
+/* Reads KEY (FIELD of it when not NULL) for tracker T: the pair is remembered after the read. */
+static int tracked_read(Namespace *ns, Tracker *t, const char *key, const char *field, bool wrong_type_is_absent,
+                        TrackedValue *ret) {
+        uint64_t now = now_ms(ns);
+        TrackedValue v = {};
+        int r;
+
+        r = tracked_deadline(ns, key, now, &v.deadline_ns);
+        if (r < 0)
+                return r;
+        r = field ? store_hget(ns->store, key, field, now, &v.value) : store_get(ns->store, key, now, &v.value);
+        if (r == -ENOKEY || (r == -EMEDIUMTYPE && wrong_type_is_absent))
+                v = (TrackedValue) {};
+        else if (r < 0)
+                return r;
+        /* a read may have expired KEY lazily: the counter is read after it */
+        v.sequence = track_sequence(ns->tracking, key);
+        r = track_read(t, key);
+        if (r < 0)
+                return r;
+        *ret = v;
+        return 0;
+}
+
+static int method_get_tracked_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *key,
+                                     const char *field) {
+        TrackedValue v;
+        Tracker *t;
+        int r;
+
+        CHECK_KEY(ns, ret_error, key);
+        if (field) {
+                r = check_field(ns, ret_error, field);
+                if (r < 0)
+                        return r;
+        }
+        t = tracker_of(ns, m, ret_error);
+        if (!t)
+                return -ENOTCONN;
+        r = tracked_read(ns, t, key, field, false, &v);
+        rearm(ns);
+        if (r < 0)
+                return store_error(ret_error, r, ns, key);
+        return field ? ch_store1_reply_h_get_tracked(m, v.value.type != '\0', append_tracked_cb, &v)
+                     : ch_store1_reply_get_tracked(m, v.value.type != '\0', append_tracked_cb, &v);
+}
+
+static int method_get_tracked(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
+        return method_get_tracked_common(m, userdata, ret_error, key, NULL);
+}
+
+static int method_h_get_tracked(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, const char *field) {
+        return method_get_tracked_common(m, userdata, ret_error, key, field);
+}
+
+typedef struct TrackedReply {
+        Namespace *ns;
+        Tracker *tracker;
+        char **keys;
+} TrackedReply;
+
+/* Each key is read as it is appended: values are views, valid until the next read that may
+ * expire a key, so none is held across another key's read. */
+static int append_tracked_values_cb(sd_bus_message *reply, void *userdata) {
+        TrackedReply *d = userdata;
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "(bvtt)");
+        if (r < 0)
+                return r;
+        for (char **k = d->keys; k && *k; k++) {
+                TrackedValue v;
+
+                r = tracked_read(d->ns, d->tracker, *k, NULL, true, &v);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_open_container(reply, 'r', "bvtt");
+                if (r >= 0)
+                        r = sd_bus_message_append_basic(reply, 'b', &(int) { v.value.type != '\0' });
+                if (r >= 0)
+                        r = append_tracked_rest(reply, &v);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(reply);
+}
+
+static int method_m_get_tracked(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, char **keys) {
+        Namespace *ns = userdata;
+        TrackedReply d = { ns, NULL, keys };
+        int r;
+
+        r = check_keys(ns, ret_error, keys);
+        if (r < 0)
+                return r;
+        r = check_reply_size(ns, ret_error, strv_length(keys), "MGetTracked");
+        if (r < 0)
+                return r;
+        d.tracker = tracker_of(ns, m, ret_error);
+        if (!d.tracker)
+                return -ENOTCONN;
+        r = ch_store1_reply_m_get_tracked(m, append_tracked_values_cb, &d);
+        rearm(ns);
+        return r;
+}
+
 const ChStore1Handlers bus_store_handlers = {
         .del = method_del,
         .exists = method_exists,
@@ -1517,6 +1891,11 @@ const ChStore1Handlers bus_store_handlers = {
         .s_card = method_s_card,
         .s_pop = method_s_pop,
         .s_rand_member = method_s_rand_member,
+        .track = method_track,
+        .untrack = method_untrack,
+        .get_tracked = method_get_tracked,
+        .h_get_tracked = method_h_get_tracked,
+        .m_get_tracked = method_m_get_tracked,
 };
 
 /* --- construction ----------------------------------------------------------------- */
@@ -1536,6 +1915,11 @@ static void on_key_changed(void *userdata, const char *key, const char *event) {
         SignalProbe probe = { ns->path, CH_STORE1_INTERFACE, "KeyChanged", "ss", { key, event } };
         int r;
 
+        /* the counter and the Invalidate signals before the reply of the call that changed it */
+        if (streq(event, "flush"))
+                track_space_flush(ns->tracking);
+        else
+                track_key_changed(ns->tracking, key, !streq(event, "expired"));
         ns->hub->stats.keyspace_events++;
         r = hub_broadcast(ns->hub, &probe, emit_key_changed_on, &k);
         if (r < 0)

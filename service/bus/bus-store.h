@@ -3,6 +3,7 @@
 
 #include "ch-store1-server.h"
 #include "hub.h"
+#include "tracking.h"
 
 typedef struct Store Store;
 
@@ -17,3 +18,6 @@ void bus_store_rearm(Namespace *ns);
 
 /* NS is being dropped: fail its waiting BLPop/BRPop calls, stop its timer. */
 void bus_store_drop(Namespace *ns);
+
+/* How tracking.c's invalidations reach the trackers: the unicast Invalidate signal. */
+extern const TrackOps bus_store_track_ops;
