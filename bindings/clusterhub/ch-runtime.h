@@ -330,6 +330,15 @@ int ch_cache_get(ChCache *cache, const char *key, sd_bus_message **ret_value);
 /* The same for FIELD of the hash at KEY; any change of KEY invalidates every field of it. */
 int ch_cache_hget(ChCache *cache, const char *key, const char *field, sd_bus_message **ret_value);
 
+/* Typed getters, the fastest hits (no message is parsed: the value was decoded when stored):
+ * 1 hit, 0 fetched, -ENOKEY absent, -EMEDIUMTYPE for a value of another D-Bus type, or the
+ * fetch's error.  _string: types s, o, g; *ret points into the cache, valid until the next call
+ * into this cache.  _int64: y n q i u x t b (t above INT64_MAX: -ERANGE). */
+int ch_cache_get_string(ChCache *cache, const char *key, const char **ret);
+int ch_cache_get_int64(ChCache *cache, const char *key, int64_t *ret);
+int ch_cache_hget_string(ChCache *cache, const char *key, const char *field, const char **ret);
+int ch_cache_hget_int64(ChCache *cache, const char *key, const char *field, int64_t *ret);
+
 /* ERROR < 0 when the fetch failed (-ENOKEY: absent); VALUE (error 0) is positioned at the value
  * variant, valid during the call. */
 typedef void (*ch_cache_fetched_fn)(ChCache *cache, const char *key, const char *field, int error,

@@ -45,6 +45,7 @@ struct ChCache {
         sd_bus_slot *match_slot;
 
         CacheFetch *fetches;            /* placeholders of the fetches in flight */
+        sd_bus_message *last_reply;     /* keeps the string of a typed getter's fetch valid */
         Prefetch *prefetches;
         ChCacheStats stats;
 };
@@ -253,35 +254,89 @@ static int position_at_value(sd_bus_message *reply) {
         return sd_bus_message_skip(reply, "b");
 }
 
-/* A fresh entry: 1 (*ret_value the value), -ENOKEY for a cached absence, 0 when there is none. */
-static int cache_lookup(ChCache *cache, uint64_t hash, const char *key, const char *field, sd_bus_message **ret_value) {
+/* The fresh entry of KEY (FIELD), counted as a hit, or NULL (a stale one is dropped). */
+static CacheEntry *cache_lookup(ChCache *cache, uint64_t hash, const char *key, const char *field) {
         CacheEntry *e;
         uint64_t now;
-        int r;
 
         if (!cache->page.counters || !cache->client || cache->tracked_bus != cache->client->bus)
-                return 0;
+                return NULL;
         e = cache_table_lookup(&cache->table, hash, key, field);
         if (!e)
-                return 0;
+                return NULL;
         /* the clock only when an entry can age (a TTL, or a max age) */
         now = e->deadline_ns != 0 || cache->max_age_ns != UINT64_MAX ? now_ns() : 0;
         if (!cache_entry_fresh(e, &cache->page, now, cache->max_age_ns)) {
                 cache->stats.stale++;
                 cache_table_remove(&cache->table, e);
-                return 0;
+                return NULL;
         }
         cache->stats.hits++;
         cache_table_touch(&cache->table, e);
-        if (!e->found)
-                return -ENOKEY;
-        if (ret_value) {
-                r = position_at_value(e->reply);
-                if (r < 0)
-                        return r;
-                *ret_value = sd_bus_message_ref(e->reply);
+        return e;
+}
+
+/* Decodes the value of REPLY (positioned at its v, and left there) for the typed getters. */
+static int decode_value(sd_bus_message *reply, char *ret_type, const char **ret_str, int64_t *ret_int) {
+        const char *contents = NULL, *str = NULL;
+        union {
+                uint8_t y;
+                int16_t n;
+                uint16_t q;
+                int32_t i;
+                uint32_t u;
+                int64_t x;
+                uint64_t t;
+                int b;
+        } v = {};
+        char type, vtype = 0;
+        int64_t i = 0;
+        int r;
+
+        r = sd_bus_message_peek_type(reply, &type, &contents);
+        if (r < 0)
+                return r;
+        if (type != 'v' || !contents || strlen(contents) != 1)
+                goto done;
+        r = sd_bus_message_enter_container(reply, 'v', contents);
+        if (r < 0)
+                return r;
+        switch (contents[0]) {
+        case 's': case 'o': case 'g':
+                r = sd_bus_message_read_basic(reply, contents[0], &str);
+                vtype = 's';
+                break;
+        case 'y': case 'n': case 'q': case 'i': case 'u': case 'x': case 't': case 'b':
+                r = sd_bus_message_read_basic(reply, contents[0], &v);
+                vtype = 'x';
+                switch (contents[0]) {
+                case 'y': i = v.y; break;
+                case 'n': i = v.n; break;
+                case 'q': i = v.q; break;
+                case 'i': i = v.i; break;
+                case 'u': i = v.u; break;
+                case 'x': i = v.x; break;
+                case 'b': i = !!v.b; break;
+                default:
+                        if (v.t > INT64_MAX)
+                                vtype = 'T';
+                        else
+                                i = (int64_t) v.t;
+                }
+                break;
+        default:
+                break;
         }
-        return 1;
+        if (r < 0)
+                return r;
+        r = position_at_value(reply);
+        if (r < 0)
+                return r;
+done:
+        *ret_type = vtype;
+        *ret_str = str;
+        *ret_int = i;
+        return 0;
 }
 
 /* Stores the (b v t t) REPLY of KEY (FIELD) unless INVALIDATED in flight or already stale, and
@@ -308,10 +363,16 @@ static int cache_store(ChCache *cache, uint64_t hash, const char *key, const cha
             (deadline != 0 && now >= deadline))
                 cache->stats.discarded++;
         else if (key_wanted(cache, key)) {
+                CacheEntry *e;
                 r = cache_table_put(&cache->table, hash, key, field, found, reply, seq, deadline, now);
                 if (r < 0)
                         return r;
                 cache->stats.evictions += r;
+                e = cache_table_lookup(&cache->table, hash, key, field);
+                if (e && found && (r = decode_value(reply, &e->vtype, &e->vstr, &e->vint)) < 0) {
+                        cache_table_remove(&cache->table, e);
+                        return r;
+                }
         }
         return found ? 1 : 0;
 }
@@ -373,16 +434,98 @@ static int cache_fetch(ChCache *cache, uint64_t hash, const char *key, const cha
 }
 
 static int cache_read(ChCache *cache, const char *key, const char *field, sd_bus_message **ret_value) {
+        CacheEntry *e;
         uint64_t hash;
         int r;
 
         if (!cache || !key)
                 return -EINVAL;
         hash = cache_fnv1a(key, strlen(key));
-        r = cache_lookup(cache, hash, key, field, ret_value);
-        if (r != 0)
+        e = cache_lookup(cache, hash, key, field);
+        if (!e)
+                return cache_fetch(cache, hash, key, field, ret_value);
+        if (!e->found)
+                return -ENOKEY;
+        if (ret_value) {
+                r = position_at_value(e->reply);
+                if (r < 0)
+                        return r;
+                *ret_value = sd_bus_message_ref(e->reply);
+        }
+        return 1;
+}
+
+/* WANT 's' or 'x' of a decoded value. */
+static int typed_result(char vtype, const char *vstr, int64_t vint, char want, const char **ret_str, int64_t *ret_int) {
+        if (vtype == 'T' && want == 'x')
+                return -ERANGE;
+        if (vtype != want)
+                return -EMEDIUMTYPE;
+        if (want == 's' && ret_str)
+                *ret_str = vstr;
+        if (want == 'x' && ret_int)
+                *ret_int = vint;
+        return 0;
+}
+
+/* The typed getters: a hit reads the value decoded when it was stored, no message is parsed. */
+static int cache_read_typed(ChCache *cache, const char *key, const char *field, char want, const char **ret_str,
+                            int64_t *ret_int) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *str;
+        CacheEntry *e;
+        uint64_t hash;
+        int64_t i;
+        char vtype;
+        int r;
+
+        if (!cache || !key)
+                return -EINVAL;
+        cache->last_reply = sd_bus_message_unref(cache->last_reply);
+        hash = cache_fnv1a(key, strlen(key));
+        e = cache_lookup(cache, hash, key, field);
+        if (e) {
+                if (!e->found)
+                        return -ENOKEY;
+                r = typed_result(e->vtype, e->vstr, e->vint, want, ret_str, ret_int);
+                if (r < 0)
+                        return r;
+                /* an Invalidate dispatched before the caller is done must not free the string */
+                if (want == 's')
+                        cache->last_reply = sd_bus_message_ref(e->reply);
+                return 1;
+        }
+        r = cache_fetch(cache, hash, key, field, &reply);
+        if (r < 0)
                 return r;
-        return cache_fetch(cache, hash, key, field, ret_value);
+        r = decode_value(reply, &vtype, &str, &i);
+        if (r < 0)
+                return r;
+        r = typed_result(vtype, str, i, want, ret_str, ret_int);
+        if (r < 0)
+                return r;
+        cache->last_reply = TAKE_PTR(reply); /* the string points into it */
+        return 0;
+}
+
+_public_ int ch_cache_get_string(ChCache *cache, const char *key, const char **ret) {
+        return cache_read_typed(cache, key, NULL, 's', ret, NULL);
+}
+
+_public_ int ch_cache_get_int64(ChCache *cache, const char *key, int64_t *ret) {
+        return cache_read_typed(cache, key, NULL, 'x', NULL, ret);
+}
+
+_public_ int ch_cache_hget_string(ChCache *cache, const char *key, const char *field, const char **ret) {
+        if (!field)
+                return -EINVAL;
+        return cache_read_typed(cache, key, field, 's', ret, NULL);
+}
+
+_public_ int ch_cache_hget_int64(ChCache *cache, const char *key, const char *field, int64_t *ret) {
+        if (!field)
+                return -EINVAL;
+        return cache_read_typed(cache, key, field, 'x', NULL, ret);
 }
 
 _public_ int ch_cache_get(ChCache *cache, const char *key, sd_bus_message **ret_value) {
@@ -558,6 +701,7 @@ _public_ ChCache *ch_cache_free(ChCache *cache) {
         cache_untrack_local(cache);
         while (cache->prefetches)
                 prefetch_free(cache->prefetches);
+        sd_bus_message_unref(cache->last_reply);
         cache_table_done(&cache->table);
         strv_free(cache->prefixes);
         free(cache->path);
