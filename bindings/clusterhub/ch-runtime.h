@@ -30,7 +30,8 @@
  * on the bus instead) and adds its match rules again.  Either way,
  * when the new hub is there it registers again (asking for the same id) and serves again every served
  * method.  Locks do not survive a hub restart (the hub's lock table is gone); ch_with_lock()
- * reports that as an unlock error with ChLockOptions.check_unlock. */
+ * reports that as an unlock error with ChLockOptions.check_unlock.  Client-side caches (ChCache)
+ * drop everything and call Track again on the new hub. */
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -120,14 +120,14 @@ int cache_table_put(CacheTable *t, uint64_t hash, const char *key, const char *f
         return evicted;
 }
 
-size_t cache_table_remove_key(CacheTable *t, const char *key) {
+size_t cache_table_remove_key(CacheTable *t, const char *key, const CachePage *page) {
         uint64_t hash = cache_fnv1a(key, strlen(key));
         CacheEntry **p = &t->slots[slot_of(t, hash)];
         size_t n = 0;
 
         while (*p) {
                 CacheEntry *e = *p;
-                if (e->hash == hash && strcmp(e->key, key) == 0) {
+                if (e->hash == hash && strcmp(e->key, key) == 0 && (!page || cache_page_load(page, hash) != e->seq)) {
                         *p = e->hnext;
                         lru_unlink(t, e);
                         t->n_entries--;

@@ -23,6 +23,12 @@ static inline uint64_t cache_fnv1a(const char *s, size_t n) {
         return h;
 }
 
+/* The hub's sequence page, mapped PROT_READ: BUCKETS counters. */
+typedef struct CachePage {
+        const uint64_t *counters;
+        uint32_t buckets;               /* a power of two */
+} CachePage;
+
 typedef struct CacheEntry CacheEntry;
 struct CacheEntry {
         CacheEntry *hnext;              /* chain of its slot */
@@ -59,18 +65,15 @@ CacheEntry *cache_table_lookup(const CacheTable *t, uint64_t hash, const char *k
 int cache_table_put(CacheTable *t, uint64_t hash, const char *key, const char *field, bool found,
                     sd_bus_message *reply, uint64_t seq, uint64_t deadline_ns, uint64_t now_ns);
 void cache_table_remove(CacheTable *t, CacheEntry *e);
-/* Removes the entries of KEY (its value, and every hash field of it); returns how many. */
-size_t cache_table_remove_key(CacheTable *t, const char *key);
+/* Removes the entries of KEY (its value, and every hash field of it); returns how many.  With a
+ * PAGE, only those whose counter has moved: an entry read after the change that an Invalidate
+ * reports (fetched again before the signal was dispatched) is not what it is about. */
+size_t cache_table_remove_key(CacheTable *t, const char *key, const CachePage *page);
 /* Removes everything; returns how many. */
 size_t cache_table_clear(CacheTable *t);
 /* Marks E as used now (LRU order). */
 void cache_table_touch(CacheTable *t, CacheEntry *e);
 
-/* The hub's sequence page, mapped PROT_READ: BUCKETS counters. */
-typedef struct CachePage {
-        const uint64_t *counters;
-        uint32_t buckets;               /* a power of two */
-} CachePage;
 
 #define CACHE_PAGE_MAX_BUCKETS (UINT32_C(1) << 24) /* 128 MiB: more is a hostile hub */
 

@@ -139,7 +139,7 @@ static int on_invalidate(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
         }
         while ((r = sd_bus_message_read_basic(m, 's', &key)) > 0) {
                 n++;
-                cache->stats.invalidated += cache_table_remove_key(&cache->table, key);
+                cache->stats.invalidated += cache_table_remove_key(&cache->table, key, &cache->page);
                 cache_fetches_invalidate(cache->fetches, key);
         }
         if (r < 0 || n == 0) {

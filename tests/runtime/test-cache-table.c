@@ -47,8 +47,8 @@ static void test_table(void) {
         g_assert_cmpuint(cache_table_lookup(&t, H("a"), "a", NULL)->seq, ==, 7);
 
         /* an invalidation of a key takes every field of it */
-        g_assert_cmpuint(cache_table_remove_key(&t, "h"), ==, 2);
-        g_assert_cmpuint(cache_table_remove_key(&t, "h"), ==, 0);
+        g_assert_cmpuint(cache_table_remove_key(&t, "h", NULL), ==, 2);
+        g_assert_cmpuint(cache_table_remove_key(&t, "h", NULL), ==, 0);
         g_assert_cmpuint(t.n_entries, ==, 1);
 
         /* bounded: the one used least recently goes */
@@ -146,6 +146,20 @@ static void test_page(void) {
         e.seq = 2;
         __atomic_fetch_add(&w[(h + 1) & 15], 1, __ATOMIC_RELEASE);
         g_assert_true(cache_entry_fresh(&e, &p, 2000, UINT64_MAX));
+
+        /* an Invalidate takes the entries whose counter moved, not one read after the change */
+        CacheTable t;
+        g_assert_cmpint(cache_table_init(&t, 8), ==, 0);
+        uint64_t now_seq = cache_page_load(&p, h);
+        g_assert_cmpint(cache_table_put(&t, h, "foobar", NULL, false, NULL, now_seq, 0, 1), ==, 0);
+        g_assert_cmpint(cache_table_put(&t, h, "foobar", "f", false, NULL, now_seq - 1, 0, 1), ==, 0);
+        g_assert_cmpuint(cache_table_remove_key(&t, "foobar", &p), ==, 1);
+        g_assert_nonnull(cache_table_lookup(&t, h, "foobar", NULL));
+        g_assert_null(cache_table_lookup(&t, h, "foobar", "f"));
+        __atomic_fetch_add(&w[h & 15], 1, __ATOMIC_RELEASE);
+        g_assert_cmpuint(cache_table_remove_key(&t, "foobar", &p), ==, 1);
+        g_assert_cmpuint(t.n_entries, ==, 0);
+        cache_table_done(&t);
 
         cache_page_unmap(&p);
         g_assert_null(p.counters);
