@@ -40,6 +40,7 @@ struct TrackSpace {
         Hashmap *keys;                  /* key -> TrackKey, keys mode */
         LIST_HEAD(Tracker) trackers;
         size_t n_trackers;
+        LIST_HEAD(Tracker) prefix_trackers; /* those in prefix mode, which every change visits */
 };
 
 struct Tracker {
@@ -54,6 +55,7 @@ struct Tracker {
         size_t n_keys;
         LIST_HEAD(TrackRef) refs;       /* oldest first */
         LIST_FIELDS(Tracker, by_space);
+        LIST_FIELDS(Tracker, by_prefix);
         LIST_FIELDS(Tracker, by_owner);
 };
 
@@ -324,6 +326,8 @@ static void tracker_free(Tracker *t) {
         tracker_forget_all(t);
         LIST_REMOVE(by_space, s->trackers, t);
         s->n_trackers--;
+        if (t->mode == TRACK_MODE_PREFIX)
+                LIST_REMOVE(by_prefix, s->prefix_trackers, t);
         LIST_REMOVE(by_owner, o->trackers, t);
         if (LIST_IS_EMPTY(o->trackers))
                 s->hub->n_owners--;
@@ -470,6 +474,8 @@ int track_start(TrackSpace *s, TrackOwner *owner, const TrackOptions *o, int *re
                         free(t->prefixes[i]);
                 free(t->prefixes);
                 free(t->prefix_lens);
+                if (t->mode == TRACK_MODE_PREFIX)
+                        LIST_REMOVE(by_prefix, s->prefix_trackers, t);
         } else {
                 t = TAKE_PTR(fresh);
                 t->space = s;
@@ -482,6 +488,8 @@ int track_start(TrackSpace *s, TrackOwner *owner, const TrackOptions *o, int *re
                 LIST_APPEND(by_owner, owner->trackers, t);
         }
         t->mode = o->mode;
+        if (t->mode == TRACK_MODE_PREFIX)
+                LIST_APPEND(by_prefix, s->prefix_trackers, t);
         t->noloop = o->noloop;
         t->max_keys = o->max_keys > 0 ? o->max_keys : h->max_keys_per_peer;
         t->prefixes = c.prefixes;
@@ -546,8 +554,8 @@ void track_key_changed(TrackSpace *s, const char *key, bool by_write) {
                 }
                 free(k);
         }
-        LIST_FOREACH(by_space, t, s->trackers)
-                if (t->mode == TRACK_MODE_PREFIX && prefix_matches(t, key) && !spared(t, by_write))
+        LIST_FOREACH(by_prefix, t, s->prefix_trackers)
+                if (prefix_matches(t, key) && !spared(t, by_write))
                         report(t, &key, 1);
 }
 

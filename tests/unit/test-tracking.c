@@ -325,6 +325,30 @@ static void test_prefix_mode(void) {
         assert_report(0, &a, "cfg.y");
         assert_report(1, &b, "cfg.y");
 
+        /* switching modes: a in keys mode hears only of what it read */
+        reset();
+        g_assert_cmpint(track_start(s, &a, &keys_mode, &fd), ==, 0);
+        assert_report(0, &a, NULL);
+        track_key_changed(s, "user:3", true);
+        g_assert_cmpuint(reports->len, ==, 2);
+        assert_report(1, &b, "user:3");
+        g_assert_cmpint(track_read(track_find(s, &a), "user:3"), ==, 0);
+        track_key_changed(s, "user:3", true);
+        g_assert_cmpuint(reports->len, ==, 4);
+        assert_report(2, &a, "user:3");
+        assert_report(3, &b, "user:3");
+        /* and back to prefix mode */
+        reset();
+        g_assert_cmpint(track_start(s, &a, &o, &fd), ==, 0);
+        track_key_changed(s, "user:4", true);
+        track_key_changed(s, "user:4", true);
+        g_assert_cmpuint(reports->len, ==, 5);
+        assert_report(0, &a, NULL);
+        assert_report(1, &b, "user:4");
+        assert_report(2, &a, "user:4");
+        assert_report(3, &b, "user:4");
+        assert_report(4, &a, "user:4");
+
         track_owner_release_all(&a);
         track_owner_release_all(&b);
         track_space_free(s);
