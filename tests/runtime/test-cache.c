@@ -559,6 +559,25 @@ static void test_basics(ThFixture *f, gconstpointer data) {
         g_assert_cmpuint(stats(cache).entries, ==, 0);
         g_assert_cmpuint(stats(cache).flushes, >, 0);
 
+        /* DropNamespace ends the tracking there: the cache tracks the new namespace, once */
+        g_assert_cmpint(sd_bus_call_method(w, CH_BUS_NAME, CH_NAMESPACE_PATH_PREFIX "other", "org.clusterhub.Store1", "Set",
+                                           &e, NULL, "sva{sv}", "x", "s", "other", 0), >=, 0);
+        g_assert_cmpint(get_str(other, "x", &s), ==, 0);
+        g_assert_cmpstr(s, ==, "other");
+        g_clear_pointer(&s, g_free);
+        g_assert_cmpint(get_str(other, "x", &s), ==, 1);
+        g_clear_pointer(&s, g_free);
+        g_assert_cmpuint(stats(other).tracks, ==, 1);
+        g_assert_cmpint(ch_hub1_call_drop_namespace(w, CH_BUS_NAME, CH_HUB_PATH, "other", &e), >=, 0);
+        g_assert_cmpint(ch_cache_get(other, "x", NULL), ==, -ENOKEY); /* not the dropped value */
+        g_assert_cmpuint(stats(other).tracks, ==, 2);
+        g_assert_cmpint(ch_cache_get(other, "x", NULL), ==, -ENOKEY);
+        g_assert_cmpint(sd_bus_call_method(w, CH_BUS_NAME, CH_NAMESPACE_PATH_PREFIX "other", "org.clusterhub.Store1", "Set",
+                                           &e, NULL, "sva{sv}", "x", "s", "again", 0), >=, 0);
+        g_assert_cmpint(get_str(other, "x", &s), ==, 0);
+        g_assert_cmpstr(s, ==, "again");
+        g_clear_pointer(&s, g_free);
+
         /* bounded */
         ch_cache_free(other);
         g_assert_cmpint(ch_cache_new(c, "other", &(ChCacheOptions) { .max_entries = 3 }, &other), ==, 0);
