@@ -8,7 +8,11 @@
  * needs the counter to be unchanged (an acquire load from the shared page), so a read that starts
  * after a write was acknowledged (to anyone, told over any channel) sees the bump and fetches.
  * Invalidate signals only free memory; messages may arrive in any order. */
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cache-table.h"
 #include "runtime-internal.h"
@@ -19,6 +23,13 @@
 #define MAX_ENTRIES_LIMIT (1u << 24)
 #define DEFAULT_MAX_AGE_USEC (60 * UINT64_C(1000000))
 #define MAX_PREFIXES 64
+/* How often a hit asks the kernel whether the hub process still lives (a pidfd): the page of a
+ * hub that died is never bumped again, and the news of its death waits on the connection until
+ * the loop runs. */
+#define HUB_CHECK_NS (1000 * UINT64_C(1000))
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
 /* Test-only: receive Invalidate signals but act on none, to show that the page alone keeps
  * reads fresh (tests/runtime/test-cache.c). */
 #define ENV_TEST_IGNORE_INVALIDATE "CLUSTERHUB_CACHE_TEST_IGNORE_INVALIDATE"
@@ -43,6 +54,8 @@ struct ChCache {
         CachePage page;
         sd_bus *tracked_bus;
         sd_bus_slot *match_slot;
+        int hub_pidfd;                  /* the tracking hub's process, -1: unknown */
+        uint64_t hub_checked_ns;
 
         CacheFetch *fetches;            /* placeholders of the fetches in flight */
         sd_bus_message *last_reply;     /* keeps the string of a typed getter's fetch valid */
@@ -88,6 +101,9 @@ static void cache_flush(ChCache *cache) {
 static void cache_untrack_local(ChCache *cache) {
         cache_flush(cache);
         cache_page_unmap(&cache->page);
+        if (cache->hub_pidfd >= 0)
+                (void) close(cache->hub_pidfd);
+        cache->hub_pidfd = -1;
         cache->match_slot = sd_bus_slot_unref(cache->match_slot);
         cache->tracked_bus = sd_bus_unref(cache->tracked_bus);
 }
@@ -188,6 +204,34 @@ static int append_track_options(ChCache *cache, sd_bus_message *m) {
         return sd_bus_message_close_container(m);
 }
 
+/* A pidfd of the process serving the hub on C's connection: the socket's peer, or the owner of
+ * the hub's name on the bus.  -1 when the kernel or the bus cannot say (another pid namespace,
+ * no pidfd_open): then only the loop notices a hub that died. */
+static int hub_pidfd_open(ChClient *c) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        pid_t pid = 0;
+
+        if (c->private_socket) {
+                struct ucred cred = {};
+                socklen_t len = sizeof(cred);
+                int fd = sd_bus_get_fd(c->bus);
+                if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || len != sizeof(cred))
+                        return -1;
+                pid = cred.pid;
+        } else if (sd_bus_get_name_creds(c->bus, CH_BUS_NAME, SD_BUS_CREDS_PID, &creds) < 0 ||
+                   sd_bus_creds_get_pid(creds, &pid) < 0)
+                return -1;
+        if (pid <= 0)
+                return -1;
+        int fd = (int) syscall(SYS_pidfd_open, pid, 0);
+        return fd >= 0 ? fd : -1;
+}
+
+static bool hub_exited(int pidfd) {
+        struct pollfd p = { .fd = pidfd, .events = POLLIN };
+        return poll(&p, 1, 0) > 0;
+}
+
 /* Tracks on the client's current connection unless that is done already. */
 static int cache_track(ChCache *cache) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
@@ -227,6 +271,9 @@ static int cache_track(ChCache *cache) {
         }
         cache->tracked_bus = sd_bus_ref(c->bus);
         cache->stats.tracks++;
+        /* after Track: the process that gave us the page (a hub dying meanwhile shows as exited) */
+        cache->hub_pidfd = hub_pidfd_open(c);
+        cache->hub_checked_ns = now_ns();
         return 0;
 fail:
         cache->match_slot = sd_bus_slot_unref(cache->match_slot);
@@ -264,8 +311,16 @@ static CacheEntry *cache_lookup(ChCache *cache, uint64_t hash, const char *key, 
         e = cache_table_lookup(&cache->table, hash, key, field);
         if (!e)
                 return NULL;
-        /* the clock only when an entry can age (a TTL, or a max age) */
-        now = e->deadline_ns != 0 || cache->max_age_ns != UINT64_MAX ? now_ns() : 0;
+        now = now_ns();
+        if (cache->hub_pidfd >= 0 && now - cache->hub_checked_ns >= HUB_CHECK_NS) {
+                cache->hub_checked_ns = now;
+                if (hub_exited(cache->hub_pidfd)) {
+                        /* the page will never move again: forget it, Track the next hub */
+                        cache->stats.stale++;
+                        cache_untrack_local(cache);
+                        return NULL;
+                }
+        }
         if (!cache_entry_fresh(e, &cache->page, now, cache->max_age_ns)) {
                 cache->stats.stale++;
                 cache_table_remove(&cache->table, e);
@@ -649,6 +704,7 @@ _public_ int ch_cache_new(ChClient *c, const char *ns, const ChCacheOptions *opt
         cache = calloc(1, sizeof(ChCache));
         if (!cache)
                 return -ENOMEM;
+        cache->hub_pidfd = -1;
         cache->noloop = opts->noloop;
         cache->max_keys = opts->max_keys;
         cache->max_age_ns = opts->max_age_usec == UINT64_MAX       ? UINT64_MAX
