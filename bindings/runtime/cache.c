@@ -199,7 +199,8 @@ static int append_track_options(ChCache *cache, sd_bus_message *m) {
         }
         if (cache->noloop && (r = sd_bus_message_append(m, "{sv}", "noloop", "b", 1)) < 0)
                 return r;
-        if (cache->max_keys > 0 && (r = sd_bus_message_append(m, "{sv}", "max_keys", "u", cache->max_keys)) < 0)
+        if (!cache->prefixes && cache->max_keys > 0 &&
+            (r = sd_bus_message_append(m, "{sv}", "max_keys", "u", cache->max_keys)) < 0)
                 return r;
         return sd_bus_message_close_container(m);
 }
