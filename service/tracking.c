@@ -364,6 +364,10 @@ size_t track_space_n_trackers(const TrackSpace *s) {
         return s ? s->n_trackers : 0;
 }
 
+uint64_t tracker_max_keys(const Tracker *t) {
+        return t->mode == TRACK_MODE_KEYS ? t->max_keys : 0;
+}
+
 size_t tracker_n_keys(const Tracker *t) {
         return t->n_keys;
 }

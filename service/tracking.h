@@ -133,6 +133,10 @@ void track_key_changed(TrackSpace *s, const char *key, bool by_write);
  * tracker of S and forget their pairs. */
 void track_space_flush(TrackSpace *s);
 
+/* How many pairs T may hold: keys mode, its max_keys (0 at Track: the per-peer bound);
+ * prefix mode, 0 (it holds none). */
+uint64_t tracker_max_keys(const Tracker *t);
+
 /* For tests: the page's writable mapping (TRACK_BUCKETS counters), NULL before the first
  * Track; and the number of pairs T holds. */
 const uint64_t *track_space_page(const TrackSpace *s);

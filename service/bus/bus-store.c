@@ -1657,6 +1657,10 @@ static int method_track(sd_bus_message *m, void *userdata, sd_bus_error *ret_err
         r = read_track_options(m, ns, &a, ret_error);
         if (r < 0)
                 return r;
+        /* the page is a file descriptor: a connection that did not negotiate them cannot track */
+        if (sd_bus_can_send(sd_bus_message_get_bus(m), SD_BUS_TYPE_UNIX_FD) <= 0)
+                return sd_bus_error_setf(ret_error, CH_ERROR_NOT_SUPPORTED,
+                                         "Track hands out a file descriptor, and this connection does not pass them.");
         r = peer_get_or_new(ns->hub, m, &p);
         if (r < 0)
                 return r;
@@ -1812,6 +1816,7 @@ static int append_tracked_values_cb(sd_bus_message *reply, void *userdata) {
 static int method_m_get_tracked(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, char **keys) {
         Namespace *ns = userdata;
         TrackedReply d = { ns, NULL, keys };
+        size_t n;
         int r;
 
         r = check_keys(ns, ret_error, keys);
@@ -1823,6 +1828,12 @@ static int method_m_get_tracked(sd_bus_message *m, void *userdata, sd_bus_error 
         d.tracker = tracker_of(ns, m, ret_error);
         if (!d.tracker)
                 return -ENOTCONN;
+        /* more keys than its table holds would only evict each other, one Invalidate each */
+        n = strv_length(keys);
+        if (tracker_max_keys(d.tracker) > 0 && n > tracker_max_keys(d.tracker))
+                return bus_error_errno(ret_error, -ENOBUFS,
+                                       "MGetTracked of %zu keys; this tracker's table holds %llu (max_keys, --max-tracked-keys-per-peer).",
+                                       n, (unsigned long long) tracker_max_keys(d.tracker));
         r = ch_store1_reply_m_get_tracked(m, append_tracked_values_cb, &d);
         rearm(ns);
         return r;

@@ -459,6 +459,15 @@ static void test_overflow(ThFixture *f, gconstpointer data) {
         call_ok(w, NS, IFACE, "MSet", "a{sv}", 3, "a", "s", "1", "b", "s", "2", "c", "s", "3");
         g_autofree char *log3 = tracker_log(&t);
         g_assert_cmpstr(log3, ==, "default:b default:c");
+        /* more keys in one MGetTracked than the table holds: refused, nothing tracked */
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        int q = sd_bus_call_method(t.bus, CH_BUS_NAME, NS, IFACE, "MGetTracked", &e, NULL, "as", 3, "a", "b", "c");
+        assert_error_name(&e, q, "org.clusterhub.Error.LimitExceeded");
+        sd_bus_error_free(&e);
+        g_assert_cmpint(sd_bus_call_method(t.bus, CH_BUS_NAME, NS, IFACE, "MGetTracked", &e, NULL, "as", 2, "a", "b"), >=, 0);
+        g_autofree char *log4 = tracker_log(&t);
+        g_assert_cmpstr(log4, ==, "");
+        g_assert_cmpuint(get_stat(w, "tracked_keys"), ==, 2);
         tracker_done(&t);
         sd_bus_flush_close_unref(w);
 }
@@ -646,6 +655,22 @@ static void test_errors(ThFixture *f, gconstpointer data) {
         assert_error_name(&e, -1, "org.clusterhub.Error.WrongType");
         sd_bus_error_free(&e);
         call_ok(c, NS, IFACE, "Untrack", "");
+
+        /* on the socket the hub knows whether a connection passes file descriptors */
+        if (th_transport_private()) {
+                sd_bus *nofd = NULL;
+                g_autofree char *address = g_strdup_printf("unix:path=%s", f->socket_path);
+                g_assert_cmpint(sd_bus_new(&nofd), >=, 0);
+                g_assert_cmpint(sd_bus_set_address(nofd, address), >=, 0);
+                g_assert_cmpint(sd_bus_set_bus_client(nofd, true), >=, 0);
+                g_assert_cmpint(sd_bus_negotiate_fds(nofd, false), >=, 0);
+                g_assert_cmpint(sd_bus_start(nofd), >=, 0);
+                int q2 = call_track(nofd, NS, &e, NULL, "a{sv}", 0);
+                assert_error_name(&e, q2, "org.clusterhub.Error.NotSupported");
+                sd_bus_error_free(&e);
+                g_assert_cmpuint(get_stat(c, "tracking_peers"), ==, 0);
+                sd_bus_flush_close_unref(nofd);
+        }
 }
 
 static bool has_namespace(sd_bus *bus, const char *name) {
