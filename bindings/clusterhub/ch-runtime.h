@@ -331,6 +331,12 @@ int ch_cache_get(ChCache *cache, const char *key, sd_bus_message **ret_value);
 /* The same for FIELD of the hash at KEY; any change of KEY invalidates every field of it. */
 int ch_cache_hget(ChCache *cache, const char *key, const char *field, sd_bus_message **ret_value);
 
+/* The values of the N KEYS: the hits from the cache, all misses with one MGetTracked (blocking),
+ * stored for the next reads.  ret_values[i]: a new reference positioned at key i's value variant
+ * (as ch_cache_get's), or NULL when key i is absent or holds a hash, list or set (as MGet leaves
+ * it out).  Returns the number of hits, or a negative errno (ret_values untouched). */
+int ch_cache_mget(ChCache *cache, const char *const *keys, size_t n, sd_bus_message **ret_values);
+
 /* Typed getters, the fastest hits (no message is parsed: the value was decoded when stored):
  * 1 hit, 0 fetched, -ENOKEY absent, -EMEDIUMTYPE for a value of another D-Bus type, or the
  * fetch's error.  _string: types s, o, g; *ret points into the cache, valid until the next call

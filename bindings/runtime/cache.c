@@ -8,6 +8,7 @@
  * needs the counter to be unchanged (an acquire load from the shared page), so a read that starts
  * after a write was acknowledged (to anyone, told over any channel) sees the bump and fetches.
  * Invalidate signals only free memory; messages may arrive in any order. */
+#include <limits.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -510,6 +511,139 @@ static int cache_read(ChCache *cache, const char *key, const char *field, sd_bus
                 *ret_value = sd_bus_message_ref(e->reply);
         }
         return 1;
+}
+
+/* One (b v t t) message of its own for an element of MGetTracked's a(bvtt), REPLY positioned
+ * inside the struct after its b: entries keep a reply each, shaped as GetTracked's. */
+static int split_element(ChCache *cache, sd_bus_message *reply, int found, sd_bus_message **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r;
+
+        r = sd_bus_message_new_signal(cache->client->bus, &m, cache->path, STORE1, "Value");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append_basic(m, 'b', &found);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_copy(m, reply, true); /* v t t: the rest of the struct */
+        if (r < 0)
+                return r;
+        r = sd_bus_message_seal(m, 1, 0);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_rewind(m, true);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+/* MGetTracked of the N KEYS (blocking; tracked again once on NotTracking), each stored as a
+ * GetTracked reply would be; VALUES[IDX[j]] gets the j-th found value positioned at its v. */
+static int cache_fetch_many(ChCache *cache, const char **keys, size_t n, const size_t *idx, sd_bus_message **values) {
+        ChClient *c = cache->client;
+        _cleanup_free_ CacheFetch *f = NULL;
+        int r;
+
+        f = calloc(n, sizeof(CacheFetch));
+        if (!f)
+                return -ENOMEM;
+        for (unsigned attempt = 0;; attempt++) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+                sd_bus_error e = SD_BUS_ERROR_NULL;
+
+                r = cache_track(cache);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_new_method_call(c->bus, &m, CH_BUS_NAME, cache->path, STORE1, "MGetTracked");
+                if (r >= 0)
+                        r = sd_bus_message_append_strv(m, (char **) keys);
+                if (r < 0)
+                        return client_set_error(c, NULL, r);
+                for (size_t j = 0; j < n; j++) {
+                        f[j] = (CacheFetch) { .key = (char *) keys[j] };
+                        LIST_PREPEND(cache->fetches, &f[j]);
+                }
+                r = sd_bus_call(c->bus, m, 0, &e, &reply);
+                for (size_t j = 0; j < n; j++)
+                        LIST_REMOVE(cache->fetches, &f[j]);
+                if (r < 0 && sd_bus_error_has_name(&e, ERROR_NOT_TRACKING) && attempt == 0) {
+                        sd_bus_error_free(&e);
+                        cache_untrack_local(cache);
+                        continue;
+                }
+                client_set_error(c, &e, r);
+                sd_bus_error_free(&e);
+                if (r < 0)
+                        return r;
+                cache->stats.misses += n;
+                r = sd_bus_message_enter_container(reply, 'a', "(bvtt)");
+                for (size_t j = 0; r >= 0 && j < n; j++) {
+                        _cleanup_(sd_bus_message_unrefp) sd_bus_message *one = NULL;
+                        int found;
+
+                        r = sd_bus_message_enter_container(reply, 'r', "bvtt");
+                        if (r == 0)
+                                r = -EBADMSG; /* fewer values than keys */
+                        if (r >= 0)
+                                r = sd_bus_message_read_basic(reply, 'b', &found);
+                        if (r >= 0)
+                                r = split_element(cache, reply, found, &one);
+                        if (r >= 0)
+                                r = sd_bus_message_exit_container(reply);
+                        if (r >= 0)
+                                r = cache_store(cache, cache_fnv1a(keys[j], strlen(keys[j])), keys[j], NULL, one, c->bus,
+                                                f[j].invalidated);
+                        if (r > 0)
+                                values[idx[j]] = TAKE_PTR(one);
+                }
+                return r < 0 ? client_set_error(c, NULL, r) : 0;
+        }
+}
+
+_public_ int ch_cache_mget(ChCache *cache, const char *const *keys, size_t n, sd_bus_message **ret_values) {
+        _cleanup_free_ sd_bus_message **values = NULL;
+        _cleanup_free_ const char **miss = NULL;
+        _cleanup_free_ size_t *idx = NULL;
+        size_t n_miss = 0;
+        int hits = 0, r;
+
+        if (!cache || (!keys && n > 0) || !ret_values || n > INT_MAX)
+                return -EINVAL;
+        values = calloc(n + 1, sizeof(sd_bus_message *));
+        miss = calloc(n + 1, sizeof(char *));
+        idx = calloc(n + 1, sizeof(size_t));
+        if (!values || !miss || !idx)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                CacheEntry *e;
+
+                if (!keys[i]) {
+                        r = -EINVAL;
+                        goto fail;
+                }
+                e = cache_lookup(cache, cache_fnv1a(keys[i], strlen(keys[i])), keys[i], NULL);
+                if (!e) {
+                        idx[n_miss] = i;
+                        miss[n_miss++] = keys[i];
+                        continue;
+                }
+                hits++;
+                if (e->found) {
+                        r = position_at_value(e->reply);
+                        if (r < 0)
+                                goto fail;
+                        values[i] = sd_bus_message_ref(e->reply);
+                }
+        }
+        if (n_miss > 0 && (r = cache_fetch_many(cache, miss, n_miss, idx, values)) < 0)
+                goto fail;
+        memcpy(ret_values, values, n * sizeof(sd_bus_message *));
+        return hits;
+fail:
+        for (size_t i = 0; i < n; i++)
+                sd_bus_message_unref(values[i]);
+        return r;
 }
 
 /* WANT 's' or 'x' of a decoded value. */

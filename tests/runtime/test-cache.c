@@ -520,6 +520,46 @@ static void test_basics(ThFixture *f, gconstpointer data) {
         g_assert_cmpint(ch_cache_get_string(cache, "nope", &cs), ==, 0);
         g_assert_cmpstr(cs, ==, "changed");
 
+        /* MGet: the hits from the cache, the misses in one MGetTracked, stored */
+        {
+                const char *keys[] = { "n", "m1", "absent", "m2", "h" };
+                sd_bus_message *vals[5];
+                int64_t v1 = 0;
+                set_int(w, "m1", 1);
+                set_str(w, "m2", "two");
+                g_assert_cmpint(sd_bus_call_method(w, CH_BUS_NAME, CH_DEFAULT_NAMESPACE_PATH, "org.clusterhub.Store1", "HSet",
+                                                   &e, NULL, "sa{sv}", "h", 1, "f", "s", "one"), >=, 0);
+                uint64_t misses0 = stats(cache).misses;
+                g_assert_cmpint(ch_cache_mget(cache, keys, 5, vals), ==, 1); /* "n" is cached */
+                g_assert_cmpuint(stats(cache).misses, ==, misses0 + 4);
+                g_assert_cmpint(msg_int(vals[0]), ==, 43);
+                g_assert_cmpint(msg_int(vals[1]), ==, 1);
+                g_assert_null(vals[2]);
+                g_assert_cmpint(sd_bus_message_read(vals[3], "v", "s", &str), >, 0);
+                g_assert_cmpstr(str, ==, "two");
+                g_assert_null(vals[4]); /* a hash: left out, as MGet does */
+                for (int i = 0; i < 5; i++)
+                        sd_bus_message_unref(vals[i]);
+                /* all cached now, and the typed getters see them */
+                g_assert_cmpint(ch_cache_mget(cache, keys, 5, vals), ==, 5);
+                g_assert_cmpuint(stats(cache).misses, ==, misses0 + 4);
+                for (int i = 0; i < 5; i++)
+                        sd_bus_message_unref(vals[i]);
+                g_assert_cmpint(ch_cache_get_int64(cache, "m1", &v1), ==, 1);
+                g_assert_cmpint(v1, ==, 1);
+                g_assert_cmpint(ch_cache_get_string(cache, "m2", &cs), ==, 1);
+                g_assert_cmpstr(cs, ==, "two");
+                /* a write: that key misses again */
+                set_int(w, "m1", 2);
+                g_assert_cmpint(ch_cache_mget(cache, keys, 5, vals), ==, 4);
+                g_assert_cmpint(msg_int(vals[1]), ==, 2);
+                for (int i = 0; i < 5; i++)
+                        sd_bus_message_unref(vals[i]);
+                g_assert_cmpint(ch_cache_mget(cache, NULL, 0, vals), ==, 0);
+                g_assert_cmpint(ch_store1_call_del(w, CH_BUS_NAME, CH_DEFAULT_NAMESPACE_PATH, (char *[]) { (char *) "h", NULL },
+                                                   NULL, &e), >=, 0);
+        }
+
         /* hash fields: any change of the hash */
         g_assert_cmpint(sd_bus_call_method(w, CH_BUS_NAME, CH_DEFAULT_NAMESPACE_PATH, "org.clusterhub.Store1", "HSet",
                                            &e, NULL, "sa{sv}", "h", 2, "f", "s", "one", "g", "s", "x"), >=, 0);
