@@ -47,9 +47,8 @@ int hub_new(Hub **ret) {
         h->namespaces = hashmap_new();
         h->peers = hashmap_new();
         h->workers = hashmap_new();
-        h->worker_queues = hashmap_new();
         h->calls = hashmap_new();
-        if (!h->namespaces || !h->peers || !h->workers || !h->worker_queues || !h->calls)
+        if (!h->namespaces || !h->peers || !h->workers || !h->calls)
                 return -ENOMEM;
         /* its bounds are set again once the options are parsed (hub_connect()) */
         r = track_hub_new(&bus_store_track_ops, h->limits.max_tracked_keys_per_peer, h->limits.max_tracked_keys,
@@ -84,7 +83,6 @@ Hub *hub_free(Hub *h) {
         hashmap_free(h->namespaces);
         hashmap_free(h->peers);
         hashmap_free(h->workers);
-        hashmap_free(h->worker_queues);
         i = 0;
         CallCount *cc;
         while (hashmap_iterate(h->calls, &i, (void **) &cc, NULL))

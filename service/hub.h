@@ -6,9 +6,12 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "barrier.h"
+#include "events.h"
 #include "hashmap.h"
 #include "list.h"
 #include "limits.h"
+#include "requests.h"
 #include "store.h"
 
 #define HUB_BUS_NAME "org.clusterhub.Hub1"
@@ -76,10 +79,11 @@ typedef struct Hub {
         Hashmap *connections;     /* ":p2p.N" -> Connection, every live socket connection */
         Hashmap *workers;         /* worker id -> Peer */
         LIST_HEAD(struct Peer) worker_list; /* the same, in order of registration */
-        Hashmap *worker_queues;   /* worker id -> queued EmitTo for an id not registered yet */
-        uint64_t queued_bytes;    /* what those queues hold, bounded by --max-queued-bytes */
+        EventQueues event_queues; /* EmitTo calls queued for an id not registered yet (events.c) */
+        sd_event_source *event_queue_timer; /* their next deadline (bus-events.c) */
         Hashmap *emit_buckets;    /* unique name -> what it may still emit (bus-events.c) */
         size_t emit_buckets_swept; /* their number after the last sweep */
+        RequestMachine requests;  /* every Request's forwarding, backlog and gathering (requests.c) */
         StoreAccount store_account; /* store memory of every namespace together */
         struct TrackHub *track_hub; /* client-side caching: bounds and counters (tracking.h) */
         LockHub *lock_hub;        /* lock tokens and lease deadlines of every namespace */
@@ -89,7 +93,7 @@ typedef struct Hub {
 
         void *deferred_heap;      /* every pending call's deadline (deferred.c) */
         size_t n_deferred;
-        LIST_HEAD(struct Deferred) worker_waits; /* WaitForWorkers calls */
+        Barrier worker_barrier;   /* WaitForWorkers calls (barrier.c) */
 
         Hashmap *calls;           /* "Store1.Get" -> CallCount, for GetStats */
         uint64_t started_usec;    /* CLOCK_MONOTONIC */

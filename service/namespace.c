@@ -124,7 +124,7 @@ bool namespace_is_unused(const Namespace *ns) {
 
         if (streq(ns->name, HUB_DEFAULT_NAMESPACE))
                 return false;
-        if (store_dbsize(ns->store) > 0 || !LIST_IS_EMPTY(ns->pops) || !LIST_IS_EMPTY(ns->waiting) ||
+        if (store_dbsize(ns->store) > 0 || !LIST_IS_EMPTY(ns->pops) || ns->waiting.n > 0 ||
             ns->n_queued_events > 0 || ns->n_forwards > 0 || !serve_table_is_empty(ns->served) ||
             track_space_n_trackers(ns->tracking) > 0)
                 return false;

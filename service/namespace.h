@@ -23,7 +23,7 @@ struct Namespace {
         LIST_HEAD(struct Deferred) pops; /* BLPop/BRPop calls waiting here */
         ServeTable *served;              /* who serves which method */
         TrackSpace *tracking;            /* client-side caching: page and trackers (tracking.h) */
-        LIST_HEAD(struct Deferred) waiting; /* Requests waiting for their target worker */
+        RequestWaits waiting;            /* Requests waiting for their target worker */
         size_t n_queued_events;          /* EmitTo calls of this namespace queued for absent workers */
         size_t n_forwards;               /* Requests of this namespace at or queued for a handler */
         bool gc_queued;                  /* in hub->gc_queue, to be checked for disuse */

@@ -6,6 +6,7 @@
 #include "bus/bus-locks.h"
 #include "bus/bus-requests.h"
 #include "bus/bus-util.h"
+#include "bus/bus-workers.h"
 #include "deferred.h"
 #include "log.h"
 #include "namespace.h"
@@ -67,7 +68,8 @@ void peer_free(Peer *p, const char *reason) {
         while (p->deferred.first)
                 deferred_end(p->deferred.first, DEFERRED_CALLER_GONE);
         bus_requests_peer_gone(p);
-        workers_peer_gone(p, reason);
+        if (p->id)
+                bus_workers_left(p, reason);
         lock_owner_release_all(&p->lock_owner);
         track_owner_release_all(&p->track_owner);
         bus_locks_rearm(p->hub);

@@ -34,8 +34,7 @@ struct Peer {
         LIST_FIELDS(Peer, workers);  /* in hub->worker_list, in order of registration */
 
         LockOwner lock_owner;        /* locks held and awaited */
-        ServerRef server;            /* methods it serves, in every namespace */
-        LIST_HEAD(struct Forward) forwards; /* requests it is handling */
+        ServerRef server;            /* methods it serves in every namespace, requests it handles */
         LIST_HEAD(Deferred) deferred;/* calls of this peer not answered yet */
         size_t n_deferred;
         TrackOwner track_owner;      /* client-side caching: what it tracks (tracking.h) */

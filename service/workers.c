@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bus/bus-workers.h"
 #include "macro.h"
 #include "peer.h"
 #include "workers.h"
@@ -145,9 +144,4 @@ bool workers_remove(Hub *h, Peer *p) {
         p->id = mfree(p->id);
         h->stats.workers_left++;
         return true;
-}
-
-void workers_peer_gone(Peer *p, const char *reason) {
-        if (p->id)
-                bus_workers_left(p, reason);
 }

@@ -11,7 +11,8 @@ typedef struct Peer Peer;
 #define WORKER_ID_MAX 64
 
 /* Membership: which connection is worker ID.  Plain logic over the hub's tables; the bus
- * glue (bus/bus-workers.c) announces the changes. */
+ * glue (bus/bus-workers.c) announces the changes, and peer_free() has it announce a worker's
+ * death (bus_workers_left()). */
 
 /* ID: 1 to WORKER_ID_MAX characters of [A-Za-z0-9_] (a D-Bus object path element). */
 bool worker_id_is_valid(const char *id);
@@ -47,6 +48,3 @@ bool workers_remove(Hub *h, Peer *p);
 
 Peer *workers_find(Hub *h, const char *id);
 size_t workers_count(const Hub *h);
-
-/* Called by peer_free(): P is gone; announces WorkerLeft(REASON) when it was a worker. */
-void workers_peer_gone(Peer *p, const char *reason);

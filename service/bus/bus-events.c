@@ -9,27 +9,12 @@
 #include "ch-errors.h"
 #include "variant-codec.h"
 #include "deferred.h"
+#include "events.h"
 #include "log.h"
 #include "namespace.h"
 #include "peer.h"
 #include "transport/socket.h"
 #include "workers.h"
-
-/* EmitTo calls waiting for a worker id that is not registered yet, oldest first.  Each is a
- * Deferred whose deadline is the queue age limit; the call message itself holds the event
- * and its payload, so nothing is copied while it waits. */
-typedef struct WorkerQueue {
-        char *id;
-        LIST_HEAD(Deferred) items;
-        size_t n;
-} WorkerQueue;
-
-typedef struct QueuedEvent {
-        WorkerQueue *queue;
-        Namespace *ns;          /* where it was emitted: DropNamespace fails it */
-        char *origin;
-        uint64_t cost;          /* bytes charged to hub->queued_bytes */
-} QueuedEvent;
 
 static int copy_payload(sd_bus_message *signal, void *userdata) {
         sd_bus_message *call = userdata;
@@ -56,39 +41,93 @@ static int deliver(Hub *h, Peer *p, sd_bus_message *call, const char *ns_path, c
         return r;
 }
 
-static void queued_free(QueuedEvent *q) {
-        free(q->origin);
-        free(q);
+/* The EmitTo queue (events.c) holds the order, the bounds and the deadlines; each event's call
+ * is a Deferred without deadline of its own (the queue's timer ends it), so that the hub's exit
+ * answers it like any pending call, and the call message itself holds the event and its
+ * payload: nothing is copied while it waits. */
+
+static EventQueueLimits queue_limits(const Hub *h) {
+        return (EventQueueLimits) {
+                .max_per_worker = h->limits.max_queued_per_worker,
+                .max_age_ms = h->limits.max_queue_age_ms,
+                .max_bytes = h->limits.max_queued_bytes,
+        };
 }
 
-static void queue_unlink(Hub *h, Deferred *d) {
-        QueuedEvent *q = d->userdata;
-        WorkerQueue *wq = q->queue;
+/* The worker id an EmitTo call names (its first argument). */
+static const char *queued_worker(sd_bus_message *call) {
+        const char *worker = NULL;
 
-        h->queued_bytes -= q->cost;
-        q->ns->n_queued_events--;
-        namespace_check_unused(q->ns);
-        LIST_REMOVE(by_kind, wq->items, d);
-        wq->n--;
-        if (wq->n == 0) {
-                hashmap_remove(h->worker_queues, wq->id);
-                free(wq->id);
-                free(wq);
+        if (sd_bus_message_rewind(call, true) < 0 || sd_bus_message_read_basic(call, 's', &worker) < 0)
+                return "?";
+        return worker;
+}
+
+/* E is out of the queues: its namespace may be unused now, and its call is done with. */
+static void queued_done(Hub *h, QueuedEvent *e) {
+        Deferred *d = e->userdata;
+        Namespace *ns = e->owner;
+
+        ns->n_queued_events--;
+        namespace_check_unused(ns);
+        queued_event_free(&h->event_queues, e);
+        if (d) {
+                d->userdata = NULL;
+                deferred_free(d);
         }
-        queued_free(q);
 }
 
+/* The hub is exiting: deferred.c answered the call; the event leaves its queue. */
 static void queued_ended(Deferred *d, DeferredEnd why) {
-        Hub *h = d->hub;
-        QueuedEvent *q = d->userdata;
-        _cleanup_(freep) char *id = strdup(q->queue->id);
+        QueuedEvent *e = d->userdata;
 
-        h->stats.events_dropped++;
-        queue_unlink(h, d);
-        if (why == DEFERRED_TIMEOUT)
-                (void) bus_reply_errorf(d->call, "org.clusterhub.Error.WorkerUnavailable",
+        if (!e)
+                return;
+        d->hub->stats.events_dropped++;
+        e->userdata = NULL; /* deferred.c frees D */
+        queued_done(d->hub, e);
+}
+
+static int on_queue_timer(sd_event_source *s, uint64_t usec, void *userdata);
+
+/* Arms the queue's timer for its earliest deadline (off when none, or one the timer cannot
+ * express: ms * 1000 would overflow). */
+static void queue_timer_arm(Hub *h) {
+        uint64_t next = event_queues_next_deadline(&h->event_queues);
+        int r;
+
+        if (next >= UINT64_MAX / USEC_PER_MSEC) {
+                if (h->event_queue_timer)
+                        (void) sd_event_source_set_enabled(h->event_queue_timer, SD_EVENT_OFF);
+                return;
+        }
+        if (!h->event_queue_timer)
+                r = sd_event_add_time(h->event, &h->event_queue_timer, CLOCK_MONOTONIC, next * USEC_PER_MSEC, USEC_PER_MSEC,
+                                      on_queue_timer, h);
+        else {
+                r = sd_event_source_set_time(h->event_queue_timer, next * USEC_PER_MSEC);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(h->event_queue_timer, SD_EVENT_ONESHOT);
+        }
+        if (r < 0)
+                log_warning_errno(r, "Failed to arm the EmitTo queue's timer: %m");
+}
+
+static int on_queue_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Hub *h = userdata;
+        QueuedEvent *e;
+
+        while ((e = event_queues_take_expired(&h->event_queues, hub_now_ms(h)))) {
+                Deferred *d = e->userdata;
+
+                h->stats.events_dropped++;
+                (void) bus_reply_errorf(d->call, CH_ERROR_WORKER_UNAVAILABLE,
                                         "Worker '%s' did not register within %llu ms (--max-queue-age-ms).",
-                                        id ? id : "?", (unsigned long long) h->limits.max_queue_age_ms);
+                                        queued_worker(d->call), (unsigned long long) h->limits.max_queue_age_ms);
+                queued_done(h, e);
+        }
+        queue_timer_arm(h);
+        return 0;
 }
 
 /* What a queued EmitTo really costs the hub beyond its payload and names: the retained
@@ -332,17 +371,18 @@ static int event_admit(Namespace *ns, sd_bus_message *m, unsigned n_strings, con
 static int enqueue(Namespace *ns, sd_bus_message *m, sd_bus_error *ret_error, const char *worker, const char *event,
                    uint64_t wire) {
         Hub *h = ns->hub;
-        WorkerQueue *wq = hashmap_get(h->worker_queues, worker);
-        QueuedEvent *q;
+        EventQueueLimits l = queue_limits(h);
+        size_t n = event_queues_count(&h->event_queues, worker);
+        QueuedEvent *e;
         Deferred *d;
         uint64_t cost = 0;
         int r;
 
-        if (wq && wq->n >= h->limits.max_queued_per_worker) {
+        if (n >= l.max_per_worker) {
                 h->stats.events_dropped++;
                 return bus_error_errno(ret_error, -EHOSTUNREACH,
                                        "Worker '%s' is not registered and already has %zu queued messages (--max-queued-per-worker).",
-                                       worker, wq->n);
+                                       worker, n);
         }
         /* the queue holds the payload: bound it, and keep no fds for a process that may never come */
         {
@@ -361,53 +401,26 @@ static int enqueue(Namespace *ns, sd_bus_message *m, sd_bus_error *ret_error, co
                         return bus_error_errno(ret_error, -ENOBUFS, "Worker '%s' is not registered and the payload of '%s' is larger than --max-value-bytes=%llu, the most that is queued.",
                                                worker, event, (unsigned long long) h->limits.max_value_bytes);
                 cost = queued_cost(m, wire, worker, event, origin_of(h, m));
-                if (h->queued_bytes + cost > h->limits.max_queued_bytes) {
-                        h->stats.events_dropped++;
-                        return bus_error_errno(ret_error, -ENOBUFS,
-                                               "Worker '%s' is not registered and the hub already holds %llu bytes for absent workers (--max-queued-bytes).",
-                                               worker, (unsigned long long) h->queued_bytes);
-                }
         }
-        if (!wq) {
-                wq = calloc(1, sizeof(WorkerQueue));
-                if (!wq || !(wq->id = strdup(worker))) {
-                        free(wq);
-                        return -ENOMEM;
-                }
-                r = hashmap_put(h->worker_queues, wq->id, wq);
-                if (r < 0) {
-                        free(wq->id);
-                        free(wq);
-                        return r;
-                }
-        }
-        q = calloc(1, sizeof(QueuedEvent));
-        if (!q || !(q->origin = strdup(origin_of(h, m)))) {
-                free(q);
-                r = -ENOMEM;
-                goto fail;
-        }
-        q->queue = wq;
-        q->ns = ns;
-        q->cost = cost;
-        r = deferred_new(h, m, NULL, h->limits.max_queue_age_ms, queued_ended, q, &d);
+        r = deferred_new(h, m, NULL, 0, queued_ended, NULL, &d);
+        if (r < 0)
+                return r;
+        r = event_queues_push(&h->event_queues, &l, worker, ns, origin_of(h, m), cost, hub_now_ms(h), d, &e);
         if (r < 0) {
-                queued_free(q);
-                goto fail;
+                deferred_free(d);
+                if (r != -ENOBUFS)
+                        return r;
+                h->stats.events_dropped++;
+                return bus_error_errno(ret_error, -ENOBUFS,
+                                       "Worker '%s' is not registered and the hub already holds %llu bytes for absent workers (--max-queued-bytes).",
+                                       worker, (unsigned long long) h->event_queues.bytes);
         }
-        LIST_APPEND(by_kind, wq->items, d);
-        wq->n++;
+        d->userdata = e;
         ns->n_queued_events++;
-        h->queued_bytes += cost;
         h->stats.events_queued++;
+        if (h->event_queues.all.first == e)
+                queue_timer_arm(h);
         return 1;
-fail:
-        if (wq->n == 0) {
-                hashmap_remove(h->worker_queues, wq->id);
-                free(wq->id);
-                free(wq);
-        }
-        return r;
 }
 
 /* An Emit call's event, sent on any connection: the call is read again from its payload each
@@ -485,31 +498,26 @@ static int method_emit_to(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
 
 void bus_events_worker_joined(Peer *p) {
         Hub *h = p->hub;
-        WorkerQueue *wq = hashmap_get(h->worker_queues, p->id);
         unsigned delivered = 0;
+        QueuedEvent *e;
 
-        while (wq) {
-                Deferred *d = wq->items.first;
-                QueuedEvent *q = d->userdata;
+        while ((e = event_queues_take(&h->event_queues, p->id))) {
+                Deferred *d = e->userdata;
                 const char *worker = NULL, *event = NULL;
-                bool last = wq->n == 1;
                 int r;
 
                 r = sd_bus_message_rewind(d->call, true);
                 if (r >= 0)
                         r = sd_bus_message_read(d->call, "ss", &worker, &event);
                 if (r >= 0)
-                        r = deliver(h, p, d->call, sd_bus_message_get_path(d->call), event, q->origin);
+                        r = deliver(h, p, d->call, sd_bus_message_get_path(d->call), event, e->origin);
                 if (r >= 0) {
                         (void) ch_events1_reply_emit_to(d->call);
                         delivered++;
                 } else
-                        (void) bus_reply_errorf(d->call, "org.clusterhub.Error.WorkerUnavailable",
+                        (void) bus_reply_errorf(d->call, CH_ERROR_WORKER_UNAVAILABLE,
                                                 "Delivery to worker '%s' failed: %s", p->id, strerror(-r));
-                queue_unlink(h, d);
-                deferred_free(d);
-                if (last)
-                        break;
+                queued_done(h, e);
         }
         if (delivered > 0)
                 log_debug("Delivered %u queued events to worker %s.", delivered, p->id);
@@ -517,35 +525,27 @@ void bus_events_worker_joined(Peer *p) {
 
 void bus_events_drop(Namespace *ns) {
         Hub *h = ns->hub;
-        WorkerQueue *wq;
-        size_t i = 0;
-        unsigned failed = 0;
+        QueuedEventList dropped = {};
+        QueuedEvent *e;
+        size_t failed;
 
-        /* removing the current entry (a queue emptied here) while iterating is allowed */
-        while (hashmap_iterate(h->worker_queues, &i, (void **) &wq, NULL)) {
-                Deferred *d, *next;
+        failed = event_queues_take_owned(&h->event_queues, ns, &dropped);
+        while ((e = dropped.first)) {
+                Deferred *d = e->userdata;
 
-                for (d = wq->items.first; d; d = next) {
-                        QueuedEvent *q = d->userdata;
-
-                        next = d->by_kind_next; /* NULL for the last one, whose unlink frees WQ */
-                        if (q->ns != ns)
-                                continue;
-                        (void) bus_reply_errorf(d->call, CH_ERROR_NAMESPACE_DROPPED,
-                                                "Namespace '%s' was dropped while this event waited for worker '%s'.",
-                                                ns->name, wq->id);
-                        h->stats.events_dropped++;
-                        failed++;
-                        queue_unlink(h, d);
-                        deferred_free(d);
-                }
+                LIST_REMOVE(all, dropped, e);
+                (void) bus_reply_errorf(d->call, CH_ERROR_NAMESPACE_DROPPED,
+                                        "Namespace '%s' was dropped while this event waited for worker '%s'.",
+                                        ns->name, queued_worker(d->call));
+                h->stats.events_dropped++;
+                queued_done(h, e);
         }
         if (failed > 0)
-                log_debug("Failed %u queued events of dropped namespace %s.", failed, ns->name);
+                log_debug("Failed %zu queued events of dropped namespace %s.", failed, ns->name);
 }
 
 void bus_events_shutdown(Hub *h) {
-        WorkerQueue *wq;
+        QueuedEvent *e;
         EmitBucket *b;
         size_t i = 0;
 
@@ -554,19 +554,11 @@ void bus_events_shutdown(Hub *h) {
                 bucket_free(b);
         }
         h->emit_buckets = hashmap_free(h->emit_buckets);
-        i = 0;
 
-        while (hashmap_iterate(h->worker_queues, &i, (void **) &wq, NULL)) {
-                while (wq->items.first) {
-                        Deferred *d = wq->items.first;
-                        bool last = wq->n == 1;
-                        queue_unlink(h, d);
-                        deferred_free(d);
-                        if (last)
-                                break;
-                }
-                i = 0;
-        }
+        while ((e = event_queues_take_first(&h->event_queues)))
+                queued_done(h, e);
+        event_queues_done(&h->event_queues);
+        h->event_queue_timer = sd_event_source_disable_unref(h->event_queue_timer);
 }
 
 const ChEvents1Handlers bus_events_handlers = {

@@ -7,10 +7,12 @@
 #include <time.h>
 #include <systemd/sd-login.h>
 
+#include "barrier.h"
 #include "bus-events.h"
 #include "bus-requests.h"
 #include "bus-util.h"
 #include "bus-workers.h"
+#include "ch-errors.h"
 #include "ch-hub1-server.h"
 #include "ch-worker1-server.h"
 #include "deferred.h"
@@ -115,27 +117,27 @@ static int reply_ids(sd_bus_message *call, Hub *h) {
         return ch_hub1_reply_wait_for_workers(call, ids);
 }
 
+/* The number of workers grew: answer the WaitForWorkers calls it satisfies. */
 static void wait_reply_ready(Hub *h) {
-        Deferred *d, *next;
+        BarrierWait *w;
 
-        for (d = h->worker_waits.first; d; d = next) {
-                next = d->by_kind_next;
-                if (workers_count(h) < (size_t) (uintptr_t) d->userdata)
-                        continue;
-                LIST_REMOVE(by_kind, h->worker_waits, d);
+        while ((w = barrier_take_ready(&h->worker_barrier, workers_count(h)))) {
+                Deferred *d = w->userdata;
+
+                barrier_wait_free(w);
                 (void) reply_ids(d->call, h);
                 deferred_free(d);
         }
 }
 
 static void wait_ended(Deferred *d, DeferredEnd why) {
-        Hub *h = d->hub;
+        BarrierWait *w = d->userdata;
 
-        LIST_REMOVE(by_kind, h->worker_waits, d);
         if (why == DEFERRED_TIMEOUT)
-                (void) bus_reply_errorf(d->call, "org.clusterhub.Error.Timeout",
+                (void) bus_reply_errorf(d->call, CH_ERROR_TIMEOUT,
                                         "%zu of %zu workers registered before the timeout.",
-                                        workers_count(h), (size_t) (uintptr_t) d->userdata);
+                                        workers_count(d->hub), w->count);
+        barrier_wait_free(w);
 }
 
 int bus_workers_register_method(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *id) {
@@ -271,11 +273,12 @@ int bus_workers_list_method(sd_bus_message *m, void *userdata, sd_bus_error *ret
 
 int bus_workers_wait_method(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, uint32_t count, uint32_t timeout_ms) {
         Hub *h = userdata;
+        BarrierWait *w;
         Deferred *d;
         Peer *p;
         int r;
 
-        if (workers_count(h) >= count)
+        if (barrier_reached(count, workers_count(h)))
                 return reply_ids(m, h);
         r = peer_get_or_new(h, m, &p);
         if (r < 0)
@@ -283,10 +286,15 @@ int bus_workers_wait_method(sd_bus_message *m, void *userdata, sd_bus_error *ret
         r = peer_check_pending(p, ret_error);
         if (r < 0)
                 return r;
-        r = deferred_new(h, m, p, timeout_ms ? timeout_ms : h->limits.wait_timeout_ms, wait_ended, (void *) (uintptr_t) count, &d);
+        r = barrier_wait_new(&h->worker_barrier, count, NULL, &w);
         if (r < 0)
                 return r;
-        LIST_APPEND(by_kind, h->worker_waits, d);
+        r = deferred_new(h, m, p, timeout_ms ? timeout_ms : h->limits.wait_timeout_ms, wait_ended, w, &d);
+        if (r < 0) {
+                barrier_wait_free(w);
+                return r;
+        }
+        w->userdata = d;
         return 1;
 }
 

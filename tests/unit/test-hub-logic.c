@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests of the hub's own logic modules that need no bus: who serves which method
- * (requests.c), worker ids (workers.c), the string map (util/hashmap.c). */
+ * (requests.c), worker ids (workers.c), the string map (util/hashmap.c), the limits table. */
 #include <errno.h>
 #include <glib.h>
 #include <stdio.h>
@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "hashmap.h"
+#include "limits.h"
 #include "requests.h"
 #include "workers.h"
 
@@ -144,6 +145,33 @@ static void test_hashmap(void) {
         hashmap_free(h);
 }
 
+/* The lock and store libraries have defaults of their own (LOCK_DEFAULT_*, STORE_DEFAULT_*) that
+ * they use for a limit of 0.  The hub passes every one of those limits from its table
+ * (bus_locks_table_new(), bus_store_new(), hub.c for max_memory), and --OPTION=0 is refused
+ * where the help does not say what 0 means: so those defaults must never be reachable, i.e.
+ * every such row has a default above 0 and no "(0:" meaning. */
+static void test_limits_reach_the_libraries(void) {
+        static const char *const fed[] = {
+                "max-name-bytes", "max-locks", "max-lock-holders", "max-lock-waiters", "max-lease-ms",
+                "max-key-bytes", "max-value-bytes", "max-elements", "max-namespace-memory", "max-memory",
+        };
+        Limits l;
+        unsigned found = 0;
+
+        limits_init_default(&l);
+        for (size_t i = 0; i < G_N_ELEMENTS(fed); i++) {
+#define X(field, option, def, help)                                     \
+                if (g_str_equal(option, fed[i])) {                      \
+                        g_assert_cmpuint(l.field, >, 0);                \
+                        g_assert_null(strstr(help, "(0:"));             \
+                        found++;                                        \
+                }
+                LIMITS_TABLE(X)
+#undef X
+        }
+        g_assert_cmpuint(found, ==, G_N_ELEMENTS(fed));
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/hub/serve/round-robin", test_serve_round_robin);
@@ -151,5 +179,6 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/hub/workers/ids", test_worker_ids);
         g_test_add_func("/hub/workers/id-claims", test_worker_id_claims);
         g_test_add_func("/hub/util/hashmap", test_hashmap);
+        g_test_add_func("/hub/limits/reach-the-libraries", test_limits_reach_the_libraries);
         return g_test_run();
 }
