@@ -136,9 +136,7 @@ static unsigned basic_layout(char type, unsigned *ret_size) {
         return type == 'a' ? 4 : type == 'v' ? 1 : 8;
 }
 
-/* Adds to *AT (the offset in the body) the values from M's read position to the end of the
- * container it is in.  An array of fixed-size values is read in one step. */
-static int values_size(sd_bus_message *m, uint64_t *at) {
+int bus_message_values_size(sd_bus_message *m, uint64_t *at) {
         const char *contents;
         unsigned size;
         char type;
@@ -170,7 +168,7 @@ static int values_size(sd_bus_message *m, uint64_t *at) {
                                 *at += strlen(contents) + 2;
                         r = sd_bus_message_enter_container(m, type, contents);
                         if (r >= 0)
-                                r = values_size(m, at);
+                                r = bus_message_values_size(m, at);
                         if (r >= 0)
                                 r = sd_bus_message_exit_container(m);
                 }
@@ -201,7 +199,7 @@ uint64_t bus_message_wire_size(sd_bus_message *m) {
         if (signature && *signature)
                 header = pad_to(header, 8) + 4 + strlen(signature) + 2;
         if (sd_bus_message_rewind(m, true) >= 0) {
-                (void) values_size(m, &body);
+                (void) bus_message_values_size(m, &body);
                 (void) sd_bus_message_rewind(m, true);
         }
         return pad_to(header, 8) + body;

@@ -44,6 +44,10 @@ void bus_sent(sd_bus *bus);
  * sender sets (path, interface, member, error name, destination, sender, signature, reply serial),
  * and the body with its padding.  Reads M's body and rewinds it. */
 uint64_t bus_message_wire_size(sd_bus_message *m);
+/* Adds to *AT (an offset in a body) the values from M's read position to the end of the
+ * container it is in, with D-Bus's padding (an 'a(y)' costs 8 bytes per element); an array of
+ * fixed-size values is read in one step.  0 at the container's end, or a negative errno. */
+int bus_message_values_size(sd_bus_message *m, uint64_t *at);
 
 /* Send M (a reply or a signal, on any connection) through the gate: 1 when sent or held,
  * else what sd_bus_send() returned. */
