@@ -483,3 +483,69 @@ int helper_p2p_baseline(const char *path) {
         sd_event_unref(e);
         return r < 0 ? 1 : 0;
 }
+
+/* ---- the paced writer of the cached-Get rows ------------------------------------------ */
+
+typedef struct PacedWriter {
+        sd_bus *bus;
+        const char *key;
+        unsigned rate;                  /* writes per second */
+        uint64_t start_usec;
+        uint64_t sent;
+        int64_t value;
+} PacedWriter;
+
+static int paced_set_cb(sd_bus_message *reply, const sd_bus_error *error, int set, void *userdata) {
+        if (!error)
+                delivered++; /* acknowledged writes */
+        return 0;
+}
+
+static int append_paced_value(sd_bus_message *m, void *userdata) {
+        int r = sd_bus_message_append(m, "v", "x", *(int64_t *) userdata);
+        return r < 0 ? r : sd_bus_message_append(m, "a{sv}", 0);
+}
+
+/* Every millisecond: as many Sets as the rate asks for by now (a late timer catches up, at most
+ * 16 at once), increasing integers, one connection. */
+static int paced_tick(sd_event_source *s, uint64_t usec, void *userdata) {
+        PacedWriter *w = userdata;
+        uint64_t due = (usec - w->start_usec) * w->rate / 1000000;
+
+        for (unsigned i = 0; w->sent < due && i < 16; i++, w->sent++) {
+                w->value++;
+                int r = ch_store1_call_set_async(w->bus, NULL, CH_BUS_NAME, CH_DEFAULT_NAMESPACE_PATH, w->key,
+                                                 append_paced_value, &w->value, paced_set_cb, NULL, 0);
+                if (r < 0)
+                        return fail("Set", r);
+        }
+        if (w->sent < due)
+                w->sent = due; /* too far behind: skip, do not burst */
+        (void) sd_event_source_set_time(s, usec + 1000);
+        return sd_event_source_set_enabled(s, SD_EVENT_ON);
+}
+
+int helper_paced_writer(const char *address, const char *key, unsigned rate) {
+        PacedWriter w = { .key = key, .rate = rate };
+        sd_event *e = NULL;
+        int r;
+
+        r = connect_bus(&w.bus, address);
+        if (r < 0)
+                return fail("connect", r);
+        r = sd_event_default(&e);
+        if (r < 0)
+                return fail("sd_event_default", r);
+        r = sd_bus_attach_event(w.bus, e, 0);
+        if (r < 0)
+                return fail("attach", r);
+        (void) sd_event_now(e, CLOCK_MONOTONIC, &w.start_usec);
+        /* accuracy 1 us: sd-event's default (250 ms) would coalesce the ticks into bursts */
+        r = sd_event_add_time(e, NULL, CLOCK_MONOTONIC, w.start_usec + 1000, 1, paced_tick, &w);
+        if (r < 0)
+                return fail("timer", r);
+        r = run_loop(e);
+        sd_bus_flush_close_unref(w.bus);
+        sd_event_unref(e);
+        return r < 0 ? 1 : 0;
+}

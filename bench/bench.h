@@ -19,3 +19,5 @@ int helper_scale_clients(const char *address, unsigned first, unsigned count);
 int helper_worker(const char *address, const char *id, char **methods);
 int helper_scale_workers(const char *address, unsigned first, unsigned count);
 int helper_p2p_baseline(const char *path);
+/* Sets KEY to increasing integers at RATE writes per second; counts the acknowledged ones. */
+int helper_paced_writer(const char *address, const char *key, unsigned rate);

@@ -62,6 +62,7 @@ static unsigned arg_scale_clients = 1000;
 static unsigned arg_scale_workers = 100;
 static unsigned arg_inflight = 64;
 static bool arg_only_get = false;
+static bool arg_only_cache = false;
 static bool arg_persist = true;
 static const char *arg_persist_dir = NULL;
 static const char *arg_peers = NULL;
@@ -1408,6 +1409,7 @@ static void help(void) {
                "     --scale-workers=N   Registered workers for the scale rows (default %u)\n"
                "     --inflight=N        Calls in flight for the throughput rows (default %u)\n"
                "     --only-get          Baseline Ping and hub Get rows only, on each --transport (to profile the hub)\n"
+               "     --only-cache        Redis GET and the cached Get rows (libclusterhub's ChCache) only\n"
                "     --no-persist        Skip the persistence rows (Set/Incr with --data-dir in each --fsync mode,\n"
                "                         Redis SET/INCR with appendonly yes)\n"
                "     --persist-dir=DIR   Make the data dirs of those rows under DIR (default /var/tmp); use a disk\n"
@@ -1425,7 +1427,7 @@ enum {
         ARG_SECONDS = 0x100, ARG_QUICK, ARG_BROKER, ARG_NO_REDIS, ARG_JSON, ARG_KEYS, ARG_SCALE_CLIENTS,
         ARG_SCALE_WORKERS, ARG_INFLIGHT, ARG_ONLY_GET, ARG_NO_PERSIST, ARG_PERSIST_DIR, ARG_PEERS,
         ARG_ADDRESS, ARG_BASELINE, ARG_SUBSCRIBER, ARG_WORKER, ARG_SCALE_CLIENTS_HELPER, ARG_SCALE_WORKERS_HELPER,
-        ARG_FIRST, ARG_P2P_BASELINE, ARG_TRANSPORT,
+        ARG_FIRST, ARG_P2P_BASELINE, ARG_TRANSPORT, ARG_PACED_WRITER, ARG_KEY, ARG_ONLY_CACHE,
 };
 
 static int helper_main(int argc, char **argv) {
@@ -1438,9 +1440,11 @@ static int helper_main(int argc, char **argv) {
                 { "scale-workers-helper", required_argument, NULL, ARG_SCALE_WORKERS_HELPER },
                 { "first", required_argument, NULL, ARG_FIRST },
                 { "p2p-baseline", no_argument, NULL, ARG_P2P_BASELINE },
+                { "paced-writer", required_argument, NULL, ARG_PACED_WRITER },
+                { "key", required_argument, NULL, ARG_KEY },
                 {}
         };
-        const char *address = NULL, *arg = NULL;
+        const char *address = NULL, *arg = NULL, *key = NULL;
         int mode = 0, c;
         unsigned first = 0;
 
@@ -1451,6 +1455,9 @@ static int helper_main(int argc, char **argv) {
                         break;
                 case ARG_FIRST:
                         first = (unsigned) strtoul(optarg, NULL, 10);
+                        break;
+                case ARG_KEY:
+                        key = optarg;
                         break;
                 case '?':
                         return 2;
@@ -1476,6 +1483,9 @@ static int helper_main(int argc, char **argv) {
                 return helper_scale_clients(address, first, (unsigned) strtoul(arg, NULL, 10));
         case ARG_SCALE_WORKERS_HELPER:
                 return helper_scale_workers(address, first, (unsigned) strtoul(arg, NULL, 10));
+        case ARG_PACED_WRITER:
+                /* --paced-writer=RATE --key=KEY */
+                return key ? helper_paced_writer(address, key, (unsigned) strtoul(arg, NULL, 10)) : 2;
         }
         return 2;
 }
@@ -1493,6 +1503,7 @@ static int parse_args(int argc, char **argv) {
                 { "scale-workers", required_argument, NULL, ARG_SCALE_WORKERS },
                 { "inflight", required_argument, NULL, ARG_INFLIGHT },
                 { "only-get", no_argument, NULL, ARG_ONLY_GET },
+                { "only-cache", no_argument, NULL, ARG_ONLY_CACHE },
                 { "no-persist", no_argument, NULL, ARG_NO_PERSIST },
                 { "persist-dir", required_argument, NULL, ARG_PERSIST_DIR },
                 { "peers", required_argument, NULL, ARG_PEERS },
@@ -1540,6 +1551,9 @@ static int parse_args(int argc, char **argv) {
                         break;
                 case ARG_ONLY_GET:
                         arg_only_get = true;
+                        break;
+                case ARG_ONLY_CACHE:
+                        arg_only_cache = true;
                         break;
                 case ARG_NO_PERSIST:
                         arg_persist = false;
@@ -2258,6 +2272,176 @@ static int scale_rows(Transport *t, unsigned N) {
         return r < 0 ? r : 0;
 }
 
+/* ---- the client-side cache (issue #13) --------------------------------------------------- */
+
+#define CACHE_WRITER_RATE 1000 /* writes per second, the target's */
+#define CACHE_WRITTEN_KEY "bench:cached"
+
+static int append_int_and_options(sd_bus_message *m, void *userdata) {
+        int r = sd_bus_message_append(m, "v", "x", *(int64_t *) userdata);
+        return r < 0 ? r : sd_bus_message_append(m, "a{sv}", 0);
+}
+
+typedef enum CacheRead {
+        CACHE_READ_STRING,              /* ch_cache_get_string() */
+        CACHE_READ_MESSAGE,             /* ch_cache_get() and sd_bus_message_read(m, "v", "s", ...) */
+        CACHE_READ_INT64,               /* ch_cache_get_int64(): the paced writer's integers */
+} CacheRead;
+
+static int cache_read_one(ChCache *cache, const char *key, CacheRead how, const char **ret_str, int64_t *ret_int) {
+        sd_bus_message *m = NULL;
+        int q;
+
+        switch (how) {
+        case CACHE_READ_STRING:
+                return ch_cache_get_string(cache, key, ret_str);
+        case CACHE_READ_INT64:
+                return ch_cache_get_int64(cache, key, ret_int);
+        default:
+                q = ch_cache_get(cache, key, &m);
+                if (q >= 0)
+                        q = sd_bus_message_read(m, "v", "s", ret_str);
+                sd_bus_message_unref(m);
+                return q;
+        }
+}
+
+/* Cached Gets of KEY in a loop, 1 in flight, through libclusterhub's ChCache; the client's loop
+ * runs every 256 reads (dispatching the Invalidate signals).  With the paced writer's integers
+ * (CACHE_READ_INT64), a value must never go back. */
+static Row *cache_row(const char *name, ChCache *cache, ChClient *c, const char *key, CacheRead how, Helper *writer) {
+        Row *r = row_new("cache", name, 1);
+        ChCacheStats s0 = {}, s1;
+        uint64_t w0 = 0, t0, end = 0, warm, next_lat = 0;
+        int64_t last = INT64_MIN;
+
+        fprintf(stderr, "  %-30s %-6s x%-3u ...", name, cur_transport, 1u);
+        warm = (uint64_t) (arg_seconds * 0.1e9);
+        t0 = now_ns();
+        for (bool warming = true;;) {
+                uint64_t now = now_ns();
+                if (warming && now >= t0 + warm) {
+                        warming = false;
+                        (void) ch_cache_get_stats(cache, &s0);
+                        w0 = writer ? helper_count(writer) : 0;
+                        r->ops = 0;
+                        t0 = now;
+                        end = now + (uint64_t) (arg_seconds * 1e9);
+                } else if (!warming && now >= end)
+                        break;
+                for (unsigned i = 0; i < 256; i++) {
+                        bool sample = !warming && r->ops == next_lat;
+                        uint64_t a = sample ? now_ns() : 0;
+                        const char *str = NULL;
+                        int64_t v = 0;
+                        int q = cache_read_one(cache, key, how, &str, &v);
+                        if (sample) {
+                                lat_push(r, now_ns() - a);
+                                next_lat += 61;
+                        }
+                        if (q < 0) {
+                                row_error(r, "cached Get: %s", strerror(-q));
+                                goto done;
+                        }
+                        if (how == CACHE_READ_INT64 ? v < last : !streq(str, BENCH_VALUE)) {
+                                row_error(r, "cached Get returned %" PRId64 " after %" PRId64, v, last);
+                                goto done;
+                        }
+                        last = v;
+                        r->ops++;
+                }
+                if (ch_client_process(c, 0) < 0) {
+                        row_error(r, "the client's loop failed");
+                        goto done;
+                }
+        }
+        r->seconds = (now_ns() - t0) / 1e9;
+        r->rate = r->ops / r->seconds;
+        (void) ch_cache_get_stats(cache, &s1);
+        {
+                uint64_t hits = s1.hits - s0.hits, misses = s1.misses - s0.misses;
+                double writes = writer ? (helper_count(writer) - w0) / r->seconds : 0;
+                int n = snprintf(r->note, sizeof r->note, "hit ratio %.4f (%" PRIu64 " misses)",
+                                 hits + misses ? (double) hits / (hits + misses) : 0.0, misses);
+                if (writer && n > 0)
+                        snprintf(r->note + n, sizeof r->note - n, ", writer %.0f writes/s acknowledged", writes);
+        }
+done:
+        row_finish_stats(r);
+        fprintf(stderr, " %10.0f/s  %s\n", r->rate, r->note);
+        return r;
+}
+
+/* The cached Get rows of transport T: the key alone, then with a paced writer of it on another
+ * connection.  Compared with Redis GET at 1 in flight (which runs first). */
+static int cache_rows(Transport *t, const char *bus_address, const char *hub_socket) {
+        ChClientOptions o = {
+                .address = bus_address,
+                .transport = streq(t->name, "socket") ? CH_TRANSPORT_PRIVATE : CH_TRANSPORT_BUS,
+                .private_socket = streq(t->name, "socket") ? hub_socket : NULL,
+        };
+        ChClient *c = NULL;
+        ChCache *cache = NULL;
+        Helper *writer;
+        char rate[32];
+        Row *r;
+        int q;
+
+        cur_transport = t->name;
+        q = ch_client_new(&c, &o);
+        if (q >= 0)
+                q = ch_cache_new(c, NULL, &(ChCacheOptions) { .max_age_usec = UINT64_MAX }, &cache);
+        if (q < 0) {
+                r = row_new("cache", "cached Get", 1);
+                if (q == -EOPNOTSUPP || q == -EBADR) {
+                        r->skipped = true;
+                        snprintf(r->note, sizeof r->note, "skipped: the hub does not track (%s)", strerror(-q));
+                } else
+                        row_error(r, "ch_cache_new: %s", strerror(-q));
+                ch_client_free(c);
+                cur_transport = "";
+                return r->skipped ? 0 : -1;
+        }
+        r = cache_row("cached Get", cache, c, "bench:get", CACHE_READ_STRING, NULL);
+        set_ratio(r, "redis GET", 1, false, 100);
+        set_vs_redis(r, "redis GET", false);
+        r = cache_row("cached Get (message)", cache, c, "bench:get", CACHE_READ_MESSAGE, NULL);
+        set_ratio(r, "redis GET", 1, false, 0);
+        set_vs_redis(r, "redis GET", false);
+
+        /* the writer's key holds 0 until its first write */
+        {
+                sd_bus_error e = SD_BUS_ERROR_NULL;
+                int64_t zero = 0;
+                int set = 0;
+                q = ch_store1_call_set(t->hub, CH_BUS_NAME, NS, CACHE_WRITTEN_KEY, append_int_and_options, &zero, &set, &e);
+                sd_bus_error_free(&e);
+                if (q < 0) {
+                        row_error(row_new("cache", "cached Get, writer 1000/s", 1), "Set: %s", strerror(-q));
+                        ch_cache_free(cache);
+                        ch_client_free(c);
+                        cur_transport = "";
+                        return -1;
+                }
+        }
+        snprintf(rate, sizeof rate, "--paced-writer=%u", CACHE_WRITER_RATE);
+        writer = helper_start("paced writer", t->address, (const char *[]) { rate, "--key=" CACHE_WRITTEN_KEY, NULL });
+        if (!writer) {
+                ch_cache_free(cache);
+                ch_client_free(c);
+                cur_transport = "";
+                return -1;
+        }
+        r = cache_row("cached Get, writer 1000/s", cache, c, CACHE_WRITTEN_KEY, CACHE_READ_INT64, writer);
+        set_ratio(r, "redis GET", 1, false, 20);
+        set_vs_redis(r, "redis GET", false);
+        helper_stop(writer);
+        ch_cache_free(cache);
+        ch_client_free(c);
+        cur_transport = "";
+        return 0;
+}
+
 static void read_loadavg(char *buf, size_t size) {
         FILE *f = fopen("/proc/loadavg", "re");
         double a = 0, b = 0, c = 0;
@@ -2359,7 +2543,7 @@ int main(int argc, char **argv) {
         }
 
         const unsigned conc[2] = { 1, N };
-        for (unsigned t = 0; t < n_ts; t++)
+        for (unsigned t = 0; t < n_ts && !arg_only_cache; t++)
                 if (transport_rows(&ts[t], N) < 0) {
                         failed = 1;
                         goto finish;
@@ -2368,7 +2552,7 @@ int main(int argc, char **argv) {
                 goto finish;
 
         /* the Node peers, each right after the hub row it is compared with */
-        if (arg_peers && peers_section(ts, n_ts, N) < 0) {
+        if (arg_peers && !arg_only_cache && peers_section(ts, n_ts, N) < 0) {
                 failed = 1;
                 goto finish;
         }
@@ -2388,9 +2572,11 @@ int main(int argc, char **argv) {
                         if (redis_simple(&rc, 3, set_argv, NULL, NULL, 0) < 0 ||
                             redis_simple(&rsub, 2, sub_argv, NULL, NULL, 0) < 0)
                                 failed = 1;
-                        for (unsigned k = 0; k < 2; k++) {
+                        for (unsigned k = 0; k < (arg_only_cache ? 1 : 2); k++) {
                                 unsigned c = conc[k];
                                 set_ratio(redis_row(&rc, -1, RCMD_GET, "redis GET", c), "baseline Ping", c, false, 0);
+                                if (arg_only_cache)
+                                        continue;
                                 set_ratio(redis_row(&rc, -1, RCMD_SET, "redis SET", c), "baseline Ping", c, false, 0);
                                 set_ratio(redis_row(&rc, -1, RCMD_INCR, "redis INCR", c), "baseline Ping", c, false, 0);
                                 set_ratio(redis_row(&rc, rsub.fd, RCMD_PUBLISH, "redis PUBLISH 1 sub", c),
@@ -2409,6 +2595,15 @@ int main(int argc, char **argv) {
                         }
                 }
         }
+
+        /* the client-side cache, next to Redis GET (issue #13) */
+        fprintf(stderr, "cache\n");
+        for (unsigned t = 0; t < n_ts; t++)
+                if (cache_rows(&ts[t], busd.address, hub_sock) < 0)
+                        failed = 1;
+
+        if (arg_only_cache)
+                goto finish;
 
         /* persistence: Set and Incr with --data-dir in each --fsync mode, then Redis with its AOF */
         if (arg_persist) {

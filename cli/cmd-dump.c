@@ -238,35 +238,17 @@ static int print_typed(FILE *f, sd_bus_message *m, unsigned depth) {
 }
 
 static int print_basic(FILE *f, sd_bus_message *m, char type) {
-        union {
-                const char *s;
-                int b;
-                uint8_t y;
-                int16_t n;
-                uint16_t q;
-                int32_t i;
-                uint32_t u;
-                int64_t x;
-                uint64_t t;
-                double d;
-        } v;
+        ValueBasic v;
         int r = sd_bus_message_read_basic(m, type, &v);
 
         if (r <= 0)
                 return r < 0 ? r : -EBADMSG;
-        switch (type) {
-        case 's': case 'o': case 'g': json_string(f, v.s); break;
-        case 'b': fputs(v.b ? "true" : "false", f); break;
-        case 'y': fprintf(f, "%" PRIu8, v.y); break;
-        case 'n': fprintf(f, "%" PRIi16, v.n); break;
-        case 'q': fprintf(f, "%" PRIu16, v.q); break;
-        case 'i': fprintf(f, "%" PRIi32, v.i); break;
-        case 'u': fprintf(f, "%" PRIu32, v.u); break;
-        case 'x': fprintf(f, "%" PRIi64, v.x); break;
-        case 't': fprintf(f, "%" PRIu64, v.t); break;
-        case 'd': print_double(f, v.d); break;
-        default: return -EBADMSG; /* 'h': the hub stores no file descriptors */
-        }
+        if (type == 's' || type == 'o' || type == 'g')
+                json_string(f, v.s);
+        else if (type == 'd')
+                print_double(f, v.d);
+        else if (!value_print_number(f, type, &v))
+                return -EBADMSG; /* 'h': the hub stores no file descriptors */
         return 0;
 }
 

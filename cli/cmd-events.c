@@ -196,6 +196,8 @@ static void help_monitor(void) {
 
 typedef struct Monitor {
         EventArgs *args;
+        char **patterns;        /* argv[1..n]: arg0 filters */
+        int n_patterns;
         uint64_t lines;
         int error;
         char *hub_owner;        /* the unique name that owns the hub's name now, or NULL */
@@ -369,6 +371,120 @@ static int add_match(sd_bus *bus, const char *interface, const char *member, con
         return r;
 }
 
+/* Who the hub is, and its signals that MON shows: on each new connection.  0 or -errno (said). */
+static int monitor_subscribe(sd_bus *bus, Monitor *mon) {
+        const EventArgs *a = mon->args;
+        int r;
+
+        /* who the hub is, before any of its signals can arrive, and whenever that changes */
+        r = sd_bus_match_signal(bus, NULL, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                "NameOwnerChanged", on_owner_changed, mon);
+        if (r < 0) {
+                fprintf(stderr, "%s: Cannot watch the owner of %s: %s\n", program, CH_BUS_NAME, strerror(-r));
+                return r;
+        }
+        /* arg0 filters apply to events and key changes; one match per pattern (the bus ORs them) */
+        for (int i = 0; r >= 0 && i < (mon->n_patterns ? mon->n_patterns : 1); i++) {
+                const char *pattern = mon->n_patterns ? mon->patterns[i] : NULL;
+                if (!a->no_events)
+                        r = add_match(bus, CH_EVENTS1_INTERFACE, "Event", ns_path, pattern, on_event, mon);
+                if (r >= 0 && !a->no_keys)
+                        r = add_match(bus, CH_STORE1_INTERFACE, "KeyChanged", ns_path, pattern, on_two_strings, mon);
+        }
+        if (r >= 0 && !a->no_workers)
+                r = add_match(bus, CH_HUB1_INTERFACE, "WorkerJoined", CH_HUB_PATH, NULL, on_two_strings, mon);
+        if (r >= 0 && !a->no_workers)
+                r = add_match(bus, CH_HUB1_INTERFACE, "WorkerLeft", CH_HUB_PATH, NULL, on_two_strings, mon);
+        return r;
+}
+
+/* The hub's owner now (signals count once it is known); false when nobody owns its name. */
+static bool monitor_find_hub(sd_bus *bus, Monitor *mon) {
+        sd_bus_message *reply = NULL;
+        const char *owner = NULL;
+
+        if (sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                               "GetNameOwner", NULL, &reply, "s", CH_BUS_NAME) >= 0 &&
+            sd_bus_message_read(reply, "s", &owner) >= 0 && !mon->hub_owner)
+                set_hub_owner(mon, owner);
+        sd_bus_message_unref(reply);
+        return mon->hub_owner != NULL;
+}
+
+/* Shows signals until asked to stop, a signal cannot be shown, or the connection ends (-errno). */
+static int monitor_run(sd_bus *bus, Monitor *mon) {
+        int r = 0;
+
+        while (!stop_requested && mon->error >= 0) {
+                r = sd_bus_process(bus, NULL);
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        continue;
+                r = sd_bus_wait(bus, UINT64_MAX);
+                if (r < 0 && r != -EINTR)
+                        return r;
+        }
+        return 0;
+}
+
+/* As the library's transport does (bindings/runtime/client.c): 50 ms, doubling up to 1 s; in
+ * auto mode the bus is tried too after that many attempts on the socket. */
+#define RECONNECT_FIRST_MS 50
+#define RECONNECT_MAX_MS 1000
+#define RECONNECT_ATTEMPTS_BEFORE_BUS 8
+
+static void sleep_ms(unsigned ms) {
+        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long) (ms % 1000) * 1000000L };
+
+        (void) nanosleep(&ts, NULL); /* SIGINT ends it early: the caller checks stop_requested */
+}
+
+/* The hub's private socket closed (the hub exited or restarted): connect again until a hub
+ * answers, subscribe again, and say so.  1 when monitoring again, 0 when asked to stop, -errno. */
+static int monitor_reconnect(sd_bus **bus, Monitor *mon, const char *address, int lost) {
+        bool private_only = true;
+        unsigned delay = RECONNECT_FIRST_MS;
+        int r;
+
+        fprintf(stderr, "%s monitor: The hub went away (%s: %s); reconnecting.\n", program, address, strerror(-lost));
+        fflush(stderr);
+        set_hub_owner(mon, NULL);
+        for (unsigned attempt = 1; !stop_requested; attempt++) {
+                sleep_ms(delay);
+                if (stop_requested)
+                        break;
+                delay = delay * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : delay * 2;
+                /* --transport=private (or its variable) stays on the socket: reconnect_bus()
+                 * then asks for it anyway */
+                if (attempt > RECONNECT_ATTEMPTS_BEFORE_BUS)
+                        private_only = false;
+                r = reconnect_bus(bus, private_only);
+                if (r < 0)
+                        continue;
+                r = monitor_subscribe(*bus, mon);
+                if (r < 0) {
+                        *bus = sd_bus_flush_close_unref(*bus);
+                        if (r == -ENOMEM)
+                                return r;
+                        continue;
+                }
+                if (!monitor_find_hub(*bus, mon) && socket_address()) {
+                        /* a socket without a hub behind it: the next try */
+                        *bus = sd_bus_flush_close_unref(*bus);
+                        continue;
+                }
+                if (socket_address())
+                        fprintf(stderr, "%s monitor: The hub is back on %s; monitoring again.\n", program, socket_address());
+                else
+                        fprintf(stderr, "%s monitor: The hub's socket is not back; monitoring on %s instead.\n", program,
+                                arg_bus == BUS_SYSTEM ? "the system bus" : arg_bus == BUS_USER ? "the user bus" : arg_address);
+                fflush(stderr);
+                return 1;
+        }
+        return 0;
+}
+
 int verb_monitor(int argc, char *argv[]) {
         static const Option options[] = {
                 { "help", 'h', false, OPT_HELP },
@@ -394,30 +510,11 @@ int verb_monitor(int argc, char *argv[]) {
                                 program, argv[i]);
                         return EXIT_FAILURE;
                 }
+        mon.patterns = argv + 1;
+        mon.n_patterns = n;
         if (connect_bus(&bus) < 0)
                 return EXIT_FAILURE;
-        /* who the hub is, before any of its signals can arrive, and whenever that changes */
-        r = sd_bus_match_signal(bus, NULL, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                                "NameOwnerChanged", on_owner_changed, &mon);
-        if (r < 0) {
-                fprintf(stderr, "%s: Cannot watch the owner of %s: %s\n", program, CH_BUS_NAME, strerror(-r));
-                sd_bus_flush_close_unref(bus);
-                return EXIT_FAILURE;
-        }
-
-        /* arg0 filters apply to events and key changes; one match per pattern (the bus ORs them) */
-        for (int i = 0; r >= 0 && i < (n ? n : 1); i++) {
-                const char *pattern = n ? argv[1 + i] : NULL;
-                if (!a.no_events)
-                        r = add_match(bus, CH_EVENTS1_INTERFACE, "Event", ns_path, pattern, on_event, &mon);
-                if (r >= 0 && !a.no_keys)
-                        r = add_match(bus, CH_STORE1_INTERFACE, "KeyChanged", ns_path, pattern, on_two_strings, &mon);
-        }
-        if (r >= 0 && !a.no_workers)
-                r = add_match(bus, CH_HUB1_INTERFACE, "WorkerJoined", CH_HUB_PATH, NULL, on_two_strings, &mon);
-        if (r >= 0 && !a.no_workers)
-                r = add_match(bus, CH_HUB1_INTERFACE, "WorkerLeft", CH_HUB_PATH, NULL, on_two_strings, &mon);
-        if (r < 0) {
+        if (monitor_subscribe(bus, &mon) < 0) {
                 sd_bus_flush_close_unref(bus);
                 free(mon.hub_owner);
                 return EXIT_FAILURE;
@@ -425,35 +522,28 @@ int verb_monitor(int argc, char *argv[]) {
         /* the matches are in place (sd_bus_add_match waits for the bus to confirm) */
         fprintf(stderr, "Monitoring namespace '%s'%s. Press Ctrl-C to stop.\n", arg_ns,
                 n ? " (filtered)" : "");
-        {
-                /* signals come once a hub is there; say so if none is yet, as the other commands would */
-                sd_bus_message *reply = NULL;
-                const char *owner = NULL;
-                if (sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                                       "GetNameOwner", NULL, &reply, "s", CH_BUS_NAME) >= 0 &&
-                    sd_bus_message_read(reply, "s", &owner) >= 0 && !mon.hub_owner)
-                        set_hub_owner(&mon, owner);
-                sd_bus_message_unref(reply);
-                if (!mon.hub_owner)
-                        fprintf(stderr, "No hub on the bus yet (nobody owns %s): waiting for one; ./scripts/run-hub starts one.\n",
-                                CH_BUS_NAME);
-        }
+        /* signals come once a hub is there; say so if none is yet, as the other commands would */
+        if (!monitor_find_hub(bus, &mon))
+                fprintf(stderr, "No hub on the bus yet (nobody owns %s): waiting for one; ./scripts/run-hub starts one.\n",
+                        CH_BUS_NAME);
         fflush(stderr);
 
         sigemptyset(&sa.sa_mask);
         (void) sigaction(SIGINT, &sa, NULL);
         (void) sigaction(SIGTERM, &sa, NULL);
         (void) sigaction(SIGPIPE, &sa, NULL);
-        while (!stop_requested && mon.error >= 0) {
-                r = sd_bus_process(bus, NULL);
-                if (r < 0)
+        for (;;) {
+                _cleanup_free_ char *address = NULL;
+
+                r = monitor_run(bus, &mon);
+                /* on the bus the hub comes and goes as NameOwnerChanged says; the private socket
+                 * is the hub's own, and closes with it */
+                if (r >= 0 || stop_requested || !socket_address())
                         break;
-                if (r > 0)
-                        continue;
-                r = sd_bus_wait(bus, UINT64_MAX);
-                if (r == -EINTR)
-                        r = 0;
-                if (r < 0)
+                address = strdup(socket_address());
+                bus = sd_bus_flush_close_unref(bus);
+                r = address ? monitor_reconnect(&bus, &mon, address, r) : -ENOMEM;
+                if (r <= 0)
                         break;
         }
         if (r < 0 && !stop_requested)

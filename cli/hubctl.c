@@ -269,12 +269,37 @@ static bool private_asked(void) {
         return t == CH_TRANSPORT_PRIVATE;
 }
 
-int connect_bus(sd_bus **ret) {
-        ChClientOptions o = {
+static ChClientOptions client_options(ChTransport transport) {
+        return (ChClientOptions) {
                 .bus_type = arg_bus == BUS_SYSTEM ? CH_BUS_SYSTEM : arg_bus == BUS_USER ? CH_BUS_USER : CH_BUS_ADDRESS,
                 .address = arg_bus == BUS_ADDRESS ? arg_address : NULL,
-                .transport = arg_transport,
+                .transport = transport,
         };
+}
+
+const char *socket_address(void) {
+        return used_address;
+}
+
+int reconnect_bus(sd_bus **ret, bool private_only) {
+        ChClientOptions o = client_options(private_only ? CH_TRANSPORT_PRIVATE : arg_transport);
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus *bus = NULL;
+        int r;
+
+        used_address = NULL; /* it was the closed connection's */
+        r = ch_bus_open(&bus, &o, &error);
+        sd_bus_error_free(&error);
+        if (r < 0)
+                return r;
+        if (r > 0)
+                (void) sd_bus_get_address(bus, &used_address);
+        *ret = bus;
+        return r;
+}
+
+int connect_bus(sd_bus **ret) {
+        ChClientOptions o = client_options(arg_transport);
         sd_bus_error error = SD_BUS_ERROR_NULL;
         sd_bus *bus = NULL;
         char buf[512];

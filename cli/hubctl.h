@@ -44,6 +44,12 @@ void note_failure(int status);
 /* "500ms", "10s", "5min", "1h 30min", bare number = seconds, "infinity" = NO_LIMIT. */
 int parse_duration_ms(const char *s, uint64_t *ret);
 int connect_bus(sd_bus **ret);
+/* The private socket's address ("unix:path=...") while connect_bus() or reconnect_bus() is on
+ * it, else NULL (on the bus).  Owned by that connection: copy it before closing it. */
+const char *socket_address(void);
+/* Connects again as connect_bus() did, printing nothing (a reconnection loop says what it
+ * does): PRIVATE_ONLY on the private socket only.  1 on the socket, 0 on the bus, or -errno. */
+int reconnect_bus(sd_bus **ret, bool private_only);
 /* 1 to 255 characters of [A-Za-z0-9_]. */
 bool namespace_name_ok(const char *s);
 void json_string(FILE *f, const char *s);
@@ -140,6 +146,23 @@ int value_append_args(sd_bus_message *m, const char *signature, int argc, char *
 /* Prints the next complete value of M (any type) in FORMAT. Returns 0, 1 when it wrote a byte
  * array as raw bytes (VALUE_RAW: no newline should follow), or -errno. */
 int value_print(FILE *f, sd_bus_message *m, ValueFormat format);
+/* A basic D-Bus value as sd_bus_message_read_basic() reads it. */
+typedef union ValueBasic {
+        const char *s;
+        int b;
+        int h;
+        uint8_t y;
+        int16_t n;
+        uint16_t q;
+        int32_t i;
+        uint32_t u;
+        int64_t x;
+        uint64_t t;
+        double d;
+} ValueBasic;
+/* Prints V of TYPE when it is a boolean (true/false) or an integer (decimal, as JSON has them);
+ * false, printing nothing, for any other type. */
+bool value_print_number(FILE *f, char type, const ValueBasic *v);
 /* Prints every remaining argument of M: VALUE_JSON as one JSON value (an array if several, null
  * if none),
  * else each argument on its own line(s), arrays one element per line, dictionaries KEY\tVALUE. */

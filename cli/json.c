@@ -141,6 +141,38 @@ static void utf8_put(char **o, uint32_t c) {
         *o = (char *) u;
 }
 
+int json_unescape(const char *s, size_t avail, char **o, uint32_t *ret_cp) {
+        static const char simple[] = "\"\"\\\\//b\bf\fn\nr\rt\t"; /* escape letter, then what it stands for */
+        uint32_t cp, lo;
+
+        if (avail < 2)
+                return -EINVAL;
+        for (size_t i = 0; i < sizeof(simple) - 1; i += 2)
+                if (s[1] == simple[i]) {
+                        *(*o)++ = simple[i + 1];
+                        return 2;
+                }
+        if (s[1] != 'u' || hex4(s + 2, avail - 2, &cp) < 0)
+                return -EINVAL;
+        if (cp >= 0xd800 && cp < 0xdc00) {
+                if (avail < 12 || s[6] != '\\' || s[7] != 'u' || hex4(s + 8, avail - 8, &lo) < 0 || lo < 0xdc00 ||
+                    lo > 0xdfff) {
+                        *ret_cp = cp;
+                        return -ERANGE;
+                }
+                utf8_put(o, 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00));
+                return 12;
+        }
+        if (cp >= 0xdc00 && cp < 0xe000) {
+                *ret_cp = cp;
+                return -ERANGE;
+        }
+        if (cp == 0)
+                return -EDOM;
+        utf8_put(o, cp);
+        return 6;
+}
+
 /* The string at p->pos (its opening quote). Escapes never make the text longer. */
 static int parse_string(Parser *p, char **ret, size_t *ret_len) {
         size_t start = ++p->pos, end = start;
@@ -159,7 +191,8 @@ static int parse_string(Parser *p, char **ret, size_t *ret_len) {
                 return -ENOMEM;
         while (p->pos < end) {
                 unsigned char c = p->text[p->pos];
-                uint32_t cp, lo;
+                uint32_t cp = 0;
+                int n;
 
                 if (c < 0x20) {
                         free(out);
@@ -171,42 +204,16 @@ static int parse_string(Parser *p, char **ret, size_t *ret_len) {
                         p->pos++;
                         continue;
                 }
-                switch (p->text[p->pos + 1]) {
-                case '"': case '\\': case '/': *o++ = p->text[p->pos + 1]; break;
-                case 'b': *o++ = '\b'; break;
-                case 'f': *o++ = '\f'; break;
-                case 'n': *o++ = '\n'; break;
-                case 'r': *o++ = '\r'; break;
-                case 't': *o++ = '\t'; break;
-                case 'u':
-                        if (hex4(p->text + p->pos + 2, end - p->pos - 2, &cp) < 0)
-                                goto bad_escape;
-                        if (cp >= 0xd800 && cp < 0xdc00) {
-                                const char *s = p->text + p->pos + 6;
-                                if (end - p->pos < 12 || s[0] != '\\' || s[1] != 'u' ||
-                                    hex4(s + 2, end - p->pos - 8, &lo) < 0 || lo < 0xdc00 || lo > 0xdfff) {
-                                        free(out);
-                                        return fail_at(p, p->pos, "a lone surrogate (\\u%04x) in a string", cp);
-                                }
-                                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-                                p->pos += 6;
-                        } else if (cp >= 0xdc00 && cp < 0xe000) {
-                                free(out);
-                                return fail_at(p, p->pos, "a lone surrogate (\\u%04x) in a string", cp);
-                        }
-                        if (cp == 0) {
-                                free(out);
-                                return fail_at(p, p->pos, "\\u0000 in a string: D-Bus strings cannot hold NUL");
-                        }
-                        utf8_put(&o, cp);
-                        p->pos += 6;
-                        continue;
-                default:
-                bad_escape:
+                n = json_unescape(p->text + p->pos, end - p->pos, &o, &cp);
+                if (n < 0) {
                         free(out);
+                        if (n == -ERANGE)
+                                return fail_at(p, p->pos, "a lone surrogate (\\u%04x) in a string", cp);
+                        if (n == -EDOM)
+                                return fail_at(p, p->pos, "\\u0000 in a string: D-Bus strings cannot hold NUL");
                         return fail_at(p, p->pos, "a bad escape in a string");
                 }
-                p->pos += 2;
+                p->pos += n;
         }
         *o = 0;
         bad = utf8_invalid_at(out, o - out);

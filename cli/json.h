@@ -48,6 +48,12 @@ const JsonValue *json_object_get(const JsonValue *o, const char *key);
 void json_position(const char *text, size_t offset, unsigned *ret_line, unsigned *ret_column);
 const char *json_type_name(JsonType t);
 
+/* Decodes the JSON escape at S (its backslash; AVAIL bytes may be read from S, or up to a NUL)
+ * into *O, which it moves on (UTF-8, never longer than the escape): returns the bytes it took
+ * (2, 6, or 12 for a surrogate pair), -EINVAL for a bad escape, -ERANGE for a lone surrogate (in
+ * *RET_CP), -EDOM for \u0000 (D-Bus strings cannot hold NUL). */
+int json_unescape(const char *s, size_t avail, char **o, uint32_t *ret_cp);
+
 /* Strict UTF-8 as D-Bus wants it (no overlong forms, no surrogates, at most U+10FFFF, no NUL):
  * the offset of the first bad byte, or -1. */
 ssize_t utf8_invalid_at(const char *text, size_t len);

@@ -170,48 +170,12 @@ static void json_ws(Json *j) {
                 j->p++;
 }
 
-static void utf8_put(char **o, uint32_t c) {
-        unsigned char *u = (unsigned char *) *o;
-        if (c < 0x80)
-                *u++ = c;
-        else if (c < 0x800) {
-                *u++ = 0xc0 | (c >> 6);
-                *u++ = 0x80 | (c & 0x3f);
-        } else if (c < 0x10000) {
-                *u++ = 0xe0 | (c >> 12);
-                *u++ = 0x80 | ((c >> 6) & 0x3f);
-                *u++ = 0x80 | (c & 0x3f);
-        } else {
-                *u++ = 0xf0 | (c >> 18);
-                *u++ = 0x80 | ((c >> 12) & 0x3f);
-                *u++ = 0x80 | ((c >> 6) & 0x3f);
-                *u++ = 0x80 | (c & 0x3f);
-        }
-        *o = (char *) u;
-}
-
-static int hex4(const char *p, uint32_t *ret) {
-        uint32_t v = 0;
-        for (int i = 0; i < 4; i++) {
-                char c = p[i];
-                v <<= 4;
-                if (c >= '0' && c <= '9')
-                        v |= c - '0';
-                else if (c >= 'a' && c <= 'f')
-                        v |= c - 'a' + 10;
-                else if (c >= 'A' && c <= 'F')
-                        v |= c - 'A' + 10;
-                else
-                        return -EINVAL;
-        }
-        *ret = v;
-        return 0;
-}
-
 /* Reads a JSON string at j->p (the opening quote); returns a malloc'd UTF-8 string. */
 static int json_string_parse(Json *j, char **ret) {
         const char *p = j->p + 1;
         char *out = malloc(strlen(p) + 1), *o = out; /* escapes never grow the text */
+        uint32_t cp = 0;
+        int n;
 
         if (!out)
                 return -ENOMEM;
@@ -225,37 +189,14 @@ static int json_string_parse(Json *j, char **ret) {
                         *o++ = *p++;
                         continue;
                 }
-                p++;
-                switch (*p) {
-                case '"': case '\\': case '/': *o++ = *p++; break;
-                case 'b': *o++ = '\b'; p++; break;
-                case 'f': *o++ = '\f'; p++; break;
-                case 'n': *o++ = '\n'; p++; break;
-                case 'r': *o++ = '\r'; p++; break;
-                case 't': *o++ = '\t'; p++; break;
-                case 'u': {
-                        uint32_t c, lo;
-                        if (hex4(p + 1, &c) < 0)
-                                goto bad_escape;
-                        p += 5;
-                        if (c >= 0xd800 && c < 0xdc00) {
-                                if (p[0] != '\\' || p[1] != 'u' || hex4(p + 2, &lo) < 0 || lo < 0xdc00 || lo > 0xdfff)
-                                        goto bad_escape;
-                                c = 0x10000 + ((c - 0xd800) << 10) + (lo - 0xdc00);
-                                p += 6;
-                        } else if (c >= 0xdc00 && c < 0xe000)
-                                goto bad_escape;
-                        if (c == 0)
-                                goto bad_escape; /* D-Bus strings cannot hold NUL */
-                        utf8_put(&o, c);
-                        break;
-                }
-                default:
-                bad_escape:
+                n = json_unescape(p, SIZE_MAX, &o, &cp);
+                if (n < 0) {
                         free(out);
-                        j->p = p;
+                        /* where the escape's letter is, or after the \\uXXXX it could not take */
+                        j->p = n == -EINVAL ? p + 1 : p + 6;
                         return json_fail(j, "bad escape in string");
                 }
+                p += n;
         }
         *o = 0;
         if (utf8_invalid_at(out, o - out) >= 0) {
@@ -687,19 +628,6 @@ int value_append_args(sd_bus_message *m, const char *signature, int argc, char *
 
 /* --- D-Bus -> text ------------------------------------------------------------------------- */
 
-typedef union Basic {
-        const char *s;
-        int b;
-        int h;
-        uint8_t y;
-        int16_t n;
-        uint16_t q;
-        int32_t i;
-        uint32_t u;
-        int64_t x;
-        uint64_t t;
-        double d;
-} Basic;
 
 static void print_double(FILE *f, double d, bool json) {
         char buf[64];
@@ -716,17 +644,9 @@ static void print_double(FILE *f, double d, bool json) {
         fputs(buf, f);
 }
 
-/* Prints a basic value without type prefix (strings as they are, or JSON-quoted). */
-static void print_basic(FILE *f, char type, const Basic *v, bool json) {
+bool value_print_number(FILE *f, char type, const ValueBasic *v) {
         switch (type) {
-        case 's': case 'o': case 'g':
-                if (json)
-                        json_string(f, v->s);
-                else
-                        fputs(v->s, f);
-                break;
         case 'b': fputs(v->b ? "true" : "false", f); break;
-        case 'h': fprintf(f, "%d", v->h); break;
         case 'y': fprintf(f, "%" PRIu8, v->y); break;
         case 'n': fprintf(f, "%" PRIi16, v->n); break;
         case 'q': fprintf(f, "%" PRIu16, v->q); break;
@@ -734,7 +654,23 @@ static void print_basic(FILE *f, char type, const Basic *v, bool json) {
         case 'u': fprintf(f, "%" PRIu32, v->u); break;
         case 'x': fprintf(f, "%" PRIi64, v->x); break;
         case 't': fprintf(f, "%" PRIu64, v->t); break;
+        default: return false;
+        }
+        return true;
+}
+
+/* Prints a basic value without type prefix (strings as they are, or JSON-quoted). */
+static void print_basic(FILE *f, char type, const ValueBasic *v, bool json) {
+        switch (type) {
+        case 's': case 'o': case 'g':
+                if (json)
+                        json_string(f, v->s);
+                else
+                        fputs(v->s, f);
+                break;
+        case 'h': fprintf(f, "%d", v->h); break;
         case 'd': print_double(f, v->d, json); break;
+        default: (void) value_print_number(f, type, v); break;
         }
 }
 
@@ -781,7 +717,7 @@ static int print_json_container(FILE *f, sd_bus_message *m, char type, const cha
                 first = false;
                 if (dict) {
                         char kt;
-                        Basic k;
+                        ValueBasic k;
                         r = sd_bus_message_enter_container(m, 'e', c);
                         if (r < 0)
                                 return r;
@@ -813,7 +749,7 @@ static int print_json_container(FILE *f, sd_bus_message *m, char type, const cha
 static int print_json(FILE *f, sd_bus_message *m, unsigned depth) {
         char type;
         const char *contents;
-        Basic v;
+        ValueBasic v;
         int r;
 
         r = sd_bus_message_peek_type(m, &type, &contents);
@@ -833,7 +769,7 @@ static int print_json(FILE *f, sd_bus_message *m, unsigned depth) {
 static int print_value(FILE *f, sd_bus_message *m, ValueFormat format, bool in_variant) {
         char type;
         const char *contents;
-        Basic v;
+        ValueBasic v;
         int r;
 
         if (format == VALUE_JSON)

@@ -34,6 +34,7 @@ typedef struct Limits {
         uint64_t max_emit_bytes_per_sec;
         uint64_t max_connections;
         uint64_t max_queued_per_connection;
+        uint64_t max_queued_bytes_per_connection;
         uint64_t max_tracked_keys_per_peer;
         uint64_t max_tracked_keys;
 } Limits;
@@ -66,6 +67,7 @@ typedef struct Limits {
         X(max_emit_bytes_per_sec, "max-emit-bytes-per-sec", 16 * 1024 * 1024, "event bytes one connection may emit per second (0: no limit)") \
         X(max_connections, "max-connections", 4096, "connections on the private socket (--listen); more are refused") \
         X(max_queued_per_connection, "max-queued-per-connection", 16384, "messages queued for a private-socket connection that does not read; past it the hub closes it") \
+        X(max_queued_bytes_per_connection, "max-queued-bytes-per-connection", 64 * 1024 * 1024, "bytes of the messages queued for a private-socket connection that does not read, as marshalled; past it the hub closes it") \
         X(max_tracked_keys_per_peer, "max-tracked-keys-per-peer", 65536, "keys one connection may track for its cache (GetTracked), over all namespaces; past it the oldest is invalidated") \
         X(max_tracked_keys, "max-tracked-keys", 1000000, "tracked (connection, key) pairs of the whole hub; past it the oldest is invalidated")
 

@@ -30,7 +30,8 @@
  * on the bus instead) and adds its match rules again.  Either way,
  * when the new hub is there it registers again (asking for the same id) and serves again every served
  * method.  Locks do not survive a hub restart (the hub's lock table is gone); ch_with_lock()
- * reports that as an unlock error with ChLockOptions.check_unlock. */
+ * reports that as an unlock error with ChLockOptions.check_unlock.  Client-side caches (ChCache)
+ * drop everything and call Track again on the new hub. */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -270,6 +271,94 @@ typedef int (*ch_locked_fn)(ChClient *c, uint64_t token, void *userdata);
  * failed (the lock was lost: lease expired, hub restarted) the unlock error is returned. */
 int ch_with_lock(ChClient *c, const char *ns, const char *name, const ChLockOptions *opts,
                  ch_locked_fn fn, void *userdata);
+
+/* ---- client-side cache (issue #13, docs/bindings.md, docs/caching.md) ------------------ */
+
+/* A cache of Get and HGet results of one namespace, kept fresh by the hub's tracking: the hub
+ * passes a read-only shared-memory page of counters (one per key-hash bucket, bumped before any
+ * write is answered) and sends Invalidate signals on this client's connection.  A hit is served
+ * only while its bucket's counter is the one the hub read the key under, so a cached read is never
+ * older than a write acknowledged before it began, on either transport, whatever order messages
+ * arrive in.  Invalidate signals free memory (dispatched by the client's loop: run it); the page
+ * alone decides freshness.  Everything is dropped on Invalidate([]) (Flush, DropNamespace, the
+ * hub's table overflowing), on a hub restart and when the connection is replaced; the next read
+ * calls Track again.  One cache per (client, namespace). */
+typedef struct ChCache ChCache;
+
+typedef struct ChCacheOptions {
+        unsigned max_entries;           /* entries kept (LRU beyond); 0: 4096 */
+        uint64_t max_age_usec;          /* an entry older than this is fetched again; 0: 60 s;
+                                         * UINT64_MAX: no limit (the page keeps it fresh) */
+        bool noloop;                    /* no Invalidate for this connection's own writes (the page
+                                         * still turns them into misses) */
+        uint32_t max_keys;              /* keys mode: the hub's bound of our tracked keys in this
+                                         * namespace (Track's max_keys); 0: the hub's limit */
+        /* non-NULL (NULL-terminated, non-empty): prefix mode (Redis BCAST): the hub keeps no
+         * per-key table and invalidates every change under these prefixes ("" = every key);
+         * only keys under them are kept. */
+        const char *const *prefixes;
+} ChCacheOptions;
+
+typedef struct ChCacheStats {
+        uint64_t hits;                  /* served from the cache */
+        uint64_t misses;                /* fetched from the hub (GetTracked / HGetTracked) */
+        uint64_t stale;                 /* of the misses: an entry was there but not fresh
+                                         * (counter moved, TTL ended, too old) */
+        uint64_t invalidations;         /* Invalidate signals received */
+        uint64_t invalidated;           /* entries they dropped */
+        uint64_t flushes;               /* everything dropped (Invalidate([]), hub restart, ...) */
+        uint64_t evictions;             /* entries dropped to stay within max_entries */
+        uint64_t discarded;             /* replies not stored: invalidated while in flight, or
+                                         * already stale when they arrived */
+        uint64_t tracks;                /* Track calls (1 + one per hub restart or reset) */
+        uint64_t entries;               /* entries now */
+} ChCacheStats;
+
+/* Creates the cache of NS for C (opts NULL: defaults) and calls Track (blocking).  -EBUSY if C
+ * has a cache of NS already; a refused Track: its errno (InvalidArgs -EINVAL, LimitExceeded,
+ * or a hub without tracking: UnknownMethod), with the error in ch_client_get_last_error(). */
+int ch_cache_new(ChClient *c, const char *ns, const ChCacheOptions *opts, ChCache **ret);
+/* Untracks (without waiting) and frees.  NULL-safe; returns NULL.  A cache outliving its client
+ * only frees. */
+ChCache *ch_cache_free(ChCache *cache);
+
+/* The value of KEY: 1 served from the cache, 0 fetched from the hub (blocking; stored for the
+ * next reads), -ENOKEY when KEY is absent (an absence is cached too), or the error of the fetch
+ * (WrongType: -EMEDIUMTYPE, ...).  *ret_value (may be NULL) is a new reference to the reply,
+ * positioned at the value variant: read it with "v" before the next call into this cache (a hit
+ * hands out the same message again, rewound), then unref it. */
+int ch_cache_get(ChCache *cache, const char *key, sd_bus_message **ret_value);
+/* The same for FIELD of the hash at KEY; any change of KEY invalidates every field of it. */
+int ch_cache_hget(ChCache *cache, const char *key, const char *field, sd_bus_message **ret_value);
+
+/* The values of the N KEYS: the hits from the cache, all misses with one MGetTracked (blocking),
+ * stored for the next reads.  ret_values[i]: a new reference positioned at key i's value variant
+ * (as ch_cache_get's), or NULL when key i is absent or holds a hash, list or set (as MGet leaves
+ * it out).  Returns the number of hits, or a negative errno (ret_values untouched). */
+int ch_cache_mget(ChCache *cache, const char *const *keys, size_t n, sd_bus_message **ret_values);
+
+/* Typed getters, the fastest hits (no message is parsed: the value was decoded when stored):
+ * 1 hit, 0 fetched, -ENOKEY absent, -EMEDIUMTYPE for a value of another D-Bus type, or the
+ * fetch's error.  _string: types s, o, g; *ret points into the cache, valid until the next call
+ * into this cache.  _int64: y n q i u x t b (t above INT64_MAX: -ERANGE). */
+int ch_cache_get_string(ChCache *cache, const char *key, const char **ret);
+int ch_cache_get_int64(ChCache *cache, const char *key, int64_t *ret);
+int ch_cache_hget_string(ChCache *cache, const char *key, const char *field, const char **ret);
+int ch_cache_hget_int64(ChCache *cache, const char *key, const char *field, int64_t *ret);
+
+/* ERROR < 0 when the fetch failed (-ENOKEY: absent); VALUE (error 0) is positioned at the value
+ * variant, valid during the call. */
+typedef void (*ch_cache_fetched_fn)(ChCache *cache, const char *key, const char *field, int error,
+                                    sd_bus_message *value, void *userdata);
+/* Fetches KEY (FIELD NULL: Get, else HGet) without blocking and stores the reply when it comes
+ * (from the client's loop), then calls CB (may be NULL).  The reply is stored only if no
+ * invalidation of KEY was dispatched while it was in flight (Redis's placeholder).  For warming a
+ * cache from an event loop. */
+int ch_cache_prefetch(ChCache *cache, const char *key, const char *field, ch_cache_fetched_fn cb, void *userdata);
+
+/* Drops every entry (the hub keeps tracking). */
+void ch_cache_clear(ChCache *cache);
+int ch_cache_get_stats(ChCache *cache, ChCacheStats *ret);
 
 #ifdef __cplusplus
 }

@@ -11,7 +11,7 @@
  *
  * On top of the stubs, the worker runtime (ch-runtime.h, docs/bindings.md): ch_client_new,
  * ch_register (re-registers after a hub restart), ch_on/ch_emit, ch_serve/ch_request,
- * ch_lock/ch_with_lock. */
+ * ch_lock/ch_with_lock, ch_cache_new/ch_cache_get (client-side caching). */
 
 #include <systemd/sd-bus.h>
 

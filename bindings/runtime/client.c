@@ -162,8 +162,9 @@ static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error
                 return 0;
         (void) set_str(&c->hub_owner, isempty(new_owner) ? NULL : new_owner);
         if (!isempty(old_owner)) {
-                /* that hub is gone and with it our registration */
+                /* that hub is gone and with it our registration and its tracking */
                 c->registered = false;
+                cache_reset_all(c);
                 c->register_slot = sd_bus_slot_unref(c->register_slot);
         }
         if (!isempty(new_owner) && !streq_ptr(new_owner, c->registered_owner))
@@ -201,6 +202,7 @@ static int client_attach(ChClient *c, sd_bus *bus);
 static int on_reconnect_timer(sd_event_source *s, uint64_t usec, void *userdata);
 
 static void client_detach(ChClient *c) {
+        cache_reset_all(c);
         c->register_slot = sd_bus_slot_unref(c->register_slot);
         c->noc_slot = sd_bus_slot_unref(c->noc_slot);
         c->dropped_slot = sd_bus_slot_unref(c->dropped_slot);
@@ -313,6 +315,7 @@ static void hub_lost_on_socket(ChClient *c) {
         int r;
 
         c->registered = false;
+        cache_reset_all(c);
         c->register_slot = sd_bus_slot_unref(c->register_slot);
         (void) set_str(&c->hub_owner, NULL);
         c->reconnect_delay_usec = RECONNECT_FIRST_USEC;
@@ -344,6 +347,7 @@ static int on_disconnected(sd_bus_message *m, void *userdata, sd_bus_error *ret_
         }
         c->bus_lost = true;
         c->registered = false;
+        cache_reset_all(c);
         (void) set_str(&c->hub_owner, NULL);
         (void) sd_bus_get_address(c->bus, &address);
         (void) sd_bus_get_description(c->bus, &description);
@@ -457,6 +461,7 @@ _public_ ChClient *ch_client_free(ChClient *c) {
                 return NULL;
         requests_free_all(c);
         events_free_all(c);
+        cache_detach_all(c);
         client_detach(c);
         c->reconnect_source = sd_event_source_disable_unref(c->reconnect_source);
         c->event = sd_event_unref(c->event);

@@ -33,11 +33,10 @@ static int check_args(ChClient *c, const char *name) {
         return c && !isempty(name) ? 0 : -EINVAL;
 }
 
-_public_ int ch_lock(ChClient *c, const char *ns, const char *name, const ChLockOptions *opts, uint64_t *ret_token) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+/* A call of Locks1.MEMBER on lock NAME of namespace NS, its first argument (the name) appended. */
+static int new_lock_call(ChClient *c, const char *ns, const char *name, const char *member, sd_bus_message **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         _cleanup_free_ char *path = NULL;
-        sd_bus_error e = SD_BUS_ERROR_NULL;
-        uint64_t token;
         int r;
 
         r = check_args(c, name);
@@ -46,12 +45,25 @@ _public_ int ch_lock(ChClient *c, const char *ns, const char *name, const ChLock
         r = ch_namespace_path(ns, &path);
         if (r < 0)
                 return r;
-        /* built here rather than with the generated blocking stub, whose bus timeout (25 s) would
-         * cut long or unlimited waits short */
-        r = sd_bus_message_new_method_call(c->bus, &m, CH_BUS_NAME, path, CH_LOCKS1_INTERFACE, "Lock");
+        r = sd_bus_message_new_method_call(c->bus, &m, CH_BUS_NAME, path, CH_LOCKS1_INTERFACE, member);
         if (r < 0)
                 return r;
         r = sd_bus_message_append_basic(m, 's', name);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+_public_ int ch_lock(ChClient *c, const char *ns, const char *name, const ChLockOptions *opts, uint64_t *ret_token) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        uint64_t token;
+        int r;
+
+        /* built here rather than with the generated blocking stub, whose bus timeout (25 s) would
+         * cut long or unlimited waits short */
+        r = new_lock_call(c, ns, name, "Lock", &m);
         if (r < 0)
                 return r;
         r = append_lock_options(m, (void *) opts);
@@ -115,19 +127,12 @@ _public_ int ch_unlock(ChClient *c, const char *ns, const char *name, uint64_t t
 
 _public_ int ch_unlock_noreply(ChClient *c, const char *ns, const char *name, uint64_t token) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        _cleanup_free_ char *path = NULL;
         int r;
 
-        r = check_args(c, name);
+        r = new_lock_call(c, ns, name, "Unlock", &m);
         if (r < 0)
                 return r;
-        r = ch_namespace_path(ns, &path);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_new_method_call(c->bus, &m, CH_BUS_NAME, path, CH_LOCKS1_INTERFACE, "Unlock");
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append(m, "st", name, token);
+        r = sd_bus_message_append_basic(m, 't', &token);
         if (r < 0)
                 return r;
         /* the hub processes one connection's messages in order: a later Lock of ours waits

@@ -2,7 +2,7 @@
 #pragma once
 
 /* Internals of the libclusterhub worker runtime, shared by its capability files:
- * client.c (connection, loop, registration, hub restarts), events.c, requests.c, locks.c. */
+ * client.c (connection, loop, registration, hub restarts), events.c, requests.c, locks.c, cache.c. */
 
 #include <errno.h>
 #include <stdbool.h>
@@ -173,6 +173,9 @@ struct ChClient {
         sd_bus_slot *handler_slot;
         ChRequest *requests;
         Pending *pending;
+
+        /* client-side caches (cache.c) */
+        ChCache *caches;
 };
 
 /* transport.c */
@@ -210,3 +213,10 @@ int requests_reattach(ChClient *c);
 /* Namespace NS was dropped: serve what we serve there again. */
 int requests_reserve_namespace(ChClient *c, const char *ns);
 int append_empty_payload(sd_bus_message *m, void *userdata);
+
+/* cache.c */
+/* The hub restarted or the connection is being replaced: every cache forgets its entries and
+ * its tracking (the next read calls Track again). */
+void cache_reset_all(ChClient *c);
+/* The client is being freed: its caches forget everything and outlive it as empty shells. */
+void cache_detach_all(ChClient *c);

@@ -138,81 +138,6 @@ static int on_queue_timer(sd_event_source *s, uint64_t usec, void *userdata) {
  * 1,374 to 1,626 bytes per message beyond the payload's wire size, on glibc x86-64. */
 #define QUEUED_OVERHEAD 1664
 
-static size_t align_to(size_t offset, size_t alignment) {
-        return (offset + alignment - 1) & ~(alignment - 1);
-}
-
-/* The D-Bus marshalling alignment of a value of TYPE, and its size when fixed (else 0). */
-static size_t type_alignment(char type, size_t *ret_fixed) {
-        size_t fixed = 0, alignment;
-
-        switch (type) {
-        case 'y': fixed = 1; alignment = 1; break;
-        case 'n': case 'q': fixed = 2; alignment = 2; break;
-        case 'b': case 'i': case 'u': case 'h': fixed = 4; alignment = 4; break;
-        case 'x': case 't': case 'd': fixed = 8; alignment = 8; break;
-        case 'g': case 'v': alignment = 1; break;
-        case 'r': case 'e': case '(': case '{': alignment = 8; break;
-        default: alignment = 4; break; /* s, o, a */
-        }
-        if (ret_fixed)
-                *ret_fixed = fixed;
-        return alignment;
-}
-
-/* Adds to *SIZE the wire size of the values from M's read position to the end of the
- * current container, as D-Bus marshals them (padding included: an 'a(y)' costs 8 bytes per
- * element where its stored form costs 1).  Linear in the payload; arrays of fixed-size
- * values are read in one step. */
-static int wire_size(sd_bus_message *m, uint64_t *size) {
-        for (;;) {
-                const char *contents;
-                size_t fixed;
-                char type;
-                int r;
-
-                r = sd_bus_message_peek_type(m, &type, &contents);
-                if (r <= 0)
-                        return r;
-                *size = align_to(*size, type_alignment(type, &fixed));
-                if (fixed > 0) {
-                        uint64_t scratch;
-                        *size += fixed;
-                        r = sd_bus_message_read_basic(m, type, &scratch);
-                } else if (type == 's' || type == 'o' || type == 'g') {
-                        const char *v;
-                        r = sd_bus_message_read_basic(m, type, &v);
-                        *size += (type == 'g' ? 1 : 4) + (r >= 0 ? strlen(v) : 0) + 1;
-                } else {
-                        if (type == 'a') {
-                                size_t elem_fixed;
-                                size_t elem_alignment = type_alignment(contents[0], &elem_fixed);
-
-                                *size = align_to(*size + 4, elem_alignment);
-                                if (elem_fixed > 0 && !contents[1]) {
-                                        const void *p;
-                                        size_t n;
-                                        r = sd_bus_message_read_array(m, contents[0], &p, &n);
-                                        *size += n;
-                                        if (r < 0)
-                                                return r;
-                                        continue;
-                                }
-                        } else if (type == 'v')
-                                *size += strlen(contents) + 2;
-                        r = sd_bus_message_enter_container(m, type, contents);
-                        if (r < 0)
-                                return r;
-                        r = wire_size(m, size);
-                        if (r < 0)
-                                return r;
-                        r = sd_bus_message_exit_container(m);
-                }
-                if (r < 0)
-                        return r;
-        }
-}
-
 /* What queueing the EmitTo call M costs: its payload as marshalled (WIRE bytes), the names it
  * carries (path, event, worker id; the origin twice: sender field and our copy), and the rest. */
 static uint64_t queued_cost(sd_bus_message *m, uint64_t wire, const char *worker, const char *event, const char *origin) {
@@ -234,7 +159,7 @@ static int payload_wire_size(sd_bus_message *m, unsigned n_strings, uint64_t *re
                 if (r < 0)
                         return r;
                 if (pass == 0) {
-                        r = wire_size(m, &size);
+                        r = bus_message_values_size(m, &size);
                         if (r < 0)
                                 return r;
                 }

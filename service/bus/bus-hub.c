@@ -125,7 +125,7 @@ static int append_stats(sd_bus_message *reply, void *userdata) {
         Hub *h = userdata;
         uint64_t now = 0, uptime, keys = 0, bytes = 0, nss = hashmap_size(h->namespaces);
         uint64_t workers = hashmap_size(h->workers), pending = h->n_deferred, locks = 0, waiters = 0;
-        uint64_t connections = socket_n_connections(h);
+        uint64_t connections = socket_n_connections(h), queued = socket_queued_bytes(h);
         uint64_t unheard = bus_unheard_errors();
         TrackStats track;
         uint32_t tracking_peers;
@@ -170,6 +170,7 @@ static int append_stats(sd_bus_message *reply, void *userdata) {
             (r = append_stat(reply, "connections_accepted", 't', &h->stats.connections_accepted)) < 0 ||
             (r = append_stat(reply, "connections_refused", 't', &h->stats.connections_refused)) < 0 ||
             (r = append_stat(reply, "connections_dropped_slow", 't', &h->stats.connections_dropped_slow)) < 0 ||
+            (r = append_stat(reply, "connections_queued_bytes", 't', &queued)) < 0 ||
             (r = append_stat(reply, "unheard_errors", 't', &unheard)) < 0 ||
             (r = append_stat(reply, "tracking_peers", 'u', &tracking_peers)) < 0 ||
             (r = append_stat(reply, "tracked_keys", 't', &track.keys)) < 0 ||

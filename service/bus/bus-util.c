@@ -23,7 +23,7 @@ static struct {
         size_t n_held;
         void (*flush)(void *userdata);
         void *userdata;
-        void (*sent)(sd_bus *bus, void *userdata);
+        void (*sent)(sd_bus *bus, sd_bus_message *m, void *userdata);
         void *sent_userdata;
 } gate;
 
@@ -63,14 +63,21 @@ void bus_gate_set_flush(void (*flush)(void *userdata), void *userdata) {
         gate.userdata = userdata;
 }
 
-void bus_set_sent_hook(void (*hook)(sd_bus *bus, void *userdata), void *userdata) {
+void bus_set_sent_hook(void (*hook)(sd_bus *bus, sd_bus_message *m, void *userdata), void *userdata) {
         gate.sent = hook;
         gate.sent_userdata = userdata;
 }
 
 void bus_sent(sd_bus *bus) {
         if (gate.sent && bus)
-                gate.sent(bus, gate.sent_userdata);
+                gate.sent(bus, NULL, gate.sent_userdata);
+}
+
+static void sent_message(sd_bus_message *m) {
+        sd_bus *bus = sd_bus_message_get_bus(m);
+
+        if (gate.sent && bus)
+                gate.sent(bus, m, gate.sent_userdata);
 }
 
 void bus_gate_close(void) {
@@ -90,7 +97,7 @@ size_t bus_gate_open(void) {
         for (size_t i = 0; i < n; i++) {
                 /* a peer that is gone just misses its message, as with sd_bus_send() */
                 (void) sd_bus_send(NULL, gate.held[i], NULL);
-                bus_sent(sd_bus_message_get_bus(gate.held[i]));
+                sent_message(gate.held[i]);
                 sd_bus_message_unref(gate.held[i]);
         }
         return n;
@@ -105,12 +112,105 @@ void bus_gate_flush(void) {
                 (void) bus_gate_open();
 }
 
+/* ---- sizes as marshalled -------------------------------------------------------------- */
+
+static uint64_t pad_to(uint64_t n, unsigned alignment) {
+        return (n + alignment - 1) & ~((uint64_t) alignment - 1);
+}
+
+/* A basic type's alignment and size on the wire; the size is 0 for the strings (s, o, g). */
+static unsigned basic_layout(char type, unsigned *ret_size) {
+        static const struct { char type; unsigned alignment, size; } layout[] = {
+                { 'y', 1, 1 }, { 'n', 2, 2 }, { 'q', 2, 2 }, { 'b', 4, 4 }, { 'i', 4, 4 }, { 'u', 4, 4 },
+                { 'h', 4, 4 }, { 'x', 8, 8 }, { 't', 8, 8 }, { 'd', 8, 8 }, { 's', 4, 0 }, { 'o', 4, 0 },
+                { 'g', 1, 0 },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(layout); i++)
+                if (layout[i].type == type) {
+                        *ret_size = layout[i].size;
+                        return layout[i].alignment;
+                }
+        *ret_size = 0;
+        /* containers: arrays align their length to 4, structs and dict entries to 8, variants to 1 */
+        return type == 'a' ? 4 : type == 'v' ? 1 : 8;
+}
+
+int bus_message_values_size(sd_bus_message *m, uint64_t *at) {
+        const char *contents;
+        unsigned size;
+        char type;
+        int r;
+
+        while ((r = sd_bus_message_peek_type(m, &type, &contents)) > 0) {
+                *at = pad_to(*at, basic_layout(type, &size));
+                if (size > 0) {
+                        uint64_t scratch;
+
+                        *at += size;
+                        r = sd_bus_message_read_basic(m, type, &scratch);
+                } else if (strchr("sog", type)) {
+                        const char *v = NULL;
+
+                        r = sd_bus_message_read_basic(m, type, &v);
+                        *at += (type == 'g' ? 2 : 5) + (v ? strlen(v) : 0);
+                } else if (type == 'a' && basic_layout(contents[0], &size) && size > 0 && !contents[1]) {
+                        const void *p;
+                        size_t n = 0;
+
+                        *at = pad_to(*at + 4, basic_layout(contents[0], &size));
+                        r = sd_bus_message_read_array(m, contents[0], &p, &n);
+                        *at += n;
+                } else {
+                        if (type == 'a')
+                                *at = pad_to(*at + 4, basic_layout(contents[0], &size));
+                        else if (type == 'v')
+                                *at += strlen(contents) + 2;
+                        r = sd_bus_message_enter_container(m, type, contents);
+                        if (r >= 0)
+                                r = bus_message_values_size(m, at);
+                        if (r >= 0)
+                                r = sd_bus_message_exit_container(m);
+                }
+                if (r < 0)
+                        return r;
+        }
+        return r;
+}
+
+/* A header field: its code and signature (4 bytes), then a string's length, text and NUL. */
+static uint64_t header_string(uint64_t at, const char *s) {
+        return s ? pad_to(at, 8) + 4 + 4 + strlen(s) + 1 : at;
+}
+
+uint64_t bus_message_wire_size(sd_bus_message *m) {
+        const char *signature = sd_bus_message_get_signature(m, true);
+        uint64_t header = 16, body = 0, cookie;
+
+        header = header_string(header, sd_bus_message_get_path(m));
+        header = header_string(header, sd_bus_message_get_interface(m));
+        header = header_string(header, sd_bus_message_get_member(m));
+        header = header_string(header, sd_bus_message_get_destination(m));
+        header = header_string(header, sd_bus_message_get_sender(m));
+        if (sd_bus_message_get_error(m))
+                header = header_string(header, sd_bus_message_get_error(m)->name);
+        if (sd_bus_message_get_reply_cookie(m, &cookie) >= 0)
+                header = pad_to(header, 8) + 8;
+        if (signature && *signature)
+                header = pad_to(header, 8) + 4 + strlen(signature) + 2;
+        if (sd_bus_message_rewind(m, true) >= 0) {
+                (void) bus_message_values_size(m, &body);
+                (void) sd_bus_message_rewind(m, true);
+        }
+        return pad_to(header, 8) + body;
+}
+
 int bus_send(sd_bus_message *m) {
         int r;
 
         if (!gate.closed) {
                 r = sd_bus_send(NULL, m, NULL);
-                bus_sent(sd_bus_message_get_bus(m));
+                sent_message(m);
                 return r;
         }
         gate.held[gate.n_held++] = sd_bus_message_ref(m);

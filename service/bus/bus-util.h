@@ -32,12 +32,22 @@ size_t bus_gate_open(void);
 /* If the gate is closed, flush now (sync and send). */
 void bus_gate_flush(void);
 
-/* HOOK is called with the connection of every message that leaves through bus_send() (when it
- * is sent, not when it is held) and with the one bus_sent() names: the private socket updates
- * that connection's poll events after the current dispatch (service/transport/socket.c). */
-void bus_set_sent_hook(void (*hook)(sd_bus *bus, void *userdata), void *userdata);
+/* HOOK is called with the connection and the message of every message that leaves through
+ * bus_send() (when it is sent, not when it is held), and with the connection bus_sent() names
+ * (M NULL): the private socket updates that connection's poll events after the current dispatch
+ * and counts the bytes waiting for it (service/transport/socket.c). */
+void bus_set_sent_hook(void (*hook)(sd_bus *bus, sd_bus_message *m, void *userdata), void *userdata);
 /* Tells the hook of a message sent on BUS without bus_send() (a call of the hub's own). */
 void bus_sent(sd_bus *bus);
+
+/* The size of sealed message M as D-Bus marshals it: the fixed header, the header fields the
+ * sender sets (path, interface, member, error name, destination, sender, signature, reply serial),
+ * and the body with its padding.  Reads M's body and rewinds it. */
+uint64_t bus_message_wire_size(sd_bus_message *m);
+/* Adds to *AT (an offset in a body) the values from M's read position to the end of the
+ * container it is in, with D-Bus's padding (an 'a(y)' costs 8 bytes per element); an array of
+ * fixed-size values is read in one step.  0 at the container's end, or a negative errno. */
+int bus_message_values_size(sd_bus_message *m, uint64_t *at);
 
 /* Send M (a reply or a signal, on any connection) through the gate: 1 when sent or held,
  * else what sd_bus_send() returned. */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hashmap.h"
 #include "macro.h"
 #include "match.h"
 
@@ -40,12 +41,34 @@ struct MatchRule {
         MatchArg *args;                 /* ascending index, no index twice */
         size_t n_args;
         char *text;                     /* canonical */
+        /* in an index: the set it belongs to, its bucket there and its place in the bucket */
+        MatchSet *set;
+        struct MatchBucket *bucket;
+        size_t bucket_pos;
 };
 
 struct MatchSet {
         MatchRule **rules;              /* in the order added */
         size_t n;
         size_t allocated;
+        MatchIndex *index;              /* NULL, or where its rules are entered */
+        void *owner;                    /* what match_index_foreach() hands back for it */
+        uint64_t visit;                 /* the last walk of the index that found it */
+};
+
+/* The rules of one key, in no order (removal swaps the last one in). */
+typedef struct MatchBucket {
+        char *key;                      /* "interface\tmember" or "interface\tmember\targ0" */
+        MatchRule **rules;
+        size_t n;
+        size_t allocated;
+} MatchBucket;
+
+struct MatchIndex {
+        Hashmap *buckets;               /* MatchBucket by key */
+        MatchBucket other;              /* rules that name no interface or no member */
+        size_t n_rules;
+        uint64_t visit;
 };
 
 /* ---- names (the specification's rules; dbus-daemon's _dbus_validate_*) ---- */
@@ -649,24 +672,252 @@ bool match_rule_matches(const MatchRule *r, sd_bus_message *m, const char *sende
         return b;
 }
 
+/* ---- the index ---- */
+
+/* Where R goes in an index: "interface\tmember", with "\targ0" when its argument 0 must equal a
+ * string (neither name can hold a tab); NULL (and 0) for the side list. */
+static int rule_key(const MatchRule *r, char **ret) {
+        bool arg0 = r->n_args > 0 && r->args[0].index == 0 && r->args[0].kind == ARG_STRING;
+
+        *ret = NULL;
+        if (!r->interface || !r->member)
+                return 0;
+        if (asprintf(ret, "%s\t%s%s%s", r->interface, r->member, arg0 ? "\t" : "", arg0 ? r->args[0].value : "") < 0) {
+                *ret = NULL;
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+static MatchBucket *bucket_free(MatchBucket *b) {
+        if (!b)
+                return NULL;
+        free(b->rules);
+        free(b->key);
+        return mfree(b);
+}
+
+static int bucket_append(MatchBucket *b, MatchRule *r) {
+        if (b->n == b->allocated) {
+                size_t a = MAX(b->allocated * 2, (size_t) 4);
+                MatchRule **rules = reallocarray(b->rules, a, sizeof(MatchRule *));
+
+                if (!rules)
+                        return -ENOMEM;
+                b->rules = rules;
+                b->allocated = a;
+        }
+        r->bucket = b;
+        r->bucket_pos = b->n;
+        b->rules[b->n++] = r;
+        return 0;
+}
+
+/* The bucket of KEY, made when missing (KEY is taken either way). */
+static int index_bucket(MatchIndex *x, char *key, MatchBucket **ret) {
+        MatchBucket *b;
+        int r;
+
+        if (!key) {
+                *ret = &x->other;
+                return 0;
+        }
+        b = hashmap_get(x->buckets, key);
+        if (b) {
+                free(key);
+                *ret = b;
+                return 0;
+        }
+        b = calloc(1, sizeof(MatchBucket));
+        if (!b) {
+                free(key);
+                return -ENOMEM;
+        }
+        b->key = key;
+        r = hashmap_put(x->buckets, b->key, b);
+        if (r < 0)
+                return bucket_free(b), r;
+        *ret = b;
+        return 0;
+}
+
+static void index_remove(MatchIndex *x, MatchRule *r) {
+        MatchBucket *b = r->bucket;
+
+        if (!b)
+                return;
+        b->rules[r->bucket_pos] = b->rules[--b->n];
+        b->rules[r->bucket_pos]->bucket_pos = r->bucket_pos;
+        r->bucket = NULL;
+        x->n_rules--;
+        if (b->n == 0 && b != &x->other)
+                bucket_free(hashmap_remove(x->buckets, b->key));
+}
+
+static int index_add(MatchIndex *x, MatchSet *s, MatchRule *r) {
+        _cleanup_(freep) char *key = NULL;
+        MatchBucket *b;
+        int k;
+
+        k = rule_key(r, &key);
+        if (k < 0)
+                return k;
+        k = index_bucket(x, TAKE_PTR(key), &b);
+        if (k < 0)
+                return k;
+        k = bucket_append(b, r);
+        if (k < 0) {
+                if (b->n == 0 && b != &x->other)
+                        bucket_free(hashmap_remove(x->buckets, b->key));
+                return k;
+        }
+        r->set = s;
+        x->n_rules++;
+        return 0;
+}
+
+size_t match_index_size(const MatchIndex *x) {
+        assert(x);
+        return x->n_rules;
+}
+
+int match_index_new(MatchIndex **ret) {
+        MatchIndex *x;
+
+        assert(ret);
+        x = calloc(1, sizeof(MatchIndex));
+        if (!x)
+                return -ENOMEM;
+        x->buckets = hashmap_new();
+        if (!x->buckets)
+                return free(x), -ENOMEM;
+        *ret = x;
+        return 0;
+}
+
+MatchIndex *match_index_free(MatchIndex *x) {
+        MatchBucket *b;
+        size_t i = 0;
+
+        if (!x)
+                return NULL;
+        /* its sets are freed first: what is left are empty buckets, if any */
+        while (hashmap_iterate(x->buckets, &i, (void **) &b, NULL))
+                bucket_free(b);
+        hashmap_free(x->buckets);
+        free(x->other.rules);
+        return mfree(x);
+}
+
+/* Visits the rules of BUCKET for MM: OWNER of each set not yet found in this walk whose rule
+ * matches goes to FN. */
+static size_t bucket_visit(MatchIndex *x, const MatchBucket *b, MatchMessage *mm, match_index_fn fn, void *userdata) {
+        size_t n = 0;
+
+        for (size_t i = 0; b && i < b->n; i++) {
+                MatchRule *r = b->rules[i];
+
+                if (r->set->visit == x->visit || !rule_matches(r, mm))
+                        continue;
+                r->set->visit = x->visit;
+                fn(r->set->owner, userdata);
+                n++;
+        }
+        return n;
+}
+
+/* The bucket of MM's interface and member, with ARG0 when not NULL: 1 and *RET, 0 when there
+ * is none, -ENOMEM. */
+static int index_lookup(const MatchIndex *x, MatchMessage *mm, const char *arg0, const MatchBucket **ret) {
+        char buf[512], *key = buf;
+        size_t n;
+
+        if (hashmap_size(x->buckets) == 0)
+                return 0;
+        n = strlen(mm->interface) + strlen(mm->member) + (arg0 ? strlen(arg0) + 1 : 0) + 2;
+        if (n > sizeof(buf)) {
+                key = malloc(n);
+                if (!key)
+                        return -ENOMEM;
+        }
+        snprintf(key, n, "%s\t%s%s%s", mm->interface, mm->member, arg0 ? "\t" : "", arg0 ? arg0 : "");
+        *ret = hashmap_get(x->buckets, key);
+        if (key != buf)
+                free(key);
+        return *ret ? 1 : 0;
+}
+
+/* The keyed buckets that can hold rules matching MM; every one of them when out of memory. */
+static size_t index_visit_keyed(MatchIndex *x, MatchMessage *mm, match_index_fn fn, void *userdata) {
+        const MatchBucket *b = NULL;
+        const char *arg0 = NULL;
+        size_t n = 0, i = 0;
+        int r;
+
+        if (!mm->interface || !mm->member)
+                return 0;
+        r = index_lookup(x, mm, NULL, &b);
+        if (r > 0)
+                n += bucket_visit(x, b, mm, fn, userdata);
+        if (r >= 0 && message_arg(mm, 0, &arg0) == SD_BUS_TYPE_STRING) {
+                r = index_lookup(x, mm, arg0, &b);
+                if (r > 0)
+                        n += bucket_visit(x, b, mm, fn, userdata);
+        }
+        if (r >= 0)
+                return n;
+        while (hashmap_iterate(x->buckets, &i, (void **) &b, NULL))
+                n += bucket_visit(x, b, mm, fn, userdata);
+        return n;
+}
+
+size_t match_index_foreach(MatchIndex *x, sd_bus_message *m, const char *sender, match_index_fn fn, void *userdata) {
+        MatchMessage mm;
+        size_t n;
+
+        assert(x);
+        assert(m);
+        assert(fn);
+
+        x->visit++;
+        match_message_init(&mm, m, sender);
+        n = index_visit_keyed(x, &mm, fn, userdata);
+        n += bucket_visit(x, &x->other, &mm, fn, userdata);
+        match_message_done(&mm);
+        return n;
+}
+
 /* ---- sets ---- */
 
 int match_set_new(MatchSet **ret) {
+        return match_set_new_indexed(NULL, NULL, ret);
+}
+
+int match_set_new_indexed(MatchIndex *x, void *owner, MatchSet **ret) {
         MatchSet *s;
 
         assert(ret);
         s = calloc(1, sizeof(MatchSet));
         if (!s)
                 return -ENOMEM;
+        s->index = x;
+        s->owner = owner;
         *ret = s;
         return 0;
+}
+
+/* Takes R out of S (and of its index) and frees it. */
+static void set_drop_rule(MatchSet *s, MatchRule *r) {
+        if (s->index)
+                index_remove(s->index, r);
+        match_rule_free(r);
 }
 
 MatchSet *match_set_free(MatchSet *s) {
         if (!s)
                 return NULL;
         for (size_t i = 0; i < s->n; i++)
-                match_rule_free(s->rules[i]);
+                set_drop_rule(s, s->rules[i]);
         free(s->rules);
         return mfree(s);
 }
@@ -690,6 +941,11 @@ int match_set_add(MatchSet *s, const char *text) {
                 s->rules = rules;
                 s->allocated = a;
         }
+        if (s->index) {
+                k = index_add(s->index, s, r);
+                if (k < 0)
+                        return k;
+        }
         s->rules[s->n++] = TAKE_PTR(r);
         return 0;
 }
@@ -705,7 +961,7 @@ int match_set_remove(MatchSet *s, const char *text) {
         /* the most recent equal rule, as dbus-daemon does */
         for (size_t i = s->n; i > 0; i--)
                 if (streq(s->rules[i - 1]->text, r->text)) {
-                        match_rule_free(s->rules[i - 1]);
+                        set_drop_rule(s, s->rules[i - 1]);
                         memmove(s->rules + i - 1, s->rules + i, (s->n - i) * sizeof(MatchRule *));
                         s->n--;
                         return 0;

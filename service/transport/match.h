@@ -32,6 +32,7 @@
 
 typedef struct MatchRule MatchRule;
 typedef struct MatchSet MatchSet;
+typedef struct MatchIndex MatchIndex;
 
 /* Parses TEXT; on success *RET owns a new rule.  -EINVAL for a bad rule, -E2BIG when over the
  * length bound, -ENOMEM.  *RET is untouched on failure. */
@@ -48,6 +49,10 @@ bool match_rule_matches(const MatchRule *r, sd_bus_message *m, const char *sende
 /* A connection's rules.  Adding an equal rule twice keeps two (dbus-daemon counts them);
  * removing takes away one equal rule. */
 int match_set_new(MatchSet **ret);
+/* The same, its rules entered in X as they are added and taken out as they go, so that
+ * match_index_foreach() finds S (as OWNER) without looking at the sets whose rules cannot match.
+ * X must outlive S. */
+int match_set_new_indexed(MatchIndex *x, void *owner, MatchSet **ret);
 MatchSet *match_set_free(MatchSet *s);
 /* -EINVAL/-E2BIG from parsing, -ENOBUFS when the set already has MATCH_SET_MAX_RULES. */
 int match_set_add(MatchSet *s, const char *text);
@@ -56,6 +61,21 @@ int match_set_remove(MatchSet *s, const char *text);
 size_t match_set_size(const MatchSet *s);
 /* True when any rule of S matches M. */
 bool match_set_matches(const MatchSet *s, sd_bus_message *m, const char *sender);
+
+/* The rules of many sets, by where a message can match them: a rule naming an interface and a
+ * member sits under those two, and under its arg0 too when that must equal a string (the event
+ * name of Events1.Event, the key of Store1.KeyChanged); the others sit in one side list.  A
+ * message visits its two keys and the side list, and each rule there is evaluated as
+ * match_rule_matches() does, so the answer is that of match_set_matches() on every set. */
+int match_index_new(MatchIndex **ret);
+/* Free the sets entered in X before X. */
+MatchIndex *match_index_free(MatchIndex *x);
+/* How many rules X holds. */
+size_t match_index_size(const MatchIndex *x);
+typedef void (*match_index_fn)(void *owner, void *userdata);
+/* Calls FN(owner, USERDATA) once for each set of X that matches M, in no particular order; FN
+ * must not add or remove rules.  Returns how many sets matched. */
+size_t match_index_foreach(MatchIndex *x, sd_bus_message *m, const char *sender, match_index_fn fn, void *userdata);
 
 static inline void match_rule_freep(MatchRule **r) { if (*r) match_rule_free(*r); }
 static inline void match_set_freep(MatchSet **s) { if (*s) match_set_free(*s); }

@@ -36,6 +36,7 @@ struct Listener {
         uint64_t next_id;       /* of the next connection's name */
         sd_id128_t server_id;   /* what GetId answers */
         Connection **by_fd;     /* each connection at the index of its file descriptor */
+        MatchIndex *matches;    /* every connection's match rules, by what they can match */
         size_t n_by_fd;
         /* The connections are driven without sd_bus_attach_event(), whose prepare callback
          * sd-event would run for every connection on every loop iteration.  A connection's
@@ -79,6 +80,17 @@ const char *socket_path(Hub *h) {
 
 size_t socket_n_connections(Hub *h) {
         return h->connections ? hashmap_size(h->connections) : 0;
+}
+
+uint64_t socket_queued_bytes(Hub *h) {
+        uint64_t sum = 0;
+        Connection *c;
+        size_t i = 0;
+
+        while (h->connections && hashmap_iterate(h->connections, &i, (void **) &c, NULL))
+                if (!c->drop_event)
+                        sum += c->queued_bytes;
+        return sum;
 }
 
 /* --- who may connect ---------------------------------------------------------------------- */
@@ -172,11 +184,74 @@ static void connection_touch(Connection *c) {
         listener_arm(l);
 }
 
-static void on_sent(sd_bus *bus, void *userdata) {
+/* --- what waits for a connection to read ---------------------------------------------------
+ * sd-bus tells how many messages it holds for a connection, not how many bytes.  The hub sees
+ * every message it sends (the send gate's hook), so it keeps the sizes of those that stayed in
+ * the queue, oldest first: a message sent while the queue was empty went to the kernel whole
+ * (nothing is recorded, nothing is measured: a reader that keeps up costs nothing), and as the
+ * queue shrinks its oldest entries leave.  A message queued without the hub seeing it (sd-bus's
+ * own replies: Introspect, Peer, Properties) counts 0 bytes. */
+
+static void queued_pop(Connection *c) {
+        c->queued_bytes -= c->queued_sizes[c->queued_first];
+        c->queued_first = (c->queued_first + 1) % c->queued_allocated;
+        c->queued_n--;
+}
+
+static int queued_push(Connection *c, uint64_t size) {
+        if (c->queued_n == c->queued_allocated) {
+                size_t a = MAX(c->queued_allocated * 2, (size_t) 16);
+                uint64_t *sizes = malloc(a * sizeof(uint64_t));
+
+                if (!sizes)
+                        return -ENOMEM;
+                /* unrolled from the ring, oldest first */
+                for (size_t i = 0; i < c->queued_n; i++)
+                        sizes[i] = c->queued_sizes[(c->queued_first + i) % c->queued_allocated];
+                free(c->queued_sizes);
+                c->queued_sizes = sizes;
+                c->queued_first = 0;
+                c->queued_allocated = a;
+        }
+        c->queued_sizes[(c->queued_first + c->queued_n) % c->queued_allocated] = size;
+        c->queued_n++;
+        c->queued_bytes += size;
+        return 0;
+}
+
+/* Forgets the sizes of the messages sd-bus has written since: N are left.  Returns N. */
+static uint64_t queued_catch_up(Connection *c) {
+        uint64_t n = 0;
+
+        if (sd_bus_get_n_queued_write(c->bus, &n) < 0)
+                n = 0;
+        while (c->queued_n > n)
+                queued_pop(c);
+        return n;
+}
+
+/* M was just sent on C: when it stayed in the queue, it is the newest there. */
+static void queued_sent(Connection *c, sd_bus_message *m) {
+        uint64_t n = queued_catch_up(c);
+
+        if (n <= c->queued_n)
+                return;
+        /* messages queued unseen before it count nothing */
+        while (c->queued_n + 1 < n)
+                if (queued_push(c, 0) < 0)
+                        return;
+        if (queued_push(c, bus_message_wire_size(m)) < 0)
+                log_debug("Cannot count the bytes queued for connection %s: out of memory.", c->name);
+}
+
+static void on_sent(sd_bus *bus, sd_bus_message *m, void *userdata) {
         Connection *c = socket_connection_of(userdata, bus);
 
-        if (c)
-                connection_touch(c);
+        if (!c)
+                return;
+        connection_touch(c);
+        if (m && !c->drop_event)
+                queued_sent(c, m);
 }
 
 /* What sd_bus_attach_event()'s prepare callback does, for this connection only. */
@@ -186,6 +261,8 @@ static void connection_update(Connection *c) {
 
         if (c->drop_event)
                 return;
+        if (c->queued_n > 0)
+                (void) queued_catch_up(c);
         events = sd_bus_get_events(c->bus);
         /* closing (an error): nothing to poll for, the timeout below is 0 */
         (void) sd_event_source_set_io_events(c->io_event, events > 0 ? (uint32_t) events : 0);
@@ -341,17 +418,25 @@ void socket_connection_drop(Connection *c, const char *reason) {
 }
 
 bool socket_connection_check_queue(Connection *c) {
-        uint64_t n = 0;
+        const Limits *limits = &c->hub->limits;
+        uint64_t n;
 
         if (c->drop_event)
                 return true;
-        if (sd_bus_get_n_queued_write(c->bus, &n) < 0 || n <= c->hub->limits.max_queued_per_connection)
+        n = queued_catch_up(c);
+        if (n > limits->max_queued_per_connection) {
+                log_warning("Closing connection %s (pid %u, uid %u): %" PRIu64 " messages wait for it to read, more than "
+                            "--max-queued-per-connection=%" PRIu64 ".", c->name, (unsigned) c->pid, (unsigned) c->uid, n,
+                            limits->max_queued_per_connection);
+                socket_connection_drop(c, "not reading its messages (--max-queued-per-connection)");
+        } else if (c->queued_bytes > limits->max_queued_bytes_per_connection) {
+                log_warning("Closing connection %s (pid %u, uid %u): %" PRIu64 " bytes in %" PRIu64 " messages wait for it "
+                            "to read, more than --max-queued-bytes-per-connection=%" PRIu64 ".", c->name, (unsigned) c->pid,
+                            (unsigned) c->uid, c->queued_bytes, n, limits->max_queued_bytes_per_connection);
+                socket_connection_drop(c, "not reading its messages (--max-queued-bytes-per-connection)");
+        } else
                 return false;
         c->hub->stats.connections_dropped_slow++;
-        log_warning("Closing connection %s (pid %u, uid %u): %" PRIu64 " messages wait for it to read, more than "
-                    "--max-queued-per-connection=%" PRIu64 ".", c->name, (unsigned) c->pid, (unsigned) c->uid, n,
-                    c->hub->limits.max_queued_per_connection);
-        socket_connection_drop(c, "not reading its messages (--max-queued-per-connection)");
         return true;
 }
 
@@ -403,6 +488,7 @@ static void connection_free(Connection *c, const char *reason) {
         /* no flush: a peer that does not read would block the hub */
         sd_bus_close_unref(c->bus);
         match_set_free(c->matches);
+        free(c->queued_sizes);
         free(c->name);
         free(c);
 }
@@ -442,7 +528,7 @@ static int connection_start(Hub *h, int fd, const struct ucred *cred) {
             (r = sd_bus_negotiate_creds(bus, true, SD_BUS_CREDS_PID | SD_BUS_CREDS_UID | SD_BUS_CREDS_EUID |
                                                            SD_BUS_CREDS_EFFECTIVE_CAPS | SD_BUS_CREDS_COMM)) < 0 ||
             (r = sd_bus_start(bus)) < 0 ||
-            (r = match_set_new(&c->matches)) < 0)
+            (r = match_set_new_indexed(h->listener->matches, c, &c->matches)) < 0)
                 goto fail;
         c->bus = bus;
         r = sd_bus_match_signal(bus, NULL, "org.freedesktop.DBus.Local", "/org/freedesktop/DBus/Local",
@@ -692,7 +778,7 @@ int socket_listen(Hub *h) {
         salen = offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1;
         h->connections = hashmap_new();
         l = calloc(1, sizeof(Listener));
-        if (!h->connections || !l) {
+        if (!h->connections || !l || match_index_new(&l->matches) < 0) {
                 free(l);
                 return -ENOMEM;
         }
@@ -749,6 +835,7 @@ void socket_shutdown(Hub *h) {
         if (!l)
                 return;
         bus_set_sent_hook(NULL, NULL);
+        match_index_free(l->matches);
         l->service = sd_event_source_disable_unref(l->service);
         free(l->by_fd);
         l->source = sd_event_source_disable_unref(l->source);
@@ -784,34 +871,44 @@ static int probe_message(Hub *h, const SignalProbe *probe, sd_bus_message **ret)
         return 0;
 }
 
+typedef struct Broadcast {
+        const SignalProbe *probe;
+        socket_emit_fn emit;
+        void *userdata;
+} Broadcast;
+
+/* A connection whose rules match the broadcast signal: its copy. */
+static void broadcast_to(void *owner, void *userdata) {
+        const Broadcast *b = userdata;
+        Connection *c = owner;
+        int r;
+
+        if (c->drop_event)
+                return;
+        r = b->emit(c->bus, b->userdata);
+        if (r == -ENOBUFS) {
+                c->hub->stats.connections_dropped_slow++;
+                socket_connection_drop(c, "not reading its messages (queue full)");
+        } else if (r < 0)
+                log_debug_errno(r, "Cannot pass signal %s to %s: %m", b->probe->member, c->name);
+        else
+                (void) socket_connection_check_queue(c);
+}
+
 int hub_broadcast(Hub *h, const SignalProbe *probe, socket_emit_fn emit, void *userdata) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        Connection *c;
-        size_t i = 0;
+        Broadcast b = { probe, emit, userdata };
         int ret, r;
 
         ret = emit(h->bus, userdata);
-        while (hashmap_iterate(h->connections, &i, (void **) &c, NULL)) {
-                if (c->drop_event || match_set_size(c->matches) == 0)
-                        continue;
-                /* built once, for the first connection with rules */
-                if (!m) {
-                        r = probe_message(h, probe, &m);
-                        if (r < 0) {
-                                log_warning_errno(r, "Cannot pass signal %s to the private socket: %m", probe->member);
-                                return ret;
-                        }
-                }
-                if (!match_set_matches(c->matches, m, HUB_BUS_NAME))
-                        continue;
-                r = emit(c->bus, userdata);
-                if (r == -ENOBUFS) {
-                        h->stats.connections_dropped_slow++;
-                        socket_connection_drop(c, "not reading its messages (queue full)");
-                } else if (r < 0)
-                        log_debug_errno(r, "Cannot pass signal %s to %s: %m", probe->member, c->name);
-                else
-                        (void) socket_connection_check_queue(c);
+        if (!h->listener || match_index_size(h->listener->matches) == 0)
+                return ret;
+        r = probe_message(h, probe, &m);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot pass signal %s to the private socket: %m", probe->member);
+                return ret;
         }
+        /* only the connections with a rule that can match it are visited */
+        (void) match_index_foreach(h->listener->matches, m, HUB_BUS_NAME, broadcast_to, &b);
         return ret;
 }

@@ -43,6 +43,12 @@ typedef struct Connection {
         sd_event_source *start_event;/* until authenticated: see on_started() */
         sd_event_source *drop_event; /* set once it is being dropped */
         const char *drop_reason;     /* a literal: why */
+        /* What waits in BUS's write queue, oldest first: the size of each message as marshalled
+         * (0 for one the hub did not see sent), as far as sd_bus_get_n_queued_write() says
+         * they are still there (socket_connection_check_queue() catches up). */
+        uint64_t *queued_sizes;      /* a ring */
+        size_t queued_first, queued_n, queued_allocated;
+        uint64_t queued_bytes;       /* their sum */
         bool hello;                  /* has called Hello */
         bool ready;                  /* in the listener's ready list: input left to process */
         bool touched;                /* in the listener's touched list: events to recompute */
@@ -75,14 +81,18 @@ typedef struct SignalProbe {
 typedef int (*socket_emit_fn)(sd_bus *bus, void *userdata);
 
 /* The one broadcast helper: EMIT sends the signal on the bus (the broker filters), then on each
- * private-socket connection whose match rules match PROBE.  Returns what the bus send returned. */
+ * private-socket connection whose match rules match PROBE; an index of every connection's rules
+ * (match.h) visits only those that can.  Returns what the bus send returned. */
 int hub_broadcast(Hub *h, const SignalProbe *probe, socket_emit_fn emit, void *userdata);
 
 /* Closes C later (from the event loop, after the current dispatch): its peer is released, as at
  * its death.  REASON (a string literal) goes to the log. */
 void socket_connection_drop(Connection *c, const char *reason);
-/* Drops C when its unsent output passed --max-queued-per-connection; true when it did. */
+/* Drops C when its unsent output passed --max-queued-per-connection messages or
+ * --max-queued-bytes-per-connection bytes; true when it did. */
 bool socket_connection_check_queue(Connection *c);
 /* The listening path, or NULL. */
 const char *socket_path(Hub *h);
 size_t socket_n_connections(Hub *h);
+/* The bytes waiting for every connection to read them (GetStats 'connections_queued_bytes'). */
+uint64_t socket_queued_bytes(Hub *h);

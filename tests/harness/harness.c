@@ -717,6 +717,31 @@ int th_name_has_owner(sd_bus *bus, const char *name) {
         return r < 0 ? r : !!has;
 }
 
+int th_get_stat(sd_bus *bus, const char *key, uint64_t *ret) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        const char *k;
+        int r, found = 0;
+
+        r = sd_bus_call_method(bus, TH_HUB_NAME, TH_HUB_PATH, "org.clusterhub.Hub1", "GetStats", &error, &reply,
+                               NULL);
+        if (r >= 0)
+                r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+        while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+                r = sd_bus_message_read(reply, "s", &k);
+                if (r >= 0 && !found && strcmp(k, key) == 0) {
+                        r = sd_bus_message_read(reply, "v", "t", ret);
+                        found = r > 0;
+                } else if (r >= 0)
+                        r = sd_bus_message_skip(reply, "v");
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+        }
+        sd_bus_message_unref(reply);
+        sd_bus_error_free(&error);
+        return r < 0 ? r : found ? 0 : -ENOENT;
+}
+
 int th_wait_for_name(sd_bus *bus, const char *name, bool want_owner, int timeout_ms) {
         int64_t deadline = now_ms() + timeout_ms;
 

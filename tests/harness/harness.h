@@ -24,6 +24,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <glib.h>
@@ -131,12 +132,16 @@ int th_connect(sd_bus **ret, const char *address);
 int th_connect_socket(sd_bus **ret, const char *path);
 /* Has `name` an owner on the bus of `bus`?  1 / 0 / -errno. */
 int th_name_has_owner(sd_bus *bus, const char *name);
+/* The counter KEY (a 't') of the hub's Hub1.GetStats, called on BUS.  0, -ENOENT when the reply
+ * has no such counter, -errno. */
+int th_get_stat(sd_bus *bus, const char *key, uint64_t *ret);
 /* Poll until `name` has an owner (want_owner) or none (!want_owner).  0, -ETIMEDOUT, -errno. */
 int th_wait_for_name(sd_bus *bus, const char *name, bool want_owner, int timeout_ms);
 
 /* ---- the hub ------------------------------------------------------------ */
 
 #define TH_HUB_NAME "org.clusterhub.Hub1"
+#define TH_HUB_PATH "/org/clusterhub/Hub1"
 
 typedef struct ThHub {
         ThProc proc;

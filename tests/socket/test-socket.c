@@ -52,26 +52,9 @@ static sd_bus *connect_forging(const char *path, const char *sender) {
 }
 
 static uint64_t stat_of(sd_bus *bus, const char *key) {
-        sd_bus_error e = SD_BUS_ERROR_NULL;
-        sd_bus_message *reply = NULL;
-        uint64_t value = UINT64_MAX;
-        const char *k;
-        int r;
+        uint64_t value = 0;
 
-        r = sd_bus_call_method(bus, TH_HUB_NAME, CH_HUB_PATH, "org.clusterhub.Hub1", "GetStats", &e, &reply, NULL);
-        if (r < 0)
-                g_error("GetStats: %s", e.message);
-        g_assert_cmpint(sd_bus_message_enter_container(reply, 'a', "{sv}"), >, 0);
-        while (sd_bus_message_enter_container(reply, 'e', "sv") > 0) {
-                g_assert_cmpint(sd_bus_message_read(reply, "s", &k), >, 0);
-                if (g_str_equal(k, key))
-                        g_assert_cmpint(sd_bus_message_read(reply, "v", "t", &value), >, 0);
-                else
-                        g_assert_cmpint(sd_bus_message_skip(reply, "v"), >, 0);
-                g_assert_cmpint(sd_bus_message_exit_container(reply), >, 0);
-        }
-        sd_bus_message_unref(reply);
-        g_assert_cmpuint(value, !=, UINT64_MAX);
+        g_assert_cmpint(th_get_stat(bus, key, &value), ==, 0);
         return value;
 }
 
@@ -416,6 +399,76 @@ static void test_slow_reader(ThFixture *f, gconstpointer data) {
         sd_bus_flush_close_unref(emitter);
 }
 
+static int count_event(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        (*(unsigned *) userdata)++;
+        return 0;
+}
+
+static void emit_large(sd_bus *emitter, const char *event, const char *payload) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+
+        if (sd_bus_call_method(emitter, TH_HUB_NAME, NS_PATH, "org.clusterhub.Events1", "Emit", &e, NULL, "sv", event, "s",
+                               payload) < 0)
+                g_error("Emit: %s", e.message);
+}
+
+/* Large signals fill a stalled reader's queue in bytes long before in messages: the byte bound
+ * closes it.  The kernel takes the first megabytes (sd-bus asks for an 8 MiB send buffer), so
+ * what the hub holds starts later; GetStats 'connections_queued_bytes' says when. */
+static void test_slow_reader_bytes(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        /* at most 1,000 events go to each reader, so the message bound is never passed */
+        const char *extra[] = { "--max-queued-bytes-per-connection=4M", "--max-queued-per-connection=1000",
+                                "--max-emit-bytes-per-sec=0", NULL };
+        g_autofree char *path = start_hub(f, extra);
+        g_autofree char *payload = g_strnfill(60 * 1024, 'x');
+        sd_bus *slow = connect_socket(path), *reader = connect_socket(path), *emitter = NULL;
+        unsigned sent = 0, got = 0, extra_sent = 0;
+        bool all = false;
+
+        g_assert_cmpint(th_connect(&emitter, f->bus.address), ==, 0);
+
+        /* a reader that pauses: events until the hub holds some for it, then 1 MiB more ... */
+        g_assert_cmpint(sd_bus_add_match(reader, NULL, "type='signal',interface='org.clusterhub.Events1',arg0='read'",
+                                         count_event, &got), >=, 0);
+        while (sent < 1000 && stat_of(f->client, "connections_queued_bytes") == 0) {
+                emit_large(emitter, "read", payload);
+                sent++;
+        }
+        g_assert_cmpuint(stat_of(f->client, "connections_queued_bytes"), >, 0);
+        for (; extra_sent < 16; extra_sent++)
+                emit_large(emitter, "read", payload);
+        sent += extra_sent;
+        g_assert_cmpuint(stat_of(f->client, "connections_queued_bytes"), >, 16 * 60 * 1024);
+        g_test_message("%u events of 60 KiB before the hub held bytes for the reader", sent - extra_sent);
+        /* ... then it reads them all: what waits for it is counted down to nothing, it stays */
+        for (int k = 0; got < sent && k < WAIT_MS / 20; k++)
+                if (sd_bus_process(reader, NULL) == 0)
+                        (void) sd_bus_wait(reader, 20 * 1000);
+        g_assert_cmpuint(got, ==, sent);
+        g_assert_true(wait_stat(f->client, "connections_queued_bytes", 0));
+        g_assert_cmpuint(stat_of(f->client, "connections_dropped_slow"), ==, 0);
+
+        /* one that never reads is closed once more than 4 MiB wait for it */
+        g_assert_cmpint(sd_bus_add_match(slow, NULL, "type='signal',interface='org.clusterhub.Events1',arg0='stall'",
+                                         NULL, NULL), >=, 0);
+        g_assert_cmpint(sd_bus_flush(slow), >=, 0);
+        for (sent = 0; sent < 1000 && !all; sent++) {
+                emit_large(emitter, "stall", payload);
+                all = sent % 8 == 7 && stat_of(f->client, "connections_dropped_slow") == 1;
+        }
+        g_test_message("closed after %u events of 60 KiB", sent);
+        g_assert_true(wait_stat(f->client, "connections_dropped_slow", 1));
+        g_assert_true(wait_stat(f->client, "connections", 1));
+        g_assert_cmpuint(stat_of(f->client, "connections_queued_bytes"), ==, 0);
+        /* the reader, which got none of these, is still served */
+        g_assert_cmpint(sd_bus_call_method(reader, TH_HUB_NAME, NS_PATH, "org.clusterhub.Store1", "DBSize", NULL, NULL, NULL),
+                        >=, 0);
+        sd_bus_close_unref(slow);
+        sd_bus_flush_close_unref(reader);
+        sd_bus_flush_close_unref(emitter);
+}
+
 /* ---- many connections --------------------------------------------------------------------- */
 
 #define N_CONNECTIONS 1000
@@ -662,6 +715,7 @@ int main(int argc, char **argv) {
         TH_ADD_BUS_TEST("/socket/forged-sender", test_forged_sender);
         TH_ADD_BUS_TEST("/socket/refused", test_refused);
         TH_ADD_BUS_TEST("/socket/slow-reader", test_slow_reader);
+        TH_ADD_BUS_TEST("/socket/slow-reader-bytes", test_slow_reader_bytes);
         TH_ADD_BUS_TEST("/socket/many", test_many);
         TH_ADD_BUS_TEST("/socket/max-connections", test_max_connections);
         TH_ADD_BUS_TEST("/socket/filtered", test_filtered);

@@ -13,6 +13,7 @@
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(MatchRule, match_rule_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(MatchSet, match_set_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MatchIndex, match_index_free)
 
 static sd_bus *bus;
 static int peer_fd = -1;
@@ -671,6 +672,212 @@ static void test_set_cap(void) {
         sd_bus_message_unref(m);
 }
 
+/* ---- the index: it must find exactly the sets match_set_matches() says match ---- */
+
+#define INDEX_SETS 24
+
+static const char *const index_rules[] = {
+        "type='signal',interface='org.clusterhub.Events1',member='Event',arg0='a'",
+        "type='signal',interface='org.clusterhub.Events1',member='Event',arg0='b',path='/ns/x'",
+        "interface='org.clusterhub.Events1',member='Event',arg0='a',arg1='o'",
+        "interface='org.clusterhub.Events1',member='Event'",
+        "interface='org.clusterhub.Events1',member='Event',path_namespace='/ns'",
+        "interface='org.clusterhub.Events1',member='Event',arg0namespace='a'",
+        "interface='org.clusterhub.Events1',member='Event',arg0path='/a/'",
+        "interface='org.clusterhub.Events1',member='Event',arg1='a'",
+        "interface='org.clusterhub.Events1',member='Event',arg0='a',sender='org.clusterhub'",
+        "interface='org.clusterhub.Events1',member='Event',arg0='a',destination=':1.1'",
+        "interface='org.clusterhub.Events1',member='Event',arg0=''",
+        "interface='org.clusterhub.Events1',member='Event',arg0='a\tb'",
+        "interface='org.clusterhub.Events1',member='Event',type='method_call'",
+        "interface='org.clusterhub.Store1',member='KeyChanged',arg0='a'",
+        "interface='org.clusterhub.Store1',member='KeyChanged',arg1='set'",
+        "interface='org.clusterhub.Store1'",
+        "member='Event'",
+        "member='Event',arg0='a'",
+        "arg0='b'",
+        "path='/ns/x'",
+        "type='signal'",
+        "sender='org.clusterhub',arg0namespace='b'",
+        "",
+};
+
+/* A message from a small space, so that rules and messages meet often. */
+static sd_bus_message *index_message(void) {
+        static const char *const ifaces[] = { "org.clusterhub.Events1", "org.clusterhub.Store1", "a.b" };
+        static const char *const members[] = { "Event", "KeyChanged", "M" };
+        static const char *const paths[] = { "/ns/x", "/ns", "/a" };
+        static const char *const args[] = { "a", "b", "", "a\tb", "a.c", "/a/b", "o", "set" };
+        const char *iface = ifaces[g_test_rand_int_range(0, G_N_ELEMENTS(ifaces))];
+        const char *member = members[g_test_rand_int_range(0, G_N_ELEMENTS(members))];
+        const char *path = paths[g_test_rand_int_range(0, G_N_ELEMENTS(paths))];
+        const char *a0 = args[g_test_rand_int_range(0, G_N_ELEMENTS(args))];
+        const char *a1 = args[g_test_rand_int_range(0, G_N_ELEMENTS(args))];
+
+        switch (g_test_rand_int_range(0, 4)) {
+        case 0:
+                return signal_new(path, iface, member, NULL);
+        case 1:
+                return signal_new(path, iface, member, "s", a0);
+        case 2:
+                return signal_new(path, iface, member, "ss", a0, a1);
+        default:
+                return signal_new(path, iface, member, "us", 7U, a1);
+        }
+}
+
+static void record_owner(void *owner, void *userdata) {
+        unsigned *seen = userdata;
+
+        seen[GPOINTER_TO_UINT(owner)]++;
+}
+
+/* Every message against every set: the index finds a set once when it matches, never else. */
+static unsigned index_check(MatchIndex *x, MatchSet **sets, sd_bus_message *m, const char *sender) {
+        unsigned seen[INDEX_SETS + 1] = {}, want = 0;
+        size_t n = match_index_foreach(x, m, sender, record_owner, seen);
+
+        for (unsigned i = 1; i <= INDEX_SETS; i++) {
+                bool expected = match_set_matches(sets[i - 1], m, sender);
+
+                g_assert_cmpuint(seen[i], ==, expected ? 1 : 0);
+                want += expected;
+        }
+        g_assert_cmpuint(n, ==, want);
+        return want;
+}
+
+static void test_index_random(void) {
+        g_autoptr(MatchIndex) x = NULL;
+        MatchSet *sets[INDEX_SETS];
+        unsigned found = 0, checked = 0;
+
+        g_assert_cmpint(match_index_new(&x), ==, 0);
+        for (unsigned i = 0; i < INDEX_SETS; i++)
+                /* owners 1..N, so that NULL is never one */
+                g_assert_cmpint(match_set_new_indexed(x, GUINT_TO_POINTER(i + 1), &sets[i]), ==, 0);
+
+        for (int round = 0; round < 4000; round++) {
+                MatchSet *s = sets[g_test_rand_int_range(0, INDEX_SETS)];
+                const char *rule = index_rules[g_test_rand_int_range(0, G_N_ELEMENTS(index_rules))];
+                sd_bus_message *m;
+
+                /* rules come and go (twice the same one too); removing an absent one is -ENOENT */
+                if (g_test_rand_int_range(0, 3) > 0)
+                        (void) match_set_add(s, rule);
+                else
+                        {
+                        int k = match_set_remove(s, rule);
+
+                        g_assert_true(k == 0 || k == -ENOENT);
+                }
+                m = index_message();
+                found += index_check(x, sets, m, g_test_rand_bit() ? "org.clusterhub" : NULL);
+                checked++;
+                sd_bus_message_unref(m);
+        }
+        /* the walk met matches and misses, else it checks little */
+        g_assert_cmpuint(found, >, checked);
+        g_assert_cmpuint(found, <, checked * INDEX_SETS);
+
+        /* taken out of the index as sets go: the rest still answer the same */
+        for (unsigned i = 0; i < INDEX_SETS; i += 2) {
+                match_set_free(sets[i]);
+                g_assert_cmpint(match_set_new_indexed(x, GUINT_TO_POINTER(i + 1), &sets[i]), ==, 0);
+        }
+        for (int round = 0; round < 500; round++) {
+                sd_bus_message *m = index_message();
+
+                (void) index_check(x, sets, m, NULL);
+                sd_bus_message_unref(m);
+        }
+        for (unsigned i = 0; i < INDEX_SETS; i++)
+                match_set_free(sets[i]);
+        g_assert_cmpuint(match_index_size(x), ==, 0);
+}
+
+/* Only the sets that can match are visited: an event name's subscribers, not the others. */
+static void test_index_counts(void) {
+        g_autoptr(MatchIndex) x = NULL;
+        MatchSet *sets[INDEX_SETS];
+        unsigned seen[INDEX_SETS + 1] = {};
+        char rule[128];
+        sd_bus_message *m = signal_s("e3");
+
+        g_assert_cmpint(match_index_new(&x), ==, 0);
+        for (unsigned i = 0; i < INDEX_SETS; i++) {
+                g_assert_cmpint(match_set_new_indexed(x, GUINT_TO_POINTER(i + 1), &sets[i]), ==, 0);
+                snprintf(rule, sizeof(rule), "interface='org.clusterhub.Events1',member='Event',arg0='e%u'", i % 4);
+                g_assert_cmpint(match_set_add(sets[i], rule), ==, 0);
+        }
+        g_assert_cmpuint(match_index_size(x), ==, INDEX_SETS);
+        g_assert_cmpuint(match_index_foreach(x, m, NULL, record_owner, seen), ==, INDEX_SETS / 4);
+        for (unsigned i = 0; i < INDEX_SETS; i++)
+                g_assert_cmpuint(seen[i + 1], ==, i % 4 == 3 ? 1 : 0);
+        for (unsigned i = 0; i < INDEX_SETS; i++)
+                match_set_free(sets[i]);
+        sd_bus_message_unref(m);
+}
+
+/* -m perf: what the index saves a broadcast with 1,000 subscribers, one event name each (the
+ * scale rows of clusterhub-bench): every set walked, against the index.  Not a pass/fail timing:
+ * it prints both (run: test-match -m perf -p /match/index/perf --verbose). */
+#define PERF_SETS 1000
+#define PERF_SIGNALS 20000
+
+static void count_owner(void *owner, void *userdata) {
+        (*(unsigned *) userdata)++;
+}
+
+static void test_index_perf(void) {
+        g_autoptr(MatchIndex) x = NULL;
+        MatchSet *indexed[PERF_SETS], *plain[PERF_SETS];
+        sd_bus_message *m[16];
+        unsigned walked = 0, found = 0;
+        double t_walk, t_index;
+        char rule[256];
+
+        if (!g_test_perf()) {
+                g_test_skip("a measurement: run with -m perf");
+                return;
+        }
+        g_assert_cmpint(match_index_new(&x), ==, 0);
+        for (unsigned i = 0; i < PERF_SETS; i++) {
+                snprintf(rule, sizeof(rule), "type='signal',path='/org/clusterhub/ns/default',"
+                         "interface='org.clusterhub.Events1',member='Event',arg0='scale.%u'", i);
+                g_assert_cmpint(match_set_new_indexed(x, GUINT_TO_POINTER(i + 1), &indexed[i]), ==, 0);
+                g_assert_cmpint(match_set_new(&plain[i]), ==, 0);
+                g_assert_cmpint(match_set_add(indexed[i], rule), ==, 0);
+                g_assert_cmpint(match_set_add(plain[i], rule), ==, 0);
+        }
+        for (unsigned k = 0; k < G_N_ELEMENTS(m); k++) {
+                g_autofree char *event = g_strdup_printf("scale.%u", k * 61);
+
+                m[k] = signal_new("/org/clusterhub/ns/default", "org.clusterhub.Events1", "Event", "ss", event, ":1.7");
+        }
+
+        g_test_timer_start();
+        for (unsigned n = 0; n < PERF_SIGNALS; n++)
+                for (unsigned i = 0; i < PERF_SETS; i++)
+                        walked += match_set_matches(plain[i], m[n % G_N_ELEMENTS(m)], "org.clusterhub");
+        t_walk = g_test_timer_elapsed();
+        g_test_timer_start();
+        for (unsigned n = 0; n < PERF_SIGNALS; n++)
+                (void) match_index_foreach(x, m[n % G_N_ELEMENTS(m)], "org.clusterhub", count_owner, &found);
+        t_index = g_test_timer_elapsed();
+
+        g_assert_cmpuint(walked, ==, PERF_SIGNALS);
+        g_assert_cmpuint(found, ==, walked);
+        g_test_message("%u signals, %u sets of one rule each: every set %.2f us/signal, the index %.3f us/signal (%.0fx)",
+                       PERF_SIGNALS, PERF_SETS, t_walk * 1e6 / PERF_SIGNALS, t_index * 1e6 / PERF_SIGNALS, t_walk / t_index);
+        for (unsigned i = 0; i < PERF_SETS; i++) {
+                match_set_free(indexed[i]);
+                match_set_free(plain[i]);
+        }
+        for (unsigned k = 0; k < G_N_ELEMENTS(m); k++)
+                sd_bus_message_unref(m[k]);
+}
+
 int main(int argc, char *argv[]) {
         int r;
 
@@ -693,6 +900,9 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/match/unsealed", test_match_unsealed);
         g_test_add_func("/match/set/add-remove", test_set_add_remove);
         g_test_add_func("/match/set/cap", test_set_cap);
+        g_test_add_func("/match/index/random", test_index_random);
+        g_test_add_func("/match/index/counts", test_index_counts);
+        g_test_add_func("/match/index/perf", test_index_perf);
         r = g_test_run();
         bus_teardown();
         return r;
