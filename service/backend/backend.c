@@ -130,7 +130,7 @@ int backend_publish_event(Hub *h, const char *ns, const char *event, const char 
         const char *argv[] = { "PUBLISH", channel, msg };
         const size_t len[] = { strlen("PUBLISH"), strlen(channel), size };
         r = redis_link_command(b->link, 3, argv, len, on_publish_reply, b);
-        if (r == -ENOTCONN)
+        if (r == -ENOTCONN || r == -ENOBUFS) /* down, or too far behind to be waited for */
                 return -EHOSTDOWN;
         if (r < 0)
                 return r;

@@ -18,7 +18,8 @@ int backend_new(Hub *h, Backend **ret);
 Backend *backend_free(Backend *b);
 
 /* Publishes the event of call M (its payload, a "v", follows N_SKIP strings) from namespace NS
- * with ORIGIN.  -EHOSTDOWN (BackendUnavailable) when Redis cannot be reached now; -EINVAL when
+ * with ORIGIN.  -EHOSTDOWN (BackendUnavailable) when Redis cannot be reached now (or has
+ * REDIS_MAX_PENDING_COMMANDS unanswered: it is not keeping up); -EINVAL when
  * the payload carries file descriptors, which cannot cross hosts.  0 without a backend. */
 int backend_publish_event(Hub *h, const char *ns, const char *event, const char *origin, sd_bus_message *m,
                           unsigned n_skip);

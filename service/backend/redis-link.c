@@ -153,6 +153,7 @@ struct RedisLink {
         bool closing;                   /* inside link_close() */
         bool close_pending;             /* close_event is armed */
         LIST_HEAD(RedisCmd) cmds;       /* sent, not answered yet, oldest first */
+        size_t n_cmds;
         sd_event_source *cmd_timer;     /* the oldest one's deadline */
         RedisLinkStats stats;
 };
@@ -180,6 +181,7 @@ static void cmd_answer(RedisCmd *c, const redisReply *reply, int error) {
                 return;
         was_first = l->cmds.first == c;
         LIST_REMOVE(cmds, l->cmds, c);
+        l->n_cmds--;
         c->link = NULL;
         if (!reply || reply->type == REDIS_REPLY_ERROR)
                 l->stats.commands_failed++;
@@ -218,6 +220,10 @@ int redis_link_command(RedisLink *l, int argc, const char **argv, const size_t *
 
         if (!l->up || l->closing || l->close_pending || !l->cmd || !l->cmd->ac)
                 return -ENOTCONN;
+        if (l->n_cmds >= REDIS_MAX_PENDING_COMMANDS) {
+                l->stats.commands_failed++;
+                return -ENOBUFS;
+        }
         c = calloc(1, sizeof(RedisCmd));
         if (!c)
                 return -ENOMEM;
@@ -233,6 +239,7 @@ int redis_link_command(RedisLink *l, int argc, const char **argv, const size_t *
                 return -ENOTCONN;
         }
         LIST_APPEND(cmds, l->cmds, c);
+        l->n_cmds++;
         if (l->cmds.first == c)
                 cmd_timer_arm(l);
         l->stats.commands_sent++;

@@ -25,6 +25,9 @@ struct redisReply;
 #define REDIS_CONNECT_TIMEOUT_MS 5000
 #define REDIS_BACKOFF_MIN_MS 100
 #define REDIS_BACKOFF_MAX_MS 5000
+/* Commands sent and not answered yet: past this, Redis is not keeping up and a command is
+ * refused (-ENOBUFS) rather than queued in memory until its timeout. */
+#define REDIS_MAX_PENDING_COMMANDS 65536
 
 typedef struct RedisLinkStats {
         bool connected;
@@ -55,7 +58,7 @@ int redis_link_start(RedisLink *l);
 bool redis_link_is_up(const RedisLink *l);
 /* Sends a command (ARGC binary-safe arguments) on the command connection.  CB (may be NULL)
  * hears its outcome exactly once, never from inside this call.  -ENOTCONN when the link is not
- * up; nothing is sent then. */
+ * up, -ENOBUFS when REDIS_MAX_PENDING_COMMANDS wait for their reply; nothing is sent then. */
 int redis_link_command(RedisLink *l, int argc, const char **argv, const size_t *argvlen, redis_reply_fn cb,
                        void *userdata);
 void redis_link_get_stats(const RedisLink *l, RedisLinkStats *ret);
