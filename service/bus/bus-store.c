@@ -1712,15 +1712,23 @@ static int append_tracked_cb(sd_bus_message *reply, void *userdata) {
 }
 
 /* KEY's TTL as an absolute CLOCK_MONOTONIC deadline in ns (0: none or absent), read before the
- * value so that no view is held across it. */
+ * value so that no view is held across it.  A deadline past what ns can count (TTLs of more than
+ * five centuries are accepted) is UINT64_MAX: a wrapped product would be an earlier, arbitrary
+ * time, and such a key would never be served from a cache. */
 static int tracked_deadline(Namespace *ns, const char *key, uint64_t now, uint64_t *ret) {
         int64_t ttl = -2;
+        uint64_t end;
         int r;
 
         r = store_ttl(ns->store, key, now, &ttl);
         if (r < 0)
                 return r;
-        *ret = ttl >= 0 ? (now + (uint64_t) ttl) * UINT64_C(1000000) : 0;
+        if (ttl < 0) {
+                *ret = 0;
+                return 0;
+        }
+        end = now + (uint64_t) ttl;
+        *ret = end < now || end > UINT64_MAX / UINT64_C(1000000) ? UINT64_MAX : end * UINT64_C(1000000);
         return 0;
 }
 

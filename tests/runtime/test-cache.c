@@ -663,6 +663,15 @@ static void test_ttl(ThFixture *f, gconstpointer data) {
         }
         g_assert_cmpint(r, ==, -ENOKEY);
         g_assert_cmpuint(stats(cache).stale, >, 0);
+
+        /* a TTL of 2^62 ms ends past what a ns deadline can hold: still cached */
+        a = (SetArgs) { .s = "far", .ttl_ms = UINT64_C(1) << 62 };
+        g_assert_cmpint(set_full(w, "far", &a), ==, 0);
+        g_assert_cmpint(get_str(cache, "far", &s), ==, 0);
+        g_clear_pointer(&s, g_free);
+        g_assert_cmpint(get_str(cache, "far", &s), ==, 1);
+        g_assert_cmpstr(s, ==, "far");
+        g_clear_pointer(&s, g_free);
         ch_cache_free(cache);
         ch_client_free(c);
         sd_bus_flush_close_unref(w);

@@ -557,6 +557,14 @@ static void test_expiry(ThFixture *f, gconstpointer data) {
         }
         g_assert_true(logged(&t, "default:ttl"));
         g_assert_cmpuint(t.page[bucket("ttl")], >, seq);
+
+        /* a TTL whose end in ns does not fit 64 bits (2^62 ms): the deadline saturates, it must not
+         * wrap to an earlier time (here: about now, which no cache would ever serve) */
+        set(w, NS, "far", "v", UINT64_C(1) << 62);
+        r = tracked(&t, NS, "far");
+        g_assert_true(r.found);
+        g_assert_cmpuint(r.deadline_ns, ==, UINT64_MAX);
+        read_done(&r);
         tracker_done(&t);
         sd_bus_flush_close_unref(w);
 }
