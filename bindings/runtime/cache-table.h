@@ -37,6 +37,8 @@ struct CacheEntry {
         char *key;                      /* key and field share the entry's allocation */
         char *field;                    /* HGet's field, NULL for Get */
         bool found;                     /* false: a cached absence (reply NULL) */
+        bool any_type;                  /* an absence from MGetTracked, which says found false for
+                                         * a hash, list or set too: served to mget only */
         sd_bus_message *reply;          /* the (b v t t) reply, referenced */
         uint64_t seq;                   /* the bucket's counter when the hub read the key */
         uint64_t deadline_ns;           /* CLOCK_MONOTONIC end of the key's TTL, 0: none */
