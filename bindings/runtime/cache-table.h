@@ -43,6 +43,7 @@ struct CacheEntry {
         uint64_t seq;                   /* the bucket's counter when the hub read the key */
         uint64_t deadline_ns;           /* CLOCK_MONOTONIC end of the key's TTL, 0: none */
         uint64_t stored_ns;             /* CLOCK_MONOTONIC when stored (max age) */
+        uint64_t mget_call;             /* the ch_cache_mget() call that last handed out reply */
         /* the value decoded once for the typed getters: vtype 's' (vstr, into reply), 'x'
          * (vint), 'T' (a uint64 above INT64_MAX), 0 (any other type) */
         char vtype;

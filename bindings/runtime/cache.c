@@ -60,6 +60,7 @@ struct ChCache {
 
         CacheFetch *fetches;            /* placeholders of the fetches in flight */
         sd_bus_message *last_reply;     /* keeps the string of a typed getter's fetch valid */
+        uint64_t mget_calls;            /* ch_cache_mget() calls so far (CacheEntry.mget_call) */
         Prefetch *prefetches;
         ChCacheStats stats;
 };
@@ -605,6 +606,29 @@ static int cache_fetch_many(ChCache *cache, const char **keys, size_t n, const s
         }
 }
 
+/* A message of its own with the (b v t t) of SRC, positioned at its v: for a key that one
+ * ch_cache_mget() call hands out twice (each value is read from its own position). */
+static int reply_dup(ChCache *cache, sd_bus_message *src, sd_bus_message **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r;
+
+        r = sd_bus_message_new_signal(cache->client->bus, &m, cache->path, STORE1, "Value");
+        if (r >= 0)
+                r = sd_bus_message_rewind(src, true);
+        if (r >= 0)
+                r = sd_bus_message_copy(m, src, true);
+        if (r >= 0)
+                r = position_at_value(src); /* where the value handed out before expects it */
+        if (r >= 0)
+                r = sd_bus_message_seal(m, 1, 0);
+        if (r >= 0)
+                r = position_at_value(m);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
 _public_ int ch_cache_mget(ChCache *cache, const char *const *keys, size_t n, sd_bus_message **ret_values) {
         _cleanup_free_ sd_bus_message **values = NULL;
         _cleanup_free_ const char **miss = NULL;
@@ -619,6 +643,7 @@ _public_ int ch_cache_mget(ChCache *cache, const char *const *keys, size_t n, sd
         idx = calloc(n + 1, sizeof(size_t));
         if (!values || !miss || !idx)
                 return -ENOMEM;
+        cache->mget_calls++;
         for (size_t i = 0; i < n; i++) {
                 CacheEntry *e;
 
@@ -633,12 +658,20 @@ _public_ int ch_cache_mget(ChCache *cache, const char *const *keys, size_t n, sd
                         continue;
                 }
                 hits++;
-                if (e->found) {
-                        r = position_at_value(e->reply);
+                if (!e->found)
+                        continue;
+                if (e->mget_call == cache->mget_calls) {
+                        /* the same key again: the caller reads each value from its own position */
+                        r = reply_dup(cache, e->reply, &values[i]);
                         if (r < 0)
                                 goto fail;
-                        values[i] = sd_bus_message_ref(e->reply);
+                        continue;
                 }
+                r = position_at_value(e->reply);
+                if (r < 0)
+                        goto fail;
+                values[i] = sd_bus_message_ref(e->reply);
+                e->mget_call = cache->mget_calls;
         }
         if (n_miss > 0 && (r = cache_fetch_many(cache, miss, n_miss, idx, values)) < 0)
                 goto fail;

@@ -553,6 +553,19 @@ static void test_basics(ThFixture *f, gconstpointer data) {
                 g_assert_null(vals[4]);
                 for (int i = 0; i < 5; i++)
                         sd_bus_message_unref(vals[i]);
+                /* a key given twice, both hits: each value reads on its own */
+                {
+                        const char *twice[] = { "m2", "m1", "m2" };
+                        sd_bus_message *tv[3];
+                        g_assert_cmpint(ch_cache_mget(cache, twice, 3, tv), ==, 3);
+                        for (int i = 0; i < 3; i += 2) {
+                                g_assert_cmpint(sd_bus_message_read(tv[i], "v", "s", &str), >, 0);
+                                g_assert_cmpstr(str, ==, "two");
+                        }
+                        g_assert_cmpint(msg_int(tv[1]), ==, 1);
+                        for (int i = 0; i < 3; i++)
+                                sd_bus_message_unref(tv[i]);
+                }
                 g_assert_cmpint(ch_cache_get_int64(cache, "m1", &v1), ==, 1);
                 g_assert_cmpint(v1, ==, 1);
                 g_assert_cmpint(ch_cache_get_string(cache, "m2", &cs), ==, 1);
