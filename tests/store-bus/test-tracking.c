@@ -853,6 +853,52 @@ static void test_many_writes(ThFixture *f, gconstpointer data) {
         sd_bus_flush_close_unref(w);
 }
 
+/* A tracker on the private socket that never reads its Invalidate signals (and sends nothing)
+ * is closed by the connection's queue bound, as a stalled subscriber is: the signals it is sent
+ * are caused by other connections' writes, so the check on its own incoming messages never runs.
+ * Private socket only (on the bus the broker's own quotas apply). */
+static void test_stalled_tracker(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        const char *extra[] = { "--max-queued-per-connection=64", NULL };
+        sd_bus *slow = NULL, *w = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+
+        th_hub_stop(&f->hub);
+        th_hub_clear(&f->hub);
+        g_assert_cmpint(th_fixture_spawn_hub(f, extra), ==, 0);
+        g_assert_cmpint(th_fixture_reconnect(f), ==, 0);
+        g_assert_cmpint(th_connect_socket(&slow, f->socket_path), >=, 0);
+        g_assert_cmpint(th_connect(&w, f->bus.address), >=, 0);
+        /* every key, and then never another read or call */
+        g_assert_cmpint(call_track(slow, NS, &e, NULL, "a{sv}", 2, "mode", "s", "prefix", "prefixes", "as", 1, ""), >=, 0);
+        g_assert_cmpuint(get_stat(w, "tracking_peers"), ==, 1);
+
+        /* 40,000 Invalidate signals of ~450 bytes: far past what the kernel's socket buffer takes,
+         * then past 64 in the hub's queue */
+        g_autofree char *pad = g_strnfill(400, 'k');
+        uint64_t end = now_us() + 120 * G_USEC_PER_SEC;
+        for (int round = 0; round < 400 && get_stat(w, "tracking_peers") > 0 && now_us() < end; round++) {
+                sd_bus_message *m = NULL;
+                g_assert_cmpint(sd_bus_message_new_method_call(w, &m, CH_BUS_NAME, NS, IFACE, "MSet"), >=, 0);
+                g_assert_cmpint(sd_bus_message_open_container(m, 'a', "{sv}"), >=, 0);
+                for (int i = 0; i < 100; i++) {
+                        g_autofree char *k = g_strdup_printf("%s%d", pad, i);
+                        g_assert_cmpint(sd_bus_message_append(m, "{sv}", k, "s", "v"), >=, 0);
+                }
+                g_assert_cmpint(sd_bus_message_close_container(m), >=, 0);
+                if (sd_bus_call(w, m, 0, &e, NULL) < 0)
+                        g_error("MSet: %s: %s", e.name, e.message);
+                sd_bus_message_unref(m);
+        }
+        end = now_us() + 10 * G_USEC_PER_SEC;
+        while (get_stat(w, "tracking_peers") > 0 && now_us() < end)
+                g_usleep(20000);
+        g_assert_cmpuint(get_stat(w, "tracking_peers"), ==, 0);
+        g_assert_cmpuint(get_stat(w, "connections_dropped_slow"), >=, 1);
+        sd_bus_close_unref(slow);
+        sd_bus_flush_close_unref(w);
+}
+
 /* The hub exits cleanly with trackers, pairs and pages alive (an ASan/LSan build reports leaks
  * and errors through its exit status). */
 static void test_hub_exit(ThFixture *f, gconstpointer data) {
@@ -893,5 +939,7 @@ int main(int argc, char *argv[]) {
         TH_ADD_BUS_TEST_WITH_HUB("/tracking/disconnect", test_disconnect);
         TH_ADD_BUS_TEST_WITH_HUB("/tracking/many-writes", test_many_writes);
         TH_ADD_BUS_TEST_WITH_HUB("/tracking/hub-exit", test_hub_exit);
+        if (th_transport_private())
+                TH_ADD_BUS_TEST_WITH_HUB("/tracking/stalled-tracker", test_stalled_tracker);
         return g_test_run();
 }
