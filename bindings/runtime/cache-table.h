@@ -37,10 +37,13 @@ struct CacheEntry {
         char *key;                      /* key and field share the entry's allocation */
         char *field;                    /* HGet's field, NULL for Get */
         bool found;                     /* false: a cached absence (reply NULL) */
+        bool any_type;                  /* an absence from MGetTracked, which says found false for
+                                         * a hash, list or set too: served to mget only */
         sd_bus_message *reply;          /* the (b v t t) reply, referenced */
         uint64_t seq;                   /* the bucket's counter when the hub read the key */
         uint64_t deadline_ns;           /* CLOCK_MONOTONIC end of the key's TTL, 0: none */
         uint64_t stored_ns;             /* CLOCK_MONOTONIC when stored (max age) */
+        uint64_t mget_call;             /* the ch_cache_mget() call that last handed out reply */
         /* the value decoded once for the typed getters: vtype 's' (vstr, into reply), 'x'
          * (vint), 'T' (a uint64 above INT64_MAX), 0 (any other type) */
         char vtype;

@@ -60,6 +60,7 @@ struct ChCache {
 
         CacheFetch *fetches;            /* placeholders of the fetches in flight */
         sd_bus_message *last_reply;     /* keeps the string of a typed getter's fetch valid */
+        uint64_t mget_calls;            /* ch_cache_mget() calls so far (CacheEntry.mget_call) */
         Prefetch *prefetches;
         ChCacheStats stats;
 };
@@ -304,15 +305,17 @@ static int position_at_value(sd_bus_message *reply) {
         return sd_bus_message_read_basic(reply, 'b', &found);
 }
 
-/* The fresh entry of KEY (FIELD), counted as a hit, or NULL (a stale one is dropped). */
-static CacheEntry *cache_lookup(ChCache *cache, uint64_t hash, const char *key, const char *field) {
+/* The fresh entry of KEY (FIELD), counted as a hit, or NULL (a stale one is dropped).  FOR_MGET:
+ * an absence that MGetTracked reported may be served (it may be a hash, list or set, which a
+ * single read must answer with WrongType: for it, that entry is a miss). */
+static CacheEntry *cache_lookup(ChCache *cache, uint64_t hash, const char *key, const char *field, bool for_mget) {
         CacheEntry *e;
         uint64_t now;
 
         if (!cache->page.counters || !cache->client || cache->tracked_bus != cache->client->bus)
                 return NULL;
         e = cache_table_lookup(&cache->table, hash, key, field);
-        if (!e)
+        if (!e || (e->any_type && !for_mget))
                 return NULL;
         now = now_ns();
         if (cache->hub_pidfd >= 0 && now - cache->hub_checked_ns >= HUB_CHECK_NS) {
@@ -400,7 +403,7 @@ done:
 /* Stores the (b v t t) REPLY of KEY (FIELD) unless INVALIDATED in flight or already stale, and
  * positions it at its value.  1 when found, 0 when absent. */
 static int cache_store(ChCache *cache, uint64_t hash, const char *key, const char *field, sd_bus_message *reply,
-                       sd_bus *bus, bool invalidated) {
+                       sd_bus *bus, bool invalidated, bool from_mget) {
         uint64_t seq, deadline, now;
         int found, r;
 
@@ -427,6 +430,8 @@ static int cache_store(ChCache *cache, uint64_t hash, const char *key, const cha
                         return r;
                 cache->stats.evictions += r;
                 e = cache_table_lookup(&cache->table, hash, key, field);
+                if (e && !found)
+                        e->any_type = from_mget;
                 if (e && found && (r = decode_value(reply, &e->vtype, &e->vstr, &e->vint)) < 0) {
                         cache_table_remove(&cache->table, e);
                         return r;
@@ -480,7 +485,7 @@ static int cache_fetch(ChCache *cache, uint64_t hash, const char *key, const cha
                 if (r < 0)
                         return r;
                 cache->stats.misses++;
-                r = cache_store(cache, hash, key, field, reply, c->bus, f.invalidated);
+                r = cache_store(cache, hash, key, field, reply, c->bus, f.invalidated, false);
                 if (r < 0)
                         return client_set_error(c, NULL, r);
                 if (r == 0)
@@ -499,7 +504,7 @@ static int cache_read(ChCache *cache, const char *key, const char *field, sd_bus
         if (!cache || !key)
                 return -EINVAL;
         hash = cache_fnv1a(key, strlen(key));
-        e = cache_lookup(cache, hash, key, field);
+        e = cache_lookup(cache, hash, key, field, false);
         if (!e)
                 return cache_fetch(cache, hash, key, field, ret_value);
         if (!e->found)
@@ -593,12 +598,35 @@ static int cache_fetch_many(ChCache *cache, const char **keys, size_t n, const s
                                 r = sd_bus_message_exit_container(reply);
                         if (r >= 0)
                                 r = cache_store(cache, cache_fnv1a(keys[j], strlen(keys[j])), keys[j], NULL, one, c->bus,
-                                                f[j].invalidated);
+                                                f[j].invalidated, true);
                         if (r > 0)
                                 values[idx[j]] = TAKE_PTR(one);
                 }
                 return r < 0 ? client_set_error(c, NULL, r) : 0;
         }
+}
+
+/* A message of its own with the (b v t t) of SRC, positioned at its v: for a key that one
+ * ch_cache_mget() call hands out twice (each value is read from its own position). */
+static int reply_dup(ChCache *cache, sd_bus_message *src, sd_bus_message **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r;
+
+        r = sd_bus_message_new_signal(cache->client->bus, &m, cache->path, STORE1, "Value");
+        if (r >= 0)
+                r = sd_bus_message_rewind(src, true);
+        if (r >= 0)
+                r = sd_bus_message_copy(m, src, true);
+        if (r >= 0)
+                r = position_at_value(src); /* where the value handed out before expects it */
+        if (r >= 0)
+                r = sd_bus_message_seal(m, 1, 0);
+        if (r >= 0)
+                r = position_at_value(m);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(m);
+        return 0;
 }
 
 _public_ int ch_cache_mget(ChCache *cache, const char *const *keys, size_t n, sd_bus_message **ret_values) {
@@ -615,6 +643,7 @@ _public_ int ch_cache_mget(ChCache *cache, const char *const *keys, size_t n, sd
         idx = calloc(n + 1, sizeof(size_t));
         if (!values || !miss || !idx)
                 return -ENOMEM;
+        cache->mget_calls++;
         for (size_t i = 0; i < n; i++) {
                 CacheEntry *e;
 
@@ -622,19 +651,27 @@ _public_ int ch_cache_mget(ChCache *cache, const char *const *keys, size_t n, sd
                         r = -EINVAL;
                         goto fail;
                 }
-                e = cache_lookup(cache, cache_fnv1a(keys[i], strlen(keys[i])), keys[i], NULL);
+                e = cache_lookup(cache, cache_fnv1a(keys[i], strlen(keys[i])), keys[i], NULL, true);
                 if (!e) {
                         idx[n_miss] = i;
                         miss[n_miss++] = keys[i];
                         continue;
                 }
                 hits++;
-                if (e->found) {
-                        r = position_at_value(e->reply);
+                if (!e->found)
+                        continue;
+                if (e->mget_call == cache->mget_calls) {
+                        /* the same key again: the caller reads each value from its own position */
+                        r = reply_dup(cache, e->reply, &values[i]);
                         if (r < 0)
                                 goto fail;
-                        values[i] = sd_bus_message_ref(e->reply);
+                        continue;
                 }
+                r = position_at_value(e->reply);
+                if (r < 0)
+                        goto fail;
+                values[i] = sd_bus_message_ref(e->reply);
+                e->mget_call = cache->mget_calls;
         }
         if (n_miss > 0 && (r = cache_fetch_many(cache, miss, n_miss, idx, values)) < 0)
                 goto fail;
@@ -674,7 +711,7 @@ static int cache_read_typed(ChCache *cache, const char *key, const char *field, 
                 return -EINVAL;
         cache->last_reply = sd_bus_message_unref(cache->last_reply);
         hash = cache_fnv1a(key, strlen(key));
-        e = cache_lookup(cache, hash, key, field);
+        e = cache_lookup(cache, hash, key, field, false);
         if (e) {
                 if (!e->found)
                         return -ENOKEY;
@@ -749,7 +786,7 @@ static int on_prefetch_reply(sd_bus_message *reply, void *userdata, sd_bus_error
         } else {
                 cache->stats.misses++;
                 r = cache_store(cache, p->hash, p->fetch.key, p->field, reply, sd_bus_message_get_bus(reply),
-                                p->fetch.invalidated);
+                                p->fetch.invalidated, false);
                 r = r < 0 ? r : r == 0 ? -ENOKEY : 0;
         }
         if (p->cb)

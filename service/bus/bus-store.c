@@ -1462,6 +1462,38 @@ static Peer *peer_of_owner(TrackOwner *o) {
         return container_of(o, Peer, track_owner);
 }
 
+/* The private-socket connections that were sent an Invalidate during one change of a key (while
+ * collecting): their queue bound is checked once the change is reported.  A tracker is sent
+ * these because of other connections' writes, so a tracker that never reads (and sends nothing)
+ * would never meet the check on its own incoming messages, and its queue would grow to sd-bus's
+ * limit.  Not checked from within the report: a connection closed at once would free its
+ * tracking in the middle of tracking.c's walk. */
+static struct {
+        bool collecting;
+        Connection **conns;
+        size_t n, allocated;
+} track_sent;
+
+static void track_sent_note(Connection *c) {
+        if (!track_sent.collecting)
+                return; /* Track, Untrack, a read evicting: that connection's own call, checked */
+        if (track_sent.n == track_sent.allocated) {
+                size_t a = MAX(track_sent.allocated * 2, (size_t) 16);
+                Connection **v = reallocarray(track_sent.conns, a, sizeof(Connection *));
+                if (!v)
+                        return; /* the next change checks its queue, all of it */
+                track_sent.conns = v;
+                track_sent.allocated = a;
+        }
+        track_sent.conns[track_sent.n++] = c;
+}
+
+static void track_sent_check(void) {
+        for (size_t i = 0; i < track_sent.n; i++)
+                (void) socket_connection_check_queue(track_sent.conns[i]);
+        track_sent.n = 0;
+}
+
 /* Invalidate(keys), unicast: on the bus addressed to the tracker's unique name, on the private
  * socket on its own connection.  Through bus_send() like the replies, so that it leaves before
  * the reply of the call that changed the keys. */
@@ -1481,6 +1513,8 @@ static void on_track_invalidate(TrackOwner *owner, void *space_userdata, const c
         r = ch_store1_emit_invalidate(p->bus, p->conn ? NULL : p->unique_name, ns->path, strv);
         if (r < 0)
                 log_warning_errno(r, "Failed to send Invalidate to %s in %s: %m", p->unique_name, ns->name);
+        if (p->conn)
+                track_sent_note(p->conn);
 }
 
 /* Whether the call being dispatched came from OWNER's connection: sd-bus knows the message it
@@ -1712,15 +1746,23 @@ static int append_tracked_cb(sd_bus_message *reply, void *userdata) {
 }
 
 /* KEY's TTL as an absolute CLOCK_MONOTONIC deadline in ns (0: none or absent), read before the
- * value so that no view is held across it. */
+ * value so that no view is held across it.  A deadline past what ns can count (TTLs of more than
+ * five centuries are accepted) is UINT64_MAX: a wrapped product would be an earlier, arbitrary
+ * time, and such a key would never be served from a cache. */
 static int tracked_deadline(Namespace *ns, const char *key, uint64_t now, uint64_t *ret) {
         int64_t ttl = -2;
+        uint64_t end;
         int r;
 
         r = store_ttl(ns->store, key, now, &ttl);
         if (r < 0)
                 return r;
-        *ret = ttl >= 0 ? (now + (uint64_t) ttl) * UINT64_C(1000000) : 0;
+        if (ttl < 0) {
+                *ret = 0;
+                return 0;
+        }
+        end = now + (uint64_t) ttl;
+        *ret = end < now || end > UINT64_MAX / UINT64_C(1000000) ? UINT64_MAX : end * UINT64_C(1000000);
         return 0;
 }
 
@@ -1927,10 +1969,13 @@ static void on_key_changed(void *userdata, const char *key, const char *event) {
         int r;
 
         /* the counter and the Invalidate signals before the reply of the call that changed it */
+        track_sent.collecting = true;
         if (streq(event, "flush"))
                 track_space_flush(ns->tracking);
         else
                 track_key_changed(ns->tracking, key, !streq(event, "expired"));
+        track_sent.collecting = false;
+        track_sent_check();
         ns->hub->stats.keyspace_events++;
         r = hub_broadcast(ns->hub, &probe, emit_key_changed_on, &k);
         if (r < 0)

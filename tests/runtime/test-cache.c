@@ -545,6 +545,27 @@ static void test_basics(ThFixture *f, gconstpointer data) {
                 g_assert_cmpuint(stats(cache).misses, ==, misses0 + 4);
                 for (int i = 0; i < 5; i++)
                         sd_bus_message_unref(vals[i]);
+                /* the hash's "absent" came from MGetTracked: a single read still says WrongType,
+                 * as it does uncached, and mget still serves it from the cache */
+                g_assert_cmpint(ch_cache_get(cache, "h", NULL), ==, -EMEDIUMTYPE);
+                g_assert_cmpint(ch_cache_get_string(cache, "h", &cs), ==, -EMEDIUMTYPE);
+                g_assert_cmpint(ch_cache_mget(cache, keys, 5, vals), ==, 5);
+                g_assert_null(vals[4]);
+                for (int i = 0; i < 5; i++)
+                        sd_bus_message_unref(vals[i]);
+                /* a key given twice, both hits: each value reads on its own */
+                {
+                        const char *twice[] = { "m2", "m1", "m2" };
+                        sd_bus_message *tv[3];
+                        g_assert_cmpint(ch_cache_mget(cache, twice, 3, tv), ==, 3);
+                        for (int i = 0; i < 3; i += 2) {
+                                g_assert_cmpint(sd_bus_message_read(tv[i], "v", "s", &str), >, 0);
+                                g_assert_cmpstr(str, ==, "two");
+                        }
+                        g_assert_cmpint(msg_int(tv[1]), ==, 1);
+                        for (int i = 0; i < 3; i++)
+                                sd_bus_message_unref(tv[i]);
+                }
                 g_assert_cmpint(ch_cache_get_int64(cache, "m1", &v1), ==, 1);
                 g_assert_cmpint(v1, ==, 1);
                 g_assert_cmpint(ch_cache_get_string(cache, "m2", &cs), ==, 1);
@@ -663,6 +684,15 @@ static void test_ttl(ThFixture *f, gconstpointer data) {
         }
         g_assert_cmpint(r, ==, -ENOKEY);
         g_assert_cmpuint(stats(cache).stale, >, 0);
+
+        /* a TTL of 2^62 ms ends past what a ns deadline can hold: still cached */
+        a = (SetArgs) { .s = "far", .ttl_ms = UINT64_C(1) << 62 };
+        g_assert_cmpint(set_full(w, "far", &a), ==, 0);
+        g_assert_cmpint(get_str(cache, "far", &s), ==, 0);
+        g_clear_pointer(&s, g_free);
+        g_assert_cmpint(get_str(cache, "far", &s), ==, 1);
+        g_assert_cmpstr(s, ==, "far");
+        g_clear_pointer(&s, g_free);
         ch_cache_free(cache);
         ch_client_free(c);
         sd_bus_flush_close_unref(w);

@@ -557,6 +557,14 @@ static void test_expiry(ThFixture *f, gconstpointer data) {
         }
         g_assert_true(logged(&t, "default:ttl"));
         g_assert_cmpuint(t.page[bucket("ttl")], >, seq);
+
+        /* a TTL whose end in ns does not fit 64 bits (2^62 ms): the deadline saturates, it must not
+         * wrap to an earlier time (here: about now, which no cache would ever serve) */
+        set(w, NS, "far", "v", UINT64_C(1) << 62);
+        r = tracked(&t, NS, "far");
+        g_assert_true(r.found);
+        g_assert_cmpuint(r.deadline_ns, ==, UINT64_MAX);
+        read_done(&r);
         tracker_done(&t);
         sd_bus_flush_close_unref(w);
 }
@@ -673,6 +681,87 @@ static void test_errors(ThFixture *f, gconstpointer data) {
         }
 }
 
+/* Every write path moves the counter of each key it changes before its reply: KEYS (up to 4)
+ * of PAGE must all have moved by the time the call made with call_ok() returned. */
+static void assert_moved(const uint64_t *page, const uint64_t *before, const char *const *keys, const char *what) {
+        for (size_t i = 0; keys[i]; i++)
+                if (__atomic_load_n(&page[bucket(keys[i])], __ATOMIC_ACQUIRE) <= before[i])
+                        g_error("%s did not move the counter of '%s' before its reply", what, keys[i]);
+}
+
+#define WRITE_MOVES(page, what, keys_, call)                                                    \
+        G_STMT_START {                                                                          \
+                const char *const _k[] = { UNPACK keys_, NULL };                                \
+                uint64_t _b[G_N_ELEMENTS(_k)];                                                  \
+                for (size_t _i = 0; _k[_i]; _i++)                                               \
+                        _b[_i] = (page)[bucket(_k[_i])];                                        \
+                call;                                                                           \
+                assert_moved((page), _b, _k, (what));                                           \
+        } G_STMT_END
+#define UNPACK(...) __VA_ARGS__
+
+static void test_write_paths(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        Tracker t;
+        sd_bus *w = NULL, *b = connect_same(f);
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        const char *trk = CH_NAMESPACE_PATH_PREFIX "trk2";
+        int fd2 = -1;
+
+        tracker_init(&t, f->client);
+        g_assert_cmpint(th_connect(&w, f->bus.address), >=, 0);
+        TRACK(&t, NS, "a{sv}", 0);
+        /* the destination namespace of Move, tracked too: its own page */
+        g_assert_cmpint(call_track(t.bus, trk, &e, &fd2, "a{sv}", 0), >=, 0);
+        const uint64_t *page2 = mmap(NULL, PAGE_BYTES, PROT_READ, MAP_SHARED, fd2, 0);
+        g_assert_true(page2 != MAP_FAILED);
+
+        WRITE_MOVES(t.page, "Set", ("a"), set(w, NS, "a", "1", 0));
+        WRITE_MOVES(t.page, "Rename", ("a", "b"), call_ok(w, NS, IFACE, "Rename", "ss", "a", "b"));
+        /* Move: the source's page and the destination's, both ways */
+        uint64_t dst0 = page2[bucket("b")];
+        WRITE_MOVES(t.page, "Move (source)", ("b"), call_ok(w, NS, IFACE, "Move", "ss", "b", "trk2"));
+        g_assert_cmpuint(page2[bucket("b")], >, dst0);
+        dst0 = t.page[bucket("b")];
+        WRITE_MOVES(page2, "Move (source)", ("b"), call_ok(w, trk, IFACE, "Move", "ss", "b", "default"));
+        g_assert_cmpuint(t.page[bucket("b")], >, dst0);
+        WRITE_MOVES(t.page, "MSet", ("m1", "m2"), call_ok(w, NS, IFACE, "MSet", "a{sv}", 2, "m1", "s", "x", "m2", "s", "y"));
+        WRITE_MOVES(t.page, "Expire", ("m1"), call_ok(w, NS, IFACE, "Expire", "st", "m1", (uint64_t) 600000));
+        WRITE_MOVES(t.page, "Persist", ("m1"), call_ok(w, NS, IFACE, "Persist", "s", "m1"));
+        WRITE_MOVES(t.page, "Incr", ("n"), call_ok(w, NS, IFACE, "Incr", "sx", "n", (int64_t) 1));
+        WRITE_MOVES(t.page, "Append", ("m2"), call_ok(w, NS, IFACE, "Append", "ss", "m2", "z"));
+        WRITE_MOVES(t.page, "SetRange", ("m2"), call_ok(w, NS, IFACE, "SetRange", "sus", "m2", 0u, "w"));
+        WRITE_MOVES(t.page, "GetDel", ("m2"), call_ok(w, NS, IFACE, "GetDel", "s", "m2"));
+        WRITE_MOVES(t.page, "HSet", ("h"), call_ok(w, NS, IFACE, "HSet", "sa{sv}", "h", 1, "f", "s", "x"));
+        WRITE_MOVES(t.page, "HIncr", ("h"), call_ok(w, NS, IFACE, "HIncr", "ssx", "h", "g", (int64_t) 2));
+        WRITE_MOVES(t.page, "HDel", ("h"), call_ok(w, NS, IFACE, "HDel", "sas", "h", 2, "f", "g"));
+        WRITE_MOVES(t.page, "RPush", ("l"), call_ok(w, NS, IFACE, "RPush", "sav", "l", 2, "s", "x", "s", "y"));
+        WRITE_MOVES(t.page, "LMove", ("l", "l2"), call_ok(w, NS, IFACE, "LMove", "ssss", "l", "l2", "left", "right"));
+        WRITE_MOVES(t.page, "LPop", ("l"), call_ok(w, NS, IFACE, "LPop", "su", "l", 1u));
+        WRITE_MOVES(t.page, "SAdd", ("s"), call_ok(w, NS, IFACE, "SAdd", "sas", "s", 2, "p", "q"));
+        WRITE_MOVES(t.page, "SPop", ("s"), call_ok(w, NS, IFACE, "SPop", "su", "s", 1u));
+        WRITE_MOVES(t.page, "Del", ("s", "l2"), call_ok(w, NS, IFACE, "Del", "as", 2, "s", "l2"));
+
+        /* BLPop served by another connection's RPush: the pop (and the deletion of the emptied
+         * list) move the counter too, before the pusher's reply */
+        sd_bus_slot *slot = NULL;
+        g_assert_cmpint(sd_bus_call_method_async(b, &slot, CH_BUS_NAME, NS, IFACE, "BLPop", NULL, NULL, "asu", 1, "q", 0u),
+                        >=, 0);
+        uint64_t n = 0;
+        g_assert_cmpint(ch_store1_call_db_size(b, CH_BUS_NAME, NS, &n, &e), >=, 0); /* the BLPop waits now */
+        uint64_t q0 = t.page[bucket("q")];
+        call_ok(w, NS, IFACE, "RPush", "sav", "q", 1, "s", "v");
+        /* RPush alone moves it once; the served pop (and the deletion of the emptied list) more */
+        g_assert_cmpuint(t.page[bucket("q")], >=, q0 + 2);
+        sd_bus_slot_unref(slot);
+
+        munmap((void *) page2, PAGE_BYTES);
+        close(fd2);
+        tracker_done(&t);
+        sd_bus_flush_close_unref(w);
+        sd_bus_flush_close_unref(b);
+}
+
 static bool has_namespace(sd_bus *bus, const char *name) {
         sd_bus_error e = SD_BUS_ERROR_NULL;
         g_auto(GStrv) names = NULL;
@@ -764,6 +853,52 @@ static void test_many_writes(ThFixture *f, gconstpointer data) {
         sd_bus_flush_close_unref(w);
 }
 
+/* A tracker on the private socket that never reads its Invalidate signals (and sends nothing)
+ * is closed by the connection's queue bound, as a stalled subscriber is: the signals it is sent
+ * are caused by other connections' writes, so the check on its own incoming messages never runs.
+ * Private socket only (on the bus the broker's own quotas apply). */
+static void test_stalled_tracker(ThFixture *f, gconstpointer data) {
+        TH_RETURN_IF_SKIPPED(f);
+        const char *extra[] = { "--max-queued-per-connection=64", NULL };
+        sd_bus *slow = NULL, *w = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+
+        th_hub_stop(&f->hub);
+        th_hub_clear(&f->hub);
+        g_assert_cmpint(th_fixture_spawn_hub(f, extra), ==, 0);
+        g_assert_cmpint(th_fixture_reconnect(f), ==, 0);
+        g_assert_cmpint(th_connect_socket(&slow, f->socket_path), >=, 0);
+        g_assert_cmpint(th_connect(&w, f->bus.address), >=, 0);
+        /* every key, and then never another read or call */
+        g_assert_cmpint(call_track(slow, NS, &e, NULL, "a{sv}", 2, "mode", "s", "prefix", "prefixes", "as", 1, ""), >=, 0);
+        g_assert_cmpuint(get_stat(w, "tracking_peers"), ==, 1);
+
+        /* 40,000 Invalidate signals of ~450 bytes: far past what the kernel's socket buffer takes,
+         * then past 64 in the hub's queue */
+        g_autofree char *pad = g_strnfill(400, 'k');
+        uint64_t end = now_us() + 120 * G_USEC_PER_SEC;
+        for (int round = 0; round < 400 && get_stat(w, "tracking_peers") > 0 && now_us() < end; round++) {
+                sd_bus_message *m = NULL;
+                g_assert_cmpint(sd_bus_message_new_method_call(w, &m, CH_BUS_NAME, NS, IFACE, "MSet"), >=, 0);
+                g_assert_cmpint(sd_bus_message_open_container(m, 'a', "{sv}"), >=, 0);
+                for (int i = 0; i < 100; i++) {
+                        g_autofree char *k = g_strdup_printf("%s%d", pad, i);
+                        g_assert_cmpint(sd_bus_message_append(m, "{sv}", k, "s", "v"), >=, 0);
+                }
+                g_assert_cmpint(sd_bus_message_close_container(m), >=, 0);
+                if (sd_bus_call(w, m, 0, &e, NULL) < 0)
+                        g_error("MSet: %s: %s", e.name, e.message);
+                sd_bus_message_unref(m);
+        }
+        end = now_us() + 10 * G_USEC_PER_SEC;
+        while (get_stat(w, "tracking_peers") > 0 && now_us() < end)
+                g_usleep(20000);
+        g_assert_cmpuint(get_stat(w, "tracking_peers"), ==, 0);
+        g_assert_cmpuint(get_stat(w, "connections_dropped_slow"), >=, 1);
+        sd_bus_close_unref(slow);
+        sd_bus_flush_close_unref(w);
+}
+
 /* The hub exits cleanly with trackers, pairs and pages alive (an ASan/LSan build reports leaks
  * and errors through its exit status). */
 static void test_hub_exit(ThFixture *f, gconstpointer data) {
@@ -799,9 +934,12 @@ int main(int argc, char *argv[]) {
         TH_ADD_BUS_TEST_WITH_HUB("/tracking/overflow", test_overflow);
         TH_ADD_BUS_TEST_WITH_HUB("/tracking/flush-drop", test_flush_drop);
         TH_ADD_BUS_TEST_WITH_HUB("/tracking/expiry", test_expiry);
+        TH_ADD_BUS_TEST_WITH_HUB("/tracking/write-paths", test_write_paths);
         TH_ADD_BUS_TEST_WITH_HUB("/tracking/errors", test_errors);
         TH_ADD_BUS_TEST_WITH_HUB("/tracking/disconnect", test_disconnect);
         TH_ADD_BUS_TEST_WITH_HUB("/tracking/many-writes", test_many_writes);
         TH_ADD_BUS_TEST_WITH_HUB("/tracking/hub-exit", test_hub_exit);
+        if (th_transport_private())
+                TH_ADD_BUS_TEST_WITH_HUB("/tracking/stalled-tracker", test_stalled_tracker);
         return g_test_run();
 }
