@@ -1462,38 +1462,6 @@ static Peer *peer_of_owner(TrackOwner *o) {
         return container_of(o, Peer, track_owner);
 }
 
-/* The private-socket connections that were sent an Invalidate during one change of a key (while
- * collecting): their queue bound is checked once the change is reported.  A tracker is sent
- * these because of other connections' writes, so a tracker that never reads (and sends nothing)
- * would never meet the check on its own incoming messages, and its queue would grow to sd-bus's
- * limit.  Not checked from within the report: a connection closed at once would free its
- * tracking in the middle of tracking.c's walk. */
-static struct {
-        bool collecting;
-        Connection **conns;
-        size_t n, allocated;
-} track_sent;
-
-static void track_sent_note(Connection *c) {
-        if (!track_sent.collecting)
-                return; /* Track, Untrack, a read evicting: that connection's own call, checked */
-        if (track_sent.n == track_sent.allocated) {
-                size_t a = MAX(track_sent.allocated * 2, (size_t) 16);
-                Connection **v = reallocarray(track_sent.conns, a, sizeof(Connection *));
-                if (!v)
-                        return; /* the next change checks its queue, all of it */
-                track_sent.conns = v;
-                track_sent.allocated = a;
-        }
-        track_sent.conns[track_sent.n++] = c;
-}
-
-static void track_sent_check(void) {
-        for (size_t i = 0; i < track_sent.n; i++)
-                (void) socket_connection_check_queue(track_sent.conns[i]);
-        track_sent.n = 0;
-}
-
 /* Invalidate(keys), unicast: on the bus addressed to the tracker's unique name, on the private
  * socket on its own connection.  Through bus_send() like the replies, so that it leaves before
  * the reply of the call that changed the keys. */
@@ -1513,8 +1481,6 @@ static void on_track_invalidate(TrackOwner *owner, void *space_userdata, const c
         r = ch_store1_emit_invalidate(p->bus, p->conn ? NULL : p->unique_name, ns->path, strv);
         if (r < 0)
                 log_warning_errno(r, "Failed to send Invalidate to %s in %s: %m", p->unique_name, ns->name);
-        if (p->conn)
-                track_sent_note(p->conn);
 }
 
 /* Whether the call being dispatched came from OWNER's connection: sd-bus knows the message it
@@ -1969,13 +1935,10 @@ static void on_key_changed(void *userdata, const char *key, const char *event) {
         int r;
 
         /* the counter and the Invalidate signals before the reply of the call that changed it */
-        track_sent.collecting = true;
         if (streq(event, "flush"))
                 track_space_flush(ns->tracking);
         else
                 track_key_changed(ns->tracking, key, !streq(event, "expired"));
-        track_sent.collecting = false;
-        track_sent_check();
         ns->hub->stats.keyspace_events++;
         r = hub_broadcast(ns->hub, &probe, emit_key_changed_on, &k);
         if (r < 0)

@@ -261,8 +261,11 @@ static void connection_update(Connection *c) {
 
         if (c->drop_event)
                 return;
-        if (c->queued_n > 0)
-                (void) queued_catch_up(c);
+        /* Whatever was queued for it since the last look: the hub's replies, and what other
+         * connections' calls make it send there (EmitTo deliveries, Handle calls, Invalidate),
+         * which a peer that neither reads nor sends would otherwise let grow without bound. */
+        if (socket_connection_check_queue(c))
+                return;
         events = sd_bus_get_events(c->bus);
         /* closing (an error): nothing to poll for, the timeout below is 0 */
         (void) sd_event_source_set_io_events(c->io_event, events > 0 ? (uint32_t) events : 0);
