@@ -452,7 +452,7 @@ int registry_new(Hub *h, RedisLink *link, Registry **ret) {
                 free(r);
                 return -ENOMEM;
         }
-        ret_ = sd_event_add_time_relative(h->event, &r->tick, CLOCK_MONOTONIC, tick_usec(r), 0,
+        ret_ = sd_event_add_time_relative(h->event, &r->tick, CLOCK_MONOTONIC, tick_usec(r), 1000 /* 1 ms: sd-event would allow 250 */,
                                           on_tick, r);
         if (ret_ < 0) {
                 registry_free(r);
