@@ -3,6 +3,9 @@
  * private buses, a hub on each (--node-name=a, --node-name=b), and events crossing between
  * them (subscribers on the bus, and on the hubs' private sockets); then Redis killed (Emit answers BackendUnavailable, this host's subscribers still get
  * the event) and restarted (the hubs reconnect, subscribe again, and events cross again).
+ * The worker list too: a worker of one hub is listed on the other as ID@NODE with
+ * WorkerJoined/WorkerLeft; a hub killed drops out after its lease (--node-lease-ms=1500 here);
+ * a Redis restart rebuilds the lists; junk written into the registry's keys is ignored.
  * Skipped, with the reason, only when redis-server is not installed. */
 #include <errno.h>
 #include <glib.h>
@@ -583,6 +586,60 @@ static void test_workers_redis_restart(Fixture *f, gconstpointer data) {
         g_assert_true(listed(&f->b, "w1@a", NULL));
 }
 
+
+/* Any client of the Redis can write the registry's keys and channel: what does not parse is
+ * ignored, what does is listed, and a node whose heartbeat disappears drops out. */
+static void test_workers_hostile(Fixture *f, gconstpointer data) {
+        static const char *const commands[][6] = {
+                { "SET", "clusterhub:node:evil", "1", "PX", "600000", NULL },
+                { "SADD", "clusterhub:nodes", "evil", "bad/name", "", NULL },
+                { "HSET", "clusterhub:workers:evil", "good", ":1.9\t42\t1000\tx.service", NULL },
+                { "HSET", "clusterhub:workers:evil", "bad-id", ":1.9\t42\t1000\tx.service", NULL },
+                { "HSET", "clusterhub:workers:evil", "nopid", ":1.9\tx\t1000\tx.service", NULL },
+                { "HSET", "clusterhub:workers:evil", "short", ":1.9", NULL },
+                { "HSET", "clusterhub:workers:bad/name", "w", ":1.9\t1\t1\t", NULL },
+                { "PUBLISH", "clusterhub:registry", "J\tevil", NULL },
+                { "PUBLISH", "clusterhub:registry", "J\tevil\tzz\tnot a value", NULL },
+                { "PUBLISH", "clusterhub:registry", "J\tevil\tbig\t:1.1\t99999999999\t1\t", NULL },
+                { "PUBLISH", "clusterhub:registry", "L\tevil", NULL },
+                { "PUBLISH", "clusterhub:registry", "\xff\xfe\t\t", NULL },
+                { "PUBLISH", "clusterhub:registry", "", NULL },
+                { "PUBLISH", "clusterhub:registry", "S\tevil", NULL },
+        };
+        redisContext *c;
+
+        if (f->skipped)
+                return;
+        c = redisConnectUnix(f->sock);
+        g_assert_true(c && !c->err);
+        for (size_t i = 0; i < G_N_ELEMENTS(commands); i++) {
+                int argc = 0;
+                redisReply *r;
+
+                while (commands[i][argc])
+                        argc++;
+                r = redisCommandArgv(c, argc, (const char **) commands[i], NULL);
+                g_assert_nonnull(r);
+                freeReplyObject(r);
+        }
+        g_assert_true(wait_seen(f, &f->b, "WorkerJoined good@evil", 1));
+        g_assert_true(wait_listed(&f->a, "good@evil", true));
+        g_assert_cmpuint(stat_of(&f->a, "backend_remote_workers"), ==, 1);
+        g_assert_cmpuint(stat_of(&f->b, "backend_remote_workers"), ==, 1);
+        g_assert_cmpuint(count_seen(&f->b, "WorkerJoined big@evil"), ==, 0);
+
+        /* its heartbeat gone: it drops out, and the script forgets the node */
+        freeReplyObject(redisCommand(c, "DEL clusterhub:node:evil"));
+        g_assert_true(wait_seen(f, &f->b, "WorkerLeft good@evil", 1));
+        g_assert_cmpstr(find_seen(&f->b, "WorkerLeft good@evil")->payload, ==, "its hub is gone (heartbeat expired)");
+        g_assert_true(wait_listed(&f->a, "good@evil", false));
+        redisReply *r = redisCommand(c, "SISMEMBER clusterhub:nodes evil");
+        g_assert_true(r && r->type == REDIS_REPLY_INTEGER && r->integer == 0);
+        freeReplyObject(r);
+        redisFree(c);
+        check_crossing(f, "after-hostile");
+}
+
 /* -m perf: N events emitted on a, each waited for on b before the next (cross-host latency), and
  * the same on a's own listener (local latency), in one run. */
 static void test_perf(Fixture *f, gconstpointer data) {
@@ -637,6 +694,7 @@ int main(int argc, char **argv) {
         g_test_add("/redis/workers-cross", Fixture, NULL, fixture_setup, test_workers_cross, fixture_teardown);
         g_test_add("/redis/workers-hub-killed", Fixture, NULL, fixture_setup, test_workers_hub_killed, fixture_teardown);
         g_test_add("/redis/workers-redis-restart", Fixture, NULL, fixture_setup, test_workers_redis_restart, fixture_teardown);
+        g_test_add("/redis/workers-hostile", Fixture, NULL, fixture_setup, test_workers_hostile, fixture_teardown);
         g_test_add_func("/redis/no-backend", test_no_backend);
         if (g_test_perf())
                 g_test_add("/redis/perf", Fixture, NULL, fixture_setup, test_perf, fixture_teardown);
