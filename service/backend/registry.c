@@ -64,6 +64,7 @@ struct Registry {
         bool syncing;           /* a sync script is waiting for its answer */
         bool announce;          /* publish "S" once the sync in flight is done */
         bool warned_full;
+        uint64_t up_usec;       /* CLOCK_MONOTONIC: when the link last came up */
 };
 
 static bool node_name_ok(const char *s) {
@@ -223,12 +224,20 @@ static void apply_sync(Registry *r, const redisReply *reply) {
         while (hashmap_iterate(r->remote, &i, (void **) &w, NULL))
                 if (w->generation != r->generation)
                         gone[n_gone++] = w;
+        /* Within a lease of our link coming up, a node that Redis does not know may be a live
+         * hub that has not reconnected yet to a Redis that restarted empty: keep its workers
+         * until a lease has passed (a live hub reconnects within the 5 s backoff and renews). */
+        uint64_t now = 0;
+        bool grace = sd_event_now(r->hub->event, CLOCK_MONOTONIC, &now) >= 0 &&
+                     now < r->up_usec + r->hub->limits.node_lease_ms * 1000;
         for (size_t k = 0; k < n_gone; k++) {
                 bool node_alive = false;
 
                 for (size_t j = 0; j + 1 < reply->elements; j += 2)
                         if (str_reply(reply->element[j]) && streq(reply->element[j]->str, gone[k]->node))
                                 node_alive = true;
+                if (!node_alive && grace)
+                        continue;
                 view_drop(r, gone[k], node_alive ? "unregistered" : "its hub is gone (heartbeat expired)");
         }
 }
@@ -336,7 +345,10 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 void registry_link_up(Registry *r) {
-        int ret = sync_now(r, true);
+        int ret;
+
+        (void) sd_event_now(r->hub->event, CLOCK_MONOTONIC, &r->up_usec);
+        ret = sync_now(r, true);
 
         if (ret < 0)
                 log_warning_errno(ret, "Cannot send the registry to Redis: %m");

@@ -23,7 +23,9 @@
  * is alive (it removes the nodes whose heartbeat expired).  The hub's view of the others is
  * that answer, kept up to date in between by the channel; a difference is announced as
  * WorkerJoined/WorkerLeft with the qualified id ID@NODE.  While the link is down the view is
- * the last one known; the first answer after the link is back corrects it. */
+ * the last one known; the first answer after the link is back corrects it, except that for a
+ * lease after the link came up a node Redis does not know keeps its workers (a Redis that
+ * restarted empty: that hub may not have reconnected yet). */
 
 #define REGISTRY_CHANNEL "clusterhub:registry"
 /* The most remote workers a hub keeps in its view; more are ignored (and logged). */
