@@ -37,6 +37,7 @@ typedef struct Limits {
         uint64_t max_queued_bytes_per_connection;
         uint64_t max_tracked_keys_per_peer;
         uint64_t max_tracked_keys;
+        uint64_t node_lease_ms;
 } Limits;
 
 /* X(field, option, default, help) */
@@ -69,6 +70,7 @@ typedef struct Limits {
         X(max_queued_per_connection, "max-queued-per-connection", 16384, "messages queued for a private-socket connection that does not read; past it the hub closes it") \
         X(max_queued_bytes_per_connection, "max-queued-bytes-per-connection", 64 * 1024 * 1024, "bytes of the messages queued for a private-socket connection that does not read, as marshalled; past it the hub closes it") \
         X(max_tracked_keys_per_peer, "max-tracked-keys-per-peer", 65536, "keys one connection may track for its cache (GetTracked), over all namespaces; past it the oldest is invalidated") \
-        X(max_tracked_keys, "max-tracked-keys", 1000000, "tracked (connection, key) pairs of the whole hub; past it the oldest is invalidated")
+        X(max_tracked_keys, "max-tracked-keys", 1000000, "tracked (connection, key) pairs of the whole hub; past it the oldest is invalidated") \
+        X(node_lease_ms, "node-lease-ms", 15000, "with --redis: how long other hubs keep this hub's workers after its last heartbeat (sent every third of it), ms")
 
 void limits_init_default(Limits *l);

@@ -12,6 +12,7 @@
 #include "macro.h"
 #include "namespace.h"
 #include "redis-link.h"
+#include "registry.h"
 #include "remote-event.h"
 #include "transport/socket.h"
 #include "variant-codec.h"
@@ -19,6 +20,7 @@
 struct Backend {
         Hub *hub;
         RedisLink *link;
+        Registry *registry;             /* the workers of every host */
         uint64_t instance;              /* random per start: our own publications */
         uint64_t events_published;
         uint64_t events_received;       /* delivered here from other hubs */
@@ -72,6 +74,10 @@ static void on_message(RedisLink *l, const char *channel, const char *data, size
         RemoteEvent e;
         int r;
 
+        if (streq(channel, REGISTRY_CHANNEL)) {
+                registry_on_message(b->registry, data, size);
+                return;
+        }
         if (!ns)
                 return;
         r = remote_event_decode(data, size, &e);
@@ -86,7 +92,11 @@ static void on_message(RedisLink *l, const char *channel, const char *data, size
 }
 
 static void on_state(RedisLink *l, bool up, void *userdata) {
-        if (!up)
+        Backend *b = userdata;
+
+        if (up)
+                registry_link_up(b->registry);
+        else
                 log_warning("Redis at %s is unreachable: calls that need it fail with BackendUnavailable until it is back.",
                             redis_link_where(l));
 }
@@ -160,14 +170,18 @@ int backend_new(Hub *h, Backend **ret) {
         static const RedisLinkCallbacks cb = { .on_state = on_state, .on_message = on_message };
         r = redis_link_new(h->event, &url, &cb, b, &b->link);
         if (r >= 0)
+                r = registry_new(h, b->link, &b->registry);
+        if (r >= 0)
                 r = redis_link_psubscribe(b->link, REMOTE_EVENT_PATTERN);
+        if (r >= 0)
+                r = redis_link_psubscribe(b->link, REGISTRY_CHANNEL);
         if (r >= 0)
                 r = redis_link_start(b->link);
         if (r < 0) {
                 backend_free(b);
                 return r;
         }
-        log_info("Node '%s': events cross hosts through Redis at %s.", h->node_name, redis_link_where(b->link));
+        log_info("Node '%s': events and the worker list cross hosts through Redis at %s.", h->node_name, redis_link_where(b->link));
         *ret = b;
         return 0;
 }
@@ -175,7 +189,9 @@ int backend_new(Hub *h, Backend **ret) {
 Backend *backend_free(Backend *b) {
         if (!b)
                 return NULL;
-        redis_link_free(b->link);
+        /* the link first: the commands still waiting call back into the registry */
+        b->link = redis_link_free(b->link);
+        registry_free(b->registry);
         free(b);
         return NULL;
 }
@@ -215,7 +231,25 @@ int backend_append_stats(Hub *h, sd_bus_message *reply) {
             (r = append_entry(reply, "backend_commands_failed", 't', &s.commands_failed)) < 0 ||
             (r = append_entry(reply, "backend_events_published", 't', &b->events_published)) < 0 ||
             (r = append_entry(reply, "backend_events_received", 't', &b->events_received)) < 0 ||
-            (r = append_entry(reply, "backend_events_dropped", 't', &b->events_malformed)) < 0)
+            (r = append_entry(reply, "backend_events_dropped", 't', &b->events_malformed)) < 0 ||
+            (r = append_entry(reply, "backend_remote_workers", 't', &(uint64_t) { registry_count(b->registry) })) < 0)
                 return r;
         return 0;
+}
+
+void backend_worker_joined(Hub *h, const char *id, const char *unique_name, uint32_t pid, const char *unit,
+                           uint64_t since_ms) {
+        if (h->backend)
+                registry_worker_joined(h->backend->registry, id, unique_name, pid, unit, since_ms);
+}
+
+void backend_worker_left(Hub *h, const char *id, const char *reason) {
+        if (h->backend)
+                registry_worker_left(h->backend->registry, id, reason);
+}
+
+int backend_append_workers(Hub *h, sd_bus_message *reply) {
+        if (!h->backend)
+                return 0;
+        return registry_append_workers(h->backend->registry, reply);
 }

@@ -7,7 +7,8 @@
 #include "hub.h"
 
 /* Several hosts through one Redis (--redis=URL, docs/redis.md): the hub's glue between its
- * capabilities and the Redis link (redis-link.h).  Today: events.  An Emit is published on the
+ * capabilities and the Redis link (redis-link.h).  Today: events and the worker list
+ * (registry.h).  An Emit is published on the
  * namespace's channel (remote-event.h); every other hub delivers it to its own subscribers
  * with the origin "ID@NODE"; a hub skips its own publications, which it delivered already. */
 
@@ -25,5 +26,14 @@ int backend_publish_event(Hub *h, const char *ns, const char *event, const char 
                           unsigned n_skip);
 
 /* GetStats entries: backend, backend_connected, backend_reconnects, backend_commands_failed,
- * backend_events_published, backend_events_received, backend_events_dropped. */
+ * backend_events_published, backend_events_received, backend_events_dropped,
+ * backend_remote_workers. */
 int backend_append_stats(Hub *h, sd_bus_message *reply);
+
+/* A local worker joined or left: tell the other hubs (nothing without a backend, or while
+ * Redis is unreachable: the next connection sends the whole registry). */
+void backend_worker_joined(Hub *h, const char *id, const char *unique_name, uint32_t pid, const char *unit,
+                           uint64_t since_ms);
+void backend_worker_left(Hub *h, const char *id, const char *reason);
+/* Appends a ListWorkers row for every worker of another hub (ID@NODE). */
+int backend_append_workers(Hub *h, sd_bus_message *reply);

@@ -7,6 +7,7 @@
 #include <time.h>
 #include <systemd/sd-login.h>
 
+#include "backend/backend.h"
 #include "barrier.h"
 #include "bus-events.h"
 #include "bus-requests.h"
@@ -204,6 +205,7 @@ int bus_workers_register_method(sd_bus_message *m, void *userdata, sd_bus_error 
         WorkerSignal w = { id, p->unique_name, path };
         broadcast_worker(h, "WorkerJoined", &w, emit_joined_on);
         broadcast_worker(h, "InterfacesAdded", &w, emit_added_on);
+        backend_worker_joined(h, id, p->unique_name, p->pid, p->unit, p->since_ms);
         bus_events_worker_joined(p);
         bus_requests_worker_ready(p);
         wait_reply_ready(h);
@@ -223,6 +225,14 @@ void bus_workers_left(Peer *p, const char *reason) {
                 return;
         log_info("Worker %s left (%s).", id, reason);
         broadcast_worker(h, "WorkerLeft", &(WorkerSignal) { id, reason, NULL }, emit_left_on);
+        backend_worker_left(h, id, reason);
+}
+
+void bus_workers_remote(Hub *h, bool joined, const char *qid, const char *arg) {
+        WorkerSignal w = { qid, arg, NULL };
+
+        log_debug("Worker %s %s (%s).", qid, joined ? "joined on its host" : "left", arg);
+        broadcast_worker(h, joined ? "WorkerJoined" : "WorkerLeft", &w, joined ? emit_joined_on : emit_left_on);
 }
 
 int bus_workers_unregister_method(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
@@ -264,6 +274,10 @@ static int append_workers(sd_bus_message *reply, void *userdata) {
                 if (r < 0)
                         return r;
         }
+        /* then those of the other hosts (--redis), as ID@NODE */
+        r = backend_append_workers(h, reply);
+        if (r < 0)
+                return r;
         return sd_bus_message_close_container(reply);
 }
 

@@ -17,3 +17,7 @@ int bus_workers_setup(Hub *h, sd_bus *bus);
 
 /* P (a worker) is gone: announce it and remove it. */
 void bus_workers_left(Peer *p, const char *reason);
+
+/* A worker of another hub (QID is ID@NODE, docs/redis.md) joined (ARG: its unique name on its
+ * own bus) or left (ARG: the reason): WorkerJoined/WorkerLeft here. */
+void bus_workers_remote(Hub *h, bool joined, const char *qid, const char *arg);

@@ -3,6 +3,9 @@
  * private buses, a hub on each (--node-name=a, --node-name=b), and events crossing between
  * them (subscribers on the bus, and on the hubs' private sockets); then Redis killed (Emit answers BackendUnavailable, this host's subscribers still get
  * the event) and restarted (the hubs reconnect, subscribe again, and events cross again).
+ * The worker list too: a worker of one hub is listed on the other as ID@NODE with
+ * WorkerJoined/WorkerLeft; a hub killed drops out after its lease (--node-lease-ms=1500 here);
+ * a Redis restart rebuilds the lists; junk written into the registry's keys is ignored.
  * Skipped, with the reason, only when redis-server is not installed. */
 #include <errno.h>
 #include <glib.h>
@@ -17,6 +20,8 @@
 #define _cleanup_(f) __attribute__((cleanup(f)))
 
 #define NS_PATH "/org/clusterhub/Hub1/ns/default"
+#define HUB_PATH "/org/clusterhub/Hub1"
+#define HUB_IFACE "org.clusterhub.Hub1"
 #define EVENTS_IFACE "org.clusterhub.Events1"
 #define BACKEND_UNAVAILABLE "org.clusterhub.Error.BackendUnavailable"
 /* generous: CI may be loaded; no assertion is about time */
@@ -68,6 +73,22 @@ static int on_event(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) 
         s->event = g_strdup(event);
         s->origin = g_strdup(origin);
         s->payload = g_strdup(payload);
+        g_ptr_array_add(side->seen, s);
+        return 0;
+}
+
+/* WorkerJoined(ID, UNIQUE_NAME) and WorkerLeft(ID, REASON), seen as the event
+ * "WorkerJoined ID" with the second argument as its payload */
+static int on_worker_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Side *side = userdata;
+        const char *id, *arg;
+        Seen *s;
+
+        g_assert_cmpint(sd_bus_message_read(m, "ss", &id, &arg), >=, 0);
+        s = g_new0(Seen, 1);
+        s->event = g_strdup_printf("%s %s", sd_bus_message_get_member(m), id);
+        s->origin = g_strdup("");
+        s->payload = g_strdup(arg);
         g_ptr_array_add(side->seen, s);
         return 0;
 }
@@ -188,13 +209,14 @@ static void side_start(Fixture *f, Side *side, const char *node, unsigned flags)
         g_autofree char *redis = g_strdup_printf("--redis=unix:%s", f->sock);
         g_autofree char *name = g_strdup_printf("--node-name=%s", node);
         g_autofree char *path = NULL;
-        const char *args[] = { redis, name, "--no-listen", NULL };
+        /* a short lease: the test of a killed hub waits for it (the default is 15 s) */
+        const char *args[] = { redis, name, "--node-lease-ms=1500", "--no-listen", NULL };
 
         side->node = node;
         side->seen = g_ptr_array_new_with_free_func(seen_free);
         g_assert_true(th_bus_start(&side->bus, TH_BUS_DBUS_DAEMON));
         if (flags & VIA_SOCKET) {
-                args[2] = NULL;
+                args[3] = NULL;
                 g_assert_cmpint(th_hub_spawn_listening(&side->hub, &side->bus, args, &path), ==, 0);
                 g_assert_cmpint(th_connect_socket(&side->listener, path), ==, 0);
         } else {
@@ -204,6 +226,10 @@ static void side_start(Fixture *f, Side *side, const char *node, unsigned flags)
         g_assert_cmpint(th_connect(&side->emitter, side->bus.address), ==, 0);
         g_assert_cmpint(sd_bus_match_signal(side->listener, NULL, TH_HUB_NAME, NS_PATH, EVENTS_IFACE, "Event", on_event,
                                             side), >=, 0);
+        g_assert_cmpint(sd_bus_match_signal(side->listener, NULL, TH_HUB_NAME, HUB_PATH, HUB_IFACE, "WorkerJoined",
+                                            on_worker_signal, side), >=, 0);
+        g_assert_cmpint(sd_bus_match_signal(side->listener, NULL, TH_HUB_NAME, HUB_PATH, HUB_IFACE, "WorkerLeft",
+                                            on_worker_signal, side), >=, 0);
 }
 
 static void side_stop(Side *side) {
@@ -395,6 +421,225 @@ static void test_redis_later(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(count_seen(&f->b, "early"), ==, 0);
 }
 
+
+/* --- workers across hosts ------------------------------------------------------------------ */
+
+/* A connection to SIDE's bus that registers as worker ID. */
+static sd_bus *worker_start(Side *side, const char *id) {
+        sd_bus *w = NULL;
+
+        g_assert_cmpint(th_connect(&w, side->bus.address), ==, 0);
+        g_assert_cmpint(sd_bus_call_method(w, TH_HUB_NAME, HUB_PATH, HUB_IFACE, "Register", NULL, NULL, "sa{sv}", id, 0),
+                        >=, 0);
+        return w;
+}
+
+/* Whether SIDE's ListWorkers has ID; *RET_NODE (may be NULL) gets its details' "node" ("" for
+ * none). */
+static bool listed(Side *side, const char *id, char **ret_node) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *wid, *unique;
+        bool found = false;
+        uint32_t pid;
+
+        g_assert_cmpint(sd_bus_call_method(side->emitter, TH_HUB_NAME, HUB_PATH, HUB_IFACE, "ListWorkers", NULL, &reply, ""),
+                        >=, 0);
+        g_assert_cmpint(sd_bus_message_enter_container(reply, 'a', "(ssua{sv})"), >, 0);
+        while (sd_bus_message_enter_container(reply, 'r', "ssua{sv}") > 0) {
+                g_autofree char *node = g_strdup("");
+
+                g_assert_cmpint(sd_bus_message_read(reply, "ssu", &wid, &unique, &pid), >=, 0);
+                g_assert_cmpint(sd_bus_message_enter_container(reply, 'a', "{sv}"), >, 0);
+                while (sd_bus_message_enter_container(reply, 'e', "sv") > 0) {
+                        const char *k, *v;
+
+                        g_assert_cmpint(sd_bus_message_read(reply, "s", &k), >=, 0);
+                        if (g_str_equal(k, "node")) {
+                                g_assert_cmpint(sd_bus_message_read(reply, "v", "s", &v), >=, 0);
+                                g_free(node);
+                                node = g_strdup(v);
+                        } else
+                                g_assert_cmpint(sd_bus_message_skip(reply, "v"), >=, 0);
+                        g_assert_cmpint(sd_bus_message_exit_container(reply), >=, 0);
+                }
+                g_assert_cmpint(sd_bus_message_exit_container(reply), >=, 0);
+                g_assert_cmpint(sd_bus_message_exit_container(reply), >=, 0);
+                if (g_str_equal(wid, id)) {
+                        found = true;
+                        if (ret_node)
+                                *ret_node = g_steal_pointer(&node);
+                }
+        }
+        return found;
+}
+
+/* Waits until SIDE's ListWorkers has ID (WANT) or not. */
+static bool wait_listed(Side *side, const char *id, bool want) {
+        gint64 end = g_get_monotonic_time() + WAIT_MS * 1000;
+
+        while (listed(side, id, NULL) != want) {
+                if (g_get_monotonic_time() > end)
+                        return false;
+                g_usleep(50 * 1000);
+        }
+        return true;
+}
+
+static void test_workers_cross(Fixture *f, gconstpointer data) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *w2 = NULL;
+        sd_bus *w1;
+        g_autofree char *node = NULL;
+        const char *unique = NULL;
+        Seen *s;
+
+        if (f->skipped)
+                return;
+        w1 = worker_start(&f->a, "w1");
+        g_assert_true(wait_seen(f, &f->b, "WorkerJoined w1@a", 1));
+        g_assert_cmpint(sd_bus_get_unique_name(w1, &unique), >=, 0);
+        s = find_seen(&f->b, "WorkerJoined w1@a");
+        g_assert_cmpstr(s->payload, ==, unique); /* its unique name on its own bus */
+        g_assert_true(listed(&f->b, "w1@a", &node));
+        g_assert_cmpstr(node, ==, "a");
+        g_assert_false(listed(&f->b, "w1", NULL));
+        /* the local listing is unchanged: the plain id, no node, once */
+        g_clear_pointer(&node, g_free);
+        g_assert_true(listed(&f->a, "w1", &node));
+        g_assert_cmpstr(node, ==, "");
+        g_assert_false(listed(&f->a, "w1@a", NULL));
+        g_assert_true(wait_seen(f, &f->a, "WorkerJoined w1", 1)); /* the local signal, plain */
+
+        w2 = worker_start(&f->b, "w2");
+        g_assert_true(wait_seen(f, &f->a, "WorkerJoined w2@b", 1));
+        g_assert_true(listed(&f->a, "w2@b", NULL));
+        g_assert_cmpuint(stat_of(&f->a, "backend_remote_workers"), ==, 1);
+
+        /* Unregister: WorkerLeft on the other host, with the reason */
+        g_assert_cmpint(sd_bus_call_method(w1, TH_HUB_NAME, HUB_PATH, HUB_IFACE, "Unregister", NULL, NULL, ""), >=, 0);
+        g_assert_true(wait_seen(f, &f->b, "WorkerLeft w1@a", 1));
+        g_assert_cmpstr(find_seen(&f->b, "WorkerLeft w1@a")->payload, ==, "unregistered");
+        g_assert_false(listed(&f->b, "w1@a", NULL));
+
+        /* a worker that exits (its connection closes) */
+        w1 = sd_bus_flush_close_unref(w1);
+        w2 = sd_bus_flush_close_unref(w2);
+        g_assert_true(wait_seen(f, &f->a, "WorkerLeft w2@b", 1));
+        g_assert_cmpstr(find_seen(&f->a, "WorkerLeft w2@b")->payload, ==, "disconnected");
+        g_assert_false(listed(&f->a, "w2@b", NULL));
+        g_assert_cmpuint(stat_of(&f->a, "backend_remote_workers"), ==, 0);
+        /* nothing announced twice */
+        g_assert_cmpuint(count_seen(&f->b, "WorkerJoined w1@a"), ==, 1);
+        g_assert_cmpuint(count_seen(&f->a, "WorkerJoined w2@b"), ==, 1);
+}
+
+/* kill -9 of hub a: b drops a's workers once a's heartbeat has expired (the lease, 1.5 s here). */
+static void test_workers_hub_killed(Fixture *f, gconstpointer data) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *w1 = NULL, *w2 = NULL;
+
+        if (f->skipped)
+                return;
+        w1 = worker_start(&f->a, "w1");
+        w2 = worker_start(&f->b, "w2");
+        g_assert_true(wait_listed(&f->b, "w1@a", true));
+        g_assert_true(wait_listed(&f->a, "w2@b", true));
+
+        gint64 t0 = g_get_monotonic_time();
+        g_assert_cmpint(th_proc_stop(&f->a.hub.proc, SIGKILL, 10000), !=, -1);
+        g_assert_true(wait_seen(f, &f->b, "WorkerLeft w1@a", 1));
+        g_test_message("kill -9 of hub a -> WorkerLeft on b: %.1f ms (lease 1500 ms)", (g_get_monotonic_time() - t0) / 1000.0);
+        g_assert_cmpstr(find_seen(&f->b, "WorkerLeft w1@a")->payload, ==, "its hub is gone (heartbeat expired)");
+        g_assert_false(listed(&f->b, "w1@a", NULL));
+        g_assert_true(listed(&f->b, "w2", NULL)); /* b's own worker stays */
+}
+
+/* Redis killed: ListWorkers answers with the local workers and the last known remote ones;
+ * Redis restarted empty: the hubs write their registries again and read each other's, so a
+ * worker that joined during the outage is announced and listed on the other host. */
+static void test_workers_redis_restart(Fixture *f, gconstpointer data) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *w1 = NULL, *w3 = NULL;
+
+        if (f->skipped)
+                return;
+        w1 = worker_start(&f->a, "w1");
+        g_assert_true(wait_listed(&f->b, "w1@a", true));
+
+        g_assert_cmpint(th_proc_stop(&f->redis, SIGKILL, 10000), !=, -1);
+        th_proc_clear(&f->redis);
+        f->redis = (ThProc) TH_PROC_NULL;
+        g_assert_true(wait_connected(&f->a, false));
+        g_assert_true(wait_connected(&f->b, false));
+        w3 = worker_start(&f->a, "w3");
+        g_assert_true(listed(&f->a, "w1", NULL));
+        g_assert_true(listed(&f->a, "w3", NULL));
+        g_assert_true(listed(&f->b, "w1@a", NULL)); /* last known */
+        g_assert_false(listed(&f->b, "w3@a", NULL));
+
+        redis_start(f);
+        g_assert_true(wait_connected(&f->a, true));
+        g_assert_true(wait_connected(&f->b, true));
+        g_assert_true(wait_seen(f, &f->b, "WorkerJoined w3@a", 1));
+        g_assert_true(wait_listed(&f->b, "w3@a", true));
+        g_assert_true(wait_listed(&f->b, "w1@a", true));
+        /* and the channel works again */
+        w3 = sd_bus_flush_close_unref(w3);
+        g_assert_true(wait_seen(f, &f->b, "WorkerLeft w3@a", 1));
+        g_assert_true(listed(&f->b, "w1@a", NULL));
+}
+
+
+/* Any client of the Redis can write the registry's keys and channel: what does not parse is
+ * ignored, what does is listed, and a node whose heartbeat disappears drops out. */
+static void test_workers_hostile(Fixture *f, gconstpointer data) {
+        static const char *const commands[][6] = {
+                { "SET", "clusterhub:node:evil", "1", "PX", "600000", NULL },
+                { "SADD", "clusterhub:nodes", "evil", "bad/name", "", NULL },
+                { "HSET", "clusterhub:workers:evil", "good", ":1.9\t42\t1000\tx.service", NULL },
+                { "HSET", "clusterhub:workers:evil", "bad-id", ":1.9\t42\t1000\tx.service", NULL },
+                { "HSET", "clusterhub:workers:evil", "nopid", ":1.9\tx\t1000\tx.service", NULL },
+                { "HSET", "clusterhub:workers:evil", "short", ":1.9", NULL },
+                { "HSET", "clusterhub:workers:bad/name", "w", ":1.9\t1\t1\t", NULL },
+                { "PUBLISH", "clusterhub:registry", "J\tevil", NULL },
+                { "PUBLISH", "clusterhub:registry", "J\tevil\tzz\tnot a value", NULL },
+                { "PUBLISH", "clusterhub:registry", "J\tevil\tbig\t:1.1\t99999999999\t1\t", NULL },
+                { "PUBLISH", "clusterhub:registry", "L\tevil", NULL },
+                { "PUBLISH", "clusterhub:registry", "\xff\xfe\t\t", NULL },
+                { "PUBLISH", "clusterhub:registry", "", NULL },
+                { "PUBLISH", "clusterhub:registry", "S\tevil", NULL },
+        };
+        redisContext *c;
+
+        if (f->skipped)
+                return;
+        c = redisConnectUnix(f->sock);
+        g_assert_true(c && !c->err);
+        for (size_t i = 0; i < G_N_ELEMENTS(commands); i++) {
+                int argc = 0;
+                redisReply *r;
+
+                while (commands[i][argc])
+                        argc++;
+                r = redisCommandArgv(c, argc, (const char **) commands[i], NULL);
+                g_assert_nonnull(r);
+                freeReplyObject(r);
+        }
+        g_assert_true(wait_seen(f, &f->b, "WorkerJoined good@evil", 1));
+        g_assert_true(wait_listed(&f->a, "good@evil", true));
+        g_assert_cmpuint(stat_of(&f->a, "backend_remote_workers"), ==, 1);
+        g_assert_cmpuint(stat_of(&f->b, "backend_remote_workers"), ==, 1);
+        g_assert_cmpuint(count_seen(&f->b, "WorkerJoined big@evil"), ==, 0);
+
+        /* its heartbeat gone: it drops out, and the script forgets the node */
+        freeReplyObject(redisCommand(c, "DEL clusterhub:node:evil"));
+        g_assert_true(wait_seen(f, &f->b, "WorkerLeft good@evil", 1));
+        g_assert_cmpstr(find_seen(&f->b, "WorkerLeft good@evil")->payload, ==, "its hub is gone (heartbeat expired)");
+        g_assert_true(wait_listed(&f->a, "good@evil", false));
+        redisReply *r = redisCommand(c, "SISMEMBER clusterhub:nodes evil");
+        g_assert_true(r && r->type == REDIS_REPLY_INTEGER && r->integer == 0);
+        freeReplyObject(r);
+        redisFree(c);
+        check_crossing(f, "after-hostile");
+}
+
 /* -m perf: N events emitted on a, each waited for on b before the next (cross-host latency), and
  * the same on a's own listener (local latency), in one run. */
 static void test_perf(Fixture *f, gconstpointer data) {
@@ -446,6 +691,10 @@ int main(int argc, char **argv) {
                    fixture_teardown);
         g_test_add("/redis/redis-later", Fixture, GUINT_TO_POINTER(REDIS_LATER), fixture_setup, test_redis_later, fixture_teardown);
         g_test_add("/redis/hangs", Fixture, NULL, fixture_setup, test_redis_hangs, fixture_teardown);
+        g_test_add("/redis/workers-cross", Fixture, NULL, fixture_setup, test_workers_cross, fixture_teardown);
+        g_test_add("/redis/workers-hub-killed", Fixture, NULL, fixture_setup, test_workers_hub_killed, fixture_teardown);
+        g_test_add("/redis/workers-redis-restart", Fixture, NULL, fixture_setup, test_workers_redis_restart, fixture_teardown);
+        g_test_add("/redis/workers-hostile", Fixture, NULL, fixture_setup, test_workers_hostile, fixture_teardown);
         g_test_add_func("/redis/no-backend", test_no_backend);
         if (g_test_perf())
                 g_test_add("/redis/perf", Fixture, NULL, fixture_setup, test_perf, fixture_teardown);
