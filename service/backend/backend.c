@@ -7,6 +7,7 @@
 #include <sys/random.h>
 
 #include "backend.h"
+#include "bus-util.h"
 #include "ch-events1-server.h"
 #include "log.h"
 #include "macro.h"
@@ -196,24 +197,6 @@ Backend *backend_free(Backend *b) {
         return NULL;
 }
 
-static int append_entry(sd_bus_message *reply, const char *key, char type, const void *value) {
-        char sig[2] = { type, 0 };
-        int r;
-
-        r = sd_bus_message_open_container(reply, 'e', "sv");
-        if (r >= 0)
-                r = sd_bus_message_append_basic(reply, 's', key);
-        if (r >= 0)
-                r = sd_bus_message_open_container(reply, 'v', sig);
-        if (r >= 0)
-                r = sd_bus_message_append_basic(reply, type, value);
-        if (r >= 0)
-                r = sd_bus_message_close_container(reply);
-        if (r >= 0)
-                r = sd_bus_message_close_container(reply);
-        return r;
-}
-
 int backend_append_stats(Hub *h, sd_bus_message *reply) {
         const Backend *b = h->backend;
         RedisLinkStats s;
@@ -221,18 +204,18 @@ int backend_append_stats(Hub *h, sd_bus_message *reply) {
         int connected, r;
 
         if (!b)
-                return append_entry(reply, "backend", 's', "none");
+                return bus_append_stat(reply, "backend", 's', "none");
         redis_link_get_stats(b->link, &s);
         connected = s.connected;
         reconnects = s.connects > 0 ? s.connects - 1 : 0;
-        if ((r = append_entry(reply, "backend", 's', "redis")) < 0 ||
-            (r = append_entry(reply, "backend_connected", 'b', &connected)) < 0 ||
-            (r = append_entry(reply, "backend_reconnects", 't', &reconnects)) < 0 ||
-            (r = append_entry(reply, "backend_commands_failed", 't', &s.commands_failed)) < 0 ||
-            (r = append_entry(reply, "backend_events_published", 't', &b->events_published)) < 0 ||
-            (r = append_entry(reply, "backend_events_received", 't', &b->events_received)) < 0 ||
-            (r = append_entry(reply, "backend_events_dropped", 't', &b->events_malformed)) < 0 ||
-            (r = append_entry(reply, "backend_remote_workers", 't', &(uint64_t) { registry_count(b->registry) })) < 0)
+        if ((r = bus_append_stat(reply, "backend", 's', "redis")) < 0 ||
+            (r = bus_append_stat(reply, "backend_connected", 'b', &connected)) < 0 ||
+            (r = bus_append_stat(reply, "backend_reconnects", 't', &reconnects)) < 0 ||
+            (r = bus_append_stat(reply, "backend_commands_failed", 't', &s.commands_failed)) < 0 ||
+            (r = bus_append_stat(reply, "backend_events_published", 't', &b->events_published)) < 0 ||
+            (r = bus_append_stat(reply, "backend_events_received", 't', &b->events_received)) < 0 ||
+            (r = bus_append_stat(reply, "backend_events_dropped", 't', &b->events_malformed)) < 0 ||
+            (r = bus_append_stat(reply, "backend_remote_workers", 't', &(uint64_t) { registry_count(b->registry) })) < 0)
                 return r;
         return 0;
 }

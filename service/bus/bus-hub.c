@@ -66,28 +66,6 @@ static int method_drop_namespace(sd_bus_message *m, void *userdata, sd_bus_error
         return r;
 }
 
-static int append_stat(sd_bus_message *reply, const char *key, char type, const void *value) {
-        char sig[2] = { type, 0 };
-        int r;
-
-        r = sd_bus_message_open_container(reply, 'e', "sv");
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append_basic(reply, 's', key);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_open_container(reply, 'v', sig);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_append_basic(reply, type, value);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_close_container(reply);
-        if (r < 0)
-                return r;
-        return sd_bus_message_close_container(reply);
-}
-
 static int append_call_counts(sd_bus_message *reply, Hub *h) {
         CallCount *cc;
         size_t i = 0;
@@ -148,34 +126,34 @@ static int append_stats(sd_bus_message *reply, void *userdata) {
         r = sd_bus_message_open_container(reply, 'a', "{sv}");
         if (r < 0)
                 return r;
-        if ((r = append_stat(reply, "uptime_ms", 't', &uptime)) < 0 ||
-            (r = append_stat(reply, "namespaces", 't', &nss)) < 0 ||
-            (r = append_stat(reply, "keys", 't', &keys)) < 0 ||
-            (r = append_stat(reply, "store_bytes", 't', &bytes)) < 0 ||
-            (r = append_stat(reply, "workers", 't', &workers)) < 0 ||
-            (r = append_stat(reply, "pending_calls", 't', &pending)) < 0 ||
-            (r = append_stat(reply, "workers_joined", 't', &h->stats.workers_joined)) < 0 ||
-            (r = append_stat(reply, "workers_left", 't', &h->stats.workers_left)) < 0 ||
-            (r = append_stat(reply, "events_emitted", 't', &h->stats.events_emitted)) < 0 ||
-            (r = append_stat(reply, "events_queued", 't', &h->stats.events_queued)) < 0 ||
-            (r = append_stat(reply, "events_dropped", 't', &h->stats.events_dropped)) < 0 ||
-            (r = append_stat(reply, "events_refused", 't', &h->stats.events_refused)) < 0 ||
-            (r = append_stat(reply, "keyspace_events", 't', &h->stats.keyspace_events)) < 0 ||
-            (r = append_stat(reply, "requests_forwarded", 't', &h->stats.requests_forwarded)) < 0 ||
-            (r = append_stat(reply, "requests_backlogged", 't', &h->stats.requests_backlogged)) < 0 ||
-            (r = append_stat(reply, "requests_refused_busy", 't', &h->stats.requests_refused_busy)) < 0 ||
-            (r = append_stat(reply, "locks", 't', &locks)) < 0 ||
-            (r = append_stat(reply, "lock_waiters", 't', &waiters)) < 0 ||
-            (r = append_stat(reply, "connections", 't', &connections)) < 0 ||
-            (r = append_stat(reply, "connections_accepted", 't', &h->stats.connections_accepted)) < 0 ||
-            (r = append_stat(reply, "connections_refused", 't', &h->stats.connections_refused)) < 0 ||
-            (r = append_stat(reply, "connections_dropped_slow", 't', &h->stats.connections_dropped_slow)) < 0 ||
-            (r = append_stat(reply, "connections_queued_bytes", 't', &queued)) < 0 ||
-            (r = append_stat(reply, "unheard_errors", 't', &unheard)) < 0 ||
-            (r = append_stat(reply, "tracking_peers", 'u', &tracking_peers)) < 0 ||
-            (r = append_stat(reply, "tracked_keys", 't', &track.keys)) < 0 ||
-            (r = append_stat(reply, "invalidations_sent", 't', &track.invalidations)) < 0 ||
-            (r = append_stat(reply, "tracking_overflows", 't', &track.overflows)) < 0 ||
+        if ((r = bus_append_stat(reply, "uptime_ms", 't', &uptime)) < 0 ||
+            (r = bus_append_stat(reply, "namespaces", 't', &nss)) < 0 ||
+            (r = bus_append_stat(reply, "keys", 't', &keys)) < 0 ||
+            (r = bus_append_stat(reply, "store_bytes", 't', &bytes)) < 0 ||
+            (r = bus_append_stat(reply, "workers", 't', &workers)) < 0 ||
+            (r = bus_append_stat(reply, "pending_calls", 't', &pending)) < 0 ||
+            (r = bus_append_stat(reply, "workers_joined", 't', &h->stats.workers_joined)) < 0 ||
+            (r = bus_append_stat(reply, "workers_left", 't', &h->stats.workers_left)) < 0 ||
+            (r = bus_append_stat(reply, "events_emitted", 't', &h->stats.events_emitted)) < 0 ||
+            (r = bus_append_stat(reply, "events_queued", 't', &h->stats.events_queued)) < 0 ||
+            (r = bus_append_stat(reply, "events_dropped", 't', &h->stats.events_dropped)) < 0 ||
+            (r = bus_append_stat(reply, "events_refused", 't', &h->stats.events_refused)) < 0 ||
+            (r = bus_append_stat(reply, "keyspace_events", 't', &h->stats.keyspace_events)) < 0 ||
+            (r = bus_append_stat(reply, "requests_forwarded", 't', &h->stats.requests_forwarded)) < 0 ||
+            (r = bus_append_stat(reply, "requests_backlogged", 't', &h->stats.requests_backlogged)) < 0 ||
+            (r = bus_append_stat(reply, "requests_refused_busy", 't', &h->stats.requests_refused_busy)) < 0 ||
+            (r = bus_append_stat(reply, "locks", 't', &locks)) < 0 ||
+            (r = bus_append_stat(reply, "lock_waiters", 't', &waiters)) < 0 ||
+            (r = bus_append_stat(reply, "connections", 't', &connections)) < 0 ||
+            (r = bus_append_stat(reply, "connections_accepted", 't', &h->stats.connections_accepted)) < 0 ||
+            (r = bus_append_stat(reply, "connections_refused", 't', &h->stats.connections_refused)) < 0 ||
+            (r = bus_append_stat(reply, "connections_dropped_slow", 't', &h->stats.connections_dropped_slow)) < 0 ||
+            (r = bus_append_stat(reply, "connections_queued_bytes", 't', &queued)) < 0 ||
+            (r = bus_append_stat(reply, "unheard_errors", 't', &unheard)) < 0 ||
+            (r = bus_append_stat(reply, "tracking_peers", 'u', &tracking_peers)) < 0 ||
+            (r = bus_append_stat(reply, "tracked_keys", 't', &track.keys)) < 0 ||
+            (r = bus_append_stat(reply, "invalidations_sent", 't', &track.invalidations)) < 0 ||
+            (r = bus_append_stat(reply, "tracking_overflows", 't', &track.overflows)) < 0 ||
             (r = persist_append_stats(h, reply)) < 0 ||
             (r = backend_append_stats(h, reply)) < 0 ||
             (r = append_call_counts(reply, h)) < 0)

@@ -183,6 +183,24 @@ static uint64_t header_string(uint64_t at, const char *s) {
         return s ? pad_to(at, 8) + 4 + 4 + strlen(s) + 1 : at;
 }
 
+int bus_append_stat(sd_bus_message *reply, const char *key, char type, const void *value) {
+        char sig[2] = { type, 0 };
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'e', "sv");
+        if (r >= 0)
+                r = sd_bus_message_append_basic(reply, 's', key);
+        if (r >= 0)
+                r = sd_bus_message_open_container(reply, 'v', sig);
+        if (r >= 0)
+                r = sd_bus_message_append_basic(reply, type, value);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        return r;
+}
+
 uint64_t bus_message_wire_size(sd_bus_message *m) {
         const char *signature = sd_bus_message_get_signature(m, true);
         uint64_t header = 16, body = 0, cookie;

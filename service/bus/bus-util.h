@@ -49,6 +49,10 @@ uint64_t bus_message_wire_size(sd_bus_message *m);
  * fixed-size values is read in one step.  0 at the container's end, or a negative errno. */
 int bus_message_values_size(sd_bus_message *m, uint64_t *at);
 
+/* Appends the a{sv} entry {KEY: <VALUE>} of the basic TYPE (VALUE points at it; a char * for
+ * strings), as GetStats' counters are made. */
+int bus_append_stat(sd_bus_message *reply, const char *key, char type, const void *value);
+
 /* Send M (a reply or a signal, on any connection) through the gate: 1 when sent or held,
  * else what sd_bus_send() returned. */
 int bus_send(sd_bus_message *m);

@@ -1175,44 +1175,26 @@ void persist_get_stats(const Persist *p, PersistStats *ret) {
         ret->log_bytes = p->size;
 }
 
-static int append_entry(sd_bus_message *reply, const char *key, char type, const void *value) {
-        char sig[2] = { type, 0 };
-        int r;
-
-        r = sd_bus_message_open_container(reply, 'e', "sv");
-        if (r >= 0)
-                r = sd_bus_message_append_basic(reply, 's', key);
-        if (r >= 0)
-                r = sd_bus_message_open_container(reply, 'v', sig);
-        if (r >= 0)
-                r = sd_bus_message_append_basic(reply, type, value);
-        if (r >= 0)
-                r = sd_bus_message_close_container(reply);
-        if (r >= 0)
-                r = sd_bus_message_close_container(reply);
-        return r;
-}
-
 int persist_append_stats(Hub *h, sd_bus_message *reply) {
         const Persist *p = h->persist;
         uint64_t ms;
         int full, r;
 
         if (!p)
-                return append_entry(reply, "persistence", 's', "off");
+                return bus_append_stat(reply, "persistence", 's', "off");
         ms = p->stats.last_rewrite_usec / USEC_PER_MSEC;
         full = p->full;
-        if ((r = append_entry(reply, "persistence", 's', fsync_names[p->mode])) < 0 ||
-            (r = append_entry(reply, "persist_log_bytes", 't', &p->size)) < 0 ||
-            (r = append_entry(reply, "persist_records", 't', &p->stats.records)) < 0 ||
-            (r = append_entry(reply, "persist_rewrites", 't', &p->stats.rewrites)) < 0 ||
-            (r = append_entry(reply, "persist_syncs", 't', &p->stats.syncs)) < 0 ||
-            (r = append_entry(reply, "persist_held_messages", 't', &p->stats.held_messages)) < 0 ||
-            (r = append_entry(reply, "persist_group_max", 't', &p->stats.group_max)) < 0 ||
-            (r = append_entry(reply, "persist_last_rewrite_ms", 't', &ms)) < 0 ||
-            (r = append_entry(reply, "persist_last_rewrite_usec_realtime", 't', &p->stats.last_rewrite_realtime_usec)) < 0 ||
-            (r = append_entry(reply, "persist_last_error", 's', p->stats.last_error ? strerror(p->stats.last_error) : "")) < 0 ||
-            (r = append_entry(reply, "persist_refusing_writes", 'b', &full)) < 0)
+        if ((r = bus_append_stat(reply, "persistence", 's', fsync_names[p->mode])) < 0 ||
+            (r = bus_append_stat(reply, "persist_log_bytes", 't', &p->size)) < 0 ||
+            (r = bus_append_stat(reply, "persist_records", 't', &p->stats.records)) < 0 ||
+            (r = bus_append_stat(reply, "persist_rewrites", 't', &p->stats.rewrites)) < 0 ||
+            (r = bus_append_stat(reply, "persist_syncs", 't', &p->stats.syncs)) < 0 ||
+            (r = bus_append_stat(reply, "persist_held_messages", 't', &p->stats.held_messages)) < 0 ||
+            (r = bus_append_stat(reply, "persist_group_max", 't', &p->stats.group_max)) < 0 ||
+            (r = bus_append_stat(reply, "persist_last_rewrite_ms", 't', &ms)) < 0 ||
+            (r = bus_append_stat(reply, "persist_last_rewrite_usec_realtime", 't', &p->stats.last_rewrite_realtime_usec)) < 0 ||
+            (r = bus_append_stat(reply, "persist_last_error", 's', p->stats.last_error ? strerror(p->stats.last_error) : "")) < 0 ||
+            (r = bus_append_stat(reply, "persist_refusing_writes", 'b', &full)) < 0)
                 return r;
         return 0;
 }
