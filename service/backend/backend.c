@@ -169,7 +169,11 @@ int backend_new(Hub *h, Backend **ret) {
                 return -errno ?: -EIO;
         }
         static const RedisLinkCallbacks cb = { .on_state = on_state, .on_message = on_message };
-        r = redis_link_new(h->event, &url, &cb, b, &b->link);
+        const RedisLinkBounds bounds = {
+                .timeout_ms = h->limits.redis_timeout_ms,
+                .max_pending = h->limits.max_redis_pending,
+        };
+        r = redis_link_new(h->event, &url, &bounds, &cb, b, &b->link);
         if (r >= 0)
                 r = registry_new(h, b->link, &b->registry);
         if (r >= 0)

@@ -139,6 +139,7 @@ typedef struct RedisCmd {
 struct RedisLink {
         sd_event *event;
         RedisUrl url;
+        RedisLinkBounds bounds;
         char where[128];
         RedisLinkCallbacks cb;
         void *userdata;
@@ -205,8 +206,8 @@ static int on_cmd_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
                 return 0;
         cmd_answer(l->cmds.first, NULL, -ETIMEDOUT);  /* hiredis still holds it: on_cmd_reply frees it */
         if (!l->close_pending) {
-                log_warning("Redis at %s did not answer a command within %u ms; reconnecting.", l->where,
-                            REDIS_COMMAND_TIMEOUT_MS);
+                log_warning("Redis at %s did not answer a command within %" PRIu64 " ms; reconnecting.", l->where,
+                            l->bounds.timeout_ms);
                 link_schedule_close(l, "a command timed out");
         }
         return 0;
@@ -220,7 +221,7 @@ int redis_link_command(RedisLink *l, int argc, const char **argv, const size_t *
 
         if (!l->up || l->closing || l->close_pending || !l->cmd || !l->cmd->ac)
                 return -ENOTCONN;
-        if (l->n_cmds >= REDIS_MAX_PENDING_COMMANDS) {
+        if (l->n_cmds >= l->bounds.max_pending) {
                 l->stats.commands_failed++;
                 return -ENOBUFS;
         }
@@ -233,7 +234,7 @@ int redis_link_command(RedisLink *l, int argc, const char **argv, const size_t *
                 return r;
         }
         *c = (RedisCmd) { .link = l, .cb = cb, .userdata = userdata,
-                          .deadline_usec = now + REDIS_COMMAND_TIMEOUT_MS * USEC_PER_MSEC };
+                          .deadline_usec = now + l->bounds.timeout_ms * USEC_PER_MSEC };
         if (redisAsyncCommandArgv(l->cmd->ac, on_cmd_reply, c, argc, argv, argvlen) != REDIS_OK) {
                 free(c);
                 return -ENOTCONN;
@@ -476,14 +477,14 @@ static void link_connect(RedisLink *l) {
                 return;
         }
         /* the connect timeout: if the link is not up by then, close and retry */
-        link_arm_retry(l, REDIS_CONNECT_TIMEOUT_MS);
+        link_arm_retry(l, l->bounds.timeout_ms);
 }
 
 static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
         RedisLink *l = userdata;
 
         if (l->cmd || l->sub) { /* a connection attempt that did not finish in time */
-                log_warning("Redis at %s did not answer within %u ms; retrying.", l->where, REDIS_CONNECT_TIMEOUT_MS);
+                log_warning("Redis at %s did not answer within %" PRIu64 " ms; retrying.", l->where, l->bounds.timeout_ms);
                 link_close(l);
                 link_arm_retry(l, backoff_ms(l->attempt));
                 return 0;
@@ -513,7 +514,8 @@ static void link_schedule_close(RedisLink *l, const char *why) {
         (void) sd_event_source_set_enabled(l->close_event, SD_EVENT_ONESHOT);
 }
 
-int redis_link_new(sd_event *e, const RedisUrl *url, const RedisLinkCallbacks *cb, void *userdata, RedisLink **ret) {
+int redis_link_new(sd_event *e, const RedisUrl *url, const RedisLinkBounds *bounds, const RedisLinkCallbacks *cb,
+                   void *userdata, RedisLink **ret) {
         RedisLink *l;
         int r;
 
@@ -521,6 +523,7 @@ int redis_link_new(sd_event *e, const RedisUrl *url, const RedisLinkCallbacks *c
         if (!l)
                 return -ENOMEM;
         l->event = sd_event_ref(e);
+        l->bounds = *bounds;
         l->cb = *cb;
         l->userdata = userdata;
         l->url = (RedisUrl) { .port = url->port, .db = url->db };

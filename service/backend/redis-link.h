@@ -20,14 +20,16 @@
 typedef struct RedisLink RedisLink;
 struct redisReply;
 
-/* Every bound of the link, in ms. */
-#define REDIS_COMMAND_TIMEOUT_MS 5000
-#define REDIS_CONNECT_TIMEOUT_MS 5000
+/* The reconnect backoff, in ms. */
 #define REDIS_BACKOFF_MIN_MS 100
 #define REDIS_BACKOFF_MAX_MS 5000
-/* Commands sent and not answered yet: past this, Redis is not keeping up and a command is
- * refused (-ENOBUFS) rather than queued in memory until its timeout. */
-#define REDIS_MAX_PENDING_COMMANDS 65536
+
+/* The bounds of a link, from the limits table (--redis-timeout-ms, --max-redis-pending). */
+typedef struct RedisLinkBounds {
+        uint64_t timeout_ms;    /* a command's reply, a connection attempt */
+        uint64_t max_pending;   /* commands sent and not answered yet: past it a command is
+                                 * refused (-ENOBUFS) rather than queued until its timeout */
+} RedisLinkBounds;
 
 typedef struct RedisLinkStats {
         bool connected;
@@ -49,7 +51,8 @@ typedef struct RedisLinkCallbacks {
  * NULL with ERROR: -ETIMEDOUT (no reply within its timeout), -ECONNRESET (the link closed). */
 typedef void (*redis_reply_fn)(RedisLink *l, const struct redisReply *reply, int error, void *userdata);
 
-int redis_link_new(sd_event *e, const RedisUrl *url, const RedisLinkCallbacks *cb, void *userdata, RedisLink **ret);
+int redis_link_new(sd_event *e, const RedisUrl *url, const RedisLinkBounds *bounds, const RedisLinkCallbacks *cb,
+                   void *userdata, RedisLink **ret);
 /* Adds PATTERN to what the subscriber connection PSUBSCRIBEs to (before redis_link_start()). */
 int redis_link_psubscribe(RedisLink *l, const char *pattern);
 /* Starts connecting; the link keeps trying until freed. */

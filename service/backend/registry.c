@@ -163,10 +163,10 @@ static void view_put(Registry *r, RemoteWorker *w, uint64_t generation) {
         if (old) {
                 hashmap_remove(r->remote, old->qid);
                 remote_worker_free(old);
-        } else if (hashmap_size(r->remote) >= REGISTRY_MAX_REMOTE_WORKERS) {
+        } else if (hashmap_size(r->remote) >= r->hub->limits.max_remote_workers) {
                 if (!r->warned_full)
-                        log_warning("More than %u workers on other hosts: ignoring %s and the next ones.",
-                                    REGISTRY_MAX_REMOTE_WORKERS, w->qid);
+                        log_warning("More than --max-remote-workers=%" PRIu64 " workers on other hosts: ignoring %s "
+                                    "and the next ones.", r->hub->limits.max_remote_workers, w->qid);
                 r->warned_full = true;
                 remote_worker_free(w);
                 return;

@@ -28,8 +28,6 @@
  * restarted empty: that hub may not have reconnected yet). */
 
 #define REGISTRY_CHANNEL "clusterhub:registry"
-/* The most remote workers a hub keeps in its view; more are ignored (and logged). */
-#define REGISTRY_MAX_REMOTE_WORKERS 65536u
 
 typedef struct Registry Registry;
 

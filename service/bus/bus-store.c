@@ -616,7 +616,7 @@ static int method_scan(sd_bus_message *m, void *userdata, sd_bus_error *ret_erro
         size_t n = 0;
         int r;
 
-        r = store_scan(ns->store, cursor, pattern, MIN(count, (uint32_t) 100000), now_ms(ns), &next, &keys, &n);
+        r = store_scan(ns->store, cursor, pattern, MIN((uint64_t) count, ns->hub->limits.max_scan_count), now_ms(ns), &next, &keys, &n);
         if (r < 0)
                 return store_error(ret_error, r, ns, pattern);
         r = sd_bus_message_new_method_return(m, &reply);
