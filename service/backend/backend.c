@@ -26,7 +26,41 @@ struct Backend {
         uint64_t events_published;
         uint64_t events_received;       /* delivered here from other hubs */
         uint64_t events_malformed;      /* messages on our channels we could not read or deliver */
+        void **parts;                   /* the state of each of backend_parts[] */
 };
+
+/* The parts, in the order they are made and asked for messages: add a line for a new part. */
+const BackendPartOps *const backend_parts[] = {
+        NULL
+};
+
+static size_t n_parts(void) {
+        size_t n = 0;
+        while (backend_parts[n])
+                n++;
+        return n;
+}
+
+void *backend_part(Hub *h, const BackendPartOps *ops) {
+        if (!h->backend)
+                return NULL;
+        for (size_t i = 0; backend_parts[i]; i++)
+                if (backend_parts[i] == ops)
+                        return h->backend->parts[i];
+        return NULL;
+}
+
+RedisLink *backend_link(Hub *h) {
+        return h->backend ? h->backend->link : NULL;
+}
+
+bool backend_is_up(Hub *h) {
+        return h->backend && redis_link_is_up(h->backend->link);
+}
+
+uint64_t backend_instance(Hub *h) {
+        return h->backend ? h->backend->instance : 0;
+}
 
 /* A remote event, sent as Event(EVENT, ORIGIN@NODE, PAYLOAD) on any connection. */
 typedef struct RemoteSend {
@@ -79,6 +113,9 @@ static void on_message(RedisLink *l, const char *channel, const char *data, size
                 registry_on_message(b->registry, data, size);
                 return;
         }
+        for (size_t i = 0; backend_parts[i]; i++)
+                if (backend_parts[i]->on_message && backend_parts[i]->on_message(b->parts[i], channel, data, size) > 0)
+                        return;
         if (!ns)
                 return;
         r = remote_event_decode(data, size, &e);
@@ -95,6 +132,9 @@ static void on_message(RedisLink *l, const char *channel, const char *data, size
 static void on_state(RedisLink *l, bool up, void *userdata) {
         Backend *b = userdata;
 
+        for (size_t i = 0; backend_parts[i]; i++)
+                if (backend_parts[i]->link_state)
+                        backend_parts[i]->link_state(b->parts[i], up);
         if (up)
                 registry_link_up(b->registry);
         else
@@ -180,6 +220,18 @@ int backend_new(Hub *h, Backend **ret) {
                 r = redis_link_psubscribe(b->link, REMOTE_EVENT_PATTERN);
         if (r >= 0)
                 r = redis_link_psubscribe(b->link, REGISTRY_CHANNEL);
+        if (r >= 0) {
+                b->parts = calloc(n_parts() + 1, sizeof(void *));
+                if (!b->parts)
+                        r = -ENOMEM;
+        }
+        for (size_t i = 0; r >= 0 && backend_parts[i]; i++) {
+                r = backend_parts[i]->new(h, b->link, b->instance, &b->parts[i]);
+                for (const char *const *p = backend_parts[i]->patterns; r >= 0 && p && *p; p++)
+                        r = redis_link_psubscribe(b->link, *p);
+                if (r < 0)
+                        log_error_errno(r, "Cannot set up %s across hosts: %m", backend_parts[i]->name);
+        }
         if (r >= 0)
                 r = redis_link_start(b->link);
         if (r < 0) {
@@ -196,6 +248,10 @@ Backend *backend_free(Backend *b) {
                 return NULL;
         /* the link first: the commands still waiting call back into the registry */
         b->link = redis_link_free(b->link);
+        for (size_t i = 0; b->parts && backend_parts[i]; i++)
+                if (b->parts[i])
+                        backend_parts[i]->free(b->parts[i]);
+        free(b->parts);
         registry_free(b->registry);
         free(b);
         return NULL;
@@ -221,6 +277,9 @@ int backend_append_stats(Hub *h, sd_bus_message *reply) {
             (r = bus_append_stat(reply, "backend_events_dropped", 't', &b->events_malformed)) < 0 ||
             (r = bus_append_stat(reply, "backend_remote_workers", 't', &(uint64_t) { registry_count(b->registry) })) < 0)
                 return r;
+        for (size_t i = 0; backend_parts[i]; i++)
+                if (backend_parts[i]->append_stats && (r = backend_parts[i]->append_stats(b->parts[i], reply)) < 0)
+                        return r;
         return 0;
 }
 

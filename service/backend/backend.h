@@ -13,6 +13,35 @@
  * with the origin "ID@NODE"; a hub skips its own publications, which it delivered already. */
 
 typedef struct Backend Backend;
+struct RedisLink;
+
+/* A part of the backend (the store, locks, requests across hosts): made with the backend, told
+ * when the link comes up or goes down, and given the messages of the channels (PATTERNS, for
+ * PSUBSCRIBE) it asked for.  Its state is reached from the glue with backend_part(). */
+typedef struct BackendPartOps {
+        const char *name;
+        /* NULL-terminated PSUBSCRIBE patterns, or NULL */
+        const char *const *patterns;
+        int (*new)(Hub *h, struct RedisLink *link, uint64_t instance, void **ret);
+        void (*free)(void *part);
+        /* the link came up (UP true) or went down: every command in flight has failed by now */
+        void (*link_state)(void *part, bool up);
+        /* a message on CHANNEL, which matched one of PATTERNS: 1 when it was this part's, 0 when
+         * not (the next part is asked) */
+        int (*on_message)(void *part, const char *channel, const char *data, size_t size);
+        /* GetStats entries */
+        int (*append_stats)(void *part, sd_bus_message *reply);
+} BackendPartOps;
+
+/* The parts, in the order they are made and asked (backend.c). */
+extern const BackendPartOps *const backend_parts[];
+/* The state of part OPS of H's backend; NULL without --redis. */
+void *backend_part(Hub *h, const BackendPartOps *ops);
+/* The link of H's backend (NULL without --redis), and whether it is up now. */
+struct RedisLink *backend_link(Hub *h);
+bool backend_is_up(Hub *h);
+/* This hub's random id, new at each start (0 without --redis). */
+uint64_t backend_instance(Hub *h);
 
 /* Connects (in the background) to H->redis_url; NULL *RET without --redis. */
 int backend_new(Hub *h, Backend **ret);
