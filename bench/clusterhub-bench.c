@@ -67,6 +67,8 @@ static bool arg_persist = true;
 static const char *arg_persist_dir = NULL;
 static const char *arg_peers = NULL;
 static bool arg_bus = true, arg_socket = true; /* --transport= */
+static bool arg_hosts = true;
+static bool arg_only_hosts = false;
 
 /* ---- time ------------------------------------------------------------------- */
 
@@ -1412,6 +1414,8 @@ static void help(void) {
                "     --only-cache        Redis GET and the cached Get rows (libclusterhub's ChCache) only\n"
                "     --no-persist        Skip the persistence rows (Set/Incr with --data-dir in each --fsync mode,\n"
                "                         Redis SET/INCR with appendonly yes)\n"
+               "     --no-hosts          Skip the rows across hosts (two hubs on two buses sharing one Redis)\n"
+               "     --only-hosts        The Redis rows and the rows across hosts only\n"
                "     --persist-dir=DIR   Make the data dirs of those rows under DIR (default /var/tmp); use a disk\n"
                "     --peers=DIR         Also run the Node peers in DIR (bench/peers, after npm ci) next to the\n"
                "                         matching hub rows; skipped with a line when node is missing\n"
@@ -1427,7 +1431,7 @@ enum {
         ARG_SECONDS = 0x100, ARG_QUICK, ARG_BROKER, ARG_NO_REDIS, ARG_JSON, ARG_KEYS, ARG_SCALE_CLIENTS,
         ARG_SCALE_WORKERS, ARG_INFLIGHT, ARG_ONLY_GET, ARG_NO_PERSIST, ARG_PERSIST_DIR, ARG_PEERS,
         ARG_ADDRESS, ARG_BASELINE, ARG_SUBSCRIBER, ARG_WORKER, ARG_SCALE_CLIENTS_HELPER, ARG_SCALE_WORKERS_HELPER,
-        ARG_FIRST, ARG_P2P_BASELINE, ARG_TRANSPORT, ARG_PACED_WRITER, ARG_KEY, ARG_ONLY_CACHE,
+        ARG_FIRST, ARG_P2P_BASELINE, ARG_TRANSPORT, ARG_PACED_WRITER, ARG_KEY, ARG_ONLY_CACHE, ARG_NO_HOSTS, ARG_ONLY_HOSTS,
 };
 
 static int helper_main(int argc, char **argv) {
@@ -1505,6 +1509,8 @@ static int parse_args(int argc, char **argv) {
                 { "only-get", no_argument, NULL, ARG_ONLY_GET },
                 { "only-cache", no_argument, NULL, ARG_ONLY_CACHE },
                 { "no-persist", no_argument, NULL, ARG_NO_PERSIST },
+                { "no-hosts", no_argument, NULL, ARG_NO_HOSTS },
+                { "only-hosts", no_argument, NULL, ARG_ONLY_HOSTS },
                 { "persist-dir", required_argument, NULL, ARG_PERSIST_DIR },
                 { "peers", required_argument, NULL, ARG_PEERS },
                 { "transport", required_argument, NULL, ARG_TRANSPORT },
@@ -1557,6 +1563,12 @@ static int parse_args(int argc, char **argv) {
                         break;
                 case ARG_NO_PERSIST:
                         arg_persist = false;
+                        break;
+                case ARG_NO_HOSTS:
+                        arg_hosts = false;
+                        break;
+                case ARG_ONLY_HOSTS:
+                        arg_only_hosts = true;
                         break;
                 case ARG_PERSIST_DIR:
                         if (access(optarg, W_OK) < 0) {
@@ -2442,6 +2454,143 @@ static int cache_rows(Transport *t, const char *bus_address, const char *hub_soc
         return 0;
 }
 
+/* ---- across hosts: two hubs on two private buses sharing one Redis (issue #15) ---------------------- */
+
+/* One "host": a private bus and a hub on it with --redis, and the bench's connection to it. */
+typedef struct HostSide {
+        ThBus bus;
+        ThHub hub;
+        sd_bus *conn;
+} HostSide;
+
+static int host_start(HostSide *s, ThBusKind kind, const char *redis_sock, const char *node) {
+        char a_redis[PATH_MAX + 16], a_node[64];
+        const char *args[] = { a_redis, a_node, "--no-listen", NULL };
+        int r;
+
+        snprintf(a_redis, sizeof a_redis, "--redis=unix:%s", redis_sock);
+        snprintf(a_node, sizeof a_node, "--node-name=%s", node);
+        if (!th_bus_start(&s->bus, kind)) {
+                fprintf(stderr, "clusterhub-bench: cannot start a bus for host %s: %s\n", node, s->bus.skip_reason);
+                return -EIO;
+        }
+        r = th_hub_spawn(&s->hub, s->bus.address, args);
+        if (r >= 0)
+                r = th_connect(&s->conn, s->bus.address);
+        if (r < 0)
+                fprintf(stderr, "clusterhub-bench: cannot start the hub of host %s: %s\n", node, strerror(-r));
+        return r;
+}
+
+static int host_stop(HostSide *s) {
+        int r = 0;
+
+        s->conn = sd_bus_flush_close_unref(s->conn);
+        if (s->hub.proc.pid > 0 && th_hub_stop(&s->hub) != 0) {
+                fprintf(stderr, "clusterhub-bench: a hub with --redis did not exit cleanly\n");
+                r = -EIO;
+        }
+        th_hub_clear(&s->hub);
+        th_bus_stop(&s->bus);
+        return r;
+}
+
+/* Retries CALL (a synchronous call on BUS that returns < 0 while the hubs are still linking up:
+ * BackendUnavailable, NoHandler, ...) for up to 20 s. */
+static int host_wait(const char *what, int (*call)(sd_bus *bus), sd_bus *bus) {
+        uint64_t end = now_ns() + 20 * 1000000000ULL;
+        int r;
+
+        while ((r = call(bus)) < 0) {
+                if (now_ns() > end) {
+                        fprintf(stderr, "clusterhub-bench: %s never worked across hosts: %s\n", what, strerror(-r));
+                        return r;
+                }
+                usleep(20 * 1000);
+        }
+        return 0;
+}
+
+static int host_get_ok(sd_bus *bus) {
+        sd_bus_message *reply = NULL;
+        const char *v = NULL;
+        int r = sd_bus_call_method(bus, CH_BUS_NAME, NS, "org.clusterhub.Store1", "Get", NULL, &reply, "s", "bench:get");
+        if (r >= 0)
+                r = sd_bus_message_read(reply, "v", "s", &v);
+        if (r >= 0)
+                r = streq_ptr(v, BENCH_VALUE) ? 0 : -ENOKEY;
+        sd_bus_message_unref(reply);
+        return r;
+}
+
+static int host_request_ok(sd_bus *bus) {
+        return sd_bus_call_method(bus, CH_BUS_NAME, NS, "org.clusterhub.Requests1", "Request", NULL, NULL, "ssva{sv}", "",
+                                  "echo1", "s", BENCH_PAYLOAD, 0);
+}
+
+/* Rows "hosts ...": every call on hub a, what it needs on host b.  Get and Set go to Redis
+ * through hub a (the value was written through hub b); Emit on a reaches a subscriber on b's
+ * bus; Request on a is served by a worker on b's bus.  ratio: over the same row on one hub (bus);
+ * vs_redis: over the direct Redis row of the same run. */
+static int hosts_section(ThBusKind kind, const unsigned conc[2]) {
+        RedisServer rs = { .pid = -1 };
+        HostSide a = { .hub.proc = TH_PROC_NULL }, b = { .hub.proc = TH_PROC_NULL };
+        Helper *sub = NULL, *worker = NULL;
+        int r;
+
+        fprintf(stderr, "hosts (two hubs, two buses, one Redis)\n");
+        r = redis_start(&rs, "/tmp", NULL);
+        if (r < 0) {
+                fprintf(stderr, "redis-server not available (%s): the rows across hosts skipped\n", strerror(-r));
+                return 0;
+        }
+        if ((r = host_start(&a, kind, rs.sock, "a")) < 0 || (r = host_start(&b, kind, rs.sock, "b")) < 0)
+                goto finish;
+        /* the value written through b, read through a: the store crosses */
+        if ((r = host_wait("Set", setup_store, b.conn)) < 0 || (r = host_wait("Get", host_get_ok, a.conn)) < 0)
+                goto finish;
+        cur_transport = "bus";
+        for (unsigned k = 0; k < 2; k++) {
+                set_ratio(run("hosts", "hosts Get", conc[k], a.conn, start_get), "Get", conc[k], false, 0);
+                set_vs_redis(&rows[n_rows - 1], "redis GET", false);
+                set_ratio(run("hosts", "hosts Set", conc[k], a.conn, start_set), "Set", conc[k], false, 0);
+                set_vs_redis(&rows[n_rows - 1], "redis SET", false);
+        }
+        if (!(sub = start_subscriber(b.bus.address, true, 0))) {
+                r = -EIO;
+                goto finish;
+        }
+        snprintf(emit_event, sizeof emit_event, EVENT_ONE);
+        for (unsigned k = 0; k < 2; k++) {
+                Row *row = run_signal_row("hosts", "hosts Emit 1 sub", conc[k], a.conn, start_emit, &sub, 1, 1);
+                set_ratio(row, "Emit 1 sub", conc[k], true, 0);
+                set_vs_redis(row, "redis PUBLISH 1 sub", true);
+        }
+        helper_stop(sub);
+        sub = NULL;
+        if (!(worker = helper_start("worker bench_w1 on host b", b.bus.address,
+                                    (const char *[]) { "--worker=bench_w1", "echo1", NULL }))) {
+                r = -EIO;
+                goto finish;
+        }
+        if ((r = host_wait("Request", host_request_ok, a.conn)) < 0)
+                goto finish;
+        request_method = "echo1";
+        for (unsigned k = 0; k < 2; k++)
+                set_ratio(run("hosts", "hosts Request 1 worker", conc[k], a.conn, start_request), "Request 1 worker", conc[k],
+                          false, 0);
+finish:
+        cur_transport = "";
+        if (sub)
+                helper_stop(sub);
+        if (worker)
+                helper_stop(worker);
+        if (host_stop(&a) < 0 || host_stop(&b) < 0)
+                r = -EIO;
+        redis_stop(&rs);
+        return r < 0 ? r : 0;
+}
+
 static void read_loadavg(char *buf, size_t size) {
         FILE *f = fopen("/proc/loadavg", "re");
         double a = 0, b = 0, c = 0;
@@ -2543,7 +2692,7 @@ int main(int argc, char **argv) {
         }
 
         const unsigned conc[2] = { 1, N };
-        for (unsigned t = 0; t < n_ts && !arg_only_cache; t++)
+        for (unsigned t = 0; t < n_ts && !arg_only_cache && !arg_only_hosts; t++)
                 if (transport_rows(&ts[t], N) < 0) {
                         failed = 1;
                         goto finish;
@@ -2552,7 +2701,7 @@ int main(int argc, char **argv) {
                 goto finish;
 
         /* the Node peers, each right after the hub row it is compared with */
-        if (arg_peers && !arg_only_cache && peers_section(ts, n_ts, N) < 0) {
+        if (arg_peers && !arg_only_cache && !arg_only_hosts && peers_section(ts, n_ts, N) < 0) {
                 failed = 1;
                 goto finish;
         }
@@ -2595,6 +2744,13 @@ int main(int argc, char **argv) {
                         }
                 }
         }
+
+        /* across hosts: Get, Set, Emit and Request through two hubs sharing one Redis (issue #15),
+         * next to the Redis rows above */
+        if ((arg_hosts || arg_only_hosts) && arg_redis && !arg_only_cache && hosts_section(busd.kind, conc) < 0)
+                failed = 1;
+        if (arg_only_hosts)
+                goto finish;
 
         /* the client-side cache, next to Redis GET (issue #13) */
         fprintf(stderr, "cache\n");
