@@ -772,7 +772,7 @@ static void on_poll_reply(RedisLink *link, const redisReply *reply, int error, v
         const char *detail = NULL;
         int fail = 0;
 
-        l->polling = false;
+        /* L stays polling until the end: finishing its last waiter must not free it here */
         if (!reply || reply->type != REDIS_REPLY_ARRAY)
                 fail = script_error(rl, reply && reply->type == REDIS_REPLY_ERROR ? reply : NULL, error, &detail);
         for (size_t i = 0; i < b->n; i++) {
@@ -807,6 +807,7 @@ static void on_poll_reply(RedisLink *link, const redisReply *reply, int error, v
                 wait_finish(w, 1, token, NULL);
         }
         free(b);
+        l->polling = false;
         if (l->again && !LIST_IS_EMPTY(l->waits)) {
                 l->again = false;
                 poll_lock(l);
