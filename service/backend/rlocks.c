@@ -112,12 +112,14 @@ static const char grant_script[] = LUA_PRELUDE LUA_LOCK_KEYS
         "  finish(names, holders, queue, wake)\n"
         "  return out\n"
         "end\n"
+        "local queued, len = {}, 0\n" /* one pass over the queue, not one LPOS per waiter */
+        "for _, e in ipairs(redis.call('LRANGE', queue, 0, -1)) do queued[e] = true; len = len + 1 end\n"
         "for k = 10, #ARGV do\n"
         "  local e = ARGV[k]\n"
         "  local _, wid = string.match(e, ENTRY)\n"
-        "  if redis.call('LPOS', queue, e) then mine[e] = wid\n"
-        "  elseif redis.call('LLEN', queue) >= tonumber(ARGV[8]) then out[#out + 1] = wid; out[#out + 1] = 'FULL'\n"
-        "  else redis.call('RPUSH', queue, e); mine[e] = wid end\n"
+        "  if queued[e] then mine[e] = wid\n"
+        "  elseif len >= tonumber(ARGV[8]) then out[#out + 1] = wid; out[#out + 1] = 'FULL'\n"
+        "  else redis.call('RPUSH', queue, e); queued[e] = true; len = len + 1; mine[e] = wid end\n"
         "end\n"
         "while true do\n"
         "  local e = redis.call('LINDEX', queue, 0)\n"
@@ -885,7 +887,7 @@ int rlocks_lock(RLocks *rl, const RLockRequest *req, rlock_done_fn done, void *u
         if (holds_blocking(l, req->owner, req->shared))
                 return -EDEADLK;
         n = hashmap_get(rl->namespaces, req->ns);
-        if (n && n->n_waits >= rl->hub->limits.max_lock_waiters)
+        if (n && (n->n_waits >= rl->hub->limits.max_lock_waiters || n->n_holds >= rl->hub->limits.max_lock_holders))
                 return -ENOBUFS;
         l = lock_get(rl, req->ns, req->name);
         if (!l)
