@@ -335,7 +335,10 @@ struct RLockWait {
         LIST_FIELDS(RLockWait, waits);
 };
 
+typedef struct Call Call;
+
 struct RLocks {
+        LIST_HEAD(Call) tries;  /* TryLock calls waiting for Redis (their owner may go) */
         Hub *hub;
         RedisLink *link;
         char instance[17];
@@ -958,7 +961,7 @@ void rlocks_wait_cancel(RLockWait *w) {
 
 /* --- TryLock, Unlock, Refresh --------------------------------------------------------------- */
 
-typedef struct Call {
+struct Call {
         RLocks *rl;
         rlock_done_fn done;
         void *userdata;
@@ -966,10 +969,15 @@ typedef struct Call {
         const LockOwner *owner;
         uid_t uid;
         bool has_uid, shared;
+        bool in_list;           /* a TryLock in rl->tries */
+        bool gone;              /* ...whose owner has gone */
         uint64_t wid, token, lease_ms;
-} Call;
+        LIST_FIELDS(Call, tries);
+};
 
 static void call_free(Call *c) {
+        if (c->in_list)
+                LIST_REMOVE(tries, c->rl->tries, c);
         free(c->ns);
         free(c->name);
         free(c->holder);
@@ -1011,7 +1019,10 @@ static void on_try_reply(RedisLink *link, const redisReply *reply, int error, vo
                 c->done(c->userdata, -ENOBUFS, 0, "locks");
         else if (rlocks_parse_token(res->str, res->len, &token) < 0)
                 c->done(c->userdata, -EHOSTDOWN, 0, "Redis answered a grant this hub cannot read");
-        else if (!(l = lock_get(rl, c->ns, c->name)) ||
+        else if (c->gone) { /* its caller left meanwhile: nobody holds it */
+                release_in_redis(rl, ns_get(rl, c->ns) ?: &(RNs) { .name = c->ns }, c->name, token);
+                c->done(c->userdata, 0, 0, NULL);
+        } else if (!(l = lock_get(rl, c->ns, c->name)) ||
                  !hold_new(l, token, c->wid, c->owner, c->holder, c->uid, c->has_uid, c->shared, c->lease_ms)) {
                 if (l)
                         lock_maybe_free(l);
@@ -1059,6 +1070,8 @@ int rlocks_try_lock(RLocks *rl, const RLockRequest *req, rlock_done_fn done, voi
                 call_free(c);
                 return link_error(r);
         }
+        LIST_APPEND(tries, rl->tries, c);
+        c->in_list = true;
         return 0;
 }
 
@@ -1328,9 +1341,15 @@ void rlocks_owner_gone(RLocks *rl, const LockOwner *owner) {
         _cleanup_(freep) RName **all = NULL;
         size_t n = 0, i = 0;
         RName *l;
+        Call *c;
 
         if (!rl || !owner)
                 return;
+        LIST_FOREACH(tries, c, rl->tries)
+                if (c->owner == owner) {
+                        c->owner = NULL;
+                        c->gone = true;
+                }
         /* releasing may free locks: collect them first */
         all = calloc(hashmap_size(rl->locks) + 1, sizeof(RName *));
         if (!all)
