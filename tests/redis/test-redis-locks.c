@@ -4,8 +4,9 @@
  * hubs are served in FIFO order; fencing tokens increase across hubs; a holder's connection
  * closed releases at once; a hub killed with SIGKILL loses its locks after its lease
  * (--node-lease-ms=1500 here) and its queued waiters are skipped; Redis killed makes Lock and
- * TryLock answer BackendUnavailable, and locks work again once it is back; junk written into
- * the lock keys never crashes a hub.  Skipped, with the reason, when redis-server is missing. */
+ * TryLock answer BackendUnavailable (and fails the Lock calls waiting), a lock held before stays
+ * held and is written back once Redis is back; junk written into the lock keys never crashes a
+ * hub; shared holders on both hubs, a Lock's timeout, a lease outliving its holder.  Skipped, with the reason, when redis-server is missing. */
 #include <errno.h>
 #include <glib.h>
 #include <hiredis/hiredis.h>
@@ -48,6 +49,22 @@ static int try_lock(sd_bus *c, const char *name, uint64_t *token, sd_bus_error *
         uint64_t t;
 
         r = sd_bus_call_method(c, TH_HUB_NAME, NS_PATH, LOCKS_IFACE, "TryLock", err, &reply, "sa{sv}", name, 0);
+        if (r < 0)
+                return r;
+        g_assert_cmpint(sd_bus_message_read(reply, "bt", &acquired, &t), >, 0);
+        if (acquired && token)
+                *token = t;
+        return acquired ? 1 : 0;
+}
+
+/* TryLock(NAME, shared SHARED, lease_ms LEASE): 1 acquired (*TOKEN), 0 busy, or the errno. */
+static int try_lock_opts(sd_bus *c, const char *name, bool shared, uint64_t lease, uint64_t *token, sd_bus_error *err) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int acquired, r;
+        uint64_t t;
+
+        r = sd_bus_call_method(c, TH_HUB_NAME, NS_PATH, LOCKS_IFACE, "TryLock", err, &reply, "sa{sv}", name, 2, "shared",
+                               "b", (int) shared, "lease_ms", "t", lease);
         if (r < 0)
                 return r;
         g_assert_cmpint(sd_bus_message_read(reply, "bt", &acquired, &t), >, 0);
@@ -140,6 +157,41 @@ static unsigned list_rows(sd_bus *c, const char *name, char **holder, uint32_t *
                 n++;
         }
         return n;
+}
+
+/* Waits until ListLocks on C shows NAME's first holder as disconnected (its hub saw it go). */
+static bool wait_disconnected(sd_bus *c, const char *name) {
+        gint64 end = g_get_monotonic_time() + WAIT_MS * 1000;
+
+        for (;;) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+                const char *nm, *h, *k;
+                uint64_t token;
+                uint32_t w;
+                int disc = 0;
+
+                g_assert_cmpint(sd_bus_call_method(c, TH_HUB_NAME, NS_PATH, LOCKS_IFACE, "ListLocks", NULL, &reply, ""), >=, 0);
+                g_assert_cmpint(sd_bus_message_enter_container(reply, 'a', "(sstua{sv})"), >, 0);
+                while (sd_bus_message_enter_container(reply, 'r', "sstua{sv}") > 0) {
+                        g_assert_cmpint(sd_bus_message_read(reply, "sstu", &nm, &h, &token, &w), >, 0);
+                        g_assert_cmpint(sd_bus_message_enter_container(reply, 'a', "{sv}"), >, 0);
+                        while (sd_bus_message_enter_container(reply, 'e', "sv") > 0) {
+                                g_assert_cmpint(sd_bus_message_read(reply, "s", &k), >, 0);
+                                if (g_str_equal(k, "disconnected") && g_str_equal(nm, name))
+                                        g_assert_cmpint(sd_bus_message_read(reply, "v", "b", &disc), >, 0);
+                                else
+                                        g_assert_cmpint(sd_bus_message_skip(reply, "v"), >=, 0);
+                                g_assert_cmpint(sd_bus_message_exit_container(reply), >=, 0);
+                        }
+                        g_assert_cmpint(sd_bus_message_exit_container(reply), >=, 0);
+                        g_assert_cmpint(sd_bus_message_exit_container(reply), >=, 0);
+                }
+                if (disc)
+                        return true;
+                if (g_get_monotonic_time() > end)
+                        return false;
+                g_usleep(20 * 1000);
+        }
 }
 
 /* Waits until ListLocks on C says NAME has N waiters (they are in Redis's queue). */
@@ -328,18 +380,25 @@ static void test_hub_killed(Fixture *f, gconstpointer data) {
 static void test_redis_down(Fixture *f, gconstpointer data) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *ca = NULL, *cb = NULL;
         uint64_t held = 0, t = 0;
+        Pending p = {};
 
         if (f->skipped)
                 return;
         ca = client(&f->a);
         cb = client(&f->b);
         g_assert_cmpint(lock(ca, "keep", 5000, &held, NULL), ==, 0);
+        lock_async(&p, cb, "keep", 60000);
+        g_assert_true(wait_waiters(ca, "keep", 1));
 
         g_assert_cmpint(th_proc_stop(&f->redis, SIGKILL, 10000), !=, -1);
         th_proc_clear(&f->redis);
         f->redis = (ThProc) TH_PROC_NULL;
         g_assert_true(wait_connected(&f->a, false));
         g_assert_true(wait_connected(&f->b, false));
+        /* the waiting Lock fails with the link (its place in the queue would not last) */
+        g_assert_true(wait_pending(&p, (sd_bus *[]) { cb }, 1));
+        g_assert_cmpstr(p.error, ==, BACKEND_UNAVAILABLE);
+        pending_done(&p);
         {
                 _cleanup_(sd_bus_error_free) sd_bus_error e1 = SD_BUS_ERROR_NULL, e2 = SD_BUS_ERROR_NULL;
                 _cleanup_(sd_bus_error_free) sd_bus_error e3 = SD_BUS_ERROR_NULL;
@@ -430,6 +489,71 @@ static void test_hostile(Fixture *f, gconstpointer data) {
         g_assert_cmpint(unlock(cb, "w", t, NULL), >=, 0);
 }
 
+/* Shared holders on both hubs at once; an exclusive Lock waits for them, and its timeout takes
+ * it out of the queue, so that the lock is free once the readers are gone. */
+static void test_shared_and_timeout(Fixture *f, gconstpointer data) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *ca = NULL, *cb = NULL, *cb2 = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error err = SD_BUS_ERROR_NULL;
+        uint64_t ta = 0, tb = 0, t = 0;
+
+        if (f->skipped)
+                return;
+        ca = client(&f->a);
+        cb = client(&f->b);
+        cb2 = client(&f->b);
+        g_assert_cmpint(try_lock_opts(ca, "cfg", true, 0, &ta, NULL), ==, 1);
+        g_assert_cmpint(try_lock_opts(cb, "cfg", true, 0, &tb, NULL), ==, 1);
+        g_assert_cmpuint(tb, >, ta);
+        g_assert_cmpuint(list_rows(cb2, "cfg", NULL, NULL), ==, 2);
+        g_assert_cmpint(try_lock(cb2, "cfg", NULL, NULL), ==, 0);
+        g_assert_cmpint(lock(cb2, "cfg", 300, &t, &err), <, 0);
+        g_assert_cmpstr(err.name, ==, "org.clusterhub.Error.Timeout");
+        /* a reader asking for the writer's lock on its own hub: Deadlock, not a wait */
+        {
+                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+                g_assert_cmpint(lock(ca, "cfg", 300, &t, &e), <, 0);
+                g_assert_cmpstr(e.name, ==, "org.clusterhub.Error.Deadlock");
+        }
+        g_assert_cmpint(unlock(ca, "cfg", ta, NULL), >=, 0);
+        g_assert_cmpint(unlock(cb, "cfg", tb, NULL), >=, 0);
+        /* the timed-out request left the queue: nobody waits, TryLock gets it */
+        g_assert_cmpint(try_lock(cb2, "cfg", &t, NULL), ==, 1);
+        g_assert_cmpuint(t, >, tb);
+        g_assert_cmpint(unlock(cb2, "cfg", t, NULL), >=, 0);
+}
+
+/* A lock with a lease outlives its holder's connection (other hubs still see it held), and a
+ * later connection of the same uid on the same hub refreshes and unlocks it; a caller on the
+ * other hub cannot. */
+static void test_lease(Fixture *f, gconstpointer data) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *ca = NULL, *ca2 = NULL, *cb = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error err = SD_BUS_ERROR_NULL;
+        uint64_t t = 0;
+
+        if (f->skipped)
+                return;
+        ca = client(&f->a);
+        ca2 = client(&f->a);
+        cb = client(&f->b);
+        g_assert_cmpint(try_lock_opts(ca, "deploy", false, 60000, &t, NULL), ==, 1);
+        ca = sd_bus_flush_close_unref(ca);
+        g_assert_true(wait_disconnected(ca2, "deploy"));
+        g_assert_cmpint(try_lock(cb, "deploy", NULL, NULL), ==, 0);
+        g_assert_cmpint(sd_bus_call_method(cb, TH_HUB_NAME, NS_PATH, LOCKS_IFACE, "Refresh", &err, NULL, "stt", "deploy", t,
+                                           (uint64_t) 1000), <, 0);
+        g_assert_cmpstr(err.name, ==, NOT_LOCK_OWNER);
+        g_assert_cmpint(sd_bus_call_method(ca2, TH_HUB_NAME, NS_PATH, LOCKS_IFACE, "Refresh", NULL, NULL, "stt", "deploy", t,
+                                           (uint64_t) 30000), >=, 0);
+        g_assert_cmpint(unlock(ca2, "deploy", t, NULL), >=, 0);
+        g_assert_cmpint(try_lock(cb, "deploy", &t, NULL), ==, 1);
+        g_assert_cmpint(unlock(cb, "deploy", t, NULL), >=, 0);
+        {
+                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+                g_assert_cmpint(unlock(cb, "deploy", t, &e), <, 0);
+                g_assert_cmpstr(e.name, ==, "org.clusterhub.Error.NotLocked");
+        }
+}
+
 /* -m perf: uncontended Lock+Unlock pairs through hub a, with --redis, and through a hub of the
  * same build without it. */
 static double pairs_per_sec(sd_bus *c, unsigned n) {
@@ -479,6 +603,8 @@ int main(int argc, char **argv) {
         g_test_add("/redis-locks/hub-killed", Fixture, NULL, fixture_setup, test_hub_killed, fixture_teardown);
         g_test_add("/redis-locks/redis-down", Fixture, NULL, fixture_setup, test_redis_down, fixture_teardown);
         g_test_add("/redis-locks/hostile", Fixture, NULL, fixture_setup, test_hostile, fixture_teardown);
+        g_test_add("/redis-locks/shared-and-timeout", Fixture, NULL, fixture_setup, test_shared_and_timeout, fixture_teardown);
+        g_test_add("/redis-locks/lease", Fixture, NULL, fixture_setup, test_lease, fixture_teardown);
         if (g_test_perf())
                 g_test_add("/redis-locks/perf", Fixture, NULL, fixture_setup, test_perf, fixture_teardown);
         return g_test_run();
