@@ -184,8 +184,9 @@ static const char renew_script[] = LUA_PRELUDE
         "end\n"
         "return 'OK'\n";
 
-/* KEYS: fence, hubs, names.  After the link came back: ARGV[6...] are this hub's holds in the
- * namespace, 6 values each: name, token, waiter id, mode, lease left in ms (0: none), holder.
+/* KEYS: fence, hubs, names.  After the link came back, or a release could not be sent: ARGV[6]
+ * is the number of this hub's holds in the namespace, then 6 values each: name, token, waiter
+ * id, mode, lease left in ms (0: none), holder; then the queue entries of its live waiters.
  * Whatever Redis has of this hub that is not among them is removed (holds released while Redis
  * was unreachable, entries of waiters that were failed then).  A hold Redis still has stays; one
  * it lost (expired lease, Redis restarted) is written again if the lock is free and nobody
@@ -198,7 +199,10 @@ static const char reconcile_script[] = LUA_PRELUDE
         "redis.call('HSET', hubs, inst, now + tonumber(ARGV[3]))\n"
         "local prefix = 'clusterhub:{' .. ns .. '}:lock:'\n"
         "local keep = {}\n"
-        "for k = 6, #ARGV - 5, 6 do keep[ARGV[k + 1]] = true end\n"
+        "local last = 6 + 6 * tonumber(ARGV[6])\n"
+        "for k = 7, last, 6 do keep[ARGV[k + 1]] = true end\n"
+        "local keepq = {}\n"
+        "for k = last + 1, #ARGV do keepq[ARGV[k]] = true end\n"
         "local lost = {}\n"
         "local function fix(nm)\n"
         "  name = nm\n"
@@ -210,14 +214,14 @@ static const char reconcile_script[] = LUA_PRELUDE
         "    if string.match(h[k + 1], RECORD) == inst and not keep[h[k]] then redis.call('HDEL', holders, h[k]); wake = true end\n"
         "  end\n"
         "  for _, e in ipairs(redis.call('LRANGE', queue, 0, -1)) do\n"
-        "    if string.match(e, ENTRY) == inst then redis.call('LREM', queue, 0, e); wake = true end\n"
+        "    if string.match(e, ENTRY) == inst and not keepq[e] then redis.call('LREM', queue, 0, e); wake = true end\n"
         "  end\n"
         "  local n, excl, changed = prune(hubs, holders, queue)\n"
         "  finish(names, holders, queue, wake or changed)\n"
         "  return holders, queue, n, excl\n"
         "end\n"
         "for _, nm in ipairs(redis.call('SMEMBERS', names)) do fix(nm) end\n"
-        "for k = 6, #ARGV - 5, 6 do\n"
+        "for k = 7, last, 6 do\n"
         "  local holders, queue, n, excl = fix(ARGV[k])\n"
         "  local tok = ARGV[k + 1]\n"
         "  if holders and redis.call('HEXISTS', holders, tok) == 0 then\n"
@@ -1391,6 +1395,8 @@ static void renew_ns(RLocks *rl, RNs *n) {
         (void) send_script(rl, SCRIPT_RENEW, n->name, NULL, 1, (const char *[]) { hubs }, 0, NULL, on_renew_reply, rl);
 }
 
+static void reconcile_ns(RLocks *rl, RNs *n);
+
 static uint64_t tick_usec(const RLocks *rl) {
         uint64_t usec = rl->hub->limits.node_lease_ms * 1000 / 3;
         return usec < 1000 ? 1000 : usec;
@@ -1412,7 +1418,9 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         if (!redis_link_is_up(rl->link))
                 return 0;
         while (hashmap_iterate(rl->namespaces, &i, (void **) &ns, NULL))
-                if (ns->n_holds > 0 || ns->n_waits > 0)
+                if (ns->dirty) /* a release that could not be sent: put Redis right (renews too) */
+                        reconcile_ns(rl, ns);
+                else if (ns->n_holds > 0 || ns->n_waits > 0)
                         renew_ns(rl, ns);
         all = calloc(hashmap_size(rl->locks) + 1, sizeof(RName *));
         if (!all)
@@ -1485,6 +1493,7 @@ static void reconcile_ns(RLocks *rl, RNs *n) {
         _cleanup_(freep) char *nums = NULL;
         uint64_t now = now_ms(rl);
         size_t n_args = 0, i = 0, h = 0;
+        char count[32];
         Reconcile *rc;
         RName *l;
         int r;
@@ -1493,10 +1502,11 @@ static void reconcile_ns(RLocks *rl, RNs *n) {
             asprintf(&hubs, "clusterhub:{%s}:lock:hubs", n->name) < 0 ||
             asprintf(&names, "clusterhub:{%s}:lock:names", n->name) < 0)
                 return;
-        args = calloc(6 * n->n_holds + 1, sizeof(char *));
+        args = calloc(1 + 6 * n->n_holds + n->n_waits + 1, sizeof(char *));
         nums = calloc(n->n_holds + 1, 3 * 32);
         if (!args || !nums)
                 return;
+        args[n_args++] = count; /* filled below */
         while (hashmap_iterate(rl->locks, &i, (void **) &l, NULL)) {
                 RHold *hd;
 
@@ -1519,6 +1529,17 @@ static void reconcile_ns(RLocks *rl, RNs *n) {
                         args[n_args++] = hd->holder;
                         h++;
                 }
+        }
+        snprintf(count, sizeof(count), "%zu", h);
+        i = 0;
+        while (hashmap_iterate(rl->locks, &i, (void **) &l, NULL)) {
+                RLockWait *w;
+
+                if (l->ns != n)
+                        continue;
+                LIST_FOREACH(waits, w, l->waits)
+                        if (n_args < 1 + 6 * n->n_holds + n->n_waits)
+                                args[n_args++] = w->entry;
         }
         rc = malloc(sizeof(Reconcile) + strlen(n->name) + 1);
         if (!rc)

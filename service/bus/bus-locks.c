@@ -552,9 +552,14 @@ static int rlock_method_release(RLocks *rl, sd_bus_message *m, Namespace *ns, co
         return 1;
 }
 
+typedef struct RRows {
+        const RLockRow *rows;
+        size_t n;
+} RRows;
+
 static int append_rrows(sd_bus_message *reply, void *userdata) {
-        const RLockRow *rows = ((const RLockRow *const *) userdata)[0];
-        size_t n = *((const size_t *const *) userdata)[1];
+        const RLockRow *rows = ((const RRows *) userdata)->rows;
+        size_t n = ((const RRows *) userdata)->n;
         int r;
 
         r = sd_bus_message_open_container(reply, 'a', "(sstua{sv})");
@@ -583,8 +588,8 @@ static void on_rlist_done(void *userdata, int r, const RLockRow *rows, size_t n_
         RCall *c = userdata;
 
         if (r >= 0) {
-                const void *ud[2] = { rows, &n_rows };
-                r = ch_locks1_reply_list_locks(c->call, append_rrows, (void *) ud);
+                RRows rr = { .rows = rows, .n = n_rows };
+                r = ch_locks1_reply_list_locks(c->call, append_rrows, &rr);
                 if (r < 0)
                         log_debug_errno(r, "Failed to answer ListLocks: %m");
         } else
