@@ -529,6 +529,18 @@ static RHold *hold_find(RName *l, uint64_t token) {
         return NULL;
 }
 
+/* The hold TOKEN of L, if this hub has it and its lease has not ended (an ended one is
+ * forgotten here: Redis dropped it on its own clock already). */
+static RHold *hold_find_live(RLocks *rl, RName *l, uint64_t token) {
+        RHold *hd = hold_find(l, token);
+
+        if (hd && hd->deadline_ms <= now_ms(rl)) {
+                hold_free(hd);
+                return NULL;
+        }
+        return hd;
+}
+
 static void wait_free(RLockWait *w) {
         free(w->entry);
         free(w->holder);
@@ -1117,8 +1129,7 @@ static bool caller_may_release(const RHold *hd, const LockCaller *c) {
 
 int rlocks_unlock(RLocks *rl, const char *ns, const char *name, uint64_t token, const LockCaller *caller,
                   rlock_done_fn done, void *userdata) {
-        RName *l = lock_find(rl, ns, name);
-        RHold *hd = hold_find(l, token);
+        RHold *hd = hold_find_live(rl, lock_find(rl, ns, name), token);
         char tok[32];
         Call *c;
         int r;
@@ -1172,7 +1183,7 @@ static void on_refresh_reply(RedisLink *link, const redisReply *reply, int error
 
 int rlocks_refresh(RLocks *rl, const char *ns, const char *name, uint64_t token, uint64_t lease_ms,
                    const LockCaller *caller, rlock_done_fn done, void *userdata) {
-        RHold *hd = hold_find(lock_find(rl, ns, name), token);
+        RHold *hd = hold_find_live(rl, lock_find(rl, ns, name), token);
         char tok[32], lease[32];
         Call *c;
         int r;

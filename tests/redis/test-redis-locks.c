@@ -552,6 +552,23 @@ static void test_lease(Fixture *f, gconstpointer data) {
                 g_assert_cmpint(unlock(cb, "deploy", t, &e), <, 0);
                 g_assert_cmpstr(e.name, ==, "org.clusterhub.Error.NotLocked");
         }
+
+        /* a lease that ends lets the waiter on the other hub in; the old holder's Unlock then
+         * answers NotLockOwner: the lock is held, under b's token */
+        Pending p = {};
+        uint64_t short_t = 0;
+        g_assert_cmpint(try_lock_opts(ca2, "short", false, 300, &short_t, NULL), ==, 1);
+        lock_async(&p, cb, "short", 25000);
+        g_assert_true(wait_pending(&p, (sd_bus *[]) { cb }, 1));
+        g_assert_null(p.error);
+        g_assert_cmpuint(p.token, >, short_t);
+        {
+                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+                g_assert_cmpint(unlock(ca2, "short", short_t, &e), <, 0);
+                g_assert_cmpstr(e.name, ==, NOT_LOCK_OWNER); /* held, under b's token now */
+        }
+        g_assert_cmpint(unlock(cb, "short", p.token, NULL), >=, 0);
+        pending_done(&p);
 }
 
 /* -m perf: uncontended Lock+Unlock pairs through hub a, with --redis, and through a hub of the
