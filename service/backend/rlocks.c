@@ -1429,9 +1429,10 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         if (!redis_link_is_up(rl->link))
                 return 0;
         while (hashmap_iterate(rl->namespaces, &i, (void **) &ns, NULL))
-                if (ns->dirty) /* a release that could not be sent: put Redis right (renews too) */
+                if (ns->dirty) { /* a release that could not be sent: put Redis right (renews too) */
                         reconcile_ns(rl, ns);
-                else if (ns->n_holds > 0 || ns->n_waits > 0)
+                        ns_maybe_free(rl, ns); /* removing the current entry is allowed */
+                } else if (ns->n_holds > 0 || ns->n_waits > 0)
                         renew_ns(rl, ns);
         all = calloc(hashmap_size(rl->locks) + 1, sizeof(RName *));
         if (!all)
