@@ -17,8 +17,6 @@
 #include "rlocks.h"
 
 #define RLOCKS_CHANNEL_PREFIX "clusterhub:locks:"
-#define HOLDER_MAX 255
-#define NODE_MAX 64
 
 /* --- the scripts ------------------------------------------------------------------------------
  * Every script starts with LUA_PRELUDE.  ARGV[1..5] are always: this hub's instance (16 hex
@@ -355,72 +353,6 @@ struct RLocks {
         RLocksStats stats;
 };
 
-/* --- the logic: parsing what Redis answers (hostile) ------------------------------------------ */
-
-int rlocks_parse_token(const char *s, size_t len, uint64_t *ret) {
-        uint64_t v = 0;
-
-        if (!s || len == 0 || len > 19)
-                return -EBADMSG;
-        for (size_t i = 0; i < len; i++) {
-                if (s[i] < '0' || s[i] > '9')
-                        return -EBADMSG;
-                v = v * 10 + (uint64_t) (s[i] - '0');
-        }
-        if (v == 0 || v > INT64_MAX)
-                return -EBADMSG;
-        *ret = v;
-        return 0;
-}
-
-static int parse_field_u64(const char *s, size_t len, bool hex, uint64_t *ret) {
-        uint64_t v = 0;
-
-        if (len == 0 || len > (hex ? 16u : 19u))
-                return -EBADMSG;
-        for (size_t i = 0; i < len; i++) {
-                unsigned d;
-                if (s[i] >= '0' && s[i] <= '9')
-                        d = (unsigned) (s[i] - '0');
-                else if (hex && s[i] >= 'a' && s[i] <= 'f')
-                        d = (unsigned) (s[i] - 'a' + 10);
-                else
-                        return -EBADMSG;
-                v = v * (hex ? 16 : 10) + d;
-        }
-        *ret = v;
-        return 0;
-}
-
-int rlocks_parse_record(const char *s, size_t len, RLockRecord *ret) {
-        const char *f[6];
-        size_t l[6], n = 0;
-        const char *p = s, *end = s + len;
-        RLockRecord rec = {};
-
-        if (!s || len > 1024 || memchr(s, 0, len))
-                return -EBADMSG;
-        while (n < 5) {
-                const char *tab = memchr(p, '\t', (size_t) (end - p));
-                if (!tab)
-                        return -EBADMSG;
-                f[n] = p;
-                l[n++] = (size_t) (tab - p);
-                p = tab + 1;
-        }
-        f[5] = p;
-        l[5] = (size_t) (end - p);
-        if (parse_field_u64(f[0], l[0], true, &rec.instance) < 0 || l[1] > NODE_MAX ||
-            parse_field_u64(f[2], l[2], false, &rec.wid) < 0 || l[3] != 1 || (f[3][0] != 'S' && f[3][0] != 'X') ||
-            parse_field_u64(f[4], l[4], false, &rec.deadline_ms) < 0 || l[5] > HOLDER_MAX || memchr(f[5], '\t', l[5]))
-                return -EBADMSG;
-        memcpy(rec.node, f[1], l[1]);
-        rec.shared = f[3][0] == 'S';
-        memcpy(rec.holder, f[5], l[5]);
-        *ret = rec;
-        return 0;
-}
-
 /* --- helpers ---------------------------------------------------------------------------------- */
 
 static uint64_t now_ms(RLocks *rl) {
@@ -433,7 +365,7 @@ static bool str_reply(const redisReply *x) {
 
 /* A copy of S without tabs and newlines (they separate the fields in Redis). */
 static char *holder_dup(const char *s) {
-        char *d = strndup(s && *s ? s : "(unknown)", HOLDER_MAX);
+        char *d = strndup(s && *s ? s : "(unknown)", RLOCKS_HOLDER_MAX);
         for (char *p = d; p && *p; p++)
                 if (*p == '\t' || *p == '\n')
                         *p = ' ';
@@ -780,7 +712,7 @@ static const redisReply *result_of(const redisReply *reply, uint64_t wid) {
                 const redisReply *id = reply->element[k];
                 uint64_t v;
 
-                if (str_reply(id) && parse_field_u64(id->str, id->len, false, &v) >= 0 && v == wid)
+                if (str_reply(id) && rlocks_parse_u64(id->str, id->len, false, &v) >= 0 && v == wid)
                         return str_reply(reply->element[k + 1]) ? reply->element[k + 1] : NULL;
         }
         return NULL;
@@ -1238,7 +1170,7 @@ static int parse_list(RLocks *rl, const char *ns, const redisReply *reply, RLock
         uint64_t now;
 
         if (reply->elements < 1 || !str_reply(reply->element[0]) ||
-            parse_field_u64(reply->element[0]->str, reply->element[0]->len, false, &now) < 0)
+            rlocks_parse_u64(reply->element[0]->str, reply->element[0]->len, false, &now) < 0)
                 return -EBADMSG;
         for (size_t k = 1; k + 2 < reply->elements; k += 3) {
                 const redisReply *name = reply->element[k], *nq = reply->element[k + 1], *hs = reply->element[k + 2];

@@ -8,6 +8,7 @@
 
 #include "backend.h"
 #include "locks.h"
+#include "rlocks-parse.h"
 
 /* Locks1 across hosts (--redis, docs/redis.md "Locks"): the lock tables live in Redis, this part
  * keeps what this hub holds and who waits here, and talks to Redis with Lua scripts.
@@ -93,18 +94,3 @@ typedef struct RLocksStats {
         uint64_t lost;          /* holds another hub took while this one could not renew */
 } RLocksStats;
 void rlocks_get_stats(const RLocks *rl, RLocksStats *ret);
-
-/* --- the logic (no I/O), exported for tests ------------------------------------------------- */
-
-/* Parses a decimal token as Redis sends it ("1", at most 19 digits, > 0). */
-int rlocks_parse_token(const char *s, size_t len, uint64_t *ret);
-/* Splits a holder record "INST\tNODE\tWID\tMODE\tDEADLINE\tHOLDER" (hostile: bounded, checked). */
-typedef struct RLockRecord {
-        uint64_t instance;
-        char node[65];
-        uint64_t wid;
-        bool shared;
-        uint64_t deadline_ms;   /* 0: none */
-        char holder[256];
-} RLockRecord;
-int rlocks_parse_record(const char *s, size_t len, RLockRecord *ret);

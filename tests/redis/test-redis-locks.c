@@ -17,6 +17,7 @@
 #include "harness.h"
 
 #include "redis-fixture.h"
+#include "rlocks-parse.h"
 
 #define LOCKS_IFACE "org.clusterhub.Locks1"
 #define NOT_LOCK_OWNER "org.clusterhub.Error.NotLockOwner"
@@ -609,8 +610,62 @@ static void test_perf(Fixture *f, gconstpointer data) {
         th_bus_stop(&bus);
 }
 
+/* The logic: what the hub reads back from Redis (hostile) parses or is refused, never more. */
+static void test_parse(void) {
+        RLockRecord rec = {};
+        uint64_t v = 0;
+        char big[2000];
+        const char *bad[] = {
+                "",
+                "0123456789abcdef\ta\t1\tX\t0",              /* five fields */
+                "0123456789abcdefff\ta\t1\tX\t0\th",         /* instance too long */
+                "012345678ABCDEF\ta\t1\tX\t0\th",            /* upper-case hex */
+                "0123456789abcdef\ta\t1\tW\t0\th",           /* mode */
+                "0123456789abcdef\ta\t1\tXX\t0\th",
+                "0123456789abcdef\ta\t-1\tX\t0\th",          /* waiter */
+                "0123456789abcdef\ta\t1\tX\t1e+15\th",       /* a deadline Lua printed as a float */
+                "0123456789abcdef\ta\t1\tX\t99999999999999999999\th",
+                "0123456789abcdef\ta\t1\tX\t0\th\tmore",    /* a tab in the holder */
+                "0123456789abcdef\taaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\t1\tX\t0\th", /* node 65 */
+        };
+
+        const char *good = "0123456789abcdef\tweb1\t7\tS\t1796190585045\tw1";
+
+        g_assert_cmpint(rlocks_parse_record(good, strlen(good), &rec), ==, 0);
+        g_assert_cmphex(rec.instance, ==, 0x0123456789abcdefu);
+        g_assert_cmpstr(rec.node, ==, "web1");
+        g_assert_cmpuint(rec.wid, ==, 7);
+        g_assert_true(rec.shared);
+        g_assert_cmpuint(rec.deadline_ms, ==, 1796190585045u);
+        g_assert_cmpstr(rec.holder, ==, "w1");
+        for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+                RLockRecord untouched = { .wid = 42 };
+                g_assert_cmpint(rlocks_parse_record(bad[i], strlen(bad[i]), &untouched), ==, -EBADMSG);
+                g_assert_cmpuint(untouched.wid, ==, 42);
+        }
+        g_assert_cmpint(rlocks_parse_record("a\0b\tn\t1\tX\t0\th", 14, &rec), ==, -EBADMSG);
+        memset(big, 'a', sizeof(big));
+        g_assert_cmpint(rlocks_parse_record(big, sizeof(big), &rec), ==, -EBADMSG);
+
+        g_assert_cmpint(rlocks_parse_token("1796190555044895", 16, &v), ==, 0);
+        g_assert_cmpuint(v, ==, 1796190555044895u);
+        g_assert_cmpint(rlocks_parse_token("9223372036854775807", 19, &v), ==, 0);
+        v = 5;
+        g_assert_cmpint(rlocks_parse_token("9223372036854775808", 19, &v), ==, -EBADMSG); /* >= 2^63 */
+        g_assert_cmpint(rlocks_parse_token("0", 1, &v), ==, -EBADMSG);
+        g_assert_cmpint(rlocks_parse_token("", 0, &v), ==, -EBADMSG);
+        g_assert_cmpint(rlocks_parse_token("12a", 3, &v), ==, -EBADMSG);
+        g_assert_cmpint(rlocks_parse_token("1e+15", 5, &v), ==, -EBADMSG);
+        g_assert_cmpint(rlocks_parse_token("12345678901234567890", 20, &v), ==, -EBADMSG);
+        g_assert_cmpuint(v, ==, 5);
+        g_assert_cmpint(rlocks_parse_u64("ff", 2, true, &v), ==, 0);
+        g_assert_cmpuint(v, ==, 255);
+        g_assert_cmpint(rlocks_parse_u64("ff", 2, false, &v), ==, -EBADMSG);
+}
+
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
+        g_test_add_func("/redis-locks/parse", test_parse);
         g_test_add("/redis-locks/blocks-across", Fixture, NULL, fixture_setup, test_blocks_across, fixture_teardown);
         g_test_add("/redis-locks/blocks-across-socket", Fixture, GUINT_TO_POINTER(VIA_SOCKET), fixture_setup,
                    test_blocks_across, fixture_teardown);
