@@ -726,8 +726,11 @@ static void on_poll_reply(RedisLink *link, const redisReply *reply, int error, v
         int fail = 0;
 
         /* L stays polling until the end: finishing its last waiter must not free it here */
-        if (!reply || reply->type != REDIS_REPLY_ARRAY)
+        if (!reply || reply->type != REDIS_REPLY_ARRAY) {
                 fail = script_error(rl, reply && reply->type == REDIS_REPLY_ERROR ? reply : NULL, error, &detail);
+                if (reply) /* the waiters fail here: the next tick takes whatever they left out of Redis */
+                        l->ns->dirty = true;
+        }
         for (size_t i = 0; i < b->n; i++) {
                 RLockWait *w = b->w[i];
                 const redisReply *res;
