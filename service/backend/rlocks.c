@@ -289,6 +289,7 @@ typedef struct RHold RHold;
 struct RNs {
         char *name;
         size_t n_holds, n_waits;
+        size_t n_locks;         /* RNames pointing here */
         bool dirty;             /* a release did not reach Redis: the next reconcile removes it */
 };
 
@@ -390,7 +391,7 @@ static RNs *ns_get(RLocks *rl, const char *name) {
 }
 
 static void ns_maybe_free(RLocks *rl, RNs *n) {
-        if (!n || n->n_holds > 0 || n->n_waits > 0 || n->dirty)
+        if (!n || n->n_holds > 0 || n->n_waits > 0 || n->n_locks > 0 || n->dirty)
                 return;
         hashmap_remove(rl->namespaces, n->name);
         free(n->name);
@@ -424,6 +425,7 @@ static RName *lock_get(RLocks *rl, const char *ns, const char *name) {
                 free(l);
                 return NULL;
         }
+        l->ns->n_locks++;
         return l;
 }
 
@@ -433,6 +435,7 @@ static void lock_maybe_free(RName *l) {
         if (!LIST_IS_EMPTY(l->holds) || !LIST_IS_EMPTY(l->waits) || l->polling)
                 return;
         hashmap_remove(rl->locks, l->key);
+        l->ns->n_locks--;
         ns_maybe_free(rl, l->ns);
         free(l->key);
         free(l->name);
@@ -508,28 +511,36 @@ static void wait_finish(RLockWait *w, int r, uint64_t token, const char *detail)
 
 static void on_load_reply(RedisLink *link, const redisReply *reply, int error, void *userdata);
 
+/* A SCRIPT LOAD on its way: which script it loads. */
+typedef struct Load {
+        RLocks *rl;
+        ScriptId id;
+} Load;
+
 static void load_scripts(RLocks *rl) {
         for (size_t i = 0; i < _SCRIPT_MAX; i++) {
                 const char *argv[] = { "SCRIPT", "LOAD", scripts[i] };
                 const size_t len[] = { 6, 4, strlen(scripts[i]) };
+                Load *ld;
 
                 if (rl->sha[i])
                         continue;
-                (void) redis_link_command(rl->link, 3, argv, len, on_load_reply, rl);
+                ld = malloc(sizeof(Load));
+                if (!ld)
+                        return;
+                *ld = (Load) { .rl = rl, .id = (ScriptId) i };
+                if (redis_link_command(rl->link, 3, argv, len, on_load_reply, ld) < 0)
+                        free(ld);
         }
 }
 
 static void on_load_reply(RedisLink *link, const redisReply *reply, int error, void *userdata) {
-        RLocks *rl = userdata;
+        _cleanup_(freep) Load *ld = userdata;
+        RLocks *rl = ld->rl;
 
-        if (!reply || reply->type != REDIS_REPLY_STRING || reply->len != 40)
+        if (!reply || reply->type != REDIS_REPLY_STRING || reply->len != 40 || rl->sha[ld->id])
                 return; /* EVAL does until the next try */
-        /* the replies come in the order of load_scripts(): the first without a SHA is this one */
-        for (size_t i = 0; i < _SCRIPT_MAX; i++)
-                if (!rl->sha[i]) {
-                        rl->sha[i] = strndup(reply->str, reply->len);
-                        return;
-                }
+        rl->sha[ld->id] = strndup(reply->str, reply->len);
 }
 
 static void forget_scripts(RLocks *rl) {
