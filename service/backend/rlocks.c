@@ -766,9 +766,14 @@ static void on_poll_reply(RedisLink *link, const redisReply *reply, int error, v
                         wait_finish(w, -ENOBUFS, 0, streq(res->str, "FULL") ? "waiters" : "locks");
                         continue;
                 }
-                if (rlocks_parse_token(res->str, res->len, &token) < 0 ||
-                    !hold_new(l, token, w->wid, w->owner, w->holder, w->uid, w->has_uid, w->shared, w->lease_ms)) {
+                if (rlocks_parse_token(res->str, res->len, &token) < 0) {
+                        l->ns->dirty = true; /* whatever it holds in Redis is not ours to keep */
                         wait_finish(w, -EHOSTDOWN, 0, "Redis answered a grant this hub cannot read");
+                        continue;
+                }
+                if (!hold_new(l, token, w->wid, w->owner, w->holder, w->uid, w->has_uid, w->shared, w->lease_ms)) {
+                        release_in_redis(rl, l->ns, l->name, token);
+                        wait_finish(w, -ENOMEM, 0, NULL);
                         continue;
                 }
                 wait_finish(w, 1, token, NULL);
