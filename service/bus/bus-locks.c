@@ -415,8 +415,7 @@ static void rcall_reply_error(RCall *c, int r, const char *detail) {
         r = rlock_error(&e, r, c->hub, c->ns, c->name, c->token, c->lease_ms, detail);
         if (!sd_bus_error_is_set(&e))
                 sd_bus_error_set_errno(&e, r);
-        if (sd_bus_message_get_expect_reply(c->call))
-                (void) bus_reply_error(c->call, &e);
+        (void) bus_reply_error(c->call, &e); /* counts it in unheard_errors for a one-way Unlock */
 }
 
 static void on_rlock_done(void *userdata, int r, uint64_t token, const char *detail) {
