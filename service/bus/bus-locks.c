@@ -4,7 +4,9 @@
  * timer; one LockTable per namespace; one LockOwner per Peer.  A Lock() that must wait is a
  * Deferred (deadline = timeout_ms, peer = the caller) plus a LockWait linking it to its
  * LockWaiter: the table's granted() callback answers it, its cancelled() callback or the
- * Deferred's on_end (timeout, caller gone) ends it. */
+ * Deferred's on_end (timeout, caller gone) ends it.  With --redis each method takes its branch
+ * to the rlocks part instead (service/backend/rlocks.h, "across hosts" below): the same
+ * arguments and errors, answered once Redis has. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
