@@ -75,7 +75,7 @@ typedef struct Limits {
         X(max_queued_bytes_per_connection, "max-queued-bytes-per-connection", 64 * 1024 * 1024, "bytes of the messages queued for a private-socket connection that does not read, as marshalled; past it the hub closes it") \
         X(max_tracked_keys_per_peer, "max-tracked-keys-per-peer", 65536, "keys one connection may track for its cache (GetTracked), over all namespaces; past it the oldest is invalidated") \
         X(max_tracked_keys, "max-tracked-keys", 1000000, "tracked (connection, key) pairs of the whole hub; past it the oldest is invalidated") \
-        X(node_lease_ms, "node-lease-ms", 15000, "with --redis: how long other hubs keep this hub's workers after its last heartbeat (sent every third of it), ms") \
+        X(node_lease_ms, "node-lease-ms", 15000, "with --redis: how long other hubs keep this hub's workers and locks after its last heartbeat (sent every third of it), ms") \
         X(redis_timeout_ms, "redis-timeout-ms", 5000, "with --redis: how long a command or a connection attempt may take; past it the hub closes the link and reconnects, ms") \
         X(max_redis_pending, "max-redis-pending", 65536, "with --redis: commands waiting for Redis's answer; past it calls that need Redis answer BackendUnavailable") \
         X(max_remote_workers, "max-remote-workers", 65536, "with --redis: workers of other hosts this hub keeps in its view; more are ignored, with a log line") \

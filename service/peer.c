@@ -70,6 +70,7 @@ void peer_free(Peer *p, const char *reason) {
         bus_requests_peer_gone(p);
         if (p->id)
                 bus_workers_left(p, reason);
+        bus_locks_peer_gone(p);
         lock_owner_release_all(&p->lock_owner);
         track_owner_release_all(&p->track_owner);
         bus_locks_rearm(p->hub);

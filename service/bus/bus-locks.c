@@ -4,12 +4,15 @@
  * timer; one LockTable per namespace; one LockOwner per Peer.  A Lock() that must wait is a
  * Deferred (deadline = timeout_ms, peer = the caller) plus a LockWait linking it to its
  * LockWaiter: the table's granted() callback answers it, its cancelled() callback or the
- * Deferred's on_end (timeout, caller gone) ends it. */
+ * Deferred's on_end (timeout, caller gone) ends it.  With --redis each method takes its branch
+ * to the rlocks part instead (service/backend/rlocks.h, "across hosts" below): the same
+ * arguments and errors, answered once Redis has. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "backend.h"
 #include "bus-locks.h"
 #include "bus-util.h"
 #include "ch-errors.h"
@@ -18,6 +21,7 @@
 #include "log.h"
 #include "namespace.h"
 #include "peer.h"
+#include "rlocks.h"
 
 /* timeout_ms at or above this waits without limit (UINT64_MAX is the natural way to ask). */
 #define LOCK_TIMEOUT_INFINITE_FROM (UINT64_C(1) << 63)
@@ -321,6 +325,304 @@ static void lock_caller_of(Hub *h, sd_bus_message *m, LockCaller *ret) {
         }
 }
 
+/* --- across hosts (--redis): the same calls, answered from Redis (service/backend/rlocks.c) --- */
+
+/* A Locks1 call answered once Redis has: the call, and what its messages name. */
+typedef struct RCall {
+        Hub *hub;
+        sd_bus_message *call;
+        Deferred *deferred;     /* Lock: its deadline and caller */
+        RLockWait *wait;
+        uint64_t timeout_ms;
+        uint64_t token;
+        uint64_t lease_ms;
+        char *ns;
+        char name[];
+} RCall;
+
+static RCall *rcall_new(Hub *h, sd_bus_message *m, const char *ns, const char *name) {
+        RCall *c = calloc(1, sizeof(RCall) + strlen(name) + 1);
+
+        if (!c)
+                return NULL;
+        c->ns = strdup(ns);
+        if (!c->ns) {
+                free(c);
+                return NULL;
+        }
+        c->hub = h;
+        c->call = sd_bus_message_ref(m);
+        strcpy(c->name, name);
+        return c;
+}
+
+static void rcall_free(RCall *c) {
+        sd_bus_message_unref(c->call);
+        free(c->ns);
+        free(c);
+}
+
+/* The error of a call across hosts: the local messages where the meaning is the same. */
+static int rlock_error(sd_bus_error *e, int r, Hub *h, const char *ns, const char *name, uint64_t token,
+                       uint64_t lease_ms, const char *detail) {
+        switch (r) {
+        case -EHOSTDOWN:
+                if (detail)
+                        return bus_error_errno(e, r, "Redis refused lock " NAME_FMT " in namespace '%s': %s", NAME_ARG(name),
+                                               ns, detail);
+                return bus_error_errno(e, r, "Lock " NAME_FMT " in namespace '%s': Redis cannot be reached (--redis).",
+                                       NAME_ARG(name), ns);
+        case -ESTALE:
+                sd_bus_error_setf(e, CH_ERROR_NOT_LOCK_OWNER,
+                                  "Lock " NAME_FMT " in namespace '%s' (token %llu) was lost: this hub could not renew its lease in Redis, and another hub took the lock.",
+                                  NAME_ARG(name), ns, (unsigned long long) token);
+                return r;
+        case -ENOBUFS:
+                return bus_error_errno(e, r,
+                                       "Cannot take lock " NAME_FMT ": namespace '%s' has too many %s (limits %llu, %llu, %llu: --max-locks, --max-lock-holders, --max-lock-waiters).",
+                                       NAME_ARG(name), ns, detail ? detail : "holders or waiters on this hub",
+                                       (unsigned long long) h->limits.max_locks, (unsigned long long) h->limits.max_lock_holders,
+                                       (unsigned long long) h->limits.max_lock_waiters);
+        case -ENOLCK:
+                return bus_error_errno(e, r, "Lock " NAME_FMT " is not held by anybody in namespace '%s'.", NAME_ARG(name), ns);
+        case -EPERM:
+                return bus_error_errno(e, r,
+                                       "Token %llu does not hold lock " NAME_FMT " in namespace '%s' (stale or foreign token); the lock stays held.",
+                                       (unsigned long long) token, NAME_ARG(name), ns);
+        case -EACCES:
+                sd_bus_error_setf(e, CH_ERROR_NOT_LOCK_OWNER,
+                                  "Lock " NAME_FMT " in namespace '%s' (token %llu) is not the caller's: only its holder's connection, or after a holder with a lease has gone a caller of the same uid, may release or refresh it.",
+                                  NAME_ARG(name), ns, (unsigned long long) token);
+                return r;
+        case -ERANGE:
+                sd_bus_error_setf(e, CH_ERROR_LIMIT_EXCEEDED,
+                                  "Lock " NAME_FMT ": lease_ms %llu is above the hub's limit of %llu (--max-lease-ms).",
+                                  NAME_ARG(name), (unsigned long long) lease_ms, (unsigned long long) h->limits.max_lease_ms);
+                return r;
+        case -EDEADLK:
+                return bus_error_errno(e, r, "Lock " NAME_FMT " in namespace '%s' would wait for the caller's own hold on it.",
+                                       NAME_ARG(name), ns);
+        case -EINVAL:
+                return bus_error_errno(e, r,
+                                       "Lock " NAME_FMT " (token %llu): its holder has disconnected, a lease of 0 would hold it forever.",
+                                       NAME_ARG(name), (unsigned long long) token);
+        default:
+                return r;
+        }
+}
+
+static void rcall_reply_error(RCall *c, int r, const char *detail) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+
+        r = rlock_error(&e, r, c->hub, c->ns, c->name, c->token, c->lease_ms, detail);
+        if (!sd_bus_error_is_set(&e))
+                sd_bus_error_set_errno(&e, r);
+        (void) bus_reply_error(c->call, &e); /* counts it in unheard_errors for a one-way Unlock */
+}
+
+static void on_rlock_done(void *userdata, int r, uint64_t token, const char *detail) {
+        RCall *c = userdata;
+
+        if (r > 0)
+                (void) ch_locks1_reply_lock(c->call, token);
+        else
+                rcall_reply_error(c, r, detail);
+        deferred_free(c->deferred);
+        rcall_free(c);
+}
+
+static void rlock_wait_ended(Deferred *d, DeferredEnd why) {
+        RCall *c = d->userdata;
+
+        rlocks_wait_cancel(c->wait);
+        if (why == DEFERRED_TIMEOUT)
+                (void) bus_reply_errorf(d->call, CH_ERROR_TIMEOUT,
+                                        "Timed out after %llu ms waiting for lock " NAME_FMT " in namespace '%s'.",
+                                        (unsigned long long) c->timeout_ms, NAME_ARG(c->name), c->ns);
+        rcall_free(c);
+}
+
+static RLockRequest rlock_request(Namespace *ns, Peer *p, const char *name, const LockOptions *o) {
+        return (RLockRequest) {
+                .ns = ns->name,
+                .name = name,
+                .owner = &p->lock_owner,
+                .holder = peer_origin(p),
+                .uid = p->lock_owner.uid,
+                .has_uid = p->lock_owner.has_uid,
+                .shared = o->shared,
+                .lease_ms = o->lease_ms,
+        };
+}
+
+static int rlock_method_lock(RLocks *rl, sd_bus_message *m, Namespace *ns, Peer *p, const char *name, const LockOptions *o,
+                             sd_bus_error *ret_error) {
+        RLockRequest req = rlock_request(ns, p, name, o);
+        RCall *c;
+        int r;
+
+        c = rcall_new(ns->hub, m, ns->name, name);
+        if (!c)
+                return -ENOMEM;
+        c->timeout_ms = o->timeout_ms;
+        c->lease_ms = o->lease_ms;
+        r = deferred_new(ns->hub, m, p, o->timeout_ms, rlock_wait_ended, c, &c->deferred);
+        if (r < 0) {
+                rcall_free(c);
+                return r;
+        }
+        r = rlocks_lock(rl, &req, on_rlock_done, c, &c->wait);
+        if (r < 0) {
+                deferred_free(c->deferred);
+                rcall_free(c);
+                return rlock_error(ret_error, r, ns->hub, ns->name, name, 0, o->lease_ms, NULL);
+        }
+        return 1;
+}
+
+static void on_rtry_done(void *userdata, int r, uint64_t token, const char *detail) {
+        RCall *c = userdata;
+
+        if (r >= 0)
+                (void) ch_locks1_reply_try_lock(c->call, r > 0, r > 0 ? token : 0);
+        else
+                rcall_reply_error(c, r, detail);
+        rcall_free(c);
+}
+
+static int rlock_method_try_lock(RLocks *rl, sd_bus_message *m, Namespace *ns, Peer *p, const char *name,
+                                 const LockOptions *o, sd_bus_error *ret_error) {
+        RLockRequest req = rlock_request(ns, p, name, o);
+        RCall *c;
+        int r;
+
+        c = rcall_new(ns->hub, m, ns->name, name);
+        if (!c)
+                return -ENOMEM;
+        c->lease_ms = o->lease_ms;
+        r = rlocks_try_lock(rl, &req, on_rtry_done, c);
+        if (r < 0) {
+                rcall_free(c);
+                return rlock_error(ret_error, r, ns->hub, ns->name, name, 0, o->lease_ms, NULL);
+        }
+        return 1;
+}
+
+static void on_runlock_done(void *userdata, int r, uint64_t token, const char *detail) {
+        RCall *c = userdata;
+
+        if (r >= 0)
+                (void) ch_locks1_reply_unlock(c->call);
+        else
+                rcall_reply_error(c, r, detail);
+        rcall_free(c);
+}
+
+static void on_rrefresh_done(void *userdata, int r, uint64_t token, const char *detail) {
+        RCall *c = userdata;
+
+        if (r >= 0)
+                (void) ch_locks1_reply_refresh(c->call);
+        else
+                rcall_reply_error(c, r, detail);
+        rcall_free(c);
+}
+
+/* Unlock (REFRESH false) or Refresh across hosts. */
+static int rlock_method_release(RLocks *rl, sd_bus_message *m, Namespace *ns, const LockCaller *caller, const char *name,
+                                uint64_t token, bool refresh, uint64_t lease_ms, sd_bus_error *ret_error) {
+        RCall *c;
+        int r;
+
+        r = lock_table_check_name(ns->locks, name);
+        if (r < 0)
+                return lock_error(ret_error, r, ns, name, token, lease_ms);
+        c = rcall_new(ns->hub, m, ns->name, name);
+        if (!c)
+                return -ENOMEM;
+        c->token = token;
+        c->lease_ms = lease_ms;
+        if (refresh)
+                r = rlocks_refresh(rl, ns->name, name, token, lease_ms, caller, on_rrefresh_done, c);
+        else
+                r = rlocks_unlock(rl, ns->name, name, token, caller, on_runlock_done, c);
+        if (r < 0) {
+                rcall_free(c);
+                return rlock_error(ret_error, r, ns->hub, ns->name, name, token, lease_ms, NULL);
+        }
+        return 1;
+}
+
+typedef struct RRows {
+        const RLockRow *rows;
+        size_t n;
+} RRows;
+
+static int append_rrows(sd_bus_message *reply, void *userdata) {
+        const RLockRow *rows = ((const RRows *) userdata)->rows;
+        size_t n = ((const RRows *) userdata)->n;
+        int r;
+
+        r = sd_bus_message_open_container(reply, 'a', "(sstua{sv})");
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                const RLockRow *row = &rows[i];
+                bool leased = row->lease_left_ms != UINT64_MAX;
+
+                r = sd_bus_message_open_container(reply, 'r', "sstua{sv}");
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "sstu", row->name, row->holder, row->token, row->n_waiters);
+                if (r >= 0 && leased)
+                        r = sd_bus_message_append(reply, "a{sv}", 3, "shared", "b", (int) row->shared, "disconnected", "b",
+                                                  (int) row->detached, "lease_ms", "t", row->lease_left_ms);
+                else if (r >= 0)
+                        r = sd_bus_message_append(reply, "a{sv}", 2, "shared", "b", (int) row->shared, "disconnected", "b",
+                                                  (int) row->detached);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
+}
+
+static void on_rlist_done(void *userdata, int r, const RLockRow *rows, size_t n_rows, const char *detail) {
+        RCall *c = userdata;
+
+        if (r >= 0) {
+                RRows rr = { .rows = rows, .n = n_rows };
+                r = ch_locks1_reply_list_locks(c->call, append_rrows, &rr);
+                if (r < 0)
+                        log_debug_errno(r, "Failed to answer ListLocks: %m");
+        } else
+                rcall_reply_error(c, r, detail);
+        rcall_free(c);
+}
+
+static int rlock_method_list(RLocks *rl, sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error) {
+        RCall *c;
+        int r;
+
+        c = rcall_new(ns->hub, m, ns->name, "");
+        if (!c)
+                return -ENOMEM;
+        r = rlocks_list(rl, ns->name, on_rlist_done, c);
+        if (r < 0) {
+                rcall_free(c);
+                if (r == -EHOSTDOWN)
+                        return bus_error_errno(ret_error, r, "ListLocks in namespace '%s': Redis cannot be reached (--redis).",
+                                               ns->name);
+                return r;
+        }
+        return 1;
+}
+
+void bus_locks_peer_gone(Peer *p) {
+        RLocks *rl = backend_part(p->hub, &rlocks_ops);
+
+        if (rl)
+                rlocks_owner_gone(rl, &p->lock_owner);
+}
+
 /* --- methods ---------------------------------------------------------------------------- */
 
 static int method_lock(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *name) {
@@ -329,6 +631,7 @@ static int method_lock(sd_bus_message *m, void *userdata, sd_bus_error *ret_erro
         LockOptions o;
         uint64_t token = 0;
         LockWait *w;
+        RLocks *rl;
         Peer *p;
         int r;
 
@@ -345,6 +648,9 @@ static int method_lock(sd_bus_message *m, void *userdata, sd_bus_error *ret_erro
         r = peer_check_pending(p, ret_error);
         if (r < 0)
                 return r;
+        rl = backend_part(h, &rlocks_ops);
+        if (rl)
+                return rlock_method_lock(rl, m, ns, p, name, &o, ret_error);
 
         w = calloc(1, sizeof(LockWait) + strlen(name) + 1);
         if (!w)
@@ -378,6 +684,7 @@ static int method_try_lock(sd_bus_message *m, void *userdata, sd_bus_error *ret_
         Hub *h = ns->hub;
         LockOptions o;
         uint64_t token = 0;
+        RLocks *rl;
         Peer *p;
         int r;
 
@@ -391,6 +698,9 @@ static int method_try_lock(sd_bus_message *m, void *userdata, sd_bus_error *ret_
         if (r < 0)
                 return r;
         peer_learn_uid(p, m);
+        rl = backend_part(h, &rlocks_ops);
+        if (rl)
+                return rlock_method_try_lock(rl, m, ns, p, name, &o, ret_error);
         r = lock_try_acquire(ns->locks, name, &p->lock_owner, o.shared, o.lease_ms, &token);
         bus_locks_rearm(h);
         if (r < 0)
@@ -401,9 +711,13 @@ static int method_try_lock(sd_bus_message *m, void *userdata, sd_bus_error *ret_
 static int method_unlock(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *name, uint64_t token) {
         Namespace *ns = userdata;
         LockCaller caller;
+        RLocks *rl;
         int r;
 
         lock_caller_of(ns->hub, m, &caller);
+        rl = backend_part(ns->hub, &rlocks_ops);
+        if (rl)
+                return rlock_method_release(rl, m, ns, &caller, name, token, false, 0, ret_error);
         r = lock_unlock(ns->locks, name, token, &caller);
         bus_locks_rearm(ns->hub);
         if (r < 0) /* a one-way Unlock (the bindings' default): the generated code counts it */
@@ -415,9 +729,13 @@ static int method_refresh(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
                           uint64_t lease_ms) {
         Namespace *ns = userdata;
         LockCaller caller;
+        RLocks *rl;
         int r;
 
         lock_caller_of(ns->hub, m, &caller);
+        rl = backend_part(ns->hub, &rlocks_ops);
+        if (rl)
+                return rlock_method_release(rl, m, ns, &caller, name, token, true, lease_ms, ret_error);
         r = lock_refresh(ns->locks, name, token, lease_ms, &caller);
         bus_locks_rearm(ns->hub);
         if (r == -EINVAL && lease_ms == 0 && lock_table_check_name(ns->locks, name) >= 0)
@@ -477,6 +795,11 @@ static int append_locks(sd_bus_message *reply, void *userdata) {
 }
 
 static int method_list_locks(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Namespace *ns = userdata;
+        RLocks *rl = backend_part(ns->hub, &rlocks_ops);
+
+        if (rl)
+                return rlock_method_list(rl, m, ns, ret_error);
         return ch_locks1_reply_list_locks(m, append_locks, userdata);
 }
 

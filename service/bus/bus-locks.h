@@ -18,3 +18,7 @@ int bus_locks_table_new(Namespace *ns, LockTable **ret);
 /* Re-arms the lease timer at lock_hub_next_deadline(); call after anything that may change
  * leases (peer_free() does). */
 void bus_locks_rearm(Hub *h);
+
+/* Peer P's connection has gone: with --redis, its holds in Redis are released (peer_free()). */
+struct Peer;
+void bus_locks_peer_gone(struct Peer *p);
