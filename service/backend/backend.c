@@ -15,6 +15,7 @@
 #include "redis-link.h"
 #include "registry.h"
 #include "remote-event.h"
+#include "rrequests.h"
 #include "transport/socket.h"
 #include "variant-codec.h"
 
@@ -31,6 +32,7 @@ struct Backend {
 
 /* The parts, in the order they are made and asked for messages: add a line for a new part. */
 const BackendPartOps *const backend_parts[] = {
+        &rrequests_ops,
         NULL
 };
 
@@ -56,6 +58,10 @@ RedisLink *backend_link(Hub *h) {
 
 bool backend_is_up(Hub *h) {
         return h->backend && redis_link_is_up(h->backend->link);
+}
+
+Registry *backend_registry(Hub *h) {
+        return h->backend ? h->backend->registry : NULL;
 }
 
 uint64_t backend_instance(Hub *h) {
