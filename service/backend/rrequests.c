@@ -573,6 +573,12 @@ static int value_message(Hub *h, const void *data, size_t size, sd_bus_message *
         return 0;
 }
 
+/* KEY of a row of NODE as this host names it: "KEY@NODE" (a worker id, or a unique name). */
+static const char *qualified(const char *key, const char *node, char *buf, size_t size) {
+        snprintf(buf, size, "%s@%s", key, node);
+        return buf;
+}
+
 /* The answer M (of kind REPLY, ERROR or GATHERED) to our request O. */
 static void outgoing_answered(Outgoing *o, const RemoteMsg *m) {
         if (m->kind == REMOTE_ERROR) {
@@ -604,19 +610,21 @@ static void outgoing_answered(Outgoing *o, const RemoteMsg *m) {
         if (o->g && m->kind == REMOTE_GATHERED) {
                 Gather *g = o->g;
                 size_t n_replies = m->n_blobs;
+                char qkey[512];
 
                 for (size_t k = 0; k < n_replies; k++) {
                         sd_bus_message *v = NULL;
                         int r = value_message(o->rr->hub, m->blobs[k], m->blob_sizes[k], &v);
 
                         if (r < 0) {
-                                gather_add_error(g, m->strings[k], SD_BUS_ERROR_FAILED ": cannot read its reply from another host");
+                                gather_add_error(g, qualified(m->strings[k], o->node, qkey, sizeof(qkey)),
+                                                 SD_BUS_ERROR_FAILED ": cannot read its reply from another host");
                                 continue;
                         }
-                        gather_add_reply(g, m->strings[k], v);
+                        gather_add_reply(g, qualified(m->strings[k], o->node, qkey, sizeof(qkey)), v);
                 }
                 for (size_t k = n_replies; k + 1 < m->n_strings; k += 2)
-                        gather_add_error(g, m->strings[k], m->strings[k + 1]);
+                        gather_add_error(g, qualified(m->strings[k], o->node, qkey, sizeof(qkey)), m->strings[k + 1]);
                 outgoing_free(o);
                 gather_release(g);
                 return;
