@@ -67,7 +67,7 @@ struct RRequests {
         Hashmap *incoming;              /* key -> Incoming */
         uint64_t next_id;
         sd_event_source *served_defer;
-        uint64_t sent, received, answered, malformed;
+        uint64_t sent, received, answered, dropped;
 };
 
 static RRequests *part_of(Hub *h) {
@@ -166,7 +166,7 @@ static void on_nodes(void *userdata, const RegistryNode *nodes, size_t n, bool g
         for (size_t k = 0; k < n; k++) {
                 if (remote_node_parse(&nodes[k], &x) < 0) {
                         if (nodes[k].served)
-                                rr->malformed++;
+                                rr->dropped++;
                         continue;
                 }
                 if (hashmap_put(rr->nodes, x->name, x) < 0)
@@ -842,7 +842,7 @@ static void handle_emit_to(RRequests *rr, const RemoteMsg *m) {
 
         r = bus_events_deliver_remote(rr->hub, ns, worker, event, origin, m->blobs[0], m->blob_sizes[0]);
         if (r < 0) {
-                rr->malformed++;
+                rr->dropped++;
                 log_debug_errno(r, "Cannot deliver event '%s' from %s to worker '%s': %m", event, origin, worker);
         }
 }
@@ -858,7 +858,7 @@ static int on_message(void *part, const char *channel, const char *data, size_t 
                 return 0;
         r = remote_msg_decode(data, size, &m);
         if (r < 0) {
-                rr->malformed++;
+                rr->dropped++;
                 log_debug("Ignoring a malformed message on %s: %s", channel, strerror(-r));
                 return 1;
         }
@@ -1072,7 +1072,7 @@ static int append_stats(void *part, sd_bus_message *reply) {
         if ((r = bus_append_stat(reply, "backend_requests_sent", 't', &rr->sent)) < 0 ||
             (r = bus_append_stat(reply, "backend_requests_received", 't', &rr->received)) < 0 ||
             (r = bus_append_stat(reply, "backend_requests_answered", 't', &rr->answered)) < 0 ||
-            (r = bus_append_stat(reply, "backend_requests_malformed", 't', &rr->malformed)) < 0)
+            (r = bus_append_stat(reply, "backend_requests_dropped", 't', &rr->dropped)) < 0)
                 return r;
         return 0;
 }
