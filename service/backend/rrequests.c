@@ -165,8 +165,8 @@ static void on_nodes(void *userdata, const RegistryNode *nodes, size_t n, bool g
         }
         for (size_t k = 0; k < n; k++) {
                 if (remote_node_parse(&nodes[k], &x) < 0) {
-                        if (nodes[k].served)
-                                rr->dropped++;
+                        if (nodes[k].served) /* at each sync: no counter, it would only count syncs */
+                                log_debug("Ignoring what node '%s' serves: it does not parse.", nodes[k].node);
                         continue;
                 }
                 if (hashmap_put(rr->nodes, x->name, x) < 0)
@@ -236,7 +236,6 @@ static int publish(RRequests *rr, uint64_t instance, const RemoteMsg *m, const c
                 free(box);
                 return r == -ENOTCONN || r == -ENOBUFS ? -EHOSTDOWN : r;
         }
-        rr->sent++;
         return 0;
 }
 
@@ -440,6 +439,8 @@ static int outgoing_send(Outgoing *o, char kind, const char *ns, const char *ori
         };
         r = publish(rr, o->instance, &msg, o->key);
         codec_buf_done(&buf);
+        if (r >= 0)
+                rr->sent++;
         return r;
 }
 
@@ -455,17 +456,20 @@ int rrequests_send(Hub *h, RemoteNode *node, const char *ns, const char *method,
         r = outgoing_new(rr, node, method, &o);
         if (r < 0)
                 return r;
-        r = outgoing_send(o, REMOTE_REQUEST, ns, origin, m, 2, timeout_ms);
+        r = deferred_new(h, m, caller, timeout_ms, outgoing_ended, o, &d);
         if (r < 0) {
                 outgoing_free(o);
                 return r;
         }
-        r = deferred_new(h, m, caller, timeout_ms, outgoing_ended, o, &d);
+        o->d = d;
+        r = outgoing_send(o, REMOTE_REQUEST, ns, origin, m, 2, timeout_ms);
         if (r < 0) {
-                outgoing_free(o); /* its answer, if any, finds nobody */
+                /* not sent: the caller gets the error from the glue */
+                d->userdata = NULL;
+                deferred_free(d);
+                outgoing_free(o);
                 return r;
         }
-        o->d = d;
         return 1;
 }
 
@@ -916,6 +920,8 @@ int rrequests_emit_to(Hub *h, const char *ns, const char *qid, const char *event
                           .n_blobs = 1, .blobs = blobs, .blob_sizes = sizes };
         r = publish(rr, node->instance, &msg, NULL);
         codec_buf_done(&buf);
+        if (r >= 0)
+                rr->sent++;
         return r;
 }
 

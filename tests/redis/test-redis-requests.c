@@ -8,6 +8,7 @@
  * hub answers BackendUnavailable.  Workers are this binary re-executed with --worker. */
 #include <errno.h>
 #include <glib.h>
+#include <hiredis/hiredis.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -441,6 +442,72 @@ static void test_redis_down(Fixture *f, gconstpointer data) {
         stop_worker(&wb);
 }
 
+static void redis_cmd(redisContext *c, int argc, const char **argv, const size_t *len) {
+        redisReply *r = redisCommandArgv(c, argc, argv, len);
+
+        g_assert_nonnull(r);
+        g_assert_cmpint(r->type, !=, REDIS_REPLY_ERROR);
+        freeReplyObject(r);
+}
+
+/* Any client of the Redis can write the served lists and publish on the hubs' channels: junk
+ * is counted and ignored; a node that claims to serve a method but listens to nothing makes a
+ * Request answer WorkerGone, not hang. */
+static void test_hostile(Fixture *f, gconstpointer data) {
+        static const char *const junk[] = { "", "CHR1", "CHR1lQ", "\xff\xfe garbage", "CHR1lQ0123456701234567012345670000" };
+        redisContext *c;
+        ThProc wb;
+        gint64 end;
+
+        if (f->skipped)
+                return;
+        c = redisConnectUnix(f->sock);
+        g_assert_true(c && !c->err);
+        /* each hub's channel: its instance heads the list of what it serves */
+        for (const char *const *node = (const char *const[]) { "a", "b", NULL }; *node; node++) {
+                g_autofree char *key = g_strdup_printf("clusterhub:served:%s", *node), *channel = NULL;
+                redisReply *served = redisCommand(c, "GET %s", key);
+
+                g_assert_true(served && served->type == REDIS_REPLY_STRING && g_str_has_prefix(served->str, "CHS1 "));
+                channel = g_strdup_printf("clusterhub:req:%.16s", served->str + 5);
+                freeReplyObject(served);
+                for (size_t j = 0; j < G_N_ELEMENTS(junk); j++) {
+                        redisReply *n = redisCommand(c, "PUBLISH %s %s", channel, junk[j]);
+                        g_assert_true(n && n->type == REDIS_REPLY_INTEGER && n->integer == 1); /* the hub listens */
+                        freeReplyObject(n);
+                }
+        }
+        /* a node with a list that does not parse, and one that serves "fake" but listens to nothing */
+        redis_cmd(c, 5, (const char *[]) { "SET", "clusterhub:node:evil", "1", "PX", "600000" }, NULL);
+        redis_cmd(c, 5, (const char *[]) { "SET", "clusterhub:node:junk", "1", "PX", "600000" }, NULL);
+        redis_cmd(c, 4, (const char *[]) { "SADD", "clusterhub:nodes", "evil", "junk" }, NULL);
+        redis_cmd(c, 3, (const char *[]) { "SET", "clusterhub:served:evil", "CHS1 00000000000000aa\ndefault\tfake\t3\n" }, NULL);
+        redis_cmd(c, 3, (const char *[]) { "SET", "clusterhub:served:junk", "CHS1 zz\ndefault\tfake\n" }, NULL);
+        redis_cmd(c, 3, (const char *[]) { "PUBLISH", "clusterhub:registry", "S\tevil" }, NULL);
+
+        end = g_get_monotonic_time() + WAIT_MS * 1000;
+        for (;;) {
+                _cleanup_(sd_bus_error_free) sd_bus_error err = SD_BUS_ERROR_NULL;
+
+                g_assert_null(request(f->a.emitter, "fake", "x", 20000, &err));
+                if (!g_str_equal(err.name, NO_HANDLER)) {
+                        g_assert_cmpstr(err.name, ==, WORKER_GONE);
+                        g_test_message("%s", err.message);
+                        break;
+                }
+                g_assert_true(g_get_monotonic_time() < end);
+                g_usleep(50 * 1000);
+        }
+        g_assert_cmpuint(stat_of(&f->a, "backend_requests_dropped"), >=, G_N_ELEMENTS(junk));
+        g_assert_cmpuint(stat_of(&f->b, "backend_requests_dropped"), >=, G_N_ELEMENTS(junk));
+        redisFree(c);
+
+        /* and requests still cross */
+        spawn_worker(&wb, &f->b, "wb", (const char *[]) { "echo", NULL });
+        g_assert_true(wait_served(f->a.emitter, "echo", "wb@b"));
+        stop_worker(&wb);
+}
+
 /* -m perf: one Request at a time, local (a's worker) and cross-host (b's worker), from a. */
 static void test_perf(Fixture *f, gconstpointer data) {
         const unsigned n = 2000;
@@ -485,6 +552,7 @@ int main(int argc, char **argv) {
         g_test_add("/redis-requests/hub-killed", Fixture, NULL, fixture_setup, test_hub_killed, fixture_teardown);
         g_test_add("/redis-requests/emit-to", Fixture, NULL, fixture_setup, test_emit_to, fixture_teardown);
         g_test_add("/redis-requests/wait-for-workers", Fixture, NULL, fixture_setup, test_wait_for_workers, fixture_teardown);
+        g_test_add("/redis-requests/hostile", Fixture, NULL, fixture_setup, test_hostile, fixture_teardown);
         g_test_add("/redis-requests/redis-down", Fixture, NULL, fixture_setup, test_redis_down, fixture_teardown);
         if (g_test_perf())
                 g_test_add("/redis-requests/perf", Fixture, NULL, fixture_setup, test_perf, fixture_teardown);
