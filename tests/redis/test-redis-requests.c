@@ -197,6 +197,17 @@ static void test_request_cross(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(stat_of(&f->a, "backend_requests_sent"), >=, 1);
         g_assert_cmpuint(stat_of(&f->b, "backend_requests_answered"), >=, 1);
 
+        /* file descriptors cannot cross hosts */
+        {
+                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+                int fd = dup(STDERR_FILENO);
+
+                g_assert_cmpint(fd, >=, 0);
+                g_assert_cmpint(sd_bus_call_method(caller, TH_HUB_NAME, NS_PATH, REQUESTS_IFACE, "Request", &e, NULL,
+                                                   "ssva{sv}", "", "echo", "h", fd, 0), <, 0);
+                g_assert_cmpstr(e.name, ==, "org.clusterhub.Error.InvalidArgs");
+                close(fd);
+        }
         /* a method nobody serves on either hub */
         g_assert_null(request(caller, "nobody", "x", 5000, &err));
         g_assert_cmpstr(err.name, ==, NO_HANDLER);
