@@ -21,6 +21,9 @@ static char byte_order(void) {
 static bool kind_shape(char kind, size_t *n_strings, size_t *n_blobs) {
         switch (kind) {
         case REMOTE_REQUEST:
+                *n_strings = 5;
+                *n_blobs = 1;
+                return true;
         case REMOTE_REQUEST_ALL:
         case REMOTE_EMIT_TO:
                 *n_strings = 4;

@@ -26,7 +26,8 @@
 #define REMOTE_MSG_STRING_MAX 65535u
 
 typedef enum RemoteKind {
-        REMOTE_REQUEST = 'Q',           /* strings: node, namespace, method, origin; blob: payload */
+        REMOTE_REQUEST = 'Q',           /* strings: node, namespace, method, origin, target worker id
+                                         * ("": any server); blob: payload */
         REMOTE_REQUEST_ALL = 'A',       /* the same, for a RequestAll */
         REMOTE_REPLY = 'R',             /* blob: the reply (one "v") */
         REMOTE_ERROR = 'X',             /* strings: error name, message */

@@ -187,6 +187,31 @@ static RemoteNode *node_by_name(RRequests *rr, const char *name) {
         return hashmap_get(rr->nodes, name);
 }
 
+bool rrequests_enabled(Hub *h) {
+        return part_of(h) != NULL;
+}
+
+int rrequests_target(Hub *h, const char *qid, char **ret_id, RemoteNode **ret_node) {
+        RRequests *rr = part_of(h);
+        const char *at = strchr(qid, '@');
+        RemoteNode *node;
+        char *id;
+
+        if (!rr || !at)
+                return -ENOENT;
+        if (!redis_link_is_up(rr->link))
+                return -EHOSTDOWN;
+        node = node_by_name(rr, at + 1);
+        if (!node || !registry_has_worker(backend_registry(h), qid))
+                return -ENOENT;
+        id = strndup(qid, at - qid);
+        if (!id)
+                return -ENOMEM;
+        *ret_id = id;
+        *ret_node = node;
+        return 0;
+}
+
 /* --- sending -------------------------------------------------------------------------------- */
 
 typedef struct PublishBox {
@@ -418,9 +443,10 @@ static uint64_t remote_timeout_ms(uint64_t timeout_ms) {
         return timeout_ms > margin ? timeout_ms - margin : timeout_ms;
 }
 
-/* Sends the request O, of kind KIND, with M's payload after N_SKIP strings. */
-static int outgoing_send(Outgoing *o, char kind, const char *ns, const char *origin, sd_bus_message *m, unsigned n_skip,
-                         uint64_t timeout_ms) {
+/* Sends the request O, of kind KIND (for worker TARGET, "" for any), with M's payload after
+ * N_SKIP strings. */
+static int outgoing_send(Outgoing *o, char kind, const char *ns, const char *origin, const char *target,
+                         sd_bus_message *m, unsigned n_skip, uint64_t timeout_ms) {
         RRequests *rr = o->rr;
         CodecBuf buf = {};
         int r;
@@ -430,12 +456,12 @@ static int outgoing_send(Outgoing *o, char kind, const char *ns, const char *ori
                 codec_buf_done(&buf);
                 return r;
         }
-        const char *strings[] = { rr->hub->node_name, ns, o->method, origin };
+        const char *strings[] = { rr->hub->node_name, ns, o->method, origin, target };
         const void *blobs[] = { buf.data };
         size_t sizes[] = { buf.size };
         RemoteMsg msg = {
                 .kind = kind, .id = o->id, .reply_to = rr->instance, .timeout_ms = remote_timeout_ms(timeout_ms),
-                .n_strings = 4, .strings = strings, .n_blobs = 1, .blobs = blobs, .blob_sizes = sizes,
+                .n_strings = kind == REMOTE_REQUEST ? 5 : 4, .strings = strings, .n_blobs = 1, .blobs = blobs, .blob_sizes = sizes,
         };
         r = publish(rr, o->instance, &msg, o->key);
         codec_buf_done(&buf);
@@ -444,8 +470,8 @@ static int outgoing_send(Outgoing *o, char kind, const char *ns, const char *ori
         return r;
 }
 
-int rrequests_send(Hub *h, RemoteNode *node, const char *ns, const char *method, const char *origin,
-                   sd_bus_message *m, Peer *caller, uint64_t timeout_ms) {
+int rrequests_send(Hub *h, RemoteNode *node, const char *target, const char *ns, const char *method,
+                   const char *origin, sd_bus_message *m, Peer *caller, uint64_t timeout_ms) {
         RRequests *rr = part_of(h);
         Outgoing *o;
         Deferred *d;
@@ -462,7 +488,7 @@ int rrequests_send(Hub *h, RemoteNode *node, const char *ns, const char *method,
                 return r;
         }
         o->d = d;
-        r = outgoing_send(o, REMOTE_REQUEST, ns, origin, m, 2, timeout_ms);
+        r = outgoing_send(o, REMOTE_REQUEST, ns, origin, target ? target : "", m, 2, timeout_ms);
         if (r < 0) {
                 /* not sent: the caller gets the error from the glue */
                 d->userdata = NULL;
@@ -504,7 +530,7 @@ void rrequests_gather(Hub *h, Gather *g, const char *ns, const char *method, con
                         continue;
                 r = outgoing_new(rr, n, method, &o);
                 if (r >= 0) {
-                        r = outgoing_send(o, REMOTE_REQUEST_ALL, ns, origin, m, 1, timeout_ms);
+                        r = outgoing_send(o, REMOTE_REQUEST_ALL, ns, origin, "", m, 1, timeout_ms);
                         if (r < 0)
                                 outgoing_free(o);
                 }
@@ -787,6 +813,7 @@ static void handle_request(RRequests *rr, const RemoteMsg *m) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
         const char *node = m->strings[0], *ns = m->strings[1], *method = m->strings[2], *origin = m->strings[3];
         bool all = m->kind == REMOTE_REQUEST_ALL;
+        const char *target = all ? "" : m->strings[4];
         _cleanup_(freep) char *qorigin = NULL;
         Incoming *in;
         int r;
@@ -835,7 +862,7 @@ static void handle_request(RRequests *rr, const RemoteMsg *m) {
                 incoming_error(in, SD_BUS_ERROR_NO_MEMORY, "out of memory");
                 return;
         }
-        r = bus_requests_serve_remote(h, all, ns, method, qorigin, call, m->timeout_ms, &error);
+        r = bus_requests_serve_remote(h, all, target, ns, method, qorigin, call, m->timeout_ms, &error);
         if (r < 0)
                 incoming_error(in, error.name ? error.name : SD_BUS_ERROR_FAILED, error.message ? error.message : strerror(-r));
 }

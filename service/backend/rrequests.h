@@ -29,10 +29,16 @@ extern const BackendPartOps rrequests_ops;
  * reached.  0 without --redis. */
 int rrequests_pick(Hub *h, const char *ns, const char *method, size_t n_local, RemoteNode **ret);
 /* Sends the Request call M (target, method, payload, options) of CALLER (origin ORIGIN) to NODE,
+ * for its worker TARGET (NULL: any server there),
  * answered within TIMEOUT_MS: 1 when its answer will come, or -EINVAL (the payload carries file
  * descriptors), -EHOSTDOWN, -ENOBUFS (the caller has too many calls waiting), -errno. */
-int rrequests_send(Hub *h, RemoteNode *node, const char *ns, const char *method, const char *origin,
-                   sd_bus_message *m, Peer *caller, uint64_t timeout_ms);
+int rrequests_send(Hub *h, RemoteNode *node, const char *target, const char *ns, const char *method,
+                   const char *origin, sd_bus_message *m, Peer *caller, uint64_t timeout_ms);
+/* The worker QID ("ID@NODE") of another hub, as listed: its plain id (*RET_ID, to free) and its
+ * hub; -ENOENT when no such worker is listed, -EHOSTDOWN while Redis cannot be reached. */
+int rrequests_target(Hub *h, const char *qid, char **ret_id, RemoteNode **ret_node);
+/* Whether requests cross hosts here (--redis). */
+bool rrequests_enabled(Hub *h);
 /* How many other hubs serve METHOD in NS (0 while Redis cannot be reached). */
 size_t rrequests_count_hubs(Hub *h, const char *ns, const char *method);
 /* Adds to G the share of every other hub that serves METHOD in NS: the RequestAll call M (method,

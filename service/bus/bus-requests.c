@@ -428,6 +428,39 @@ static void dispatch_waiting(Namespace *ns, Peer *p) {
         }
 }
 
+/* A Request to TARGET, "ID@NODE", a worker of another hub (--redis). */
+static int request_remote_target(Namespace *ns, sd_bus_message *m, sd_bus_error *ret_error, const char *target,
+                                 const char *method) {
+        _cleanup_(freep) char *id = NULL;
+        RequestOptions o = {};
+        RemoteNode *node;
+        Peer *caller;
+        int r;
+
+        r = peek_options(m, ns->hub->limits.request_timeout_ms, &o, ret_error);
+        if (r < 0)
+                return r;
+        r = rrequests_target(ns->hub, target, &id, &node);
+        if (r == -ENOENT)
+                return bus_error_errno(ret_error, -EHOSTUNREACH, "Worker '%s' is not registered on any host.", target);
+        if (r == -EHOSTDOWN)
+                return bus_error_errno(ret_error, r, "Redis cannot be reached (--redis) to pass on '%s' to '%s'.", method, target);
+        if (r < 0)
+                return r;
+        r = peer_get_or_new(ns->hub, m, &caller);
+        if (r < 0)
+                return r;
+        r = peer_check_pending(caller, ret_error);
+        if (r < 0)
+                return r;
+        r = rrequests_send(ns->hub, node, id, ns->name, method, peer_origin(caller), m, caller, o.timeout_ms);
+        if (r == -EINVAL)
+                return bus_error_errno(ret_error, r, "The payload of '%s' carries file descriptors, which cannot cross hosts.", method);
+        if (r == -EHOSTDOWN)
+                return bus_error_errno(ret_error, r, "Redis cannot be reached (--redis) to pass on '%s'.", method);
+        return r;
+}
+
 static int method_request(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *target, const char *method) {
         Namespace *ns = userdata;
         RequestOptions o = {};
@@ -438,6 +471,8 @@ static int method_request(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         r = bus_check_name(ret_error, "method name", method, ns->hub->limits.max_name_bytes);
         if (r < 0)
                 return r;
+        if (strchr(target, '@') && rrequests_enabled(ns->hub))
+                return request_remote_target(ns, m, ret_error, target, method);
         if (*target && !worker_id_is_valid(target))
                 return bus_error_errno(ret_error, -EINVAL, "'%s' is not a worker id: 1 to %d characters of [A-Za-z0-9_].",
                                        target, WORKER_ID_MAX);
@@ -463,7 +498,7 @@ static int method_request(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
                         return bus_error_errno(ret_error, r, "Nobody serves '%s' in namespace '%s' on this host, and Redis "
                                                "cannot be reached to ask the others (--redis).", method, ns->name);
                 if (r > 0) {
-                        r = rrequests_send(ns->hub, node, ns->name, method, peer_origin(caller), m, caller, o.timeout_ms);
+                        r = rrequests_send(ns->hub, node, NULL, ns->name, method, peer_origin(caller), m, caller, o.timeout_ms);
                         if (r == -EINVAL)
                                 return bus_error_errno(ret_error, r, "The payload of '%s' carries file descriptors, which "
                                                        "cannot cross hosts.", method);
@@ -635,11 +670,23 @@ static int method_request_all(sd_bus_message *m, void *userdata, sd_bus_error *r
         return start_gather(ns, m, caller, peer_origin(caller), method, o.timeout_ms, true);
 }
 
-int bus_requests_serve_remote(Hub *h, bool all, const char *ns_name, const char *method, const char *origin,
-                              sd_bus_message *call, uint64_t timeout_ms, sd_bus_error *error) {
+int bus_requests_serve_remote(Hub *h, bool all, const char *target, const char *ns_name, const char *method,
+                              const char *origin, sd_bus_message *call, uint64_t timeout_ms, sd_bus_error *error) {
         Namespace *ns = NULL;
         Peer *handler;
 
+        if (*target) {
+                /* a worker of this hub, as a local Request to a registered worker (no waiting: the
+                 * other hub saw it listed) */
+                handler = workers_find(h, target);
+                if (!handler)
+                        return sd_bus_error_setf(error, CH_ERROR_WORKER_UNAVAILABLE, "Worker '%s' is not registered on node '%s'.",
+                                                 target, h->node_name);
+                if (namespace_get(h, ns_name, false, &ns) < 0 || !serve_table_serves(ns->served, server_of(handler), method))
+                        return sd_bus_error_setf(error, CH_ERROR_NO_HANDLER, "Worker '%s@%s' does not serve '%s' in namespace '%s'.",
+                                                 target, h->node_name, method, ns_name);
+                return start_request(ns, call, NULL, origin, handler, false, method, timeout_ms);
+        }
         if (namespace_get(h, ns_name, false, &ns) < 0 || serve_table_count(ns->served, method) == 0)
                 return sd_bus_error_setf(error, CH_ERROR_NO_HANDLER, "Nobody serves '%s' in namespace '%s' on node '%s'.",
                                          method, ns_name, h->node_name);

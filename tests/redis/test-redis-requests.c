@@ -197,6 +197,24 @@ static void test_request_cross(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(stat_of(&f->a, "backend_requests_sent"), >=, 1);
         g_assert_cmpuint(stat_of(&f->b, "backend_requests_answered"), >=, 1);
 
+        /* to the worker by its id as ListWorkers shows it */
+        {
+                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *r = NULL;
+                const char *s = NULL;
+
+                g_assert_cmpint(sd_bus_call_method(caller, TH_HUB_NAME, NS_PATH, REQUESTS_IFACE, "Request", &e, &r,
+                                                   "ssva{sv}", "wb@b", "echo", "s", "targeted", 0), >=, 0);
+                g_assert_cmpint(sd_bus_message_read(r, "v", "s", &s), >=, 0);
+                g_assert_true(g_str_has_prefix(s, "wb:targeted:"));
+                g_assert_cmpint(sd_bus_call_method(caller, TH_HUB_NAME, NS_PATH, REQUESTS_IFACE, "Request", &e, NULL,
+                                                   "ssva{sv}", "wb@b", "other", "s", "x", 0), <, 0);
+                g_assert_cmpstr(e.name, ==, NO_HANDLER);
+                sd_bus_error_free(&e);
+                g_assert_cmpint(sd_bus_call_method(caller, TH_HUB_NAME, NS_PATH, REQUESTS_IFACE, "Request", &e, NULL,
+                                                   "ssva{sv}", "nobody@b", "echo", "s", "x", 0), <, 0);
+                g_assert_cmpstr(e.name, ==, "org.clusterhub.Error.WorkerUnavailable");
+        }
         /* file descriptors cannot cross hosts */
         {
                 _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;

@@ -10,11 +10,11 @@
 
 static void test_roundtrip(void) {
         static const char payload[] = { 1, 's', 0, 3, 0, 0, 0, 'a', 0, 'c' };
-        const char *strings[] = { "node-1", "default", "echo", ":1.42" };
+        const char *strings[] = { "node-1", "default", "echo", ":1.42", "w1" };
         const void *blobs[] = { payload };
         size_t sizes[] = { sizeof(payload) };
         RemoteMsg m = { .kind = REMOTE_REQUEST, .id = 0x1122334455667788u, .reply_to = 42, .timeout_ms = 9000,
-                        .n_strings = 4, .strings = strings, .n_blobs = 1, .blobs = blobs, .blob_sizes = sizes }, d;
+                        .n_strings = 5, .strings = strings, .n_blobs = 1, .blobs = blobs, .blob_sizes = sizes }, d;
         char *msg = NULL;
         size_t size = 0;
 
@@ -24,8 +24,8 @@ static void test_roundtrip(void) {
         g_assert_cmpuint(d.id, ==, m.id);
         g_assert_cmpuint(d.reply_to, ==, 42);
         g_assert_cmpuint(d.timeout_ms, ==, 9000);
-        g_assert_cmpuint(d.n_strings, ==, 4);
-        for (size_t i = 0; i < 4; i++)
+        g_assert_cmpuint(d.n_strings, ==, 5);
+        for (size_t i = 0; i < 5; i++)
                 g_assert_cmpstr(d.strings[i], ==, strings[i]);
         g_assert_cmpuint(d.n_blobs, ==, 1);
         g_assert_cmpmem(d.blobs[0], d.blob_sizes[0], payload, sizeof(payload));
@@ -47,7 +47,9 @@ static void test_roundtrip(void) {
         /* an unknown kind, a wrong magic, the other byte order */
         msg[5] = 'Z';
         g_assert_cmpint(remote_msg_decode(msg, size, &d), ==, -EBADMSG);
-        msg[5] = REMOTE_REPLY; /* 4 strings and a blob do not make a reply */
+        msg[5] = REMOTE_REPLY; /* 5 strings and a blob do not make a reply */
+        g_assert_cmpint(remote_msg_decode(msg, size, &d), ==, -EBADMSG);
+        msg[5] = REMOTE_REQUEST_ALL; /* nor a RequestAll (4 strings) */
         g_assert_cmpint(remote_msg_decode(msg, size, &d), ==, -EBADMSG);
         msg[5] = REMOTE_REQUEST;
         msg[4] = msg[4] == 'l' ? 'B' : 'l';
