@@ -499,6 +499,8 @@ static int method_request(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
                                                "cannot be reached to ask the others (--redis).", method, ns->name);
                 if (r > 0) {
                         r = rrequests_send(ns->hub, node, NULL, ns->name, method, peer_origin(caller), m, caller, o.timeout_ms);
+                        if (r == -EHOSTDOWN && serve_table_count(ns->served, method) > 0)
+                                goto local; /* Redis went away: this host's servers still serve */
                         if (r == -EINVAL)
                                 return bus_error_errno(ret_error, r, "The payload of '%s' carries file descriptors, which "
                                                        "cannot cross hosts.", method);
@@ -508,6 +510,7 @@ static int method_request(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
                                 return peer_check_pending(caller, ret_error) < 0 ? -ENOBUFS : r;
                         return r;
                 }
+        local:
                 handler = peer_of_server(serve_table_pick_ready(ns->served, method, ns->hub->limits.max_handling_per_worker));
                 if (!handler)
                         return bus_error_errno(ret_error, -EBADRQC, "Nobody serves '%s' in namespace '%s'.", method, ns->name);
