@@ -21,6 +21,7 @@
 #include "remote-request.h"
 #include "requests.h"
 #include "rrequests.h"
+#include "utf8.h"
 #include "variant-codec.h"
 
 /* Incoming requests this hub runs for other hubs at once, at most. */
@@ -833,7 +834,8 @@ static void handle_request(RRequests *rr, const RemoteMsg *m) {
                 incoming_error(in, CH_ERROR_LIMIT_EXCEEDED, "The hub runs as many requests of other hosts as it may at once.");
                 return;
         }
-        if (strlen(method) == 0 || strlen(method) > h->limits.max_name_bytes || strlen(origin) > 255 ||
+        if (strlen(method) == 0 || strlen(method) > h->limits.max_name_bytes || strlen(origin) > 255 || strlen(node) > 64 ||
+            strlen(target) > 255 ||
             m->timeout_ms == 0 || asprintf(&qorigin, "%s@%s", origin, node) < 0) {
                 incoming_error(in, CH_ERROR_INVALID_ARGS, "Malformed request.");
                 return;
@@ -888,6 +890,12 @@ static int on_message(void *part, const char *channel, const char *data, size_t 
         if (!streq(channel, rr->channel))
                 return 0;
         r = remote_msg_decode(data, size, &m);
+        for (size_t k = 0; r >= 0 && k < m.n_strings; k++)
+                if (!utf8_valid(m.strings[k], strlen(m.strings[k]))) {
+                        /* D-Bus strings are UTF-8: such a name or message could not be passed on */
+                        remote_msg_done(&m);
+                        r = -EBADMSG;
+                }
         if (r < 0) {
                 rr->dropped++;
                 log_debug("Ignoring a malformed message on %s: %s", channel, strerror(-r));
