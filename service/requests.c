@@ -423,18 +423,8 @@ void gather_release(Gather *g) {
 
 void forward_gathered(Forward *f, void *reply) {
         Gather *g = f->gather;
-        char **k = realloc(g->reply_keys, (g->n_replies + 1) * sizeof(char *));
-        void **v = k ? realloc(g->replies, (g->n_replies + 1) * sizeof(void *)) : NULL;
 
-        if (k)
-                g->reply_keys = k;
-        if (v) {
-                g->replies = v;
-                g->reply_keys[g->n_replies] = strdup(f->worker);
-                g->replies[g->n_replies] = reply;
-                g->n_replies++;
-        } else
-                g->machine->ops->reply_free(reply);
+        gather_add_reply(g, f->worker, reply);
         forward_free(f);
         gather_one_ended(g);
 }
