@@ -186,6 +186,18 @@ size_t serve_table_count(ServeTable *t, const char *method) {
         return m ? m->n : 0;
 }
 
+size_t serve_table_methods(ServeTable *t, const char **names, size_t *counts, size_t max) {
+        ServedMethod *m;
+        size_t i = 0, n = 0;
+
+        while (n < max && hashmap_iterate(t->methods, &i, (void **) &m, NULL)) {
+                names[n] = m->name;
+                counts[n] = m->n;
+                n++;
+        }
+        return n;
+}
+
 size_t serve_table_servers(ServeTable *t, const char *method, void **ret, size_t max) {
         ServedMethod *m = hashmap_get(t->methods, method);
         ServeEntry *e;
@@ -385,20 +397,34 @@ void forward_fail(Forward *f, const char *name, const char *message) {
         forward_abandon(f);
 }
 
-void forward_gathered(Forward *f, void *reply) {
-        Gather *g = f->gather;
+void gather_add_reply(Gather *g, const char *key, void *reply) {
         char **k = realloc(g->reply_keys, (g->n_replies + 1) * sizeof(char *));
         void **v = k ? realloc(g->replies, (g->n_replies + 1) * sizeof(void *)) : NULL;
 
         if (k)
                 g->reply_keys = k;
-        if (v) {
-                g->replies = v;
-                g->reply_keys[g->n_replies] = strdup(f->worker);
-                g->replies[g->n_replies] = reply;
-                g->n_replies++;
-        } else
+        if (!v) {
                 g->machine->ops->reply_free(reply);
+                return;
+        }
+        g->replies = v;
+        g->reply_keys[g->n_replies] = strdup(key);
+        g->replies[g->n_replies] = reply;
+        g->n_replies++;
+}
+
+void gather_hold(Gather *g) {
+        g->n_pending++;
+}
+
+void gather_release(Gather *g) {
+        gather_one_ended(g);
+}
+
+void forward_gathered(Forward *f, void *reply) {
+        Gather *g = f->gather;
+
+        gather_add_reply(g, f->worker, reply);
         forward_free(f);
         gather_one_ended(g);
 }

@@ -54,6 +54,8 @@ bool serve_table_serves(ServeTable *t, ServerRef *server, const char *method);
 /* Up to MAX servers of METHOD, in order of Serve; returns how many. */
 size_t serve_table_servers(ServeTable *t, const char *method, void **ret, size_t max);
 size_t serve_table_count(ServeTable *t, const char *method);
+/* The methods served in T with their number of servers, up to MAX; returns how many. */
+size_t serve_table_methods(ServeTable *t, const char **names, size_t *counts, size_t max);
 
 /* --- the request machine ---------------------------------------------------------------------
  * A Request (or each server's share of a RequestAll) is one Forward for one server: waiting in
@@ -207,3 +209,9 @@ void gather_started(Gather *g);
  * glue then answers the caller with what G holds. */
 void gather_timeout(Gather *g, const char *when_out, const char *when_queued);
 Gather *gather_free(Gather *g);
+/* Answers G waits for that are no Forward of this hub (another hub's share, requests across
+ * hosts): each hold keeps G from finishing until released; a release may finish G. */
+void gather_hold(Gather *g);
+void gather_release(Gather *g);
+/* Records REPLY (the glue's; taken) under KEY (copied) in G. */
+void gather_add_reply(Gather *g, const char *key, void *reply);

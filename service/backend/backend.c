@@ -16,6 +16,7 @@
 #include "registry.h"
 #include "remote-event.h"
 #include "rlocks.h"
+#include "rrequests.h"
 #include "transport/socket.h"
 #include "variant-codec.h"
 
@@ -33,6 +34,7 @@ struct Backend {
 /* The parts, in the order they are made and asked for messages: add a line for a new part. */
 const BackendPartOps *const backend_parts[] = {
         &rlocks_ops,
+        &rrequests_ops,
         NULL
 };
 
@@ -58,6 +60,10 @@ RedisLink *backend_link(Hub *h) {
 
 bool backend_is_up(Hub *h) {
         return h->backend && redis_link_is_up(h->backend->link);
+}
+
+Registry *backend_registry(Hub *h) {
+        return h->backend ? h->backend->registry : NULL;
 }
 
 uint64_t backend_instance(Hub *h) {

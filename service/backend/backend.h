@@ -40,6 +40,8 @@ void *backend_part(Hub *h, const BackendPartOps *ops);
 /* The link of H's backend (NULL without --redis), and whether it is up now. */
 struct RedisLink *backend_link(Hub *h);
 bool backend_is_up(Hub *h);
+/* The worker list of every host (registry.h), NULL without --redis. */
+struct Registry *backend_registry(Hub *h);
 /* This hub's random id, new at each start (0 without --redis). */
 uint64_t backend_instance(Hub *h);
 

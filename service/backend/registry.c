@@ -19,17 +19,20 @@
 #define NODES_KEY "clusterhub:nodes"
 #define NODE_KEY_PREFIX "clusterhub:node:"
 #define WORKERS_KEY_PREFIX "clusterhub:workers:"
+#define SERVED_KEY_PREFIX "clusterhub:served:"
 #define NODE_NAME_MAX 64
 #define UNIT_MAX 256
 
-/* ARGV: node, heartbeat value, lease in ms, then id, value pairs of the node's workers.
- * Returns node, {id, value, ...} for every other live node. */
+/* ARGV: node, heartbeat value, lease in ms, what the node serves (registry_set_served()), then
+ * id, value pairs of the node's workers.  Returns node, {id, value, ...}, served (or false) for
+ * every other live node. */
 static const char sync_script[] =
         "local node = ARGV[1]\n"
         "redis.call('SET', '" NODE_KEY_PREFIX "' .. node, ARGV[2], 'PX', ARGV[3])\n"
         "local mine = '" WORKERS_KEY_PREFIX "' .. node\n"
         "redis.call('DEL', mine)\n"
-        "for i = 4, #ARGV - 1, 2 do redis.call('HSET', mine, ARGV[i], ARGV[i + 1]) end\n"
+        "for i = 5, #ARGV - 1, 2 do redis.call('HSET', mine, ARGV[i], ARGV[i + 1]) end\n"
+        "redis.call('SET', '" SERVED_KEY_PREFIX "' .. node, ARGV[4])\n"
         "redis.call('SADD', '" NODES_KEY "', node)\n"
         "local out = {}\n"
         "for _, n in ipairs(redis.call('SMEMBERS', '" NODES_KEY "')) do\n"
@@ -37,9 +40,11 @@ static const char sync_script[] =
         "    if redis.call('EXISTS', '" NODE_KEY_PREFIX "' .. n) == 1 then\n"
         "      out[#out + 1] = n\n"
         "      out[#out + 1] = redis.call('HGETALL', '" WORKERS_KEY_PREFIX "' .. n)\n"
+        "      out[#out + 1] = redis.call('GET', '" SERVED_KEY_PREFIX "' .. n)\n"
         "    else\n"
         "      redis.call('SREM', '" NODES_KEY "', n)\n"
         "      redis.call('DEL', '" WORKERS_KEY_PREFIX "' .. n)\n"
+        "      redis.call('DEL', '" SERVED_KEY_PREFIX "' .. n)\n"
         "    end\n"
         "  end\n"
         "end\n"
@@ -65,6 +70,10 @@ struct Registry {
         bool announce;          /* publish "S" once the sync in flight is done */
         bool warned_full;
         uint64_t up_usec;       /* CLOCK_MONOTONIC: when the link last came up */
+        char *served;           /* what this node serves, written with each sync */
+        bool served_dirty;      /* changed since the last sync was sent */
+        registry_nodes_fn on_nodes;
+        void *on_nodes_data;
 };
 
 static bool node_name_ok(const char *s) {
@@ -192,13 +201,39 @@ static bool str_reply(const redisReply *x) {
         return x && (x->type == REDIS_REPLY_STRING || x->type == REDIS_REPLY_STATUS);
 }
 
+/* Tells the hook the live nodes of the sync's answer REPLY and what each serves. */
+static void report_nodes(Registry *r, const redisReply *reply, bool grace) {
+        _cleanup_(freep) RegistryNode *nodes = NULL;
+        size_t n = 0;
+
+        if (!r->on_nodes)
+                return;
+        nodes = calloc(reply->elements / 3 + 1, sizeof(RegistryNode));
+        if (!nodes) {
+                log_error("Out of memory.");
+                return;
+        }
+        for (size_t k = 0; k + 2 < reply->elements; k += 3) {
+                const redisReply *node = reply->element[k], *served = reply->element[k + 2];
+
+                if (!str_reply(node) || strlen(node->str) != node->len || !node_name_ok(node->str))
+                        continue;
+                nodes[n++] = (RegistryNode) {
+                        .node = node->str,
+                        .served = str_reply(served) ? served->str : NULL,
+                        .served_size = str_reply(served) ? served->len : 0,
+                };
+        }
+        r->on_nodes(r->on_nodes_data, nodes, n, grace);
+}
+
 static void apply_sync(Registry *r, const redisReply *reply) {
         _cleanup_(freep) RemoteWorker **gone = NULL;
         size_t n_gone = 0, i = 0;
         RemoteWorker *w;
 
         r->generation++;
-        for (size_t k = 0; k + 1 < reply->elements; k += 2) {
+        for (size_t k = 0; k + 2 < reply->elements; k += 3) {
                 const redisReply *node = reply->element[k], *hash = reply->element[k + 1];
 
                 if (!str_reply(node) || !hash || hash->type != REDIS_REPLY_ARRAY || strlen(node->str) != node->len)
@@ -233,13 +268,14 @@ static void apply_sync(Registry *r, const redisReply *reply) {
         for (size_t k = 0; k < n_gone; k++) {
                 bool node_alive = false;
 
-                for (size_t j = 0; j + 1 < reply->elements; j += 2)
+                for (size_t j = 0; j + 2 < reply->elements; j += 3)
                         if (str_reply(reply->element[j]) && streq(reply->element[j]->str, gone[k]->node))
                                 node_alive = true;
                 if (!node_alive && grace)
                         continue;
                 view_drop(r, gone[k], node_alive ? "unregistered" : "its hub is gone (heartbeat expired)");
         }
+        report_nodes(r, reply, grace);
 }
 
 static void on_announce_reply(RedisLink *l, const redisReply *reply, int error, void *userdata) {
@@ -253,6 +289,8 @@ static void publish(Registry *r, const char *msg) {
 
         (void) redis_link_command(r->link, 3, argv, len, on_announce_reply, r);
 }
+
+static int sync_now(Registry *r, bool announce);
 
 static void on_sync_reply(RedisLink *l, const redisReply *reply, int error, void *userdata) {
         Registry *r = userdata;
@@ -269,6 +307,8 @@ static void on_sync_reply(RedisLink *l, const redisReply *reply, int error, void
                 return;
         }
         apply_sync(r, reply);
+        if (r->served_dirty) /* what we serve changed while this sync was out */
+                (void) sync_now(r, true);
         if (announce) {
                 _cleanup_(freep) char *msg = NULL;
 
@@ -280,7 +320,7 @@ static void on_sync_reply(RedisLink *l, const redisReply *reply, int error, void
 /* Sends the sync script: our heartbeat and workers in, the others' out. */
 static int sync_now(Registry *r, bool announce) {
         Hub *h = r->hub;
-        size_t n = 6 + 2 * workers_count(h), i = 0; /* EVAL, the script, 0 keys, node, beat, lease */
+        size_t n = 7 + 2 * workers_count(h), i = 0; /* EVAL, the script, 0 keys, node, beat, lease, served */
         _cleanup_(freep) const char **argv = calloc(n + 1, sizeof(char *));
         _cleanup_(freep) size_t *len = calloc(n + 1, sizeof(size_t));
         _cleanup_(freep) char **values = calloc(workers_count(h) + 1, sizeof(char *));
@@ -305,6 +345,7 @@ static int sync_now(Registry *r, bool announce) {
         argv[i++] = h->node_name;
         argv[i++] = beat;
         argv[i++] = lease;
+        argv[i++] = r->served ? r->served : "";
         LIST_FOREACH(workers, p, h->worker_list) {
                 char *v = worker_value(p->unique_name, p->pid, p->unit, p->since_ms);
                 if (!v) {
@@ -321,6 +362,7 @@ static int sync_now(Registry *r, bool announce) {
         if (ret >= 0) {
                 r->syncing = true;
                 r->announce = announce;
+                r->served_dirty = false;
         }
 finish:
         for (size_t k = 0; k < n_values; k++)
@@ -446,6 +488,40 @@ int registry_append_workers(Registry *r, sd_bus_message *reply) {
         return 0;
 }
 
+int registry_append_ids(Registry *r, char **ids, size_t max, size_t *n) {
+        RemoteWorker *w;
+        size_t i = 0;
+
+        while (*n < max && hashmap_iterate(r->remote, &i, (void **) &w, NULL))
+                ids[(*n)++] = w->qid;
+        return 0;
+}
+
+bool registry_has_worker(const Registry *r, const char *qid) {
+        return r && hashmap_get(r->remote, qid);
+}
+
+void registry_set_nodes_hook(Registry *r, registry_nodes_fn fn, void *userdata) {
+        r->on_nodes = fn;
+        r->on_nodes_data = userdata;
+}
+
+int registry_set_served(Registry *r, const char *served) {
+        char *copy;
+
+        if (r->served && streq(r->served, served))
+                return 0;
+        copy = strdup(served);
+        if (!copy)
+                return -ENOMEM;
+        free(r->served);
+        r->served = copy;
+        r->served_dirty = true;
+        if (!redis_link_is_up(r->link))
+                return 0; /* the sync when the link is back writes it */
+        return sync_now(r, true);
+}
+
 size_t registry_count(const Registry *r) {
         return r ? hashmap_size(r->remote) : 0;
 }
@@ -487,6 +563,7 @@ Registry *registry_free(Registry *r) {
                 remote_worker_free(w);
         }
         hashmap_free(r->remote);
+        free(r->served);
         free(r);
         return NULL;
 }

@@ -14,6 +14,7 @@
  *   clusterhub:nodes            a set of the node names
  *   clusterhub:node:NODE        NODE's heartbeat, with a lease (PX --node-lease-ms) NODE renews
  *   clusterhub:workers:NODE     a hash: worker id -> "UNIQUE_NAME\tPID\tSINCE_MS\tUNIT"
+ *   clusterhub:served:NODE      what NODE's workers serve (remote-request.h), opaque here
  * and the channel clusterhub:registry, where a hub publishes "J\tNODE\tID\tVALUE" when a worker
  * joins, "L\tNODE\tID\tREASON" when it leaves, and "S\tNODE" when it wrote its whole registry
  * again (at each connection): the others then read it at once.
@@ -47,4 +48,24 @@ void registry_worker_left(Registry *r, const char *id, const char *reason);
 /* Appends a ListWorkers row "(ssua{sv})" for every remote worker; details have "unit",
  * "since_ms" and "node". */
 int registry_append_workers(Registry *r, sd_bus_message *reply);
+/* Appends the ids (ID@NODE, owned by R) of the remote workers to IDS[*N], up to MAX. */
+int registry_append_ids(Registry *r, char **ids, size_t max, size_t *n);
+/* Whether QID (ID@NODE) is a remote worker in R's view. */
+bool registry_has_worker(const Registry *r, const char *qid);
+
+/* What this node serves (a string of requests across hosts, remote-request.h): written to Redis
+ * with the heartbeat; a change is written and announced at once. */
+int registry_set_served(Registry *r, const char *served);
+
+/* A live node of a sync's answer: its name and what it serves (NULL when it wrote nothing). */
+typedef struct RegistryNode {
+        const char *node;
+        const char *served;
+        size_t served_size;
+} RegistryNode;
+/* After each sync: the live nodes other than this one.  GRACE: within a lease of the link
+ * coming up, when a node missing from NODES may be a hub that has not reconnected yet to a
+ * Redis that restarted empty. */
+typedef void (*registry_nodes_fn)(void *userdata, const RegistryNode *nodes, size_t n, bool grace);
+void registry_set_nodes_hook(Registry *r, registry_nodes_fn fn, void *userdata);
 size_t registry_count(const Registry *r);

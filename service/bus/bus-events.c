@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "backend/rrequests.h"
 #include "bus-events.h"
 #include "bus-util.h"
 #include "ch-errors.h"
@@ -402,11 +403,69 @@ static int method_emit(sd_bus_message *m, void *userdata, sd_bus_error *ret_erro
         return ch_events1_reply_emit(m);
 }
 
+/* EmitTo ID@NODE, a worker of another hub (--redis): published to that hub, which delivers it
+ * like a local EmitTo; not confirmed (at most once). */
+static int emit_to_remote(Namespace *ns, sd_bus_message *m, sd_bus_error *ret_error, const char *worker, const char *event) {
+        uint64_t wire;
+        int r;
+
+        r = check_event(ns, ret_error, event);
+        if (r < 0)
+                return r;
+        r = event_admit(ns, m, 2, event, ret_error, &wire);
+        if (r < 0)
+                return r;
+        r = rrequests_emit_to(ns->hub, ns->name, worker, event, origin_of(ns->hub, m), m, 2);
+        if (r == -ENOENT)
+                return bus_error_errno(ret_error, -ENOLINK, "No worker '%s' is registered on another host.", worker);
+        if (r == -EINVAL)
+                return bus_error_errno(ret_error, r, "Event '%s' carries file descriptors, which cannot cross hosts.", event);
+        if (r == -EHOSTDOWN)
+                return bus_error_errno(ret_error, r, "Redis cannot be reached (--redis) to send event '%s' to '%s'.", event, worker);
+        if (r < 0)
+                return bus_error_errno(ret_error, r, "Cannot send event '%s' to worker '%s': %s", event, worker, strerror(-r));
+        ns->hub->stats.events_emitted++;
+        return ch_events1_reply_emit_to(m);
+}
+
+typedef struct RemotePayload {
+        const void *data;
+        size_t size;
+} RemotePayload;
+
+static int append_remote_payload(sd_bus_message *signal, void *userdata) {
+        const RemotePayload *p = userdata;
+        return codec_append(signal, "v", p->data, p->size);
+}
+
+int bus_events_deliver_remote(Hub *h, const char *ns, const char *worker, const char *event, const char *origin,
+                              const void *payload, size_t size) {
+        _cleanup_(freep) char *path = NULL;
+        RemotePayload pl = { payload, size };
+        Peer *p;
+        int r;
+
+        if (!namespace_name_is_valid(h, ns) || !worker_id_is_valid(worker) || strlen(event) == 0 ||
+            strlen(event) > h->limits.max_name_bytes)
+                return -EINVAL;
+        p = workers_find(h, worker);
+        if (!p)
+                return -ENOLINK;
+        if (asprintf(&path, "%s/%s", HUB_NS_PREFIX, ns) < 0)
+                return -ENOMEM;
+        r = ch_events1_emit_event(p->bus, p->unique_name, path, event, origin, append_remote_payload, &pl);
+        if (r >= 0)
+                h->stats.events_emitted++;
+        return r;
+}
+
 static int method_emit_to(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *worker, const char *event) {
         Namespace *ns = userdata;
         Peer *p;
         int r;
 
+        if (strchr(worker, '@') && backend_link(ns->hub))
+                return emit_to_remote(ns, m, ret_error, worker, event);
         if (!worker_id_is_valid(worker))
                 return bus_error_errno(ret_error, -EINVAL, "'%s' is not a worker id: 1 to %d characters of [A-Za-z0-9_].",
                                        worker, WORKER_ID_MAX);

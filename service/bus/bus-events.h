@@ -17,3 +17,9 @@ void bus_events_drop(Namespace *ns);
 
 /* Drops every queue (at exit). */
 void bus_events_shutdown(Hub *h);
+
+/* Delivers event EVENT of namespace NS from ORIGIN (ID@NODE) with PAYLOAD (the variant codec's
+ * "v") to local worker WORKER, for an EmitTo of another hub (backend/rrequests.h).  -ENOLINK
+ * when no such worker is registered here, -EINVAL for a name that does not pass. */
+int bus_events_deliver_remote(Hub *h, const char *ns, const char *worker, const char *event, const char *origin,
+                              const void *payload, size_t size);

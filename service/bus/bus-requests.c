@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/rrequests.h"
 #include "bus-requests.h"
 #include "bus-util.h"
 #include "variant-codec.h"
@@ -113,9 +114,24 @@ static void fail_forward(Forward *f, RequestError error, ServerRef *s, int errnu
 static void answer_error(Forward *f, const char *name, const char *message) {
         Deferred *d = f->caller;
 
-        (void) bus_reply_errorf(d->call, name, "%s", message);
+        if (!rrequests_answer_error(d, name, message)) /* else: a request of another hub */
+                (void) bus_reply_errorf(d->call, name, "%s", message);
         d->userdata = NULL;
         deferred_free(d);
+}
+
+/* The error NAME for the call of D, here or on the hub that asked (requests across hosts). */
+static void reply_errorf(Deferred *d, const char *name, const char *fmt, ...) _printf_(3, 4);
+static void reply_errorf(Deferred *d, const char *name, const char *fmt, ...) {
+        _cleanup_(freep) char *msg = NULL;
+        va_list ap;
+
+        va_start(ap, fmt);
+        if (vasprintf(&msg, fmt, ap) < 0)
+                msg = NULL;
+        va_end(ap);
+        if (!rrequests_answer_error(d, name, msg ? msg : name))
+                (void) bus_reply_errorf(d->call, name, "%s", msg ? msg : name);
 }
 
 static void gather_finish(Gather *g);
@@ -198,11 +214,15 @@ static int on_handle_reply(sd_bus_message *reply, void *userdata, sd_bus_error *
                 _cleanup_(sd_bus_message_unrefp) sd_bus_message *out = NULL;
                 Deferred *d = f->caller;
 
+                r = 0;
+                if (rrequests_answer_reply(d, reply)) /* a request of another hub: answered there */
+                        goto replied;
                 r = sd_bus_message_new_method_return(d->call, &out);
                 if (r >= 0)
                         r = sd_bus_message_copy(out, reply, true);
                 if (r >= 0)
                         r = bus_send(out);
+replied:
                 if (r < 0)
                         (void) bus_reply_errorf(d->call, SD_BUS_ERROR_FAILED,
                                                 "Cannot pass on the reply of worker '%s': %s", f->worker, strerror(-r));
@@ -276,10 +296,9 @@ static void request_ended(Deferred *d, DeferredEnd why) {
         if (!f)
                 return;
         if (why == DEFERRED_TIMEOUT && f->out)
-                (void) bus_reply_errorf(d->call, CH_ERROR_TIMEOUT,
-                                        "Worker '%s' did not answer '%s' within the timeout.", f->worker, f->method);
+                reply_errorf(d, CH_ERROR_TIMEOUT, "Worker '%s' did not answer '%s' within the timeout.", f->worker, f->method);
         else if (why == DEFERRED_TIMEOUT)
-                (void) bus_reply_errorf(d->call, CH_ERROR_TIMEOUT,
+                reply_errorf(d, CH_ERROR_TIMEOUT,
                                         "Worker '%s' did not start handling '%s' within the timeout: it has %zu calls in "
                                         "flight that it has not answered (--max-handling-per-worker=%llu).",
                                         f->worker, f->method, f->handler->n_handling,
@@ -334,13 +353,13 @@ static int peek_options(sd_bus_message *m, uint64_t default_ms, RequestOptions *
 
 /* Starts a Request of CALLER for HANDLER (any serving worker when ANY); the call is answered
  * from here on, errors included. */
-static int start_request(Namespace *ns, sd_bus_message *m, Peer *caller, Peer *handler, bool any, const char *method,
-                         uint64_t timeout_ms) {
+static int start_request(Namespace *ns, sd_bus_message *m, Peer *caller, const char *origin, Peer *handler, bool any,
+                         const char *method, uint64_t timeout_ms) {
         Forward *f;
         Deferred *d;
         int r;
 
-        r = forward_new_in(ns, method, peer_origin(caller), &f);
+        r = forward_new_in(ns, method, origin, &f);
         if (r < 0)
                 return r;
         f->any = any;
@@ -409,6 +428,39 @@ static void dispatch_waiting(Namespace *ns, Peer *p) {
         }
 }
 
+/* A Request to TARGET, "ID@NODE", a worker of another hub (--redis). */
+static int request_remote_target(Namespace *ns, sd_bus_message *m, sd_bus_error *ret_error, const char *target,
+                                 const char *method) {
+        _cleanup_(freep) char *id = NULL;
+        RequestOptions o = {};
+        RemoteNode *node;
+        Peer *caller;
+        int r;
+
+        r = peek_options(m, ns->hub->limits.request_timeout_ms, &o, ret_error);
+        if (r < 0)
+                return r;
+        r = rrequests_target(ns->hub, target, &id, &node);
+        if (r == -ENOENT)
+                return bus_error_errno(ret_error, -EHOSTUNREACH, "Worker '%s' is not registered on any host.", target);
+        if (r == -EHOSTDOWN)
+                return bus_error_errno(ret_error, r, "Redis cannot be reached (--redis) to pass on '%s' to '%s'.", method, target);
+        if (r < 0)
+                return r;
+        r = peer_get_or_new(ns->hub, m, &caller);
+        if (r < 0)
+                return r;
+        r = peer_check_pending(caller, ret_error);
+        if (r < 0)
+                return r;
+        r = rrequests_send(ns->hub, node, id, ns->name, method, peer_origin(caller), m, caller, o.timeout_ms);
+        if (r == -EINVAL)
+                return bus_error_errno(ret_error, r, "The payload of '%s' carries file descriptors, which cannot cross hosts.", method);
+        if (r == -EHOSTDOWN)
+                return bus_error_errno(ret_error, r, "Redis cannot be reached (--redis) to pass on '%s'.", method);
+        return r;
+}
+
 static int method_request(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *target, const char *method) {
         Namespace *ns = userdata;
         RequestOptions o = {};
@@ -419,6 +471,8 @@ static int method_request(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         r = bus_check_name(ret_error, "method name", method, ns->hub->limits.max_name_bytes);
         if (r < 0)
                 return r;
+        if (strchr(target, '@') && rrequests_enabled(ns->hub))
+                return request_remote_target(ns, m, ret_error, target, method);
         if (*target && !worker_id_is_valid(target))
                 return bus_error_errno(ret_error, -EINVAL, "'%s' is not a worker id: 1 to %d characters of [A-Za-z0-9_].",
                                        target, WORKER_ID_MAX);
@@ -436,14 +490,35 @@ static int method_request(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
                 return r;
 
         if (!*target) {
+                RemoteNode *node = NULL;
+
+                /* round-robin over the servers here and the other hubs that serve it (--redis) */
+                r = rrequests_pick(ns->hub, ns->name, method, serve_table_count(ns->served, method), &node);
+                if (r == -EHOSTDOWN)
+                        return bus_error_errno(ret_error, r, "Nobody serves '%s' in namespace '%s' on this host, and Redis "
+                                               "cannot be reached to ask the others (--redis).", method, ns->name);
+                if (r > 0) {
+                        r = rrequests_send(ns->hub, node, NULL, ns->name, method, peer_origin(caller), m, caller, o.timeout_ms);
+                        if (r == -EHOSTDOWN && serve_table_count(ns->served, method) > 0)
+                                goto local; /* Redis went away: this host's servers still serve */
+                        if (r == -EINVAL)
+                                return bus_error_errno(ret_error, r, "The payload of '%s' carries file descriptors, which "
+                                                       "cannot cross hosts.", method);
+                        if (r == -EHOSTDOWN)
+                                return bus_error_errno(ret_error, r, "Redis cannot be reached (--redis) to pass on '%s'.", method);
+                        if (r == -ENOBUFS)
+                                return peer_check_pending(caller, ret_error) < 0 ? -ENOBUFS : r;
+                        return r;
+                }
+        local:
                 handler = peer_of_server(serve_table_pick_ready(ns->served, method, ns->hub->limits.max_handling_per_worker));
                 if (!handler)
                         return bus_error_errno(ret_error, -EBADRQC, "Nobody serves '%s' in namespace '%s'.", method, ns->name);
-                return start_request(ns, m, caller, handler, true, method, o.timeout_ms);
+                return start_request(ns, m, caller, peer_origin(caller), handler, true, method, o.timeout_ms);
         }
         handler = workers_find(ns->hub, target);
         if (handler && serve_table_serves(ns->served, server_of(handler), method))
-                return start_request(ns, m, caller, handler, false, method, o.timeout_ms);
+                return start_request(ns, m, caller, peer_origin(caller), handler, false, method, o.timeout_ms);
         if (handler)
                 return bus_error_errno(ret_error, -EBADRQC, "Worker '%s' does not serve '%s' in namespace '%s'.",
                                        target, method, ns->name);
@@ -493,6 +568,8 @@ static void gather_reply(Gather *g) {
         Deferred *d = g->caller;
         int r;
 
+        if (rrequests_answer_gather(d, g)) /* a RequestAll of another hub: its rows go back there */
+                return;
         r = sd_bus_message_new_method_return(d->call, &out);
         if (r >= 0)
                 r = append_gathered(out, g);
@@ -516,6 +593,8 @@ static void gather_ended(Deferred *d, DeferredEnd why) {
 
         if (!g)
                 return;
+        /* the other hubs still out (--redis): Timeout errors, or let go */
+        rrequests_gather_end(d->hub, g, why == DEFERRED_TIMEOUT);
         if (why == DEFERRED_TIMEOUT) {
                 /* the ones still out become Timeout errors */
                 gather_timeout(g, CH_ERROR_TIMEOUT ": no answer within the timeout",
@@ -527,15 +606,51 @@ static void gather_ended(Deferred *d, DeferredEnd why) {
         gather_free(g);
 }
 
-static int method_request_all(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *method) {
-        Namespace *ns = userdata;
+/* Scatters METHOD of CALLER (NULL: another hub's, with ORIGIN) to every server of NS and, when
+ * REMOTE, to every other hub that serves it; the call M is answered from there. */
+static int start_gather(Namespace *ns, sd_bus_message *m, Peer *caller, const char *origin, const char *method,
+                        uint64_t timeout_ms, bool remote) {
         _cleanup_(freep) void **servers = NULL;
-        RequestOptions o = {};
-        Peer *caller;
+        size_t n = serve_table_count(ns->served, method);
         Gather *g;
         Deferred *d;
+        int r;
+
+        servers = calloc(n + 1, sizeof(void *));
+        if (!servers)
+                return -ENOMEM;
+        n = serve_table_servers(ns->served, method, servers, n);
+        r = gather_new(machine_of(ns->hub), NULL, &g);
+        if (r < 0)
+                return r;
+        r = deferred_new(ns->hub, m, caller, timeout_ms, gather_ended, g, &d);
+        if (r < 0) {
+                gather_free(g);
+                return r;
+        }
+        g->caller = d;
+        for (size_t i = 0; i < n; i++) {
+                Peer *server = servers[i];
+                Forward *f;
+
+                if (forward_new_in(ns, method, origin, &f) < 0) {
+                        gather_add_error(g, peer_origin(server), SD_BUS_ERROR_NO_MEMORY ": out of memory");
+                        continue;
+                }
+                gather_add(g, f);
+                forward_submit_or_fail(f, server_of(server));
+        }
+        if (remote) /* the other hubs' shares (--redis) */
+                rrequests_gather(ns->hub, g, ns->name, method, origin, m, timeout_ms);
+        gather_started(g);
+        return 1;
+}
+
+static int method_request_all(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *method) {
+        Namespace *ns = userdata;
+        RequestOptions o = {};
+        Peer *caller;
         const char *skip;
-        size_t n;
         int r;
 
         r = bus_check_name(ret_error, "method name", method, ns->hub->limits.max_name_bytes);
@@ -547,8 +662,7 @@ static int method_request_all(sd_bus_message *m, void *userdata, sd_bus_error *r
         r = sd_bus_message_read(m, "s", &skip);
         if (r < 0)
                 return r;
-        n = serve_table_count(ns->served, method);
-        if (n == 0)
+        if (serve_table_count(ns->served, method) == 0 && rrequests_count_hubs(ns->hub, ns->name, method) == 0)
                 return ch_requests1_reply_request_all(m, NULL, NULL);
         r = peer_get_or_new(ns->hub, m, &caller);
         if (r < 0)
@@ -556,32 +670,33 @@ static int method_request_all(sd_bus_message *m, void *userdata, sd_bus_error *r
         r = peer_check_pending(caller, ret_error);
         if (r < 0)
                 return r;
-        servers = calloc(n, sizeof(void *));
-        if (!servers)
-                return -ENOMEM;
-        n = serve_table_servers(ns->served, method, servers, n);
-        r = gather_new(machine_of(ns->hub), NULL, &g);
-        if (r < 0)
-                return r;
-        r = deferred_new(ns->hub, m, caller, o.timeout_ms, gather_ended, g, &d);
-        if (r < 0) {
-                gather_free(g);
-                return r;
-        }
-        g->caller = d;
-        for (size_t i = 0; i < n; i++) {
-                Peer *server = servers[i];
-                Forward *f;
+        return start_gather(ns, m, caller, peer_origin(caller), method, o.timeout_ms, true);
+}
 
-                if (forward_new_in(ns, method, peer_origin(caller), &f) < 0) {
-                        gather_add_error(g, peer_origin(server), SD_BUS_ERROR_NO_MEMORY ": out of memory");
-                        continue;
-                }
-                gather_add(g, f);
-                forward_submit_or_fail(f, server_of(server));
+int bus_requests_serve_remote(Hub *h, bool all, const char *target, const char *ns_name, const char *method,
+                              const char *origin, sd_bus_message *call, uint64_t timeout_ms, sd_bus_error *error) {
+        Namespace *ns = NULL;
+        Peer *handler;
+
+        if (*target) {
+                /* a worker of this hub, as a local Request to a registered worker (no waiting: the
+                 * other hub saw it listed) */
+                handler = workers_find(h, target);
+                if (!handler)
+                        return sd_bus_error_setf(error, CH_ERROR_WORKER_UNAVAILABLE, "Worker '%s' is not registered on node '%s'.",
+                                                 target, h->node_name);
+                if (namespace_get(h, ns_name, false, &ns) < 0 || !serve_table_serves(ns->served, server_of(handler), method))
+                        return sd_bus_error_setf(error, CH_ERROR_NO_HANDLER, "Worker '%s@%s' does not serve '%s' in namespace '%s'.",
+                                                 target, h->node_name, method, ns_name);
+                return start_request(ns, call, NULL, origin, handler, false, method, timeout_ms);
         }
-        gather_started(g);
-        return 1;
+        if (namespace_get(h, ns_name, false, &ns) < 0 || serve_table_count(ns->served, method) == 0)
+                return sd_bus_error_setf(error, CH_ERROR_NO_HANDLER, "Nobody serves '%s' in namespace '%s' on node '%s'.",
+                                         method, ns_name, h->node_name);
+        if (all)
+                return start_gather(ns, call, NULL, origin, method, timeout_ms, false);
+        handler = peer_of_server(serve_table_pick_ready(ns->served, method, h->limits.max_handling_per_worker));
+        return start_request(ns, call, NULL, origin, handler, true, method, timeout_ms);
 }
 
 /* --- Serve ---------------------------------------------------------------------------- */
@@ -608,6 +723,7 @@ static int method_serve(sd_bus_message *m, void *userdata, sd_bus_error *ret_err
                         return r;
         }
         r = ch_requests1_reply_serve(m);
+        rrequests_served_changed(ns->hub);
         if (p->id && ns->waiting.n > 0)
                 dispatch_waiting(ns, p);
         return r;
@@ -619,6 +735,7 @@ static int method_unserve(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
 
         for (char **i = methods; p && i && *i; i++)
                 (void) serve_table_remove(ns->served, server_of(p), *i);
+        rrequests_served_changed(ns->hub);
         return ch_requests1_reply_unserve(m);
 }
 
@@ -634,7 +751,11 @@ void bus_requests_worker_ready(Peer *p) {
 }
 
 void bus_requests_peer_gone(Peer *p) {
+        bool served = server_of(p)->n > 0;
+
         server_gone(server_of(p));
+        if (served)
+                rrequests_served_changed(p->hub);
 }
 
 void bus_requests_drop(Namespace *ns) {
@@ -653,6 +774,7 @@ void bus_requests_drop(Namespace *ns) {
                 d->on_end = NULL;
                 deferred_free(d);
         }
+        rrequests_served_changed(h);
         if (asprintf(&msg, "Namespace '%s' was dropped.", ns->name) < 0)
                 msg = NULL;
         /* the calls out stay counted (as orphans) until answered */

@@ -8,6 +8,7 @@
 #include <systemd/sd-login.h>
 
 #include "backend/backend.h"
+#include "backend/registry.h"
 #include "barrier.h"
 #include "bus-events.h"
 #include "bus-requests.h"
@@ -105,9 +106,15 @@ static void broadcast_worker(Hub *h, const char *member, const WorkerSignal *w, 
         (void) hub_broadcast(h, &probe, emit, (void *) w);
 }
 
-/* Replies to a WaitForWorkers call with the registered ids. */
+/* The workers of every host: here, and the others' as the registry sees them (--redis). */
+static size_t all_workers_count(Hub *h) {
+        return workers_count(h) + registry_count(backend_registry(h));
+}
+
+/* Replies to a WaitForWorkers call with the registered ids (ID@NODE for another host's). */
 static int reply_ids(sd_bus_message *call, Hub *h) {
-        _cleanup_(freep) char **ids = calloc(workers_count(h) + 1, sizeof(char *));
+        size_t max = all_workers_count(h);
+        _cleanup_(freep) char **ids = calloc(max + 1, sizeof(char *));
         size_t n = 0;
         Peer *p;
 
@@ -115,6 +122,8 @@ static int reply_ids(sd_bus_message *call, Hub *h) {
                 return -ENOMEM;
         LIST_FOREACH(workers, p, h->worker_list)
                 ids[n++] = p->id;
+        if (backend_registry(h))
+                (void) registry_append_ids(backend_registry(h), ids, max, &n);
         return ch_hub1_reply_wait_for_workers(call, ids);
 }
 
@@ -122,7 +131,7 @@ static int reply_ids(sd_bus_message *call, Hub *h) {
 static void wait_reply_ready(Hub *h) {
         BarrierWait *w;
 
-        while ((w = barrier_take_ready(&h->worker_barrier, workers_count(h)))) {
+        while ((w = barrier_take_ready(&h->worker_barrier, all_workers_count(h)))) {
                 Deferred *d = w->userdata;
 
                 barrier_wait_free(w);
@@ -137,7 +146,7 @@ static void wait_ended(Deferred *d, DeferredEnd why) {
         if (why == DEFERRED_TIMEOUT)
                 (void) bus_reply_errorf(d->call, CH_ERROR_TIMEOUT,
                                         "%zu of %zu workers registered before the timeout.",
-                                        workers_count(d->hub), w->count);
+                                        all_workers_count(d->hub), w->count);
         barrier_wait_free(w);
 }
 
@@ -233,6 +242,8 @@ void bus_workers_remote(Hub *h, bool joined, const char *qid, const char *arg) {
 
         log_debug("Worker %s %s (%s).", qid, joined ? "joined on its host" : "left", arg);
         broadcast_worker(h, joined ? "WorkerJoined" : "WorkerLeft", &w, joined ? emit_joined_on : emit_left_on);
+        if (joined)
+                wait_reply_ready(h);
 }
 
 int bus_workers_unregister_method(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
@@ -292,7 +303,7 @@ int bus_workers_wait_method(sd_bus_message *m, void *userdata, sd_bus_error *ret
         Peer *p;
         int r;
 
-        if (barrier_reached(count, workers_count(h)))
+        if (barrier_reached(count, all_workers_count(h)))
                 return reply_ids(m, h);
         r = peer_get_or_new(h, m, &p);
         if (r < 0)
