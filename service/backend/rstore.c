@@ -41,6 +41,7 @@ struct RStoreCall {
         void (*free_data)(void *);
         unsigned round;
         bool in_reply;                  /* on_reply runs: a failed send is its to return */
+        bool want_errors;               /* error replies go to on_reply too */
 };
 
 static const char *startswith(const char *s, const char *prefix) {
@@ -115,6 +116,10 @@ void *rstore_call_data(RStoreCall *c) {
         return c->data;
 }
 
+void rstore_call_want_errors(RStoreCall *c, bool want) {
+        c->want_errors = want;
+}
+
 unsigned rstore_call_round(RStoreCall *c) {
         return c->round;
 }
@@ -181,7 +186,7 @@ static void on_call_reply(RedisLink *l, const redisReply *reply, int error, void
                 call_fail(c, r, &e);
                 return;
         }
-        if (reply->type == REDIS_REPLY_ERROR) {
+        if (reply->type == REDIS_REPLY_ERROR && !c->want_errors) {
                 r = rstore_redis_error(reply->str, reply->len, c->ns, rstore_call_key(c), &e);
                 call_fail(c, r, &e);
                 return;

@@ -72,6 +72,9 @@ const char *rstore_call_key(RStoreCall *c);
 /* Attaches DATA, freed with FREE_FN (may be NULL) when the call ends. */
 void rstore_call_set_data(RStoreCall *c, void *data, void (*free_fn)(void *));
 void *rstore_call_data(RStoreCall *c);
+/* WANT: Redis's error replies go to ON_REPLY as they are (it may try something else, or map
+ * them itself with rstore_redis_error()) until it is turned off again. */
+void rstore_call_want_errors(RStoreCall *c, bool want);
 /* How many times ON_REPLY ran for C (a retry loop bounds itself with it). */
 unsigned rstore_call_round(RStoreCall *c);
 
