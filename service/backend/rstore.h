@@ -80,3 +80,14 @@ unsigned rstore_call_round(RStoreCall *c);
 
 /* Maps Redis's error text to a negative errno and fills RET_ERROR with the named error. */
 int rstore_redis_error(const char *text, size_t len, const char *ns, const char *key, sd_bus_error *ret_error);
+
+/* The keys of a namespace: EVAL with no KEYS and ARGV = the MATCH pattern
+ * (rstore_match_pattern()), what ("keys": the names, "count": how many, "random": one of
+ * them or nil, "flush": delete them and say how many), and a bound on the names (0: none;
+ * past it the script fails with LimitExceeded).  One script walking SCAN: atomic, and its
+ * time grows with the whole database. */
+extern const char rstore_keys_script[];
+
+/* DropNamespace with --redis: deletes NS's keys in Redis (sent now, before any later command
+ * of this hub).  0 without a Redis store; -EHOSTDOWN when Redis cannot be reached. */
+int rstore_drop_namespace(Hub *h, const char *ns);

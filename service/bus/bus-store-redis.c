@@ -319,29 +319,6 @@ static int method_exists(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
         return keys_command(m, userdata, ret_error, "EXISTS", keys);
 }
 
-/* The keys of a namespace, for Keys, DBSize, Flush and RandomKey: one script that walks SCAN
- * (atomic: Redis runs nothing else meanwhile; its time grows with the whole database). */
-static const char keys_script[] =
-        "local c, seen, out, max = '0', {}, {}, tonumber(ARGV[3])\n"
-        "repeat\n"
-        "  local r = redis.call('SCAN', c, 'MATCH', ARGV[1], 'COUNT', 1000)\n"
-        "  c = r[1]\n"
-        "  for _, k in ipairs(r[2]) do\n"
-        "    if not seen[k] then\n"
-        "      seen[k] = true\n"
-        "      out[#out + 1] = k\n"
-        "      if max > 0 and #out > max then\n"
-        "        return redis.error_reply('CHERR LimitExceeded Keys would return more than --max-reply-items=' .. ARGV[3] .. ' items.')\n"
-        "      end\n"
-        "    end\n"
-        "  end\n"
-        "until c == '0'\n"
-        "if ARGV[2] == 'keys' then return out end\n"
-        "if ARGV[2] == 'count' then return #out end\n"
-        "if ARGV[2] == 'random' then if #out == 0 then return false end return out[math.random(#out)] end\n"
-        "for _, k in ipairs(out) do redis.call('DEL', k) end\n"
-        "return #out\n";
-
 static int keys_walk(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *glob, const char *what,
                      uint64_t max, rstore_reply_fn fn) {
         _cleanup_(args_done) Args a = {};
@@ -357,7 +334,7 @@ static int keys_walk(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, 
                 r = args_printf(&a, "%" PRIu64, max);
         if (r < 0)
                 return r;
-        return send_eval(ns, m, glob, fn, keys_script, 0, &a, NULL, NULL);
+        return send_eval(ns, m, glob, fn, rstore_keys_script, 0, &a, NULL, NULL);
 }
 
 /* Keys from Redis, without the namespace's prefix; names a D-Bus string cannot carry are left
