@@ -20,7 +20,8 @@
  * Keys: the value of KEY in namespace NS is the Redis key "clusterhub:{NS}:k:KEY".  The hash tag
  * {NS} keeps a namespace on one Redis Cluster slot.
  *
- * How to add a method (in the glue, e.g. bus-store-redis-list.c):
+ * How to add a method (in the glue, e.g. bus-store-redis-list.c; bus-store-redis.h has helpers
+ * for each step: rs_check_*, RsArgs, rs_send/rs_send_eval, rs_decode, rs_on_count...):
  *   1. Validate every argument as bus-store.c does (keys, sizes, counts) and encode the values
  *      (rstore_encode()), before anything is sent.
  *   2. RStoreCall *c; rstore_call_new(ns, m, key, on_reply, &c): C holds a reference to the call
