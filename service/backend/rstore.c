@@ -344,8 +344,8 @@ static void on_config_set(RedisLink *l, const redisReply *reply, int error, void
 
         if (reply && reply->type == REDIS_REPLY_ERROR && !s->config_warned) {
                 s->config_warned = true;
-                log_warning("Redis refused CONFIG SET notify-keyspace-events (%s): KeyChanged for changes made on other hosts "
-                            "needs notify-keyspace-events to hold the flags '%s' (set it in redis.conf).",
+                log_warning("Redis refused CONFIG notify-keyspace-events (%s): KeyChanged needs notify-keyspace-events to hold "
+                            "the flags '%s' (set it in redis.conf); until it does, no KeyChanged fires for the store.",
                             reply->str, RSTORE_NOTIFY_FLAGS);
         }
 }
