@@ -64,7 +64,11 @@ static RStoreCall *call_free(RStoreCall *c) {
 }
 
 int rstore_call_new(Namespace *ns, sd_bus_message *m, const char *key, rstore_reply_fn on_reply, RStoreCall **ret) {
-        RStore *s = backend_part(ns->hub, &rstore_part_ops);
+        return rstore_call_new_hub(ns->hub, ns->name, m, key, on_reply, ret);
+}
+
+int rstore_call_new_hub(Hub *h, const char *ns, sd_bus_message *m, const char *key, rstore_reply_fn on_reply, RStoreCall **ret) {
+        RStore *s = backend_part(h, &rstore_part_ops);
         RStoreCall *c;
 
         if (!s)
@@ -74,7 +78,7 @@ int rstore_call_new(Namespace *ns, sd_bus_message *m, const char *key, rstore_re
                 return -ENOMEM;
         c->store = s;
         c->on_reply = on_reply;
-        c->ns = strdup(ns->name);
+        c->ns = strdup(ns);
         c->key = key ? strdup(key) : NULL;
         if (!c->ns || (key && !c->key)) {
                 call_free(c);
@@ -268,27 +272,6 @@ const char rstore_keys_script[] =
         "if ARGV[2] == 'random' then if #out == 0 then return false end return out[math.random(#out)] end\n"
         "for _, k in ipairs(out) do redis.call('DEL', k) end\n"
         "return #out\n";
-
-static void on_drop_reply(RedisLink *l, const redisReply *reply, int error, void *userdata) {
-        if (reply && reply->type == REDIS_REPLY_ERROR)
-                log_warning("Redis refused to delete the keys of a dropped namespace: %s", reply->str);
-}
-
-int rstore_drop_namespace(Hub *h, const char *ns) {
-        RStore *s = backend_part(h, &rstore_part_ops);
-        _cleanup_(freep) char *pattern = NULL;
-        int r;
-
-        if (!s)
-                return 0;
-        r = rstore_match_pattern(ns, NULL, &pattern);
-        if (r < 0)
-                return r;
-        const char *argv[] = { "EVAL", rstore_keys_script, "0", pattern, "flush", "0" };
-        const size_t len[] = { 4, strlen(rstore_keys_script), 1, strlen(pattern), 5, 1 };
-        r = redis_link_command(s->link, 6, argv, len, on_drop_reply, s);
-        return r == -ENOTCONN || r == -ENOBUFS ? -EHOSTDOWN : r;
-}
 
 /* ---- KeyChanged from keyspace notifications ------------------------------------------------ */
 

@@ -61,6 +61,8 @@ typedef int (*rstore_reply_fn)(RStoreCall *c, const struct redisReply *reply, sd
 /* A Store1 call M on namespace NS executed by Redis (see the steps above).  KEY (may be NULL)
  * names the key in error messages.  -EHOSTDOWN when the hub has no Redis store. */
 int rstore_call_new(Namespace *ns, sd_bus_message *m, const char *key, rstore_reply_fn on_reply, RStoreCall **ret);
+/* The same for a call on namespace NS that has no Namespace here (DropNamespace). */
+int rstore_call_new_hub(Hub *h, const char *ns, sd_bus_message *m, const char *key, rstore_reply_fn on_reply, RStoreCall **ret);
 int rstore_call_send(RStoreCall *c, int argc, const char **argv, const size_t *argvlen);
 int rstore_call_eval(RStoreCall *c, const char *script, int nkeys, int argc, const char **argv, const size_t *argvlen);
 /* Drops a call that was never sent (an error before the first send: answer it yourself). */
@@ -88,7 +90,3 @@ int rstore_redis_error(const char *text, size_t len, const char *ns, const char 
  * past it the script fails with LimitExceeded).  One script walking SCAN: atomic, and its
  * time grows with the whole database. */
 extern const char rstore_keys_script[];
-
-/* DropNamespace with --redis: deletes NS's keys in Redis (sent now, before any later command
- * of this hub).  0 without a Redis store; -EHOSTDOWN when Redis cannot be reached. */
-int rstore_drop_namespace(Hub *h, const char *ns);

@@ -113,9 +113,10 @@ static void test_caller_gone(Fixture *f, gconstpointer data) {
         if (f->skipped)
                 return;
         for (unsigned round = 0; round < 5; round++) {
+                g_autofree char *path = th_hub_socket_path(&f->a.bus);
                 sd_bus *c = NULL;
                 if (via_socket)
-                        g_assert_cmpint(th_connect_socket(&c, th_hub_socket_path(&f->a.bus)), >=, 0);
+                        g_assert_cmpint(th_connect_socket(&c, path), >=, 0);
                 else
                         g_assert_cmpint(th_connect(&c, f->a.bus.address), >=, 0);
                 for (unsigned i = 0; i < 200; i++) {
