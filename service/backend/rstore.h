@@ -75,6 +75,11 @@ const char *rstore_call_key(RStoreCall *c);
 /* Attaches DATA, freed with FREE_FN (may be NULL) when the call ends. */
 void rstore_call_set_data(RStoreCall *c, void *data, void (*free_fn)(void *));
 void *rstore_call_data(RStoreCall *c);
+/* Client-side caching: the keys the call may change (copied), or every key of the namespace;
+ * after Redis has run it, and before ON_REPLY (so before the reply), the tracking counters of
+ * those keys grow and this hub's trackers hear Invalidate.  Set it on every write. */
+int rstore_call_set_written(RStoreCall *c, const char *const *keys, size_t n);
+void rstore_call_set_flush(RStoreCall *c);
 /* WANT: Redis's error replies go to ON_REPLY as they are (it may try something else, or map
  * them itself with rstore_redis_error()) until it is turned off again. */
 void rstore_call_want_errors(RStoreCall *c, bool want);

@@ -22,6 +22,7 @@
 #include "namespace.h"
 #include "rstore.h"
 #include "store.h"
+#include "tracking.h"
 #include "utf8.h"
 #include "variant-codec.h"
 
@@ -115,8 +116,11 @@ int rs_args_value(RsArgs *a, const StoreValue *v) {
 
 /* Sends the command A for call M; 1 (answered now or later) or a negative errno before
  * anything was sent. */
-int rs_send(Namespace *ns, sd_bus_message *m, const char *key, rstore_reply_fn fn, RsArgs *a, void *data,
-                    void (*free_data)(void *)) {
+/* The one sender: SCRIPT NULL sends A as a command.  WRITTEN (N_WRITTEN keys) or FLUSH: what
+ * the call may change, for client-side caching (rstore_call_set_written()). */
+static int send_full(Namespace *ns, sd_bus_message *m, const char *key, rstore_reply_fn fn, const char *script, int nkeys,
+                     RsArgs *a, void *data, void (*free_data)(void *), const char *const *written, size_t n_written,
+                     bool flush) {
         RStoreCall *c;
         int r;
 
@@ -127,24 +131,41 @@ int rs_send(Namespace *ns, sd_bus_message *m, const char *key, rstore_reply_fn f
                 return r;
         }
         rstore_call_set_data(c, data, free_data);
-        (void) rstore_call_send(c, a->n, a->v, a->l);
+        if (written) {
+                r = rstore_call_set_written(c, written, n_written);
+                if (r < 0) {
+                        rstore_call_abandon(c);
+                        return r;
+                }
+        }
+        if (flush)
+                rstore_call_set_flush(c);
+        if (script)
+                (void) rstore_call_eval(c, script, nkeys, a->n, a->v, a->l);
+        else
+                (void) rstore_call_send(c, a->n, a->v, a->l);
         return 1;
 }
 
-int rs_send_eval(Namespace *ns, sd_bus_message *m, const char *key, rstore_reply_fn fn, const char *script, int nkeys,
-                     RsArgs *a, void *data, void (*free_data)(void *)) {
-        RStoreCall *c;
-        int r;
+int rs_send(Namespace *ns, sd_bus_message *m, const char *key, rstore_reply_fn fn, RsArgs *a, void *data,
+            void (*free_data)(void *)) {
+        return send_full(ns, m, key, fn, NULL, 0, a, data, free_data, NULL, 0, false);
+}
 
-        r = rstore_call_new(ns, m, key, fn, &c);
-        if (r < 0) {
-                if (free_data)
-                        free_data(data);
-                return r;
-        }
-        rstore_call_set_data(c, data, free_data);
-        (void) rstore_call_eval(c, script, nkeys, a->n, a->v, a->l);
-        return 1;
+int rs_send_eval(Namespace *ns, sd_bus_message *m, const char *key, rstore_reply_fn fn, const char *script, int nkeys,
+                 RsArgs *a, void *data, void (*free_data)(void *)) {
+        return send_full(ns, m, key, fn, script, nkeys, a, data, free_data, NULL, 0, false);
+}
+
+int rs_send_write(Namespace *ns, sd_bus_message *m, const char *const *keys, size_t n, rstore_reply_fn fn, const char *script,
+                  int nkeys, RsArgs *a, void *data, void (*free_data)(void *)) {
+        return send_full(ns, m, n > 0 ? keys[0] : NULL, fn, script, nkeys, a, data, free_data, keys, n, false);
+}
+
+/* A write of KEY alone. */
+static int send_write1(Namespace *ns, sd_bus_message *m, const char *key, rstore_reply_fn fn, const char *script, int nkeys,
+                       RsArgs *a) {
+        return rs_send_write(ns, m, &key, 1, fn, script, nkeys, a, NULL, NULL);
 }
 
 /* ---- validation -------------------------------------------------------------------------- */
@@ -300,6 +321,8 @@ static int keys_command(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_erro
                 r = rs_args_key(&a, ns, *k);
         if (r < 0)
                 return r;
+        if (streq(cmd, "DEL"))
+                return rs_send_write(ns, m, (const char *const *) keys, rs_strv_length(keys), rs_on_count, NULL, 0, &a, NULL, NULL);
         return rs_send(ns, m, keys[0], rs_on_count, &a, NULL, NULL);
 }
 
@@ -326,7 +349,7 @@ static int keys_walk(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, 
                 r = rs_args_printf(&a, "%" PRIu64, max);
         if (r < 0)
                 return r;
-        return rs_send_eval(ns, m, glob, fn, rstore_keys_script, 0, &a, NULL, NULL);
+        return send_full(ns, m, glob, fn, rstore_keys_script, 0, &a, NULL, NULL, NULL, 0, streq(what, "flush"));
 }
 
 /* Keys from Redis, without the namespace's prefix; names a D-Bus string cannot carry are left
@@ -511,7 +534,8 @@ static int two_keys(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, c
                 r = rs_args_key(&a, ns, new_key);
         if (r < 0)
                 return r;
-        return rs_send(ns, m, key, fn, &a, NULL, NULL);
+        const char *written[] = { key, new_key };
+        return rs_send_write(ns, m, written, 2, fn, NULL, 0, &a, NULL, NULL);
 }
 
 static int method_rename(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, const char *new_key) {
@@ -548,7 +572,7 @@ static int method_move(sd_bus_message *m, void *userdata, sd_bus_error *ret_erro
                 r = rs_args_take(&a, dst, strlen(dst));
         if (r < 0)
                 return r;
-        return rs_send_eval(ns, m, key, rs_on_bool, move_script, 2, &a, NULL, NULL);
+        return send_write1(ns, m, key, rs_on_bool, move_script, 2, &a);
 }
 
 static int method_expire(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, uint64_t ttl_ms) {
@@ -566,11 +590,11 @@ static int method_expire(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
                 r = rs_args_printf(&a, "%" PRIu64, ttl_ms);
         if (r < 0)
                 return r;
-        return rs_send(ns, m, key, rs_on_bool, &a, NULL, NULL);
+        return send_write1(ns, m, key, rs_on_bool, NULL, 0, &a);
 }
 
-int rs_one_key(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *cmd, const char *key,
-                   rstore_reply_fn fn) {
+static int one_key_full(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *cmd, const char *key,
+                        rstore_reply_fn fn, bool write) {
         _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
@@ -580,11 +604,16 @@ int rs_one_key(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const 
                 r = rs_args_key(&a, ns, key);
         if (r < 0)
                 return r;
-        return rs_send(ns, m, key, fn, &a, NULL, NULL);
+        return write ? send_write1(ns, m, key, fn, NULL, 0, &a) : rs_send(ns, m, key, fn, &a, NULL, NULL);
+}
+
+int rs_one_key(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *cmd, const char *key,
+               rstore_reply_fn fn) {
+        return one_key_full(m, ns, ret_error, cmd, key, fn, false);
 }
 
 static int method_persist(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
-        return rs_one_key(m, userdata, ret_error, "PERSIST", key, rs_on_bool);
+        return one_key_full(m, userdata, ret_error, "PERSIST", key, rs_on_bool, true);
 }
 
 static int on_ttl(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
@@ -734,7 +763,7 @@ static int set_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error,
                 r = rs_args_str(&a, "GET");
         if (r < 0)
                 return r;
-        return rs_send(ns, m, key, get ? on_set_get : on_set, &a, NULL, NULL);
+        return send_write1(ns, m, key, get ? on_set_get : on_set, NULL, 0, &a);
 }
 
 static int method_set(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
@@ -882,7 +911,7 @@ static int m_set_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_erro
         }
         if (r < 0)
                 return r;
-        return rs_send(ns, m, v.names[0], on_mset, &a, NULL, NULL);
+        return rs_send_write(ns, m, v.names, v.n, on_mset, NULL, 0, &a, NULL, NULL);
 }
 
 static int method_m_set(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
@@ -1174,6 +1203,10 @@ static int rmw_start(sd_bus_message *m, Namespace *ns, const char *key, Rmw *w) 
                 return r;
         }
         rstore_call_set_data(c, w, rmw_free);
+        if (w->op != RMW_STR_LEN && w->op != RMW_GET_RANGE && (r = rstore_call_set_written(c, &key, 1)) < 0) {
+                rstore_call_abandon(c);
+                return r;
+        }
         (void) rmw_read(c);
         return 1;
 }
@@ -1247,6 +1280,11 @@ static int incr_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error
                 return r;
         }
         rstore_call_set_data(c, w, rmw_free);
+        r = rstore_call_set_written(c, &key, 1);
+        if (r < 0) {
+                rstore_call_abandon(c);
+                return r;
+        }
         rstore_call_want_errors(c, true);
         (void) rstore_call_send(c, a.n, a.v, a.l);
         return 1;
@@ -1367,7 +1405,7 @@ static int method_h_set(sd_bus_message *m, void *userdata, sd_bus_error *ret_err
         }
         if (r < 0)
                 return r;
-        return rs_send(ns, m, key, rs_on_count, &a, NULL, NULL);
+        return send_write1(ns, m, key, rs_on_count, NULL, 0, &a);
 }
 
 static int method_h_set_nx(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, const char *field) {
@@ -1395,7 +1433,7 @@ static int method_h_set_nx(sd_bus_message *m, void *userdata, sd_bus_error *ret_
                 r = rs_args_value(&a, &v.value);
         if (r < 0)
                 return r;
-        return rs_send(ns, m, key, rs_on_bool, &a, NULL, NULL);
+        return send_write1(ns, m, key, rs_on_bool, NULL, 0, &a);
 }
 
 static int key_field(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *cmd, const char *key,
@@ -1511,7 +1549,7 @@ static int method_h_del(sd_bus_message *m, void *userdata, sd_bus_error *ret_err
                 r = rs_args_str(&a, *f);
         if (r < 0)
                 return r;
-        return rs_send(ns, m, key, rs_on_count, &a, NULL, NULL);
+        return send_write1(ns, m, key, rs_on_count, NULL, 0, &a);
 }
 
 static int method_h_exists(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, const char *field) {
@@ -1595,6 +1633,205 @@ static int method_h_incr_float(sd_bus_message *m, void *userdata, sd_bus_error *
         return float_common(m, userdata, ret_error, key, field, by);
 }
 
+/* ---- client-side caching (docs/caching.md) -------------------------------------------------
+ * Track and Untrack are the hub's own (bus-store.c).  A tracked read takes each key's counter
+ * and remembers the pair before it sends its read: a change Redis runs after the read bumps the
+ * counter later (this hub's writes before their reply, every host's through the keyspace
+ * notification), so a cached pair goes stale, never wrong.  The TTL's end is counted from the
+ * moment the read is sent, so it is never later than Redis's. */
+
+typedef struct Tracked {
+        char *field;            /* HGetTracked */
+        bool many;              /* MGetTracked */
+        uint64_t sent_ms;
+        size_t n;
+        uint64_t seq[];
+} Tracked;
+
+static void tracked_free(void *p) {
+        Tracked *t = p;
+        if (!t)
+                return;
+        free(t->field);
+        free(t);
+}
+
+/* KEYS[i]: PTTL, then the value (GET, or HGET of ARGV[1] when not empty); a key of another type
+ * is absent when ARGV[2] is "1" (MGetTracked), else its error. */
+static const char tracked_script[] =
+        "local out = {}\n"
+        "for _, k in ipairs(KEYS) do\n"
+        "  local v\n"
+        "  if ARGV[1] ~= '' then v = redis.pcall('HGET', k, ARGV[1]) else v = redis.pcall('GET', k) end\n"
+        "  if type(v) == 'table' and v.err then\n"
+        "    if ARGV[2] == '1' then v = false else return v end\n"
+        "  end\n"
+        "  out[#out + 1] = redis.call('PTTL', k)\n"
+        "  out[#out + 1] = v\n"
+        "end\n"
+        "return out\n";
+
+typedef struct TrackedItem {
+        const Tracked *t;
+        size_t i;
+        const redisReply *ttl, *value;
+        const StoreValue *v;    /* NULL: not found */
+} TrackedItem;
+
+static uint64_t tracked_deadline_ns(const Tracked *t, const redisReply *ttl) {
+        uint64_t end;
+
+        if (ttl->type != REDIS_REPLY_INTEGER || ttl->integer < 0)
+                return 0;
+        end = t->sent_ms + (uint64_t) ttl->integer;
+        return end < t->sent_ms || end > UINT64_MAX / UINT64_C(1000000) ? UINT64_MAX : end * UINT64_C(1000000);
+}
+
+static int append_tracked_rest(sd_bus_message *reply, const TrackedItem *it) {
+        static const StoreValue none = { .type = 's', .str = { "", 0 } };
+        int r;
+
+        r = codec_append_value(reply, it->v ? it->v : &none);
+        if (r < 0)
+                return r;
+        return sd_bus_message_append(reply, "tt", it->t->seq[it->i], it->v ? tracked_deadline_ns(it->t, it->ttl) : UINT64_C(0));
+}
+
+static int append_tracked_cb(sd_bus_message *reply, void *userdata) {
+        return append_tracked_rest(reply, userdata);
+}
+
+typedef struct TrackedMany {
+        sd_bus_message *call;
+        const Tracked *t;
+        const redisReply *reply;
+} TrackedMany;
+
+static int append_tracked_many_cb(sd_bus_message *reply, void *userdata) {
+        TrackedMany *d = userdata;
+        int r = sd_bus_message_open_container(reply, 'a', "(bvtt)");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < d->t->n; i++) {
+                _cleanup_(rstore_value_done) RStoreValue v = {};
+                TrackedItem it = { d->t, i, d->reply->element[2 * i], d->reply->element[2 * i + 1], NULL };
+
+                if (!rs_is_nil(it.value) && rs_decode(d->call, it.value, &v) >= 0)
+                        it.v = &v.value; /* bytes that are not a clusterhub value: absent, as MGet */
+                r = sd_bus_message_open_container(reply, 'r', "bvtt");
+                if (r >= 0)
+                        r = sd_bus_message_append_basic(reply, 'b', &(int) { it.v != NULL });
+                if (r >= 0)
+                        r = append_tracked_rest(reply, &it);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(reply);
+}
+
+static int on_tracked(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
+        _cleanup_(rstore_value_done) RStoreValue v = {};
+        Tracked *t = rstore_call_data(c);
+        sd_bus_message *m = rstore_call_message(c);
+        int r;
+
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 * t->n)
+                return -EBADMSG;
+        if (t->many) {
+                TrackedMany d = { m, t, reply };
+                r = ch_store1_reply_m_get_tracked(m, append_tracked_many_cb, &d);
+                return r < 0 ? r : 1;
+        }
+        TrackedItem it = { t, 0, reply->element[0], reply->element[1], NULL };
+        if (!rs_is_nil(it.value)) {
+                r = rs_decode(m, it.value, &v);
+                if (r == -EBADMSG)
+                        return rs_not_a_value(c, ret_error);
+                if (r < 0)
+                        return r;
+                it.v = &v.value;
+        }
+        r = t->field ? ch_store1_reply_h_get_tracked(m, it.v != NULL, append_tracked_cb, &it)
+                     : ch_store1_reply_get_tracked(m, it.v != NULL, append_tracked_cb, &it);
+        return r < 0 ? r : 1;
+}
+
+static int tracked_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, char **keys, const char *field, bool many) {
+        _cleanup_(rs_args_done) RsArgs a = {};
+        size_t n = rs_strv_length(keys);
+        Tracker *tracker;
+        Tracked *t;
+        int r;
+
+        r = rs_check_names(ns, ret_error, (const char *const *) keys, n, "key");
+        if (r < 0)
+                return r;
+        if (field) {
+                r = bus_check_name(ret_error, "field name", field, ns->hub->limits.max_key_bytes);
+                if (r < 0)
+                        return r;
+        }
+        if (n > ns->hub->limits.max_reply_items)
+                return bus_error_errno(ret_error, -ENOBUFS, "MGetTracked would return %zu items, more than --max-reply-items=%llu.", n,
+                                       (unsigned long long) ns->hub->limits.max_reply_items);
+        tracker = bus_store_tracker_of(ns, m, ret_error);
+        if (!tracker)
+                return -ENOTCONN;
+        if (many && tracker_max_keys(tracker) > 0 && n > tracker_max_keys(tracker))
+                return bus_error_errno(ret_error, -ENOBUFS,
+                                       "MGetTracked of %zu keys; this tracker's table holds %llu (max_keys, --max-tracked-keys-per-peer).",
+                                       n, (unsigned long long) tracker_max_keys(tracker));
+        if (n == 0)
+                return ch_store1_reply_m_get_tracked(m, append_tracked_many_cb,
+                                                     &(TrackedMany) { m, &(Tracked) {}, NULL }) < 0 ? -EIO : 1;
+        t = calloc(1, sizeof(Tracked) + n * sizeof(uint64_t));
+        if (!t)
+                return -ENOMEM;
+        t->many = many;
+        t->n = n;
+        t->sent_ms = hub_now_ms(ns->hub);
+        if (field && !(t->field = strdup(field))) {
+                tracked_free(t);
+                return -ENOMEM;
+        }
+        /* the counters and the pairs before the read */
+        for (size_t i = 0; i < n; i++) {
+                t->seq[i] = track_sequence(ns->tracking, keys[i]);
+                r = track_read(tracker, keys[i]);
+                if (r < 0) {
+                        tracked_free(t);
+                        return r;
+                }
+        }
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = rs_args_key(&a, ns, keys[i]);
+        if (r >= 0)
+                r = rs_args_str(&a, field ? field : "");
+        if (r >= 0)
+                r = rs_args_str(&a, many ? "1" : "0");
+        if (r < 0) {
+                tracked_free(t);
+                return r;
+        }
+        return rs_send_eval(ns, m, keys[0], on_tracked, tracked_script, (int) n, &a, t, tracked_free);
+}
+
+static int method_get_tracked(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
+        char *keys[] = { (char *) key, NULL };
+        return tracked_common(m, userdata, ret_error, keys, NULL, false);
+}
+
+static int method_h_get_tracked(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, const char *field) {
+        char *keys[] = { (char *) key, NULL };
+        return tracked_common(m, userdata, ret_error, keys, field, false);
+}
+
+static int method_m_get_tracked(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, char **keys) {
+        return tracked_common(m, userdata, ret_error, keys, NULL, true);
+}
+
 const ChStore1Handlers bus_store_redis_handlers = {
         .del = method_del,
         .exists = method_exists,
@@ -1635,7 +1872,10 @@ const ChStore1Handlers bus_store_redis_handlers = {
         .h_vals = method_h_vals,
         .h_incr = method_h_incr,
         .h_incr_float = method_h_incr_float,
-        /* Track, Untrack, GetTracked, HGetTracked, MGetTracked: NotSupported with --redis
-         * (docs/redis.md "Store"). */
+        .track = bus_store_track,
+        .untrack = bus_store_untrack,
+        .get_tracked = method_get_tracked,
+        .h_get_tracked = method_h_get_tracked,
+        .m_get_tracked = method_m_get_tracked,
         /* lists and sets: bus-store-redis-list.c (h-rlist adds its entries below this line) */
 };

@@ -48,7 +48,12 @@ int rs_send(Namespace *ns, sd_bus_message *m, const char *key, rstore_reply_fn f
             void (*free_data)(void *));
 int rs_send_eval(Namespace *ns, sd_bus_message *m, const char *key, rstore_reply_fn fn, const char *script, int nkeys,
                  RsArgs *a, void *data, void (*free_data)(void *));
-/* Sends CMD KEY and answers with FN. */
+/* A write: the same, and KEYS (N of them; the first names the call's key in errors) are what
+ * it may change, for client-side caching (rstore_call_set_written()).  SCRIPT NULL: A is a
+ * command. */
+int rs_send_write(Namespace *ns, sd_bus_message *m, const char *const *keys, size_t n, rstore_reply_fn fn, const char *script,
+                  int nkeys, RsArgs *a, void *data, void (*free_data)(void *));
+/* Sends CMD KEY (a read) and answers with FN. */
 int rs_one_key(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *cmd, const char *key,
                rstore_reply_fn fn);
 
