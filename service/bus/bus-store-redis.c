@@ -951,6 +951,8 @@ typedef struct Rmw {
         char *range;
         char *old;              /* GetDel: the bytes it deletes */
         size_t old_len;
+        uint64_t wanted;        /* a refused result's bytes (limit "value-size") */
+        const char *limit;      /* the limit the scratch store named (static string) */
 } Rmw;
 
 static void rmw_free(void *p) {
@@ -982,9 +984,14 @@ static int rmw_error(RStoreCall *c, int r, sd_bus_error *ret_error) {
                 return bus_error_errno(ret_error, r, "Key '%s' does not hold a number.", key);
         case -ERANGE:
                 return bus_error_errno(ret_error, r, "The result for key '%s' does not fit its type.", key);
-        case -ENOBUFS:
-                return bus_error_errno(ret_error, r, "Value of '%s' would exceed --max-value-bytes=%llu.", key,
-                                       (unsigned long long) rstore_call_hub(c)->limits.max_value_bytes);
+        case -ENOBUFS: {
+                Rmw *w = rstore_call_data(c);
+                if (w->limit && streq(w->limit, "value-size"))
+                        return bus_error_errno(ret_error, r, "Value of '%s' is %llu bytes; the limit is %llu (--max-value-bytes).", key,
+                                               (unsigned long long) w->wanted,
+                                               (unsigned long long) rstore_call_hub(c)->limits.max_value_bytes);
+                return bus_error_errno(ret_error, r, "Limit exceeded for key '%s': %s.", key, w->limit ? w->limit : "unknown");
+        }
         case -EINVAL:
                 return bus_error_errno(ret_error, r, "Invalid argument for key '%s'.", key);
         default:
@@ -1091,6 +1098,10 @@ static int rmw_apply(Rmw *w, const StoreValue *old, StoreValue *ret_new) {
                 break;
         default:
                 r = -EINVAL;
+        }
+        if (r == -ENOBUFS) {
+                w->limit = store_last_limit(s);
+                w->wanted = store_last_limit_wanted(s);
         }
         if (r < 0)
                 return r;
