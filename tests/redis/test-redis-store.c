@@ -572,6 +572,40 @@ static void test_tracking(Fixture *f, gconstpointer data) {
         g_free(inv.last);
 }
 
+/* -m perf: Set and Get through hub a, one at a time and 64 in flight. */
+static void perf_run(Side *s, const char *method, unsigned n, unsigned inflight) {
+        Tally t = {};
+        unsigned sent = 0;
+        gint64 t0 = g_get_monotonic_time();
+
+        while (t.replies < n) {
+                while (sent < n && sent - t.replies < inflight) {
+                        g_autofree char *key = g_strdup_printf("perf%u", sent % 1000);
+                        if (streq(method, "Set"))
+                                g_assert_cmpint(sd_bus_call_method_async(s->emitter, NULL, TH_HUB_NAME, NS_PATH, STORE_IFACE, "Set",
+                                                                         on_incr_reply, &t, "sva{sv}", key, "s", "value", 0), >=, 0);
+                        else
+                                g_assert_cmpint(sd_bus_call_method_async(s->emitter, NULL, TH_HUB_NAME, NS_PATH, STORE_IFACE, "Get",
+                                                                         on_incr_reply, &t, "s", key), >=, 0);
+                        sent++;
+                }
+                if (sd_bus_process(s->emitter, NULL) == 0)
+                        (void) sd_bus_wait(s->emitter, 10 * 1000);
+        }
+        g_assert_cmpuint(t.errors, ==, 0);
+        double secs = (g_get_monotonic_time() - t0) / 1e6;
+        g_test_message("%s through the hub with --redis, %u in flight: %.0f/s (%u calls)", method, inflight, n / secs, n);
+}
+
+static void test_perf(Fixture *f, gconstpointer data) {
+        if (f->skipped)
+                return;
+        perf_run(&f->a, "Set", 3000, 1);
+        perf_run(&f->a, "Get", 3000, 1);
+        perf_run(&f->a, "Set", 30000, 64);
+        perf_run(&f->a, "Get", 30000, 64);
+}
+
 /* --data-dir and --redis exclude each other: the start fails, saying so. */
 static void test_no_data_dir(void) {
         g_autofree char *hub = th_hub_binary(), *err = NULL, *dir = g_dir_make_tmp("rstore-XXXXXX", NULL);
@@ -604,5 +638,7 @@ int main(int argc, char *argv[]) {
         g_test_add("/redis-store/namespaces", Fixture, NULL, fixture_setup, test_namespaces, fixture_teardown);
         g_test_add("/redis-store/tracking", Fixture, NULL, fixture_setup, test_tracking, fixture_teardown);
         g_test_add_func("/redis-store/no-data-dir", test_no_data_dir);
+        if (g_test_perf())
+                g_test_add("/redis-store/perf", Fixture, NULL, fixture_setup, test_perf, fixture_teardown);
         return g_test_run();
 }
