@@ -407,6 +407,9 @@ static int on_keys(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_err
 
 static int method_keys(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *pattern) {
         Namespace *ns = userdata;
+
+        if (!*pattern) /* as the local store: "" matches no key (Scan's "" is every key) */
+                return ch_store1_reply_keys(m, NULL) < 0 ? -EIO : 1;
         return keys_walk(m, ns, ret_error, pattern, "keys", ns->hub->limits.max_reply_items, on_keys);
 }
 
