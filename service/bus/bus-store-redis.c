@@ -810,7 +810,7 @@ static int names_new(char **names, Names **ret) {
         return 0;
 }
 
-/* An a{sv} of NAMES[i] -> decoded ELEMENTS[i]; nil and values that do not rs_decode are left out.
+/* An a{sv} of NAMES[i] -> decoded ELEMENTS[i]; nil and values that do not decode are left out.
  * PAIRS: ELEMENTS are name, value, name, value (HGETALL); NAMES is NULL then. */
 typedef struct DictReply {
         sd_bus_message *call;
@@ -934,7 +934,7 @@ typedef enum RmwOp {
         RMW_SET_RANGE,
         RMW_STR_LEN,    /* reads: no write back */
         RMW_GET_RANGE,
-        RMW_GET_DEL,    /* deletes only what it could read: bytes that do not rs_decode stay */
+        RMW_GET_DEL,    /* deletes only what it could read: bytes that do not decode stay */
 } RmwOp;
 
 typedef struct Rmw {
