@@ -17,6 +17,7 @@
 #include "remote-event.h"
 #include "rlocks.h"
 #include "rrequests.h"
+#include "rstore.h"
 #include "transport/socket.h"
 #include "variant-codec.h"
 
@@ -35,6 +36,7 @@ struct Backend {
 const BackendPartOps *const backend_parts[] = {
         &rlocks_ops,
         &rrequests_ops,
+        &rstore_part_ops,
         NULL
 };
 
@@ -246,7 +248,7 @@ int backend_new(Hub *h, Backend **ret) {
                 backend_free(b);
                 return r;
         }
-        log_info("Node '%s': events and the worker list cross hosts through Redis at %s.", h->node_name, redis_link_where(b->link));
+        log_info("Node '%s': the store, events and the worker list cross hosts through Redis at %s.", h->node_name, redis_link_where(b->link));
         *ret = b;
         return 0;
 }

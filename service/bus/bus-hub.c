@@ -11,6 +11,8 @@
 #include "bus-requests.h"
 #include "bus-workers.h"
 #include "bus-store.h"
+#include "bus-store-redis.h"
+#include "rstore.h"
 #include "bus-util.h"
 #include "ch-events1-server.h"
 #include "ch-hub1-server.h"
@@ -46,6 +48,39 @@ static int emit_namespace_dropped_on(sd_bus *bus, void *userdata) {
         return ch_hub1_emit_namespace_dropped(bus, NULL, HUB_PATH, userdata);
 }
 
+/* --redis: the namespace's keys are in Redis, whether or not this hub has objects for it now.
+ * They are deleted first; the local part (locks, served methods) goes when Redis has answered,
+ * and the reply after that, so that a call made after the reply, on any host, sees no key. */
+static int on_drop_namespace_redis(RStoreCall *c, const struct redisReply *reply, sd_bus_error *ret_error) {
+        Hub *h = rstore_call_hub(c);
+        const char *name = rstore_call_namespace(c);
+        int r;
+
+        r = namespace_drop(h, name);
+        if (r < 0 && r != -ENXIO)
+                return bus_error_errno(ret_error, r, "Failed to drop namespace '%s': %s", name, strerror(-r));
+        r = ch_hub1_reply_drop_namespace(rstore_call_message(c));
+        SignalProbe probe = { HUB_PATH, CH_HUB1_INTERFACE, "NamespaceDropped", "s", { name } };
+        (void) hub_broadcast(h, &probe, emit_namespace_dropped_on, (void *) name);
+        return r < 0 ? r : 1;
+}
+
+static int drop_namespace_redis(sd_bus_message *m, Hub *h, sd_bus_error *ret_error, const char *name) {
+        _cleanup_(freep) char *pattern = NULL;
+        RStoreCall *c;
+        int r;
+
+        r = rstore_match_pattern(name, NULL, &pattern);
+        if (r < 0)
+                return r;
+        r = rstore_call_new_hub(h, name, m, NULL, on_drop_namespace_redis, &c);
+        if (r < 0)
+                return bus_error_errno(ret_error, r, "Cannot delete the keys of namespace '%s': Redis cannot be reached (--redis).", name);
+        const char *argv[] = { pattern, "flush", "0" };
+        (void) rstore_call_eval(c, rstore_keys_script, 0, 3, argv, NULL);
+        return 1;
+}
+
 static int method_drop_namespace(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *name) {
         Hub *h = userdata;
         int r;
@@ -54,6 +89,8 @@ static int method_drop_namespace(sd_bus_message *m, void *userdata, sd_bus_error
                 return bus_error_errno(ret_error, -EINVAL,
                                        "'%s' is not a namespace name: 1 to %llu characters of [A-Za-z0-9_].",
                                        name, (unsigned long long) h->limits.max_name_bytes);
+        if (h->redis_url)
+                return drop_namespace_redis(m, h, ret_error, name);
         r = namespace_drop(h, name);
         if (r == -ENXIO)
                 return bus_error_errno(ret_error, r, "Namespace '%s' does not exist.", name);
@@ -271,7 +308,9 @@ int bus_hub_add_objects(Hub *h, sd_bus *bus) {
         if (r < 0)
                 return r;
         ch_store1_set_max_strv(h->limits.max_elements);
-        r = ch_store1_add_fallback(bus, NULL, HUB_NS_PREFIX, &bus_store_handlers, namespace_find, h);
+        /* --redis: the store is Redis's (bus-store-redis.c), shared by the hubs of every host */
+        r = ch_store1_add_fallback(bus, NULL, HUB_NS_PREFIX, h->redis_url ? &bus_store_redis_handlers : &bus_store_handlers,
+                                   namespace_find, h);
         if (r < 0)
                 return r;
         return ch_locks1_add_fallback(bus, NULL, HUB_NS_PREFIX, &bus_locks_handlers, namespace_find, h);
