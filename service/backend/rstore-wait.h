@@ -40,6 +40,7 @@ struct RWaitQueue {
         size_t n_chunks;             /* chunks of the round in flight */
         bool wanted;                 /* a round should run once none is in flight */
         bool dropped;                /* its owner let it go: freed by the last chunk's end */
+        void *userdata;              /* the owner's */
 };
 
 /* One script call: some waiters (oldest first) and the distinct keys they wait on. */
