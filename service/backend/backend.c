@@ -15,6 +15,7 @@
 #include "redis-link.h"
 #include "registry.h"
 #include "remote-event.h"
+#include "rstore.h"
 #include "transport/socket.h"
 #include "variant-codec.h"
 
@@ -31,6 +32,7 @@ struct Backend {
 
 /* The parts, in the order they are made and asked for messages: add a line for a new part. */
 const BackendPartOps *const backend_parts[] = {
+        &rstore_part_ops,
         NULL
 };
 
