@@ -7,6 +7,7 @@
 #include <sys/random.h>
 
 #include "backend.h"
+#include "bus-store-redis-list.h"
 #include "bus-util.h"
 #include "ch-events1-server.h"
 #include "log.h"
@@ -33,6 +34,7 @@ struct Backend {
 /* The parts, in the order they are made and asked for messages: add a line for a new part. */
 const BackendPartOps *const backend_parts[] = {
         &rstore_part_ops,
+        &rlist_part_ops, /* BLPop/BRPop waiters (bus-store-redis-list.c) */
         NULL
 };
 
