@@ -11,6 +11,7 @@
 #include "bus-requests.h"
 #include "bus-workers.h"
 #include "bus-store.h"
+#include "bus-store-redis.h"
 #include "bus-util.h"
 #include "ch-events1-server.h"
 #include "ch-hub1-server.h"
@@ -271,7 +272,9 @@ int bus_hub_add_objects(Hub *h, sd_bus *bus) {
         if (r < 0)
                 return r;
         ch_store1_set_max_strv(h->limits.max_elements);
-        r = ch_store1_add_fallback(bus, NULL, HUB_NS_PREFIX, &bus_store_handlers, namespace_find, h);
+        /* --redis: the store is Redis's (bus-store-redis.c), shared by the hubs of every host */
+        r = ch_store1_add_fallback(bus, NULL, HUB_NS_PREFIX, h->redis_url ? &bus_store_redis_handlers : &bus_store_handlers,
+                                   namespace_find, h);
         if (r < 0)
                 return r;
         return ch_locks1_add_fallback(bus, NULL, HUB_NS_PREFIX, &bus_locks_handlers, namespace_find, h);

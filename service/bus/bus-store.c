@@ -26,7 +26,7 @@ static void bus_value_done(BusValue *v) {
 }
 
 /* Reads the variant at M's position (a value to store).  Strings are borrowed from M. */
-static int read_value(sd_bus_message *m, BusValue *v, sd_bus_error *ret_error) {
+int bus_store_read_value(sd_bus_message *m, CodecValue *v, sd_bus_error *ret_error) {
         int r = codec_read_value(m, v);
 
         if (r == -EMEDIUMTYPE)
@@ -132,12 +132,7 @@ static size_t strv_length(char **l) {
 
 /* --- options ------------------------------------------------------------------------ */
 
-typedef struct SetOptions {
-        uint64_t ttl_ms;
-        bool nx, xx, keep_ttl;
-} SetOptions;
-
-static int read_set_options(sd_bus_message *m, SetOptions *o, sd_bus_error *ret_error) {
+int bus_store_read_set_options(sd_bus_message *m, SetOptions *o, sd_bus_error *ret_error) {
         const BusOption table[] = {
                 { "ttl_ms", BUS_OPTION_UINT64_POSITIVE, &o->ttl_ms },
                 { "nx", BUS_OPTION_BOOL, &o->nx },
@@ -246,15 +241,7 @@ static int append_dict_cb(sd_bus_message *reply, void *userdata) {
         return sd_bus_message_close_container(reply);
 }
 
-/* A list of values read from an "av" or the values of an "a{sv}". */
-typedef struct BusValues {
-        BusValue *items;
-        StoreValue *values;  /* flat copies of items[i].value, for the store */
-        const char **names;  /* for a{sv} */
-        size_t n;
-} BusValues;
-
-static void bus_values_done(BusValues *v) {
+void bus_values_done(BusValues *v) {
         for (size_t i = 0; i < v->n; i++)
                 bus_value_done(v->items + i);
         free(v->items);
@@ -279,7 +266,7 @@ static int bus_values_grow(BusValues *v, size_t *allocated) {
 }
 
 /* Reads "av" (dict false) or "a{sv}" (dict true) at M's position. */
-static int read_values(sd_bus_message *m, bool dict, BusValues *v, uint64_t max, sd_bus_error *ret_error) {
+int bus_store_read_values(sd_bus_message *m, bool dict, BusValues *v, uint64_t max, sd_bus_error *ret_error) {
         size_t allocated = 0;
         int r;
 
@@ -314,7 +301,7 @@ static int read_values(sd_bus_message *m, bool dict, BusValues *v, uint64_t max,
                                 return r;
                 }
                 v->n++;
-                r = read_value(m, v->items + v->n - 1, ret_error);
+                r = bus_store_read_value(m, v->items + v->n - 1, ret_error);
                 if (r < 0)
                         return r;
                 if (dict) {
@@ -397,10 +384,10 @@ static int method_set(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
         int r;
 
         CHECK_KEY(ns, ret_error, key);
-        r = read_value(m, &v, ret_error);
+        r = bus_store_read_value(m, &v, ret_error);
         if (r < 0)
                 return r;
-        r = read_set_options(m, &o, ret_error);
+        r = bus_store_read_set_options(m, &o, ret_error);
         if (r < 0)
                 return r;
         r = store_set(ns->store, key, &v.value, o.ttl_ms,
@@ -426,10 +413,10 @@ static int method_set_get(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         int r;
 
         CHECK_KEY(ns, ret_error, key);
-        r = read_value(m, &v, ret_error);
+        r = bus_store_read_value(m, &v, ret_error);
         if (r < 0)
                 return r;
-        r = read_set_options(m, &o, ret_error);
+        r = bus_store_read_set_options(m, &o, ret_error);
         if (r < 0)
                 return r;
         r = store_setget(ns->store, key, &v.value, o.ttl_ms,
@@ -829,7 +816,7 @@ static int method_m_set_common(sd_bus_message *m, Namespace *ns, sd_bus_error *r
         _cleanup_(bus_values_done) BusValues v = {};
         int r;
 
-        r = read_values(m, true, &v, ns->hub->limits.max_elements, ret_error);
+        r = bus_store_read_values(m, true, &v, ns->hub->limits.max_elements, ret_error);
         if (r < 0)
                 return r;
         r = check_names(ns, ret_error, v.names, v.n, "key");
@@ -931,7 +918,7 @@ static int method_h_set(sd_bus_message *m, void *userdata, sd_bus_error *ret_err
         int r;
 
         CHECK_KEY(ns, ret_error, key);
-        r = read_values(m, true, &v, ns->hub->limits.max_elements, ret_error);
+        r = bus_store_read_values(m, true, &v, ns->hub->limits.max_elements, ret_error);
         if (r < 0)
                 return r;
         r = check_names(ns, ret_error, v.names, v.n, "field name");
@@ -952,7 +939,7 @@ static int method_h_set_nx(sd_bus_message *m, void *userdata, sd_bus_error *ret_
         r = check_field(ns, ret_error, field);
         if (r < 0)
                 return r;
-        r = read_value(m, &v, ret_error);
+        r = bus_store_read_value(m, &v, ret_error);
         if (r < 0)
                 return r;
         r = store_hsetnx(ns->store, key, field, &v.value, now_ms(ns));
@@ -1091,7 +1078,7 @@ static int push_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error
         int r;
 
         CHECK_KEY(ns, ret_error, key);
-        r = read_values(m, false, &v, ns->hub->limits.max_elements, ret_error);
+        r = bus_store_read_values(m, false, &v, ns->hub->limits.max_elements, ret_error);
         if (r < 0)
                 return r;
         if (x)
@@ -1183,7 +1170,7 @@ static int method_l_set(sd_bus_message *m, void *userdata, sd_bus_error *ret_err
         int r;
 
         CHECK_KEY(ns, ret_error, key);
-        r = read_value(m, &v, ret_error);
+        r = bus_store_read_value(m, &v, ret_error);
         if (r < 0)
                 return r;
         r = store_lset(ns->store, key, index, &v.value, now_ms(ns));
@@ -1212,7 +1199,7 @@ static int method_l_rem(sd_bus_message *m, void *userdata, sd_bus_error *ret_err
         int r;
 
         CHECK_KEY(ns, ret_error, key);
-        r = read_value(m, &v, ret_error);
+        r = bus_store_read_value(m, &v, ret_error);
         if (r < 0)
                 return r;
         r = store_lrem(ns->store, key, count, &v.value, now_ms(ns), &removed);
@@ -1242,10 +1229,10 @@ static int method_l_insert(sd_bus_message *m, void *userdata, sd_bus_error *ret_
         r = parse_side(ret_error, "where", where, "before", "after", &before);
         if (r < 0)
                 return r;
-        r = read_value(m, &pivot, ret_error);
+        r = bus_store_read_value(m, &pivot, ret_error);
         if (r < 0)
                 return r;
-        r = read_value(m, &v, ret_error);
+        r = bus_store_read_value(m, &v, ret_error);
         if (r < 0)
                 return r;
         r = store_linsert(ns->store, key, before, &pivot.value, &v.value, now_ms(ns), &len);
