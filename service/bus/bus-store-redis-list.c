@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "bus-store-redis-list.h"
+#include "bus-store.h"
 #include "bus-util.h"
 #include "ch-errors.h"
 #include "ch-store1-server.h"
@@ -155,18 +156,7 @@ static int args_value(Args *a, sd_bus_message *m, Namespace *ns, const char *key
         size_t len = 0;
         int r;
 
-        r = codec_read_value(m, &v);
-        if (r == -EMEDIUMTYPE)
-                return bus_error_errno(ret_error, -EINVAL, "A value (a variant) is required.");
-        if (r == -EBADF)
-                return bus_error_errno(ret_error, -EINVAL, "File descriptors cannot be stored.");
-        if (r == -ELOOP)
-                return bus_error_errno(ret_error, -ENOBUFS, "The value nests deeper than any bus allows; the store keeps values of at most %u containers.",
-                                       CODEC_VARIANT_DEPTH_MAX);
-        if (r == -E2BIG)
-                return bus_error_errno(ret_error, -ENOBUFS,
-                                       "The value nests %u containers deep, its variant included; the store keeps values of at most %u, so that a{sv} replies (MGet, HGetAll) stay within the bus's %u.",
-                                       v.buf.depth + 1, CODEC_VARIANT_DEPTH_MAX, CODEC_BUS_DEPTH_MAX);
+        r = bus_store_read_value(m, &v, ret_error); /* the named errors of a bad value, as bus-store.c */
         if (r < 0)
                 return r;
         if (store_value_bytes(&v.value) > max)
@@ -289,7 +279,44 @@ static void decoded_done(Decoded *d) {
         free(d->v);
 }
 
-static int decode_array(const redisReply *reply, Decoded *ret) {
+/* A blob must not nest deeper than a reply may carry: the bytes in Redis are anyone's (the same
+ * check as bus-store-redis.c's). */
+static int blob_fits(sd_bus_message *call, const StoreValue *v) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *t = NULL;
+        int r;
+
+        if (v->type != 'v')
+                return 1;
+        r = sd_bus_message_new_method_call(sd_bus_message_get_bus(call), &t, NULL, "/", NULL, "Check");
+        if (r < 0)
+                return r;
+        r = codec_append_value(t, v);
+        if (r < 0)
+                return 0;
+        r = sd_bus_message_seal(t, 1, 0);
+        if (r < 0)
+                return r;
+        return codec_message_fits(t, CODEC_VARIANT_DEPTH_MAX);
+}
+
+/* Decodes an element Redis gave for CALL: -EBADMSG when it is not a value the hub can send. */
+static int decode_element(sd_bus_message *call, const char *data, size_t len, RStoreValue *ret) {
+        RStoreValue v = {};
+        int r;
+
+        r = rstore_decode(data, len, &v);
+        if (r < 0)
+                return r;
+        r = blob_fits(call, &v.value);
+        if (r <= 0) {
+                rstore_value_done(&v);
+                return r < 0 ? r : -EBADMSG;
+        }
+        *ret = v;
+        return 0;
+}
+
+static int decode_array(sd_bus_message *call, const redisReply *reply, Decoded *ret) {
         if (reply->type == REDIS_REPLY_NIL)
                 return 0;
         if (reply->type != REDIS_REPLY_ARRAY)
@@ -303,7 +330,7 @@ static int decode_array(const redisReply *reply, Decoded *ret) {
 
                 if (e->type != REDIS_REPLY_STRING)
                         return -EBADMSG;
-                r = rstore_decode(e->str, e->len, &ret->v[i]);
+                r = decode_element(call, e->str, e->len, &ret->v[i]);
                 if (r < 0)
                         return r == -EBADMSG ? -EMEDIUMTYPE : r;
                 ret->n++;
@@ -332,7 +359,7 @@ static int reply_values(RStoreCall *c, const redisReply *reply, sd_bus_error *re
         _cleanup_(decoded_done) Decoded d = {};
         int r;
 
-        r = decode_array(reply, &d);
+        r = decode_array(rstore_call_message(c), reply, &d);
         if (r == -EMEDIUMTYPE)
                 return junk_error(c, ret_error, popped);
         if (r < 0)
@@ -362,7 +389,7 @@ static int on_value(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_er
         }
         if (reply->type != REDIS_REPLY_STRING)
                 return -EBADMSG;
-        r = rstore_decode(reply->str, reply->len, &v);
+        r = decode_element(rstore_call_message(c), reply->str, reply->len, &v);
         if (r == -EBADMSG)
                 return junk_error(c, ret_error, false);
         if (r < 0)
@@ -731,7 +758,7 @@ static int on_moved(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_er
                 return -EBADMSG;
         /* moved already: a waiter on the destination may take it even when it does not decode */
         bus_store_redis_list_key_event(rstore_call_hub(c), d->ns, d->dst, d->to_left ? "lpush" : "rpush");
-        r = rstore_decode(reply->str, reply->len, &v);
+        r = decode_element(rstore_call_message(c), reply->str, reply->len, &v);
         if (r == -EBADMSG)
                 return bus_error_errno(ret_error, -EMEDIUMTYPE,
                                        "List '%s' holds an element that is not a clusterhub value (another client of the Redis wrote it); it was moved to '%s'.",
@@ -998,7 +1025,7 @@ static void waiter_serve(RWaiter *w, const char *key, const char *data, size_t l
         RStoreValue v = {};
         int r;
 
-        r = rstore_decode(data, len, &v);
+        r = decode_element(d->call, data, len, &v);
         if (r == -EBADMSG)
                 (void) bus_reply_errorf(d->call, CH_ERROR_WRONG_TYPE,
                                         "List '%s' holds an element that is not a clusterhub value (another client of the Redis wrote it); it was removed.",
