@@ -1255,11 +1255,12 @@ void bus_store_redis_list_drop(Hub *h, const char *ns) {
 static void pop_ended(Deferred *d, DeferredEnd why) {
         RWaiter *w = d->userdata;
         Space *s = w->queue->userdata;
+        RList *p = s->part;
 
         w->token = NULL;
         rwait_cancel(w); /* in a round: what it pops for W goes back */
         space_free_if_idle(s);
-        retry_arm(s->part);
+        retry_arm(p);
         if (why == DEFERRED_TIMEOUT)
                 (void) bus_reply_errorf(d->call, CH_ERROR_TIMEOUT, "Nothing was pushed to the lists within the timeout.");
 }
@@ -1388,8 +1389,10 @@ static int part_append_stats(void *part, sd_bus_message *reply) {
         size_t i = 0;
         int r;
 
+        /* callers still waiting (not the orphans of a round in flight) */
         while (hashmap_iterate(p->spaces, &i, (void **) &s, NULL))
-                waiters += s->queue->n_waiters;
+                for (RWaiter *w = s->queue->waiters.first; w; w = w->waiters_next)
+                        waiters += w->token != NULL;
         if ((r = bus_append_stat(reply, "backend_pop_waiters", 't', &waiters)) < 0 ||
             (r = bus_append_stat(reply, "backend_pop_rounds", 't', &p->rounds)) < 0 ||
             (r = bus_append_stat(reply, "backend_pops_pushed_back", 't', &p->pushed_back)) < 0)
