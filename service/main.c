@@ -291,6 +291,11 @@ static int parse_argv(Hub *h, int argc, char *argv[]) {
                 log_error("--repair goes with --check-data=DIR.");
                 return -EINVAL;
         }
+        if (h->redis_url && h->data_dir) {
+                log_error("--data-dir= and --redis= exclude each other: with --redis the store lives in Redis, "
+                          "whose own persistence (RDB, AOF) keeps it.");
+                return -EINVAL;
+        }
         if (h->node_name && !h->redis_url) {
                 log_error("--node-name= goes with --redis=URL.");
                 return -EINVAL;

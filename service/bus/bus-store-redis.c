@@ -26,8 +26,9 @@
 #include "utf8.h"
 #include "variant-codec.h"
 
-/* A compare-and-set that keeps losing to other writers gives up after this many rounds. */
-#define CAS_MAX_ROUNDS 64
+/* A compare-and-set that keeps losing to other writers gives up after this many rounds.  Each
+ * round some writer of the key wins, so N writers at once are all done within N rounds. */
+#define CAS_MAX_ROUNDS 1024
 
 /* ---- arguments --------------------------------------------------------------------------- */
 
@@ -690,7 +691,6 @@ static int on_get(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_erro
                 return not_a_value(c, ret_error);
         if (r < 0)
                 return r;
-        /* Get and GetDel: the same "v" reply */
         r = ch_store1_reply_get(rstore_call_message(c), append_value_cb, &v.value);
         return r < 0 ? r : 1;
 }
@@ -699,9 +699,7 @@ static int method_get(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
         return one_key(m, userdata, ret_error, "GET", key, on_get);
 }
 
-static int method_get_del(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
-        return one_key(m, userdata, ret_error, "GETDEL", key, on_get);
-}
+static int method_get_del(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key);
 
 static int on_set(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
         int r = ch_store1_reply_set(rstore_call_message(c), !is_nil(reply));
@@ -936,6 +934,7 @@ typedef enum RmwOp {
         RMW_SET_RANGE,
         RMW_STR_LEN,    /* reads: no write back */
         RMW_GET_RANGE,
+        RMW_GET_DEL,    /* deletes only what it could read: bytes that do not decode stay */
 } RmwOp;
 
 typedef struct Rmw {
@@ -953,6 +952,8 @@ typedef struct Rmw {
         double d;
         size_t len;
         char *range;
+        char *old;              /* GetDel: the bytes it deletes */
+        size_t old_len;
 } Rmw;
 
 static void rmw_free(void *p) {
@@ -963,6 +964,7 @@ static void rmw_free(void *p) {
         free(w->field);
         free(w->text);
         free(w->range);
+        free(w->old);
         free(w);
 }
 
@@ -1017,6 +1019,13 @@ static int rmw_answer(RStoreCall *c) {
         case RMW_GET_RANGE:
                 r = ch_store1_reply_get_range(m, w->range ? w->range : "");
                 break;
+        case RMW_GET_DEL: {
+                _cleanup_(rstore_value_done) RStoreValue v = {};
+                r = rstore_decode(w->old, w->old_len, &v);
+                if (r >= 0)
+                        r = ch_store1_reply_get_del(m, append_value_cb, &v.value);
+                break;
+        }
         default:
                 r = -EINVAL;
         }
@@ -1101,7 +1110,34 @@ static int rmw_apply(Rmw *w, const StoreValue *old, StoreValue *ret_new) {
         return store_value_copy(ret_new, &nv);
 }
 
-static int on_rmw_read(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error);
+static const char del_if_script[] =
+        "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
+        "redis.call('DEL', KEYS[1])\n"
+        "return 1\n";
+
+static int get_del_step(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
+        _cleanup_(rstore_value_done) RStoreValue v = {};
+        Rmw *w = rstore_call_data(c);
+        int r;
+
+        if (is_nil(reply))
+                return bus_error_errno(ret_error, -ENOKEY, "Key '%s' does not exist in namespace '%s'.", rstore_call_key(c),
+                                       rstore_call_namespace(c));
+        r = decode(rstore_call_message(c), reply, &v);
+        if (r == -EBADMSG)
+                return not_a_value(c, ret_error);
+        if (r < 0)
+                return r;
+        free(w->old);
+        w->old = malloc(reply->len + 1);
+        if (!w->old)
+                return -ENOMEM;
+        memcpy(w->old, reply->str, reply->len);
+        w->old_len = reply->len;
+        const char *argv[] = { w->rkey, w->old };
+        const size_t len[] = { strlen(w->rkey), w->old_len };
+        return rstore_call_eval(c, del_if_script, 1, 2, argv, len);
+}
 
 static int rmw_step(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
         _cleanup_(rstore_value_done) RStoreValue old = {};
@@ -1112,6 +1148,9 @@ static int rmw_step(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_er
         char *enc = NULL;
         size_t len = 0;
         int r;
+
+        if (w->op == RMW_GET_DEL)
+                return get_del_step(c, reply, ret_error);
 
         if (present) {
                 r = decode(rstore_call_message(c), reply, &old);
@@ -1294,6 +1333,10 @@ static int method_set_range(sd_bus_message *m, void *userdata, sd_bus_error *ret
 
 static int method_str_len(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
         return text_common(m, userdata, ret_error, key, RMW_STR_LEN, NULL, 0);
+}
+
+static int method_get_del(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
+        return text_common(m, userdata, ret_error, key, RMW_GET_DEL, NULL, 0);
 }
 
 static int method_get_range(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, int64_t start,

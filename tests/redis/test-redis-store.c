@@ -1,0 +1,435 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The Redis-backed store (--redis, docs/redis.md "Store"): two hubs on two private buses share
+ * one redis-server (redis-fixture.h).  A write on one hub is read on the other; Incr from both
+ * is atomic; typed values keep their type across hosts; KeyChanged fires on both hubs; a TTL
+ * set on one expires for the other; Redis down -> BackendUnavailable, Redis back -> it works;
+ * hostile bytes written straight into Redis get a named error, never a crash.
+ */
+#include <errno.h>
+#include <glib.h>
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <string.h>
+#include <systemd/sd-bus.h>
+
+#include "harness.h"
+#include "redis-fixture.h"
+
+#define STORE_IFACE "org.clusterhub.Store1"
+#define streq(a, b) (strcmp((a), (b)) == 0)
+
+static bool strv_has(char **l, const char *s) {
+        return l && g_strv_contains((const char *const *) l, s);
+}
+
+static redisReply *redis_cmd(Fixture *f, int argc, const char **argv, const size_t *len) {
+        redisContext *c = redisConnectUnix(f->sock);
+        redisReply *r;
+
+        g_assert_true(c && !c->err);
+        r = redisCommandArgv(c, argc, argv, len);
+        g_assert_nonnull(r);
+        redisFree(c);
+        return r;
+}
+
+static void set_s(Side *s, const char *key, const char *value) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        int r = sd_bus_call_method(s->emitter, TH_HUB_NAME, NS_PATH, STORE_IFACE, "Set", &e, NULL, "sva{sv}", key, "s", value, 0);
+        if (r < 0)
+                g_error("Set %s: %s", key, e.message);
+}
+
+/* Get KEY as text: "s:TEXT", "x:42", "d:1.5", or the error name. */
+static char *get_text(Side *s, const char *key) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *contents = NULL;
+        char type = 0;
+        int r;
+
+        r = sd_bus_call_method(s->emitter, TH_HUB_NAME, NS_PATH, STORE_IFACE, "Get", &e, &reply, "s", key);
+        if (r < 0)
+                return g_strdup(e.name);
+        g_assert_cmpint(sd_bus_message_peek_type(reply, &type, &contents), >=, 0);
+        g_assert_cmpint(sd_bus_message_enter_container(reply, 'v', contents), >=, 0);
+        if (streq(contents, "s")) {
+                const char *t;
+                g_assert_cmpint(sd_bus_message_read_basic(reply, 's', &t), >=, 0);
+                return g_strdup_printf("s:%s", t);
+        }
+        if (streq(contents, "x")) {
+                int64_t x;
+                g_assert_cmpint(sd_bus_message_read_basic(reply, 'x', &x), >=, 0);
+                return g_strdup_printf("x:%" G_GINT64_FORMAT, x);
+        }
+        if (streq(contents, "d")) {
+                double d;
+                g_assert_cmpint(sd_bus_message_read_basic(reply, 'd', &d), >=, 0);
+                return g_strdup_printf("d:%.17g", d);
+        }
+        return g_strdup_printf("%s:?", contents);
+}
+
+static int incr(Side *s, const char *key, int64_t by, int64_t *ret, sd_bus_error *e) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r = sd_bus_call_method(s->emitter, TH_HUB_NAME, NS_PATH, STORE_IFACE, "Incr", e, &reply, "sx", key, by);
+        if (r < 0)
+                return r;
+        return sd_bus_message_read(reply, "x", ret);
+}
+
+static void test_set_get_cross(Fixture *f, gconstpointer data) {
+        g_autofree char *v1 = NULL, *v2 = NULL, *v3 = NULL;
+
+        if (f->skipped)
+                return;
+        set_s(&f->a, "greeting", "hello from a");
+        v1 = get_text(&f->b, "greeting");
+        g_assert_cmpstr(v1, ==, "s:hello from a");
+        set_s(&f->b, "greeting", "hello from b");
+        v2 = get_text(&f->a, "greeting");
+        g_assert_cmpstr(v2, ==, "s:hello from b");
+        v3 = get_text(&f->a, "missing");
+        g_assert_cmpstr(v3, ==, "org.clusterhub.Error.NoSuchKey");
+}
+
+/* Replies to the pipelined calls of test_incr_atomic. */
+typedef struct Tally {
+        unsigned replies, errors;
+} Tally;
+
+static int on_incr_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Tally *t = userdata;
+        t->replies++;
+        if (sd_bus_message_is_method_error(m, NULL)) {
+                t->errors++;
+                g_test_message("Incr failed: %s", sd_bus_message_get_error(m)->message);
+        }
+        return 0;
+}
+
+/* Sends N Incr(KEY, BY_A) on a and N Incr(KEY, BY_B) on b, interleaved and pipelined, and
+ * waits for every reply (a hub may answer them out of order: a compare-and-set retries). */
+static void incr_both(Fixture *f, const char *key, unsigned n, int64_t by_a, int64_t by_b) {
+        Tally t = {};
+        gint64 end = g_get_monotonic_time() + WAIT_MS * 1000;
+
+        for (unsigned i = 0; i < n; i++) {
+                g_assert_cmpint(sd_bus_call_method_async(f->a.emitter, NULL, TH_HUB_NAME, NS_PATH, STORE_IFACE, "Incr", on_incr_reply,
+                                                         &t, "sx", key, by_a), >=, 0);
+                g_assert_cmpint(sd_bus_call_method_async(f->b.emitter, NULL, TH_HUB_NAME, NS_PATH, STORE_IFACE, "Incr", on_incr_reply,
+                                                         &t, "sx", key, by_b), >=, 0);
+        }
+        while (t.replies < 2 * n) {
+                g_assert_true(g_get_monotonic_time() < end);
+                while (sd_bus_process(f->a.emitter, NULL) > 0 || sd_bus_process(f->b.emitter, NULL) > 0)
+                        ;
+                if (t.replies < 2 * n)
+                        (void) sd_bus_wait(f->a.emitter, 10 * 1000);
+        }
+        g_assert_cmpuint(t.errors, ==, 0);
+}
+
+/* Incr from both hubs, interleaved, pipelined: the exact sum (Redis's INCRBY, atomic). */
+static void test_incr_atomic(Fixture *f, gconstpointer data) {
+        int64_t v = 0;
+
+        if (f->skipped)
+                return;
+        incr_both(f, "counter", 500, 1, 2);
+        g_assert_cmpint(incr(&f->b, "counter", 0, &v, NULL), >=, 0);
+        g_assert_cmpint(v, ==, 1500);
+
+        /* a string holding a number stays a string; the read-modify-write is atomic too */
+        set_s(&f->a, "text-counter", "10");
+        incr_both(f, "text-counter", 50, 1, 1);
+        g_autofree char *t = get_text(&f->a, "text-counter");
+        g_assert_cmpstr(t, ==, "s:110");
+
+        {
+                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+                g_assert_cmpint(incr(&f->a, "counter", INT64_MAX, &v, &e), <, 0);
+                g_assert_cmpstr(e.name, ==, "org.clusterhub.Error.Overflow");
+        }
+}
+
+/* Typed values keep their type across hosts. */
+static void test_typed(Fixture *f, gconstpointer data) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *k1, *k2, *s1;
+        int64_t x;
+        double d;
+        uint32_t u;
+
+        if (f->skipped)
+                return;
+        g_assert_cmpint(sd_bus_call_method(f->a.emitter, TH_HUB_NAME, NS_PATH, STORE_IFACE, "Set", NULL, NULL, "sva{sv}", "int", "x",
+                                           (int64_t) -42, 0), >=, 0);
+        g_assert_cmpint(sd_bus_call_method(f->a.emitter, TH_HUB_NAME, NS_PATH, STORE_IFACE, "Set", NULL, NULL, "sva{sv}", "dbl", "d",
+                                           2.5, 0), >=, 0);
+        g_assert_cmpint(sd_bus_call_method(f->a.emitter, TH_HUB_NAME, NS_PATH, STORE_IFACE, "Set", NULL, NULL, "sva{sv}", "str42",
+                                           "s", "42", 0), >=, 0);
+        g_assert_cmpint(sd_bus_call_method(f->a.emitter, TH_HUB_NAME, NS_PATH, STORE_IFACE, "Set", NULL, NULL, "sva{sv}", "u32",
+                                           "u", (uint32_t) 7, 0), >=, 0);
+        g_assert_cmpint(sd_bus_call_method(f->a.emitter, TH_HUB_NAME, NS_PATH, STORE_IFACE, "Set", NULL, NULL, "sva{sv}", "dict",
+                                           "a{sv}", 2, "one", "x", (int64_t) 1, "two", "s", "zwei", 0), >=, 0);
+        g_autofree char *vi = get_text(&f->b, "int"), *vd = get_text(&f->b, "dbl"), *vs = get_text(&f->b, "str42");
+        g_assert_cmpstr(vi, ==, "x:-42");
+        g_assert_cmpstr(vd, ==, "d:2.5");
+        g_assert_cmpstr(vs, ==, "s:42");
+
+        g_assert_cmpint(sd_bus_call_method(f->b.emitter, TH_HUB_NAME, NS_PATH, STORE_IFACE, "Get", &e, &reply, "s", "u32"), >=, 0);
+        g_assert_cmpint(sd_bus_message_read(reply, "v", "u", &u), >=, 0);
+        g_assert_cmpuint(u, ==, 7);
+        reply = sd_bus_message_unref(reply);
+        g_assert_cmpint(sd_bus_call_method(f->b.emitter, TH_HUB_NAME, NS_PATH, STORE_IFACE, "Get", &e, &reply, "s", "dict"), >=, 0);
+        g_assert_cmpint(sd_bus_message_read(reply, "v", "a{sv}", 2, &k1, "x", &x, &k2, "s", &s1), >=, 0);
+        g_assert_cmpstr(k1, ==, "one");
+        g_assert_cmpint(x, ==, 1);
+        g_assert_cmpstr(k2, ==, "two");
+        g_assert_cmpstr(s1, ==, "zwei");
+        reply = sd_bus_message_unref(reply);
+
+        /* IncrFloat on the double, from the other hub; Incr on the u keeps it a u */
+        g_assert_cmpint(sd_bus_call_method(f->b.emitter, TH_HUB_NAME, NS_PATH, STORE_IFACE, "IncrFloat", &e, &reply, "sd", "dbl", 0.25),
+                        >=, 0);
+        g_assert_cmpint(sd_bus_message_read(reply, "d", &d), >=, 0);
+        g_assert_cmpfloat(d, ==, 2.75);
+        g_assert_cmpint(incr(&f->b, "u32", 3, &x, NULL), >=, 0);
+        g_assert_cmpint(x, ==, 10);
+        reply = sd_bus_message_unref(reply);
+        g_assert_cmpint(sd_bus_call_method(f->a.emitter, TH_HUB_NAME, NS_PATH, STORE_IFACE, "Type", &e, &reply, "s", "u32"), >=, 0);
+        g_assert_cmpint(sd_bus_message_read(reply, "s", &s1), >=, 0);
+        g_assert_cmpstr(s1, ==, "int");
+
+        /* what another Redis client reads: an int64 is plain decimal */
+        const char *argv[] = { "GET", "clusterhub:{default}:k:int" };
+        redisReply *r = redis_cmd(f, 2, argv, NULL);
+        g_assert_cmpint(r->type, ==, REDIS_REPLY_STRING);
+        g_assert_cmpstr(r->str, ==, "-42");
+        freeReplyObject(r);
+}
+
+/* KeyChanged: received on both hubs for a write on one. */
+typedef struct Changes {
+        GPtrArray *seen; /* "key event" */
+} Changes;
+
+static int on_key_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Changes *c = userdata;
+        const char *key, *event;
+
+        if (sd_bus_message_read(m, "ss", &key, &event) >= 0)
+                g_ptr_array_add(c->seen, g_strdup_printf("%s %s", key, event));
+        return 0;
+}
+
+static bool has_change(Changes *c, const char *what) {
+        for (guint i = 0; i < c->seen->len; i++)
+                if (streq(c->seen->pdata[i], what))
+                        return true;
+        return false;
+}
+
+static bool wait_change(Side *s, Changes *c, const char *what) {
+        gint64 end = g_get_monotonic_time() + WAIT_MS * 1000;
+
+        while (!has_change(c, what)) {
+                if (g_get_monotonic_time() > end)
+                        return false;
+                while (sd_bus_process(s->listener, NULL) > 0)
+                        ;
+                if (has_change(c, what))
+                        break;
+                (void) sd_bus_wait(s->listener, 50 * 1000);
+        }
+        return true;
+}
+
+static void test_key_changed(Fixture *f, gconstpointer data) {
+        Changes ca = { g_ptr_array_new_with_free_func(g_free) }, cb = { g_ptr_array_new_with_free_func(g_free) };
+        g_autofree char *ttl_value = NULL;
+        gint64 end;
+
+        if (f->skipped)
+                return;
+        g_assert_cmpint(sd_bus_match_signal(f->a.listener, NULL, NULL, NS_PATH, STORE_IFACE, "KeyChanged", on_key_changed, &ca), >=, 0);
+        g_assert_cmpint(sd_bus_match_signal(f->b.listener, NULL, NULL, NS_PATH, STORE_IFACE, "KeyChanged", on_key_changed, &cb), >=, 0);
+        set_s(&f->a, "watched", "1");
+        g_assert_true(wait_change(&f->a, &ca, "watched set"));
+        g_assert_true(wait_change(&f->b, &cb, "watched set"));
+        g_assert_cmpint(sd_bus_call_method(f->b.emitter, TH_HUB_NAME, NS_PATH, STORE_IFACE, "HSet", NULL, NULL, "sa{sv}", "h", 1, "f",
+                                           "s", "v"), >=, 0);
+        g_assert_true(wait_change(&f->a, &ca, "h hset"));
+        g_assert_true(wait_change(&f->b, &cb, "h hset"));
+
+        /* a TTL set on a expires for b, which hears "expired" */
+        g_assert_cmpint(sd_bus_call_method(f->a.emitter, TH_HUB_NAME, NS_PATH, STORE_IFACE, "Set", NULL, NULL, "sva{sv}", "short",
+                                           "s", "soon gone", 1, "ttl_ms", "t", (uint64_t) 200), >=, 0);
+        g_assert_true(wait_change(&f->b, &cb, "short expired"));
+        ttl_value = get_text(&f->b, "short");
+        g_assert_cmpstr(ttl_value, ==, "org.clusterhub.Error.NoSuchKey");
+        /* one signal per change on each hub: the writer does not also emit its own */
+        end = 0;
+        for (guint i = 0; i < ca.seen->len; i++)
+                end += streq(ca.seen->pdata[i], "watched set");
+        g_assert_cmpint(end, ==, 1);
+        g_ptr_array_unref(ca.seen);
+        g_ptr_array_unref(cb.seen);
+}
+
+/* Redis killed: store calls answer BackendUnavailable, never hang; Redis back: they work. */
+static void test_down_and_back(Fixture *f, gconstpointer data) {
+        g_autofree char *v = NULL;
+
+        if (f->skipped)
+                return;
+        set_s(&f->a, "k", "before");
+        g_assert_cmpint(th_proc_stop(&f->redis, SIGKILL, 10000), !=, -1);
+        th_proc_clear(&f->redis);
+        f->redis = (ThProc) TH_PROC_NULL;
+        g_assert_true(wait_connected(&f->a, false));
+        for (int i = 0; i < 3; i++) {
+                g_autofree char *g = get_text(&f->a, "k");
+                g_assert_cmpstr(g, ==, BACKEND_UNAVAILABLE);
+        }
+        {
+                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+                int64_t x;
+                g_assert_cmpint(incr(&f->a, "n", 1, &x, &e), <, 0);
+                g_assert_cmpstr(e.name, ==, BACKEND_UNAVAILABLE);
+        }
+        redis_start(f);
+        g_assert_true(wait_connected(&f->a, true));
+        g_assert_true(wait_connected(&f->b, true));
+        set_s(&f->a, "k", "after");
+        v = get_text(&f->b, "k");
+        g_assert_cmpstr(v, ==, "s:after");
+}
+
+/* Bytes any client of the Redis can write: a named error, never a crash. */
+static void test_hostile(Fixture *f, gconstpointer data) {
+        static const struct {
+                const char *key, *value;
+                size_t len;
+        } junk[] = {
+                { "clusterhub:{default}:k:bin", "\x80\x81\xfe", 3 },
+                { "clusterhub:{default}:k:nul", "a\0b", 3 },
+                { "clusterhub:{default}:k:tag", "\xff", 1 },
+                { "clusterhub:{default}:k:badtag", "\xffZ12", 4 },
+                { "clusterhub:{default}:k:badint", "\xffy300", 5 },
+                { "clusterhub:{default}:k:baddbl", "\xff" "d1.5junk", 9 },
+                { "clusterhub:{default}:k:badblob", "\xffvas\0\x05\0\0\0ab", 12 },
+                { "clusterhub:{default}:k:badsig", "\xffv((\0", 5 },
+                { "clusterhub:{default}:k:badpath", "\xffo no path", 10 },
+                { "clusterhub:{default}:k:badutf8", "\xffs\xc3\x28", 4 },
+        };
+        const char *getters[] = { "Get", "GetDel" };
+
+        if (f->skipped)
+                return;
+        for (size_t i = 0; i < G_N_ELEMENTS(junk); i++) {
+                const char *argv[] = { "SET", junk[i].key, junk[i].value };
+                const size_t len[] = { 3, strlen(junk[i].key), junk[i].len };
+                freeReplyObject(redis_cmd(f, 3, argv, len));
+        }
+        /* a huge value (past --max-value-bytes) another client wrote: read as it is, the bus can carry it */
+        {
+                g_autofree char *big = g_malloc(4 * 1024 * 1024);
+                memset(big, 'x', 4 * 1024 * 1024);
+                const char *argv[] = { "SET", "clusterhub:{default}:k:huge", big };
+                const size_t len[] = { 3, strlen(argv[1]), 4 * 1024 * 1024 };
+                freeReplyObject(redis_cmd(f, 3, argv, len));
+        }
+        for (size_t i = 0; i < G_N_ELEMENTS(junk); i++) {
+                const char *key = junk[i].key + strlen("clusterhub:{default}:k:");
+                for (size_t g = 0; g < G_N_ELEMENTS(getters); g++) {
+                        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+                        int r = sd_bus_call_method(f->b.emitter, TH_HUB_NAME, NS_PATH, STORE_IFACE, getters[g], &e, NULL, "s", key);
+                        g_assert_cmpint(r, <, 0);
+                        g_assert_cmpstr(e.name, ==, "org.clusterhub.Error.WrongType");
+                }
+        }
+        {
+                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+                int64_t x;
+                g_assert_cmpint(incr(&f->a, "bin", 1, &x, &e), <, 0);
+                g_assert_cmpstr(e.name, ==, "org.clusterhub.Error.WrongType");
+        }
+        /* MGet leaves them out */
+        {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+                g_assert_cmpint(sd_bus_call_method(f->a.emitter, TH_HUB_NAME, NS_PATH, STORE_IFACE, "MGet", NULL, &reply, "as", 2,
+                                                   "tag", "badblob"), >=, 0);
+                g_assert_cmpint(sd_bus_message_enter_container(reply, 'a', "{sv}"), >=, 0);
+                g_assert_cmpint(sd_bus_message_at_end(reply, false), >, 0);
+        }
+        /* a key name that is not UTF-8 is left out of Keys */
+        {
+                const char *argv[] = { "SET", "clusterhub:{default}:k:\xc3\x28", "x" };
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+                char **keys = NULL;
+                freeReplyObject(redis_cmd(f, 3, argv, NULL));
+                g_assert_cmpint(sd_bus_call_method(f->a.emitter, TH_HUB_NAME, NS_PATH, STORE_IFACE, "Keys", NULL, &reply, "s", "*"), >=, 0);
+                g_assert_cmpint(sd_bus_message_read_strv(reply, &keys), >=, 0);
+                g_assert_true(strv_has(keys, "huge"));
+                g_assert_cmpuint(keys ? g_strv_length(keys) : 0, ==, G_N_ELEMENTS(junk) + 1);
+                g_strfreev(keys);
+        }
+        /* both hubs still serve */
+        set_s(&f->a, "still", "alive");
+        g_autofree char *v = get_text(&f->b, "still");
+        g_assert_cmpstr(v, ==, "s:alive");
+}
+
+/* A Keys pattern cannot reach past its namespace; other namespaces are apart. */
+static void test_namespaces(Fixture *f, gconstpointer data) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        char **keys = NULL;
+        int moved = 0;
+
+        if (f->skipped)
+                return;
+        set_s(&f->a, "mine", "1");
+        g_assert_cmpint(sd_bus_call_method(f->a.emitter, TH_HUB_NAME, "/org/clusterhub/Hub1/ns/other", STORE_IFACE, "Set", NULL, NULL,
+                                           "sva{sv}", "theirs", "s", "2", 0), >=, 0);
+        const char *patterns[] = { "*", "\\", "*}:k:*", "[^m]*" };
+        for (size_t i = 0; i < G_N_ELEMENTS(patterns); i++) {
+                reply = sd_bus_message_unref(reply);
+                g_assert_cmpint(sd_bus_call_method(f->b.emitter, TH_HUB_NAME, NS_PATH, STORE_IFACE, "Keys", NULL, &reply, "s", patterns[i]),
+                                >=, 0);
+                g_assert_cmpint(sd_bus_message_read_strv(reply, &keys), >=, 0);
+                g_assert_false(strv_has(keys, "theirs"));
+                g_strfreev(keys);
+        }
+        reply = sd_bus_message_unref(reply);
+        g_assert_cmpint(sd_bus_call_method(f->b.emitter, TH_HUB_NAME, NS_PATH, STORE_IFACE, "Move", NULL, &reply, "ss", "mine", "other"),
+                        >=, 0);
+        g_assert_cmpint(sd_bus_message_read(reply, "b", &moved), >=, 0);
+        g_assert_true(moved);
+        reply = sd_bus_message_unref(reply);
+        g_assert_cmpint(sd_bus_call_method(f->a.emitter, TH_HUB_NAME, "/org/clusterhub/Hub1/ns/other", STORE_IFACE, "DBSize", NULL,
+                                           &reply, ""), >=, 0);
+        uint64_t n = 0;
+        g_assert_cmpint(sd_bus_message_read(reply, "t", &n), >=, 0);
+        g_assert_cmpuint(n, ==, 2);
+}
+
+int main(int argc, char *argv[]) {
+        g_test_init(&argc, &argv, NULL);
+        g_test_add("/redis-store/set-get-cross", Fixture, NULL, fixture_setup, test_set_get_cross, fixture_teardown);
+        g_test_add("/redis-store/set-get-cross-socket", Fixture, GUINT_TO_POINTER(VIA_SOCKET), fixture_setup, test_set_get_cross,
+                   fixture_teardown);
+        g_test_add("/redis-store/incr-atomic", Fixture, NULL, fixture_setup, test_incr_atomic, fixture_teardown);
+        g_test_add("/redis-store/typed", Fixture, NULL, fixture_setup, test_typed, fixture_teardown);
+        g_test_add("/redis-store/key-changed", Fixture, NULL, fixture_setup, test_key_changed, fixture_teardown);
+        g_test_add("/redis-store/key-changed-socket", Fixture, GUINT_TO_POINTER(VIA_SOCKET), fixture_setup, test_key_changed,
+                   fixture_teardown);
+        g_test_add("/redis-store/down-and-back", Fixture, NULL, fixture_setup, test_down_and_back, fixture_teardown);
+        g_test_add("/redis-store/hostile", Fixture, NULL, fixture_setup, test_hostile, fixture_teardown);
+        g_test_add("/redis-store/namespaces", Fixture, NULL, fixture_setup, test_namespaces, fixture_teardown);
+        return g_test_run();
+}
