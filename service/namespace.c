@@ -15,6 +15,7 @@
 #include "bus/bus-requests.h"
 #include "requests.h"
 #include "bus/bus-store.h"
+#include "bus/bus-store-redis-list.h"
 
 bool namespace_name_is_valid(const Hub *h, const char *name) {
         size_t n = strlen(name);
@@ -113,6 +114,7 @@ int namespace_drop(Hub *h, const char *name) {
                 return -ENXIO;
         persist_drop_namespace(h, name);
         namespace_free(ns);
+        bus_store_redis_list_drop(h, name); /* --redis: its BLPop/BRPop waiters here (not on disuse) */
         log_info("Namespace %s dropped.", name);
         if (streq(name, HUB_DEFAULT_NAMESPACE))
                 return namespace_get(h, name, true, &ns);

@@ -681,6 +681,28 @@ static void test_hostile(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(call_u(&f->b, "LLen", "bad2"), ==, 0);
 }
 
+/* DropNamespace ends the waiters of that namespace on that hub; the other hub's wait on. */
+static void test_namespace_dropped(Fixture *f, gconstpointer data) {
+        Pop pa, pb;
+
+        if (f->skipped)
+                return;
+        pop_start(&pa, &f->a, "BLPop", (const char *[]) { "d", NULL }, 0);
+        pop_start(&pb, &f->b, "BLPop", (const char *[]) { "d", NULL }, 0);
+        g_assert_true(wait_waiters(&f->a, 1));
+        g_assert_true(wait_waiters(&f->b, 1));
+        g_assert_cmpint(sd_bus_call_method(f->b.emitter, TH_HUB_NAME, HUB_PATH, HUB_IFACE, "DropNamespace", NULL, NULL, "s",
+                                           "default"), >=, 0);
+        g_assert_true(pop_wait(&pb));
+        g_assert_cmpstr(pb.error, ==, "org.clusterhub.Error.NamespaceDropped");
+        pop_still_waiting(&pa);
+        g_assert_cmpuint(push_strings(&f->b, "RPush", "d", (const char *[]) { "still", NULL }), ==, 1);
+        g_assert_true(pop_wait(&pa));
+        g_assert_cmpstr(pa.value, ==, "still");
+        pop_clear(&pa);
+        pop_clear(&pb);
+}
+
 static void setup_long_timeout(Fixture *f, gconstpointer data) {
         /* SIGSTOP holds Redis for as long as the test needs: no command may time out meanwhile */
         f->hub_args[0] = "--redis-timeout-ms=600000";
@@ -697,6 +719,7 @@ int main(int argc, char **argv) {
         g_test_add("/redis-list/timeout-and-type", Fixture, NULL, fixture_setup, test_timeout_and_type, fixture_teardown);
         g_test_add("/redis-list/redis-killed", Fixture, NULL, fixture_setup, test_redis_killed, fixture_teardown);
         g_test_add("/redis-list/caller-gone", Fixture, NULL, setup_long_timeout, test_caller_gone, fixture_teardown);
+        g_test_add("/redis-list/namespace-dropped", Fixture, NULL, fixture_setup, test_namespace_dropped, fixture_teardown);
         g_test_add("/redis-list/hostile", Fixture, NULL, fixture_setup, test_hostile, fixture_teardown);
         return g_test_run();
 }
