@@ -703,6 +703,42 @@ static void test_namespace_dropped(Fixture *f, gconstpointer data) {
         pop_clear(&pb);
 }
 
+static int cmp_double(gconstpointer a, gconstpointer b) {
+        double x = *(const double *) a, y = *(const double *) b;
+        return x < y ? -1 : x > y;
+}
+
+/* The time from an RPush on PUSHER returning to a BLPop already waiting on WAITER being
+ * answered, N times; g_test_message() prints the median and the 90th percentile. */
+static void measure_serve(Fixture *f, Side *pusher, Side *waiter, const char *what, unsigned n) {
+        g_autofree double *t = g_new0(double, n);
+
+        for (unsigned i = 0; i < n; i++) {
+                Pop p;
+                gint64 start;
+
+                pop_start(&p, waiter, "BLPop", (const char *[]) { "perf", NULL }, 0);
+                g_assert_true(wait_waiters(waiter, 1));
+                start = g_get_monotonic_time();
+                g_assert_cmpuint(push_strings(pusher, "RPush", "perf", (const char *[]) { "v", NULL }), >=, 0);
+                g_assert_true(pop_wait(&p));
+                t[i] = (double) (g_get_monotonic_time() - start) / 1000.0;
+                g_assert_cmpstr(p.value, ==, "v");
+                pop_clear(&p);
+        }
+        qsort(t, n, sizeof(double), cmp_double);
+        g_test_message("%s: %u pops, median %.2f ms, 90th percentile %.2f ms (from the push's call until the waiter's reply)",
+                       what, n, t[n / 2], t[n * 9 / 10]);
+}
+
+/* -m perf: a waiting BLPop served by a push on the other hub, and on its own hub. */
+static void test_perf(Fixture *f, gconstpointer data) {
+        if (f->skipped)
+                return;
+        measure_serve(f, &f->a, &f->b, "push on a, BLPop waiting on b", 200);
+        measure_serve(f, &f->b, &f->b, "push on b, BLPop waiting on b", 200);
+}
+
 static void setup_long_timeout(Fixture *f, gconstpointer data) {
         /* SIGSTOP holds Redis for as long as the test needs: no command may time out meanwhile */
         f->hub_args[0] = "--redis-timeout-ms=600000";
@@ -721,5 +757,7 @@ int main(int argc, char **argv) {
         g_test_add("/redis-list/caller-gone", Fixture, NULL, setup_long_timeout, test_caller_gone, fixture_teardown);
         g_test_add("/redis-list/namespace-dropped", Fixture, NULL, fixture_setup, test_namespace_dropped, fixture_teardown);
         g_test_add("/redis-list/hostile", Fixture, NULL, fixture_setup, test_hostile, fixture_teardown);
+        if (g_test_perf())
+                g_test_add("/redis-list/perf", Fixture, NULL, fixture_setup, test_perf, fixture_teardown);
         return g_test_run();
 }
