@@ -851,8 +851,12 @@ RLIST_HANDLER(s_rem, const char *key, char **members) {
 
         if ((r = check_key(ns, ret_error, key)) < 0 || (r = check_members(ns, ret_error, members)) < 0)
                 return r;
-        if (!members || !members[0])
-                return bus_reply_return(m, "u", (uint32_t) 0); /* as the local store: nothing removed */
+        if (!members || !members[0]) {
+                /* nothing to remove (SREM wants a member): 0, or WrongType, as the local store */
+                if ((r = args_key(&a, ns, key)) < 0)
+                        return r;
+                return send_call(ns, m, key, on_count, "redis.call('SCARD', KEYS[1]) return 0", 1, &a, NULL, NULL);
+        }
         if ((r = args_str(&a, "SREM")) < 0 || (r = args_key(&a, ns, key)) < 0)
                 return r;
         for (char **p = members; *p; p++)
@@ -1122,7 +1126,6 @@ static void on_chunk_reply(RedisLink *l, const redisReply *reply, int error, voi
         ChunkCall *cc = userdata;
         Space *s = cc->space;
         RWaitChunk *c = cc->chunk;
-        Hub *h = s->part->hub;
 
         if (!reply)
                 chunk_fail(cc, error == -ETIMEDOUT ? "Redis did not answer in time (--redis-timeout-ms)." : "The connection to Redis was lost.");
@@ -1135,11 +1138,12 @@ static void on_chunk_reply(RedisLink *l, const redisReply *reply, int error, voi
                 for (size_t i = 0; i < c->n_waiters; i++)
                         chunk_one(cc, i, reply->element[i]);
         free(cc);
+        /* no namespace_check_all_unused() here: waiters hold no Namespace, and this also runs
+         * from redis_link_free() while the hub exits, after its namespaces are gone */
         if (rwait_chunk_end(c)) {
                 space_kick(s);
                 space_free_if_idle(s);
         }
-        namespace_check_all_unused(h);
 }
 
 static int chunk_send(Space *s, RWaitChunk *c) {
@@ -1334,7 +1338,6 @@ static void part_link_state(void *part, bool up) {
                 space_free_if_idle(s);
         }
         retry_arm(p);
-        namespace_check_all_unused(p->hub);
 }
 
 static void part_free(void *part) {

@@ -681,6 +681,23 @@ static void test_hostile(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(call_u(&f->b, "LLen", "bad2"), ==, 0);
 }
 
+/* The hub exits while a round is in flight (Redis stopped): the caller hears ShuttingDown, and
+ * the hub exits cleanly (the round's failure comes back while the hub is freeing itself). */
+static void test_exit_in_round(Fixture *f, gconstpointer data) {
+        Pop p;
+
+        if (f->skipped)
+                return;
+        g_assert_cmpint(th_proc_kill(&f->redis, SIGSTOP), ==, 0);
+        pop_start(&p, &f->b, "BLPop", (const char *[]) { "e", NULL }, 0);
+        g_assert_true(wait_waiters(&f->b, 1));
+        g_assert_cmpint(th_hub_stop(&f->b.hub), ==, 0);
+        g_assert_true(pop_wait(&p));
+        g_assert_cmpstr(p.error, ==, "org.clusterhub.Error.ShuttingDown");
+        pop_clear(&p);
+        g_assert_cmpint(th_proc_kill(&f->redis, SIGCONT), ==, 0);
+}
+
 /* DropNamespace ends the waiters of that namespace on that hub; the other hub's wait on. */
 static void test_namespace_dropped(Fixture *f, gconstpointer data) {
         Pop pa, pb;
@@ -756,6 +773,7 @@ int main(int argc, char **argv) {
         g_test_add("/redis-list/redis-killed", Fixture, NULL, fixture_setup, test_redis_killed, fixture_teardown);
         g_test_add("/redis-list/caller-gone", Fixture, NULL, setup_long_timeout, test_caller_gone, fixture_teardown);
         g_test_add("/redis-list/namespace-dropped", Fixture, NULL, fixture_setup, test_namespace_dropped, fixture_teardown);
+        g_test_add("/redis-list/exit-in-round", Fixture, NULL, setup_long_timeout, test_exit_in_round, fixture_teardown);
         g_test_add("/redis-list/hostile", Fixture, NULL, fixture_setup, test_hostile, fixture_teardown);
         if (g_test_perf())
                 g_test_add("/redis-list/perf", Fixture, NULL, fixture_setup, test_perf, fixture_teardown);
