@@ -105,11 +105,18 @@ static char *lpop(Side *s, const char *key, uint32_t count) {
         return read_strings_av(reply);
 }
 
-/* A connection of its own on SIDE's bus, for a waiting call. */
+/* The waiting calls go to the hubs' private sockets (VIA_SOCKET) instead of their buses. */
+static bool pops_via_socket;
+
+/* A connection of its own to SIDE's hub, for a waiting call. */
 static sd_bus *connect_side(Side *s) {
         sd_bus *bus = NULL;
 
-        g_assert_cmpint(th_connect(&bus, s->bus.address), ==, 0);
+        if (pops_via_socket) {
+                g_autofree char *path = th_hub_socket_path(&s->bus);
+                g_assert_cmpint(th_connect_socket(&bus, path), ==, 0);
+        } else
+                g_assert_cmpint(th_connect(&bus, s->bus.address), ==, 0);
         return bus;
 }
 
@@ -756,26 +763,35 @@ static void test_perf(Fixture *f, gconstpointer data) {
         measure_serve(f, &f->b, &f->b, "push on b, BLPop waiting on b", 200);
 }
 
+static void setup(Fixture *f, gconstpointer data) {
+        pops_via_socket = GPOINTER_TO_UINT(data) & VIA_SOCKET;
+        fixture_setup(f, data);
+}
+
 static void setup_long_timeout(Fixture *f, gconstpointer data) {
         /* SIGSTOP holds Redis for as long as the test needs: no command may time out meanwhile */
         f->hub_args[0] = "--redis-timeout-ms=600000";
-        fixture_setup(f, data);
+        setup(f, data);
 }
 
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
-        g_test_add("/redis-list/list-cross", Fixture, NULL, fixture_setup, test_list_cross, fixture_teardown);
-        g_test_add("/redis-list/typed-elements", Fixture, NULL, fixture_setup, test_typed_elements, fixture_teardown);
-        g_test_add("/redis-list/sets-cross", Fixture, NULL, fixture_setup, test_sets_cross, fixture_teardown);
-        g_test_add("/redis-list/blpop-cross", Fixture, NULL, fixture_setup, test_blpop_cross, fixture_teardown);
-        g_test_add("/redis-list/two-waiters", Fixture, NULL, fixture_setup, test_two_waiters, fixture_teardown);
-        g_test_add("/redis-list/timeout-and-type", Fixture, NULL, fixture_setup, test_timeout_and_type, fixture_teardown);
-        g_test_add("/redis-list/redis-killed", Fixture, NULL, fixture_setup, test_redis_killed, fixture_teardown);
+        g_test_add("/redis-list/list-cross", Fixture, NULL, setup, test_list_cross, fixture_teardown);
+        g_test_add("/redis-list/typed-elements", Fixture, NULL, setup, test_typed_elements, fixture_teardown);
+        g_test_add("/redis-list/sets-cross", Fixture, NULL, setup, test_sets_cross, fixture_teardown);
+        g_test_add("/redis-list/blpop-cross", Fixture, NULL, setup, test_blpop_cross, fixture_teardown);
+        g_test_add("/redis-list/two-waiters", Fixture, NULL, setup, test_two_waiters, fixture_teardown);
+        g_test_add("/redis-list/timeout-and-type", Fixture, NULL, setup, test_timeout_and_type, fixture_teardown);
+        g_test_add("/redis-list/redis-killed", Fixture, NULL, setup, test_redis_killed, fixture_teardown);
         g_test_add("/redis-list/caller-gone", Fixture, NULL, setup_long_timeout, test_caller_gone, fixture_teardown);
-        g_test_add("/redis-list/namespace-dropped", Fixture, NULL, fixture_setup, test_namespace_dropped, fixture_teardown);
+        g_test_add("/redis-list/namespace-dropped", Fixture, NULL, setup, test_namespace_dropped, fixture_teardown);
         g_test_add("/redis-list/exit-in-round", Fixture, NULL, setup_long_timeout, test_exit_in_round, fixture_teardown);
-        g_test_add("/redis-list/hostile", Fixture, NULL, fixture_setup, test_hostile, fixture_teardown);
+        /* the waiting callers on the hubs' private sockets */
+        g_test_add("/redis-list/blpop-cross-socket", Fixture, GUINT_TO_POINTER(VIA_SOCKET), setup, test_blpop_cross, fixture_teardown);
+        g_test_add("/redis-list/caller-gone-socket", Fixture, GUINT_TO_POINTER(VIA_SOCKET), setup_long_timeout, test_caller_gone,
+                   fixture_teardown);
+        g_test_add("/redis-list/hostile", Fixture, NULL, setup, test_hostile, fixture_teardown);
         if (g_test_perf())
-                g_test_add("/redis-list/perf", Fixture, NULL, fixture_setup, test_perf, fixture_teardown);
+                g_test_add("/redis-list/perf", Fixture, NULL, setup, test_perf, fixture_teardown);
         return g_test_run();
 }
