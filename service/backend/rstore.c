@@ -42,6 +42,7 @@ struct RStoreCall {
         void (*free_data)(void *);
         unsigned round;
         bool in_reply;                  /* on_reply runs: a failed send is its to return */
+        bool want_errors;               /* error replies go to on_reply too */
 };
 
 static const char *startswith(const char *s, const char *prefix) {
@@ -116,6 +117,10 @@ void *rstore_call_data(RStoreCall *c) {
         return c->data;
 }
 
+void rstore_call_want_errors(RStoreCall *c, bool want) {
+        c->want_errors = want;
+}
+
 unsigned rstore_call_round(RStoreCall *c) {
         return c->round;
 }
@@ -182,7 +187,7 @@ static void on_call_reply(RedisLink *l, const redisReply *reply, int error, void
                 call_fail(c, r, &e);
                 return;
         }
-        if (reply->type == REDIS_REPLY_ERROR) {
+        if (reply->type == REDIS_REPLY_ERROR && !c->want_errors) {
                 r = rstore_redis_error(reply->str, reply->len, c->ns, rstore_call_key(c), &e);
                 call_fail(c, r, &e);
                 return;
@@ -238,6 +243,52 @@ int rstore_call_eval(RStoreCall *c, const char *script, int nkeys, int argc, con
                 l[3 + i] = argvlen ? argvlen[i] : strlen(argv[i]);
         }
         return rstore_call_send(c, argc + 3, a, l);
+}
+
+/* ---- the keys of a namespace -------------------------------------------------------------------- */
+
+/* The keys of a namespace, for Keys, DBSize, Flush and RandomKey: one script that walks SCAN
+ * (atomic: Redis runs nothing else meanwhile; its time grows with the whole database). */
+const char rstore_keys_script[] =
+        "local c, seen, out, max = '0', {}, {}, tonumber(ARGV[3])\n"
+        "repeat\n"
+        "  local r = redis.call('SCAN', c, 'MATCH', ARGV[1], 'COUNT', 1000)\n"
+        "  c = r[1]\n"
+        "  for _, k in ipairs(r[2]) do\n"
+        "    if not seen[k] then\n"
+        "      seen[k] = true\n"
+        "      out[#out + 1] = k\n"
+        "      if max > 0 and #out > max then\n"
+        "        return redis.error_reply('CHERR LimitExceeded Keys would return more than --max-reply-items=' .. ARGV[3] .. ' items.')\n"
+        "      end\n"
+        "    end\n"
+        "  end\n"
+        "until c == '0'\n"
+        "if ARGV[2] == 'keys' then return out end\n"
+        "if ARGV[2] == 'count' then return #out end\n"
+        "if ARGV[2] == 'random' then if #out == 0 then return false end return out[math.random(#out)] end\n"
+        "for _, k in ipairs(out) do redis.call('DEL', k) end\n"
+        "return #out\n";
+
+static void on_drop_reply(RedisLink *l, const redisReply *reply, int error, void *userdata) {
+        if (reply && reply->type == REDIS_REPLY_ERROR)
+                log_warning("Redis refused to delete the keys of a dropped namespace: %s", reply->str);
+}
+
+int rstore_drop_namespace(Hub *h, const char *ns) {
+        RStore *s = backend_part(h, &rstore_part_ops);
+        _cleanup_(freep) char *pattern = NULL;
+        int r;
+
+        if (!s)
+                return 0;
+        r = rstore_match_pattern(ns, NULL, &pattern);
+        if (r < 0)
+                return r;
+        const char *argv[] = { "EVAL", rstore_keys_script, "0", pattern, "flush", "0" };
+        const size_t len[] = { 4, strlen(rstore_keys_script), 1, strlen(pattern), 5, 1 };
+        r = redis_link_command(s->link, 6, argv, len, on_drop_reply, s);
+        return r == -ENOTCONN || r == -ENOBUFS ? -EHOSTDOWN : r;
 }
 
 /* ---- KeyChanged from keyspace notifications ------------------------------------------------ */

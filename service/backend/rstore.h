@@ -72,8 +72,22 @@ const char *rstore_call_key(RStoreCall *c);
 /* Attaches DATA, freed with FREE_FN (may be NULL) when the call ends. */
 void rstore_call_set_data(RStoreCall *c, void *data, void (*free_fn)(void *));
 void *rstore_call_data(RStoreCall *c);
+/* WANT: Redis's error replies go to ON_REPLY as they are (it may try something else, or map
+ * them itself with rstore_redis_error()) until it is turned off again. */
+void rstore_call_want_errors(RStoreCall *c, bool want);
 /* How many times ON_REPLY ran for C (a retry loop bounds itself with it). */
 unsigned rstore_call_round(RStoreCall *c);
 
 /* Maps Redis's error text to a negative errno and fills RET_ERROR with the named error. */
 int rstore_redis_error(const char *text, size_t len, const char *ns, const char *key, sd_bus_error *ret_error);
+
+/* The keys of a namespace: EVAL with no KEYS and ARGV = the MATCH pattern
+ * (rstore_match_pattern()), what ("keys": the names, "count": how many, "random": one of
+ * them or nil, "flush": delete them and say how many), and a bound on the names (0: none;
+ * past it the script fails with LimitExceeded).  One script walking SCAN: atomic, and its
+ * time grows with the whole database. */
+extern const char rstore_keys_script[];
+
+/* DropNamespace with --redis: deletes NS's keys in Redis (sent now, before any later command
+ * of this hub).  0 without a Redis store; -EHOSTDOWN when Redis cannot be reached. */
+int rstore_drop_namespace(Hub *h, const char *ns);

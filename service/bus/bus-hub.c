@@ -12,6 +12,7 @@
 #include "bus-workers.h"
 #include "bus-store.h"
 #include "bus-store-redis.h"
+#include "rstore.h"
 #include "bus-util.h"
 #include "ch-events1-server.h"
 #include "ch-hub1-server.h"
@@ -55,7 +56,14 @@ static int method_drop_namespace(sd_bus_message *m, void *userdata, sd_bus_error
                 return bus_error_errno(ret_error, -EINVAL,
                                        "'%s' is not a namespace name: 1 to %llu characters of [A-Za-z0-9_].",
                                        name, (unsigned long long) h->limits.max_name_bytes);
+        /* --redis: the namespace's keys are in Redis, whether or not this hub has it now */
+        r = rstore_drop_namespace(h, name);
+        if (r < 0)
+                return bus_error_errno(ret_error, r, "Cannot delete the keys of namespace '%s' in Redis: %s", name,
+                                       r == -EHOSTDOWN ? "Redis cannot be reached (--redis)" : strerror(-r));
         r = namespace_drop(h, name);
+        if (r == -ENXIO && h->redis_url)
+                r = 0;
         if (r == -ENXIO)
                 return bus_error_errno(ret_error, r, "Namespace '%s' does not exist.", name);
         if (r < 0)

@@ -320,29 +320,6 @@ static int method_exists(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
         return keys_command(m, userdata, ret_error, "EXISTS", keys);
 }
 
-/* The keys of a namespace, for Keys, DBSize, Flush and RandomKey: one script that walks SCAN
- * (atomic: Redis runs nothing else meanwhile; its time grows with the whole database). */
-static const char keys_script[] =
-        "local c, seen, out, max = '0', {}, {}, tonumber(ARGV[3])\n"
-        "repeat\n"
-        "  local r = redis.call('SCAN', c, 'MATCH', ARGV[1], 'COUNT', 1000)\n"
-        "  c = r[1]\n"
-        "  for _, k in ipairs(r[2]) do\n"
-        "    if not seen[k] then\n"
-        "      seen[k] = true\n"
-        "      out[#out + 1] = k\n"
-        "      if max > 0 and #out > max then\n"
-        "        return redis.error_reply('CHERR LimitExceeded Keys would return more than --max-reply-items=' .. ARGV[3] .. ' items.')\n"
-        "      end\n"
-        "    end\n"
-        "  end\n"
-        "until c == '0'\n"
-        "if ARGV[2] == 'keys' then return out end\n"
-        "if ARGV[2] == 'count' then return #out end\n"
-        "if ARGV[2] == 'random' then if #out == 0 then return false end return out[math.random(#out)] end\n"
-        "for _, k in ipairs(out) do redis.call('DEL', k) end\n"
-        "return #out\n";
-
 static int keys_walk(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *glob, const char *what,
                      uint64_t max, rstore_reply_fn fn) {
         _cleanup_(args_done) Args a = {};
@@ -358,7 +335,7 @@ static int keys_walk(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, 
                 r = args_printf(&a, "%" PRIu64, max);
         if (r < 0)
                 return r;
-        return send_eval(ns, m, glob, fn, keys_script, 0, &a, NULL, NULL);
+        return send_eval(ns, m, glob, fn, rstore_keys_script, 0, &a, NULL, NULL);
 }
 
 /* Keys from Redis, without the namespace's prefix; names a D-Bus string cannot carry are left
@@ -1053,11 +1030,12 @@ static void store_freep(Store **s) {
  * the value to write back (owned), type '\0' when nothing is to be written. */
 static int rmw_apply(Rmw *w, const StoreValue *old, StoreValue *ret_new) {
         _cleanup_(store_freep) Store *s = NULL;
+        /* the hub's own bounds (a bound of SIZE_MAX would overflow the store's "bound + 1" checks) */
         StoreLimits l = {
-                .max_key_len = SIZE_MAX,
+                .max_key_len = w->hub->limits.max_key_bytes,
                 .max_value_size = w->hub->limits.max_value_bytes,
-                .max_elements = SIZE_MAX,
-                .max_memory = UINT64_MAX,
+                .max_elements = w->hub->limits.max_elements,
+                .max_memory = w->hub->limits.max_namespace_memory,
         };
         const char *k = "k", *f = w->field;
         StoreValue nv = {};
@@ -1219,34 +1197,31 @@ static Rmw *rmw_new(RmwOp op, const char *field) {
         return w;
 }
 
-/* Incr: Redis's INCRBY on a plain int64 (the common case, one command); anything else (a
- * string holding a number, another integer type) the read-modify-write. */
+/* Incr: Redis's INCRBY (HINCRBY) on a plain int64 (the common case, one command; not through
+ * Lua, whose numbers are doubles); when Redis says the value is not an integer (a string holding
+ * a number, another integer type, ...) the read-modify-write decides what the local store would
+ * have done. */
 static int on_incr(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
         Rmw *w = rstore_call_data(c);
         int r;
 
-        if (reply->type == REDIS_REPLY_INTEGER && rstore_call_round(c) == 1) {
+        if (rstore_call_round(c) == 1) {
+                rstore_call_want_errors(c, false);
+                if (reply->type == REDIS_REPLY_ERROR) {
+                        if (strstr(reply->str, "not an integer"))
+                                return rmw_read(c);
+                        return rstore_redis_error(reply->str, reply->len, rstore_call_namespace(c), rstore_call_key(c), ret_error);
+                }
+                if (reply->type != REDIS_REPLY_INTEGER)
+                        return -EBADMSG;
                 if (w->field)
                         r = ch_store1_reply_h_incr(rstore_call_message(c), reply->integer);
                 else
                         r = ch_store1_reply_incr(rstore_call_message(c), reply->integer);
                 return r < 0 ? r : 1;
         }
-        if (reply->type == REDIS_REPLY_STRING && rstore_call_round(c) == 1 && streq(reply->str, "fallback"))
-                return rmw_read(c);
         return on_rmw_read(c, reply, ret_error);
 }
-
-/* INCRBY, or "fallback" when the value is not a plain int64 (the read-modify-write decides
- * what the local store would have done); other errors (overflow, WRONGTYPE) are Redis's. */
-static const char incr_script[] =
-        "local r\n"
-        "if ARGV[2] then r = redis.pcall('HINCRBY', KEYS[1], ARGV[2], ARGV[1]) else r = redis.pcall('INCRBY', KEYS[1], ARGV[1]) end\n"
-        "if type(r) == 'table' and r.err then\n"
-        "  if string.find(r.err, 'not an integer', 1, true) then return 'fallback' end\n"
-        "  return r\n"
-        "end\n"
-        "return r\n";
 
 static int incr_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *key, const char *field, int64_t by) {
         _cleanup_(args_done) Args a = {};
@@ -1267,11 +1242,13 @@ static int incr_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error
         w->by = by;
         r = rstore_key(ns->name, key, &w->rkey);
         if (r >= 0)
-                r = args_str(&a, w->rkey);
+                r = args_str(&a, field ? "HINCRBY" : "INCRBY");
         if (r >= 0)
-                r = args_printf(&a, "%" PRIi64, by);
+                r = args_str(&a, w->rkey);
         if (r >= 0 && field)
                 r = args_str(&a, field);
+        if (r >= 0)
+                r = args_printf(&a, "%" PRIi64, by);
         if (r >= 0)
                 r = rstore_call_new(ns, m, key, on_incr, &c);
         if (r < 0) {
@@ -1279,7 +1256,8 @@ static int incr_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error
                 return r;
         }
         rstore_call_set_data(c, w, rmw_free);
-        (void) rstore_call_eval(c, incr_script, 1, a.n, a.v, a.l);
+        rstore_call_want_errors(c, true);
+        (void) rstore_call_send(c, a.n, a.v, a.l);
         return 1;
 }
 

@@ -794,6 +794,13 @@ int th_hub_spawn_nowait(ThHub *hub, const char *address, const char *const *extr
         g_ptr_array_add(argv, g_strdup_printf("--address=%s", address));
         for (size_t i = 0; extra_args && extra_args[i]; i++)
                 g_ptr_array_add(argv, g_strdup(extra_args[i]));
+        /* TH_HUB_ARGS: more options for every hub, separated by spaces (README.md) */
+        if (g_getenv("TH_HUB_ARGS")) {
+                g_auto(GStrv) more = g_strsplit(g_getenv("TH_HUB_ARGS"), " ", -1);
+                for (size_t i = 0; more[i]; i++)
+                        if (*more[i])
+                                g_ptr_array_add(argv, g_strdup(more[i]));
+        }
         g_ptr_array_add(argv, NULL);
 
         env = g_get_environ();

@@ -7,6 +7,8 @@
 
 #include "redis-url.h"
 #include "remote-event.h"
+#include "rstore-codec.h"
+#include <math.h>
 
 static void test_url_good(void) {
         static const struct {
@@ -125,6 +127,135 @@ static void test_channel(void) {
         g_assert_null(remote_event_channel_namespace(NULL));
 }
 
+
+/* ---- the Redis-backed store's encoding (rstore-codec.h) ---- */
+
+static void roundtrip(const StoreValue *v, const char *want_bytes, size_t want_len) {
+        char *b = NULL;
+        size_t len = 0;
+        RStoreValue d = {};
+
+        g_assert_cmpint(rstore_encode(v, &b, &len), ==, 0);
+        if (want_bytes) {
+                g_assert_cmpuint(len, ==, want_len);
+                g_assert_true(memcmp(b, want_bytes, len) == 0);
+        }
+        g_assert_cmpint(rstore_decode(b, len, &d), ==, 0);
+        g_assert_true(store_value_equal(v, &d.value));
+        rstore_value_done(&d);
+        free(b);
+}
+
+static void test_codec_roundtrip(void) {
+        StoreValue v;
+
+        v = (StoreValue) { .type = 'x', .i = -42 };
+        roundtrip(&v, "-42", 3);
+        v = (StoreValue) { .type = 'x', .i = INT64_MIN };
+        roundtrip(&v, "-9223372036854775808", 20);
+        v = (StoreValue) { .type = 'x', .i = INT64_MAX };
+        roundtrip(&v, "9223372036854775807", 19);
+        v = (StoreValue) { .type = 's', .str = { "hello", 5 } };
+        roundtrip(&v, "hello", 5);
+        v = (StoreValue) { .type = 's', .str = { "", 0 } };
+        roundtrip(&v, "", 0);
+        /* strings that would read back as an int64 get the tag; "042", "+1", "-0" do not */
+        v = (StoreValue) { .type = 's', .str = { "42", 2 } };
+        roundtrip(&v, "\xffs42", 4);
+        v = (StoreValue) { .type = 's', .str = { "042", 3 } };
+        roundtrip(&v, "042", 3);
+        v = (StoreValue) { .type = 's', .str = { "-0", 2 } };
+        roundtrip(&v, "-0", 2);
+        v = (StoreValue) { .type = 's', .str = { "9223372036854775808", 19 } };
+        roundtrip(&v, "9223372036854775808", 19);
+        v = (StoreValue) { .type = 'd', .d = 2.5 };
+        roundtrip(&v, "\xff" "d2.5", 5);
+        v = (StoreValue) { .type = 'd', .d = 0.1 };
+        roundtrip(&v, NULL, 0);
+        v = (StoreValue) { .type = 'd', .d = -INFINITY };
+        roundtrip(&v, "\xff" "d-inf", 6);
+        v = (StoreValue) { .type = 'b', .i = 1 };
+        roundtrip(&v, "\xff" "b1", 3);
+        v = (StoreValue) { .type = 'y', .i = 255 };
+        roundtrip(&v, "\xffy255", 5);
+        v = (StoreValue) { .type = 'n', .i = -32768 };
+        roundtrip(&v, NULL, 0);
+        v = (StoreValue) { .type = 't', .u = UINT64_MAX };
+        roundtrip(&v, "\xfft18446744073709551615", 22);
+        v = (StoreValue) { .type = 'o', .str = { "/a/b", 4 } };
+        roundtrip(&v, "\xffo/a/b", 6);
+        v = (StoreValue) { .type = 'v', .blob = { "ay", "\x02\0\0\0ab", 6 } };
+        roundtrip(&v, "\xffvay\0\x02\0\0\0ab", 11);
+}
+
+static void test_codec_hostile(void) {
+        static const struct {
+                const char *bytes;
+                size_t len;
+        } bad[] = {
+                { "\x80", 1 }, { "a\0b", 3 }, { "\xff", 1 }, { "\xffZ1", 3 }, { "\xffy256", 5 }, { "\xffy-1", 4 },
+                { "\xffn32768", 7 }, { "\xffi01", 4 }, { "\xff" "b2", 3 }, { "\xfft18446744073709551616", 22 },
+                { "\xff" "d", 2 }, { "\xff" "d1.5x", 6 }, { "\xff" "d0x10", 6 }, { "\xff" "dnan(1)", 8 },
+                { "\xffvas", 4 }, { "\xffv\0ab", 5 }, { "\xffo", 2 }, { "\xffo rel", 6 }, { "\xffs\xc3\x28", 4 },
+                { "\xffs\0", 3 },
+        };
+
+        for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+                RStoreValue d = {};
+                g_assert_cmpint(rstore_decode(bad[i].bytes, bad[i].len, &d), ==, -EBADMSG);
+        }
+}
+
+static void test_codec_keys(void) {
+        char *k = NULL, *p = NULL;
+        const char *ns, *key;
+        size_t ns_len;
+
+        g_assert_cmpint(rstore_key("ns_1", "a:b", &k), ==, 0);
+        g_assert_cmpstr(k, ==, "clusterhub:{ns_1}:k:a:b");
+        g_assert_cmpint(rstore_key_parse(k, strlen(k), &ns, &ns_len, &key), ==, 0);
+        g_assert_cmpuint(ns_len, ==, 4);
+        g_assert_true(strncmp(ns, "ns_1", 4) == 0);
+        g_assert_cmpstr(key, ==, "a:b");
+        free(k);
+        g_assert_cmpint(rstore_key_parse("clusterhub:{x}:lock:a", 21, &ns, &ns_len, &key), ==, -EINVAL);
+        g_assert_cmpint(rstore_key_parse("clusterhub:{}:k:a", 17, &ns, &ns_len, &key), ==, -EINVAL);
+        g_assert_cmpint(rstore_key_parse("other", 5, &ns, &ns_len, &key), ==, -EINVAL);
+
+        g_assert_cmpint(rstore_match_pattern("n", "a*", &p), ==, 0);
+        g_assert_cmpstr(p, ==, "clusterhub:{n}:k:a*");
+        free(p);
+        g_assert_cmpint(rstore_match_pattern("n", NULL, &p), ==, 0);
+        g_assert_cmpstr(p, ==, "clusterhub:{n}:k:*");
+        free(p);
+        /* a trailing lone backslash escapes nothing of the prefix's */
+        g_assert_cmpint(rstore_match_pattern("n", "a\\", &p), ==, 0);
+        g_assert_cmpstr(p, ==, "clusterhub:{n}:k:a\\\\");
+        free(p);
+        g_assert_cmpint(rstore_match_pattern("n", "a\\\\", &p), ==, 0);
+        g_assert_cmpstr(p, ==, "clusterhub:{n}:k:a\\\\");
+        free(p);
+}
+
+static void test_notify_flags(void) {
+        char *s = NULL;
+
+        g_assert_cmpint(rstore_notify_flags_merge("", &s), ==, 1);
+        g_assert_cmpstr(s, ==, "Kg$lshxe");
+        free(s);
+        g_assert_cmpint(rstore_notify_flags_merge("Ex", &s), ==, 1);
+        g_assert_cmpstr(s, ==, "ExKg$lshe");
+        free(s);
+        g_assert_cmpint(rstore_notify_flags_merge("KA", &s), ==, 0);
+        free(s);
+        g_assert_cmpint(rstore_notify_flags_merge("AK", &s), ==, 0);
+        free(s);
+        g_assert_true(rstore_event_name_is_valid("rename_from", 11));
+        g_assert_false(rstore_event_name_is_valid("", 0));
+        g_assert_false(rstore_event_name_is_valid("Set", 3));
+        g_assert_false(rstore_event_name_is_valid("a b", 3));
+}
+
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/redis-url/good", test_url_good);
@@ -132,5 +263,9 @@ int main(int argc, char **argv) {
         g_test_add_func("/remote-event/roundtrip", test_event_roundtrip);
         g_test_add_func("/remote-event/bounds", test_event_bounds);
         g_test_add_func("/remote-event/channel", test_channel);
+        g_test_add_func("/rstore-codec/roundtrip", test_codec_roundtrip);
+        g_test_add_func("/rstore-codec/hostile", test_codec_hostile);
+        g_test_add_func("/rstore-codec/keys", test_codec_keys);
+        g_test_add_func("/rstore-codec/notify-flags", test_notify_flags);
         return g_test_run();
 }

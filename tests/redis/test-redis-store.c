@@ -19,6 +19,14 @@
 #define STORE_IFACE "org.clusterhub.Store1"
 #define streq(a, b) (strcmp((a), (b)) == 0)
 
+/* Store calls go through the hub's private socket (the fixture's listener connection) in the
+ * VIA_SOCKET variants, else through the bus. */
+static bool via_socket;
+
+static sd_bus *conn(Side *s) {
+        return via_socket ? s->listener : s->emitter;
+}
+
 static bool strv_has(char **l, const char *s) {
         return l && g_strv_contains((const char *const *) l, s);
 }
@@ -36,7 +44,7 @@ static redisReply *redis_cmd(Fixture *f, int argc, const char **argv, const size
 
 static void set_s(Side *s, const char *key, const char *value) {
         _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
-        int r = sd_bus_call_method(s->emitter, TH_HUB_NAME, NS_PATH, STORE_IFACE, "Set", &e, NULL, "sva{sv}", key, "s", value, 0);
+        int r = sd_bus_call_method(conn(s), TH_HUB_NAME, NS_PATH, STORE_IFACE, "Set", &e, NULL, "sva{sv}", key, "s", value, 0);
         if (r < 0)
                 g_error("Set %s: %s", key, e.message);
 }
@@ -49,7 +57,7 @@ static char *get_text(Side *s, const char *key) {
         char type = 0;
         int r;
 
-        r = sd_bus_call_method(s->emitter, TH_HUB_NAME, NS_PATH, STORE_IFACE, "Get", &e, &reply, "s", key);
+        r = sd_bus_call_method(conn(s), TH_HUB_NAME, NS_PATH, STORE_IFACE, "Get", &e, &reply, "s", key);
         if (r < 0)
                 return g_strdup(e.name);
         g_assert_cmpint(sd_bus_message_peek_type(reply, &type, &contents), >=, 0);
@@ -85,6 +93,7 @@ static void test_set_get_cross(Fixture *f, gconstpointer data) {
 
         if (f->skipped)
                 return;
+        via_socket = GPOINTER_TO_UINT(data) & VIA_SOCKET;
         set_s(&f->a, "greeting", "hello from a");
         v1 = get_text(&f->b, "greeting");
         g_assert_cmpstr(v1, ==, "s:hello from a");
@@ -93,6 +102,39 @@ static void test_set_get_cross(Fixture *f, gconstpointer data) {
         g_assert_cmpstr(v2, ==, "s:hello from b");
         v3 = get_text(&f->a, "missing");
         g_assert_cmpstr(v3, ==, "org.clusterhub.Error.NoSuchKey");
+        via_socket = false;
+}
+
+/* Callers that leave while Redis has their calls, and a namespace dropped meanwhile: the
+ * replies find nobody, and nothing is used after it was freed (run under ASan). */
+static void test_caller_gone(Fixture *f, gconstpointer data) {
+        via_socket = GPOINTER_TO_UINT(data) & VIA_SOCKET;
+        if (f->skipped)
+                return;
+        for (unsigned round = 0; round < 5; round++) {
+                sd_bus *c = NULL;
+                if (via_socket)
+                        g_assert_cmpint(th_connect_socket(&c, th_hub_socket_path(&f->a.bus)), >=, 0);
+                else
+                        g_assert_cmpint(th_connect(&c, f->a.bus.address), >=, 0);
+                for (unsigned i = 0; i < 200; i++) {
+                        g_autofree char *key = g_strdup_printf("gone%u", i);
+                        g_assert_cmpint(sd_bus_call_method_async(c, NULL, TH_HUB_NAME, "/org/clusterhub/Hub1/ns/leaving", STORE_IFACE,
+                                                                 i % 2 ? "Set" : "Append", NULL, NULL, i % 2 ? "sva{sv}" : "ss", key,
+                                                                 "s", "x", 0), >=, 0);
+                        g_assert_cmpint(sd_bus_call_method_async(c, NULL, TH_HUB_NAME, "/org/clusterhub/Hub1/ns/leaving", STORE_IFACE,
+                                                                 "Incr", NULL, NULL, "sx", "n", (int64_t) 1), >=, 0);
+                }
+                g_assert_cmpint(sd_bus_flush(c), >=, 0);
+                if (round % 2)
+                        (void) sd_bus_call_method(f->a.emitter, TH_HUB_NAME, HUB_PATH, HUB_IFACE, "DropNamespace", NULL, NULL, "s",
+                                                  "leaving");
+                sd_bus_flush_close_unref(c);
+        }
+        set_s(&f->a, "after", "ok");
+        g_autofree char *v = get_text(&f->b, "after");
+        g_assert_cmpstr(v, ==, "s:ok");
+        via_socket = false;
 }
 
 /* Replies to the pipelined calls of test_incr_atomic. */
@@ -256,6 +298,7 @@ static void test_key_changed(Fixture *f, gconstpointer data) {
 
         if (f->skipped)
                 return;
+        via_socket = GPOINTER_TO_UINT(data) & VIA_SOCKET;
         g_assert_cmpint(sd_bus_match_signal(f->a.listener, NULL, NULL, NS_PATH, STORE_IFACE, "KeyChanged", on_key_changed, &ca), >=, 0);
         g_assert_cmpint(sd_bus_match_signal(f->b.listener, NULL, NULL, NS_PATH, STORE_IFACE, "KeyChanged", on_key_changed, &cb), >=, 0);
         set_s(&f->a, "watched", "1");
@@ -279,6 +322,7 @@ static void test_key_changed(Fixture *f, gconstpointer data) {
         g_assert_cmpint(end, ==, 1);
         g_ptr_array_unref(ca.seen);
         g_ptr_array_unref(cb.seen);
+        via_socket = false;
 }
 
 /* Redis killed: store calls answer BackendUnavailable, never hang; Redis back: they work. */
@@ -416,6 +460,15 @@ static void test_namespaces(Fixture *f, gconstpointer data) {
         uint64_t n = 0;
         g_assert_cmpint(sd_bus_message_read(reply, "t", &n), >=, 0);
         g_assert_cmpuint(n, ==, 2);
+
+        /* DropNamespace on b deletes the namespace's keys in Redis: a sees none */
+        g_assert_cmpint(sd_bus_call_method(f->b.emitter, TH_HUB_NAME, HUB_PATH, HUB_IFACE, "DropNamespace", NULL, NULL, "s", "other"),
+                        >=, 0);
+        reply = sd_bus_message_unref(reply);
+        g_assert_cmpint(sd_bus_call_method(f->a.emitter, TH_HUB_NAME, "/org/clusterhub/Hub1/ns/other", STORE_IFACE, "DBSize", NULL,
+                                           &reply, ""), >=, 0);
+        g_assert_cmpint(sd_bus_message_read(reply, "t", &n), >=, 0);
+        g_assert_cmpuint(n, ==, 0);
 }
 
 int main(int argc, char *argv[]) {
@@ -429,6 +482,9 @@ int main(int argc, char *argv[]) {
         g_test_add("/redis-store/key-changed-socket", Fixture, GUINT_TO_POINTER(VIA_SOCKET), fixture_setup, test_key_changed,
                    fixture_teardown);
         g_test_add("/redis-store/down-and-back", Fixture, NULL, fixture_setup, test_down_and_back, fixture_teardown);
+        g_test_add("/redis-store/caller-gone", Fixture, NULL, fixture_setup, test_caller_gone, fixture_teardown);
+        g_test_add("/redis-store/caller-gone-socket", Fixture, GUINT_TO_POINTER(VIA_SOCKET), fixture_setup, test_caller_gone,
+                   fixture_teardown);
         g_test_add("/redis-store/hostile", Fixture, NULL, fixture_setup, test_hostile, fixture_teardown);
         g_test_add("/redis-store/namespaces", Fixture, NULL, fixture_setup, test_namespaces, fixture_teardown);
         return g_test_run();
