@@ -109,12 +109,13 @@ int namespace_drop(Hub *h, const char *name) {
 
         if (!namespace_name_is_valid(h, name))
                 return -EINVAL;
+        /* --redis: its BLPop/BRPop waiters here, also when the Namespace went away on disuse */
+        bus_store_redis_list_drop(h, name);
         ns = hashmap_remove(h->namespaces, name);
         if (!ns)
                 return -ENXIO;
         persist_drop_namespace(h, name);
         namespace_free(ns);
-        bus_store_redis_list_drop(h, name); /* --redis: its BLPop/BRPop waiters here (not on disuse) */
         log_info("Namespace %s dropped.", name);
         if (streq(name, HUB_DEFAULT_NAMESPACE))
                 return namespace_get(h, name, true, &ns);

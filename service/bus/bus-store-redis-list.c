@@ -941,6 +941,9 @@ typedef struct Space {
         RList *part;
         char *name;
         RWaitQueue *queue;
+        /* the namespace was dropped (its keys deleted in Redis): out of the map, alive until
+         * its chunks come back; what they pop for a caller gone is not pushed back */
+        bool dropped;
 } Space;
 
 /* A chunk sent to Redis. */
@@ -954,7 +957,8 @@ static void space_kick(Space *s);
 static void space_free_if_idle(Space *s) {
         if (s->queue->n_waiters > 0 || s->queue->n_chunks > 0)
                 return;
-        hashmap_remove(s->part->spaces, s->name);
+        if (!s->dropped)
+                hashmap_remove(s->part->spaces, s->name);
         rwait_queue_drop(s->queue);
         free(s->name);
         free(s);
@@ -1117,7 +1121,7 @@ static void chunk_one(ChunkCall *cc, size_t i, const redisReply *e) {
         const char *key = c->keys[place - 1];
         if (w->token)
                 waiter_serve(w, key, e->element[1]->str, e->element[1]->len);
-        else
+        else if (!cc->space->dropped) /* a dropped namespace's keys are deleted after this round */
                 waiter_push_back(cc->space, w, key, e->element[1]->str, e->element[1]->len);
         rwait_chunk_done(c, i);
 }
@@ -1253,6 +1257,9 @@ void bus_store_redis_list_drop(Hub *h, const char *ns) {
         if (asprintf(&msg, "Namespace '%s' was dropped.", ns) < 0)
                 msg = NULL;
         space_fail_all(s, CH_ERROR_NAMESPACE_DROPPED, msg ? msg : "The namespace was dropped.");
+        /* a BLPop there from now on is a new wait, in a new Space */
+        hashmap_remove(p->spaces, s->name);
+        s->dropped = true;
         space_free_if_idle(s);
 }
 

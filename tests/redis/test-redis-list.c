@@ -155,15 +155,20 @@ static int on_pop_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_err
 
 /* Starts METHOD (BLPop/BRPop) on KEYS (NULL-terminated) with TIMEOUT_MS on a connection of its
  * own to SIDE's hub, and waits until the hub has it waiting (WAITING more waiters there). */
-static void pop_start(Pop *p, Side *s, const char *method, const char *const *keys, uint32_t timeout_ms) {
+static void pop_start_at(Pop *p, Side *s, const char *path, const char *method, const char *const *keys,
+                         uint32_t timeout_ms) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
 
         *p = (Pop) { .bus = connect_side(s) };
-        g_assert_cmpint(sd_bus_message_new_method_call(p->bus, &m, TH_HUB_NAME, NS_PATH, STORE_IFACE, method), >=, 0);
+        g_assert_cmpint(sd_bus_message_new_method_call(p->bus, &m, TH_HUB_NAME, path, STORE_IFACE, method), >=, 0);
         g_assert_cmpint(sd_bus_message_append_strv(m, (char **) keys), >=, 0);
         g_assert_cmpint(sd_bus_message_append(m, "u", timeout_ms), >=, 0);
         g_assert_cmpint(sd_bus_call_async(p->bus, &p->slot, m, on_pop_reply, p, 120 * 1000 * 1000), >=, 0);
         g_assert_cmpint(sd_bus_flush(p->bus), >=, 0);
+}
+
+static void pop_start(Pop *p, Side *s, const char *method, const char *const *keys, uint32_t timeout_ms) {
+        pop_start_at(p, s, NS_PATH, method, keys, timeout_ms);
 }
 
 /* Processes P's connection until its reply came; false after WAIT_MS. */
@@ -724,6 +729,32 @@ static void test_namespace_dropped(Fixture *f, gconstpointer data) {
         g_assert_true(pop_wait(&pa));
         g_assert_cmpstr(pa.value, ==, "still");
         pop_clear(&pa);
+        pop_clear(&pb);
+
+        /* a namespace whose only use here is the wait (the hub let its Namespace go when idle) */
+        pop_start_at(&pb, &f->b, "/org/clusterhub/Hub1/ns/jobs", "BLPop", (const char *[]) { "d", NULL }, 0);
+        g_assert_true(wait_waiters(&f->b, 1));
+        g_assert_cmpint(sd_bus_call_method(f->a.emitter, TH_HUB_NAME, HUB_PATH, HUB_IFACE, "DropNamespace", NULL, NULL, "s", "jobs"),
+                        >=, 0);
+        pop_still_waiting(&pb); /* a's drop ends a's waiters, not b's */
+        g_assert_cmpint(sd_bus_call_method(f->b.emitter, TH_HUB_NAME, HUB_PATH, HUB_IFACE, "DropNamespace", NULL, NULL, "s", "jobs"),
+                        >=, 0);
+        g_assert_true(pop_wait(&pb));
+        g_assert_cmpstr(pb.error, ==, "org.clusterhub.Error.NamespaceDropped");
+        pop_clear(&pb);
+        g_assert_true(wait_waiters(&f->b, 0));
+        /* and a new wait there works */
+        pop_start_at(&pb, &f->b, "/org/clusterhub/Hub1/ns/jobs", "BLPop", (const char *[]) { "d", NULL }, 0);
+        g_assert_true(wait_waiters(&f->b, 1));
+        {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+                g_assert_cmpint(sd_bus_message_new_method_call(f->a.emitter, &m, TH_HUB_NAME, "/org/clusterhub/Hub1/ns/jobs",
+                                                               STORE_IFACE, "RPush"), >=, 0);
+                g_assert_cmpint(sd_bus_message_append(m, "sav", "d", 1, "s", "new"), >=, 0);
+                g_assert_cmpint(sd_bus_call(f->a.emitter, m, 0, NULL, &reply), >=, 0);
+        }
+        g_assert_true(pop_wait(&pb));
+        g_assert_cmpstr(pb.value, ==, "new");
         pop_clear(&pb);
 }
 
