@@ -562,6 +562,78 @@ static void test_two_waiters(Fixture *f, gconstpointer data) {
         pop_clear(&pb);
 }
 
+/* 300 waiters of one hub (one connection, 300 calls) and 300 values pushed at once: the round
+ * runs in several chunks, in order, and waiter i gets value i. */
+static void test_many_waiters(Fixture *f, gconstpointer data) {
+        enum { N = 300 };
+        g_autofree Pop *p = g_new0(Pop, N);
+        sd_bus *bus;
+        sd_bus_message *m;
+        gint64 end;
+        unsigned done;
+
+        if (f->skipped)
+                return;
+        bus = connect_side(&f->b);
+        for (unsigned i = 0; i < N; i++) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+
+                p[i].bus = bus;
+                g_assert_cmpint(sd_bus_message_new_method_call(bus, &call, TH_HUB_NAME, NS_PATH, STORE_IFACE, "BLPop"), >=, 0);
+                g_assert_cmpint(sd_bus_message_append(call, "asu", 1, "many", 0), >=, 0);
+                g_assert_cmpint(sd_bus_call_async(bus, &p[i].slot, call, on_pop_reply, &p[i], 120 * 1000 * 1000), >=, 0);
+        }
+        g_assert_cmpint(sd_bus_flush(bus), >=, 0);
+        g_assert_true(wait_waiters(&f->b, N));
+        m = new_call(&f->a, "RPush");
+        g_assert_cmpint(sd_bus_message_append(m, "s", "many"), >=, 0);
+        g_assert_cmpint(sd_bus_message_open_container(m, 'a', "v"), >=, 0);
+        for (unsigned i = 0; i < N; i++) {
+                g_autofree char *v = g_strdup_printf("%u", 1000 + i);
+                g_assert_cmpint(sd_bus_message_append(m, "v", "s", v), >=, 0);
+        }
+        g_assert_cmpint(sd_bus_message_close_container(m), >=, 0);
+        sd_bus_message_unref(send_call(&f->a, m, NULL));
+        end = g_get_monotonic_time() + WAIT_MS * 1000;
+        do {
+                while (sd_bus_process(bus, NULL) > 0)
+                        ;
+                done = 0;
+                for (unsigned i = 0; i < N; i++)
+                        done += p[i].done;
+                if (done < N)
+                        (void) sd_bus_wait(bus, 50 * 1000);
+                g_assert_true(g_get_monotonic_time() < end);
+        } while (done < N);
+        for (unsigned i = 0; i < N; i++) {
+                g_autofree char *want = g_strdup_printf("%u", 1000 + i);
+                g_assert_null(p[i].error);
+                g_assert_cmpstr(p[i].value, ==, want);
+                p[i].bus = NULL;
+                pop_clear(&p[i]);
+        }
+        sd_bus_flush_close_unref(bus);
+        g_assert_cmpuint(call_u(&f->a, "LLen", "many"), ==, 0);
+}
+
+/* Keyspace notifications switched off behind the hub's back: the periodic retry still serves. */
+static void test_retry_without_notifications(Fixture *f, gconstpointer data) {
+        redisContext *c;
+        Pop p;
+
+        if (f->skipped)
+                return;
+        c = redis_raw(f);
+        raw_command(c, "CONFIG SET notify-keyspace-events %s", "");
+        pop_start(&p, &f->b, "BLPop", (const char *[]) { "quiet", NULL }, 0);
+        g_assert_true(wait_waiters(&f->b, 1));
+        raw_command(c, "RPUSH %s %s", RKEY("quiet"), "late");
+        g_assert_true(pop_wait(&p));
+        g_assert_cmpstr(p.value, ==, "late");
+        pop_clear(&p);
+        redisFree(c);
+}
+
 /* Timeout as local; a key of another type is WrongType at once. */
 static void test_timeout_and_type(Fixture *f, gconstpointer data) {
         Pop p;
@@ -812,6 +884,8 @@ int main(int argc, char **argv) {
         g_test_add("/redis-list/sets-cross", Fixture, NULL, setup, test_sets_cross, fixture_teardown);
         g_test_add("/redis-list/blpop-cross", Fixture, NULL, setup, test_blpop_cross, fixture_teardown);
         g_test_add("/redis-list/two-waiters", Fixture, NULL, setup, test_two_waiters, fixture_teardown);
+        g_test_add("/redis-list/many-waiters", Fixture, NULL, setup, test_many_waiters, fixture_teardown);
+        g_test_add("/redis-list/retry-without-notifications", Fixture, NULL, setup, test_retry_without_notifications, fixture_teardown);
         g_test_add("/redis-list/timeout-and-type", Fixture, NULL, setup, test_timeout_and_type, fixture_teardown);
         g_test_add("/redis-list/redis-killed", Fixture, NULL, setup, test_redis_killed, fixture_teardown);
         g_test_add("/redis-list/caller-gone", Fixture, NULL, setup_long_timeout, test_caller_gone, fixture_teardown);
