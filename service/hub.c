@@ -325,7 +325,7 @@ int hub_connect(Hub *h) {
                         return r;
                 /* a namespace whose keys all expired while the hub was down holds nothing */
                 namespace_check_all_unused(h);
-        } else
+        } else if (!h->redis_url) /* with --redis the store is Redis's */
                 log_info("No --data-dir: the store is kept in memory only and is lost when the hub exits.");
 
         r = open_bus(h, &h->bus);

@@ -242,7 +242,7 @@ int backend_new(Hub *h, Backend **ret) {
                 backend_free(b);
                 return r;
         }
-        log_info("Node '%s': events and the worker list cross hosts through Redis at %s.", h->node_name, redis_link_where(b->link));
+        log_info("Node '%s': the store, events and the worker list cross hosts through Redis at %s.", h->node_name, redis_link_where(b->link));
         *ret = b;
         return 0;
 }

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <glib.h>
+#include <glib/gstdio.h>
 #include <hiredis/hiredis.h>
 #include <signal.h>
 #include <string.h>
@@ -471,6 +472,20 @@ static void test_namespaces(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(n, ==, 0);
 }
 
+/* --data-dir and --redis exclude each other: the start fails, saying so. */
+static void test_no_data_dir(void) {
+        g_autofree char *hub = th_hub_binary(), *err = NULL, *dir = g_dir_make_tmp("rstore-XXXXXX", NULL);
+        g_autofree char *data = g_strdup_printf("--data-dir=%s", dir);
+        const char *argv[] = { hub, "--redis=unix:/nonexistent", "--node-name=x", data, "--address=unix:path=/nonexistent", NULL };
+        int status = 0;
+
+        g_assert_nonnull(hub);
+        g_assert_true(g_spawn_sync(NULL, (char **) argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL, &err, &status, NULL));
+        g_assert_false(g_spawn_check_wait_status(status, NULL));
+        g_assert_nonnull(strstr(err, "--data-dir= and --redis= exclude each other"));
+        g_rmdir(dir);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         g_test_add("/redis-store/set-get-cross", Fixture, NULL, fixture_setup, test_set_get_cross, fixture_teardown);
@@ -487,5 +502,6 @@ int main(int argc, char *argv[]) {
                    fixture_teardown);
         g_test_add("/redis-store/hostile", Fixture, NULL, fixture_setup, test_hostile, fixture_teardown);
         g_test_add("/redis-store/namespaces", Fixture, NULL, fixture_setup, test_namespaces, fixture_teardown);
+        g_test_add_func("/redis-store/no-data-dir", test_no_data_dir);
         return g_test_run();
 }
