@@ -201,13 +201,13 @@ static int args_values(Args *a, sd_bus_message *m, Namespace *ns, const char *ke
         return 0;
 }
 
-static int limit_message(Args *a, Namespace *ns, const char *key, const char *limit, uint64_t value, const char *option) {
+static int limit_message(Args *a, const char *key, const char *limit, uint64_t value, const char *option) {
         return args_printf(a, "CHERR LimitExceeded Limit exceeded for key '%s': %s; the limit is %llu (%s).", key, limit,
                            (unsigned long long) value, option);
 }
 
 static int elements_message(Args *a, Namespace *ns, const char *key) {
-        return limit_message(a, ns, key, "elements", ns->hub->limits.max_elements, "--max-elements");
+        return limit_message(a, key, "elements", ns->hub->limits.max_elements, "--max-elements");
 }
 
 static int reply_items_message(Args *a, Namespace *ns, const char *what) {
