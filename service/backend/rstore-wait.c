@@ -255,13 +255,13 @@ int rwait_chunk_next(RWaitQueue *q, size_t max_waiters, size_t max_keys, RWaitCh
         return 0;
 }
 
-bool rwait_chunk_place_ok(const RWaitChunk *c, size_t i, size_t p) {
-        if (i >= c->n_waiters)
-                return false;
+const char *rwait_chunk_key(const RWaitChunk *c, size_t i, size_t p) {
+        if (i >= c->n_waiters || !c->waiters[i])
+                return NULL;
         for (size_t j = c->off[i]; j < c->off[i + 1]; j++)
                 if (c->index[j] == p)
-                        return true;
-        return false;
+                        return c->waiters[i]->keys[j - c->off[i]];
+        return NULL;
 }
 
 void rwait_chunk_done(RWaitChunk *c, size_t i) {

@@ -48,7 +48,8 @@ typedef struct RWaitChunk {
         RWaitQueue *queue;
         RWaiter **waiters;
         size_t n_waiters;
-        const char **keys;           /* distinct; borrowed from the waiters */
+        const char **keys;           /* distinct; borrowed from the waiters: valid until the first
+                                      * rwait_chunk_done() (see rwait_chunk_key()) */
         size_t n_keys;
         size_t *index;               /* waiter i's keys: index[off[i] + j] is its key j's place in keys */
         size_t *off;
@@ -97,8 +98,10 @@ bool rwait_round_begin(RWaitQueue *q);
  * many as fit in MAX_WAITERS waiters and MAX_KEYS distinct keys (a waiter with more keys goes
  * alone).  *RET NULL when every waiter is in the round.  -ENOMEM. */
 int rwait_chunk_next(RWaitQueue *q, size_t max_waiters, size_t max_keys, RWaitChunk **ret);
-/* Whether waiter I of C waits on KEYS place P (0-based), i.e. P is a valid answer for it. */
-bool rwait_chunk_place_ok(const RWaitChunk *c, size_t i, size_t p);
+/* Waiter I's own copy of the key at KEYS place P (0-based), or NULL when it does not wait on
+ * it (P is not a valid answer for it).  Use it rather than C->keys[P], which may be another
+ * waiter's copy, gone once that waiter was answered (rwait_chunk_done()). */
+const char *rwait_chunk_key(const RWaitChunk *c, size_t i, size_t p);
 /* Waiter I of C was answered (or its orphan's value put back): unlinks and frees it. */
 void rwait_chunk_done(RWaitChunk *c, size_t i);
 /* Redis answered C (or failed it), and the glue called rwait_chunk_done() for every waiter it

@@ -1095,6 +1095,7 @@ static void chunk_fail(ChunkCall *cc, const char *message) {
 static void chunk_one(ChunkCall *cc, size_t i, const redisReply *e) {
         RWaitChunk *c = cc->chunk;
         RWaiter *w = c->waiters[i];
+        const char *key = NULL;
         long long place;
 
         if (e->type == REDIS_REPLY_INTEGER && e->integer == 0)
@@ -1112,13 +1113,12 @@ static void chunk_one(ChunkCall *cc, size_t i, const redisReply *e) {
         }
         if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_INTEGER ||
             e->element[1]->type != REDIS_REPLY_STRING || (place = e->element[0]->integer) < 1 ||
-            !rwait_chunk_place_ok(c, i, (size_t) place - 1)) {
+            !(key = rwait_chunk_key(c, i, (size_t) place - 1))) {
                 if (w->token)
                         waiter_fail(w, CH_ERROR_BACKEND_UNAVAILABLE, "Redis gave a reply the hub cannot read.");
                 rwait_chunk_done(c, i);
                 return;
         }
-        const char *key = c->keys[place - 1];
         if (w->token)
                 waiter_serve(w, key, e->element[1]->str, e->element[1]->len);
         else if (!cc->space->dropped) /* a dropped namespace's keys are deleted after this round */

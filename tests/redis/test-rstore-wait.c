@@ -37,10 +37,10 @@ static void test_add_wants_round(void) {
         g_assert_cmpuint(c->n_waiters, ==, 1);
         g_assert_cmpuint(c->n_keys, ==, 2);
         g_assert_true(w->in_round);
-        g_assert_true(rwait_chunk_place_ok(c, 0, 0));
-        g_assert_true(rwait_chunk_place_ok(c, 0, 1));
-        g_assert_false(rwait_chunk_place_ok(c, 0, 2));
-        g_assert_false(rwait_chunk_place_ok(c, 1, 0));
+        g_assert_true(rwait_chunk_key(c, 0, 0) == w->keys[0]);
+        g_assert_true(rwait_chunk_key(c, 0, 1) == w->keys[1]);
+        g_assert_null(rwait_chunk_key(c, 0, 2));
+        g_assert_null(rwait_chunk_key(c, 1, 0));
         {
                 RWaitChunk *none = NULL;
                 g_assert_cmpint(rwait_chunk_next(q, 64, 256, &none), ==, 0);
@@ -79,6 +79,12 @@ static void test_chunks_fifo_and_distinct_keys(void) {
         g_assert_cmpuint(c1->n_keys, ==, 3); /* a, b, c */
         g_assert_cmpstr(c1->keys[c1->index[c1->off[1] + 0]], ==, "b");
         g_assert_cmpstr(c1->keys[c1->index[c1->off[1] + 1]], ==, "a");
+        /* w[1]'s "a" is w[0]'s copy in keys[], but its own through rwait_chunk_key() */
+        g_assert_true(c1->keys[0] == w[0]->keys[0]);
+        g_assert_true(rwait_chunk_key(c1, 1, 0) == w[1]->keys[1]);
+        rwait_chunk_done(c1, 0);
+        g_assert_cmpstr(rwait_chunk_key(c1, 1, 0), ==, "a");
+        g_assert_null(rwait_chunk_key(c1, 0, 0)); /* answered */
         g_assert_cmpint(rwait_chunk_next(q, 3, 5, &c2), ==, 0);
         g_assert_cmpuint(c2->n_waiters, ==, 2);
         g_assert_true(c2->waiters[0] == w[3] && c2->waiters[1] == w[4]);
@@ -88,8 +94,8 @@ static void test_chunks_fifo_and_distinct_keys(void) {
         rwait_chunk_done(c1, 1);
         g_assert_true(rwait_chunk_end(c1) == q);
         g_assert_true(rwait_chunk_end(c2) == q);
-        g_assert_cmpuint(q->n_waiters, ==, 4);
-        g_assert_true(q->waiters.first == w[0] && w[0]->waiters_next == w[2]);
+        g_assert_cmpuint(q->n_waiters, ==, 3);
+        g_assert_true(q->waiters.first == w[2] && w[2]->waiters_next == w[3]);
         rwait_queue_drop(q);
 }
 
