@@ -16,6 +16,7 @@
 #include "namespace.h"
 #include "redis-link.h"
 #include "rstore.h"
+#include "tracking.h"
 #include "transport/socket.h"
 #include "utf8.h"
 
@@ -43,6 +44,9 @@ struct RStoreCall {
         unsigned round;
         bool in_reply;                  /* on_reply runs: a failed send is its to return */
         bool want_errors;               /* error replies go to on_reply too */
+        char **written;                 /* keys the call may change: their tracking counters grow
+                                         * before its reply (NULL-terminated) */
+        bool flush;                     /* it may change every key of the namespace */
 };
 
 static const char *startswith(const char *s, const char *prefix) {
@@ -58,6 +62,9 @@ static RStoreCall *call_free(RStoreCall *c) {
         if (c->free_data)
                 c->free_data(c->data);
         sd_bus_message_unref(c->m);
+        for (char **k = c->written; k && *k; k++)
+                free(*k);
+        free(c->written);
         free(c->ns);
         free(c->key);
         free(c);
@@ -65,7 +72,11 @@ static RStoreCall *call_free(RStoreCall *c) {
 }
 
 int rstore_call_new(Namespace *ns, sd_bus_message *m, const char *key, rstore_reply_fn on_reply, RStoreCall **ret) {
-        RStore *s = backend_part(ns->hub, &rstore_part_ops);
+        return rstore_call_new_hub(ns->hub, ns->name, m, key, on_reply, ret);
+}
+
+int rstore_call_new_hub(Hub *h, const char *ns, sd_bus_message *m, const char *key, rstore_reply_fn on_reply, RStoreCall **ret) {
+        RStore *s = backend_part(h, &rstore_part_ops);
         RStoreCall *c;
 
         if (!s)
@@ -75,7 +86,7 @@ int rstore_call_new(Namespace *ns, sd_bus_message *m, const char *key, rstore_re
                 return -ENOMEM;
         c->store = s;
         c->on_reply = on_reply;
-        c->ns = strdup(ns->name);
+        c->ns = strdup(ns);
         c->key = key ? strdup(key) : NULL;
         if (!c->ns || (key && !c->key)) {
                 call_free(c);
@@ -115,6 +126,42 @@ void rstore_call_set_data(RStoreCall *c, void *data, void (*free_fn)(void *)) {
 
 void *rstore_call_data(RStoreCall *c) {
         return c->data;
+}
+
+int rstore_call_set_written(RStoreCall *c, const char *const *keys, size_t n) {
+        char **w = calloc(n + 1, sizeof(char *));
+
+        if (!w)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (!(w[i] = strdup(keys[i]))) {
+                        for (size_t j = 0; j < i; j++)
+                                free(w[j]);
+                        free(w);
+                        return -ENOMEM;
+                }
+        for (char **k = c->written; k && *k; k++)
+                free(*k);
+        free(c->written);
+        c->written = w;
+        return 0;
+}
+
+void rstore_call_set_flush(RStoreCall *c) {
+        c->flush = true;
+}
+
+/* KEY of namespace NS changed (KEY NULL: every key): the counters of this hub's trackers there
+ * grow and they hear Invalidate.  Nothing when no tracker is there (no local namespace). */
+static void track_changed(Hub *h, const char *ns_name, const char *key, bool by_write) {
+        Namespace *ns = NULL;
+
+        if (namespace_get(h, ns_name, false, &ns) < 0 || !ns->tracking || track_space_n_trackers(ns->tracking) == 0)
+                return;
+        if (key)
+                track_key_changed(ns->tracking, key, by_write);
+        else
+                track_space_flush(ns->tracking);
 }
 
 void rstore_call_want_errors(RStoreCall *c, bool want) {
@@ -191,6 +238,15 @@ static void on_call_reply(RedisLink *l, const redisReply *reply, int error, void
                 r = rstore_redis_error(reply->str, reply->len, c->ns, rstore_call_key(c), &e);
                 call_fail(c, r, &e);
                 return;
+        }
+        /* Redis has run it: the writes of this hub are tracked before their reply (the keyspace
+         * notification bumps again later, harmlessly) */
+        if (reply->type != REDIS_REPLY_ERROR) {
+                Hub *h = c->store->hub;
+                if (c->flush)
+                        track_changed(h, c->ns, NULL, true);
+                for (char **k = c->written; k && *k; k++)
+                        track_changed(h, c->ns, *k, true);
         }
         c->round++;
         c->in_reply = true;
@@ -270,27 +326,6 @@ const char rstore_keys_script[] =
         "for _, k in ipairs(out) do redis.call('DEL', k) end\n"
         "return #out\n";
 
-static void on_drop_reply(RedisLink *l, const redisReply *reply, int error, void *userdata) {
-        if (reply && reply->type == REDIS_REPLY_ERROR)
-                log_warning("Redis refused to delete the keys of a dropped namespace: %s", reply->str);
-}
-
-int rstore_drop_namespace(Hub *h, const char *ns) {
-        RStore *s = backend_part(h, &rstore_part_ops);
-        _cleanup_(freep) char *pattern = NULL;
-        int r;
-
-        if (!s)
-                return 0;
-        r = rstore_match_pattern(ns, NULL, &pattern);
-        if (r < 0)
-                return r;
-        const char *argv[] = { "EVAL", rstore_keys_script, "0", pattern, "flush", "0" };
-        const size_t len[] = { 4, strlen(rstore_keys_script), 1, strlen(pattern), 5, 1 };
-        r = redis_link_command(s->link, 6, argv, len, on_drop_reply, s);
-        return r == -ENOTCONN || r == -ENOBUFS ? -EHOSTDOWN : r;
-}
-
 /* ---- KeyChanged from keyspace notifications ------------------------------------------------ */
 
 typedef struct KeyChange {
@@ -335,6 +370,8 @@ static int on_message(void *part, const char *channel, const char *data, size_t 
                 log_error("Out of memory.");
                 return 1;
         }
+        /* the counter and Invalidate before the signal, as the local store does */
+        track_changed(s->hub, ns, key, !streq(event, "expired") && !streq(event, "evicted"));
         KeyChange k = { path, key, event };
         SignalProbe probe = { path, CH_STORE1_INTERFACE, "KeyChanged", "ss", { key, event } };
         r = hub_broadcast(s->hub, &probe, emit_key_changed_on, &k);
@@ -351,8 +388,8 @@ static void on_config_set(RedisLink *l, const redisReply *reply, int error, void
 
         if (reply && reply->type == REDIS_REPLY_ERROR && !s->config_warned) {
                 s->config_warned = true;
-                log_warning("Redis refused CONFIG SET notify-keyspace-events (%s): KeyChanged for changes made on other hosts "
-                            "needs notify-keyspace-events to hold the flags '%s' (set it in redis.conf).",
+                log_warning("Redis refused CONFIG notify-keyspace-events (%s): KeyChanged needs notify-keyspace-events to hold "
+                            "the flags '%s' (set it in redis.conf); until it does, no KeyChanged fires for the store.",
                             reply->str, RSTORE_NOTIFY_FLAGS);
         }
 }

@@ -20,7 +20,8 @@
  * Keys: the value of KEY in namespace NS is the Redis key "clusterhub:{NS}:k:KEY".  The hash tag
  * {NS} keeps a namespace on one Redis Cluster slot.
  *
- * How to add a method (in the glue, e.g. bus-store-redis-list.c):
+ * How to add a method (in the glue, e.g. bus-store-redis-list.c; bus-store-redis.h has helpers
+ * for each step: rs_check_*, RsArgs, rs_send/rs_send_eval, rs_decode, rs_on_count...):
  *   1. Validate every argument as bus-store.c does (keys, sizes, counts) and encode the values
  *      (rstore_encode()), before anything is sent.
  *   2. RStoreCall *c; rstore_call_new(ns, m, key, on_reply, &c): C holds a reference to the call
@@ -60,6 +61,8 @@ typedef int (*rstore_reply_fn)(RStoreCall *c, const struct redisReply *reply, sd
 /* A Store1 call M on namespace NS executed by Redis (see the steps above).  KEY (may be NULL)
  * names the key in error messages.  -EHOSTDOWN when the hub has no Redis store. */
 int rstore_call_new(Namespace *ns, sd_bus_message *m, const char *key, rstore_reply_fn on_reply, RStoreCall **ret);
+/* The same for a call on namespace NS that has no Namespace here (DropNamespace). */
+int rstore_call_new_hub(Hub *h, const char *ns, sd_bus_message *m, const char *key, rstore_reply_fn on_reply, RStoreCall **ret);
 int rstore_call_send(RStoreCall *c, int argc, const char **argv, const size_t *argvlen);
 int rstore_call_eval(RStoreCall *c, const char *script, int nkeys, int argc, const char **argv, const size_t *argvlen);
 /* Drops a call that was never sent (an error before the first send: answer it yourself). */
@@ -72,6 +75,11 @@ const char *rstore_call_key(RStoreCall *c);
 /* Attaches DATA, freed with FREE_FN (may be NULL) when the call ends. */
 void rstore_call_set_data(RStoreCall *c, void *data, void (*free_fn)(void *));
 void *rstore_call_data(RStoreCall *c);
+/* Client-side caching: the keys the call may change (copied), or every key of the namespace;
+ * after Redis has run it, and before ON_REPLY (so before the reply), the tracking counters of
+ * those keys grow and this hub's trackers hear Invalidate.  Set it on every write. */
+int rstore_call_set_written(RStoreCall *c, const char *const *keys, size_t n);
+void rstore_call_set_flush(RStoreCall *c);
 /* WANT: Redis's error replies go to ON_REPLY as they are (it may try something else, or map
  * them itself with rstore_redis_error()) until it is turned off again. */
 void rstore_call_want_errors(RStoreCall *c, bool want);
@@ -87,7 +95,3 @@ int rstore_redis_error(const char *text, size_t len, const char *ns, const char 
  * past it the script fails with LimitExceeded).  One script walking SCAN: atomic, and its
  * time grows with the whole database. */
 extern const char rstore_keys_script[];
-
-/* DropNamespace with --redis: deletes NS's keys in Redis (sent now, before any later command
- * of this hub).  0 without a Redis store; -EHOSTDOWN when Redis cannot be reached. */
-int rstore_drop_namespace(Hub *h, const char *ns);

@@ -48,6 +48,39 @@ static int emit_namespace_dropped_on(sd_bus *bus, void *userdata) {
         return ch_hub1_emit_namespace_dropped(bus, NULL, HUB_PATH, userdata);
 }
 
+/* --redis: the namespace's keys are in Redis, whether or not this hub has objects for it now.
+ * They are deleted first; the local part (locks, served methods) goes when Redis has answered,
+ * and the reply after that, so that a call made after the reply, on any host, sees no key. */
+static int on_drop_namespace_redis(RStoreCall *c, const struct redisReply *reply, sd_bus_error *ret_error) {
+        Hub *h = rstore_call_hub(c);
+        const char *name = rstore_call_namespace(c);
+        int r;
+
+        r = namespace_drop(h, name);
+        if (r < 0 && r != -ENXIO)
+                return bus_error_errno(ret_error, r, "Failed to drop namespace '%s': %s", name, strerror(-r));
+        r = ch_hub1_reply_drop_namespace(rstore_call_message(c));
+        SignalProbe probe = { HUB_PATH, CH_HUB1_INTERFACE, "NamespaceDropped", "s", { name } };
+        (void) hub_broadcast(h, &probe, emit_namespace_dropped_on, (void *) name);
+        return r < 0 ? r : 1;
+}
+
+static int drop_namespace_redis(sd_bus_message *m, Hub *h, sd_bus_error *ret_error, const char *name) {
+        _cleanup_(freep) char *pattern = NULL;
+        RStoreCall *c;
+        int r;
+
+        r = rstore_match_pattern(name, NULL, &pattern);
+        if (r < 0)
+                return r;
+        r = rstore_call_new_hub(h, name, m, NULL, on_drop_namespace_redis, &c);
+        if (r < 0)
+                return bus_error_errno(ret_error, r, "Cannot delete the keys of namespace '%s': Redis cannot be reached (--redis).", name);
+        const char *argv[] = { pattern, "flush", "0" };
+        (void) rstore_call_eval(c, rstore_keys_script, 0, 3, argv, NULL);
+        return 1;
+}
+
 static int method_drop_namespace(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *name) {
         Hub *h = userdata;
         int r;
@@ -56,14 +89,9 @@ static int method_drop_namespace(sd_bus_message *m, void *userdata, sd_bus_error
                 return bus_error_errno(ret_error, -EINVAL,
                                        "'%s' is not a namespace name: 1 to %llu characters of [A-Za-z0-9_].",
                                        name, (unsigned long long) h->limits.max_name_bytes);
-        /* --redis: the namespace's keys are in Redis, whether or not this hub has it now */
-        r = rstore_drop_namespace(h, name);
-        if (r < 0)
-                return bus_error_errno(ret_error, r, "Cannot delete the keys of namespace '%s' in Redis: %s", name,
-                                       r == -EHOSTDOWN ? "Redis cannot be reached (--redis)" : strerror(-r));
+        if (h->redis_url)
+                return drop_namespace_redis(m, h, ret_error, name);
         r = namespace_drop(h, name);
-        if (r == -ENXIO && h->redis_url)
-                r = 0;
         if (r == -ENXIO)
                 return bus_error_errno(ret_error, r, "Namespace '%s' does not exist.", name);
         if (r < 0)

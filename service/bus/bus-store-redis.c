@@ -23,6 +23,7 @@
 #include "namespace.h"
 #include "rstore.h"
 #include "store.h"
+#include "tracking.h"
 #include "utf8.h"
 #include "variant-codec.h"
 
@@ -32,24 +33,17 @@
 
 /* ---- arguments --------------------------------------------------------------------------- */
 
-typedef struct Args {
-        const char **v;
-        size_t *l;
-        char **owned;
-        int n, allocated;
-        size_t n_owned;
-} Args;
 
-static void args_done(Args *a) {
+void rs_args_done(RsArgs *a) {
         for (size_t i = 0; i < a->n_owned; i++)
                 free(a->owned[i]);
         free(a->owned);
         free(a->v);
         free(a->l);
-        *a = (Args) {};
+        *a = (RsArgs) {};
 }
 
-static int args_add(Args *a, const char *p, size_t len) {
+int rs_args_add(RsArgs *a, const char *p, size_t len) {
         if (a->n >= a->allocated) {
                 int n = MAX(a->allocated * 2, 8);
                 const char **v = realloc(a->v, n * sizeof(char *));
@@ -72,17 +66,17 @@ static int args_add(Args *a, const char *p, size_t len) {
         return 0;
 }
 
-static int args_str(Args *a, const char *s) {
-        return args_add(a, s, strlen(s));
+int rs_args_str(RsArgs *a, const char *s) {
+        return rs_args_add(a, s, strlen(s));
 }
 
 /* Takes P (freed with A, also on failure). */
-static int args_take(Args *a, char *p, size_t len) {
+int rs_args_take(RsArgs *a, char *p, size_t len) {
         int r;
 
         if (!p)
                 return -ENOMEM;
-        r = args_add(a, p, len);
+        r = rs_args_add(a, p, len);
         if (r < 0) {
                 free(p);
                 return r;
@@ -91,8 +85,7 @@ static int args_take(Args *a, char *p, size_t len) {
         return 0;
 }
 
-static int args_printf(Args *a, const char *fmt, ...) _printf_(2, 3);
-static int args_printf(Args *a, const char *fmt, ...) {
+int rs_args_printf(RsArgs *a, const char *fmt, ...) {
         va_list ap;
         char *s;
         int n;
@@ -102,30 +95,33 @@ static int args_printf(Args *a, const char *fmt, ...) {
         va_end(ap);
         if (n < 0)
                 return -ENOMEM;
-        return args_take(a, s, (size_t) n);
+        return rs_args_take(a, s, (size_t) n);
 }
 
-static int args_key(Args *a, Namespace *ns, const char *key) {
+int rs_args_key(RsArgs *a, Namespace *ns, const char *key) {
         char *k = NULL;
         int r = rstore_key(ns->name, key, &k);
         if (r < 0)
                 return r;
-        return args_take(a, k, strlen(k));
+        return rs_args_take(a, k, strlen(k));
 }
 
-static int args_value(Args *a, const StoreValue *v) {
+int rs_args_value(RsArgs *a, const StoreValue *v) {
         char *b = NULL;
         size_t len = 0;
         int r = rstore_encode(v, &b, &len);
         if (r < 0)
                 return r;
-        return args_take(a, b, len);
+        return rs_args_take(a, b, len);
 }
 
 /* Sends the command A for call M; 1 (answered now or later) or a negative errno before
  * anything was sent. */
-static int send_cmd(Namespace *ns, sd_bus_message *m, const char *key, rstore_reply_fn fn, Args *a, void *data,
-                    void (*free_data)(void *)) {
+/* The one sender: SCRIPT NULL sends A as a command.  WRITTEN (N_WRITTEN keys) or FLUSH: what
+ * the call may change, for client-side caching (rstore_call_set_written()). */
+static int send_full(Namespace *ns, sd_bus_message *m, const char *key, rstore_reply_fn fn, const char *script, int nkeys,
+                     RsArgs *a, void *data, void (*free_data)(void *), const char *const *written, size_t n_written,
+                     bool flush) {
         RStoreCall *c;
         int r;
 
@@ -136,40 +132,57 @@ static int send_cmd(Namespace *ns, sd_bus_message *m, const char *key, rstore_re
                 return r;
         }
         rstore_call_set_data(c, data, free_data);
-        (void) rstore_call_send(c, a->n, a->v, a->l);
+        if (written) {
+                r = rstore_call_set_written(c, written, n_written);
+                if (r < 0) {
+                        rstore_call_abandon(c);
+                        return r;
+                }
+        }
+        if (flush)
+                rstore_call_set_flush(c);
+        if (script)
+                (void) rstore_call_eval(c, script, nkeys, a->n, a->v, a->l);
+        else
+                (void) rstore_call_send(c, a->n, a->v, a->l);
         return 1;
 }
 
-static int send_eval(Namespace *ns, sd_bus_message *m, const char *key, rstore_reply_fn fn, const char *script, int nkeys,
-                     Args *a, void *data, void (*free_data)(void *)) {
-        RStoreCall *c;
-        int r;
+int rs_send(Namespace *ns, sd_bus_message *m, const char *key, rstore_reply_fn fn, RsArgs *a, void *data,
+            void (*free_data)(void *)) {
+        return send_full(ns, m, key, fn, NULL, 0, a, data, free_data, NULL, 0, false);
+}
 
-        r = rstore_call_new(ns, m, key, fn, &c);
-        if (r < 0) {
-                if (free_data)
-                        free_data(data);
-                return r;
-        }
-        rstore_call_set_data(c, data, free_data);
-        (void) rstore_call_eval(c, script, nkeys, a->n, a->v, a->l);
-        return 1;
+int rs_send_eval(Namespace *ns, sd_bus_message *m, const char *key, rstore_reply_fn fn, const char *script, int nkeys,
+                 RsArgs *a, void *data, void (*free_data)(void *)) {
+        return send_full(ns, m, key, fn, script, nkeys, a, data, free_data, NULL, 0, false);
+}
+
+int rs_send_write(Namespace *ns, sd_bus_message *m, const char *const *keys, size_t n, rstore_reply_fn fn, const char *script,
+                  int nkeys, RsArgs *a, void *data, void (*free_data)(void *)) {
+        return send_full(ns, m, n > 0 ? keys[0] : NULL, fn, script, nkeys, a, data, free_data, keys, n, false);
+}
+
+/* A write of KEY alone. */
+static int send_write1(Namespace *ns, sd_bus_message *m, const char *key, rstore_reply_fn fn, const char *script, int nkeys,
+                       RsArgs *a) {
+        return rs_send_write(ns, m, &key, 1, fn, script, nkeys, a, NULL, NULL);
 }
 
 /* ---- validation -------------------------------------------------------------------------- */
 
-static int check_key(Namespace *ns, sd_bus_error *ret_error, const char *key) {
+int rs_check_key(Namespace *ns, sd_bus_error *ret_error, const char *key) {
         return bus_check_name(ret_error, "key", key, ns->hub->limits.max_key_bytes);
 }
 
 #define CHECK_KEY(ns, e, key)                           \
         do {                                            \
-                int _r_ = check_key((ns), (e), (key));  \
+                int _r_ = rs_check_key((ns), (e), (key));  \
                 if (_r_ < 0)                            \
                         return _r_;                     \
         } while (0)
 
-static int check_names(Namespace *ns, sd_bus_error *ret_error, const char *const *names, size_t n, const char *what) {
+int rs_check_names(Namespace *ns, sd_bus_error *ret_error, const char *const *names, size_t n, const char *what) {
         for (size_t i = 0; i < n; i++) {
                 int r = bus_check_name(ret_error, what, names[i], ns->hub->limits.max_key_bytes);
                 if (r < 0)
@@ -178,14 +191,14 @@ static int check_names(Namespace *ns, sd_bus_error *ret_error, const char *const
         return 0;
 }
 
-static size_t strv_length(char **l) {
+size_t rs_strv_length(char **l) {
         size_t n = 0;
         while (l && l[n])
                 n++;
         return n;
 }
 
-static int check_value(Namespace *ns, sd_bus_error *ret_error, const char *key, const StoreValue *v) {
+int rs_check_value(Namespace *ns, sd_bus_error *ret_error, const char *key, const StoreValue *v) {
         size_t bytes = store_value_bytes(v);
 
         if (bytes > ns->hub->limits.max_value_bytes)
@@ -194,9 +207,9 @@ static int check_value(Namespace *ns, sd_bus_error *ret_error, const char *key, 
         return 0;
 }
 
-static int check_values(Namespace *ns, sd_bus_error *ret_error, const BusValues *v, const char *key) {
+int rs_check_values(Namespace *ns, sd_bus_error *ret_error, const BusValues *v, const char *key) {
         for (size_t i = 0; i < v->n; i++) {
-                int r = check_value(ns, ret_error, key ? key : v->names[i], &v->values[i]);
+                int r = rs_check_value(ns, ret_error, key ? key : v->names[i], &v->values[i]);
                 if (r < 0)
                         return r;
         }
@@ -205,7 +218,7 @@ static int check_values(Namespace *ns, sd_bus_error *ret_error, const BusValues 
 
 /* ---- replies ----------------------------------------------------------------------------- */
 
-static int not_a_value(RStoreCall *c, sd_bus_error *ret_error) {
+int rs_not_a_value(RStoreCall *c, sd_bus_error *ret_error) {
         return bus_error_errno(ret_error, -EMEDIUMTYPE,
                                "Key '%s' in namespace '%s' holds bytes that are not a clusterhub value (written to Redis by another client?).",
                                rstore_call_key(c), rstore_call_namespace(c));
@@ -232,7 +245,7 @@ static int blob_fits(sd_bus_message *call, const StoreValue *v) {
 
 /* Decodes a bulk string reply into V: -EBADMSG (answered as WrongType by the caller) when it
  * is not a value the hub can send. */
-static int decode(sd_bus_message *call, const redisReply *reply, RStoreValue *v) {
+int rs_decode(sd_bus_message *call, const redisReply *reply, RStoreValue *v) {
         int r;
 
         if (reply->type != REDIS_REPLY_STRING)
@@ -248,11 +261,11 @@ static int decode(sd_bus_message *call, const redisReply *reply, RStoreValue *v)
         return 0;
 }
 
-static int append_value_cb(sd_bus_message *reply, void *userdata) {
+int rs_append_value_cb(sd_bus_message *reply, void *userdata) {
         return codec_append_value(reply, userdata);
 }
 
-static bool is_nil(const redisReply *reply) {
+bool rs_is_nil(const redisReply *reply) {
         return reply->type == REDIS_REPLY_NIL;
 }
 
@@ -268,13 +281,13 @@ static uint32_t clamp_u32(long long n) {
 }
 
 /* A name Redis gave back (a key, a field) that a D-Bus string can carry. */
-static bool name_ok(const char *s, size_t len) {
+bool rs_name_ok(const char *s, size_t len) {
         return len > 0 && !memchr(s, 0, len) && utf8_valid(s, len);
 }
 
 /* ---- keys -------------------------------------------------------------------------------- */
 
-static int on_count(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
+int rs_on_count(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
         long long n;
         int r = want_int(reply, &n);
         if (r < 0)
@@ -284,7 +297,7 @@ static int on_count(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_er
         return r < 0 ? r : 1;
 }
 
-static int on_bool(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
+int rs_on_bool(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
         long long n;
         int r = want_int(reply, &n);
         if (r < 0)
@@ -294,22 +307,24 @@ static int on_bool(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_err
 }
 
 static int keys_command(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *cmd, char **keys) {
-        _cleanup_(args_done) Args a = {};
+        _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
         for (char **k = keys; k && *k; k++) {
-                r = check_key(ns, ret_error, *k);
+                r = rs_check_key(ns, ret_error, *k);
                 if (r < 0)
                         return r;
         }
         if (!keys || !keys[0])
                 return bus_reply_return(m, "u", (uint32_t) 0) < 0 ? -EIO : 1;
-        r = args_str(&a, cmd);
+        r = rs_args_str(&a, cmd);
         for (char **k = keys; r >= 0 && *k; k++)
-                r = args_key(&a, ns, *k);
+                r = rs_args_key(&a, ns, *k);
         if (r < 0)
                 return r;
-        return send_cmd(ns, m, keys[0], on_count, &a, NULL, NULL);
+        if (streq(cmd, "DEL"))
+                return rs_send_write(ns, m, (const char *const *) keys, rs_strv_length(keys), rs_on_count, NULL, 0, &a, NULL, NULL);
+        return rs_send(ns, m, keys[0], rs_on_count, &a, NULL, NULL);
 }
 
 static int method_del(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, char **keys) {
@@ -322,20 +337,20 @@ static int method_exists(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
 
 static int keys_walk(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *glob, const char *what,
                      uint64_t max, rstore_reply_fn fn) {
-        _cleanup_(args_done) Args a = {};
+        _cleanup_(rs_args_done) RsArgs a = {};
         char *pattern = NULL;
         int r;
 
         r = rstore_match_pattern(ns->name, glob, &pattern);
         if (r >= 0)
-                r = args_take(&a, pattern, strlen(pattern));
+                r = rs_args_take(&a, pattern, strlen(pattern));
         if (r >= 0)
-                r = args_str(&a, what);
+                r = rs_args_str(&a, what);
         if (r >= 0)
-                r = args_printf(&a, "%" PRIu64, max);
+                r = rs_args_printf(&a, "%" PRIu64, max);
         if (r < 0)
                 return r;
-        return send_eval(ns, m, glob, fn, rstore_keys_script, 0, &a, NULL, NULL);
+        return send_full(ns, m, glob, fn, rstore_keys_script, 0, &a, NULL, NULL, NULL, 0, streq(what, "flush"));
 }
 
 /* Keys from Redis, without the namespace's prefix; names a D-Bus string cannot carry are left
@@ -356,7 +371,7 @@ static int strip_keys(RStoreCall *c, const redisReply *const *elements, size_t n
         for (size_t i = 0; i < n; i++) {
                 const redisReply *e = elements[i];
                 if (e->type != REDIS_REPLY_STRING || e->len <= plen || memcmp(e->str, prefix, plen) != 0 ||
-                    !name_ok(e->str + plen, e->len - plen))
+                    !rs_name_ok(e->str + plen, e->len - plen))
                         continue;
                 keys[k] = strndup(e->str + plen, e->len - plen);
                 if (!keys[k]) {
@@ -420,29 +435,29 @@ static int on_scan(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_err
 static int method_scan(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, uint64_t cursor, const char *pattern,
                        uint32_t count) {
         Namespace *ns = userdata;
-        _cleanup_(args_done) Args a = {};
+        _cleanup_(rs_args_done) RsArgs a = {};
         char *match = NULL;
         int r;
 
         r = rstore_match_pattern(ns->name, pattern, &match);
         if (r >= 0)
-                r = args_str(&a, "SCAN");
+                r = rs_args_str(&a, "SCAN");
         if (r >= 0)
-                r = args_printf(&a, "%" PRIu64, cursor);
+                r = rs_args_printf(&a, "%" PRIu64, cursor);
         if (r >= 0)
-                r = args_str(&a, "MATCH");
+                r = rs_args_str(&a, "MATCH");
         if (r >= 0) {
-                r = args_take(&a, match, strlen(match));
+                r = rs_args_take(&a, match, strlen(match));
                 match = NULL;
         }
         if (r >= 0)
-                r = args_str(&a, "COUNT");
+                r = rs_args_str(&a, "COUNT");
         if (r >= 0)
-                r = args_printf(&a, "%" PRIu64, MAX((uint64_t) 1, MIN((uint64_t) (count ?: 10), ns->hub->limits.max_scan_count)));
+                r = rs_args_printf(&a, "%" PRIu64, MAX((uint64_t) 1, MIN((uint64_t) (count ?: 10), ns->hub->limits.max_scan_count)));
         free(match);
         if (r < 0)
                 return r;
-        return send_cmd(ns, m, pattern, on_scan, &a, NULL, NULL);
+        return rs_send(ns, m, pattern, on_scan, &a, NULL, NULL);
 }
 
 static const char type_script[] =
@@ -476,9 +491,9 @@ static int on_type(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_err
         if (streq(type, "string")) {
                 if (reply->elements != 2)
                         return -EBADMSG;
-                r = decode(rstore_call_message(c), reply->element[1], &v);
+                r = rs_decode(rstore_call_message(c), reply->element[1], &v);
                 if (r == -EBADMSG)
-                        return not_a_value(c, ret_error);
+                        return rs_not_a_value(c, ret_error);
                 if (r < 0)
                         return r;
                 type = type_name(&v.value);
@@ -490,17 +505,17 @@ static int on_type(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_err
 
 static int method_type(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
         Namespace *ns = userdata;
-        _cleanup_(args_done) Args a = {};
+        _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
         CHECK_KEY(ns, ret_error, key);
-        r = args_key(&a, ns, key);
+        r = rs_args_key(&a, ns, key);
         if (r < 0)
                 return r;
-        return send_eval(ns, m, key, on_type, type_script, 1, &a, NULL, NULL);
+        return rs_send_eval(ns, m, key, on_type, type_script, 1, &a, NULL, NULL);
 }
 
-static int on_ok(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
+int rs_on_ok(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
         /* Rename, Flush, MSet, LSet...: no out-arguments */
         int r = bus_reply_return(rstore_call_message(c), NULL);
         return r < 0 ? r : 1;
@@ -508,27 +523,28 @@ static int on_ok(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error
 
 static int two_keys(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *cmd, const char *key,
                     const char *new_key, rstore_reply_fn fn) {
-        _cleanup_(args_done) Args a = {};
+        _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
         CHECK_KEY(ns, ret_error, key);
         CHECK_KEY(ns, ret_error, new_key);
-        r = args_str(&a, cmd);
+        r = rs_args_str(&a, cmd);
         if (r >= 0)
-                r = args_key(&a, ns, key);
+                r = rs_args_key(&a, ns, key);
         if (r >= 0)
-                r = args_key(&a, ns, new_key);
+                r = rs_args_key(&a, ns, new_key);
         if (r < 0)
                 return r;
-        return send_cmd(ns, m, key, fn, &a, NULL, NULL);
+        const char *written[] = { key, new_key };
+        return rs_send_write(ns, m, written, 2, fn, NULL, 0, &a, NULL, NULL);
 }
 
 static int method_rename(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, const char *new_key) {
-        return two_keys(m, userdata, ret_error, "RENAME", key, new_key, on_ok);
+        return two_keys(m, userdata, ret_error, "RENAME", key, new_key, rs_on_ok);
 }
 
 static int method_rename_nx(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, const char *new_key) {
-        return two_keys(m, userdata, ret_error, "RENAMENX", key, new_key, on_bool);
+        return two_keys(m, userdata, ret_error, "RENAMENX", key, new_key, rs_on_bool);
 }
 
 /* Two namespaces are two hash tags: on one Redis a script may touch both; on a Redis Cluster
@@ -540,7 +556,7 @@ static const char move_script[] =
 
 static int method_move(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, const char *namespace) {
         Namespace *ns = userdata;
-        _cleanup_(args_done) Args a = {};
+        _cleanup_(rs_args_done) RsArgs a = {};
         char *dst = NULL;
         int r;
 
@@ -550,50 +566,55 @@ static int method_move(sd_bus_message *m, void *userdata, sd_bus_error *ret_erro
                                        namespace, (unsigned long long) ns->hub->limits.max_name_bytes);
         if (streq(namespace, ns->name))
                 return bus_error_errno(ret_error, -EINVAL, "Key '%s' is already in namespace '%s'.", key, namespace);
-        r = args_key(&a, ns, key);
+        r = rs_args_key(&a, ns, key);
         if (r >= 0)
                 r = rstore_key(namespace, key, &dst);
         if (r >= 0)
-                r = args_take(&a, dst, strlen(dst));
+                r = rs_args_take(&a, dst, strlen(dst));
         if (r < 0)
                 return r;
-        return send_eval(ns, m, key, on_bool, move_script, 2, &a, NULL, NULL);
+        return send_write1(ns, m, key, rs_on_bool, move_script, 2, &a);
 }
 
 static int method_expire(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, uint64_t ttl_ms) {
         Namespace *ns = userdata;
-        _cleanup_(args_done) Args a = {};
+        _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
         CHECK_KEY(ns, ret_error, key);
         if (ttl_ms > INT64_MAX / 2)
                 return bus_error_errno(ret_error, -EINVAL, "Invalid argument for key '%s'.", key);
-        r = args_str(&a, "PEXPIRE");
+        r = rs_args_str(&a, "PEXPIRE");
         if (r >= 0)
-                r = args_key(&a, ns, key);
+                r = rs_args_key(&a, ns, key);
         if (r >= 0)
-                r = args_printf(&a, "%" PRIu64, ttl_ms);
+                r = rs_args_printf(&a, "%" PRIu64, ttl_ms);
         if (r < 0)
                 return r;
-        return send_cmd(ns, m, key, on_bool, &a, NULL, NULL);
+        return send_write1(ns, m, key, rs_on_bool, NULL, 0, &a);
 }
 
-static int one_key(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *cmd, const char *key,
-                   rstore_reply_fn fn) {
-        _cleanup_(args_done) Args a = {};
+static int one_key_full(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *cmd, const char *key,
+                        rstore_reply_fn fn, bool write) {
+        _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
         CHECK_KEY(ns, ret_error, key);
-        r = args_str(&a, cmd);
+        r = rs_args_str(&a, cmd);
         if (r >= 0)
-                r = args_key(&a, ns, key);
+                r = rs_args_key(&a, ns, key);
         if (r < 0)
                 return r;
-        return send_cmd(ns, m, key, fn, &a, NULL, NULL);
+        return write ? send_write1(ns, m, key, fn, NULL, 0, &a) : rs_send(ns, m, key, fn, &a, NULL, NULL);
+}
+
+int rs_one_key(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *cmd, const char *key,
+               rstore_reply_fn fn) {
+        return one_key_full(m, ns, ret_error, cmd, key, fn, false);
 }
 
 static int method_persist(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
-        return one_key(m, userdata, ret_error, "PERSIST", key, on_bool);
+        return one_key_full(m, userdata, ret_error, "PERSIST", key, rs_on_bool, true);
 }
 
 static int on_ttl(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
@@ -606,7 +627,7 @@ static int on_ttl(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_erro
 }
 
 static int method_ttl(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
-        return one_key(m, userdata, ret_error, "PTTL", key, on_ttl);
+        return rs_one_key(m, userdata, ret_error, "PTTL", key, on_ttl);
 }
 
 static int on_flush(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
@@ -636,7 +657,7 @@ static int on_random_key(RStoreCall *c, const redisReply *reply, sd_bus_error *r
         size_t plen;
         int r;
 
-        if (is_nil(reply))
+        if (rs_is_nil(reply))
                 return bus_error_errno(ret_error, -ENOKEY, "Namespace '%s' has no keys.", rstore_call_namespace(c));
         if (reply->type != REDIS_REPLY_STRING)
                 return -EBADMSG;
@@ -644,7 +665,7 @@ static int on_random_key(RStoreCall *c, const redisReply *reply, sd_bus_error *r
         if (r < 0)
                 return r;
         plen = strlen(prefix);
-        if (reply->len <= plen || memcmp(reply->str, prefix, plen) != 0 || !name_ok(reply->str + plen, reply->len - plen))
+        if (reply->len <= plen || memcmp(reply->str, prefix, plen) != 0 || !rs_name_ok(reply->str + plen, reply->len - plen))
                 return -EBADMSG;
         r = ch_store1_reply_random_key(rstore_call_message(c), reply->str + plen);
         return r < 0 ? r : 1;
@@ -660,26 +681,26 @@ static int on_get(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_erro
         _cleanup_(rstore_value_done) RStoreValue v = {};
         int r;
 
-        if (is_nil(reply))
+        if (rs_is_nil(reply))
                 return bus_error_errno(ret_error, -ENOKEY, "Key '%s' does not exist in namespace '%s'.", rstore_call_key(c),
                                        rstore_call_namespace(c));
-        r = decode(rstore_call_message(c), reply, &v);
+        r = rs_decode(rstore_call_message(c), reply, &v);
         if (r == -EBADMSG)
-                return not_a_value(c, ret_error);
+                return rs_not_a_value(c, ret_error);
         if (r < 0)
                 return r;
-        r = ch_store1_reply_get(rstore_call_message(c), append_value_cb, &v.value);
+        r = ch_store1_reply_get(rstore_call_message(c), rs_append_value_cb, &v.value);
         return r < 0 ? r : 1;
 }
 
 static int method_get(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
-        return one_key(m, userdata, ret_error, "GET", key, on_get);
+        return rs_one_key(m, userdata, ret_error, "GET", key, on_get);
 }
 
 static int method_get_del(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key);
 
 static int on_set(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
-        int r = ch_store1_reply_set(rstore_call_message(c), !is_nil(reply));
+        int r = ch_store1_reply_set(rstore_call_message(c), !rs_is_nil(reply));
         return r < 0 ? r : 1;
 }
 
@@ -694,10 +715,10 @@ static int on_set_get(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_
         _cleanup_(rstore_value_done) RStoreValue v = {};
         int r;
 
-        if (!is_nil(reply)) {
-                r = decode(rstore_call_message(c), reply, &v);
+        if (!rs_is_nil(reply)) {
+                r = rs_decode(rstore_call_message(c), reply, &v);
                 if (r == -EBADMSG)
-                        return not_a_value(c, ret_error);
+                        return rs_not_a_value(c, ret_error);
                 if (r < 0)
                         return r;
         }
@@ -707,7 +728,7 @@ static int on_set_get(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_
 
 static int set_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *key, bool get) {
         _cleanup_(codec_value_done) CodecValue v = {};
-        _cleanup_(args_done) Args a = {};
+        _cleanup_(rs_args_done) RsArgs a = {};
         SetOptions o = {};
         int r;
 
@@ -718,32 +739,32 @@ static int set_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error,
         r = bus_store_read_set_options(m, &o, ret_error);
         if (r < 0)
                 return r;
-        r = check_value(ns, ret_error, key, &v.value);
+        r = rs_check_value(ns, ret_error, key, &v.value);
         if (r < 0)
                 return r;
-        r = args_str(&a, "SET");
+        r = rs_args_str(&a, "SET");
         if (r >= 0)
-                r = args_key(&a, ns, key);
+                r = rs_args_key(&a, ns, key);
         if (r >= 0)
-                r = args_value(&a, &v.value);
+                r = rs_args_value(&a, &v.value);
         if (r >= 0 && o.ttl_ms > 0) {
                 if (o.ttl_ms > INT64_MAX / 2)
                         return bus_error_errno(ret_error, -EINVAL, "Invalid argument for key '%s'.", key);
-                r = args_str(&a, "PX");
+                r = rs_args_str(&a, "PX");
                 if (r >= 0)
-                        r = args_printf(&a, "%" PRIu64, o.ttl_ms);
+                        r = rs_args_printf(&a, "%" PRIu64, o.ttl_ms);
         }
         if (r >= 0 && o.nx)
-                r = args_str(&a, "NX");
+                r = rs_args_str(&a, "NX");
         if (r >= 0 && o.xx)
-                r = args_str(&a, "XX");
+                r = rs_args_str(&a, "XX");
         if (r >= 0 && o.keep_ttl)
-                r = args_str(&a, "KEEPTTL");
+                r = rs_args_str(&a, "KEEPTTL");
         if (r >= 0 && get)
-                r = args_str(&a, "GET");
+                r = rs_args_str(&a, "GET");
         if (r < 0)
                 return r;
-        return send_cmd(ns, m, key, get ? on_set_get : on_set, &a, NULL, NULL);
+        return send_write1(ns, m, key, get ? on_set_get : on_set, NULL, 0, &a);
 }
 
 static int method_set(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
@@ -768,7 +789,7 @@ static void names_free(void *p) {
 }
 
 static int names_new(char **names, Names **ret) {
-        size_t n = strv_length(names);
+        size_t n = rs_strv_length(names);
         Names *x = calloc(1, sizeof(Names));
 
         if (!x)
@@ -787,7 +808,7 @@ static int names_new(char **names, Names **ret) {
         return 0;
 }
 
-/* An a{sv} of NAMES[i] -> decoded ELEMENTS[i]; nil and values that do not decode are left out.
+/* An a{sv} of NAMES[i] -> decoded ELEMENTS[i]; nil and values that do not rs_decode are left out.
  * PAIRS: ELEMENTS are name, value, name, value (HGETALL); NAMES is NULL then. */
 typedef struct DictReply {
         sd_bus_message *call;
@@ -807,9 +828,9 @@ static int append_dict_cb(sd_bus_message *reply, void *userdata) {
                 const redisReply *name = d->pairs ? d->elements[2 * i] : NULL;
                 const redisReply *value = d->elements[d->pairs ? 2 * i + 1 : i];
 
-                if (name && (name->type != REDIS_REPLY_STRING || !name_ok(name->str, name->len)))
+                if (name && (name->type != REDIS_REPLY_STRING || !rs_name_ok(name->str, name->len)))
                         continue;
-                if (is_nil(value) || decode(d->call, value, &v) < 0)
+                if (rs_is_nil(value) || rs_decode(d->call, value, &v) < 0)
                         continue;
                 r = sd_bus_message_open_container(reply, 'e', "sv");
                 if (r >= 0)
@@ -828,7 +849,7 @@ static int on_mget(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_err
         Names *n = rstore_call_data(c);
         int r;
 
-        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != strv_length(n->names))
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != rs_strv_length(n->names))
                 return -EBADMSG;
         DictReply d = { rstore_call_message(c), n->names, (const redisReply *const *) reply->element, reply->elements, false };
         /* MGet and HMGet: the same "a{sv}" reply */
@@ -838,23 +859,23 @@ static int on_mget(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_err
 
 static int method_m_get(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, char **keys) {
         Namespace *ns = userdata;
-        _cleanup_(args_done) Args a = {};
+        _cleanup_(rs_args_done) RsArgs a = {};
         Names *n = NULL;
         int r;
 
-        r = check_names(ns, ret_error, (const char *const *) keys, strv_length(keys), "key");
+        r = rs_check_names(ns, ret_error, (const char *const *) keys, rs_strv_length(keys), "key");
         if (r < 0)
                 return r;
         if (!keys || !keys[0])
                 return ch_store1_reply_m_get(m, append_dict_cb, &(DictReply) {}) < 0 ? -EIO : 1;
-        r = args_str(&a, "MGET");
+        r = rs_args_str(&a, "MGET");
         for (char **k = keys; r >= 0 && *k; k++)
-                r = args_key(&a, ns, *k);
+                r = rs_args_key(&a, ns, *k);
         if (r >= 0)
                 r = names_new(keys, &n);
         if (r < 0)
                 return r;
-        return send_cmd(ns, m, keys[0], on_mget, &a, n, names_free);
+        return rs_send(ns, m, keys[0], on_mget, &a, n, names_free);
 }
 
 static int on_mset(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
@@ -869,29 +890,29 @@ static int on_mset(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_err
 
 static int m_set_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, bool nx) {
         _cleanup_(bus_values_done) BusValues v = {};
-        _cleanup_(args_done) Args a = {};
+        _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
         r = bus_store_read_values(m, true, &v, ns->hub->limits.max_elements, ret_error);
         if (r < 0)
                 return r;
-        r = check_names(ns, ret_error, v.names, v.n, "key");
+        r = rs_check_names(ns, ret_error, v.names, v.n, "key");
         if (r < 0)
                 return r;
-        r = check_values(ns, ret_error, &v, NULL);
+        r = rs_check_values(ns, ret_error, &v, NULL);
         if (r < 0)
                 return r;
         if (v.n == 0)
                 return (nx ? ch_store1_reply_m_set_nx(m, true) : ch_store1_reply_m_set(m)) < 0 ? -EIO : 1;
-        r = args_str(&a, nx ? "MSETNX" : "MSET");
+        r = rs_args_str(&a, nx ? "MSETNX" : "MSET");
         for (size_t i = 0; r >= 0 && i < v.n; i++) {
-                r = args_key(&a, ns, v.names[i]);
+                r = rs_args_key(&a, ns, v.names[i]);
                 if (r >= 0)
-                        r = args_value(&a, &v.values[i]);
+                        r = rs_args_value(&a, &v.values[i]);
         }
         if (r < 0)
                 return r;
-        return send_cmd(ns, m, v.names[0], on_mset, &a, NULL, NULL);
+        return rs_send_write(ns, m, v.names, v.n, on_mset, NULL, 0, &a, NULL, NULL);
 }
 
 static int method_m_set(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
@@ -911,7 +932,7 @@ typedef enum RmwOp {
         RMW_SET_RANGE,
         RMW_STR_LEN,    /* reads: no write back */
         RMW_GET_RANGE,
-        RMW_GET_DEL,    /* deletes only what it could read: bytes that do not decode stay */
+        RMW_GET_DEL,    /* deletes only what it could read: bytes that do not rs_decode stay */
 } RmwOp;
 
 typedef struct Rmw {
@@ -931,6 +952,8 @@ typedef struct Rmw {
         char *range;
         char *old;              /* GetDel: the bytes it deletes */
         size_t old_len;
+        uint64_t wanted;        /* a refused result's bytes (limit "value-size") */
+        const char *limit;      /* the limit the scratch store named (static string) */
 } Rmw;
 
 static void rmw_free(void *p) {
@@ -962,9 +985,14 @@ static int rmw_error(RStoreCall *c, int r, sd_bus_error *ret_error) {
                 return bus_error_errno(ret_error, r, "Key '%s' does not hold a number.", key);
         case -ERANGE:
                 return bus_error_errno(ret_error, r, "The result for key '%s' does not fit its type.", key);
-        case -ENOBUFS:
-                return bus_error_errno(ret_error, r, "Value of '%s' would exceed --max-value-bytes=%llu.", key,
-                                       (unsigned long long) rstore_call_hub(c)->limits.max_value_bytes);
+        case -ENOBUFS: {
+                Rmw *w = rstore_call_data(c);
+                if (w->limit && streq(w->limit, "value-size"))
+                        return bus_error_errno(ret_error, r, "Value of '%s' is %llu bytes; the limit is %llu (--max-value-bytes).", key,
+                                               (unsigned long long) w->wanted,
+                                               (unsigned long long) rstore_call_hub(c)->limits.max_value_bytes);
+                return bus_error_errno(ret_error, r, "Limit exceeded for key '%s': %s.", key, w->limit ? w->limit : "unknown");
+        }
         case -EINVAL:
                 return bus_error_errno(ret_error, r, "Invalid argument for key '%s'.", key);
         default:
@@ -1000,7 +1028,7 @@ static int rmw_answer(RStoreCall *c) {
                 _cleanup_(rstore_value_done) RStoreValue v = {};
                 r = rstore_decode(w->old, w->old_len, &v);
                 if (r >= 0)
-                        r = ch_store1_reply_get_del(m, append_value_cb, &v.value);
+                        r = ch_store1_reply_get_del(m, rs_append_value_cb, &v.value);
                 break;
         }
         default:
@@ -1072,6 +1100,10 @@ static int rmw_apply(Rmw *w, const StoreValue *old, StoreValue *ret_new) {
         default:
                 r = -EINVAL;
         }
+        if (r == -ENOBUFS) {
+                w->limit = store_last_limit(s);
+                w->wanted = store_last_limit_wanted(s);
+        }
         if (r < 0)
                 return r;
         if (w->op == RMW_STR_LEN || w->op == RMW_GET_RANGE) {
@@ -1098,12 +1130,12 @@ static int get_del_step(RStoreCall *c, const redisReply *reply, sd_bus_error *re
         Rmw *w = rstore_call_data(c);
         int r;
 
-        if (is_nil(reply))
+        if (rs_is_nil(reply))
                 return bus_error_errno(ret_error, -ENOKEY, "Key '%s' does not exist in namespace '%s'.", rstore_call_key(c),
                                        rstore_call_namespace(c));
-        r = decode(rstore_call_message(c), reply, &v);
+        r = rs_decode(rstore_call_message(c), reply, &v);
         if (r == -EBADMSG)
-                return not_a_value(c, ret_error);
+                return rs_not_a_value(c, ret_error);
         if (r < 0)
                 return r;
         free(w->old);
@@ -1120,9 +1152,9 @@ static int get_del_step(RStoreCall *c, const redisReply *reply, sd_bus_error *re
 static int rmw_step(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
         _cleanup_(rstore_value_done) RStoreValue old = {};
         _cleanup_(store_value_clear) StoreValue nv = {};
-        _cleanup_(args_done) Args a = {};
+        _cleanup_(rs_args_done) RsArgs a = {};
         Rmw *w = rstore_call_data(c);
-        bool present = !is_nil(reply);
+        bool present = !rs_is_nil(reply);
         char *enc = NULL;
         size_t len = 0;
         int r;
@@ -1131,9 +1163,9 @@ static int rmw_step(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_er
                 return get_del_step(c, reply, ret_error);
 
         if (present) {
-                r = decode(rstore_call_message(c), reply, &old);
+                r = rs_decode(rstore_call_message(c), reply, &old);
                 if (r == -EBADMSG)
-                        return not_a_value(c, ret_error);
+                        return rs_not_a_value(c, ret_error);
                 if (r < 0)
                         return r;
         }
@@ -1144,17 +1176,17 @@ static int rmw_step(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_er
                 return rmw_answer(c);
         r = rstore_encode(&nv, &enc, &len);
         if (r >= 0)
-                r = args_str(&a, w->rkey);
+                r = rs_args_str(&a, w->rkey);
         if (r >= 0)
-                r = args_str(&a, present ? "1" : "0");
+                r = rs_args_str(&a, present ? "1" : "0");
         if (r >= 0)
-                r = args_add(&a, present ? reply->str : "", present ? reply->len : 0);
+                r = rs_args_add(&a, present ? reply->str : "", present ? reply->len : 0);
         if (r >= 0)
-                r = args_take(&a, enc, len);
+                r = rs_args_take(&a, enc, len);
         else
                 free(enc);
         if (r >= 0 && w->field)
-                r = args_str(&a, w->field);
+                r = rs_args_str(&a, w->field);
         if (r < 0)
                 return r;
         return rstore_call_eval(c, cas_script, 1, a.n, a.v, a.l);
@@ -1183,6 +1215,10 @@ static int rmw_start(sd_bus_message *m, Namespace *ns, const char *key, Rmw *w) 
                 return r;
         }
         rstore_call_set_data(c, w, rmw_free);
+        if (w->op != RMW_STR_LEN && w->op != RMW_GET_RANGE && (r = rstore_call_set_written(c, &key, 1)) < 0) {
+                rstore_call_abandon(c);
+                return r;
+        }
         (void) rmw_read(c);
         return 1;
 }
@@ -1224,7 +1260,7 @@ static int on_incr(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_err
 }
 
 static int incr_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *key, const char *field, int64_t by) {
-        _cleanup_(args_done) Args a = {};
+        _cleanup_(rs_args_done) RsArgs a = {};
         RStoreCall *c;
         Rmw *w;
         int r;
@@ -1242,13 +1278,13 @@ static int incr_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error
         w->by = by;
         r = rstore_key(ns->name, key, &w->rkey);
         if (r >= 0)
-                r = args_str(&a, field ? "HINCRBY" : "INCRBY");
+                r = rs_args_str(&a, field ? "HINCRBY" : "INCRBY");
         if (r >= 0)
-                r = args_str(&a, w->rkey);
+                r = rs_args_str(&a, w->rkey);
         if (r >= 0 && field)
-                r = args_str(&a, field);
+                r = rs_args_str(&a, field);
         if (r >= 0)
-                r = args_printf(&a, "%" PRIi64, by);
+                r = rs_args_printf(&a, "%" PRIi64, by);
         if (r >= 0)
                 r = rstore_call_new(ns, m, key, on_incr, &c);
         if (r < 0) {
@@ -1256,6 +1292,11 @@ static int incr_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error
                 return r;
         }
         rstore_call_set_data(c, w, rmw_free);
+        r = rstore_call_set_written(c, &key, 1);
+        if (r < 0) {
+                rstore_call_abandon(c);
+                return r;
+        }
         rstore_call_want_errors(c, true);
         (void) rstore_call_send(c, a.n, a.v, a.l);
         return 1;
@@ -1351,38 +1392,38 @@ static int on_h_set_empty(RStoreCall *c, const redisReply *reply, sd_bus_error *
 static int method_h_set(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
         Namespace *ns = userdata;
         _cleanup_(bus_values_done) BusValues v = {};
-        _cleanup_(args_done) Args a = {};
+        _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
         CHECK_KEY(ns, ret_error, key);
         r = bus_store_read_values(m, true, &v, ns->hub->limits.max_elements, ret_error);
         if (r < 0)
                 return r;
-        r = check_names(ns, ret_error, v.names, v.n, "field name");
+        r = rs_check_names(ns, ret_error, v.names, v.n, "field name");
         if (r < 0)
                 return r;
-        r = check_values(ns, ret_error, &v, key);
+        r = rs_check_values(ns, ret_error, &v, key);
         if (r < 0)
                 return r;
         if (v.n == 0)
-                return one_key(m, ns, ret_error, "TYPE", key, on_h_set_empty);
-        r = args_str(&a, "HSET");
+                return rs_one_key(m, ns, ret_error, "TYPE", key, on_h_set_empty);
+        r = rs_args_str(&a, "HSET");
         if (r >= 0)
-                r = args_key(&a, ns, key);
+                r = rs_args_key(&a, ns, key);
         for (size_t i = 0; r >= 0 && i < v.n; i++) {
-                r = args_str(&a, v.names[i]);
+                r = rs_args_str(&a, v.names[i]);
                 if (r >= 0)
-                        r = args_value(&a, &v.values[i]);
+                        r = rs_args_value(&a, &v.values[i]);
         }
         if (r < 0)
                 return r;
-        return send_cmd(ns, m, key, on_count, &a, NULL, NULL);
+        return send_write1(ns, m, key, rs_on_count, NULL, 0, &a);
 }
 
 static int method_h_set_nx(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, const char *field) {
         Namespace *ns = userdata;
         _cleanup_(codec_value_done) CodecValue v = {};
-        _cleanup_(args_done) Args a = {};
+        _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
         CHECK_KEY(ns, ret_error, key);
@@ -1392,37 +1433,37 @@ static int method_h_set_nx(sd_bus_message *m, void *userdata, sd_bus_error *ret_
         r = bus_store_read_value(m, &v, ret_error);
         if (r < 0)
                 return r;
-        r = check_value(ns, ret_error, key, &v.value);
+        r = rs_check_value(ns, ret_error, key, &v.value);
         if (r < 0)
                 return r;
-        r = args_str(&a, "HSETNX");
+        r = rs_args_str(&a, "HSETNX");
         if (r >= 0)
-                r = args_key(&a, ns, key);
+                r = rs_args_key(&a, ns, key);
         if (r >= 0)
-                r = args_str(&a, field);
+                r = rs_args_str(&a, field);
         if (r >= 0)
-                r = args_value(&a, &v.value);
+                r = rs_args_value(&a, &v.value);
         if (r < 0)
                 return r;
-        return send_cmd(ns, m, key, on_bool, &a, NULL, NULL);
+        return send_write1(ns, m, key, rs_on_bool, NULL, 0, &a);
 }
 
 static int key_field(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *cmd, const char *key,
                      const char *field, rstore_reply_fn fn, void *data, void (*free_data)(void *)) {
-        _cleanup_(args_done) Args a = {};
+        _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        r = args_str(&a, cmd);
+        r = rs_args_str(&a, cmd);
         if (r >= 0)
-                r = args_key(&a, ns, key);
+                r = rs_args_key(&a, ns, key);
         if (r >= 0)
-                r = args_str(&a, field);
+                r = rs_args_str(&a, field);
         if (r < 0) {
                 if (free_data)
                         free_data(data);
                 return r;
         }
-        return send_cmd(ns, m, key, fn, &a, data, free_data);
+        return rs_send(ns, m, key, fn, &a, data, free_data);
 }
 
 static int on_h_get(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
@@ -1430,15 +1471,15 @@ static int on_h_get(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_er
         Names *n = rstore_call_data(c);
         int r;
 
-        if (is_nil(reply))
+        if (rs_is_nil(reply))
                 return bus_error_errno(ret_error, -ENOKEY, "Hash '%s' has no field '%s' in namespace '%s'.", rstore_call_key(c),
                                        n->names[0], rstore_call_namespace(c));
-        r = decode(rstore_call_message(c), reply, &v);
+        r = rs_decode(rstore_call_message(c), reply, &v);
         if (r == -EBADMSG)
-                return not_a_value(c, ret_error);
+                return rs_not_a_value(c, ret_error);
         if (r < 0)
                 return r;
-        r = ch_store1_reply_h_get(rstore_call_message(c), append_value_cb, &v.value);
+        r = ch_store1_reply_h_get(rstore_call_message(c), rs_append_value_cb, &v.value);
         return r < 0 ? r : 1;
 }
 
@@ -1468,23 +1509,23 @@ static int on_h_m_get_empty(RStoreCall *c, const redisReply *reply, sd_bus_error
 
 static int method_h_m_get(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, char **fields) {
         Namespace *ns = userdata;
-        _cleanup_(args_done) Args a = {};
+        _cleanup_(rs_args_done) RsArgs a = {};
         Names *n = NULL;
         int r;
 
         CHECK_KEY(ns, ret_error, key);
         if (!fields || !fields[0])
-                return one_key(m, ns, ret_error, "TYPE", key, on_h_m_get_empty);
-        r = args_str(&a, "HMGET");
+                return rs_one_key(m, ns, ret_error, "TYPE", key, on_h_m_get_empty);
+        r = rs_args_str(&a, "HMGET");
         if (r >= 0)
-                r = args_key(&a, ns, key);
+                r = rs_args_key(&a, ns, key);
         for (char **f = fields; r >= 0 && *f; f++)
-                r = args_str(&a, *f);
+                r = rs_args_str(&a, *f);
         if (r >= 0)
                 r = names_new(fields, &n);
         if (r < 0)
                 return r;
-        return send_cmd(ns, m, key, on_mget, &a, n, names_free);
+        return rs_send(ns, m, key, on_mget, &a, n, names_free);
 }
 
 static int on_h_get_all(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
@@ -1502,25 +1543,25 @@ static int on_h_get_all(RStoreCall *c, const redisReply *reply, sd_bus_error *re
 }
 
 static int method_h_get_all(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
-        return one_key(m, userdata, ret_error, "HGETALL", key, on_h_get_all);
+        return rs_one_key(m, userdata, ret_error, "HGETALL", key, on_h_get_all);
 }
 
 static int method_h_del(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, char **fields) {
         Namespace *ns = userdata;
-        _cleanup_(args_done) Args a = {};
+        _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
         CHECK_KEY(ns, ret_error, key);
         if (!fields || !fields[0])
-                return one_key(m, ns, ret_error, "TYPE", key, on_h_set_empty);
-        r = args_str(&a, "HDEL");
+                return rs_one_key(m, ns, ret_error, "TYPE", key, on_h_set_empty);
+        r = rs_args_str(&a, "HDEL");
         if (r >= 0)
-                r = args_key(&a, ns, key);
+                r = rs_args_key(&a, ns, key);
         for (char **f = fields; r >= 0 && *f; f++)
-                r = args_str(&a, *f);
+                r = rs_args_str(&a, *f);
         if (r < 0)
                 return r;
-        return send_cmd(ns, m, key, on_count, &a, NULL, NULL);
+        return send_write1(ns, m, key, rs_on_count, NULL, 0, &a);
 }
 
 static int method_h_exists(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, const char *field) {
@@ -1531,11 +1572,11 @@ static int method_h_exists(sd_bus_message *m, void *userdata, sd_bus_error *ret_
         r = check_field(ns, ret_error, field);
         if (r < 0)
                 return r;
-        return key_field(m, ns, ret_error, "HEXISTS", key, field, on_bool, NULL, NULL);
+        return key_field(m, ns, ret_error, "HEXISTS", key, field, rs_on_bool, NULL, NULL);
 }
 
 static int method_h_len(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
-        return one_key(m, userdata, ret_error, "HLEN", key, on_count);
+        return rs_one_key(m, userdata, ret_error, "HLEN", key, rs_on_count);
 }
 
 static int on_h_keys(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
@@ -1549,14 +1590,14 @@ static int on_h_keys(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_e
         if (!keys)
                 return -ENOMEM;
         for (size_t i = 0; i < reply->elements; i++)
-                if (reply->element[i]->type == REDIS_REPLY_STRING && name_ok(reply->element[i]->str, reply->element[i]->len))
+                if (reply->element[i]->type == REDIS_REPLY_STRING && rs_name_ok(reply->element[i]->str, reply->element[i]->len))
                         keys[n++] = reply->element[i]->str; /* views: the reply outlives this call */
         r = ch_store1_reply_h_keys(rstore_call_message(c), keys);
         return r < 0 ? r : 1;
 }
 
 static int method_h_keys(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
-        return one_key(m, userdata, ret_error, "HKEYS", key, on_h_keys);
+        return rs_one_key(m, userdata, ret_error, "HKEYS", key, on_h_keys);
 }
 
 typedef struct ValuesReply {
@@ -1571,7 +1612,7 @@ static int append_values_cb(sd_bus_message *reply, void *userdata) {
                 return r;
         for (size_t i = 0; i < v->reply->elements; i++) {
                 _cleanup_(rstore_value_done) RStoreValue x = {};
-                if (decode(v->call, v->reply->element[i], &x) < 0)
+                if (rs_decode(v->call, v->reply->element[i], &x) < 0)
                         continue; /* not a clusterhub value: left out, as MGet and HGetAll do */
                 r = codec_append_value(reply, &x.value);
                 if (r < 0)
@@ -1591,7 +1632,7 @@ static int on_h_vals(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_e
 }
 
 static int method_h_vals(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
-        return one_key(m, userdata, ret_error, "HVALS", key, on_h_vals);
+        return rs_one_key(m, userdata, ret_error, "HVALS", key, on_h_vals);
 }
 
 static int method_h_incr(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, const char *field,
@@ -1602,6 +1643,205 @@ static int method_h_incr(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
 static int method_h_incr_float(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, const char *field,
                                double by) {
         return float_common(m, userdata, ret_error, key, field, by);
+}
+
+/* ---- client-side caching (docs/caching.md) -------------------------------------------------
+ * Track and Untrack are the hub's own (bus-store.c).  A tracked read takes each key's counter
+ * and remembers the pair before it sends its read: a change Redis runs after the read bumps the
+ * counter later (this hub's writes before their reply, every host's through the keyspace
+ * notification), so a cached pair goes stale, never wrong.  The TTL's end is counted from the
+ * moment the read is sent, so it is never later than Redis's. */
+
+typedef struct Tracked {
+        char *field;            /* HGetTracked */
+        bool many;              /* MGetTracked */
+        uint64_t sent_ms;
+        size_t n;
+        uint64_t seq[];
+} Tracked;
+
+static void tracked_free(void *p) {
+        Tracked *t = p;
+        if (!t)
+                return;
+        free(t->field);
+        free(t);
+}
+
+/* KEYS[i]: PTTL, then the value (GET, or HGET of ARGV[1] when not empty); a key of another type
+ * is absent when ARGV[2] is "1" (MGetTracked), else its error. */
+static const char tracked_script[] =
+        "local out = {}\n"
+        "for _, k in ipairs(KEYS) do\n"
+        "  local v\n"
+        "  if ARGV[1] ~= '' then v = redis.pcall('HGET', k, ARGV[1]) else v = redis.pcall('GET', k) end\n"
+        "  if type(v) == 'table' and v.err then\n"
+        "    if ARGV[2] == '1' then v = false else return v end\n"
+        "  end\n"
+        "  out[#out + 1] = redis.call('PTTL', k)\n"
+        "  out[#out + 1] = v\n"
+        "end\n"
+        "return out\n";
+
+typedef struct TrackedItem {
+        const Tracked *t;
+        size_t i;
+        const redisReply *ttl, *value;
+        const StoreValue *v;    /* NULL: not found */
+} TrackedItem;
+
+static uint64_t tracked_deadline_ns(const Tracked *t, const redisReply *ttl) {
+        uint64_t end;
+
+        if (ttl->type != REDIS_REPLY_INTEGER || ttl->integer < 0)
+                return 0;
+        end = t->sent_ms + (uint64_t) ttl->integer;
+        return end < t->sent_ms || end > UINT64_MAX / UINT64_C(1000000) ? UINT64_MAX : end * UINT64_C(1000000);
+}
+
+static int append_tracked_rest(sd_bus_message *reply, const TrackedItem *it) {
+        static const StoreValue none = { .type = 's', .str = { "", 0 } };
+        int r;
+
+        r = codec_append_value(reply, it->v ? it->v : &none);
+        if (r < 0)
+                return r;
+        return sd_bus_message_append(reply, "tt", it->t->seq[it->i], it->v ? tracked_deadline_ns(it->t, it->ttl) : UINT64_C(0));
+}
+
+static int append_tracked_cb(sd_bus_message *reply, void *userdata) {
+        return append_tracked_rest(reply, userdata);
+}
+
+typedef struct TrackedMany {
+        sd_bus_message *call;
+        const Tracked *t;
+        const redisReply *reply;
+} TrackedMany;
+
+static int append_tracked_many_cb(sd_bus_message *reply, void *userdata) {
+        TrackedMany *d = userdata;
+        int r = sd_bus_message_open_container(reply, 'a', "(bvtt)");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < d->t->n; i++) {
+                _cleanup_(rstore_value_done) RStoreValue v = {};
+                TrackedItem it = { d->t, i, d->reply->element[2 * i], d->reply->element[2 * i + 1], NULL };
+
+                if (!rs_is_nil(it.value) && rs_decode(d->call, it.value, &v) >= 0)
+                        it.v = &v.value; /* bytes that are not a clusterhub value: absent, as MGet */
+                r = sd_bus_message_open_container(reply, 'r', "bvtt");
+                if (r >= 0)
+                        r = sd_bus_message_append_basic(reply, 'b', &(int) { it.v != NULL });
+                if (r >= 0)
+                        r = append_tracked_rest(reply, &it);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
+                if (r < 0)
+                        return r;
+        }
+        return sd_bus_message_close_container(reply);
+}
+
+static int on_tracked(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
+        _cleanup_(rstore_value_done) RStoreValue v = {};
+        Tracked *t = rstore_call_data(c);
+        sd_bus_message *m = rstore_call_message(c);
+        int r;
+
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 * t->n)
+                return -EBADMSG;
+        if (t->many) {
+                TrackedMany d = { m, t, reply };
+                r = ch_store1_reply_m_get_tracked(m, append_tracked_many_cb, &d);
+                return r < 0 ? r : 1;
+        }
+        TrackedItem it = { t, 0, reply->element[0], reply->element[1], NULL };
+        if (!rs_is_nil(it.value)) {
+                r = rs_decode(m, it.value, &v);
+                if (r == -EBADMSG)
+                        return rs_not_a_value(c, ret_error);
+                if (r < 0)
+                        return r;
+                it.v = &v.value;
+        }
+        r = t->field ? ch_store1_reply_h_get_tracked(m, it.v != NULL, append_tracked_cb, &it)
+                     : ch_store1_reply_get_tracked(m, it.v != NULL, append_tracked_cb, &it);
+        return r < 0 ? r : 1;
+}
+
+static int tracked_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, char **keys, const char *field, bool many) {
+        _cleanup_(rs_args_done) RsArgs a = {};
+        size_t n = rs_strv_length(keys);
+        Tracker *tracker;
+        Tracked *t;
+        int r;
+
+        r = rs_check_names(ns, ret_error, (const char *const *) keys, n, "key");
+        if (r < 0)
+                return r;
+        if (field) {
+                r = bus_check_name(ret_error, "field name", field, ns->hub->limits.max_key_bytes);
+                if (r < 0)
+                        return r;
+        }
+        if (n > ns->hub->limits.max_reply_items)
+                return bus_error_errno(ret_error, -ENOBUFS, "MGetTracked would return %zu items, more than --max-reply-items=%llu.", n,
+                                       (unsigned long long) ns->hub->limits.max_reply_items);
+        tracker = bus_store_tracker_of(ns, m, ret_error);
+        if (!tracker)
+                return -ENOTCONN;
+        if (many && tracker_max_keys(tracker) > 0 && n > tracker_max_keys(tracker))
+                return bus_error_errno(ret_error, -ENOBUFS,
+                                       "MGetTracked of %zu keys; this tracker's table holds %llu (max_keys, --max-tracked-keys-per-peer).",
+                                       n, (unsigned long long) tracker_max_keys(tracker));
+        if (n == 0)
+                return ch_store1_reply_m_get_tracked(m, append_tracked_many_cb,
+                                                     &(TrackedMany) { m, &(Tracked) {}, NULL }) < 0 ? -EIO : 1;
+        t = calloc(1, sizeof(Tracked) + n * sizeof(uint64_t));
+        if (!t)
+                return -ENOMEM;
+        t->many = many;
+        t->n = n;
+        t->sent_ms = hub_now_ms(ns->hub);
+        if (field && !(t->field = strdup(field))) {
+                tracked_free(t);
+                return -ENOMEM;
+        }
+        /* the counters and the pairs before the read */
+        for (size_t i = 0; i < n; i++) {
+                t->seq[i] = track_sequence(ns->tracking, keys[i]);
+                r = track_read(tracker, keys[i]);
+                if (r < 0) {
+                        tracked_free(t);
+                        return r;
+                }
+        }
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = rs_args_key(&a, ns, keys[i]);
+        if (r >= 0)
+                r = rs_args_str(&a, field ? field : "");
+        if (r >= 0)
+                r = rs_args_str(&a, many ? "1" : "0");
+        if (r < 0) {
+                tracked_free(t);
+                return r;
+        }
+        return rs_send_eval(ns, m, keys[0], on_tracked, tracked_script, (int) n, &a, t, tracked_free);
+}
+
+static int method_get_tracked(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key) {
+        char *keys[] = { (char *) key, NULL };
+        return tracked_common(m, userdata, ret_error, keys, NULL, false);
+}
+
+static int method_h_get_tracked(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, const char *field) {
+        char *keys[] = { (char *) key, NULL };
+        return tracked_common(m, userdata, ret_error, keys, field, false);
+}
+
+static int method_m_get_tracked(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, char **keys) {
+        return tracked_common(m, userdata, ret_error, keys, NULL, true);
 }
 
 const ChStore1Handlers bus_store_redis_handlers = {
@@ -1644,8 +1884,11 @@ const ChStore1Handlers bus_store_redis_handlers = {
         .h_vals = method_h_vals,
         .h_incr = method_h_incr,
         .h_incr_float = method_h_incr_float,
-        /* Track, Untrack, GetTracked, HGetTracked, MGetTracked: NotSupported with --redis
-         * (docs/redis.md "Store"). */
+        .track = bus_store_track,
+        .untrack = bus_store_untrack,
+        .get_tracked = method_get_tracked,
+        .h_get_tracked = method_h_get_tracked,
+        .m_get_tracked = method_m_get_tracked,
         /* lists and sets: bus-store-redis-list.c (h-rlist adds its entries below this line) */
         BUS_STORE_REDIS_LIST_HANDLERS
 };

@@ -1834,6 +1834,19 @@ static int method_m_get_tracked(sd_bus_message *m, void *userdata, sd_bus_error 
         return r;
 }
 
+/* Shared with the Redis-backed store (bus-store-redis.c): tracking is the hub's own there too. */
+int bus_store_track(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        return method_track(m, userdata, ret_error);
+}
+
+int bus_store_untrack(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        return method_untrack(m, userdata, ret_error);
+}
+
+Tracker *bus_store_tracker_of(Namespace *ns, sd_bus_message *m, sd_bus_error *ret_error) {
+        return tracker_of(ns, m, ret_error);
+}
+
 const ChStore1Handlers bus_store_handlers = {
         .del = method_del,
         .exists = method_exists,

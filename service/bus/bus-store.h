@@ -47,3 +47,9 @@ typedef struct SetOptions {
         bool nx, xx, keep_ttl;
 } SetOptions;
 int bus_store_read_set_options(sd_bus_message *m, SetOptions *o, sd_bus_error *ret_error);
+
+/* Track and Untrack (client-side caching, docs/caching.md), and the caller's tracker in NS (NULL
+ * with NotTracking in RET_ERROR), for the Redis-backed store, whose tracking is the hub's own. */
+int bus_store_track(sd_bus_message *m, void *userdata, sd_bus_error *ret_error);
+int bus_store_untrack(sd_bus_message *m, void *userdata, sd_bus_error *ret_error);
+Tracker *bus_store_tracker_of(Namespace *ns, sd_bus_message *m, sd_bus_error *ret_error);

@@ -11,6 +11,7 @@
 #include <glib/gstdio.h>
 #include <hiredis/hiredis.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <string.h>
 #include <systemd/sd-bus.h>
 
@@ -113,9 +114,10 @@ static void test_caller_gone(Fixture *f, gconstpointer data) {
         if (f->skipped)
                 return;
         for (unsigned round = 0; round < 5; round++) {
+                g_autofree char *path = th_hub_socket_path(&f->a.bus);
                 sd_bus *c = NULL;
                 if (via_socket)
-                        g_assert_cmpint(th_connect_socket(&c, th_hub_socket_path(&f->a.bus)), >=, 0);
+                        g_assert_cmpint(th_connect_socket(&c, path), >=, 0);
                 else
                         g_assert_cmpint(th_connect(&c, f->a.bus.address), >=, 0);
                 for (unsigned i = 0; i < 200; i++) {
@@ -472,6 +474,138 @@ static void test_namespaces(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(n, ==, 0);
 }
 
+/* Client-side caching across hosts: a tracker on b hears of a write on a (through Redis's
+ * notification); a write through b moves b's counter before its reply. */
+static uint64_t fnv_bucket(const char *key, uint32_t buckets) {
+        uint64_t h = UINT64_C(0xcbf29ce484222325);
+        for (const char *p = key; *p; p++) {
+                h ^= (uint8_t) *p;
+                h *= UINT64_C(0x100000001b3);
+        }
+        return h & (buckets - 1);
+}
+
+typedef struct Invalidated {
+        unsigned n;
+        char *last;
+} Invalidated;
+
+static int on_invalidate(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Invalidated *inv = userdata;
+        char **keys = NULL;
+
+        if (sd_bus_message_read_strv(m, &keys) >= 0) {
+                inv->n++;
+                g_free(inv->last);
+                inv->last = keys ? g_strjoinv(",", keys) : g_strdup("");
+                g_strfreev(keys);
+        }
+        return 0;
+}
+
+static void tracked_get(sd_bus *bus, const char *key, bool *found, char **value, uint64_t *seq, uint64_t *deadline) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        const char *v = NULL;
+        int f = 0, r;
+
+        r = sd_bus_call_method(bus, TH_HUB_NAME, NS_PATH, STORE_IFACE, "GetTracked", &e, &reply, "s", key);
+        if (r < 0)
+                g_error("GetTracked: %s", e.message);
+        g_assert_cmpint(sd_bus_message_read(reply, "bvtt", &f, "s", &v, seq, deadline), >=, 0);
+        *found = f;
+        *value = g_strdup(v);
+}
+
+static void test_tracking(Fixture *f, gconstpointer data) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        Invalidated inv = {};
+        const uint64_t *page;
+        uint32_t buckets = 0;
+        uint64_t seq = 0, deadline = 0, before;
+        bool found;
+        int fd = -1;
+
+        if (f->skipped)
+                return;
+        sd_bus *tb = f->b.listener; /* b's tracker: it also hears Invalidate */
+        g_assert_cmpint(sd_bus_match_signal(tb, NULL, NULL, NS_PATH, STORE_IFACE, "Invalidate", on_invalidate, &inv), >=, 0);
+        g_assert_cmpint(sd_bus_call_method(tb, TH_HUB_NAME, NS_PATH, STORE_IFACE, "Track", NULL, &reply, "a{sv}", 0), >=, 0);
+        g_assert_cmpint(sd_bus_message_read(reply, "hu", &fd, &buckets), >=, 0);
+        page = mmap(NULL, buckets * sizeof(uint64_t), PROT_READ, MAP_SHARED, fd, 0);
+        g_assert_true(page != MAP_FAILED);
+        uint64_t b = fnv_bucket("cached", buckets);
+
+        g_autofree char *v0 = NULL;
+        tracked_get(tb, "cached", &found, &v0, &seq, &deadline);
+        g_assert_false(found);
+        g_assert_cmpuint(seq, ==, __atomic_load_n(&page[b], __ATOMIC_ACQUIRE));
+
+        /* a write on a: b's counter moves and b's tracker hears Invalidate([cached]) */
+        before = seq;
+        set_s(&f->a, "cached", "v1");
+        gint64 end = g_get_monotonic_time() + WAIT_MS * 1000;
+        while (inv.n == 0 || __atomic_load_n(&page[b], __ATOMIC_ACQUIRE) == before) {
+                g_assert_true(g_get_monotonic_time() < end);
+                while (sd_bus_process(tb, NULL) > 0)
+                        ;
+                (void) sd_bus_wait(tb, 20 * 1000);
+        }
+        g_assert_cmpstr(inv.last, ==, "cached");
+
+        /* read again, with a TTL: the value of a, a deadline */
+        g_assert_cmpint(sd_bus_call_method(f->a.emitter, TH_HUB_NAME, NS_PATH, STORE_IFACE, "Set", NULL, NULL, "sva{sv}", "cached", "s",
+                                           "v2", 1, "ttl_ms", "t", (uint64_t) 600000), >=, 0);
+        g_autofree char *v1 = NULL;
+        tracked_get(tb, "cached", &found, &v1, &seq, &deadline);
+        g_assert_true(found);
+        g_assert_cmpstr(v1, ==, "v2");
+        g_assert_cmpuint(deadline, >, 0);
+
+        /* a write through b itself: b's counter has moved when the reply comes */
+        before = __atomic_load_n(&page[b], __ATOMIC_ACQUIRE);
+        g_assert_cmpint(sd_bus_call_method(f->b.emitter, TH_HUB_NAME, NS_PATH, STORE_IFACE, "Set", NULL, NULL, "sva{sv}", "cached", "s",
+                                           "v3", 0), >=, 0);
+        g_assert_cmpuint(__atomic_load_n(&page[b], __ATOMIC_ACQUIRE), >, before);
+
+        munmap((void *) page, buckets * sizeof(uint64_t));
+        g_free(inv.last);
+}
+
+/* -m perf: Set and Get through hub a, one at a time and 64 in flight. */
+static void perf_run(Side *s, const char *method, unsigned n, unsigned inflight) {
+        Tally t = {};
+        unsigned sent = 0;
+        gint64 t0 = g_get_monotonic_time();
+
+        while (t.replies < n) {
+                while (sent < n && sent - t.replies < inflight) {
+                        g_autofree char *key = g_strdup_printf("perf%u", sent % 1000);
+                        if (streq(method, "Set"))
+                                g_assert_cmpint(sd_bus_call_method_async(s->emitter, NULL, TH_HUB_NAME, NS_PATH, STORE_IFACE, "Set",
+                                                                         on_incr_reply, &t, "sva{sv}", key, "s", "value", 0), >=, 0);
+                        else
+                                g_assert_cmpint(sd_bus_call_method_async(s->emitter, NULL, TH_HUB_NAME, NS_PATH, STORE_IFACE, "Get",
+                                                                         on_incr_reply, &t, "s", key), >=, 0);
+                        sent++;
+                }
+                if (sd_bus_process(s->emitter, NULL) == 0)
+                        (void) sd_bus_wait(s->emitter, 10 * 1000);
+        }
+        g_assert_cmpuint(t.errors, ==, 0);
+        double secs = (g_get_monotonic_time() - t0) / 1e6;
+        g_test_message("%s through the hub with --redis, %u in flight: %.0f/s (%u calls)", method, inflight, n / secs, n);
+}
+
+static void test_perf(Fixture *f, gconstpointer data) {
+        if (f->skipped)
+                return;
+        perf_run(&f->a, "Set", 3000, 1);
+        perf_run(&f->a, "Get", 3000, 1);
+        perf_run(&f->a, "Set", 30000, 64);
+        perf_run(&f->a, "Get", 30000, 64);
+}
+
 /* --data-dir and --redis exclude each other: the start fails, saying so. */
 static void test_no_data_dir(void) {
         g_autofree char *hub = th_hub_binary(), *err = NULL, *dir = g_dir_make_tmp("rstore-XXXXXX", NULL);
@@ -502,6 +636,9 @@ int main(int argc, char *argv[]) {
                    fixture_teardown);
         g_test_add("/redis-store/hostile", Fixture, NULL, fixture_setup, test_hostile, fixture_teardown);
         g_test_add("/redis-store/namespaces", Fixture, NULL, fixture_setup, test_namespaces, fixture_teardown);
+        g_test_add("/redis-store/tracking", Fixture, NULL, fixture_setup, test_tracking, fixture_teardown);
         g_test_add_func("/redis-store/no-data-dir", test_no_data_dir);
+        if (g_test_perf())
+                g_test_add("/redis-store/perf", Fixture, NULL, fixture_setup, test_perf, fixture_teardown);
         return g_test_run();
 }
