@@ -28,6 +28,7 @@
 #include "rstore-codec.h"
 #include "rstore-wait.h"
 #include "rstore.h"
+#include "tracking.h"
 #include "utf8.h"
 #include "variant-codec.h"
 
@@ -216,9 +217,11 @@ static int reply_items_message(Args *a, Namespace *ns, const char *what) {
 }
 
 /* Sends A as one command (EVAL SCRIPT with NKEYS keys when SCRIPT) for call M: the handler's
- * return value (1: answered now or later). */
+ * return value (1: answered now or later).  WRITTEN: the N_WRITTEN keys a write may change, for
+ * client-side caching (rstore_call_set_written()); NULL for a read. */
 static int send_call(Namespace *ns, sd_bus_message *m, const char *key, rstore_reply_fn on_reply, const char *script,
-                     int nkeys, Args *a, void *data, void (*free_data)(void *)) {
+                     int nkeys, Args *a, void *data, void (*free_data)(void *), const char *const *written,
+                     size_t n_written) {
         RStoreCall *c;
         int r;
 
@@ -230,6 +233,13 @@ static int send_call(Namespace *ns, sd_bus_message *m, const char *key, rstore_r
         }
         if (data)
                 rstore_call_set_data(c, data, free_data);
+        if (written) {
+                r = rstore_call_set_written(c, written, n_written);
+                if (r < 0) {
+                        rstore_call_abandon(c);
+                        return r;
+                }
+        }
         if (script)
                 (void) rstore_call_eval(c, script, nkeys, (int) a->n, a->argv, a->len);
         else
@@ -498,7 +508,7 @@ static int push_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error
                 push_done_free(d);
                 return -ENOMEM;
         }
-        return send_call(ns, m, key, on_pushed, PUSH_SCRIPT, 1, &a, d, push_done_free);
+        return send_call(ns, m, key, on_pushed, PUSH_SCRIPT, 1, &a, d, push_done_free, (const char *[]) { key }, 1);
 }
 
 RLIST_HANDLER(l_push, const char *key) {
@@ -528,7 +538,7 @@ static int pop_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error,
         if ((r = args_str(&a, left ? "LPOP" : "RPOP")) < 0 || (r = args_key(&a, ns, key)) < 0 ||
             (r = args_printf(&a, "%" PRIu32, count == 0 ? 1 : count)) < 0)
                 return r;
-        return send_call(ns, m, key, on_popped, NULL, 0, &a, NULL, NULL);
+        return send_call(ns, m, key, on_popped, NULL, 0, &a, NULL, NULL, (const char *[]) { key }, 1);
 }
 
 RLIST_HANDLER(l_pop, const char *key, uint32_t count) {
@@ -564,7 +574,7 @@ RLIST_HANDLER(l_range, const char *key, int64_t start, int64_t stop) {
             (r = args_printf(&a, "%" PRIu64, ns->hub->limits.max_reply_items)) < 0 ||
             (r = reply_items_message(&a, ns, "LRange")) < 0)
                 return r;
-        return send_call(ns, m, key, on_values, LRANGE_SCRIPT, 1, &a, NULL, NULL);
+        return send_call(ns, m, key, on_values, LRANGE_SCRIPT, 1, &a, NULL, NULL, NULL, 0);
 }
 
 static int simple_key_command(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *cmd, const char *key,
@@ -577,7 +587,7 @@ static int simple_key_command(sd_bus_message *m, Namespace *ns, sd_bus_error *re
                 return r;
         if ((r = args_str(&a, cmd)) < 0 || (r = args_key(&a, ns, key)) < 0)
                 return r;
-        return send_call(ns, m, key, on_reply, NULL, 0, &a, NULL, NULL);
+        return send_call(ns, m, key, on_reply, NULL, 0, &a, NULL, NULL, NULL, 0); /* reads */
 }
 
 RLIST_HANDLER(l_len, const char *key) {
@@ -598,7 +608,7 @@ RLIST_HANDLER(l_index, const char *key, int64_t index) {
                 return r;
         if (asprintf(&message, "List '%s' has no index %lld.", key, (long long) index) < 0)
                 return -ENOMEM;
-        return send_call(ns, m, key, on_value, NULL, 0, &a, message, free);
+        return send_call(ns, m, key, on_value, NULL, 0, &a, message, free, NULL, 0);
 }
 
 /* KEYS[1]; ARGV: index, value, the InvalidArgs error for an index out of range. */
@@ -625,7 +635,7 @@ RLIST_HANDLER(l_set, const char *key, int64_t index) {
         r = args_printf(&a, "CHERR InvalidArgs Index %lld is out of range for list '%s'.", (long long) index, key);
         if (r < 0)
                 return r;
-        return send_call(ns, m, key, on_ok, LSET_SCRIPT, 1, &a, NULL, NULL);
+        return send_call(ns, m, key, on_ok, LSET_SCRIPT, 1, &a, NULL, NULL, (const char *[]) { key }, 1);
 }
 
 RLIST_HANDLER(l_trim, const char *key, int64_t start, int64_t stop) {
@@ -639,7 +649,7 @@ RLIST_HANDLER(l_trim, const char *key, int64_t start, int64_t stop) {
         if ((r = args_str(&a, "LTRIM")) < 0 || (r = args_key(&a, ns, key)) < 0 ||
             (r = args_printf(&a, "%" PRIi64, start)) < 0 || (r = args_printf(&a, "%" PRIi64, stop)) < 0)
                 return r;
-        return send_call(ns, m, key, on_ok, NULL, 0, &a, NULL, NULL);
+        return send_call(ns, m, key, on_ok, NULL, 0, &a, NULL, NULL, (const char *[]) { key }, 1); /* LTrim */
 }
 
 /* LREM and LINSERT compare the encoded bytes: the encoding is canonical for what the hub
@@ -658,7 +668,7 @@ RLIST_HANDLER(l_rem, const char *key, int64_t count) {
         r = args_value(&a, m, ns, key, ret_error);
         if (r < 0)
                 return r;
-        return send_call(ns, m, key, on_count, NULL, 0, &a, NULL, NULL);
+        return send_call(ns, m, key, on_count, NULL, 0, &a, NULL, NULL, (const char *[]) { key }, 1); /* LRem, SRem */
 }
 
 /* KEYS[1]; ARGV: BEFORE/AFTER, pivot, value, the most elements, the LimitExceeded error.  The
@@ -719,7 +729,7 @@ RLIST_HANDLER(l_insert, const char *key, const char *where) {
                 push_done_free(d);
                 return -ENOMEM;
         }
-        return send_call(ns, m, key, on_inserted, LINSERT_SCRIPT, 1, &a, d, push_done_free);
+        return send_call(ns, m, key, on_inserted, LINSERT_SCRIPT, 1, &a, d, push_done_free, (const char *[]) { key }, 1);
 }
 
 /* KEYS: source, destination; ARGV: LEFT/RIGHT twice, the most elements, the LimitExceeded
@@ -796,7 +806,7 @@ RLIST_HANDLER(l_move, const char *source, const char *destination, const char *w
                 return -ENOMEM;
         }
         d->to_left = to_left;
-        return send_call(ns, m, source, on_moved, LMOVE_SCRIPT, 2, &a, d, move_done_free);
+        return send_call(ns, m, source, on_moved, LMOVE_SCRIPT, 2, &a, d, move_done_free, (const char *[]) { source, destination }, 2);
 }
 
 /* ---- sets ----------------------------------------------------------------------------------- */
@@ -841,7 +851,7 @@ RLIST_HANDLER(s_add, const char *key, char **members) {
         for (char **p = members; *p; p++)
                 if ((r = args_str(&a, *p)) < 0)
                         return r;
-        return send_call(ns, m, key, on_count, SADD_SCRIPT, 1, &a, NULL, NULL);
+        return send_call(ns, m, key, on_count, SADD_SCRIPT, 1, &a, NULL, NULL, (const char *[]) { key }, 1);
 }
 
 RLIST_HANDLER(s_rem, const char *key, char **members) {
@@ -855,14 +865,14 @@ RLIST_HANDLER(s_rem, const char *key, char **members) {
                 /* nothing to remove (SREM wants a member): 0, or WrongType, as the local store */
                 if ((r = args_key(&a, ns, key)) < 0)
                         return r;
-                return send_call(ns, m, key, on_count, "redis.call('SCARD', KEYS[1]) return 0", 1, &a, NULL, NULL);
+                return send_call(ns, m, key, on_count, "redis.call('SCARD', KEYS[1]) return 0", 1, &a, NULL, NULL, NULL, 0);
         }
         if ((r = args_str(&a, "SREM")) < 0 || (r = args_key(&a, ns, key)) < 0)
                 return r;
         for (char **p = members; *p; p++)
                 if ((r = args_str(&a, *p)) < 0)
                         return r;
-        return send_call(ns, m, key, on_count, NULL, 0, &a, NULL, NULL);
+        return send_call(ns, m, key, on_count, NULL, 0, &a, NULL, NULL, (const char *[]) { key }, 1); /* LRem, SRem */
 }
 
 /* KEYS[1]; ARGV: the most items, the LimitExceeded error. */
@@ -881,7 +891,7 @@ RLIST_HANDLER(s_members, const char *key) {
         if ((r = args_key(&a, ns, key)) < 0 || (r = args_printf(&a, "%" PRIu64, ns->hub->limits.max_reply_items)) < 0 ||
             (r = reply_items_message(&a, ns, "SMembers")) < 0)
                 return r;
-        return send_call(ns, m, key, on_members, SMEMBERS_SCRIPT, 1, &a, NULL, NULL);
+        return send_call(ns, m, key, on_members, SMEMBERS_SCRIPT, 1, &a, NULL, NULL, NULL, 0);
 }
 
 RLIST_HANDLER(s_is_member, const char *key, const char *member) {
@@ -894,7 +904,7 @@ RLIST_HANDLER(s_is_member, const char *key, const char *member) {
                 return r;
         if ((r = args_str(&a, "SISMEMBER")) < 0 || (r = args_key(&a, ns, key)) < 0 || (r = args_str(&a, member)) < 0)
                 return r;
-        return send_call(ns, m, key, on_bool, NULL, 0, &a, NULL, NULL);
+        return send_call(ns, m, key, on_bool, NULL, 0, &a, NULL, NULL, NULL, 0);
 }
 
 RLIST_HANDLER(s_card, const char *key) {
@@ -913,7 +923,7 @@ static int random_members(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_er
         if ((r = args_str(&a, cmd)) < 0 || (r = args_key(&a, ns, key)) < 0 ||
             (r = args_printf(&a, "%" PRIu32, count == 0 ? 1 : count)) < 0)
                 return r;
-        return send_call(ns, m, key, on_members, NULL, 0, &a, NULL, NULL);
+        return send_call(ns, m, key, on_members, NULL, 0, &a, NULL, NULL, streq(cmd, "SPOP") ? (const char *[]) { key } : NULL, 1);
 }
 
 RLIST_HANDLER(s_pop, const char *key, uint32_t count) {
@@ -941,8 +951,10 @@ typedef struct Space {
         RList *part;
         char *name;
         RWaitQueue *queue;
-        /* the namespace was dropped (its keys deleted in Redis): out of the map, alive until
-         * its chunks come back; what they pop for a caller gone is not pushed back */
+        /* the namespace was dropped: out of the map (a new wait there is a new Space), alive
+         * until its chunks come back.  DropNamespace deleted the keys in Redis before it ended
+         * the waiters, so those chunks ran after the deletion: what they pop for a caller gone
+         * was pushed after the drop, and goes back as usual. */
         bool dropped;
 } Space;
 
@@ -1050,6 +1062,15 @@ static void waiter_serve(RWaiter *w, const char *key, const char *data, size_t l
         w->token = NULL;
 }
 
+/* Client-side caching: a pop changed KEY; this hub's trackers hear it before the caller's reply
+ * (every hub's hear it again from the notification). */
+static void track_popped(Space *s, const char *key) {
+        Namespace *ns;
+
+        if (namespace_get(s->part->hub, s->name, false, &ns) >= 0 && ns->tracking)
+                track_key_changed(ns->tracking, key, true);
+}
+
 static void on_pushed_back(RedisLink *l, const redisReply *reply, int error, void *userdata) {
         RList *p = userdata;
 
@@ -1119,9 +1140,11 @@ static void chunk_one(ChunkCall *cc, size_t i, const redisReply *e) {
                 rwait_chunk_done(c, i);
                 return;
         }
-        if (w->token)
+        if (w->token) {
+                track_popped(cc->space, key);
                 waiter_serve(w, key, e->element[1]->str, e->element[1]->len);
-        else if (!cc->space->dropped) /* a dropped namespace's keys are deleted after this round */
+        }
+        else
                 waiter_push_back(cc->space, w, key, e->element[1]->str, e->element[1]->len);
         rwait_chunk_done(c, i);
 }
