@@ -634,6 +634,57 @@ static void test_retry_without_notifications(Fixture *f, gconstpointer data) {
         redisFree(c);
 }
 
+static int on_invalidate(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        GString *seen = userdata;
+        char **keys = NULL;
+
+        if (sd_bus_message_read_strv(m, &keys) >= 0) {
+                g_autofree char *joined = g_strjoinv(",", keys);
+                g_string_append_printf(seen, "[%s]", joined);
+        }
+        g_strfreev(keys);
+        return 0;
+}
+
+/* Client-side caching: a list or set write through a hub tells that hub's trackers of its keys
+ * before the write's reply. */
+static void test_tracking(Fixture *f, gconstpointer data) {
+        g_autoptr(GString) seen = g_string_new(NULL);
+        const char *keys[] = { "tl", "tl2", "ts" };
+        sd_bus *tb;
+        int fd = -1;
+
+        if (f->skipped)
+                return;
+        tb = connect_side(&f->b);
+        g_assert_cmpint(sd_bus_match_signal(tb, NULL, NULL, NS_PATH, STORE_IFACE, "Invalidate", on_invalidate, seen), >=, 0);
+        {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+                uint32_t buckets;
+                g_assert_cmpint(sd_bus_call_method(tb, TH_HUB_NAME, NS_PATH, STORE_IFACE, "Track", NULL, &reply, "a{sv}", 0), >=, 0);
+                g_assert_cmpint(sd_bus_message_read(reply, "hu", &fd, &buckets), >=, 0);
+        }
+        for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+                g_assert_cmpint(sd_bus_call_method(tb, TH_HUB_NAME, NS_PATH, STORE_IFACE, "GetTracked", NULL, &reply, "s", keys[i]), >=, 0);
+        }
+        /* each write's Invalidate is queued on TB before the write's reply: no waiting */
+        g_assert_cmpint(sd_bus_call_method(tb, TH_HUB_NAME, NS_PATH, STORE_IFACE, "RPush", NULL, NULL, "sav", "tl", 1, "s", "x"), >=, 0);
+        while (sd_bus_process(tb, NULL) > 0)
+                ;
+        g_assert_nonnull(strstr(seen->str, "[tl]"));
+        g_assert_cmpint(sd_bus_call_method(tb, TH_HUB_NAME, NS_PATH, STORE_IFACE, "LMove", NULL, NULL, "ssss", "tl", "tl2", "left",
+                                           "left"), >=, 0);
+        while (sd_bus_process(tb, NULL) > 0)
+                ;
+        g_assert_nonnull(strstr(seen->str, "tl2"));
+        g_assert_cmpint(sd_bus_call_method(tb, TH_HUB_NAME, NS_PATH, STORE_IFACE, "SAdd", NULL, NULL, "sas", "ts", 1, "m"), >=, 0);
+        while (sd_bus_process(tb, NULL) > 0)
+                ;
+        g_assert_nonnull(strstr(seen->str, "ts"));
+        sd_bus_flush_close_unref(tb);
+}
+
 /* Timeout as local; a key of another type is WrongType at once. */
 static void test_timeout_and_type(Fixture *f, gconstpointer data) {
         Pop p;
@@ -886,6 +937,7 @@ int main(int argc, char **argv) {
         g_test_add("/redis-list/two-waiters", Fixture, NULL, setup, test_two_waiters, fixture_teardown);
         g_test_add("/redis-list/many-waiters", Fixture, NULL, setup, test_many_waiters, fixture_teardown);
         g_test_add("/redis-list/retry-without-notifications", Fixture, NULL, setup, test_retry_without_notifications, fixture_teardown);
+        g_test_add("/redis-list/tracking", Fixture, NULL, setup, test_tracking, fixture_teardown);
         g_test_add("/redis-list/timeout-and-type", Fixture, NULL, setup, test_timeout_and_type, fixture_teardown);
         g_test_add("/redis-list/redis-killed", Fixture, NULL, setup, test_redis_killed, fixture_teardown);
         g_test_add("/redis-list/caller-gone", Fixture, NULL, setup_long_timeout, test_caller_gone, fixture_teardown);
