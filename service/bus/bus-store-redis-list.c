@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "bus-store-redis-list.h"
+#include "bus-store-redis.h"
 #include "bus-store.h"
 #include "bus-util.h"
 #include "ch-errors.h"
@@ -45,134 +46,39 @@
 
 /* ---- arguments ----------------------------------------------------------------------------- */
 
-static int check_key(Namespace *ns, sd_bus_error *ret_error, const char *key) {
-        return bus_check_name(ret_error, "key", key, ns->hub->limits.max_key_bytes);
-}
-
 static int64_t clamp_index(int64_t i) {
         return i > INDEX_CLAMP ? INDEX_CLAMP : i < -INDEX_CLAMP ? -INDEX_CLAMP : i;
 }
 
-/* Values encoded for Redis, and the arguments of the command that carries them. */
-typedef struct Args {
-        char **owned;           /* freed with the Args */
-        size_t n_owned;
-        const char **argv;
-        size_t *len;
-        size_t n, allocated;
-} Args;
-
-static void args_done(Args *a) {
-        for (size_t i = 0; i < a->n_owned; i++)
-                free(a->owned[i]);
-        free(a->owned);
-        free(a->argv);
-        free(a->len);
-        *a = (Args) {};
-}
-
-static int args_grow(Args *a) {
-        size_t n;
-        void *p;
-
-        if (a->n < a->allocated)
-                return 0;
-        n = MAX(a->allocated * 2, (size_t) 16);
-        p = realloc(a->argv, n * sizeof(char *));
-        if (!p)
-                return -ENOMEM;
-        a->argv = p;
-        p = realloc(a->len, n * sizeof(size_t));
-        if (!p)
-                return -ENOMEM;
-        a->len = p;
-        p = realloc(a->owned, n * sizeof(char *));
-        if (!p)
-                return -ENOMEM;
-        a->owned = p;
-        a->allocated = n;
-        return 0;
-}
-
-/* Appends S (LEN bytes), borrowed. */
-static int args_add(Args *a, const char *s, size_t len) {
-        int r = args_grow(a);
-        if (r < 0)
-                return r;
-        a->argv[a->n] = s;
-        a->len[a->n++] = len;
-        return 0;
-}
-
-/* Appends S (LEN bytes, malloc'ed), taken over (freed also on failure). */
-static int args_take(Args *a, char *s, size_t len) {
-        int r = args_grow(a);
-        if (r < 0) {
-                free(s);
-                return r;
-        }
-        a->owned[a->n_owned++] = s;
-        a->argv[a->n] = s;
-        a->len[a->n++] = len;
-        return 0;
-}
-
-static int args_str(Args *a, const char *s) {
-        return args_add(a, s, strlen(s));
-}
-
-static int args_printf(Args *a, const char *fmt, ...) _printf_(2, 3);
-static int args_printf(Args *a, const char *fmt, ...) {
-        char *s = NULL;
-        va_list ap;
-        int n;
-
-        va_start(ap, fmt);
-        n = vasprintf(&s, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-                return -ENOMEM;
-        return args_take(a, s, (size_t) n);
-}
-
-/* The Redis name of KEY in namespace NS. */
-static int args_rkey(Args *a, const char *ns, const char *key) {
+/* The Redis name of KEY in namespace NS (for the waiters, which hold no Namespace). */
+static int args_rkey(RsArgs *a, const char *ns, const char *key) {
         char *k = NULL;
         int r = rstore_key(ns, key, &k);
         if (r < 0)
                 return r;
-        return args_take(a, k, strlen(k));
-}
-
-static int args_key(Args *a, Namespace *ns, const char *key) {
-        return args_rkey(a, ns->name, key);
+        return rs_args_take(a, k, strlen(k));
 }
 
 /* Reads the variant at M's position, checks it as the local store does (value_check()), and
  * appends its encoding. */
-static int args_value(Args *a, sd_bus_message *m, Namespace *ns, const char *key, sd_bus_error *ret_error) {
+static int args_value(RsArgs *a, sd_bus_message *m, Namespace *ns, const char *key, sd_bus_error *ret_error) {
         _cleanup_(codec_value_done) CodecValue v = {};
-        uint64_t max = ns->hub->limits.max_value_bytes;
-        char *enc = NULL;
-        size_t len = 0;
         int r;
 
         r = bus_store_read_value(m, &v, ret_error); /* the named errors of a bad value, as bus-store.c */
         if (r < 0)
                 return r;
-        if (store_value_bytes(&v.value) > max)
-                return bus_error_errno(ret_error, -ENOBUFS, "Value of '%s' is %llu bytes; the limit is %llu (--max-value-bytes).", key,
-                                       (unsigned long long) store_value_bytes(&v.value), (unsigned long long) max);
-        r = rstore_encode(&v.value, &enc, &len);
-        if (r == -EINVAL)
-                return bus_error_errno(ret_error, r, "Invalid argument for key '%s'.", key);
+        r = rs_check_value(ns, ret_error, key, &v.value);
         if (r < 0)
                 return r;
-        return args_take(a, enc, len);
+        r = rs_args_value(a, &v.value);
+        if (r == -EINVAL)
+                return bus_error_errno(ret_error, r, "Invalid argument for key '%s'.", key);
+        return r;
 }
 
 /* Reads an "av" at M's position into encoded arguments; at least one value. */
-static int args_values(Args *a, sd_bus_message *m, Namespace *ns, const char *key, sd_bus_error *ret_error) {
+static int args_values(RsArgs *a, sd_bus_message *m, Namespace *ns, const char *key, sd_bus_error *ret_error) {
         uint64_t max = ns->hub->limits.max_elements;
         size_t n = 0;
         int r;
@@ -202,17 +108,17 @@ static int args_values(Args *a, sd_bus_message *m, Namespace *ns, const char *ke
         return 0;
 }
 
-static int limit_message(Args *a, const char *key, const char *limit, uint64_t value, const char *option) {
-        return args_printf(a, "CHERR LimitExceeded Limit exceeded for key '%s': %s; the limit is %llu (%s).", key, limit,
+static int limit_message(RsArgs *a, const char *key, const char *limit, uint64_t value, const char *option) {
+        return rs_args_printf(a, "CHERR LimitExceeded Limit exceeded for key '%s': %s; the limit is %llu (%s).", key, limit,
                            (unsigned long long) value, option);
 }
 
-static int elements_message(Args *a, Namespace *ns, const char *key) {
+static int elements_message(RsArgs *a, Namespace *ns, const char *key) {
         return limit_message(a, key, "elements", ns->hub->limits.max_elements, "--max-elements");
 }
 
-static int reply_items_message(Args *a, Namespace *ns, const char *what) {
-        return args_printf(a, "CHERR LimitExceeded %s would return more than --max-reply-items=%llu items.", what,
+static int reply_items_message(RsArgs *a, Namespace *ns, const char *what) {
+        return rs_args_printf(a, "CHERR LimitExceeded %s would return more than --max-reply-items=%llu items.", what,
                            (unsigned long long) ns->hub->limits.max_reply_items);
 }
 
@@ -220,31 +126,13 @@ static int reply_items_message(Args *a, Namespace *ns, const char *what) {
  * return value (1: answered now or later).  WRITTEN: the N_WRITTEN keys a write may change, for
  * client-side caching (rstore_call_set_written()); NULL for a read. */
 static int send_call(Namespace *ns, sd_bus_message *m, const char *key, rstore_reply_fn on_reply, const char *script,
-                     int nkeys, Args *a, void *data, void (*free_data)(void *), const char *const *written,
+                     int nkeys, RsArgs *a, void *data, void (*free_data)(void *), const char *const *written,
                      size_t n_written) {
-        RStoreCall *c;
-        int r;
-
-        r = rstore_call_new(ns, m, key, on_reply, &c);
-        if (r < 0) {
-                if (free_data)
-                        free_data(data);
-                return r;
-        }
-        if (data)
-                rstore_call_set_data(c, data, free_data);
-        if (written) {
-                r = rstore_call_set_written(c, written, n_written);
-                if (r < 0) {
-                        rstore_call_abandon(c);
-                        return r;
-                }
-        }
+        if (written)
+                return rs_send_write(ns, m, written, n_written, on_reply, script, nkeys, a, data, free_data);
         if (script)
-                (void) rstore_call_eval(c, script, nkeys, (int) a->n, a->argv, a->len);
-        else
-                (void) rstore_call_send(c, (int) a->n, a->argv, a->len);
-        return 1; /* answered, now (a failed send) or when Redis answers */
+                return rs_send_eval(ns, m, key, on_reply, script, nkeys, a, data, free_data);
+        return rs_send(ns, m, key, on_reply, a, data, free_data);
 }
 
 /* ---- replies ------------------------------------------------------------------------------- */
@@ -259,24 +147,6 @@ static int junk_error(RStoreCall *c, sd_bus_error *ret_error, bool removed) {
                                rstore_call_key(c), removed ? "; it was removed" : "");
 }
 
-static int on_count(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
-        if (reply->type != REDIS_REPLY_INTEGER || reply->integer < 0)
-                return -EBADMSG;
-        return answered(bus_reply_return(rstore_call_message(c), "u", (uint32_t) MIN((long long) reply->integer, (long long) UINT32_MAX)));
-}
-
-static int on_ok(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
-        if (reply->type != REDIS_REPLY_STATUS)
-                return -EBADMSG;
-        return answered(bus_reply_return(rstore_call_message(c), NULL)); /* LSet, LTrim: no arguments */
-}
-
-static int on_bool(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
-        if (reply->type != REDIS_REPLY_INTEGER)
-                return -EBADMSG;
-        return answered(bus_reply_return(rstore_call_message(c), "b", reply->integer != 0));
-}
-
 /* Decoded values of an array reply. */
 typedef struct Decoded {
         RStoreValue *v;
@@ -287,43 +157,6 @@ static void decoded_done(Decoded *d) {
         for (size_t i = 0; i < d->n; i++)
                 rstore_value_done(&d->v[i]);
         free(d->v);
-}
-
-/* A blob must not nest deeper than a reply may carry: the bytes in Redis are anyone's (the same
- * check as bus-store-redis.c's). */
-static int blob_fits(sd_bus_message *call, const StoreValue *v) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *t = NULL;
-        int r;
-
-        if (v->type != 'v')
-                return 1;
-        r = sd_bus_message_new_method_call(sd_bus_message_get_bus(call), &t, NULL, "/", NULL, "Check");
-        if (r < 0)
-                return r;
-        r = codec_append_value(t, v);
-        if (r < 0)
-                return 0;
-        r = sd_bus_message_seal(t, 1, 0);
-        if (r < 0)
-                return r;
-        return codec_message_fits(t, CODEC_VARIANT_DEPTH_MAX);
-}
-
-/* Decodes an element Redis gave for CALL: -EBADMSG when it is not a value the hub can send. */
-static int decode_element(sd_bus_message *call, const char *data, size_t len, RStoreValue *ret) {
-        RStoreValue v = {};
-        int r;
-
-        r = rstore_decode(data, len, &v);
-        if (r < 0)
-                return r;
-        r = blob_fits(call, &v.value);
-        if (r <= 0) {
-                rstore_value_done(&v);
-                return r < 0 ? r : -EBADMSG;
-        }
-        *ret = v;
-        return 0;
 }
 
 static int decode_array(sd_bus_message *call, const redisReply *reply, Decoded *ret) {
@@ -340,7 +173,7 @@ static int decode_array(sd_bus_message *call, const redisReply *reply, Decoded *
 
                 if (e->type != REDIS_REPLY_STRING)
                         return -EBADMSG;
-                r = decode_element(call, e->str, e->len, &ret->v[i]);
+                r = rs_decode(call, e, &ret->v[i]);
                 if (r < 0)
                         return r == -EBADMSG ? -EMEDIUMTYPE : r;
                 ret->n++;
@@ -358,10 +191,6 @@ static int append_decoded(sd_bus_message *reply, void *userdata) {
         if (r < 0)
                 return r;
         return sd_bus_message_close_container(reply);
-}
-
-static int append_one(sd_bus_message *reply, void *userdata) {
-        return codec_append_value(reply, userdata);
 }
 
 /* An "av" of the array REPLY (nil: empty).  POPPED: the elements are gone from Redis. */
@@ -399,12 +228,12 @@ static int on_value(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_er
         }
         if (reply->type != REDIS_REPLY_STRING)
                 return -EBADMSG;
-        r = decode_element(rstore_call_message(c), reply->str, reply->len, &v);
+        r = rs_decode(rstore_call_message(c), reply, &v);
         if (r == -EBADMSG)
                 return junk_error(c, ret_error, false);
         if (r < 0)
                 return r;
-        r = ch_store1_reply_l_index(rstore_call_message(c), append_one, &v.value); /* "v", as LMove's */
+        r = ch_store1_reply_l_index(rstore_call_message(c), rs_append_value_cb, &v.value); /* "v", as LMove's */
         rstore_value_done(&v);
         return answered(r);
 }
@@ -427,7 +256,7 @@ static int on_members(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_
 
                 if (e->type != REDIS_REPLY_STRING)
                         return -EBADMSG;
-                if (memchr(e->str, 0, e->len) || !utf8_valid(e->str, e->len))
+                if (!rs_name_ok(e->str, e->len))
                         return bus_error_errno(ret_error, -EMEDIUMTYPE,
                                                "Set '%s' holds a member that is not a string (another client of the Redis wrote it).",
                                                rstore_call_key(c));
@@ -475,7 +304,7 @@ static int on_pushed(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_e
         PushDone *d = rstore_call_data(c);
         int r;
 
-        r = on_count(c, reply, ret_error);
+        r = rs_on_count(c, reply, ret_error);
         /* this hub's waiters try at once, without waiting for the notification */
         if (r > 0 && reply->integer > 0 && d)
                 bus_store_redis_list_key_event(rstore_call_hub(c), d->ns, d->key, d->left ? "lpush" : "rpush");
@@ -483,16 +312,16 @@ static int on_pushed(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_e
 }
 
 static int push_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *key, bool left, bool x) {
-        _cleanup_(args_done) Args a = {};
+        _cleanup_(rs_args_done) RsArgs a = {};
         PushDone *d;
         int r;
 
-        r = check_key(ns, ret_error, key);
+        r = rs_check_key(ns, ret_error, key);
         if (r < 0)
                 return r;
-        if ((r = args_key(&a, ns, key)) < 0 ||
-            (r = args_printf(&a, "%" PRIu64, ns->hub->limits.max_elements)) < 0 ||
-            (r = args_str(&a, left ? (x ? "LPUSHX" : "LPUSH") : (x ? "RPUSHX" : "RPUSH"))) < 0 ||
+        if ((r = rs_args_key(&a, ns, key)) < 0 ||
+            (r = rs_args_printf(&a, "%" PRIu64, ns->hub->limits.max_elements)) < 0 ||
+            (r = rs_args_str(&a, left ? (x ? "LPUSHX" : "LPUSH") : (x ? "RPUSHX" : "RPUSH"))) < 0 ||
             (r = elements_message(&a, ns, key)) < 0)
                 return r;
         r = args_values(&a, m, ns, key, ret_error);
@@ -528,15 +357,15 @@ RLIST_HANDLER(r_push_x, const char *key) {
 }
 
 static int pop_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *key, bool left, uint32_t count) {
-        _cleanup_(args_done) Args a = {};
+        _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        r = check_key(ns, ret_error, key);
+        r = rs_check_key(ns, ret_error, key);
         if (r < 0)
                 return r;
         /* always with a count (0 means 1): the reply is an array, or nil when absent */
-        if ((r = args_str(&a, left ? "LPOP" : "RPOP")) < 0 || (r = args_key(&a, ns, key)) < 0 ||
-            (r = args_printf(&a, "%" PRIu32, count == 0 ? 1 : count)) < 0)
+        if ((r = rs_args_str(&a, left ? "LPOP" : "RPOP")) < 0 || (r = rs_args_key(&a, ns, key)) < 0 ||
+            (r = rs_args_printf(&a, "%" PRIu32, count == 0 ? 1 : count)) < 0)
                 return r;
         return send_call(ns, m, key, on_popped, NULL, 0, &a, NULL, NULL, (const char *[]) { key }, 1);
 }
@@ -563,15 +392,15 @@ static const char LRANGE_SCRIPT[] =
 
 RLIST_HANDLER(l_range, const char *key, int64_t start, int64_t stop) {
         Namespace *ns = userdata;
-        _cleanup_(args_done) Args a = {};
+        _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        r = check_key(ns, ret_error, key);
+        r = rs_check_key(ns, ret_error, key);
         if (r < 0)
                 return r;
-        if ((r = args_key(&a, ns, key)) < 0 || (r = args_printf(&a, "%" PRIi64, clamp_index(start))) < 0 ||
-            (r = args_printf(&a, "%" PRIi64, clamp_index(stop))) < 0 ||
-            (r = args_printf(&a, "%" PRIu64, ns->hub->limits.max_reply_items)) < 0 ||
+        if ((r = rs_args_key(&a, ns, key)) < 0 || (r = rs_args_printf(&a, "%" PRIi64, clamp_index(start))) < 0 ||
+            (r = rs_args_printf(&a, "%" PRIi64, clamp_index(stop))) < 0 ||
+            (r = rs_args_printf(&a, "%" PRIu64, ns->hub->limits.max_reply_items)) < 0 ||
             (r = reply_items_message(&a, ns, "LRange")) < 0)
                 return r;
         return send_call(ns, m, key, on_values, LRANGE_SCRIPT, 1, &a, NULL, NULL, NULL, 0);
@@ -579,32 +408,32 @@ RLIST_HANDLER(l_range, const char *key, int64_t start, int64_t stop) {
 
 static int simple_key_command(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *cmd, const char *key,
                               rstore_reply_fn on_reply) {
-        _cleanup_(args_done) Args a = {};
+        _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        r = check_key(ns, ret_error, key);
+        r = rs_check_key(ns, ret_error, key);
         if (r < 0)
                 return r;
-        if ((r = args_str(&a, cmd)) < 0 || (r = args_key(&a, ns, key)) < 0)
+        if ((r = rs_args_str(&a, cmd)) < 0 || (r = rs_args_key(&a, ns, key)) < 0)
                 return r;
         return send_call(ns, m, key, on_reply, NULL, 0, &a, NULL, NULL, NULL, 0); /* reads */
 }
 
 RLIST_HANDLER(l_len, const char *key) {
-        return simple_key_command(m, userdata, ret_error, "LLEN", key, on_count);
+        return simple_key_command(m, userdata, ret_error, "LLEN", key, rs_on_count);
 }
 
 RLIST_HANDLER(l_index, const char *key, int64_t index) {
         Namespace *ns = userdata;
-        _cleanup_(args_done) Args a = {};
+        _cleanup_(rs_args_done) RsArgs a = {};
         char *message = NULL;
         int r;
 
-        r = check_key(ns, ret_error, key);
+        r = rs_check_key(ns, ret_error, key);
         if (r < 0)
                 return r;
-        if ((r = args_str(&a, "LINDEX")) < 0 || (r = args_key(&a, ns, key)) < 0 ||
-            (r = args_printf(&a, "%" PRIi64, index)) < 0)
+        if ((r = rs_args_str(&a, "LINDEX")) < 0 || (r = rs_args_key(&a, ns, key)) < 0 ||
+            (r = rs_args_printf(&a, "%" PRIi64, index)) < 0)
                 return r;
         if (asprintf(&message, "List '%s' has no index %lld.", key, (long long) index) < 0)
                 return -ENOMEM;
@@ -621,54 +450,54 @@ static const char LSET_SCRIPT[] =
 
 RLIST_HANDLER(l_set, const char *key, int64_t index) {
         Namespace *ns = userdata;
-        _cleanup_(args_done) Args a = {};
+        _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        r = check_key(ns, ret_error, key);
+        r = rs_check_key(ns, ret_error, key);
         if (r < 0)
                 return r;
-        if ((r = args_key(&a, ns, key)) < 0 || (r = args_printf(&a, "%" PRIi64, index)) < 0)
+        if ((r = rs_args_key(&a, ns, key)) < 0 || (r = rs_args_printf(&a, "%" PRIi64, index)) < 0)
                 return r;
         r = args_value(&a, m, ns, key, ret_error);
         if (r < 0)
                 return r;
-        r = args_printf(&a, "CHERR InvalidArgs Index %lld is out of range for list '%s'.", (long long) index, key);
+        r = rs_args_printf(&a, "CHERR InvalidArgs Index %lld is out of range for list '%s'.", (long long) index, key);
         if (r < 0)
                 return r;
-        return send_call(ns, m, key, on_ok, LSET_SCRIPT, 1, &a, NULL, NULL, (const char *[]) { key }, 1);
+        return send_call(ns, m, key, rs_on_ok, LSET_SCRIPT, 1, &a, NULL, NULL, (const char *[]) { key }, 1);
 }
 
 RLIST_HANDLER(l_trim, const char *key, int64_t start, int64_t stop) {
         Namespace *ns = userdata;
-        _cleanup_(args_done) Args a = {};
+        _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        r = check_key(ns, ret_error, key);
+        r = rs_check_key(ns, ret_error, key);
         if (r < 0)
                 return r;
-        if ((r = args_str(&a, "LTRIM")) < 0 || (r = args_key(&a, ns, key)) < 0 ||
-            (r = args_printf(&a, "%" PRIi64, start)) < 0 || (r = args_printf(&a, "%" PRIi64, stop)) < 0)
+        if ((r = rs_args_str(&a, "LTRIM")) < 0 || (r = rs_args_key(&a, ns, key)) < 0 ||
+            (r = rs_args_printf(&a, "%" PRIi64, start)) < 0 || (r = rs_args_printf(&a, "%" PRIi64, stop)) < 0)
                 return r;
-        return send_call(ns, m, key, on_ok, NULL, 0, &a, NULL, NULL, (const char *[]) { key }, 1); /* LTrim */
+        return send_call(ns, m, key, rs_on_ok, NULL, 0, &a, NULL, NULL, (const char *[]) { key }, 1); /* LTrim */
 }
 
 /* LREM and LINSERT compare the encoded bytes: the encoding is canonical for what the hub
  * writes (docs/redis.md says where it is not). */
 RLIST_HANDLER(l_rem, const char *key, int64_t count) {
         Namespace *ns = userdata;
-        _cleanup_(args_done) Args a = {};
+        _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        r = check_key(ns, ret_error, key);
+        r = rs_check_key(ns, ret_error, key);
         if (r < 0)
                 return r;
-        if ((r = args_str(&a, "LREM")) < 0 || (r = args_key(&a, ns, key)) < 0 ||
-            (r = args_printf(&a, "%" PRIi64, count)) < 0)
+        if ((r = rs_args_str(&a, "LREM")) < 0 || (r = rs_args_key(&a, ns, key)) < 0 ||
+            (r = rs_args_printf(&a, "%" PRIi64, count)) < 0)
                 return r;
         r = args_value(&a, m, ns, key, ret_error);
         if (r < 0)
                 return r;
-        return send_call(ns, m, key, on_count, NULL, 0, &a, NULL, NULL, (const char *[]) { key }, 1); /* LRem, SRem */
+        return send_call(ns, m, key, rs_on_count, NULL, 0, &a, NULL, NULL, (const char *[]) { key }, 1); /* LRem, SRem */
 }
 
 /* KEYS[1]; ARGV: BEFORE/AFTER, pivot, value, the most elements, the LimitExceeded error.  The
@@ -703,18 +532,18 @@ static int on_inserted(RStoreCall *c, const redisReply *reply, sd_bus_error *ret
 
 RLIST_HANDLER(l_insert, const char *key, const char *where) {
         Namespace *ns = userdata;
-        _cleanup_(args_done) Args a = {};
+        _cleanup_(rs_args_done) RsArgs a = {};
         bool before = false;
         PushDone *d;
         int r;
 
-        r = check_key(ns, ret_error, key);
+        r = rs_check_key(ns, ret_error, key);
         if (r < 0)
                 return r;
         r = parse_side(ret_error, "where", where, "before", "after", &before);
         if (r < 0)
                 return r;
-        if ((r = args_key(&a, ns, key)) < 0 || (r = args_str(&a, before ? "BEFORE" : "AFTER")) < 0)
+        if ((r = rs_args_key(&a, ns, key)) < 0 || (r = rs_args_str(&a, before ? "BEFORE" : "AFTER")) < 0)
                 return r;
         r = args_value(&a, m, ns, key, ret_error); /* the pivot */
         if (r < 0)
@@ -722,7 +551,7 @@ RLIST_HANDLER(l_insert, const char *key, const char *where) {
         r = args_value(&a, m, ns, key, ret_error);
         if (r < 0)
                 return r;
-        if ((r = args_printf(&a, "%" PRIu64, ns->hub->limits.max_elements)) < 0 || (r = elements_message(&a, ns, key)) < 0)
+        if ((r = rs_args_printf(&a, "%" PRIu64, ns->hub->limits.max_elements)) < 0 || (r = elements_message(&a, ns, key)) < 0)
                 return r;
         d = calloc(1, sizeof(PushDone));
         if (!d || !(d->ns = strdup(ns->name)) || !(d->key = strdup(key))) {
@@ -768,26 +597,26 @@ static int on_moved(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_er
                 return -EBADMSG;
         /* moved already: a waiter on the destination may take it even when it does not decode */
         bus_store_redis_list_key_event(rstore_call_hub(c), d->ns, d->dst, d->to_left ? "lpush" : "rpush");
-        r = decode_element(rstore_call_message(c), reply->str, reply->len, &v);
+        r = rs_decode(rstore_call_message(c), reply, &v);
         if (r == -EBADMSG)
                 return bus_error_errno(ret_error, -EMEDIUMTYPE,
                                        "List '%s' holds an element that is not a clusterhub value (another client of the Redis wrote it); it was moved to '%s'.",
                                        rstore_call_key(c), d->dst);
         if (r < 0)
                 return r;
-        r = ch_store1_reply_l_move(rstore_call_message(c), append_one, &v.value);
+        r = ch_store1_reply_l_move(rstore_call_message(c), rs_append_value_cb, &v.value);
         rstore_value_done(&v);
         return answered(r);
 }
 
 RLIST_HANDLER(l_move, const char *source, const char *destination, const char *where_from, const char *where_to) {
         Namespace *ns = userdata;
-        _cleanup_(args_done) Args a = {};
+        _cleanup_(rs_args_done) RsArgs a = {};
         bool from_left = false, to_left = false;
         MoveDone *d;
         int r;
 
-        if ((r = check_key(ns, ret_error, source)) < 0 || (r = check_key(ns, ret_error, destination)) < 0)
+        if ((r = rs_check_key(ns, ret_error, source)) < 0 || (r = rs_check_key(ns, ret_error, destination)) < 0)
                 return r;
         r = parse_side(ret_error, "where_from", where_from, "left", "right", &from_left);
         if (r < 0)
@@ -795,9 +624,9 @@ RLIST_HANDLER(l_move, const char *source, const char *destination, const char *w
         r = parse_side(ret_error, "where_to", where_to, "left", "right", &to_left);
         if (r < 0)
                 return r;
-        if ((r = args_key(&a, ns, source)) < 0 || (r = args_key(&a, ns, destination)) < 0 ||
-            (r = args_str(&a, from_left ? "LEFT" : "RIGHT")) < 0 || (r = args_str(&a, to_left ? "LEFT" : "RIGHT")) < 0 ||
-            (r = args_printf(&a, "%" PRIu64, ns->hub->limits.max_elements)) < 0 ||
+        if ((r = rs_args_key(&a, ns, source)) < 0 || (r = rs_args_key(&a, ns, destination)) < 0 ||
+            (r = rs_args_str(&a, from_left ? "LEFT" : "RIGHT")) < 0 || (r = rs_args_str(&a, to_left ? "LEFT" : "RIGHT")) < 0 ||
+            (r = rs_args_printf(&a, "%" PRIu64, ns->hub->limits.max_elements)) < 0 ||
             (r = elements_message(&a, ns, destination)) < 0)
                 return r;
         d = calloc(1, sizeof(MoveDone));
@@ -810,15 +639,6 @@ RLIST_HANDLER(l_move, const char *source, const char *destination, const char *w
 }
 
 /* ---- sets ----------------------------------------------------------------------------------- */
-
-static int check_members(Namespace *ns, sd_bus_error *ret_error, char **members) {
-        for (char **p = members; p && *p; p++) {
-                int r = bus_check_name(ret_error, "member", *p, ns->hub->limits.max_key_bytes);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
-}
 
 /* KEYS[1]; ARGV: the most members, the LimitExceeded error, the members.  New members are
  * counted only when the set could overflow (each listed one counts, as in the local store). */
@@ -838,41 +658,43 @@ static const char SADD_SCRIPT[] =
 
 RLIST_HANDLER(s_add, const char *key, char **members) {
         Namespace *ns = userdata;
-        _cleanup_(args_done) Args a = {};
+        _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        if ((r = check_key(ns, ret_error, key)) < 0 || (r = check_members(ns, ret_error, members)) < 0)
+        if ((r = rs_check_key(ns, ret_error, key)) < 0 ||
+            (r = rs_check_names(ns, ret_error, (const char *const *) members, rs_strv_length(members), "member")) < 0)
                 return r;
         if (!members || !members[0])
                 return bus_error_errno(ret_error, -EINVAL, "Invalid argument for key '%s'.", key);
-        if ((r = args_key(&a, ns, key)) < 0 || (r = args_printf(&a, "%" PRIu64, ns->hub->limits.max_elements)) < 0 ||
+        if ((r = rs_args_key(&a, ns, key)) < 0 || (r = rs_args_printf(&a, "%" PRIu64, ns->hub->limits.max_elements)) < 0 ||
             (r = elements_message(&a, ns, key)) < 0)
                 return r;
         for (char **p = members; *p; p++)
-                if ((r = args_str(&a, *p)) < 0)
+                if ((r = rs_args_str(&a, *p)) < 0)
                         return r;
-        return send_call(ns, m, key, on_count, SADD_SCRIPT, 1, &a, NULL, NULL, (const char *[]) { key }, 1);
+        return send_call(ns, m, key, rs_on_count, SADD_SCRIPT, 1, &a, NULL, NULL, (const char *[]) { key }, 1);
 }
 
 RLIST_HANDLER(s_rem, const char *key, char **members) {
         Namespace *ns = userdata;
-        _cleanup_(args_done) Args a = {};
+        _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        if ((r = check_key(ns, ret_error, key)) < 0 || (r = check_members(ns, ret_error, members)) < 0)
+        if ((r = rs_check_key(ns, ret_error, key)) < 0 ||
+            (r = rs_check_names(ns, ret_error, (const char *const *) members, rs_strv_length(members), "member")) < 0)
                 return r;
         if (!members || !members[0]) {
                 /* nothing to remove (SREM wants a member): 0, or WrongType, as the local store */
-                if ((r = args_key(&a, ns, key)) < 0)
+                if ((r = rs_args_key(&a, ns, key)) < 0)
                         return r;
-                return send_call(ns, m, key, on_count, "redis.call('SCARD', KEYS[1]) return 0", 1, &a, NULL, NULL, NULL, 0);
+                return send_call(ns, m, key, rs_on_count, "redis.call('SCARD', KEYS[1]) return 0", 1, &a, NULL, NULL, NULL, 0);
         }
-        if ((r = args_str(&a, "SREM")) < 0 || (r = args_key(&a, ns, key)) < 0)
+        if ((r = rs_args_str(&a, "SREM")) < 0 || (r = rs_args_key(&a, ns, key)) < 0)
                 return r;
         for (char **p = members; *p; p++)
-                if ((r = args_str(&a, *p)) < 0)
+                if ((r = rs_args_str(&a, *p)) < 0)
                         return r;
-        return send_call(ns, m, key, on_count, NULL, 0, &a, NULL, NULL, (const char *[]) { key }, 1); /* LRem, SRem */
+        return send_call(ns, m, key, rs_on_count, NULL, 0, &a, NULL, NULL, (const char *[]) { key }, 1); /* LRem, SRem */
 }
 
 /* KEYS[1]; ARGV: the most items, the LimitExceeded error. */
@@ -882,13 +704,13 @@ static const char SMEMBERS_SCRIPT[] =
 
 RLIST_HANDLER(s_members, const char *key) {
         Namespace *ns = userdata;
-        _cleanup_(args_done) Args a = {};
+        _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        r = check_key(ns, ret_error, key);
+        r = rs_check_key(ns, ret_error, key);
         if (r < 0)
                 return r;
-        if ((r = args_key(&a, ns, key)) < 0 || (r = args_printf(&a, "%" PRIu64, ns->hub->limits.max_reply_items)) < 0 ||
+        if ((r = rs_args_key(&a, ns, key)) < 0 || (r = rs_args_printf(&a, "%" PRIu64, ns->hub->limits.max_reply_items)) < 0 ||
             (r = reply_items_message(&a, ns, "SMembers")) < 0)
                 return r;
         return send_call(ns, m, key, on_members, SMEMBERS_SCRIPT, 1, &a, NULL, NULL, NULL, 0);
@@ -896,32 +718,32 @@ RLIST_HANDLER(s_members, const char *key) {
 
 RLIST_HANDLER(s_is_member, const char *key, const char *member) {
         Namespace *ns = userdata;
-        _cleanup_(args_done) Args a = {};
+        _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        if ((r = check_key(ns, ret_error, key)) < 0 ||
+        if ((r = rs_check_key(ns, ret_error, key)) < 0 ||
             (r = bus_check_name(ret_error, "member", member, ns->hub->limits.max_key_bytes)) < 0)
                 return r;
-        if ((r = args_str(&a, "SISMEMBER")) < 0 || (r = args_key(&a, ns, key)) < 0 || (r = args_str(&a, member)) < 0)
+        if ((r = rs_args_str(&a, "SISMEMBER")) < 0 || (r = rs_args_key(&a, ns, key)) < 0 || (r = rs_args_str(&a, member)) < 0)
                 return r;
-        return send_call(ns, m, key, on_bool, NULL, 0, &a, NULL, NULL, NULL, 0);
+        return send_call(ns, m, key, rs_on_bool, NULL, 0, &a, NULL, NULL, NULL, 0);
 }
 
 RLIST_HANDLER(s_card, const char *key) {
-        return simple_key_command(m, userdata, ret_error, "SCARD", key, on_count);
+        return simple_key_command(m, userdata, ret_error, "SCARD", key, rs_on_count);
 }
 
 static int random_members(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *cmd, const char *key,
                           uint32_t count) {
-        _cleanup_(args_done) Args a = {};
+        _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        r = check_key(ns, ret_error, key);
+        r = rs_check_key(ns, ret_error, key);
         if (r < 0)
                 return r;
         /* with a count (0 means 1): an array, empty when absent; SRANDMEMBER's is distinct */
-        if ((r = args_str(&a, cmd)) < 0 || (r = args_key(&a, ns, key)) < 0 ||
-            (r = args_printf(&a, "%" PRIu32, count == 0 ? 1 : count)) < 0)
+        if ((r = rs_args_str(&a, cmd)) < 0 || (r = rs_args_key(&a, ns, key)) < 0 ||
+            (r = rs_args_printf(&a, "%" PRIu32, count == 0 ? 1 : count)) < 0)
                 return r;
         return send_call(ns, m, key, on_members, NULL, 0, &a, NULL, NULL, streq(cmd, "SPOP") ? (const char *[]) { key } : NULL, 1);
 }
@@ -1040,12 +862,12 @@ static void waiter_fail(RWaiter *w, const char *name, const char *message) {
         }
 }
 
-static void waiter_serve(RWaiter *w, const char *key, const char *data, size_t len) {
+static void waiter_serve(RWaiter *w, const char *key, const redisReply *value) {
         Deferred *d = waiter_call(w);
         RStoreValue v = {};
         int r;
 
-        r = decode_element(d->call, data, len, &v);
+        r = rs_decode(d->call, value, &v);
         if (r == -EBADMSG)
                 (void) bus_reply_errorf(d->call, CH_ERROR_WRONG_TYPE,
                                         "List '%s' holds an element that is not a clusterhub value (another client of the Redis wrote it); it was removed.",
@@ -1053,7 +875,7 @@ static void waiter_serve(RWaiter *w, const char *key, const char *data, size_t l
         else if (r < 0)
                 (void) bus_reply_errorf(d->call, CH_ERROR_BACKEND_UNAVAILABLE, "Out of memory while answering a blocking pop.");
         else {
-                r = ch_store1_reply_bl_pop(d->call, key, append_one, &v.value); /* BRPop's reply is the same */
+                r = ch_store1_reply_bl_pop(d->call, key, rs_append_value_cb, &v.value); /* BRPop's reply is the same */
                 if (r < 0)
                         log_warning_errno(r, "Failed to answer a blocking pop on %s: %m", key);
         }
@@ -1142,7 +964,7 @@ static void chunk_one(ChunkCall *cc, size_t i, const redisReply *e) {
         }
         if (w->token) {
                 track_popped(cc->space, key);
-                waiter_serve(w, key, e->element[1]->str, e->element[1]->len);
+                waiter_serve(w, key, e->element[1]);
         }
         else
                 waiter_push_back(cc->space, w, key, e->element[1]->str, e->element[1]->len);
@@ -1174,12 +996,12 @@ static void on_chunk_reply(RedisLink *l, const redisReply *reply, int error, voi
 }
 
 static int chunk_send(Space *s, RWaitChunk *c) {
-        _cleanup_(args_done) Args a = {};
+        _cleanup_(rs_args_done) RsArgs a = {};
         ChunkCall *cc;
         int r;
 
-        if ((r = args_str(&a, "EVAL")) < 0 || (r = args_str(&a, RWAIT_SCRIPT)) < 0 ||
-            (r = args_printf(&a, "%zu", c->n_keys)) < 0)
+        if ((r = rs_args_str(&a, "EVAL")) < 0 || (r = rs_args_str(&a, RWAIT_SCRIPT)) < 0 ||
+            (r = rs_args_printf(&a, "%zu", c->n_keys)) < 0)
                 return r;
         for (size_t i = 0; i < c->n_keys; i++)
                 if ((r = args_rkey(&a, s->name, c->keys[i])) < 0)
@@ -1187,18 +1009,18 @@ static int chunk_send(Space *s, RWaitChunk *c) {
         for (size_t i = 0; i < c->n_waiters; i++) {
                 RWaiter *w = c->waiters[i];
 
-                if ((r = args_str(&a, w->left ? "l" : "r")) < 0 || (r = args_str(&a, w->fresh ? "1" : "0")) < 0 ||
-                    (r = args_printf(&a, "%zu", w->n_keys)) < 0)
+                if ((r = rs_args_str(&a, w->left ? "l" : "r")) < 0 || (r = rs_args_str(&a, w->fresh ? "1" : "0")) < 0 ||
+                    (r = rs_args_printf(&a, "%zu", w->n_keys)) < 0)
                         return r;
                 for (size_t j = c->off[i]; j < c->off[i + 1]; j++)
-                        if ((r = args_printf(&a, "%zu", c->index[j] + 1)) < 0)
+                        if ((r = rs_args_printf(&a, "%zu", c->index[j] + 1)) < 0)
                                 return r;
         }
         cc = calloc(1, sizeof(ChunkCall));
         if (!cc)
                 return -ENOMEM;
         *cc = (ChunkCall) { .space = s, .chunk = c };
-        r = redis_link_command(s->part->link, (int) a.n, a.argv, a.len, on_chunk_reply, cc);
+        r = redis_link_command(s->part->link, a.n, a.v, a.l, on_chunk_reply, cc);
         if (r < 0) {
                 free(cc);
                 return r;
@@ -1311,7 +1133,7 @@ static int block_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_erro
         if (!keys || !keys[0])
                 return bus_error_errno(ret_error, -EINVAL, "At least one key is needed.");
         for (char **k = keys; *k; k++, n++) {
-                r = check_key(ns, ret_error, *k);
+                r = rs_check_key(ns, ret_error, *k);
                 if (r < 0)
                         return r;
         }
