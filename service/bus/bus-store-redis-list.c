@@ -30,7 +30,6 @@
 #include "rstore-wait.h"
 #include "rstore.h"
 #include "tracking.h"
-#include "utf8.h"
 #include "variant-codec.h"
 
 /* A chunk of waiters per script: bounds the script's work and its reply. */
@@ -110,7 +109,7 @@ static int args_values(RsArgs *a, sd_bus_message *m, Namespace *ns, const char *
 
 static int limit_message(RsArgs *a, const char *key, const char *limit, uint64_t value, const char *option) {
         return rs_args_printf(a, "CHERR LimitExceeded Limit exceeded for key '%s': %s; the limit is %llu (%s).", key, limit,
-                           (unsigned long long) value, option);
+                              (unsigned long long) value, option);
 }
 
 static int elements_message(RsArgs *a, Namespace *ns, const char *key) {
@@ -119,7 +118,7 @@ static int elements_message(RsArgs *a, Namespace *ns, const char *key) {
 
 static int reply_items_message(RsArgs *a, Namespace *ns, const char *what) {
         return rs_args_printf(a, "CHERR LimitExceeded %s would return more than --max-reply-items=%llu items.", what,
-                           (unsigned long long) ns->hub->limits.max_reply_items);
+                              (unsigned long long) ns->hub->limits.max_reply_items);
 }
 
 /* Sends A as one command (EVAL SCRIPT with NKEYS keys when SCRIPT) for call M: the handler's
