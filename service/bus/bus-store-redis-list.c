@@ -964,8 +964,7 @@ static void chunk_one(ChunkCall *cc, size_t i, const redisReply *e) {
         if (w->token) {
                 track_popped(cc->space, key);
                 waiter_serve(w, key, e->element[1]);
-        }
-        else
+        } else
                 waiter_push_back(cc->space, w, key, e->element[1]->str, e->element[1]->len);
         rwait_chunk_done(c, i);
 }
