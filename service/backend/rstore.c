@@ -11,6 +11,7 @@
 #include "bus-util.h"
 #include "ch-errors.h"
 #include "ch-store1-server.h"
+#include "deferred.h"
 #include "log.h"
 #include "macro.h"
 #include "namespace.h"
@@ -47,6 +48,8 @@ struct RStoreCall {
         char **written;                 /* keys the call may change: their tracking counters grow
                                          * before its reply (NULL-terminated) */
         bool flush;                     /* it may change every key of the namespace */
+        Deferred *deferred;             /* among the hub's waiting calls, so that SIGTERM answers it */
+        bool answered;                  /* the hub answered it (exiting): Redis's reply is dropped */
 };
 
 static const char *startswith(const char *s, const char *prefix) {
@@ -61,6 +64,8 @@ static RStoreCall *call_free(RStoreCall *c) {
                 return NULL;
         if (c->free_data)
                 c->free_data(c->data);
+        if (c->deferred)
+                deferred_free(c->deferred);
         sd_bus_message_unref(c->m);
         for (char **k = c->written; k && *k; k++)
                 free(*k);
@@ -71,6 +76,15 @@ static RStoreCall *call_free(RStoreCall *c) {
         return NULL;
 }
 
+/* The hub is exiting: deferred.c answered ShuttingDown; the call waits for Redis's reply (or the
+ * link's end) only to be freed. */
+static void on_deferred_end(Deferred *d, DeferredEnd why) {
+        RStoreCall *c = d->userdata;
+
+        c->deferred = NULL;
+        c->answered = true;
+}
+
 int rstore_call_new(Namespace *ns, sd_bus_message *m, const char *key, rstore_reply_fn on_reply, RStoreCall **ret) {
         return rstore_call_new_hub(ns->hub, ns->name, m, key, on_reply, ret);
 }
@@ -78,6 +92,7 @@ int rstore_call_new(Namespace *ns, sd_bus_message *m, const char *key, rstore_re
 int rstore_call_new_hub(Hub *h, const char *ns, sd_bus_message *m, const char *key, rstore_reply_fn on_reply, RStoreCall **ret) {
         RStore *s = backend_part(h, &rstore_part_ops);
         RStoreCall *c;
+        int r;
 
         if (!s)
                 return -EHOSTDOWN;
@@ -93,6 +108,13 @@ int rstore_call_new_hub(Hub *h, const char *ns, sd_bus_message *m, const char *k
                 return -ENOMEM;
         }
         c->m = sd_bus_message_ref(m);
+        /* no peer: a caller that leaves is not tracked (its reply finds nobody), and no per-peer
+         * bound (--max-redis-pending bounds these calls) */
+        r = deferred_new(h, m, NULL, 0, on_deferred_end, c, &c->deferred);
+        if (r < 0) {
+                call_free(c);
+                return r;
+        }
         *ret = c;
         return 0;
 }
@@ -176,7 +198,9 @@ unsigned rstore_call_round(RStoreCall *c) {
 static void call_fail(RStoreCall *c, int r, const sd_bus_error *error) {
         _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
 
-        if (error && sd_bus_error_is_set(error))
+        if (c->answered)
+                ;
+        else if (error && sd_bus_error_is_set(error))
                 (void) bus_reply_error(c->m, error);
         else {
                 if (r == -EBADMSG) /* a reply of a shape we did not ask for */
@@ -227,6 +251,10 @@ static void on_call_reply(RedisLink *l, const redisReply *reply, int error, void
         RStoreCall *c = userdata;
         int r;
 
+        if (c->answered) { /* the hub is exiting and said so */
+                call_free(c);
+                return;
+        }
         if (!reply) {
                 c->store->calls_failed++;
                 r = bus_error_errno(&e, -EHOSTDOWN, error == -ETIMEDOUT ? "Redis did not answer in time (--redis-timeout-ms)."

@@ -408,6 +408,9 @@ static int on_keys(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_err
 
 static int method_keys(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *pattern) {
         Namespace *ns = userdata;
+
+        if (!*pattern) /* as the local store: "" matches no key (Scan's "" is every key) */
+                return ch_store1_reply_keys(m, NULL) < 0 ? -EIO : 1;
         return keys_walk(m, ns, ret_error, pattern, "keys", ns->hub->limits.max_reply_items, on_keys);
 }
 
@@ -808,7 +811,7 @@ static int names_new(char **names, Names **ret) {
         return 0;
 }
 
-/* An a{sv} of NAMES[i] -> decoded ELEMENTS[i]; nil and values that do not rs_decode are left out.
+/* An a{sv} of NAMES[i] -> decoded ELEMENTS[i]; nil and values that do not decode are left out.
  * PAIRS: ELEMENTS are name, value, name, value (HGETALL); NAMES is NULL then. */
 typedef struct DictReply {
         sd_bus_message *call;
@@ -932,7 +935,7 @@ typedef enum RmwOp {
         RMW_SET_RANGE,
         RMW_STR_LEN,    /* reads: no write back */
         RMW_GET_RANGE,
-        RMW_GET_DEL,    /* deletes only what it could read: bytes that do not rs_decode stay */
+        RMW_GET_DEL,    /* deletes only what it could read: bytes that do not decode stay */
 } RmwOp;
 
 typedef struct Rmw {

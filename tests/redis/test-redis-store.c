@@ -606,6 +606,51 @@ static void test_perf(Fixture *f, gconstpointer data) {
         perf_run(&f->a, "Get", 30000, 64);
 }
 
+/* SIGTERM while Redis has a call: the caller hears ShuttingDown (not a NoReply), the hub exits
+ * cleanly. */
+typedef struct Answer {
+        bool done;
+        char *error;
+} Answer;
+
+static int on_answer(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        Answer *a = userdata;
+        a->done = true;
+        if (sd_bus_message_is_method_error(m, NULL))
+                a->error = g_strdup(sd_bus_message_get_error(m)->name);
+        return 0;
+}
+
+static void test_shutdown(Fixture *f, gconstpointer data) {
+        Answer a = {};
+        gint64 end;
+
+        if (f->skipped)
+                return;
+        set_s(&f->a, "k", "v");
+        g_assert_cmpint(kill(f->redis.pid, SIGSTOP), ==, 0);
+        g_assert_cmpint(sd_bus_call_method_async(f->a.emitter, NULL, TH_HUB_NAME, NS_PATH, STORE_IFACE, "Get", on_answer, &a, "s", "k"),
+                        >=, 0);
+        g_assert_cmpint(sd_bus_flush(f->a.emitter), >=, 0);
+        /* the hub has it when it counts it among its waiting calls */
+        end = g_get_monotonic_time() + WAIT_MS * 1000;
+        while (stat_of(&f->a, "pending_calls") < 1) {
+                g_assert_true(g_get_monotonic_time() < end);
+                g_usleep(10 * 1000);
+        }
+        g_assert_cmpint(th_hub_stop(&f->a.hub), ==, 0);
+        th_hub_clear(&f->a.hub);
+        end = g_get_monotonic_time() + WAIT_MS * 1000;
+        while (!a.done) {
+                g_assert_true(g_get_monotonic_time() < end);
+                if (sd_bus_process(f->a.emitter, NULL) == 0)
+                        (void) sd_bus_wait(f->a.emitter, 20 * 1000);
+        }
+        g_assert_cmpstr(a.error, ==, "org.clusterhub.Error.ShuttingDown");
+        g_free(a.error);
+        g_assert_cmpint(kill(f->redis.pid, SIGCONT), ==, 0);
+}
+
 /* --data-dir and --redis exclude each other: the start fails, saying so. */
 static void test_no_data_dir(void) {
         g_autofree char *hub = th_hub_binary(), *err = NULL, *dir = g_dir_make_tmp("rstore-XXXXXX", NULL);
@@ -637,6 +682,7 @@ int main(int argc, char *argv[]) {
         g_test_add("/redis-store/hostile", Fixture, NULL, fixture_setup, test_hostile, fixture_teardown);
         g_test_add("/redis-store/namespaces", Fixture, NULL, fixture_setup, test_namespaces, fixture_teardown);
         g_test_add("/redis-store/tracking", Fixture, NULL, fixture_setup, test_tracking, fixture_teardown);
+        g_test_add("/redis-store/shutdown", Fixture, NULL, fixture_setup, test_shutdown, fixture_teardown);
         g_test_add_func("/redis-store/no-data-dir", test_no_data_dir);
         if (g_test_perf())
                 g_test_add("/redis-store/perf", Fixture, NULL, fixture_setup, test_perf, fixture_teardown);
