@@ -245,20 +245,35 @@ static int blob_fits(sd_bus_message *call, const StoreValue *v) {
 
 /* Decodes a bulk string reply into V: -EBADMSG (answered as WrongType by the caller) when it
  * is not a value the hub can send. */
-int rs_decode(sd_bus_message *call, const redisReply *reply, RStoreValue *v) {
+int rs_decode(RStoreCall *c, const redisReply *reply, RStoreValue *v) {
+        Hub *h = rstore_call_hub(c);
         int r;
 
         if (reply->type != REDIS_REPLY_STRING)
                 return -EBADMSG;
+        /* the hub never writes more (its tag, a blob's NUL): another client did */
+        if (reply->len > h->limits.max_value_bytes + 3)
+                return -E2BIG;
         r = rstore_decode(reply->str, reply->len, v);
         if (r < 0)
                 return r;
-        r = blob_fits(call, &v->value);
+        r = blob_fits(rstore_call_message(c), &v->value);
         if (r <= 0) {
                 rstore_value_done(v);
                 return r < 0 ? r : -EBADMSG;
         }
         return 0;
+}
+
+int rs_decode_error(RStoreCall *c, int r, size_t len, sd_bus_error *ret_error) {
+        if (r == -EBADMSG)
+                return rs_not_a_value(c, ret_error);
+        if (r == -E2BIG)
+                return bus_error_errno(ret_error, -ENOBUFS,
+                                       "Key '%s' in namespace '%s' holds %zu bytes, more than --max-value-bytes=%llu (written to Redis by another client?).",
+                                       rstore_call_key(c), rstore_call_namespace(c), len,
+                                       (unsigned long long) rstore_call_hub(c)->limits.max_value_bytes);
+        return r;
 }
 
 int rs_append_value_cb(sd_bus_message *reply, void *userdata) {
@@ -494,11 +509,9 @@ static int on_type(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_err
         if (streq(type, "string")) {
                 if (reply->elements != 2)
                         return -EBADMSG;
-                r = rs_decode(rstore_call_message(c), reply->element[1], &v);
-                if (r == -EBADMSG)
-                        return rs_not_a_value(c, ret_error);
+                r = rs_decode(c, reply->element[1], &v);
                 if (r < 0)
-                        return r;
+                        return rs_decode_error(c, r, reply->element[1]->len, ret_error);
                 type = type_name(&v.value);
         } else if (!streq(type, "hash") && !streq(type, "list") && !streq(type, "set") && !streq(type, "none"))
                 type = "value"; /* a zset or stream another client made: no Store1 type of its own */
@@ -687,11 +700,9 @@ static int on_get(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_erro
         if (rs_is_nil(reply))
                 return bus_error_errno(ret_error, -ENOKEY, "Key '%s' does not exist in namespace '%s'.", rstore_call_key(c),
                                        rstore_call_namespace(c));
-        r = rs_decode(rstore_call_message(c), reply, &v);
-        if (r == -EBADMSG)
-                return rs_not_a_value(c, ret_error);
+        r = rs_decode(c, reply, &v);
         if (r < 0)
-                return r;
+                return rs_decode_error(c, r, reply->len, ret_error);
         r = ch_store1_reply_get(rstore_call_message(c), rs_append_value_cb, &v.value);
         return r < 0 ? r : 1;
 }
@@ -719,11 +730,9 @@ static int on_set_get(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_
         int r;
 
         if (!rs_is_nil(reply)) {
-                r = rs_decode(rstore_call_message(c), reply, &v);
-                if (r == -EBADMSG)
-                        return rs_not_a_value(c, ret_error);
+                r = rs_decode(c, reply, &v);
                 if (r < 0)
-                        return r;
+                        return rs_decode_error(c, r, reply->len, ret_error);
         }
         r = ch_store1_reply_set_get(rstore_call_message(c), v.value.type != '\0', append_old_cb, &v.value);
         return r < 0 ? r : 1;
@@ -814,7 +823,7 @@ static int names_new(char **names, Names **ret) {
 /* An a{sv} of NAMES[i] -> decoded ELEMENTS[i]; nil and values that do not decode are left out.
  * PAIRS: ELEMENTS are name, value, name, value (HGETALL); NAMES is NULL then. */
 typedef struct DictReply {
-        sd_bus_message *call;
+        RStoreCall *c;
         char **names;
         const redisReply *const *elements;
         size_t n;
@@ -833,7 +842,7 @@ static int append_dict_cb(sd_bus_message *reply, void *userdata) {
 
                 if (name && (name->type != REDIS_REPLY_STRING || !rs_name_ok(name->str, name->len)))
                         continue;
-                if (rs_is_nil(value) || rs_decode(d->call, value, &v) < 0)
+                if (rs_is_nil(value) || rs_decode(d->c, value, &v) < 0)
                         continue;
                 r = sd_bus_message_open_container(reply, 'e', "sv");
                 if (r >= 0)
@@ -854,7 +863,7 @@ static int on_mget(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_err
 
         if (reply->type != REDIS_REPLY_ARRAY || reply->elements != rs_strv_length(n->names))
                 return -EBADMSG;
-        DictReply d = { rstore_call_message(c), n->names, (const redisReply *const *) reply->element, reply->elements, false };
+        DictReply d = { c, n->names, (const redisReply *const *) reply->element, reply->elements, false };
         /* MGet and HMGet: the same "a{sv}" reply */
         r = ch_store1_reply_m_get(rstore_call_message(c), append_dict_cb, &d);
         return r < 0 ? r : 1;
@@ -1136,11 +1145,9 @@ static int get_del_step(RStoreCall *c, const redisReply *reply, sd_bus_error *re
         if (rs_is_nil(reply))
                 return bus_error_errno(ret_error, -ENOKEY, "Key '%s' does not exist in namespace '%s'.", rstore_call_key(c),
                                        rstore_call_namespace(c));
-        r = rs_decode(rstore_call_message(c), reply, &v);
-        if (r == -EBADMSG)
-                return rs_not_a_value(c, ret_error);
+        r = rs_decode(c, reply, &v);
         if (r < 0)
-                return r;
+                return rs_decode_error(c, r, reply->len, ret_error);
         free(w->old);
         w->old = malloc(reply->len + 1);
         if (!w->old)
@@ -1166,11 +1173,9 @@ static int rmw_step(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_er
                 return get_del_step(c, reply, ret_error);
 
         if (present) {
-                r = rs_decode(rstore_call_message(c), reply, &old);
-                if (r == -EBADMSG)
-                        return rs_not_a_value(c, ret_error);
+                r = rs_decode(c, reply, &old);
                 if (r < 0)
-                        return r;
+                        return rs_decode_error(c, r, reply->len, ret_error);
         }
         r = rmw_apply(w, present ? &old.value : NULL, &nv);
         if (r < 0)
@@ -1477,11 +1482,9 @@ static int on_h_get(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_er
         if (rs_is_nil(reply))
                 return bus_error_errno(ret_error, -ENOKEY, "Hash '%s' has no field '%s' in namespace '%s'.", rstore_call_key(c),
                                        n->names[0], rstore_call_namespace(c));
-        r = rs_decode(rstore_call_message(c), reply, &v);
-        if (r == -EBADMSG)
-                return rs_not_a_value(c, ret_error);
+        r = rs_decode(c, reply, &v);
         if (r < 0)
-                return r;
+                return rs_decode_error(c, r, reply->len, ret_error);
         r = ch_store1_reply_h_get(rstore_call_message(c), rs_append_value_cb, &v.value);
         return r < 0 ? r : 1;
 }
@@ -1540,7 +1543,7 @@ static int on_h_get_all(RStoreCall *c, const redisReply *reply, sd_bus_error *re
         if (reply->elements / 2 > h->limits.max_reply_items)
                 return bus_error_errno(ret_error, -ENOBUFS, "HGetAll would return %zu items, more than --max-reply-items=%llu.",
                                        reply->elements / 2, (unsigned long long) h->limits.max_reply_items);
-        DictReply d = { rstore_call_message(c), NULL, (const redisReply *const *) reply->element, reply->elements / 2, true };
+        DictReply d = { c, NULL, (const redisReply *const *) reply->element, reply->elements / 2, true };
         r = ch_store1_reply_h_get_all(rstore_call_message(c), append_dict_cb, &d);
         return r < 0 ? r : 1;
 }
@@ -1604,7 +1607,7 @@ static int method_h_keys(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
 }
 
 typedef struct ValuesReply {
-        sd_bus_message *call;
+        RStoreCall *c;
         const redisReply *reply;
 } ValuesReply;
 
@@ -1615,7 +1618,7 @@ static int append_values_cb(sd_bus_message *reply, void *userdata) {
                 return r;
         for (size_t i = 0; i < v->reply->elements; i++) {
                 _cleanup_(rstore_value_done) RStoreValue x = {};
-                if (rs_decode(v->call, v->reply->element[i], &x) < 0)
+                if (rs_decode(v->c, v->reply->element[i], &x) < 0)
                         continue; /* not a clusterhub value: left out, as MGet and HGetAll do */
                 r = codec_append_value(reply, &x.value);
                 if (r < 0)
@@ -1629,7 +1632,7 @@ static int on_h_vals(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_e
 
         if (reply->type != REDIS_REPLY_ARRAY)
                 return -EBADMSG;
-        ValuesReply v = { rstore_call_message(c), reply };
+        ValuesReply v = { c, reply };
         r = ch_store1_reply_h_vals(rstore_call_message(c), append_values_cb, &v);
         return r < 0 ? r : 1;
 }
@@ -1717,7 +1720,7 @@ static int append_tracked_cb(sd_bus_message *reply, void *userdata) {
 }
 
 typedef struct TrackedMany {
-        sd_bus_message *call;
+        RStoreCall *c;
         const Tracked *t;
         const redisReply *reply;
 } TrackedMany;
@@ -1731,7 +1734,7 @@ static int append_tracked_many_cb(sd_bus_message *reply, void *userdata) {
                 _cleanup_(rstore_value_done) RStoreValue v = {};
                 TrackedItem it = { d->t, i, d->reply->element[2 * i], d->reply->element[2 * i + 1], NULL };
 
-                if (!rs_is_nil(it.value) && rs_decode(d->call, it.value, &v) >= 0)
+                if (!rs_is_nil(it.value) && rs_decode(d->c, it.value, &v) >= 0)
                         it.v = &v.value; /* bytes that are not a clusterhub value: absent, as MGet */
                 r = sd_bus_message_open_container(reply, 'r', "bvtt");
                 if (r >= 0)
@@ -1755,17 +1758,15 @@ static int on_tracked(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_
         if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 * t->n)
                 return -EBADMSG;
         if (t->many) {
-                TrackedMany d = { m, t, reply };
+                TrackedMany d = { c, t, reply };
                 r = ch_store1_reply_m_get_tracked(m, append_tracked_many_cb, &d);
                 return r < 0 ? r : 1;
         }
         TrackedItem it = { t, 0, reply->element[0], reply->element[1], NULL };
         if (!rs_is_nil(it.value)) {
-                r = rs_decode(m, it.value, &v);
-                if (r == -EBADMSG)
-                        return rs_not_a_value(c, ret_error);
+                r = rs_decode(c, it.value, &v);
                 if (r < 0)
-                        return r;
+                        return rs_decode_error(c, r, it.value->len, ret_error);
                 it.v = &v.value;
         }
         r = t->field ? ch_store1_reply_h_get_tracked(m, it.v != NULL, append_tracked_cb, &it)
@@ -1800,7 +1801,7 @@ static int tracked_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_er
                                        n, (unsigned long long) tracker_max_keys(tracker));
         if (n == 0)
                 return ch_store1_reply_m_get_tracked(m, append_tracked_many_cb,
-                                                     &(TrackedMany) { m, &(Tracked) {}, NULL }) < 0 ? -EIO : 1;
+                                                     &(TrackedMany) { NULL, &(Tracked) {}, NULL }) < 0 ? -EIO : 1;
         t = calloc(1, sizeof(Tracked) + n * sizeof(uint64_t));
         if (!t)
                 return -ENOMEM;

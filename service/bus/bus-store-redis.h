@@ -67,8 +67,12 @@ int rs_check_values(Namespace *ns, sd_bus_error *ret_error, const BusValues *v, 
 size_t rs_strv_length(char **l);
 
 /* Decodes a bulk string reply into V (rstore_decode(), and a blob must fit a reply's depth):
- * -EBADMSG for bytes that are not a clusterhub value: answer rs_not_a_value() then. */
-int rs_decode(sd_bus_message *call, const struct redisReply *reply, RStoreValue *v);
+ * -EBADMSG for bytes that are not a clusterhub value, -E2BIG for more than --max-value-bytes
+ * (another client wrote them): rs_decode_error() answers those (WrongType, LimitExceeded; LEN
+ * the reply's) and passes other errors on.  Where several values are answered at once, such
+ * values are left out. */
+int rs_decode(RStoreCall *c, const struct redisReply *reply, RStoreValue *v);
+int rs_decode_error(RStoreCall *c, int r, size_t len, sd_bus_error *ret_error);
 int rs_not_a_value(RStoreCall *c, sd_bus_error *ret_error);
 /* A ch_append_fn appending the StoreValue USERDATA as a variant. */
 int rs_append_value_cb(sd_bus_message *reply, void *userdata);

@@ -383,7 +383,7 @@ static void test_hostile(Fixture *f, gconstpointer data) {
                 const size_t len[] = { 3, strlen(junk[i].key), junk[i].len };
                 freeReplyObject(redis_cmd(f, 3, argv, len));
         }
-        /* a huge value (past --max-value-bytes) another client wrote: read as it is, the bus can carry it */
+        /* a huge value (past --max-value-bytes) another client wrote */
         {
                 g_autofree char *big = g_malloc(4 * 1024 * 1024);
                 memset(big, 'x', 4 * 1024 * 1024);
@@ -405,6 +405,11 @@ static void test_hostile(Fixture *f, gconstpointer data) {
                 int64_t x;
                 g_assert_cmpint(incr(&f->a, "bin", 1, &x, &e), <, 0);
                 g_assert_cmpstr(e.name, ==, "org.clusterhub.Error.WrongType");
+        }
+        /* the huge one: more than --max-value-bytes, which no hub writes */
+        {
+                g_autofree char *g = get_text(&f->a, "huge");
+                g_assert_cmpstr(g, ==, "org.clusterhub.Error.LimitExceeded");
         }
         /* MGet leaves them out */
         {

@@ -21,6 +21,7 @@
 
 #include "clusterhub/clusterhub.h"
 #include "harness.h"
+#include "redis-variant.h"
 
 #define IFACE "org.clusterhub.Store1"
 #define IN_FLIGHT 16
@@ -339,7 +340,18 @@ static void test_fuzz(ThFixture *f, gconstpointer data) {
 }
 
 int main(int argc, char *argv[]) {
+        RedisVariant rv = {};
+        g_autofree char *skip = NULL;
+        int r;
+
         g_test_init(&argc, &argv, NULL);
+        /* STORE_REDIS=1 (store-bus-fuzz-redis): the same fuzzing with the store in Redis */
+        if (redis_variant_wanted() && !redis_variant_start(&rv, &skip)) {
+                g_test_add_data_func("/store-bus/fuzz-redis", skip, redis_variant_skip);
+                return g_test_run();
+        }
         TH_ADD_BUS_TEST_WITH_HUB("/store-bus/fuzz", test_fuzz);
-        return g_test_run();
+        r = g_test_run();
+        redis_variant_stop(&rv);
+        return r;
 }
