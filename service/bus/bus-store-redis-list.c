@@ -158,7 +158,9 @@ static void decoded_done(Decoded *d) {
         free(d->v);
 }
 
-static int decode_array(sd_bus_message *call, const redisReply *reply, Decoded *ret) {
+/* -EMEDIUMTYPE for an element that is not a clusterhub value, -E2BIG (*RET_LEN its length) for
+ * one longer than --max-value-bytes: a list's reply does not leave elements out. */
+static int decode_array(RStoreCall *c, const redisReply *reply, Decoded *ret, size_t *ret_len) {
         if (reply->type == REDIS_REPLY_NIL)
                 return 0;
         if (reply->type != REDIS_REPLY_ARRAY)
@@ -172,7 +174,9 @@ static int decode_array(sd_bus_message *call, const redisReply *reply, Decoded *
 
                 if (e->type != REDIS_REPLY_STRING)
                         return -EBADMSG;
-                r = rs_decode(call, e, &ret->v[i]);
+                r = rs_decode(c, e, &ret->v[i]);
+                if (r == -E2BIG)
+                        *ret_len = e->len;
                 if (r < 0)
                         return r == -EBADMSG ? -EMEDIUMTYPE : r;
                 ret->n++;
@@ -195,13 +199,14 @@ static int append_decoded(sd_bus_message *reply, void *userdata) {
 /* An "av" of the array REPLY (nil: empty).  POPPED: the elements are gone from Redis. */
 static int reply_values(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error, bool popped) {
         _cleanup_(decoded_done) Decoded d = {};
+        size_t len = 0;
         int r;
 
-        r = decode_array(rstore_call_message(c), reply, &d);
+        r = decode_array(c, reply, &d, &len);
         if (r == -EMEDIUMTYPE)
                 return junk_error(c, ret_error, popped);
         if (r < 0)
-                return r;
+                return rs_decode_error(c, r, len, ret_error);
         return answered(ch_store1_reply_l_range(rstore_call_message(c), append_decoded, &d)); /* "av", as LPop's */
 }
 
@@ -227,11 +232,11 @@ static int on_value(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_er
         }
         if (reply->type != REDIS_REPLY_STRING)
                 return -EBADMSG;
-        r = rs_decode(rstore_call_message(c), reply, &v);
+        r = rs_decode(c, reply, &v);
         if (r == -EBADMSG)
                 return junk_error(c, ret_error, false);
         if (r < 0)
-                return r;
+                return rs_decode_error(c, r, reply->len, ret_error);
         r = ch_store1_reply_l_index(rstore_call_message(c), rs_append_value_cb, &v.value); /* "v", as LMove's */
         rstore_value_done(&v);
         return answered(r);
@@ -596,13 +601,13 @@ static int on_moved(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_er
                 return -EBADMSG;
         /* moved already: a waiter on the destination may take it even when it does not decode */
         bus_store_redis_list_key_event(rstore_call_hub(c), d->ns, d->dst, d->to_left ? "lpush" : "rpush");
-        r = rs_decode(rstore_call_message(c), reply, &v);
+        r = rs_decode(c, reply, &v);
         if (r == -EBADMSG)
                 return bus_error_errno(ret_error, -EMEDIUMTYPE,
                                        "List '%s' holds an element that is not a clusterhub value (another client of the Redis wrote it); it was moved to '%s'.",
                                        rstore_call_key(c), d->dst);
         if (r < 0)
-                return r;
+                return rs_decode_error(c, r, reply->len, ret_error);
         r = ch_store1_reply_l_move(rstore_call_message(c), rs_append_value_cb, &v.value);
         rstore_value_done(&v);
         return answered(r);
@@ -861,16 +866,59 @@ static void waiter_fail(RWaiter *w, const char *name, const char *message) {
         }
 }
 
-static void waiter_serve(RWaiter *w, const char *key, const redisReply *value) {
+/* A blob must not nest deeper than a reply may carry: the bytes in Redis are anyone's. */
+static int blob_fits(sd_bus_message *call, const StoreValue *v) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *t = NULL;
+        int r;
+
+        if (v->type != 'v')
+                return 1;
+        r = sd_bus_message_new_method_call(sd_bus_message_get_bus(call), &t, NULL, "/", NULL, "Check");
+        if (r < 0)
+                return r;
+        r = codec_append_value(t, v);
+        if (r < 0)
+                return 0;
+        r = sd_bus_message_seal(t, 1, 0);
+        if (r < 0)
+                return r;
+        return codec_message_fits(t, CODEC_VARIANT_DEPTH_MAX);
+}
+
+/* rs_decode() for a waiting call, which has no RStoreCall: -EBADMSG (not a clusterhub value),
+ * -E2BIG (longer than --max-value-bytes). */
+static int waiter_decode(Hub *h, sd_bus_message *call, const redisReply *value, RStoreValue *ret) {
+        RStoreValue v = {};
+        int r;
+
+        if (value->len > h->limits.max_value_bytes + 3) /* the hub never writes more: another client did */
+                return -E2BIG;
+        r = rstore_decode(value->str, value->len, &v);
+        if (r < 0)
+                return r;
+        r = blob_fits(call, &v.value);
+        if (r <= 0) {
+                rstore_value_done(&v);
+                return r < 0 ? r : -EBADMSG;
+        }
+        *ret = v;
+        return 0;
+}
+
+static void waiter_serve(Hub *h, RWaiter *w, const char *key, const redisReply *value) {
         Deferred *d = waiter_call(w);
         RStoreValue v = {};
         int r;
 
-        r = rs_decode(d->call, value, &v);
+        r = waiter_decode(h, d->call, value, &v);
         if (r == -EBADMSG)
                 (void) bus_reply_errorf(d->call, CH_ERROR_WRONG_TYPE,
                                         "List '%s' holds an element that is not a clusterhub value (another client of the Redis wrote it); it was removed.",
                                         key);
+        else if (r == -E2BIG)
+                (void) bus_reply_errorf(d->call, CH_ERROR_LIMIT_EXCEEDED,
+                                        "List '%s' held %zu bytes, more than --max-value-bytes=%llu (another client of the Redis wrote them); they were removed.",
+                                        key, value->len, (unsigned long long) h->limits.max_value_bytes);
         else if (r < 0)
                 (void) bus_reply_errorf(d->call, CH_ERROR_BACKEND_UNAVAILABLE, "Out of memory while answering a blocking pop.");
         else {
@@ -963,7 +1011,7 @@ static void chunk_one(ChunkCall *cc, size_t i, const redisReply *e) {
         }
         if (w->token) {
                 track_popped(cc->space, key);
-                waiter_serve(w, key, e->element[1]);
+                waiter_serve(cc->space->part->hub, w, key, e->element[1]);
         } else
                 waiter_push_back(cc->space, w, key, e->element[1]->str, e->element[1]->len);
         rwait_chunk_done(c, i);

@@ -811,10 +811,29 @@ static void test_hostile(Fixture *f, gconstpointer data) {
         assert_error(&err, "org.clusterhub.Error.WrongType");
         g_assert_cmpint(sd_bus_call_method(f->b.emitter, TH_HUB_NAME, NS_PATH, STORE_IFACE, "SMembers", &err, NULL, "s", "badset"), <, 0);
         assert_error(&err, "org.clusterhub.Error.WrongType");
+        /* longer than --max-value-bytes (64 here): LimitExceeded, from a read, a pop and a wait */
+        c = redis_raw(f);
+        raw_command(c, "RPUSH %s %s %s", RKEY("big"), "short", "this element is far longer than the sixty-four bytes this test's hubs allow");
+        raw_command(c, "RPUSH %s %s", RKEY("big2"), "this element is far longer than the sixty-four bytes this test's hubs allow");
+        redisFree(c);
+        g_assert_cmpint(sd_bus_call_method(f->a.emitter, TH_HUB_NAME, NS_PATH, STORE_IFACE, "LRange", &err, NULL, "sxx", "big",
+                                           (int64_t) 0, (int64_t) -1), <, 0);
+        assert_error(&err, "org.clusterhub.Error.LimitExceeded");
+        g_assert_cmpint(sd_bus_call_method(f->a.emitter, TH_HUB_NAME, NS_PATH, STORE_IFACE, "RPop", &err, NULL, "su", "big", 1), <, 0);
+        assert_error(&err, "org.clusterhub.Error.LimitExceeded");
+        pop_start(&p, &f->b, "BLPop", (const char *[]) { "big2", NULL }, 0);
+        g_assert_true(pop_wait(&p));
+        g_assert_cmpstr(p.error, ==, "org.clusterhub.Error.LimitExceeded");
+        pop_clear(&p);
+        {
+                g_autofree char *rest = lrange(&f->b, "big");
+                g_assert_cmpstr(rest, ==, "short");
+        }
         /* both hubs still answer */
         g_assert_cmpuint(call_u(&f->a, "LLen", "bad"), ==, 1);
         g_assert_cmpuint(call_u(&f->b, "LLen", "bad2"), ==, 0);
 }
+
 
 /* The hub exits while a round is in flight (Redis stopped): the caller hears ShuttingDown, and
  * the hub exits cleanly (the round's failure comes back while the hub is freeing itself). */
@@ -922,6 +941,11 @@ static void setup(Fixture *f, gconstpointer data) {
         fixture_setup(f, data);
 }
 
+static void setup_small_values(Fixture *f, gconstpointer data) {
+        f->hub_args[0] = "--max-value-bytes=64";
+        setup(f, data);
+}
+
 static void setup_long_timeout(Fixture *f, gconstpointer data) {
         /* SIGSTOP holds Redis for as long as the test needs: no command may time out meanwhile */
         f->hub_args[0] = "--redis-timeout-ms=600000";
@@ -947,7 +971,7 @@ int main(int argc, char **argv) {
         g_test_add("/redis-list/blpop-cross-socket", Fixture, GUINT_TO_POINTER(VIA_SOCKET), setup, test_blpop_cross, fixture_teardown);
         g_test_add("/redis-list/caller-gone-socket", Fixture, GUINT_TO_POINTER(VIA_SOCKET), setup_long_timeout, test_caller_gone,
                    fixture_teardown);
-        g_test_add("/redis-list/hostile", Fixture, NULL, setup, test_hostile, fixture_teardown);
+        g_test_add("/redis-list/hostile", Fixture, NULL, setup_small_values, test_hostile, fixture_teardown);
         if (g_test_perf())
                 g_test_add("/redis-list/perf", Fixture, NULL, setup, test_perf, fixture_teardown);
         return g_test_run();
