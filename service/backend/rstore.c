@@ -175,7 +175,7 @@ void rstore_call_set_flush(RStoreCall *c) {
 
 /* KEY of namespace NS changed (KEY NULL: every key): the counters of this hub's trackers there
  * grow and they hear Invalidate.  Nothing when no tracker is there (no local namespace). */
-static void track_changed(Hub *h, const char *ns_name, const char *key, bool by_write) {
+void rstore_track_changed(Hub *h, const char *ns_name, const char *key, bool by_write) {
         Namespace *ns = NULL;
 
         if (namespace_get(h, ns_name, false, &ns) < 0 || !ns->tracking || track_space_n_trackers(ns->tracking) == 0)
@@ -272,9 +272,9 @@ static void on_call_reply(RedisLink *l, const redisReply *reply, int error, void
         if (reply->type != REDIS_REPLY_ERROR) {
                 Hub *h = c->store->hub;
                 if (c->flush)
-                        track_changed(h, c->ns, NULL, true);
+                        rstore_track_changed(h, c->ns, NULL, true);
                 for (char **k = c->written; k && *k; k++)
-                        track_changed(h, c->ns, *k, true);
+                        rstore_track_changed(h, c->ns, *k, true);
         }
         c->round++;
         c->in_reply = true;
@@ -399,7 +399,7 @@ static int on_message(void *part, const char *channel, const char *data, size_t 
                 return 1;
         }
         /* the counter and Invalidate before the signal, as the local store does */
-        track_changed(s->hub, ns, key, !streq(event, "expired") && !streq(event, "evicted"));
+        rstore_track_changed(s->hub, ns, key, !streq(event, "expired") && !streq(event, "evicted"));
         KeyChange k = { path, key, event };
         SignalProbe probe = { path, CH_STORE1_INTERFACE, "KeyChanged", "ss", { key, event } };
         r = hub_broadcast(s->hub, &probe, emit_key_changed_on, &k);

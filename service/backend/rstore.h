@@ -80,6 +80,10 @@ void *rstore_call_data(RStoreCall *c);
  * those keys grow and this hub's trackers hear Invalidate.  Set it on every write. */
 int rstore_call_set_written(RStoreCall *c, const char *const *keys, size_t n);
 void rstore_call_set_flush(RStoreCall *c);
+/* KEY (NULL: every key) of namespace NS_NAME changed: this hub's trackers there see their
+ * counters grow and hear Invalidate (nothing without a tracker there).  BY_WRITE as
+ * track_key_changed()'s. */
+void rstore_track_changed(Hub *h, const char *ns_name, const char *key, bool by_write);
 /* WANT: Redis's error replies go to ON_REPLY as they are (it may try something else, or map
  * them itself with rstore_redis_error()) until it is turned off again. */
 void rstore_call_want_errors(RStoreCall *c, bool want);

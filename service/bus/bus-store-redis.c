@@ -570,6 +570,13 @@ static const char move_script[] =
         "redis.call('RENAME', KEYS[1], KEYS[2])\n"
         "return 1\n";
 
+/* Moved: the key changed in the target namespace too (its trackers on this hub, before the reply). */
+static int on_move(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
+        if (reply->type == REDIS_REPLY_INTEGER && reply->integer > 0)
+                rstore_track_changed(rstore_call_hub(c), rstore_call_data(c), rstore_call_key(c), true);
+        return rs_on_bool(c, reply, ret_error);
+}
+
 static int method_move(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, const char *namespace) {
         Namespace *ns = userdata;
         _cleanup_(rs_args_done) RsArgs a = {};
@@ -589,7 +596,10 @@ static int method_move(sd_bus_message *m, void *userdata, sd_bus_error *ret_erro
                 r = rs_args_take(&a, dst, strlen(dst));
         if (r < 0)
                 return r;
-        return send_write1(ns, m, key, rs_on_bool, move_script, 2, &a);
+        char *target = strdup(namespace);
+        if (!target)
+                return -ENOMEM;
+        return send_full(ns, m, key, on_move, move_script, 2, &a, target, free, &key, 1, false);
 }
 
 static int method_expire(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, uint64_t ttl_ms) {
