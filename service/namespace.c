@@ -15,6 +15,7 @@
 #include "bus/bus-requests.h"
 #include "requests.h"
 #include "bus/bus-store.h"
+#include "bus/bus-store-redis-list.h"
 
 bool namespace_name_is_valid(const Hub *h, const char *name) {
         size_t n = strlen(name);
@@ -108,6 +109,8 @@ int namespace_drop(Hub *h, const char *name) {
 
         if (!namespace_name_is_valid(h, name))
                 return -EINVAL;
+        /* --redis: its BLPop/BRPop waiters here, also when the Namespace went away on disuse */
+        bus_store_redis_list_drop(h, name);
         ns = hashmap_remove(h->namespaces, name);
         if (!ns)
                 return -ENXIO;

@@ -7,6 +7,7 @@
 #include <sys/random.h>
 
 #include "backend.h"
+#include "bus-store-redis-list.h"
 #include "bus-util.h"
 #include "ch-events1-server.h"
 #include "log.h"
@@ -37,6 +38,7 @@ const BackendPartOps *const backend_parts[] = {
         &rlocks_ops,
         &rrequests_ops,
         &rstore_part_ops,
+        &rlist_part_ops, /* BLPop/BRPop waiters (bus-store-redis-list.c) */
         NULL
 };
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bus-store-redis-list.h"
 #include "bus-util.h"
 #include "ch-errors.h"
 #include "ch-store1-server.h"
@@ -364,6 +365,11 @@ static int emit_key_changed_on(sd_bus *bus, void *userdata) {
         return ch_store1_emit_key_changed(bus, NULL, k->path, k->key, k->event);
 }
 
+/* h-rlist: this hub's BLPop/BRPop waiters hear of the lists that may have got elements. */
+static void tell_pop_waiters(RStore *s, const char *ns, const char *key, const char *event) {
+        bus_store_redis_list_key_event(s->hub, ns, key, event);
+}
+
 static int on_message(void *part, const char *channel, const char *data, size_t size) {
         RStore *s = part;
         _cleanup_(freep) char *ns = NULL, *key = NULL, *event = NULL, *path = NULL;
@@ -401,6 +407,7 @@ static int on_message(void *part, const char *channel, const char *data, size_t 
                 log_warning_errno(r, "Failed to emit KeyChanged(%s, %s) in %s: %m", key, event, ns);
         s->notifications++;
         s->hub->stats.keyspace_events++;
+        tell_pop_waiters(s, ns, key, event);
         return 1;
 }
 

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bus-store-redis-list.h"
 #include "bus-store-redis.h"
 #include "bus-store.h"
 #include "bus-util.h"
@@ -1903,4 +1904,5 @@ const ChStore1Handlers bus_store_redis_handlers = {
         .h_get_tracked = method_h_get_tracked,
         .m_get_tracked = method_m_get_tracked,
         /* lists and sets: bus-store-redis-list.c (h-rlist adds its entries below this line) */
+        BUS_STORE_REDIS_LIST_HANDLERS
 };

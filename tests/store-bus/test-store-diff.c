@@ -969,11 +969,10 @@ static Redis hub_redis = { .proc = TH_PROC_NULL, .fd = -1 };
 static bool redis_variant;
 
 /* Commands whose Store1 methods the Redis-backed store does not implement yet: skipped on both
- * sides in the Redis variant only.  Lists, sets and blocking pops come from the h-rlist branch
- * (service/bus/bus-store-redis-list.c), which empties this list. */
+ * sides in the Redis variant only.  Empty: lists, sets and blocking pops are in
+ * service/bus/bus-store-redis-list.c. */
 static const char *const redis_not_yet[] = {
-        "LPUSH", "RPUSH", "LPUSHX", "RPUSHX", "LPOP", "RPOP", "BLPOP", "BRPOP", "LRANGE", "LLEN", "LINDEX", "LSET", "LTRIM",
-        "LREM", "LINSERT", "LMOVE", "SADD", "SREM", "SMEMBERS", "SISMEMBER", "SCARD", "SPOP", "SRANDMEMBER", NULL,
+        NULL,
 };
 
 /* The words (keys, and whatever else) of the lines skipped since the last FLUSHDB/FLUSHALL:
