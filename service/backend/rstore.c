@@ -28,6 +28,8 @@ struct RStore {
         char *pattern;                  /* __keyspace@DB__:clusterhub:{* */
         char *channel_prefix;           /* __keyspace@DB__: */
         bool config_warned;
+        char *policy_warned;            /* the eviction policy last warned about */
+        bool version_warned;
         uint64_t calls;                 /* Store1 calls sent to Redis */
         uint64_t calls_failed;          /* answered BackendUnavailable (link down, timeout) */
         uint64_t notifications;         /* KeyChanged emitted from Redis's notifications */
@@ -444,6 +446,44 @@ static void on_config_get(RedisLink *l, const redisReply *reply, int error, void
         (void) redis_link_command(s->link, 4, argv, len, on_config_set, s);
 }
 
+/* A Redis that evicts keys under memory pressure would drop store keys, lock records and the
+ * worker list without a trace: say so, once per policy (docs/redis.md "Settings"). */
+static void on_policy_get(RedisLink *l, const redisReply *reply, int error, void *userdata) {
+        RStore *s = userdata;
+        const char *policy;
+
+        if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+            reply->element[1]->type != REDIS_REPLY_STRING)
+                return; /* refused (ACL, managed Redis) or gone: nothing to tell */
+        policy = reply->element[1]->str;
+        if (streq(policy, "noeviction") || (s->policy_warned && streq(s->policy_warned, policy)))
+                return;
+        free(s->policy_warned);
+        s->policy_warned = strdup(policy);
+        log_warning("Redis at %s has maxmemory-policy %s: when it reaches maxmemory it deletes keys, and the store's keys, "
+                    "the locks and the worker list of every hub can vanish. Set maxmemory-policy noeviction (writes then "
+                    "fail with BackendUnavailable instead).", redis_link_where(l), policy);
+}
+
+/* The store needs Redis 6.2 (GETDEL, LMOVE, SET ... GET); say it at once rather than at each
+ * call that an older one refuses. */
+static void on_info_server(RedisLink *l, const redisReply *reply, int error, void *userdata) {
+        RStore *s = userdata;
+        const char *v;
+        unsigned major = 0, minor = 0;
+
+        if (!reply || reply->type != REDIS_REPLY_STRING || s->version_warned)
+                return;
+        v = strstr(reply->str, "redis_version:");
+        if (!v || sscanf(v, "redis_version:%u.%u", &major, &minor) != 2)
+                return;
+        if (major > 6 || (major == 6 && minor >= 2))
+                return;
+        s->version_warned = true;
+        log_warning("Redis at %s is version %u.%u: the store needs 6.2 or later (GETDEL, LMOVE); calls that use what it "
+                    "lacks answer BackendUnavailable.", redis_link_where(l), major, minor);
+}
+
 static void link_state(void *part, bool up) {
         RStore *s = part;
 
@@ -452,6 +492,12 @@ static void link_state(void *part, bool up) {
         const char *argv[] = { "CONFIG", "GET", "notify-keyspace-events" };
         const size_t len[] = { 6, 3, strlen(argv[2]) };
         (void) redis_link_command(s->link, 3, argv, len, on_config_get, s);
+        const char *policy_argv[] = { "CONFIG", "GET", "maxmemory-policy" };
+        const size_t policy_len[] = { 6, 3, strlen(policy_argv[2]) };
+        (void) redis_link_command(s->link, 3, policy_argv, policy_len, on_policy_get, s);
+        const char *info_argv[] = { "INFO", "server" };
+        const size_t info_len[] = { 4, 6 };
+        (void) redis_link_command(s->link, 2, info_argv, info_len, on_info_server, s);
 }
 
 /* ---- the part ------------------------------------------------------------------------------ */
@@ -463,6 +509,7 @@ static void part_free(void *part) {
                 return;
         free(s->pattern);
         free(s->channel_prefix);
+        free(s->policy_warned);
         free(s);
 }
 

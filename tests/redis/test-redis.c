@@ -8,6 +8,7 @@
  * a Redis restart rebuilds the lists; junk written into the registry's keys is ignored.
  * Skipped, with the reason, only when redis-server is not installed. */
 #include <errno.h>
+#include <fcntl.h>
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <hiredis/hiredis.h>
@@ -138,6 +139,60 @@ static void test_redis_hangs(Fixture *f, gconstpointer data) {
         g_assert_true(wait_connected(&f->a, true));
         g_assert_true(wait_connected(&f->b, true));
         check_crossing(f, "after-hang");
+}
+
+/* A Redis that evicts keys (maxmemory-policy other than noeviction) could drop the store, the
+ * locks and the worker list without a trace: a hub that links to one says so in its log. */
+static void test_eviction_policy_warned(Fixture *f, gconstpointer data) {
+        g_autofree char *log_path = NULL, *redis_arg = NULL, *text = NULL;
+        const char *args[3];
+        ThBus bus = {};
+        ThHub hub = { .proc = TH_PROC_NULL };
+        redisContext *c;
+        redisReply *r;
+        gint64 end;
+        int saved, fd;
+
+        if (f->skipped)
+                return;
+        c = redisConnectUnix(f->sock);
+        g_assert_true(c && !c->err);
+        r = redisCommand(c, "CONFIG SET maxmemory-policy allkeys-lru");
+        g_assert_true(r && r->type == REDIS_REPLY_STATUS);
+        freeReplyObject(r);
+        redisFree(c);
+
+        /* a third hub, its log (our stderr, inherited) in a file of its own */
+        log_path = g_build_filename(f->dir, "hub.log", NULL);
+        redis_arg = g_strdup_printf("--redis=unix:%s", f->sock);
+        args[0] = redis_arg;
+        args[1] = "--node-name=c";
+        args[2] = NULL;
+        fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        g_assert_cmpint(fd, >=, 0);
+        g_assert_true(th_bus_start(&bus, TH_BUS_DBUS_DAEMON));
+        saved = dup(STDERR_FILENO);
+        g_assert_cmpint(dup2(fd, STDERR_FILENO), ==, STDERR_FILENO);
+        g_assert_cmpint(th_hub_spawn(&hub, bus.address, args), ==, 0);
+        g_assert_cmpint(dup2(saved, STDERR_FILENO), ==, STDERR_FILENO);
+        close(saved);
+        close(fd);
+
+        end = g_get_monotonic_time() + WAIT_MS * 1000;
+        for (;;) {
+                g_free(text);
+                text = NULL;
+                g_assert_true(g_file_get_contents(log_path, &text, NULL, NULL));
+                if (strstr(text, "maxmemory-policy allkeys-lru"))
+                        break;
+                g_assert_true(g_get_monotonic_time() < end);
+                g_usleep(20 * 1000);
+        }
+        g_assert_nonnull(strstr(text, "Set maxmemory-policy noeviction"));
+        g_assert_cmpint(th_hub_stop(&hub), ==, 0);
+        th_hub_clear(&hub);
+        th_bus_stop(&bus);
+        (void) g_unlink(log_path);
 }
 
 /* A hub starts and serves without Redis; Emit answers BackendUnavailable until Redis comes. */
@@ -424,6 +479,8 @@ int main(int argc, char **argv) {
         g_test_add("/redis/events-cross", Fixture, NULL, fixture_setup, test_events_cross, fixture_teardown);
         g_test_add("/redis/down-and-back", Fixture, NULL, fixture_setup, test_redis_down_and_back, fixture_teardown);
         g_test_add("/redis/events-cross-socket", Fixture, GUINT_TO_POINTER(VIA_SOCKET), fixture_setup, test_events_cross,
+                   fixture_teardown);
+        g_test_add("/redis/eviction-policy-warned", Fixture, NULL, fixture_setup, test_eviction_policy_warned,
                    fixture_teardown);
         g_test_add("/redis/redis-later", Fixture, GUINT_TO_POINTER(REDIS_LATER), fixture_setup, test_redis_later, fixture_teardown);
         g_test_add("/redis/hangs", Fixture, NULL, fixture_setup, test_redis_hangs, fixture_teardown);
