@@ -604,6 +604,19 @@ static int value_message(Hub *h, const void *data, size_t size, sd_bus_message *
         return 0;
 }
 
+/* Whether the codec's "v" in DATA nests at most MAX containers deep (its own variant counted):
+ * 1 yes, 0 no, -errno when it does not read.  What another host sends is checked before it
+ * goes onto this hub's bus: a message deeper than the bus takes makes the bus drop the hub. */
+static int value_fits(Hub *h, const void *data, size_t size, unsigned max) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *v = NULL;
+        int r;
+
+        r = value_message(h, data, size, &v);
+        if (r < 0)
+                return r;
+        return codec_message_fits(v, max);
+}
+
 /* KEY of a row of NODE as this host names it: "KEY@NODE" (a worker id, or a unique name). */
 static const char *qualified(const char *key, const char *node, char *buf, size_t size) {
         snprintf(buf, size, "%s@%s", key, node);
@@ -625,10 +638,16 @@ static void outgoing_answered(Outgoing *o, const RemoteMsg *m) {
                 Deferred *d = o->d;
                 int r;
 
-                r = sd_bus_message_new_method_return(d->call, &out);
-                if (r >= 0)
+                r = value_fits(o->rr->hub, m->blobs[0], m->blob_sizes[0], CODEC_BUS_DEPTH_MAX);
+                if (r == 0) /* the bus would drop the hub for such a reply */
+                        (void) bus_reply_errorf(d->call, CH_ERROR_LIMIT_EXCEEDED,
+                                                "The reply from node '%s' nests deeper than %u containers, more than a bus carries.",
+                                                o->node, CODEC_BUS_DEPTH_MAX);
+                if (r > 0)
+                        r = sd_bus_message_new_method_return(d->call, &out);
+                if (r >= 0 && out)
                         r = codec_append(out, "v", m->blobs[0], m->blob_sizes[0]);
-                if (r >= 0)
+                if (r >= 0 && out)
                         r = bus_send(out);
                 if (r < 0)
                         (void) bus_reply_errorf(d->call, SD_BUS_ERROR_FAILED, "Cannot pass on the reply from node '%s': %s",
@@ -647,6 +666,13 @@ static void outgoing_answered(Outgoing *o, const RemoteMsg *m) {
                         sd_bus_message *v = NULL;
                         int r = value_message(o->rr->hub, m->blobs[k], m->blob_sizes[k], &v);
 
+                        if (r >= 0 && codec_message_fits(v, CODEC_VARIANT_DEPTH_MAX) <= 0) {
+                                /* it could not sit inside the a{sv} of replies: the bus would drop the hub */
+                                sd_bus_message_unref(v);
+                                gather_add_error(g, qualified(m->strings[k], o->node, qkey, sizeof(qkey)),
+                                                 CH_ERROR_LIMIT_EXCEEDED ": its reply from another host nests deeper than a RequestAll reply can carry");
+                                continue;
+                        }
                         if (r < 0) {
                                 gather_add_error(g, qualified(m->strings[k], o->node, qkey, sizeof(qkey)),
                                                  SD_BUS_ERROR_FAILED ": cannot read its reply from another host");
@@ -857,6 +883,12 @@ static void handle_request(RRequests *rr, const RemoteMsg *m) {
                 incoming_error(in, CH_ERROR_INVALID_ARGS, "Cannot read the request's payload.");
                 return;
         }
+        if (codec_message_fits(call, CODEC_BUS_DEPTH_MAX) <= 0) {
+                /* the worker's Handle call would carry it: the bus would drop the hub */
+                rr->dropped++;
+                incoming_error(in, CH_ERROR_LIMIT_EXCEEDED, "The request's payload nests deeper than a bus carries.");
+                return;
+        }
         in->call = sd_bus_message_ref(call);
         snprintf(in->key, sizeof(in->key), "%p", (void *) call);
         if (hashmap_put(rr->incoming, in->key, in) < 0) {
@@ -873,6 +905,13 @@ static void handle_emit_to(RRequests *rr, const RemoteMsg *m) {
         const char *ns = m->strings[0], *event = m->strings[1], *worker = m->strings[2], *origin = m->strings[3];
         int r;
 
+        r = value_fits(rr->hub, m->blobs[0], m->blob_sizes[0], CODEC_BUS_DEPTH_MAX);
+        if (r <= 0) { /* the Event signal would carry it: a bus drops the hub for one too deep */
+                rr->dropped++;
+                log_debug("Dropping event '%s' from %s to worker '%s': its payload does not read or nests too deep.",
+                          event, origin, worker);
+                return;
+        }
         r = bus_events_deliver_remote(rr->hub, ns, worker, event, origin, m->blobs[0], m->blob_sizes[0]);
         if (r < 0) {
                 rr->dropped++;
