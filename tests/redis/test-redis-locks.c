@@ -323,6 +323,32 @@ static void setup_long_lease(Fixture *f, gconstpointer data) {
         fixture_setup(f, data);
 }
 
+static void setup_far_lease(Fixture *f, gconstpointer data) {
+        f->hub_args[0] = "--max-lease-ms=100000000000000000";
+        fixture_setup(f, data);
+}
+
+/* A lease whose end in ms has more digits than Lua prints exactly (1e16 ms from now) is still a
+ * hold: the scripts write its deadline in digits (they wrote '1.0000017e+16', which the next
+ * script of any hub did not read as a record, and dropped: b got the lock). */
+static void test_far_lease(Fixture *f, gconstpointer data) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *ca = NULL, *cb = NULL;
+        uint64_t t = 0;
+        uint32_t waiters = 0;
+        g_autofree char *holder = NULL;
+
+        if (f->skipped)
+                return;
+        ca = client(&f->a);
+        cb = client(&f->b);
+        g_assert_cmpint(try_lock_opts(ca, "far", false, UINT64_C(10000000000000000), &t, NULL), ==, 1);
+        g_assert_cmpint(try_lock(cb, "far", NULL, NULL), ==, 0);
+        g_assert_cmpuint(list_rows(cb, "far", &holder, &waiters), ==, 1);
+        g_assert_true(g_str_has_suffix(holder, "@a"));
+        g_assert_cmpint(unlock(ca, "far", t, NULL), >=, 0);
+        g_assert_cmpint(try_lock(cb, "far", &t, NULL), ==, 1);
+}
+
 static void test_holder_gone(Fixture *f, gconstpointer data) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *ca = NULL, *cb = NULL;
         uint64_t t = 0;
@@ -677,6 +703,7 @@ int main(int argc, char **argv) {
         g_test_add("/redis-locks/hostile", Fixture, NULL, fixture_setup, test_hostile, fixture_teardown);
         g_test_add("/redis-locks/shared-and-timeout", Fixture, NULL, fixture_setup, test_shared_and_timeout, fixture_teardown);
         g_test_add("/redis-locks/lease", Fixture, NULL, fixture_setup, test_lease, fixture_teardown);
+        g_test_add("/redis-locks/far-lease", Fixture, NULL, setup_far_lease, test_far_lease, fixture_teardown);
         if (g_test_perf())
                 g_test_add("/redis-locks/perf", Fixture, NULL, fixture_setup, test_perf, fixture_teardown);
         return g_test_run();
