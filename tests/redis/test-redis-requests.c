@@ -712,6 +712,75 @@ static void test_hostile_deep(Fixture *f, gconstpointer data) {
         stop_worker(&wb);
 }
 
+/* Hubs that exit (SIGTERM) with calls in flight: b while it runs a Request and a RequestAll of a
+ * (it exits cleanly; a answers both once b's heartbeat expires), then a while one of its callers
+ * waits for a lock in Redis (answered ShuttingDown, a clean exit: under the ASan build, nothing
+ * leaked). */
+static void test_exit_in_flight(Fixture *f, gconstpointer data) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *c1 = NULL, *c2 = NULL;
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *s_req = NULL, *s_all = NULL, *s_lock = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *r_req = NULL, *r_all = NULL, *r_lock = NULL, *got = NULL;
+        uint64_t received, token;
+        const char *k, *v;
+        bool gone_row = false;
+        ThProc wb;
+        gint64 end;
+
+        if (f->skipped)
+                return;
+        spawn_worker(&wb, &f->b, "wb", (const char *[]) { "echo", "hold", NULL });
+        g_assert_true(wait_served(f->a.emitter, "echo", "wb@b"));
+        g_assert_cmpint(th_connect(&c1, f->a.bus.address), ==, 0);
+        g_assert_cmpint(th_connect(&c2, f->a.bus.address), ==, 0);
+
+        received = stat_of(&f->b, "backend_requests_received");
+        g_assert_cmpint(sd_bus_call_method_async(c2, &s_req, TH_HUB_NAME, NS_PATH, REQUESTS_IFACE, "Request", on_async_reply,
+                                                 &r_req, "ssva{sv}", "", "hold", "s", "x", 1, "timeout_ms", "u",
+                                                 (uint32_t) 60000), >=, 0);
+        g_assert_cmpint(sd_bus_call_method_async(c2, &s_all, TH_HUB_NAME, NS_PATH, REQUESTS_IFACE, "RequestAll",
+                                                 on_async_reply, &r_all, "sva{sv}", "hold", "s", "x", 1, "timeout_ms", "u",
+                                                 (uint32_t) 60000), >=, 0);
+        g_assert_cmpint(sd_bus_flush(c2), >=, 0);
+        end = g_get_monotonic_time() + WAIT_MS * 1000;
+        while (stat_of(&f->b, "backend_requests_received") < received + 2) {
+                g_assert_true(g_get_monotonic_time() < end);
+                g_usleep(10 * 1000);
+        }
+        g_assert_cmpint(th_hub_stop(&f->b.hub), ==, 0);
+        while (!r_req || !r_all) {
+                g_assert_true(g_get_monotonic_time() < end);
+                if (sd_bus_process(c2, NULL) == 0)
+                        (void) sd_bus_wait(c2, 50 * 1000);
+        }
+        g_assert_true(sd_bus_message_is_method_error(r_req, WORKER_GONE));
+        g_assert_false(sd_bus_message_is_method_error(r_all, NULL));
+        g_assert_cmpint(sd_bus_message_skip(r_all, "a{sv}"), >=, 0);
+        g_assert_cmpint(sd_bus_message_enter_container(r_all, 'a', "{ss}"), >, 0);
+        while (sd_bus_message_read(r_all, "{ss}", &k, &v) > 0)
+                if (g_str_equal(k, "@b") && g_str_has_prefix(v, WORKER_GONE))
+                        gone_row = true;
+        g_assert_true(gone_row);
+
+        /* c1 holds a lock in Redis, c2 waits for it; a exits */
+        g_assert_cmpint(sd_bus_call_method(c1, TH_HUB_NAME, NS_PATH, "org.clusterhub.Locks1", "Lock", NULL, &got, "sa{sv}",
+                                           "exit", 1, "timeout_ms", "u", (uint32_t) 10000), >=, 0);
+        g_assert_cmpint(sd_bus_message_read(got, "t", &token), >, 0);
+        g_assert_cmpint(sd_bus_call_method_async(c2, &s_lock, TH_HUB_NAME, NS_PATH, "org.clusterhub.Locks1", "Lock",
+                                                 on_async_reply, &r_lock, "sa{sv}", "exit", 1, "timeout_ms", "u",
+                                                 (uint32_t) 60000), >=, 0);
+        /* a call after it on the same connection: the hub has taken the Lock call when it answers */
+        g_assert_cmpint(sd_bus_call_method(c2, TH_HUB_NAME, HUB_PATH, HUB_IFACE, "GetStats", NULL, NULL, ""), >=, 0);
+        g_assert_null(r_lock);
+        g_assert_cmpint(th_hub_stop(&f->a.hub), ==, 0);
+        while (!r_lock) {
+                g_assert_true(g_get_monotonic_time() < end);
+                if (sd_bus_process(c2, NULL) == 0)
+                        (void) sd_bus_wait(c2, 50 * 1000);
+        }
+        g_assert_true(sd_bus_message_is_method_error(r_lock, "org.clusterhub.Error.ShuttingDown"));
+        stop_worker(&wb);
+}
+
 /* -m perf: one Request at a time, local (a's worker) and cross-host (b's worker), from a. */
 static void test_perf(Fixture *f, gconstpointer data) {
         const unsigned n = 2000;
@@ -758,6 +827,7 @@ int main(int argc, char **argv) {
         g_test_add("/redis-requests/wait-for-workers", Fixture, NULL, fixture_setup, test_wait_for_workers, fixture_teardown);
         g_test_add("/redis-requests/hostile", Fixture, NULL, fixture_setup, test_hostile, fixture_teardown);
         g_test_add("/redis-requests/hostile-deep", Fixture, NULL, fixture_setup, test_hostile_deep, fixture_teardown);
+        g_test_add("/redis-requests/exit-in-flight", Fixture, NULL, fixture_setup, test_exit_in_flight, fixture_teardown);
         g_test_add("/redis-requests/redis-down", Fixture, NULL, fixture_setup, test_redis_down, fixture_teardown);
         if (g_test_perf())
                 g_test_add("/redis-requests/perf", Fixture, NULL, fixture_setup, test_perf, fixture_teardown);
