@@ -33,6 +33,7 @@ struct RemoteNode {
         char *name;
         uint64_t instance;
         Hashmap *served;                /* "NS\tMETHOD" -> its number of servers there */
+        size_t *budget;                 /* while parsing: the lines all nodes may still have */
 };
 
 /* A request of this hub out to another (a lone Request with D, or a hub's share of G). */
@@ -69,6 +70,7 @@ struct RRequests {
         uint64_t next_id;
         sd_event_source *served_defer;
         uint64_t sent, received, answered, dropped;
+        bool warned_full;               /* the other hubs' lists were over --max-remote-workers */
 };
 
 static RRequests *part_of(Hub *h) {
@@ -97,6 +99,8 @@ static int served_add(const char *ns, const char *method, uint64_t count, void *
         char *key = NULL;
         int r;
 
+        if (*n->budget == 0)
+                return -ENOSPC;
         if (asprintf(&key, "%s\t%s", ns, method) < 0)
                 return -ENOMEM;
         if (hashmap_get(n->served, key)) {
@@ -106,10 +110,15 @@ static int served_add(const char *ns, const char *method, uint64_t count, void *
         r = hashmap_put(n->served, key, (void *) (uintptr_t) (count > SIZE_MAX ? SIZE_MAX : count));
         if (r < 0)
                 free(key);
+        else
+                (*n->budget)--;
         return r;
 }
 
-static int remote_node_parse(const RegistryNode *rn, RemoteNode **ret) {
+/* What RN serves, as a RemoteNode taking its lines from *BUDGET: -ENOSPC when they would exceed
+ * it (*BUDGET is left as it was). */
+static int remote_node_parse(const RegistryNode *rn, size_t *budget, RemoteNode **ret) {
+        size_t left = *budget;
         RemoteNode *n;
         int r;
 
@@ -124,11 +133,14 @@ static int remote_node_parse(const RegistryNode *rn, RemoteNode **ret) {
                 remote_node_free(n);
                 return -ENOMEM;
         }
+        n->budget = &left;
         r = remote_served_parse(rn->served, rn->served_size, &n->instance, served_add, n);
+        n->budget = NULL;
         if (r < 0) {
                 remote_node_free(n);
                 return r;
         }
+        *budget = left;
         *ret = n;
         return 0;
 }
@@ -155,8 +167,12 @@ static void fail_instance(RRequests *rr, uint64_t instance, const char *node, co
 static void on_nodes(void *userdata, const RegistryNode *nodes, size_t n, bool grace) {
         RRequests *rr = userdata;
         _cleanup_(hashmap_freep) Hashmap *old = rr->nodes;
+        /* what other hubs serve is hostile input: at most --max-remote-workers lines in all (a
+         * served method has a worker there; each hub's own list is bounded by REMOTE_SERVED_MAX) */
+        size_t budget = rr->hub->limits.max_remote_workers;
         RemoteNode *x;
         size_t i = 0;
+        int r;
 
         rr->nodes = hashmap_new();
         if (!rr->nodes) {
@@ -165,7 +181,16 @@ static void on_nodes(void *userdata, const RegistryNode *nodes, size_t n, bool g
                 return;
         }
         for (size_t k = 0; k < n; k++) {
-                if (remote_node_parse(&nodes[k], &x) < 0) {
+                r = remote_node_parse(&nodes[k], &budget, &x);
+                if (r == -ENOSPC) {
+                        if (!rr->warned_full)
+                                log_warning("Other hubs serve more than --max-remote-workers=%" PRIu64 " methods in all: "
+                                            "ignoring what node '%s' serves (logged once).",
+                                            rr->hub->limits.max_remote_workers, nodes[k].node);
+                        rr->warned_full = true;
+                        continue;
+                }
+                if (r < 0) {
                         if (nodes[k].served) /* at each sync: no counter, it would only count syncs */
                                 log_debug("Ignoring what node '%s' serves: it does not parse.", nodes[k].node);
                         continue;

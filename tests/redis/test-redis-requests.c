@@ -781,6 +781,38 @@ static void test_exit_in_flight(Fixture *f, gconstpointer data) {
         stop_worker(&wb);
 }
 
+static void setup_few_remote(Fixture *f, gconstpointer data) {
+        f->hub_args[0] = "--max-remote-workers=2";
+        fixture_setup(f, data);
+}
+
+/* What other hubs serve is bounded in all by --max-remote-workers: a node (any client of the
+ * Redis can add one) whose list does not fit any more is ignored; b's still counts. */
+static void test_served_bound(Fixture *f, gconstpointer data) {
+        _cleanup_(sd_bus_error_free) sd_bus_error err = SD_BUS_ERROR_NULL;
+        redisContext *c;
+        ThProc wb;
+
+        if (f->skipped)
+                return;
+        c = redisConnectUnix(f->sock);
+        g_assert_true(c && !c->err);
+        redis_cmd(c, 5, (const char *[]) { "SET", "clusterhub:node:evil", "1", "PX", "600000" }, NULL);
+        redis_cmd(c, 3, (const char *[]) { "SADD", "clusterhub:nodes", "evil" }, NULL);
+        redis_cmd(c, 3, (const char *[]) { "SET", "clusterhub:served:evil",
+                                           "CHS1 00000000000000aa\ndefault\tfake1\t1\ndefault\tfake2\t1\ndefault\tfake3\t1\n" }, NULL);
+        redisFree(c);
+        spawn_worker(&wb, &f->b, "wb", (const char *[]) { "echo", NULL });
+        g_assert_true(wait_served(f->a.emitter, "echo", "wb@b"));
+        g_assert_null(request(f->a.emitter, "fake1", "x", 20000, &err));
+        g_assert_cmpstr(err.name, ==, NO_HANDLER);
+        {
+                g_autofree char *r = request(f->a.emitter, "echo", "y", 20000, NULL);
+                g_assert_true(r && g_str_has_prefix(r, "wb:y:"));
+        }
+        stop_worker(&wb);
+}
+
 /* -m perf: one Request at a time, local (a's worker) and cross-host (b's worker), from a. */
 static void test_perf(Fixture *f, gconstpointer data) {
         const unsigned n = 2000;
@@ -827,6 +859,7 @@ int main(int argc, char **argv) {
         g_test_add("/redis-requests/wait-for-workers", Fixture, NULL, fixture_setup, test_wait_for_workers, fixture_teardown);
         g_test_add("/redis-requests/hostile", Fixture, NULL, fixture_setup, test_hostile, fixture_teardown);
         g_test_add("/redis-requests/hostile-deep", Fixture, NULL, fixture_setup, test_hostile_deep, fixture_teardown);
+        g_test_add("/redis-requests/served-bound", Fixture, NULL, setup_few_remote, test_served_bound, fixture_teardown);
         g_test_add("/redis-requests/exit-in-flight", Fixture, NULL, fixture_setup, test_exit_in_flight, fixture_teardown);
         g_test_add("/redis-requests/redis-down", Fixture, NULL, fixture_setup, test_redis_down, fixture_teardown);
         if (g_test_perf())
