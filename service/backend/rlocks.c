@@ -15,6 +15,7 @@
 #include "macro.h"
 #include "redis-link.h"
 #include "rlocks.h"
+#include "utf8.h"
 
 #define RLOCKS_CHANNEL_PREFIX "clusterhub:locks:"
 
@@ -1204,8 +1205,8 @@ static int parse_list(RLocks *rl, const char *ns, const redisReply *reply, RLock
                 uint32_t waiters;
 
                 if (!str_reply(name) || strlen(name->str) != name->len || name->len > rl->hub->limits.max_name_bytes ||
-                    nq->type != REDIS_REPLY_INTEGER || hs->type != REDIS_REPLY_ARRAY)
-                        continue;
+                    !utf8_valid(name->str, name->len) || nq->type != REDIS_REPLY_INTEGER || hs->type != REDIS_REPLY_ARRAY)
+                        continue; /* D-Bus strings are UTF-8: a reply with it could not be built */
                 waiters = nq->integer < 0 ? 0 : nq->integer > UINT32_MAX ? UINT32_MAX : (uint32_t) nq->integer;
                 for (size_t j = 0; j + 1 < hs->elements || (j == 0 && hs->elements == 0); j += 2) {
                         RLockRow row = { .n_waiters = waiters, .lease_left_ms = UINT64_MAX };
@@ -1215,7 +1216,8 @@ static int parse_list(RLocks *rl, const char *ns, const redisReply *reply, RLock
                         if (hs->elements > 0) {
                                 if (!str_reply(hs->element[j]) || !str_reply(hs->element[j + 1]) ||
                                     rlocks_parse_token(hs->element[j]->str, hs->element[j]->len, &row.token) < 0 ||
-                                    rlocks_parse_record(hs->element[j + 1]->str, hs->element[j + 1]->len, &rec) < 0)
+                                    rlocks_parse_record(hs->element[j + 1]->str, hs->element[j + 1]->len, &rec) < 0 ||
+                                    !utf8_valid(rec.node, strlen(rec.node)) || !utf8_valid(rec.holder, strlen(rec.holder)))
                                         continue;
                                 row.shared = rec.shared;
                                 if (rec.deadline_ms > 0)

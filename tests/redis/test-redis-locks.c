@@ -323,6 +323,40 @@ static void setup_long_lease(Fixture *f, gconstpointer data) {
         fixture_setup(f, data);
 }
 
+/* Names and holders in Redis that are not UTF-8 (D-Bus strings must be): ListLocks leaves them
+ * out and answers (it answered nothing before: its reply could not be built), with a timeout of
+ * its own well under the bus's default. */
+static void test_hostile_utf8(Fixture *f, gconstpointer data) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *ca = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        g_autofree char *record = NULL;
+        redisContext *rc;
+        redisReply *hub;
+        uint64_t t = 0;
+
+        if (f->skipped)
+                return;
+        ca = client(&f->a);
+        /* a live hold, so that the hubs hash has a live instance to forge a holder with */
+        g_assert_cmpint(try_lock(ca, "real", &t, NULL), ==, 1);
+        rc = redisConnectUnix(f->sock);
+        g_assert_true(rc && !rc->err);
+        hub = redisCommand(rc, "HKEYS clusterhub:{default}:lock:hubs");
+        g_assert_true(hub && hub->type == REDIS_REPLY_ARRAY && hub->elements >= 1);
+        record = g_strdup_printf("%s\tn\xff\t1\tX\t0\th\xfe", hub->element[0]->str);
+        freeReplyObject(hub);
+        freeReplyObject(redisCommand(rc, "RPUSH clusterhub:{default}:lock:q:bad\xff junk"));
+        freeReplyObject(redisCommand(rc, "HSET clusterhub:{default}:lock:h:bad2 1 %s", record));
+        freeReplyObject(redisCommand(rc, "SADD clusterhub:{default}:lock:names bad\xff bad2"));
+        redisFree(rc);
+
+        g_assert_cmpint(sd_bus_message_new_method_call(ca, &m, TH_HUB_NAME, NS_PATH, LOCKS_IFACE, "ListLocks"), >=, 0);
+        g_assert_cmpint(sd_bus_call(ca, m, 10 * 1000 * 1000, &e, &reply), >=, 0);
+        g_assert_cmpuint(list_rows(ca, "real", NULL, NULL), ==, 1);
+        g_assert_cmpint(unlock(ca, "real", t, NULL), >=, 0);
+}
+
 static void setup_far_lease(Fixture *f, gconstpointer data) {
         f->hub_args[0] = "--max-lease-ms=100000000000000000";
         fixture_setup(f, data);
@@ -703,6 +737,7 @@ int main(int argc, char **argv) {
         g_test_add("/redis-locks/hostile", Fixture, NULL, fixture_setup, test_hostile, fixture_teardown);
         g_test_add("/redis-locks/shared-and-timeout", Fixture, NULL, fixture_setup, test_shared_and_timeout, fixture_teardown);
         g_test_add("/redis-locks/lease", Fixture, NULL, fixture_setup, test_lease, fixture_teardown);
+        g_test_add("/redis-locks/hostile-utf8", Fixture, NULL, fixture_setup, test_hostile_utf8, fixture_teardown);
         g_test_add("/redis-locks/far-lease", Fixture, NULL, setup_far_lease, test_far_lease, fixture_teardown);
         if (g_test_perf())
                 g_test_add("/redis-locks/perf", Fixture, NULL, fixture_setup, test_perf, fixture_teardown);
