@@ -736,13 +736,36 @@ static Incoming *incoming_of(Deferred *d) {
         return hashmap_get(rr->incoming, key);
 }
 
-/* Sends the answer M to IN's origin and ends IN. */
+/* S cut to at most REMOTE_MSG_STRING_MAX bytes, on a UTF-8 character's boundary: a copy in BUF
+ * (of REMOTE_MSG_STRING_MAX + 1 bytes) when it is longer. */
+static const char *cut_string(const char *s, char *buf) {
+        size_t n = strlen(s);
+
+        if (n <= REMOTE_MSG_STRING_MAX)
+                return s;
+        n = REMOTE_MSG_STRING_MAX;
+        while (n > 0 && ((unsigned char) s[n] & 0xc0) == 0x80)
+                n--;
+        memcpy(buf, s, n);
+        buf[n] = 0;
+        return buf;
+}
+
+/* Sends the answer M to IN's origin and ends IN.  An answer that cannot be sent as it is (too
+ * many rows, a string too long) is answered with an error instead, so that the origin's caller
+ * hears why rather than its Timeout. */
 static void incoming_answer(Incoming *in, RemoteMsg *m) {
         int r;
 
         m->id = in->id;
         m->reply_to = in->rr->instance;
         r = publish(in->rr, in->reply_to, m, NULL);
+        if (r == -EINVAL && m->kind != REMOTE_ERROR) {
+                const char *strings[] = { SD_BUS_ERROR_FAILED, "The answer cannot cross hosts (a string longer than 65,535 bytes, or too many rows)." };
+                RemoteMsg e = { .kind = REMOTE_ERROR, .id = in->id, .reply_to = in->rr->instance, .n_strings = 2, .strings = strings };
+
+                r = publish(in->rr, in->reply_to, &e, NULL);
+        }
         if (r < 0)
                 log_debug_errno(r, "Cannot answer a request of node '%s': %m", in->node);
         else
@@ -751,9 +774,12 @@ static void incoming_answer(Incoming *in, RemoteMsg *m) {
 }
 
 static void incoming_error(Incoming *in, const char *name, const char *message) {
-        const char *strings[] = { name, message };
+        _cleanup_(freep) char *buf = strlen(message) > REMOTE_MSG_STRING_MAX ? malloc(REMOTE_MSG_STRING_MAX + 1) : NULL;
+        const char *strings[] = { name, buf ? cut_string(message, buf) : message };
         RemoteMsg m = { .kind = REMOTE_ERROR, .n_strings = 2, .strings = strings };
 
+        if (strlen(message) > REMOTE_MSG_STRING_MAX && !buf)
+                strings[1] = "out of memory";
         incoming_answer(in, &m);
 }
 
@@ -805,6 +831,8 @@ bool rrequests_answer_gather(Deferred *d, Gather *g) {
         const void **blobs = NULL;
         size_t *sizes = NULL;
         CodecBuf *bufs = NULL;
+        char **cut = NULL;
+        size_t n_cut = 0;
 
         if (!in)
                 return false;
@@ -827,8 +855,18 @@ bool rrequests_answer_gather(Deferred *d, Gather *g) {
                 n_rep++;
         }
         for (size_t k = 0; k < g->n_errors; k++) {
+                const char *value = g->error_values[k] ? g->error_values[k] : "";
+
+                if (strlen(value) > REMOTE_MSG_STRING_MAX) { /* a worker's error message: cut */
+                        char **more = realloc(cut, (n_cut + 1) * sizeof(char *));
+
+                        if (more)
+                                cut = more;
+                        if (more && (cut[n_cut] = malloc(REMOTE_MSG_STRING_MAX + 1)))
+                                value = cut_string(value, cut[n_cut++]);
+                }
                 strings[n_str++] = g->error_keys[k] ? g->error_keys[k] : "";
-                strings[n_str++] = g->error_values[k] ? g->error_values[k] : "";
+                strings[n_str++] = value;
         }
         if (n_rep < g->n_replies) /* replies that cannot cross: file descriptors */
                 for (size_t k = 0, j = 0; k < g->n_replies; k++) {
@@ -849,6 +887,9 @@ bool rrequests_answer_gather(Deferred *d, Gather *g) {
                         incoming_answer(in, &m);
         }
 finish:
+        for (size_t k = 0; k < n_cut; k++)
+                free(cut[k]);
+        free(cut);
         for (size_t k = 0; bufs && k < g->n_replies; k++)
                 codec_buf_done(&bufs[k]);
         free(bufs);

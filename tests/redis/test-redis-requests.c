@@ -47,6 +47,10 @@ static int handle(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         }
         if (g_str_equal(method, "die"))
                 _exit(0);
+        if (g_str_equal(method, "bigerr")) { /* an error whose message is longer than a string crossing hosts */
+                g_autofree char *big = g_strnfill(70000, 'e');
+                return sd_bus_error_setf(ret_error, "org.example.Error.Big", "%s\xc3\xa9", big);
+        }
         if (sd_bus_message_read(m, "v", "s", &payload) < 0)
                 return sd_bus_error_set(ret_error, SD_BUS_ERROR_INVALID_ARGS, "a string, please");
         reply = g_strdup_printf("%s:%s:%s", worker_id, payload, origin);
@@ -781,6 +785,31 @@ static void test_exit_in_flight(Fixture *f, gconstpointer data) {
         stop_worker(&wb);
 }
 
+/* A handler's error whose message is longer than a message string may be (65,535 bytes) reaches
+ * the caller on the other host, cut, under its own name; in a RequestAll row too.  (The answer
+ * could not be sent before: the caller got Timeout.) */
+static void test_long_error(Fixture *f, gconstpointer data) {
+        _cleanup_(sd_bus_error_free) sd_bus_error err = SD_BUS_ERROR_NULL;
+        g_autoptr(GHashTable) replies = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        g_autoptr(GHashTable) errors = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        const char *row;
+        ThProc wb;
+
+        if (f->skipped)
+                return;
+        spawn_worker(&wb, &f->b, "wb", (const char *[]) { "echo", "bigerr", NULL });
+        g_assert_true(wait_served(f->a.emitter, "echo", "wb@b"));
+        g_assert_null(request(f->a.emitter, "bigerr", "x", 20000, &err));
+        g_assert_cmpstr(err.name, ==, "org.example.Error.Big");
+        g_assert_cmpuint(strlen(err.message), <=, 65535);
+        g_assert_cmpuint(strlen(err.message), >=, 65000);
+        request_all(f->a.emitter, "bigerr", 20000, replies, errors);
+        row = g_hash_table_lookup(errors, "wb@b");
+        g_assert_nonnull(row);
+        g_assert_true(g_str_has_prefix(row, "org.example.Error.Big"));
+        stop_worker(&wb);
+}
+
 static void setup_few_remote(Fixture *f, gconstpointer data) {
         f->hub_args[0] = "--max-remote-workers=2";
         fixture_setup(f, data);
@@ -859,6 +888,7 @@ int main(int argc, char **argv) {
         g_test_add("/redis-requests/wait-for-workers", Fixture, NULL, fixture_setup, test_wait_for_workers, fixture_teardown);
         g_test_add("/redis-requests/hostile", Fixture, NULL, fixture_setup, test_hostile, fixture_teardown);
         g_test_add("/redis-requests/hostile-deep", Fixture, NULL, fixture_setup, test_hostile_deep, fixture_teardown);
+        g_test_add("/redis-requests/long-error", Fixture, NULL, fixture_setup, test_long_error, fixture_teardown);
         g_test_add("/redis-requests/served-bound", Fixture, NULL, setup_few_remote, test_served_bound, fixture_teardown);
         g_test_add("/redis-requests/exit-in-flight", Fixture, NULL, fixture_setup, test_exit_in_flight, fixture_teardown);
         g_test_add("/redis-requests/redis-down", Fixture, NULL, fixture_setup, test_redis_down, fixture_teardown);
