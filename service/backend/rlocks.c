@@ -1541,7 +1541,8 @@ static void fail_waiters(RLocks *rl) {
                 RName *lk = all[k];
                 bool gone = false;
 
-                lk->polling = false;
+                /* a grant script still on its way keeps LK (polling): its callback hears the link's
+                 * failure after this, exactly once, and frees LK then */
                 lk->again = false;
                 while (!gone && lk->waits.first) {
                         RLockWait *w = lk->waits.first;

@@ -357,6 +357,46 @@ static void test_hostile_utf8(Fixture *f, gconstpointer data) {
         g_assert_cmpint(unlock(ca, "real", t, NULL), >=, 0);
 }
 
+/* The link drops while a grant script for a waiting Lock is on its way: Redis holds the scripts
+ * (CLIENT PAUSE WRITE), then the hubs' subscription connections are killed, so the hub closes
+ * its link with the script unanswered.  The waiter fails with BackendUnavailable, and the
+ * script's own failure, heard after, finds its lock still there (it had been freed: a use after
+ * free under ASan, which the Redis killed in redis-down hit now and then). */
+static void test_drop_while_polling(Fixture *f, gconstpointer data) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *cb = NULL, *ca2 = NULL;
+        uint64_t t = 0, scripts;
+        redisContext *rc;
+        Pending p = {};
+        gint64 end;
+
+        if (f->skipped)
+                return;
+        cb = client(&f->b); /* the holder on b: on a the lock has nothing but the waiter */
+        ca2 = client(&f->a);
+        g_assert_cmpint(lock(cb, "stop", 5000, &t, NULL), ==, 0);
+        lock_async(&p, ca2, "stop", 60000);
+        g_assert_true(wait_waiters(cb, "stop", 1));
+        rc = redisConnectUnix(f->sock);
+        g_assert_true(rc && !rc->err);
+        freeReplyObject(redisCommand(rc, "CLIENT PAUSE 4000 WRITE"));
+        /* the next retry (every lease/3) sends a grant script that Redis holds */
+        scripts = stat_of(&f->a, "backend_lock_scripts");
+        end = g_get_monotonic_time() + WAIT_MS * 1000;
+        while (stat_of(&f->a, "backend_lock_scripts") == scripts) {
+                g_assert_true(g_get_monotonic_time() < end);
+                g_usleep(20 * 1000);
+        }
+        freeReplyObject(redisCommand(rc, "CLIENT KILL TYPE pubsub"));
+        g_assert_true(wait_connected(&f->a, false) || stat_of(&f->a, "backend_reconnects") > 0);
+        g_assert_true(wait_pending(&p, &ca2, 1));
+        g_assert_cmpstr(p.error, ==, BACKEND_UNAVAILABLE);
+        pending_done(&p);
+        freeReplyObject(redisCommand(rc, "CLIENT UNPAUSE"));
+        redisFree(rc);
+        g_assert_true(wait_connected(&f->a, true));
+        g_assert_cmpint(unlock(cb, "stop", t, NULL), >=, 0);
+}
+
 static void setup_far_lease(Fixture *f, gconstpointer data) {
         f->hub_args[0] = "--max-lease-ms=100000000000000000";
         fixture_setup(f, data);
@@ -738,6 +778,7 @@ int main(int argc, char **argv) {
         g_test_add("/redis-locks/shared-and-timeout", Fixture, NULL, fixture_setup, test_shared_and_timeout, fixture_teardown);
         g_test_add("/redis-locks/lease", Fixture, NULL, fixture_setup, test_lease, fixture_teardown);
         g_test_add("/redis-locks/hostile-utf8", Fixture, NULL, fixture_setup, test_hostile_utf8, fixture_teardown);
+        g_test_add("/redis-locks/drop-while-polling", Fixture, NULL, fixture_setup, test_drop_while_polling, fixture_teardown);
         g_test_add("/redis-locks/far-lease", Fixture, NULL, setup_far_lease, test_far_lease, fixture_teardown);
         if (g_test_perf())
                 g_test_add("/redis-locks/perf", Fixture, NULL, fixture_setup, test_perf, fixture_teardown);
