@@ -15,6 +15,7 @@
 #include "macro.h"
 #include "redis-link.h"
 #include "rlocks.h"
+#include "utf8.h"
 
 #define RLOCKS_CHANNEL_PREFIX "clusterhub:locks:"
 
@@ -33,6 +34,10 @@
         "local RECORD = '^(%x+)\\t([^\\t]*)\\t(%d+)\\t([SX])\\t(%d+)\\t(.*)$'\n"                           \
         "local ENTRY = '^(%x+)\\t(%d+)\\t([SX])\\t(%d+)\\t(.*)$'\n"                                        \
         "local inst, node, ns, name = ARGV[1], ARGV[2], ARGV[4], ARGV[5]\n"                                \
+        "local function deadline(lease)\n" /* decimal digits, never '1e+16': the records are matched with %d+ */ \
+        "  if lease == '0' then return '0' end\n"                                                         \
+        "  return string.format('%.0f', math.min(now + tonumber(lease), 2^53))\n"                         \
+        "end\n"                                                                                            \
         "local function typed(k, want) local t = redis.call('TYPE', k)['ok']; return t == 'none' or t == want end\n" \
         "local function alive(hubs, i) local e = tonumber(redis.call('HGET', hubs, i) or ''); return e ~= nil and e >= now end\n" \
         "local function valid(hubs, tok, rec)\n"                                                           \
@@ -91,8 +96,7 @@ static const char grant_script[] = LUA_PRELUDE LUA_LOCK_KEYS
         "  if tonumber(redis.call('GET', fence) or '0') < tonumber(ARGV[6]) then redis.call('SET', fence, ARGV[6]) end\n"
         "  redis.call('INCR', fence)\n"
         "  local tok = redis.call('GET', fence)\n"
-        "  local dl = '0'\n"
-        "  if lease ~= '0' then dl = tostring(now + tonumber(lease)) end\n"
+        "  local dl = deadline(lease)\n"
         "  redis.call('HSET', holders, tok, inst .. '\\t' .. node .. '\\t' .. wid .. '\\t' .. mode .. '\\t' .. dl .. '\\t' .. holder)\n"
         "  n = n + 1\n"
         "  if mode == 'X' then excl = true end\n"
@@ -150,8 +154,7 @@ static const char refresh_script[] = LUA_PRELUDE LUA_LOCK_KEYS
         "if rec then\n"
         "  local i, nd, wid, mode, _, holder = string.match(rec, RECORD)\n"
         "  if i == inst then\n"
-        "    local dl = '0'\n"
-        "    if ARGV[7] ~= '0' then dl = tostring(now + tonumber(ARGV[7])) end\n"
+        "    local dl = deadline(ARGV[7])\n"
         "    redis.call('HSET', holders, ARGV[6], i .. '\\t' .. nd .. '\\t' .. wid .. '\\t' .. mode .. '\\t' .. dl .. '\\t' .. holder)\n"
         "    res = 'OK'\n"
         "  else res = 'OTHER' end\n"
@@ -224,8 +227,7 @@ static const char reconcile_script[] = LUA_PRELUDE
         "  local tok = ARGV[k + 1]\n"
         "  if holders and redis.call('HEXISTS', holders, tok) == 0 then\n"
         "    if redis.call('LLEN', queue) == 0 and (n == 0 or (ARGV[k + 3] == 'S' and not excl)) then\n"
-        "      local dl = '0'\n"
-        "      if ARGV[k + 4] ~= '0' then dl = tostring(now + tonumber(ARGV[k + 4])) end\n"
+        "      local dl = deadline(ARGV[k + 4])\n"
         "      redis.call('HSET', holders, tok, inst .. '\\t' .. node .. '\\t' .. ARGV[k + 2] .. '\\t' .. ARGV[k + 3] .. '\\t' .. dl .. '\\t' .. ARGV[k + 5])\n"
         "      redis.call('SADD', names, ARGV[k])\n"
         "    else lost[#lost + 1] = tok end\n"
@@ -358,6 +360,13 @@ struct RLocks {
 
 static uint64_t now_ms(RLocks *rl) {
         return hub_now_ms(rl->hub);
+}
+
+/* The end of a lease of LEASE_MS from now on the hub's clock (UINT64_MAX: none, or too far). */
+static uint64_t deadline_of(RLocks *rl, uint64_t lease_ms) {
+        uint64_t now = now_ms(rl);
+
+        return lease_ms == 0 || lease_ms >= UINT64_MAX - now ? UINT64_MAX : now + lease_ms;
 }
 
 static bool str_reply(const redisReply *x) {
@@ -680,7 +689,7 @@ static RHold *hold_new(RName *l, uint64_t token, uint64_t wid, const LockOwner *
         hd->has_uid = has_uid;
         hd->shared = shared;
         hd->lease_ms = lease_ms;
-        hd->deadline_ms = lease_ms > 0 ? now_ms(rl) + lease_ms : UINT64_MAX;
+        hd->deadline_ms = deadline_of(rl, lease_ms);
         LIST_APPEND(holds, l->holds, hd);
         l->ns->n_holds++;
         rl->stats.holds++;
@@ -1122,7 +1131,7 @@ static void on_refresh_reply(RedisLink *link, const redisReply *reply, int error
         hd = hold_find(lock_find(c->rl, c->ns, c->name), c->token);
         if (r == 0 && hd) {
                 hd->lease_ms = c->lease_ms;
-                hd->deadline_ms = c->lease_ms > 0 ? now_ms(c->rl) + c->lease_ms : UINT64_MAX;
+                hd->deadline_ms = deadline_of(c->rl, c->lease_ms);
         } else if (hd && (r == -ENOLCK || r == -EPERM || r == -EACCES)) {
                 hd->lost = true; /* Redis no longer has it as ours */
                 c->rl->stats.lost++;
@@ -1196,8 +1205,8 @@ static int parse_list(RLocks *rl, const char *ns, const redisReply *reply, RLock
                 uint32_t waiters;
 
                 if (!str_reply(name) || strlen(name->str) != name->len || name->len > rl->hub->limits.max_name_bytes ||
-                    nq->type != REDIS_REPLY_INTEGER || hs->type != REDIS_REPLY_ARRAY)
-                        continue;
+                    !utf8_valid(name->str, name->len) || nq->type != REDIS_REPLY_INTEGER || hs->type != REDIS_REPLY_ARRAY)
+                        continue; /* D-Bus strings are UTF-8: a reply with it could not be built */
                 waiters = nq->integer < 0 ? 0 : nq->integer > UINT32_MAX ? UINT32_MAX : (uint32_t) nq->integer;
                 for (size_t j = 0; j + 1 < hs->elements || (j == 0 && hs->elements == 0); j += 2) {
                         RLockRow row = { .n_waiters = waiters, .lease_left_ms = UINT64_MAX };
@@ -1207,7 +1216,8 @@ static int parse_list(RLocks *rl, const char *ns, const redisReply *reply, RLock
                         if (hs->elements > 0) {
                                 if (!str_reply(hs->element[j]) || !str_reply(hs->element[j + 1]) ||
                                     rlocks_parse_token(hs->element[j]->str, hs->element[j]->len, &row.token) < 0 ||
-                                    rlocks_parse_record(hs->element[j + 1]->str, hs->element[j + 1]->len, &rec) < 0)
+                                    rlocks_parse_record(hs->element[j + 1]->str, hs->element[j + 1]->len, &rec) < 0 ||
+                                    !utf8_valid(rec.node, strlen(rec.node)) || !utf8_valid(rec.holder, strlen(rec.holder)))
                                         continue;
                                 row.shared = rec.shared;
                                 if (rec.deadline_ms > 0)
@@ -1531,7 +1541,8 @@ static void fail_waiters(RLocks *rl) {
                 RName *lk = all[k];
                 bool gone = false;
 
-                lk->polling = false;
+                /* a grant script still on its way keeps LK (polling): its callback hears the link's
+                 * failure after this, exactly once, and frees LK then */
                 lk->again = false;
                 while (!gone && lk->waits.first) {
                         RLockWait *w = lk->waits.first;

@@ -33,6 +33,7 @@ struct RemoteNode {
         char *name;
         uint64_t instance;
         Hashmap *served;                /* "NS\tMETHOD" -> its number of servers there */
+        size_t *budget;                 /* while parsing: the lines all nodes may still have */
 };
 
 /* A request of this hub out to another (a lone Request with D, or a hub's share of G). */
@@ -69,6 +70,7 @@ struct RRequests {
         uint64_t next_id;
         sd_event_source *served_defer;
         uint64_t sent, received, answered, dropped;
+        bool warned_full;               /* the other hubs' lists were over --max-remote-workers */
 };
 
 static RRequests *part_of(Hub *h) {
@@ -97,6 +99,8 @@ static int served_add(const char *ns, const char *method, uint64_t count, void *
         char *key = NULL;
         int r;
 
+        if (*n->budget == 0)
+                return -ENOSPC;
         if (asprintf(&key, "%s\t%s", ns, method) < 0)
                 return -ENOMEM;
         if (hashmap_get(n->served, key)) {
@@ -106,10 +110,15 @@ static int served_add(const char *ns, const char *method, uint64_t count, void *
         r = hashmap_put(n->served, key, (void *) (uintptr_t) (count > SIZE_MAX ? SIZE_MAX : count));
         if (r < 0)
                 free(key);
+        else
+                (*n->budget)--;
         return r;
 }
 
-static int remote_node_parse(const RegistryNode *rn, RemoteNode **ret) {
+/* What RN serves, as a RemoteNode taking its lines from *BUDGET: -ENOSPC when they would exceed
+ * it (*BUDGET is left as it was). */
+static int remote_node_parse(const RegistryNode *rn, size_t *budget, RemoteNode **ret) {
+        size_t left = *budget;
         RemoteNode *n;
         int r;
 
@@ -124,11 +133,14 @@ static int remote_node_parse(const RegistryNode *rn, RemoteNode **ret) {
                 remote_node_free(n);
                 return -ENOMEM;
         }
+        n->budget = &left;
         r = remote_served_parse(rn->served, rn->served_size, &n->instance, served_add, n);
+        n->budget = NULL;
         if (r < 0) {
                 remote_node_free(n);
                 return r;
         }
+        *budget = left;
         *ret = n;
         return 0;
 }
@@ -155,8 +167,12 @@ static void fail_instance(RRequests *rr, uint64_t instance, const char *node, co
 static void on_nodes(void *userdata, const RegistryNode *nodes, size_t n, bool grace) {
         RRequests *rr = userdata;
         _cleanup_(hashmap_freep) Hashmap *old = rr->nodes;
+        /* what other hubs serve is hostile input: at most --max-remote-workers lines in all (a
+         * served method has a worker there; each hub's own list is bounded by REMOTE_SERVED_MAX) */
+        size_t budget = rr->hub->limits.max_remote_workers;
         RemoteNode *x;
         size_t i = 0;
+        int r;
 
         rr->nodes = hashmap_new();
         if (!rr->nodes) {
@@ -165,7 +181,16 @@ static void on_nodes(void *userdata, const RegistryNode *nodes, size_t n, bool g
                 return;
         }
         for (size_t k = 0; k < n; k++) {
-                if (remote_node_parse(&nodes[k], &x) < 0) {
+                r = remote_node_parse(&nodes[k], &budget, &x);
+                if (r == -ENOSPC) {
+                        if (!rr->warned_full)
+                                log_warning("Other hubs serve more than --max-remote-workers=%" PRIu64 " methods in all: "
+                                            "ignoring what node '%s' serves (logged once).",
+                                            rr->hub->limits.max_remote_workers, nodes[k].node);
+                        rr->warned_full = true;
+                        continue;
+                }
+                if (r < 0) {
                         if (nodes[k].served) /* at each sync: no counter, it would only count syncs */
                                 log_debug("Ignoring what node '%s' serves: it does not parse.", nodes[k].node);
                         continue;
@@ -604,6 +629,19 @@ static int value_message(Hub *h, const void *data, size_t size, sd_bus_message *
         return 0;
 }
 
+/* Whether the codec's "v" in DATA nests at most MAX containers deep (its own variant counted):
+ * 1 yes, 0 no, -errno when it does not read.  What another host sends is checked before it
+ * goes onto this hub's bus: a message deeper than the bus takes makes the bus drop the hub. */
+static int value_fits(Hub *h, const void *data, size_t size, unsigned max) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *v = NULL;
+        int r;
+
+        r = value_message(h, data, size, &v);
+        if (r < 0)
+                return r;
+        return codec_message_fits(v, max);
+}
+
 /* KEY of a row of NODE as this host names it: "KEY@NODE" (a worker id, or a unique name). */
 static const char *qualified(const char *key, const char *node, char *buf, size_t size) {
         snprintf(buf, size, "%s@%s", key, node);
@@ -625,10 +663,16 @@ static void outgoing_answered(Outgoing *o, const RemoteMsg *m) {
                 Deferred *d = o->d;
                 int r;
 
-                r = sd_bus_message_new_method_return(d->call, &out);
-                if (r >= 0)
+                r = value_fits(o->rr->hub, m->blobs[0], m->blob_sizes[0], CODEC_BUS_DEPTH_MAX);
+                if (r == 0) /* the bus would drop the hub for such a reply */
+                        (void) bus_reply_errorf(d->call, CH_ERROR_LIMIT_EXCEEDED,
+                                                "The reply from node '%s' nests deeper than %u containers, more than a bus carries.",
+                                                o->node, CODEC_BUS_DEPTH_MAX);
+                if (r > 0)
+                        r = sd_bus_message_new_method_return(d->call, &out);
+                if (r >= 0 && out)
                         r = codec_append(out, "v", m->blobs[0], m->blob_sizes[0]);
-                if (r >= 0)
+                if (r >= 0 && out)
                         r = bus_send(out);
                 if (r < 0)
                         (void) bus_reply_errorf(d->call, SD_BUS_ERROR_FAILED, "Cannot pass on the reply from node '%s': %s",
@@ -647,6 +691,13 @@ static void outgoing_answered(Outgoing *o, const RemoteMsg *m) {
                         sd_bus_message *v = NULL;
                         int r = value_message(o->rr->hub, m->blobs[k], m->blob_sizes[k], &v);
 
+                        if (r >= 0 && codec_message_fits(v, CODEC_VARIANT_DEPTH_MAX) <= 0) {
+                                /* it could not sit inside the a{sv} of replies: the bus would drop the hub */
+                                sd_bus_message_unref(v);
+                                gather_add_error(g, qualified(m->strings[k], o->node, qkey, sizeof(qkey)),
+                                                 CH_ERROR_LIMIT_EXCEEDED ": its reply from another host nests deeper than a RequestAll reply can carry");
+                                continue;
+                        }
                         if (r < 0) {
                                 gather_add_error(g, qualified(m->strings[k], o->node, qkey, sizeof(qkey)),
                                                  SD_BUS_ERROR_FAILED ": cannot read its reply from another host");
@@ -685,13 +736,36 @@ static Incoming *incoming_of(Deferred *d) {
         return hashmap_get(rr->incoming, key);
 }
 
-/* Sends the answer M to IN's origin and ends IN. */
+/* S cut to at most REMOTE_MSG_STRING_MAX bytes, on a UTF-8 character's boundary: a copy in BUF
+ * (of REMOTE_MSG_STRING_MAX + 1 bytes) when it is longer. */
+static const char *cut_string(const char *s, char *buf) {
+        size_t n = strlen(s);
+
+        if (n <= REMOTE_MSG_STRING_MAX)
+                return s;
+        n = REMOTE_MSG_STRING_MAX;
+        while (n > 0 && ((unsigned char) s[n] & 0xc0) == 0x80)
+                n--;
+        memcpy(buf, s, n);
+        buf[n] = 0;
+        return buf;
+}
+
+/* Sends the answer M to IN's origin and ends IN.  An answer that cannot be sent as it is (too
+ * many rows, a string too long) is answered with an error instead, so that the origin's caller
+ * hears why rather than its Timeout. */
 static void incoming_answer(Incoming *in, RemoteMsg *m) {
         int r;
 
         m->id = in->id;
         m->reply_to = in->rr->instance;
         r = publish(in->rr, in->reply_to, m, NULL);
+        if (r == -EINVAL && m->kind != REMOTE_ERROR) {
+                const char *strings[] = { SD_BUS_ERROR_FAILED, "The answer cannot cross hosts (a string longer than 65,535 bytes, or too many rows)." };
+                RemoteMsg e = { .kind = REMOTE_ERROR, .id = in->id, .reply_to = in->rr->instance, .n_strings = 2, .strings = strings };
+
+                r = publish(in->rr, in->reply_to, &e, NULL);
+        }
         if (r < 0)
                 log_debug_errno(r, "Cannot answer a request of node '%s': %m", in->node);
         else
@@ -700,9 +774,12 @@ static void incoming_answer(Incoming *in, RemoteMsg *m) {
 }
 
 static void incoming_error(Incoming *in, const char *name, const char *message) {
-        const char *strings[] = { name, message };
+        _cleanup_(freep) char *buf = strlen(message) > REMOTE_MSG_STRING_MAX ? malloc(REMOTE_MSG_STRING_MAX + 1) : NULL;
+        const char *strings[] = { name, buf ? cut_string(message, buf) : message };
         RemoteMsg m = { .kind = REMOTE_ERROR, .n_strings = 2, .strings = strings };
 
+        if (strlen(message) > REMOTE_MSG_STRING_MAX && !buf)
+                strings[1] = "out of memory";
         incoming_answer(in, &m);
 }
 
@@ -754,6 +831,8 @@ bool rrequests_answer_gather(Deferred *d, Gather *g) {
         const void **blobs = NULL;
         size_t *sizes = NULL;
         CodecBuf *bufs = NULL;
+        char **cut = NULL;
+        size_t n_cut = 0;
 
         if (!in)
                 return false;
@@ -776,8 +855,18 @@ bool rrequests_answer_gather(Deferred *d, Gather *g) {
                 n_rep++;
         }
         for (size_t k = 0; k < g->n_errors; k++) {
+                const char *value = g->error_values[k] ? g->error_values[k] : "";
+
+                if (strlen(value) > REMOTE_MSG_STRING_MAX) { /* a worker's error message: cut */
+                        char **more = realloc(cut, (n_cut + 1) * sizeof(char *));
+
+                        if (more)
+                                cut = more;
+                        if (more && (cut[n_cut] = malloc(REMOTE_MSG_STRING_MAX + 1)))
+                                value = cut_string(value, cut[n_cut++]);
+                }
                 strings[n_str++] = g->error_keys[k] ? g->error_keys[k] : "";
-                strings[n_str++] = g->error_values[k] ? g->error_values[k] : "";
+                strings[n_str++] = value;
         }
         if (n_rep < g->n_replies) /* replies that cannot cross: file descriptors */
                 for (size_t k = 0, j = 0; k < g->n_replies; k++) {
@@ -798,6 +887,9 @@ bool rrequests_answer_gather(Deferred *d, Gather *g) {
                         incoming_answer(in, &m);
         }
 finish:
+        for (size_t k = 0; k < n_cut; k++)
+                free(cut[k]);
+        free(cut);
         for (size_t k = 0; bufs && k < g->n_replies; k++)
                 codec_buf_done(&bufs[k]);
         free(bufs);
@@ -857,6 +949,12 @@ static void handle_request(RRequests *rr, const RemoteMsg *m) {
                 incoming_error(in, CH_ERROR_INVALID_ARGS, "Cannot read the request's payload.");
                 return;
         }
+        if (codec_message_fits(call, CODEC_BUS_DEPTH_MAX) <= 0) {
+                /* the worker's Handle call would carry it: the bus would drop the hub */
+                rr->dropped++;
+                incoming_error(in, CH_ERROR_LIMIT_EXCEEDED, "The request's payload nests deeper than a bus carries.");
+                return;
+        }
         in->call = sd_bus_message_ref(call);
         snprintf(in->key, sizeof(in->key), "%p", (void *) call);
         if (hashmap_put(rr->incoming, in->key, in) < 0) {
@@ -873,6 +971,13 @@ static void handle_emit_to(RRequests *rr, const RemoteMsg *m) {
         const char *ns = m->strings[0], *event = m->strings[1], *worker = m->strings[2], *origin = m->strings[3];
         int r;
 
+        r = value_fits(rr->hub, m->blobs[0], m->blob_sizes[0], CODEC_BUS_DEPTH_MAX);
+        if (r <= 0) { /* the Event signal would carry it: a bus drops the hub for one too deep */
+                rr->dropped++;
+                log_debug("Dropping event '%s' from %s to worker '%s': its payload does not read or nests too deep.",
+                          event, origin, worker);
+                return;
+        }
         r = bus_events_deliver_remote(rr->hub, ns, worker, event, origin, m->blobs[0], m->blob_sizes[0]);
         if (r < 0) {
                 rr->dropped++;

@@ -591,8 +591,11 @@ static void on_rlist_done(void *userdata, int r, const RLockRow *rows, size_t n_
         if (r >= 0) {
                 RRows rr = { .rows = rows, .n = n_rows };
                 r = ch_locks1_reply_list_locks(c->call, append_rrows, &rr);
-                if (r < 0)
+                if (r < 0) { /* never leave it unanswered (a reply over the bus's size, say) */
                         log_debug_errno(r, "Failed to answer ListLocks: %m");
+                        (void) bus_reply_errorf(c->call, SD_BUS_ERROR_FAILED, "Cannot build the ListLocks reply (%zu rows): %s",
+                                                n_rows, strerror(-r));
+                }
         } else
                 rcall_reply_error(c, r, detail);
         rcall_free(c);

@@ -323,6 +323,106 @@ static void setup_long_lease(Fixture *f, gconstpointer data) {
         fixture_setup(f, data);
 }
 
+/* Names and holders in Redis that are not UTF-8 (D-Bus strings must be): ListLocks leaves them
+ * out and answers (it answered nothing before: its reply could not be built), with a timeout of
+ * its own well under the bus's default. */
+static void test_hostile_utf8(Fixture *f, gconstpointer data) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *ca = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        g_autofree char *record = NULL;
+        redisContext *rc;
+        redisReply *hub;
+        uint64_t t = 0;
+
+        if (f->skipped)
+                return;
+        ca = client(&f->a);
+        /* a live hold, so that the hubs hash has a live instance to forge a holder with */
+        g_assert_cmpint(try_lock(ca, "real", &t, NULL), ==, 1);
+        rc = redisConnectUnix(f->sock);
+        g_assert_true(rc && !rc->err);
+        hub = redisCommand(rc, "HKEYS clusterhub:{default}:lock:hubs");
+        g_assert_true(hub && hub->type == REDIS_REPLY_ARRAY && hub->elements >= 1);
+        record = g_strdup_printf("%s\tn\xff\t1\tX\t0\th\xfe", hub->element[0]->str);
+        freeReplyObject(hub);
+        freeReplyObject(redisCommand(rc, "RPUSH clusterhub:{default}:lock:q:bad\xff junk"));
+        freeReplyObject(redisCommand(rc, "HSET clusterhub:{default}:lock:h:bad2 1 %s", record));
+        freeReplyObject(redisCommand(rc, "SADD clusterhub:{default}:lock:names bad\xff bad2"));
+        redisFree(rc);
+
+        g_assert_cmpint(sd_bus_message_new_method_call(ca, &m, TH_HUB_NAME, NS_PATH, LOCKS_IFACE, "ListLocks"), >=, 0);
+        g_assert_cmpint(sd_bus_call(ca, m, 10 * 1000 * 1000, &e, &reply), >=, 0);
+        g_assert_cmpuint(list_rows(ca, "real", NULL, NULL), ==, 1);
+        g_assert_cmpint(unlock(ca, "real", t, NULL), >=, 0);
+}
+
+/* The link drops while a grant script for a waiting Lock is on its way: Redis holds the scripts
+ * (CLIENT PAUSE WRITE), then the hubs' subscription connections are killed, so the hub closes
+ * its link with the script unanswered.  The waiter fails with BackendUnavailable, and the
+ * script's own failure, heard after, finds its lock still there (it had been freed: a use after
+ * free under ASan, which the Redis killed in redis-down hit now and then). */
+static void test_drop_while_polling(Fixture *f, gconstpointer data) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *cb = NULL, *ca2 = NULL;
+        uint64_t t = 0, scripts;
+        redisContext *rc;
+        Pending p = {};
+        gint64 end;
+
+        if (f->skipped)
+                return;
+        cb = client(&f->b); /* the holder on b: on a the lock has nothing but the waiter */
+        ca2 = client(&f->a);
+        g_assert_cmpint(lock(cb, "stop", 5000, &t, NULL), ==, 0);
+        lock_async(&p, ca2, "stop", 60000);
+        g_assert_true(wait_waiters(cb, "stop", 1));
+        rc = redisConnectUnix(f->sock);
+        g_assert_true(rc && !rc->err);
+        freeReplyObject(redisCommand(rc, "CLIENT PAUSE 4000 WRITE"));
+        /* the next retry (every lease/3) sends a grant script that Redis holds */
+        scripts = stat_of(&f->a, "backend_lock_scripts");
+        end = g_get_monotonic_time() + WAIT_MS * 1000;
+        while (stat_of(&f->a, "backend_lock_scripts") == scripts) {
+                g_assert_true(g_get_monotonic_time() < end);
+                g_usleep(20 * 1000);
+        }
+        freeReplyObject(redisCommand(rc, "CLIENT KILL TYPE pubsub"));
+        g_assert_true(wait_connected(&f->a, false) || stat_of(&f->a, "backend_reconnects") > 0);
+        g_assert_true(wait_pending(&p, &ca2, 1));
+        g_assert_cmpstr(p.error, ==, BACKEND_UNAVAILABLE);
+        pending_done(&p);
+        freeReplyObject(redisCommand(rc, "CLIENT UNPAUSE"));
+        redisFree(rc);
+        g_assert_true(wait_connected(&f->a, true));
+        g_assert_cmpint(unlock(cb, "stop", t, NULL), >=, 0);
+}
+
+static void setup_far_lease(Fixture *f, gconstpointer data) {
+        f->hub_args[0] = "--max-lease-ms=100000000000000000";
+        fixture_setup(f, data);
+}
+
+/* A lease whose end in ms has more digits than Lua prints exactly (1e16 ms from now) is still a
+ * hold: the scripts write its deadline in digits (they wrote '1.0000017e+16', which the next
+ * script of any hub did not read as a record, and dropped: b got the lock). */
+static void test_far_lease(Fixture *f, gconstpointer data) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *ca = NULL, *cb = NULL;
+        uint64_t t = 0;
+        uint32_t waiters = 0;
+        g_autofree char *holder = NULL;
+
+        if (f->skipped)
+                return;
+        ca = client(&f->a);
+        cb = client(&f->b);
+        g_assert_cmpint(try_lock_opts(ca, "far", false, UINT64_C(10000000000000000), &t, NULL), ==, 1);
+        g_assert_cmpint(try_lock(cb, "far", NULL, NULL), ==, 0);
+        g_assert_cmpuint(list_rows(cb, "far", &holder, &waiters), ==, 1);
+        g_assert_true(g_str_has_suffix(holder, "@a"));
+        g_assert_cmpint(unlock(ca, "far", t, NULL), >=, 0);
+        g_assert_cmpint(try_lock(cb, "far", &t, NULL), ==, 1);
+}
+
 static void test_holder_gone(Fixture *f, gconstpointer data) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *ca = NULL, *cb = NULL;
         uint64_t t = 0;
@@ -677,6 +777,9 @@ int main(int argc, char **argv) {
         g_test_add("/redis-locks/hostile", Fixture, NULL, fixture_setup, test_hostile, fixture_teardown);
         g_test_add("/redis-locks/shared-and-timeout", Fixture, NULL, fixture_setup, test_shared_and_timeout, fixture_teardown);
         g_test_add("/redis-locks/lease", Fixture, NULL, fixture_setup, test_lease, fixture_teardown);
+        g_test_add("/redis-locks/hostile-utf8", Fixture, NULL, fixture_setup, test_hostile_utf8, fixture_teardown);
+        g_test_add("/redis-locks/drop-while-polling", Fixture, NULL, fixture_setup, test_drop_while_polling, fixture_teardown);
+        g_test_add("/redis-locks/far-lease", Fixture, NULL, setup_far_lease, test_far_lease, fixture_teardown);
         if (g_test_perf())
                 g_test_add("/redis-locks/perf", Fixture, NULL, fixture_setup, test_perf, fixture_teardown);
         return g_test_run();

@@ -47,6 +47,10 @@ static int handle(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         }
         if (g_str_equal(method, "die"))
                 _exit(0);
+        if (g_str_equal(method, "bigerr")) { /* an error whose message is longer than a string crossing hosts */
+                g_autofree char *big = g_strnfill(70000, 'e');
+                return sd_bus_error_setf(ret_error, "org.example.Error.Big", "%s\xc3\xa9", big);
+        }
         if (sd_bus_message_read(m, "v", "s", &payload) < 0)
                 return sd_bus_error_set(ret_error, SD_BUS_ERROR_INVALID_ARGS, "a string, please");
         reply = g_strdup_printf("%s:%s:%s", worker_id, payload, origin);
@@ -539,6 +543,305 @@ static void test_hostile(Fixture *f, gconstpointer data) {
         stop_worker(&wb);
 }
 
+/* A message in the format of remote-request.h, forged by a test that is just another client of
+ * the Redis: KIND, ID, REPLY_TO (an instance, as the hubs send it), TIMEOUT_MS, N strings and
+ * one blob (BLOB NULL: no blob; GATHERED: as many blobs as BLOBS has). */
+static GByteArray *forge(char kind, uint64_t id, uint64_t reply_to, uint64_t timeout_ms, const char *const *strings,
+                         size_t n, const GByteArray *const *blobs, size_t n_blobs) {
+        GByteArray *m = g_byte_array_new();
+        uint32_t u;
+
+        g_byte_array_append(m, (const guint8 *) "CHR1l", 5);
+        g_byte_array_append(m, (const guint8 *) &kind, 1);
+        g_byte_array_append(m, (const guint8 *) &id, 8);
+        g_byte_array_append(m, (const guint8 *) &reply_to, 8);
+        timeout_ms = GUINT64_TO_LE(timeout_ms);
+        g_byte_array_append(m, (const guint8 *) &timeout_ms, 8);
+        u = GUINT32_TO_LE((uint32_t) n);
+        g_byte_array_append(m, (const guint8 *) &u, 4);
+        for (size_t i = 0; i < n; i++) {
+                u = GUINT32_TO_LE((uint32_t) strlen(strings[i]));
+                g_byte_array_append(m, (const guint8 *) &u, 4);
+                g_byte_array_append(m, (const guint8 *) strings[i], strlen(strings[i]) + 1);
+        }
+        u = GUINT32_TO_LE((uint32_t) n_blobs);
+        g_byte_array_append(m, (const guint8 *) &u, 4);
+        for (size_t i = 0; i < n_blobs; i++) {
+                u = GUINT32_TO_LE(blobs[i]->len);
+                g_byte_array_append(m, (const guint8 *) &u, 4);
+                g_byte_array_append(m, blobs[i]->data, blobs[i]->len);
+        }
+        return m;
+}
+
+/* A "v" in the variant codec (service/bus/variant-codec.h) nesting N variants around "x": as
+ * deep as the codec reads, deeper than a bus takes inside the hub's messages. */
+static GByteArray *deep_value(unsigned n) {
+        GByteArray *b = g_byte_array_new();
+        uint32_t one = 1;
+
+        for (unsigned i = 0; i < n; i++) {
+                g_byte_array_append(b, (const guint8 *) &one, 4);
+                g_byte_array_append(b, (const guint8 *) "v", 1);
+        }
+        g_byte_array_append(b, (const guint8 *) &one, 4);
+        g_byte_array_append(b, (const guint8 *) "s", 1);
+        g_byte_array_append(b, (const guint8 *) &one, 4);
+        g_byte_array_append(b, (const guint8 *) "x", 1);
+        return b;
+}
+
+/* NODE's instance, from what it serves in Redis. */
+static uint64_t instance_of(redisContext *c, const char *node) {
+        g_autofree char *key = g_strdup_printf("clusterhub:served:%s", node);
+        redisReply *served = redisCommand(c, "GET %s", key);
+        uint64_t v;
+
+        g_assert_true(served && served->type == REDIS_REPLY_STRING && g_str_has_prefix(served->str, "CHS1 "));
+        v = g_ascii_strtoull(served->str + 5, NULL, 16);
+        freeReplyObject(served);
+        return v;
+}
+
+static void publish_forged(redisContext *c, uint64_t instance, const GByteArray *m) {
+        g_autofree char *channel = g_strdup_printf("clusterhub:req:%016" G_GINT64_MODIFIER "x", instance);
+
+        redis_cmd(c, 3, (const char *[]) { "PUBLISH", channel, (const char *) m->data },
+                  (const size_t[]) { 7, strlen(channel), m->len });
+}
+
+static int on_async_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        *(sd_bus_message **) userdata = sd_bus_message_ref(m);
+        return 0;
+}
+
+/* Messages whose payloads nest as deep as the codec reads (64 variants): a hub must not pass
+ * them on to its bus, which would drop the hub's connection (and the hub exits).  A forged
+ * EmitTo and a forged Request to b, and forged answers to a RequestAll of a (its request ids
+ * are counted from 1: any client can answer it, see the trust model in docs/redis.md). */
+static void test_hostile_deep(Fixture *f, gconstpointer data) {
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        g_autoptr(GByteArray) deep = deep_value(63);
+        const GByteArray *blobs[] = { deep };
+        uint64_t ia, ib, sent;
+        redisContext *c;
+        const char *k, *v;
+        bool row_error = false;
+        ThProc wb;
+        gint64 end;
+
+        if (f->skipped)
+                return;
+        spawn_worker(&wb, &f->b, "wb", (const char *[]) { "echo", "hold", NULL });
+        g_assert_true(wait_served(f->a.emitter, "echo", "wb@b"));
+        c = redisConnectUnix(f->sock);
+        g_assert_true(c && !c->err);
+        ia = instance_of(c, "a");
+        ib = instance_of(c, "b");
+
+        {
+                g_autoptr(GByteArray) emit = forge('E', 0, ia, 0, (const char *[]) { "default", "deep", "wb", "evil@x" }, 4,
+                                                   blobs, 1);
+                g_autoptr(GByteArray) req = forge('Q', 77, ia, 5000, (const char *[]) { "evil", "default", "echo", "o", "" },
+                                                  5, blobs, 1);
+                publish_forged(c, ib, emit);
+                publish_forged(c, ib, req);
+        }
+
+        /* a RequestAll of a, held by wb on b; forged answers with every id it may have */
+        sent = stat_of(&f->a, "backend_requests_sent");
+        g_assert_cmpint(sd_bus_call_method_async(f->a.emitter, &slot, TH_HUB_NAME, NS_PATH, REQUESTS_IFACE, "RequestAll",
+                                                 on_async_reply, &reply, "sva{sv}", "hold", "s", "x", 1, "timeout_ms", "u",
+                                                 (uint32_t) 20000), >=, 0);
+        g_assert_cmpint(sd_bus_flush(f->a.emitter), >=, 0);
+        end = g_get_monotonic_time() + WAIT_MS * 1000;
+        while (stat_of(&f->a, "backend_requests_sent") == sent) {
+                g_assert_true(g_get_monotonic_time() < end);
+                g_usleep(10 * 1000);
+        }
+        for (uint64_t id = 1; id <= sent + 1; id++) {
+                g_autoptr(GByteArray) ans = forge('G', id, ib, 0, (const char *[]) { "k" }, 1, blobs, 1);
+                publish_forged(c, ia, ans);
+        }
+        while (!reply) {
+                g_assert_true(g_get_monotonic_time() < end);
+                if (sd_bus_process(f->a.emitter, NULL) == 0)
+                        (void) sd_bus_wait(f->a.emitter, 50 * 1000);
+        }
+        if (sd_bus_message_is_method_error(reply, NULL))
+                g_error("RequestAll: %s: %s", sd_bus_message_get_error(reply)->name, sd_bus_message_get_error(reply)->message);
+        g_assert_cmpint(sd_bus_message_skip(reply, "a{sv}"), >=, 0);
+        g_assert_cmpint(sd_bus_message_enter_container(reply, 'a', "{ss}"), >, 0);
+        while (sd_bus_message_read(reply, "{ss}", &k, &v) > 0)
+                if (g_str_equal(k, "k@b") && strstr(v, "LimitExceeded"))
+                        row_error = true;
+        g_assert_true(row_error);
+
+        /* a Request of a to wb@b, held there; forged replies */
+        sd_bus_message_unref(reply);
+        reply = NULL;
+        slot = sd_bus_slot_unref(slot);
+        sent = stat_of(&f->a, "backend_requests_sent");
+        g_assert_cmpint(sd_bus_call_method_async(f->a.emitter, &slot, TH_HUB_NAME, NS_PATH, REQUESTS_IFACE, "Request",
+                                                 on_async_reply, &reply, "ssva{sv}", "wb@b", "hold", "s", "x", 1,
+                                                 "timeout_ms", "u", (uint32_t) 20000), >=, 0);
+        g_assert_cmpint(sd_bus_flush(f->a.emitter), >=, 0);
+        while (stat_of(&f->a, "backend_requests_sent") == sent) {
+                g_assert_true(g_get_monotonic_time() < end);
+                g_usleep(10 * 1000);
+        }
+        for (uint64_t id = 1; id <= sent + 1; id++) {
+                g_autoptr(GByteArray) ans = forge('R', id, ib, 0, NULL, 0, blobs, 1);
+                publish_forged(c, ia, ans);
+        }
+        while (!reply) {
+                g_assert_true(g_get_monotonic_time() < end);
+                if (sd_bus_process(f->a.emitter, NULL) == 0)
+                        (void) sd_bus_wait(f->a.emitter, 50 * 1000);
+        }
+        g_assert_true(sd_bus_message_is_method_error(reply, "org.clusterhub.Error.LimitExceeded"));
+
+        /* both hubs are still on their buses, and requests still cross */
+        g_assert_cmpuint(stat_of(&f->a, "backend_connected"), ==, 1);
+        g_assert_cmpuint(stat_of(&f->b, "backend_connected"), ==, 1);
+        g_assert_cmpuint(stat_of(&f->b, "backend_requests_dropped"), >=, 1);
+        {
+                _cleanup_(sd_bus_error_free) sd_bus_error err = SD_BUS_ERROR_NULL;
+                g_autofree char *r = request(f->a.emitter, "echo", "still", 20000, &err);
+
+                g_assert_nonnull(r);
+        }
+        redisFree(c);
+        stop_worker(&wb);
+}
+
+/* Hubs that exit (SIGTERM) with calls in flight: b while it runs a Request and a RequestAll of a
+ * (it exits cleanly; a answers both once b's heartbeat expires), then a while one of its callers
+ * waits for a lock in Redis (answered ShuttingDown, a clean exit: under the ASan build, nothing
+ * leaked). */
+static void test_exit_in_flight(Fixture *f, gconstpointer data) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *c1 = NULL, *c2 = NULL;
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *s_req = NULL, *s_all = NULL, *s_lock = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *r_req = NULL, *r_all = NULL, *r_lock = NULL, *got = NULL;
+        uint64_t received, token;
+        const char *k, *v;
+        bool gone_row = false;
+        ThProc wb;
+        gint64 end;
+
+        if (f->skipped)
+                return;
+        spawn_worker(&wb, &f->b, "wb", (const char *[]) { "echo", "hold", NULL });
+        g_assert_true(wait_served(f->a.emitter, "echo", "wb@b"));
+        g_assert_cmpint(th_connect(&c1, f->a.bus.address), ==, 0);
+        g_assert_cmpint(th_connect(&c2, f->a.bus.address), ==, 0);
+
+        received = stat_of(&f->b, "backend_requests_received");
+        g_assert_cmpint(sd_bus_call_method_async(c2, &s_req, TH_HUB_NAME, NS_PATH, REQUESTS_IFACE, "Request", on_async_reply,
+                                                 &r_req, "ssva{sv}", "", "hold", "s", "x", 1, "timeout_ms", "u",
+                                                 (uint32_t) 60000), >=, 0);
+        g_assert_cmpint(sd_bus_call_method_async(c2, &s_all, TH_HUB_NAME, NS_PATH, REQUESTS_IFACE, "RequestAll",
+                                                 on_async_reply, &r_all, "sva{sv}", "hold", "s", "x", 1, "timeout_ms", "u",
+                                                 (uint32_t) 60000), >=, 0);
+        g_assert_cmpint(sd_bus_flush(c2), >=, 0);
+        end = g_get_monotonic_time() + WAIT_MS * 1000;
+        while (stat_of(&f->b, "backend_requests_received") < received + 2) {
+                g_assert_true(g_get_monotonic_time() < end);
+                g_usleep(10 * 1000);
+        }
+        g_assert_cmpint(th_hub_stop(&f->b.hub), ==, 0);
+        while (!r_req || !r_all) {
+                g_assert_true(g_get_monotonic_time() < end);
+                if (sd_bus_process(c2, NULL) == 0)
+                        (void) sd_bus_wait(c2, 50 * 1000);
+        }
+        g_assert_true(sd_bus_message_is_method_error(r_req, WORKER_GONE));
+        g_assert_false(sd_bus_message_is_method_error(r_all, NULL));
+        g_assert_cmpint(sd_bus_message_skip(r_all, "a{sv}"), >=, 0);
+        g_assert_cmpint(sd_bus_message_enter_container(r_all, 'a', "{ss}"), >, 0);
+        while (sd_bus_message_read(r_all, "{ss}", &k, &v) > 0)
+                if (g_str_equal(k, "@b") && g_str_has_prefix(v, WORKER_GONE))
+                        gone_row = true;
+        g_assert_true(gone_row);
+
+        /* c1 holds a lock in Redis, c2 waits for it; a exits */
+        g_assert_cmpint(sd_bus_call_method(c1, TH_HUB_NAME, NS_PATH, "org.clusterhub.Locks1", "Lock", NULL, &got, "sa{sv}",
+                                           "exit", 1, "timeout_ms", "u", (uint32_t) 10000), >=, 0);
+        g_assert_cmpint(sd_bus_message_read(got, "t", &token), >, 0);
+        g_assert_cmpint(sd_bus_call_method_async(c2, &s_lock, TH_HUB_NAME, NS_PATH, "org.clusterhub.Locks1", "Lock",
+                                                 on_async_reply, &r_lock, "sa{sv}", "exit", 1, "timeout_ms", "u",
+                                                 (uint32_t) 60000), >=, 0);
+        /* a call after it on the same connection: the hub has taken the Lock call when it answers */
+        g_assert_cmpint(sd_bus_call_method(c2, TH_HUB_NAME, HUB_PATH, HUB_IFACE, "GetStats", NULL, NULL, ""), >=, 0);
+        g_assert_null(r_lock);
+        g_assert_cmpint(th_hub_stop(&f->a.hub), ==, 0);
+        while (!r_lock) {
+                g_assert_true(g_get_monotonic_time() < end);
+                if (sd_bus_process(c2, NULL) == 0)
+                        (void) sd_bus_wait(c2, 50 * 1000);
+        }
+        g_assert_true(sd_bus_message_is_method_error(r_lock, "org.clusterhub.Error.ShuttingDown"));
+        stop_worker(&wb);
+}
+
+/* A handler's error whose message is longer than a message string may be (65,535 bytes) reaches
+ * the caller on the other host, cut, under its own name; in a RequestAll row too.  (The answer
+ * could not be sent before: the caller got Timeout.) */
+static void test_long_error(Fixture *f, gconstpointer data) {
+        _cleanup_(sd_bus_error_free) sd_bus_error err = SD_BUS_ERROR_NULL;
+        g_autoptr(GHashTable) replies = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        g_autoptr(GHashTable) errors = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        const char *row;
+        ThProc wb;
+
+        if (f->skipped)
+                return;
+        spawn_worker(&wb, &f->b, "wb", (const char *[]) { "echo", "bigerr", NULL });
+        g_assert_true(wait_served(f->a.emitter, "echo", "wb@b"));
+        g_assert_null(request(f->a.emitter, "bigerr", "x", 20000, &err));
+        g_assert_cmpstr(err.name, ==, "org.example.Error.Big");
+        g_assert_cmpuint(strlen(err.message), <=, 65535);
+        g_assert_cmpuint(strlen(err.message), >=, 65000);
+        request_all(f->a.emitter, "bigerr", 20000, replies, errors);
+        row = g_hash_table_lookup(errors, "wb@b");
+        g_assert_nonnull(row);
+        g_assert_true(g_str_has_prefix(row, "org.example.Error.Big"));
+        stop_worker(&wb);
+}
+
+static void setup_few_remote(Fixture *f, gconstpointer data) {
+        f->hub_args[0] = "--max-remote-workers=2";
+        fixture_setup(f, data);
+}
+
+/* What other hubs serve is bounded in all by --max-remote-workers: a node (any client of the
+ * Redis can add one) whose list does not fit any more is ignored; b's still counts. */
+static void test_served_bound(Fixture *f, gconstpointer data) {
+        _cleanup_(sd_bus_error_free) sd_bus_error err = SD_BUS_ERROR_NULL;
+        redisContext *c;
+        ThProc wb;
+
+        if (f->skipped)
+                return;
+        c = redisConnectUnix(f->sock);
+        g_assert_true(c && !c->err);
+        redis_cmd(c, 5, (const char *[]) { "SET", "clusterhub:node:evil", "1", "PX", "600000" }, NULL);
+        redis_cmd(c, 3, (const char *[]) { "SADD", "clusterhub:nodes", "evil" }, NULL);
+        redis_cmd(c, 3, (const char *[]) { "SET", "clusterhub:served:evil",
+                                           "CHS1 00000000000000aa\ndefault\tfake1\t1\ndefault\tfake2\t1\ndefault\tfake3\t1\n" }, NULL);
+        redisFree(c);
+        spawn_worker(&wb, &f->b, "wb", (const char *[]) { "echo", NULL });
+        g_assert_true(wait_served(f->a.emitter, "echo", "wb@b"));
+        g_assert_null(request(f->a.emitter, "fake1", "x", 20000, &err));
+        g_assert_cmpstr(err.name, ==, NO_HANDLER);
+        {
+                g_autofree char *r = request(f->a.emitter, "echo", "y", 20000, NULL);
+                g_assert_true(r && g_str_has_prefix(r, "wb:y:"));
+        }
+        stop_worker(&wb);
+}
+
 /* -m perf: one Request at a time, local (a's worker) and cross-host (b's worker), from a. */
 static void test_perf(Fixture *f, gconstpointer data) {
         const unsigned n = 2000;
@@ -584,6 +887,10 @@ int main(int argc, char **argv) {
         g_test_add("/redis-requests/emit-to", Fixture, NULL, fixture_setup, test_emit_to, fixture_teardown);
         g_test_add("/redis-requests/wait-for-workers", Fixture, NULL, fixture_setup, test_wait_for_workers, fixture_teardown);
         g_test_add("/redis-requests/hostile", Fixture, NULL, fixture_setup, test_hostile, fixture_teardown);
+        g_test_add("/redis-requests/hostile-deep", Fixture, NULL, fixture_setup, test_hostile_deep, fixture_teardown);
+        g_test_add("/redis-requests/long-error", Fixture, NULL, fixture_setup, test_long_error, fixture_teardown);
+        g_test_add("/redis-requests/served-bound", Fixture, NULL, setup_few_remote, test_served_bound, fixture_teardown);
+        g_test_add("/redis-requests/exit-in-flight", Fixture, NULL, fixture_setup, test_exit_in_flight, fixture_teardown);
         g_test_add("/redis-requests/redis-down", Fixture, NULL, fixture_setup, test_redis_down, fixture_teardown);
         if (g_test_perf())
                 g_test_add("/redis-requests/perf", Fixture, NULL, fixture_setup, test_perf, fixture_teardown);
