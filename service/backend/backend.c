@@ -74,6 +74,33 @@ uint64_t backend_instance(Hub *h) {
         return h->backend ? h->backend->instance : 0;
 }
 
+int backend_value_message(Hub *h, const void *data, size_t size, sd_bus_message **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *v = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_call(h->bus, &v, NULL, "/", "org.clusterhub.Remote", "Value");
+        if (r >= 0)
+                r = codec_append(v, "v", data, size);
+        if (r >= 0)
+                r = sd_bus_message_seal(v, 1, 0);
+        if (r >= 0)
+                r = sd_bus_message_rewind(v, true);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(v);
+        return 0;
+}
+
+int backend_value_fits(Hub *h, const void *data, size_t size, unsigned max) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *v = NULL;
+        int r;
+
+        r = backend_value_message(h, data, size, &v);
+        if (r < 0)
+                return r;
+        return codec_message_fits(v, max);
+}
+
 /* A remote event, sent as Event(EVENT, ORIGIN@NODE, PAYLOAD) on any connection. */
 typedef struct RemoteSend {
         const char *path, *event, *origin;
@@ -97,6 +124,14 @@ static void deliver(Backend *b, const char *ns, const RemoteEvent *e) {
 
         if (!namespace_name_is_valid(h, ns) || strlen(e->event) == 0 || strlen(e->event) > h->limits.max_name_bytes) {
                 b->events_malformed++;
+                return;
+        }
+        /* Event(s, s, v): the payload's variant sits at the top, so it may nest as deep as the bus
+         * takes; deeper would make the bus drop this hub */
+        if (backend_value_fits(h, e->payload, e->payload_size, CODEC_BUS_DEPTH_MAX) <= 0) {
+                b->events_malformed++;
+                log_debug("Dropping event '%s' from %s@%s: its payload does not read or nests too deep for the bus.",
+                          e->event, e->origin, e->node);
                 return;
         }
         if (asprintf(&path, "%s/%s", HUB_NS_PREFIX, ns) < 0 || asprintf(&origin, "%s@%s", e->origin, e->node) < 0) {

@@ -42,6 +42,13 @@ struct RedisLink *backend_link(Hub *h);
 bool backend_is_up(Hub *h);
 /* The worker list of every host (registry.h), NULL without --redis. */
 struct Registry *backend_registry(Hub *h);
+/* Whether the codec's "v" in DATA/SIZE (from another host) nests at most MAX containers deep,
+ * its own variant counted: 1 yes, 0 no, -errno when it does not read.  Checked before what
+ * another host sent goes onto this hub's bus: a message deeper than the bus takes makes the
+ * bus drop the hub. */
+int backend_value_fits(Hub *h, const void *data, size_t size, unsigned max);
+/* A sealed message (never sent) holding the codec's "v" in DATA/SIZE, rewound to read it. */
+int backend_value_message(Hub *h, const void *data, size_t size, sd_bus_message **ret);
 /* This hub's random id, new at each start (0 without --redis). */
 uint64_t backend_instance(Hub *h);
 

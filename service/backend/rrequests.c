@@ -612,36 +612,6 @@ static bool error_name_ok(const char *s) {
 
 /* A sealed message holding one "v" (the codec's DATA), read from its start: how a reply of
  * another host sits in a gather, like a handler's reply. */
-static int value_message(Hub *h, const void *data, size_t size, sd_bus_message **ret) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *v = NULL;
-        int r;
-
-        r = sd_bus_message_new_method_call(h->bus, &v, NULL, "/", "org.clusterhub.Remote", "Value");
-        if (r >= 0)
-                r = codec_append(v, "v", data, size);
-        if (r >= 0)
-                r = sd_bus_message_seal(v, 1, 0);
-        if (r >= 0)
-                r = sd_bus_message_rewind(v, true);
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(v);
-        return 0;
-}
-
-/* Whether the codec's "v" in DATA nests at most MAX containers deep (its own variant counted):
- * 1 yes, 0 no, -errno when it does not read.  What another host sends is checked before it
- * goes onto this hub's bus: a message deeper than the bus takes makes the bus drop the hub. */
-static int value_fits(Hub *h, const void *data, size_t size, unsigned max) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *v = NULL;
-        int r;
-
-        r = value_message(h, data, size, &v);
-        if (r < 0)
-                return r;
-        return codec_message_fits(v, max);
-}
-
 /* KEY of a row of NODE as this host names it: "KEY@NODE" (a worker id, or a unique name). */
 static const char *qualified(const char *key, const char *node, char *buf, size_t size) {
         snprintf(buf, size, "%s@%s", key, node);
@@ -663,7 +633,7 @@ static void outgoing_answered(Outgoing *o, const RemoteMsg *m) {
                 Deferred *d = o->d;
                 int r;
 
-                r = value_fits(o->rr->hub, m->blobs[0], m->blob_sizes[0], CODEC_BUS_DEPTH_MAX);
+                r = backend_value_fits(o->rr->hub, m->blobs[0], m->blob_sizes[0], CODEC_BUS_DEPTH_MAX);
                 if (r == 0) /* the bus would drop the hub for such a reply */
                         (void) bus_reply_errorf(d->call, CH_ERROR_LIMIT_EXCEEDED,
                                                 "The reply from node '%s' nests deeper than %u containers, more than a bus carries.",
@@ -689,7 +659,7 @@ static void outgoing_answered(Outgoing *o, const RemoteMsg *m) {
 
                 for (size_t k = 0; k < n_replies; k++) {
                         sd_bus_message *v = NULL;
-                        int r = value_message(o->rr->hub, m->blobs[k], m->blob_sizes[k], &v);
+                        int r = backend_value_message(o->rr->hub, m->blobs[k], m->blob_sizes[k], &v);
 
                         if (r >= 0 && codec_message_fits(v, CODEC_VARIANT_DEPTH_MAX) <= 0) {
                                 /* it could not sit inside the a{sv} of replies: the bus would drop the hub */
@@ -971,7 +941,7 @@ static void handle_emit_to(RRequests *rr, const RemoteMsg *m) {
         const char *ns = m->strings[0], *event = m->strings[1], *worker = m->strings[2], *origin = m->strings[3];
         int r;
 
-        r = value_fits(rr->hub, m->blobs[0], m->blob_sizes[0], CODEC_BUS_DEPTH_MAX);
+        r = backend_value_fits(rr->hub, m->blobs[0], m->blob_sizes[0], CODEC_BUS_DEPTH_MAX);
         if (r <= 0) { /* the Event signal would carry it: a bus drops the hub for one too deep */
                 rr->dropped++;
                 log_debug("Dropping event '%s' from %s to worker '%s': its payload does not read or nests too deep.",

@@ -195,6 +195,73 @@ static void test_eviction_policy_warned(Fixture *f, gconstpointer data) {
         (void) g_unlink(log_path);
 }
 
+/* The variant codec's "v" nesting N variants around a string (the form of
+ * service/bus/variant-codec.h, this machine's byte order). */
+static GByteArray *deep_value(unsigned n) {
+        GByteArray *b = g_byte_array_new();
+        uint32_t one = 1;
+
+        for (unsigned i = 0; i < n; i++) {
+                g_byte_array_append(b, (const guint8 *) &one, 4);
+                g_byte_array_append(b, (const guint8 *) "v", 1);
+        }
+        g_byte_array_append(b, (const guint8 *) &one, 4);
+        g_byte_array_append(b, (const guint8 *) "s", 1);
+        g_byte_array_append(b, (const guint8 *) &one, 4);
+        g_byte_array_append(b, (const guint8 *) "x", 1);
+        return b;
+}
+
+/* An event message as another hub would PUBLISH it (service/backend/remote-event.h). */
+static GByteArray *forge_event(const char *event, const GByteArray *payload) {
+        GByteArray *m = g_byte_array_new();
+        const char *strings[] = { "x", "evil", event };
+        uint64_t instance = 0x5eed5eed5eed5eedull;
+        const char order = G_BYTE_ORDER == G_LITTLE_ENDIAN ? 'l' : 'B';
+
+        g_byte_array_append(m, (const guint8 *) "CHE1", 4);
+        g_byte_array_append(m, (const guint8 *) &order, 1);
+        g_byte_array_append(m, (const guint8 *) &instance, 8);
+        for (size_t i = 0; i < G_N_ELEMENTS(strings); i++) {
+                uint32_t n = GUINT32_TO_LE((uint32_t) strlen(strings[i]));
+                g_byte_array_append(m, (const guint8 *) &n, 4);
+                g_byte_array_append(m, (const guint8 *) strings[i], strlen(strings[i]) + 1);
+        }
+        g_byte_array_append(m, payload->data, payload->len);
+        return m;
+}
+
+/* An event from Redis whose payload nests deeper than a bus carries is dropped (dbus-broker
+ * would drop the hub for sending it); one just within the bound is delivered. */
+static void test_events_hostile_deep(Fixture *f, gconstpointer data) {
+        g_autoptr(GByteArray) too_deep = NULL, deepest = NULL, fits = NULL, last = NULL;
+        uint64_t dropped;
+        redisContext *c;
+        redisReply *r;
+
+        if (f->skipped)
+                return;
+        too_deep = deep_value(63); /* Event's own variant + 63: 64 levels */
+        deepest = deep_value(62);
+        fits = forge_event("deep.fits", deepest);
+        last = forge_event("deep.too", too_deep);
+        dropped = stat_of(&f->b, "backend_events_dropped");
+        c = redisConnectUnix(f->sock);
+        g_assert_true(c && !c->err);
+        r = redisCommand(c, "PUBLISH clusterhub:events:default %b", last->data, (size_t) last->len);
+        g_assert_true(r && r->type == REDIS_REPLY_INTEGER);
+        freeReplyObject(r);
+        r = redisCommand(c, "PUBLISH clusterhub:events:default %b", fits->data, (size_t) fits->len);
+        g_assert_true(r && r->type == REDIS_REPLY_INTEGER);
+        freeReplyObject(r);
+        redisFree(c);
+        /* the second message arrives after the first: once it is here, the first was handled */
+        g_assert_true(wait_seen(f, &f->b, "deep.fits", 1));
+        g_assert_cmpuint(count_seen(&f->b, "deep.too"), ==, 0);
+        g_assert_cmpuint(stat_of(&f->b, "backend_events_dropped"), ==, dropped + 1);
+        check_crossing(f, "after-deep");
+}
+
 /* A hub starts and serves without Redis; Emit answers BackendUnavailable until Redis comes. */
 static void test_redis_later(Fixture *f, gconstpointer data) {
         _cleanup_(sd_bus_error_free) sd_bus_error err = SD_BUS_ERROR_NULL;
@@ -480,6 +547,7 @@ int main(int argc, char **argv) {
         g_test_add("/redis/down-and-back", Fixture, NULL, fixture_setup, test_redis_down_and_back, fixture_teardown);
         g_test_add("/redis/events-cross-socket", Fixture, GUINT_TO_POINTER(VIA_SOCKET), fixture_setup, test_events_cross,
                    fixture_teardown);
+        g_test_add("/redis/events-hostile-deep", Fixture, NULL, fixture_setup, test_events_hostile_deep, fixture_teardown);
         g_test_add("/redis/eviction-policy-warned", Fixture, NULL, fixture_setup, test_eviction_policy_warned,
                    fixture_teardown);
         g_test_add("/redis/redis-later", Fixture, GUINT_TO_POINTER(REDIS_LATER), fixture_setup, test_redis_later, fixture_teardown);
