@@ -866,51 +866,12 @@ static void waiter_fail(RWaiter *w, const char *name, const char *message) {
         }
 }
 
-/* A blob must not nest deeper than a reply may carry: the bytes in Redis are anyone's. */
-static int blob_fits(sd_bus_message *call, const StoreValue *v) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *t = NULL;
-        int r;
-
-        if (v->type != 'v')
-                return 1;
-        r = sd_bus_message_new_method_call(sd_bus_message_get_bus(call), &t, NULL, "/", NULL, "Check");
-        if (r < 0)
-                return r;
-        r = codec_append_value(t, v);
-        if (r < 0)
-                return 0;
-        r = sd_bus_message_seal(t, 1, 0);
-        if (r < 0)
-                return r;
-        return codec_message_fits(t, CODEC_VARIANT_DEPTH_MAX);
-}
-
-/* rs_decode() for a waiting call, which has no RStoreCall: -EBADMSG (not a clusterhub value),
- * -E2BIG (longer than --max-value-bytes). */
-static int waiter_decode(Hub *h, sd_bus_message *call, const redisReply *value, RStoreValue *ret) {
-        RStoreValue v = {};
-        int r;
-
-        if (value->len > h->limits.max_value_bytes + 3) /* the hub never writes more: another client did */
-                return -E2BIG;
-        r = rstore_decode(value->str, value->len, &v);
-        if (r < 0)
-                return r;
-        r = blob_fits(call, &v.value);
-        if (r <= 0) {
-                rstore_value_done(&v);
-                return r < 0 ? r : -EBADMSG;
-        }
-        *ret = v;
-        return 0;
-}
-
 static void waiter_serve(Hub *h, RWaiter *w, const char *key, const redisReply *value) {
         Deferred *d = waiter_call(w);
         RStoreValue v = {};
         int r;
 
-        r = waiter_decode(h, d->call, value, &v);
+        r = rs_decode_for(h, d->call, value, &v);
         if (r == -EBADMSG)
                 (void) bus_reply_errorf(d->call, CH_ERROR_WRONG_TYPE,
                                         "List '%s' holds an element that is not a clusterhub value (another client of the Redis wrote it); it was removed.",

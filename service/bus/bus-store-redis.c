@@ -243,10 +243,10 @@ static int blob_fits(sd_bus_message *call, const StoreValue *v) {
         return codec_message_fits(t, CODEC_VARIANT_DEPTH_MAX);
 }
 
-/* Decodes a bulk string reply into V: -EBADMSG (answered as WrongType by the caller) when it
- * is not a value the hub can send. */
-int rs_decode(RStoreCall *c, const redisReply *reply, RStoreValue *v) {
-        Hub *h = rstore_call_hub(c);
+/* Decodes a bulk string reply into *RET for an answer to CALL: -EBADMSG (answered as WrongType
+ * by the caller) when it is not a value the hub can send. */
+int rs_decode_for(Hub *h, sd_bus_message *call, const redisReply *reply, RStoreValue *ret) {
+        RStoreValue v = {};
         int r;
 
         if (reply->type != REDIS_REPLY_STRING)
@@ -254,15 +254,20 @@ int rs_decode(RStoreCall *c, const redisReply *reply, RStoreValue *v) {
         /* the hub never writes more (its tag, a blob's NUL): another client did */
         if (reply->len > h->limits.max_value_bytes + 3)
                 return -E2BIG;
-        r = rstore_decode(reply->str, reply->len, v);
+        r = rstore_decode(reply->str, reply->len, &v);
         if (r < 0)
                 return r;
-        r = blob_fits(rstore_call_message(c), &v->value);
+        r = blob_fits(call, &v.value);
         if (r <= 0) {
-                rstore_value_done(v);
+                rstore_value_done(&v);
                 return r < 0 ? r : -EBADMSG;
         }
+        *ret = v;
         return 0;
+}
+
+int rs_decode(RStoreCall *c, const redisReply *reply, RStoreValue *v) {
+        return rs_decode_for(rstore_call_hub(c), rstore_call_message(c), reply, v);
 }
 
 int rs_decode_error(RStoreCall *c, int r, size_t len, sd_bus_error *ret_error) {

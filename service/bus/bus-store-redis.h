@@ -72,6 +72,8 @@ size_t rs_strv_length(char **l);
  * the reply's) and passes other errors on.  Where several values are answered at once, such
  * values are left out. */
 int rs_decode(RStoreCall *c, const struct redisReply *reply, RStoreValue *v);
+/* The same for CALL when there is no RStoreCall (a blocking pop's waiter); H's limits. */
+int rs_decode_for(Hub *h, sd_bus_message *call, const struct redisReply *reply, RStoreValue *v);
 int rs_decode_error(RStoreCall *c, int r, size_t len, sd_bus_error *ret_error);
 int rs_not_a_value(RStoreCall *c, sd_bus_error *ret_error);
 /* A ch_append_fn appending the StoreValue USERDATA as a variant. */
