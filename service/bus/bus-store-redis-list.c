@@ -360,18 +360,24 @@ RLIST_HANDLER(r_push_x, const char *key) {
         return push_common(m, userdata, ret_error, key, false, true);
 }
 
-static int pop_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *key, bool left, uint32_t count) {
+/* CMD KEY COUNT, always with a count (0 means 1): the reply is an array (LPOP/RPOP: nil when
+ * absent; SPOP/SRANDMEMBER: empty, and SRANDMEMBER's members are distinct).  WRITE: it pops. */
+static int count_command(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *cmd, const char *key,
+                         uint32_t count, rstore_reply_fn on_reply, bool write) {
         _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
         r = rs_check_key(ns, ret_error, key);
         if (r < 0)
                 return r;
-        /* always with a count (0 means 1): the reply is an array, or nil when absent */
-        if ((r = rs_args_str(&a, left ? "LPOP" : "RPOP")) < 0 || (r = rs_args_key(&a, ns, key)) < 0 ||
+        if ((r = rs_args_str(&a, cmd)) < 0 || (r = rs_args_key(&a, ns, key)) < 0 ||
             (r = rs_args_printf(&a, "%" PRIu32, count == 0 ? 1 : count)) < 0)
                 return r;
-        return send_call(ns, m, key, on_popped, NULL, 0, &a, NULL, NULL, (const char *[]) { key }, 1);
+        return send_call(ns, m, key, on_reply, NULL, 0, &a, NULL, NULL, write ? (const char *[]) { key } : NULL, 1);
+}
+
+static int pop_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *key, bool left, uint32_t count) {
+        return count_command(m, ns, ret_error, left ? "LPOP" : "RPOP", key, count, on_popped, true);
 }
 
 RLIST_HANDLER(l_pop, const char *key, uint32_t count) {
@@ -410,21 +416,8 @@ RLIST_HANDLER(l_range, const char *key, int64_t start, int64_t stop) {
         return send_call(ns, m, key, on_values, LRANGE_SCRIPT, 1, &a, NULL, NULL, NULL, 0);
 }
 
-static int simple_key_command(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *cmd, const char *key,
-                              rstore_reply_fn on_reply) {
-        _cleanup_(rs_args_done) RsArgs a = {};
-        int r;
-
-        r = rs_check_key(ns, ret_error, key);
-        if (r < 0)
-                return r;
-        if ((r = rs_args_str(&a, cmd)) < 0 || (r = rs_args_key(&a, ns, key)) < 0)
-                return r;
-        return send_call(ns, m, key, on_reply, NULL, 0, &a, NULL, NULL, NULL, 0); /* reads */
-}
-
 RLIST_HANDLER(l_len, const char *key) {
-        return simple_key_command(m, userdata, ret_error, "LLEN", key, rs_on_count);
+        return rs_one_key(m, userdata, ret_error, "LLEN", key, rs_on_count);
 }
 
 RLIST_HANDLER(l_index, const char *key, int64_t index) {
@@ -734,30 +727,15 @@ RLIST_HANDLER(s_is_member, const char *key, const char *member) {
 }
 
 RLIST_HANDLER(s_card, const char *key) {
-        return simple_key_command(m, userdata, ret_error, "SCARD", key, rs_on_count);
-}
-
-static int random_members(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *cmd, const char *key,
-                          uint32_t count) {
-        _cleanup_(rs_args_done) RsArgs a = {};
-        int r;
-
-        r = rs_check_key(ns, ret_error, key);
-        if (r < 0)
-                return r;
-        /* with a count (0 means 1): an array, empty when absent; SRANDMEMBER's is distinct */
-        if ((r = rs_args_str(&a, cmd)) < 0 || (r = rs_args_key(&a, ns, key)) < 0 ||
-            (r = rs_args_printf(&a, "%" PRIu32, count == 0 ? 1 : count)) < 0)
-                return r;
-        return send_call(ns, m, key, on_members, NULL, 0, &a, NULL, NULL, streq(cmd, "SPOP") ? (const char *[]) { key } : NULL, 1);
+        return rs_one_key(m, userdata, ret_error, "SCARD", key, rs_on_count);
 }
 
 RLIST_HANDLER(s_pop, const char *key, uint32_t count) {
-        return random_members(m, userdata, ret_error, "SPOP", key, count);
+        return count_command(m, userdata, ret_error, "SPOP", key, count, on_members, true);
 }
 
 RLIST_HANDLER(s_rand_member, const char *key, uint32_t count) {
-        return random_members(m, userdata, ret_error, "SRANDMEMBER", key, count);
+        return count_command(m, userdata, ret_error, "SRANDMEMBER", key, count, on_members, false);
 }
 
 /* ---- blocking pops -------------------------------------------------------------------------- */
