@@ -227,8 +227,7 @@ static int on_value(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_er
         if (reply->type == REDIS_REPLY_NIL) {
                 if (message)
                         return bus_error_errno(ret_error, -ENOKEY, "%s", message);
-                return bus_error_errno(ret_error, -ENOKEY, "Key '%s' does not exist in namespace '%s'.", rstore_call_key(c),
-                                       rstore_call_namespace(c));
+                return rs_no_such_key(c, ret_error);
         }
         if (reply->type != REDIS_REPLY_STRING)
                 return -EBADMSG;
@@ -588,8 +587,7 @@ static int on_moved(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_er
         int r;
 
         if (reply->type == REDIS_REPLY_NIL)
-                return bus_error_errno(ret_error, -ENOKEY, "Key '%s' does not exist in namespace '%s'.", rstore_call_key(c),
-                                       rstore_call_namespace(c));
+                return rs_no_such_key(c, ret_error);
         if (reply->type != REDIS_REPLY_STRING)
                 return -EBADMSG;
         /* moved already: a waiter on the destination may take it even when it does not decode */

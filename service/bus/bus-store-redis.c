@@ -224,6 +224,11 @@ int rs_not_a_value(RStoreCall *c, sd_bus_error *ret_error) {
                                rstore_call_key(c), rstore_call_namespace(c));
 }
 
+int rs_no_such_key(RStoreCall *c, sd_bus_error *ret_error) {
+        return bus_error_errno(ret_error, -ENOKEY, "Key '%s' does not exist in namespace '%s'.", rstore_call_key(c),
+                               rstore_call_namespace(c));
+}
+
 /* A blob must not nest deeper than a reply may carry (bytes in Redis are anyone's). */
 static int blob_fits(sd_bus_message *call, const StoreValue *v) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *t = NULL;
@@ -713,8 +718,7 @@ static int on_get(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_erro
         int r;
 
         if (rs_is_nil(reply))
-                return bus_error_errno(ret_error, -ENOKEY, "Key '%s' does not exist in namespace '%s'.", rstore_call_key(c),
-                                       rstore_call_namespace(c));
+                return rs_no_such_key(c, ret_error);
         r = rs_decode(c, reply, &v);
         if (r < 0)
                 return rs_decode_error(c, r, reply->len, ret_error);
@@ -1158,8 +1162,7 @@ static int get_del_step(RStoreCall *c, const redisReply *reply, sd_bus_error *re
         int r;
 
         if (rs_is_nil(reply))
-                return bus_error_errno(ret_error, -ENOKEY, "Key '%s' does not exist in namespace '%s'.", rstore_call_key(c),
-                                       rstore_call_namespace(c));
+                return rs_no_such_key(c, ret_error);
         r = rs_decode(c, reply, &v);
         if (r < 0)
                 return rs_decode_error(c, r, reply->len, ret_error);
@@ -1401,13 +1404,19 @@ static int check_field(Namespace *ns, sd_bus_error *ret_error, const char *field
         return bus_check_name(ret_error, "field name", field, ns->hub->limits.max_key_bytes);
 }
 
-static int on_h_set_empty(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
-        int r;
-
+/* TYPE's reply for a hash call with no fields: a hash or nothing, else WrongType as HSET's. */
+static int want_hash_or_none(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
         if (reply->type != REDIS_REPLY_STATUS)
                 return -EBADMSG;
         if (!streq(reply->str, "hash") && !streq(reply->str, "none"))
                 return bus_error_errno(ret_error, -EMEDIUMTYPE, "Key '%s' holds a value of another type.", rstore_call_key(c));
+        return 0;
+}
+
+static int on_h_set_empty(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
+        int r = want_hash_or_none(c, reply, ret_error);
+        if (r < 0)
+                return r;
         r = ch_store1_reply_h_set(rstore_call_message(c), 0);
         return r < 0 ? r : 1;
 }
@@ -1518,12 +1527,9 @@ static int method_h_get(sd_bus_message *m, void *userdata, sd_bus_error *ret_err
 }
 
 static int on_h_m_get_empty(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
-        int r;
-
-        if (reply->type != REDIS_REPLY_STATUS)
-                return -EBADMSG;
-        if (!streq(reply->str, "hash") && !streq(reply->str, "none"))
-                return bus_error_errno(ret_error, -EMEDIUMTYPE, "Key '%s' holds a value of another type.", rstore_call_key(c));
+        int r = want_hash_or_none(c, reply, ret_error);
+        if (r < 0)
+                return r;
         r = ch_store1_reply_hm_get(rstore_call_message(c), append_dict_cb, &(DictReply) {});
         return r < 0 ? r : 1;
 }

@@ -76,6 +76,8 @@ int rs_decode(RStoreCall *c, const struct redisReply *reply, RStoreValue *v);
 int rs_decode_for(Hub *h, sd_bus_message *call, const struct redisReply *reply, RStoreValue *v);
 int rs_decode_error(RStoreCall *c, int r, size_t len, sd_bus_error *ret_error);
 int rs_not_a_value(RStoreCall *c, sd_bus_error *ret_error);
+/* NoSuchKey for the call's key. */
+int rs_no_such_key(RStoreCall *c, sd_bus_error *ret_error);
 /* A ch_append_fn appending the StoreValue USERDATA as a variant. */
 int rs_append_value_cb(sd_bus_message *reply, void *userdata);
 bool rs_is_nil(const struct redisReply *reply);
