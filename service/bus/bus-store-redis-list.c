@@ -121,19 +121,6 @@ static int reply_items_message(RsArgs *a, Namespace *ns, const char *what) {
                               (unsigned long long) ns->hub->limits.max_reply_items);
 }
 
-/* Sends A as one command (EVAL SCRIPT with NKEYS keys when SCRIPT) for call M: the handler's
- * return value (1: answered now or later).  WRITTEN: the N_WRITTEN keys a write may change, for
- * client-side caching (rstore_call_set_written()); NULL for a read. */
-static int send_call(Namespace *ns, sd_bus_message *m, const char *key, rstore_reply_fn on_reply, const char *script,
-                     int nkeys, RsArgs *a, void *data, void (*free_data)(void *), const char *const *written,
-                     size_t n_written) {
-        if (written)
-                return rs_send_write(ns, m, written, n_written, on_reply, script, nkeys, a, data, free_data);
-        if (script)
-                return rs_send_eval(ns, m, key, on_reply, script, nkeys, a, data, free_data);
-        return rs_send(ns, m, key, on_reply, a, data, free_data);
-}
-
 /* ---- replies ------------------------------------------------------------------------------- */
 
 static int answered(int r) {
@@ -340,7 +327,7 @@ static int push_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error
                 push_done_free(d);
                 return -ENOMEM;
         }
-        return send_call(ns, m, key, on_pushed, PUSH_SCRIPT, 1, &a, d, push_done_free, (const char *[]) { key }, 1);
+        return rs_send_call(ns, m, key, on_pushed, PUSH_SCRIPT, 1, &a, d, push_done_free, (const char *[]) { key }, 1);
 }
 
 RLIST_HANDLER(l_push, const char *key) {
@@ -372,7 +359,7 @@ static int count_command(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_err
         if ((r = rs_args_str(&a, cmd)) < 0 || (r = rs_args_key(&a, ns, key)) < 0 ||
             (r = rs_args_printf(&a, "%" PRIu32, count == 0 ? 1 : count)) < 0)
                 return r;
-        return send_call(ns, m, key, on_reply, NULL, 0, &a, NULL, NULL, write ? (const char *[]) { key } : NULL, 1);
+        return rs_send_call(ns, m, key, on_reply, NULL, 0, &a, NULL, NULL, write ? (const char *[]) { key } : NULL, 1);
 }
 
 static int pop_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *key, bool left, uint32_t count) {
@@ -412,7 +399,7 @@ RLIST_HANDLER(l_range, const char *key, int64_t start, int64_t stop) {
             (r = rs_args_printf(&a, "%" PRIu64, ns->hub->limits.max_reply_items)) < 0 ||
             (r = reply_items_message(&a, ns, "LRange")) < 0)
                 return r;
-        return send_call(ns, m, key, on_values, LRANGE_SCRIPT, 1, &a, NULL, NULL, NULL, 0);
+        return rs_send_call(ns, m, key, on_values, LRANGE_SCRIPT, 1, &a, NULL, NULL, NULL, 0);
 }
 
 RLIST_HANDLER(l_len, const char *key) {
@@ -433,7 +420,7 @@ RLIST_HANDLER(l_index, const char *key, int64_t index) {
                 return r;
         if (asprintf(&message, "List '%s' has no index %lld.", key, (long long) index) < 0)
                 return -ENOMEM;
-        return send_call(ns, m, key, on_value, NULL, 0, &a, message, free, NULL, 0);
+        return rs_send_call(ns, m, key, on_value, NULL, 0, &a, message, free, NULL, 0);
 }
 
 /* KEYS[1]; ARGV: index, value, the InvalidArgs error for an index out of range. */
@@ -460,7 +447,7 @@ RLIST_HANDLER(l_set, const char *key, int64_t index) {
         r = rs_args_printf(&a, "CHERR InvalidArgs Index %lld is out of range for list '%s'.", (long long) index, key);
         if (r < 0)
                 return r;
-        return send_call(ns, m, key, rs_on_ok, LSET_SCRIPT, 1, &a, NULL, NULL, (const char *[]) { key }, 1);
+        return rs_send_call(ns, m, key, rs_on_ok, LSET_SCRIPT, 1, &a, NULL, NULL, (const char *[]) { key }, 1);
 }
 
 RLIST_HANDLER(l_trim, const char *key, int64_t start, int64_t stop) {
@@ -474,7 +461,7 @@ RLIST_HANDLER(l_trim, const char *key, int64_t start, int64_t stop) {
         if ((r = rs_args_str(&a, "LTRIM")) < 0 || (r = rs_args_key(&a, ns, key)) < 0 ||
             (r = rs_args_printf(&a, "%" PRIi64, start)) < 0 || (r = rs_args_printf(&a, "%" PRIi64, stop)) < 0)
                 return r;
-        return send_call(ns, m, key, rs_on_ok, NULL, 0, &a, NULL, NULL, (const char *[]) { key }, 1); /* LTrim */
+        return rs_send_call(ns, m, key, rs_on_ok, NULL, 0, &a, NULL, NULL, (const char *[]) { key }, 1); /* LTrim */
 }
 
 /* LREM and LINSERT compare the encoded bytes: the encoding is canonical for what the hub
@@ -493,7 +480,7 @@ RLIST_HANDLER(l_rem, const char *key, int64_t count) {
         r = args_value(&a, m, ns, key, ret_error);
         if (r < 0)
                 return r;
-        return send_call(ns, m, key, rs_on_count, NULL, 0, &a, NULL, NULL, (const char *[]) { key }, 1); /* LRem, SRem */
+        return rs_send_call(ns, m, key, rs_on_count, NULL, 0, &a, NULL, NULL, (const char *[]) { key }, 1); /* LRem, SRem */
 }
 
 /* KEYS[1]; ARGV: BEFORE/AFTER, pivot, value, the most elements, the LimitExceeded error.  The
@@ -554,7 +541,7 @@ RLIST_HANDLER(l_insert, const char *key, const char *where) {
                 push_done_free(d);
                 return -ENOMEM;
         }
-        return send_call(ns, m, key, on_inserted, LINSERT_SCRIPT, 1, &a, d, push_done_free, (const char *[]) { key }, 1);
+        return rs_send_call(ns, m, key, on_inserted, LINSERT_SCRIPT, 1, &a, d, push_done_free, (const char *[]) { key }, 1);
 }
 
 /* KEYS: source, destination; ARGV: LEFT/RIGHT twice, the most elements, the LimitExceeded
@@ -630,7 +617,7 @@ RLIST_HANDLER(l_move, const char *source, const char *destination, const char *w
                 return -ENOMEM;
         }
         d->to_left = to_left;
-        return send_call(ns, m, source, on_moved, LMOVE_SCRIPT, 2, &a, d, move_done_free, (const char *[]) { source, destination }, 2);
+        return rs_send_call(ns, m, source, on_moved, LMOVE_SCRIPT, 2, &a, d, move_done_free, (const char *[]) { source, destination }, 2);
 }
 
 /* ---- sets ----------------------------------------------------------------------------------- */
@@ -667,7 +654,7 @@ RLIST_HANDLER(s_add, const char *key, char **members) {
         for (char **p = members; *p; p++)
                 if ((r = rs_args_str(&a, *p)) < 0)
                         return r;
-        return send_call(ns, m, key, rs_on_count, SADD_SCRIPT, 1, &a, NULL, NULL, (const char *[]) { key }, 1);
+        return rs_send_call(ns, m, key, rs_on_count, SADD_SCRIPT, 1, &a, NULL, NULL, (const char *[]) { key }, 1);
 }
 
 RLIST_HANDLER(s_rem, const char *key, char **members) {
@@ -682,14 +669,14 @@ RLIST_HANDLER(s_rem, const char *key, char **members) {
                 /* nothing to remove (SREM wants a member): 0, or WrongType, as the local store */
                 if ((r = rs_args_key(&a, ns, key)) < 0)
                         return r;
-                return send_call(ns, m, key, rs_on_count, "redis.call('SCARD', KEYS[1]) return 0", 1, &a, NULL, NULL, NULL, 0);
+                return rs_send_call(ns, m, key, rs_on_count, "redis.call('SCARD', KEYS[1]) return 0", 1, &a, NULL, NULL, NULL, 0);
         }
         if ((r = rs_args_str(&a, "SREM")) < 0 || (r = rs_args_key(&a, ns, key)) < 0)
                 return r;
         for (char **p = members; *p; p++)
                 if ((r = rs_args_str(&a, *p)) < 0)
                         return r;
-        return send_call(ns, m, key, rs_on_count, NULL, 0, &a, NULL, NULL, (const char *[]) { key }, 1); /* LRem, SRem */
+        return rs_send_call(ns, m, key, rs_on_count, NULL, 0, &a, NULL, NULL, (const char *[]) { key }, 1); /* LRem, SRem */
 }
 
 /* KEYS[1]; ARGV: the most items, the LimitExceeded error. */
@@ -708,7 +695,7 @@ RLIST_HANDLER(s_members, const char *key) {
         if ((r = rs_args_key(&a, ns, key)) < 0 || (r = rs_args_printf(&a, "%" PRIu64, ns->hub->limits.max_reply_items)) < 0 ||
             (r = reply_items_message(&a, ns, "SMembers")) < 0)
                 return r;
-        return send_call(ns, m, key, on_members, SMEMBERS_SCRIPT, 1, &a, NULL, NULL, NULL, 0);
+        return rs_send_call(ns, m, key, on_members, SMEMBERS_SCRIPT, 1, &a, NULL, NULL, NULL, 0);
 }
 
 RLIST_HANDLER(s_is_member, const char *key, const char *member) {
@@ -721,7 +708,7 @@ RLIST_HANDLER(s_is_member, const char *key, const char *member) {
                 return r;
         if ((r = rs_args_str(&a, "SISMEMBER")) < 0 || (r = rs_args_key(&a, ns, key)) < 0 || (r = rs_args_str(&a, member)) < 0)
                 return r;
-        return send_call(ns, m, key, rs_on_bool, NULL, 0, &a, NULL, NULL, NULL, 0);
+        return rs_send_call(ns, m, key, rs_on_bool, NULL, 0, &a, NULL, NULL, NULL, 0);
 }
 
 RLIST_HANDLER(s_card, const char *key) {

@@ -148,6 +148,11 @@ static int send_full(Namespace *ns, sd_bus_message *m, const char *key, rstore_r
         return 1;
 }
 
+int rs_send_call(Namespace *ns, sd_bus_message *m, const char *key, rstore_reply_fn fn, const char *script, int nkeys,
+                 RsArgs *a, void *data, void (*free_data)(void *), const char *const *written, size_t n_written) {
+        return send_full(ns, m, key, fn, script, nkeys, a, data, free_data, written, n_written, false);
+}
+
 int rs_send(Namespace *ns, sd_bus_message *m, const char *key, rstore_reply_fn fn, RsArgs *a, void *data,
             void (*free_data)(void *)) {
         return send_full(ns, m, key, fn, NULL, 0, a, data, free_data, NULL, 0, false);

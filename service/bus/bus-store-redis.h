@@ -53,6 +53,10 @@ int rs_send_eval(Namespace *ns, sd_bus_message *m, const char *key, rstore_reply
  * command. */
 int rs_send_write(Namespace *ns, sd_bus_message *m, const char *const *keys, size_t n, rstore_reply_fn fn, const char *script,
                   int nkeys, RsArgs *a, void *data, void (*free_data)(void *));
+/* All of those in one: SCRIPT NULL sends A as a command; WRITTEN NULL is a read, else its
+ * N_WRITTEN keys (the first is KEY) are what the call may change. */
+int rs_send_call(Namespace *ns, sd_bus_message *m, const char *key, rstore_reply_fn fn, const char *script, int nkeys,
+                 RsArgs *a, void *data, void (*free_data)(void *), const char *const *written, size_t n_written);
 /* Sends CMD KEY (a read) and answers with FN. */
 int rs_one_key(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *cmd, const char *key,
                rstore_reply_fn fn);
