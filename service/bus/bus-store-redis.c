@@ -187,6 +187,18 @@ int rs_check_key(Namespace *ns, sd_bus_error *ret_error, const char *key) {
                         return _r_;                     \
         } while (0)
 
+static int check_field(Namespace *ns, sd_bus_error *ret_error, const char *field) {
+        return bus_check_name(ret_error, "field name", field, ns->hub->limits.max_key_bytes);
+}
+
+/* KEY, and FIELD unless NULL (a hash's field). */
+static int check_key_field(Namespace *ns, sd_bus_error *ret_error, const char *key, const char *field) {
+        int r = rs_check_key(ns, ret_error, key);
+        if (r < 0 || !field)
+                return r;
+        return check_field(ns, ret_error, field);
+}
+
 int rs_check_names(Namespace *ns, sd_bus_error *ret_error, const char *const *names, size_t n, const char *what) {
         for (size_t i = 0; i < n; i++) {
                 int r = bus_check_name(ret_error, what, names[i], ns->hub->limits.max_key_bytes);
@@ -1296,12 +1308,9 @@ static int incr_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error
         Rmw *w;
         int r;
 
-        CHECK_KEY(ns, ret_error, key);
-        if (field) {
-                r = bus_check_name(ret_error, "field name", field, ns->hub->limits.max_key_bytes);
-                if (r < 0)
-                        return r;
-        }
+        r = check_key_field(ns, ret_error, key, field);
+        if (r < 0)
+                return r;
         w = rmw_new(RMW_INCR, field);
         if (!w)
                 return -ENOMEM;
@@ -1341,12 +1350,9 @@ static int float_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_erro
         Rmw *w;
         int r;
 
-        CHECK_KEY(ns, ret_error, key);
-        if (field) {
-                r = bus_check_name(ret_error, "field name", field, ns->hub->limits.max_key_bytes);
-                if (r < 0)
-                        return r;
-        }
+        r = check_key_field(ns, ret_error, key, field);
+        if (r < 0)
+                return r;
         w = rmw_new(RMW_INCR_FLOAT, field);
         if (!w)
                 return -ENOMEM;
@@ -1405,10 +1411,6 @@ static int method_get_range(sd_bus_message *m, void *userdata, sd_bus_error *ret
 
 /* ---- hashes ------------------------------------------------------------------------------ */
 
-static int check_field(Namespace *ns, sd_bus_error *ret_error, const char *field) {
-        return bus_check_name(ret_error, "field name", field, ns->hub->limits.max_key_bytes);
-}
-
 /* TYPE's reply for a hash call with no fields: a hash or nothing, else WrongType as HSET's. */
 static int want_hash_or_none(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
         if (reply->type != REDIS_REPLY_STATUS)
@@ -1463,8 +1465,7 @@ static int method_h_set_nx(sd_bus_message *m, void *userdata, sd_bus_error *ret_
         _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        CHECK_KEY(ns, ret_error, key);
-        r = check_field(ns, ret_error, field);
+        r = check_key_field(ns, ret_error, key, field);
         if (r < 0)
                 return r;
         r = bus_store_read_value(m, &v, ret_error);
@@ -1600,8 +1601,7 @@ static int method_h_exists(sd_bus_message *m, void *userdata, sd_bus_error *ret_
         Namespace *ns = userdata;
         int r;
 
-        CHECK_KEY(ns, ret_error, key);
-        r = check_field(ns, ret_error, field);
+        r = check_key_field(ns, ret_error, key, field);
         if (r < 0)
                 return r;
         return key_field(m, ns, ret_error, "HEXISTS", key, field, rs_on_bool, NULL, NULL);
@@ -1811,7 +1811,7 @@ static int tracked_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_er
         if (r < 0)
                 return r;
         if (field) {
-                r = bus_check_name(ret_error, "field name", field, ns->hub->limits.max_key_bytes);
+                r = check_field(ns, ret_error, field);
                 if (r < 0)
                         return r;
         }
