@@ -936,18 +936,27 @@ static int on_mset(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_err
         return r < 0 ? r : 1;
 }
 
+/* MSet's and HSet's "a{sv}": names (WHAT) and values within the limits; KEY names the values in
+ * errors (NULL: their own names, the keys). */
+static int read_values(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *what, const char *key,
+                       BusValues *v) {
+        int r;
+
+        r = bus_store_read_values(m, true, v, ns->hub->limits.max_elements, ret_error);
+        if (r < 0)
+                return r;
+        r = rs_check_names(ns, ret_error, v->names, v->n, what);
+        if (r < 0)
+                return r;
+        return rs_check_values(ns, ret_error, v, key);
+}
+
 static int m_set_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, bool nx) {
         _cleanup_(bus_values_done) BusValues v = {};
         _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        r = bus_store_read_values(m, true, &v, ns->hub->limits.max_elements, ret_error);
-        if (r < 0)
-                return r;
-        r = rs_check_names(ns, ret_error, v.names, v.n, "key");
-        if (r < 0)
-                return r;
-        r = rs_check_values(ns, ret_error, &v, NULL);
+        r = read_values(m, ns, ret_error, "key", NULL, &v);
         if (r < 0)
                 return r;
         if (v.n == 0)
@@ -1435,13 +1444,7 @@ static int method_h_set(sd_bus_message *m, void *userdata, sd_bus_error *ret_err
         int r;
 
         CHECK_KEY(ns, ret_error, key);
-        r = bus_store_read_values(m, true, &v, ns->hub->limits.max_elements, ret_error);
-        if (r < 0)
-                return r;
-        r = rs_check_names(ns, ret_error, v.names, v.n, "field name");
-        if (r < 0)
-                return r;
-        r = rs_check_values(ns, ret_error, &v, key);
+        r = read_values(m, ns, ret_error, "field name", key, &v);
         if (r < 0)
                 return r;
         if (v.n == 0)
