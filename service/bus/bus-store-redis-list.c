@@ -275,6 +275,8 @@ static const char PUSH_SCRIPT[] =
         "end\n"
         "return n\n";
 
+/* A push (LPush..., LInsert, LMove's destination) done: KEY of namespace NS gained an element
+ * (at the LEFT end or not), an event for this hub's blocking pops. */
 typedef struct PushDone {
         char *ns, *key;
         bool left;
@@ -288,6 +290,17 @@ static void push_done_free(void *p) {
         free(d->ns);
         free(d->key);
         free(d);
+}
+
+static PushDone *push_done_new(const char *ns, const char *key, bool left) {
+        PushDone *d = calloc(1, sizeof(PushDone));
+
+        if (!d || !(d->ns = strdup(ns)) || !(d->key = strdup(key))) {
+                push_done_free(d);
+                return NULL;
+        }
+        d->left = left;
+        return d;
 }
 
 static int on_pushed(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
@@ -317,16 +330,9 @@ static int push_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error
         r = args_values(&a, m, ns, key, ret_error);
         if (r < 0)
                 return r;
-        d = calloc(1, sizeof(PushDone));
+        d = push_done_new(ns->name, key, left);
         if (!d)
                 return -ENOMEM;
-        d->left = left;
-        d->ns = strdup(ns->name);
-        d->key = strdup(key);
-        if (!d->ns || !d->key) {
-                push_done_free(d);
-                return -ENOMEM;
-        }
         return rs_send_call(ns, m, key, on_pushed, PUSH_SCRIPT, 1, &a, d, push_done_free, (const char *[]) { key }, 1);
 }
 
@@ -536,11 +542,9 @@ RLIST_HANDLER(l_insert, const char *key, const char *where) {
                 return r;
         if ((r = rs_args_printf(&a, "%" PRIu64, ns->hub->limits.max_elements)) < 0 || (r = elements_message(&a, ns, key)) < 0)
                 return r;
-        d = calloc(1, sizeof(PushDone));
-        if (!d || !(d->ns = strdup(ns->name)) || !(d->key = strdup(key))) {
-                push_done_free(d);
+        d = push_done_new(ns->name, key, false);
+        if (!d)
                 return -ENOMEM;
-        }
         return rs_send_call(ns, m, key, on_inserted, LINSERT_SCRIPT, 1, &a, d, push_done_free, (const char *[]) { key }, 1);
 }
 
@@ -553,23 +557,8 @@ static const char LMOVE_SCRIPT[] =
         "end\n"
         "return redis.call('LMOVE', KEYS[1], KEYS[2], ARGV[1], ARGV[2])\n";
 
-typedef struct MoveDone {
-        char *ns, *dst;
-        bool to_left;
-} MoveDone;
-
-static void move_done_free(void *p) {
-        MoveDone *d = p;
-
-        if (!d)
-                return;
-        free(d->ns);
-        free(d->dst);
-        free(d);
-}
-
 static int on_moved(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
-        MoveDone *d = rstore_call_data(c);
+        PushDone *d = rstore_call_data(c); /* the destination */
         RStoreValue v = {};
         int r;
 
@@ -578,12 +567,12 @@ static int on_moved(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_er
         if (reply->type != REDIS_REPLY_STRING)
                 return -EBADMSG;
         /* moved already: a waiter on the destination may take it even when it does not decode */
-        bus_store_redis_list_key_event(rstore_call_hub(c), d->ns, d->dst, d->to_left ? "lpush" : "rpush");
+        bus_store_redis_list_key_event(rstore_call_hub(c), d->ns, d->key, d->left ? "lpush" : "rpush");
         r = rs_decode(c, reply, &v);
         if (r == -EBADMSG)
                 return bus_error_errno(ret_error, -EMEDIUMTYPE,
                                        "List '%s' holds an element that is not a clusterhub value (another client of the Redis wrote it); it was moved to '%s'.",
-                                       rstore_call_key(c), d->dst);
+                                       rstore_call_key(c), d->key);
         if (r < 0)
                 return rs_decode_error(c, r, reply->len, ret_error);
         r = ch_store1_reply_l_move(rstore_call_message(c), rs_append_value_cb, &v.value);
@@ -595,7 +584,7 @@ RLIST_HANDLER(l_move, const char *source, const char *destination, const char *w
         Namespace *ns = userdata;
         _cleanup_(rs_args_done) RsArgs a = {};
         bool from_left = false, to_left = false;
-        MoveDone *d;
+        PushDone *d;
         int r;
 
         if ((r = rs_check_key(ns, ret_error, source)) < 0 || (r = rs_check_key(ns, ret_error, destination)) < 0)
@@ -611,13 +600,10 @@ RLIST_HANDLER(l_move, const char *source, const char *destination, const char *w
             (r = rs_args_printf(&a, "%" PRIu64, ns->hub->limits.max_elements)) < 0 ||
             (r = elements_message(&a, ns, destination)) < 0)
                 return r;
-        d = calloc(1, sizeof(MoveDone));
-        if (!d || !(d->ns = strdup(ns->name)) || !(d->dst = strdup(destination))) {
-                move_done_free(d);
+        d = push_done_new(ns->name, destination, to_left);
+        if (!d)
                 return -ENOMEM;
-        }
-        d->to_left = to_left;
-        return rs_send_call(ns, m, source, on_moved, LMOVE_SCRIPT, 2, &a, d, move_done_free, (const char *[]) { source, destination }, 2);
+        return rs_send_call(ns, m, source, on_moved, LMOVE_SCRIPT, 2, &a, d, push_done_free, (const char *[]) { source, destination }, 2);
 }
 
 /* ---- sets ----------------------------------------------------------------------------------- */
