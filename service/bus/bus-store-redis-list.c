@@ -116,7 +116,17 @@ static int elements_message(RsArgs *a, Namespace *ns, const char *key) {
         return limit_message(a, key, "elements", ns->hub->limits.max_elements, "--max-elements");
 }
 
-static int reply_items_message(RsArgs *a, Namespace *ns, const char *what) {
+/* A script's bound and the error it answers past it: --max-elements for KEY... */
+static int args_elements_limit(RsArgs *a, Namespace *ns, const char *key) {
+        int r = rs_args_printf(a, "%" PRIu64, ns->hub->limits.max_elements);
+        return r < 0 ? r : elements_message(a, ns, key);
+}
+
+/* ... and --max-reply-items for the method WHAT. */
+static int args_reply_items_limit(RsArgs *a, Namespace *ns, const char *what) {
+        int r = rs_args_printf(a, "%" PRIu64, ns->hub->limits.max_reply_items);
+        if (r < 0)
+                return r;
         return rs_args_printf(a, "CHERR LimitExceeded %s would return more than --max-reply-items=%llu items.", what,
                               (unsigned long long) ns->hub->limits.max_reply_items);
 }
@@ -402,8 +412,7 @@ RLIST_HANDLER(l_range, const char *key, int64_t start, int64_t stop) {
                 return r;
         if ((r = rs_args_key(&a, ns, key)) < 0 || (r = rs_args_printf(&a, "%" PRIi64, clamp_index(start))) < 0 ||
             (r = rs_args_printf(&a, "%" PRIi64, clamp_index(stop))) < 0 ||
-            (r = rs_args_printf(&a, "%" PRIu64, ns->hub->limits.max_reply_items)) < 0 ||
-            (r = reply_items_message(&a, ns, "LRange")) < 0)
+            (r = args_reply_items_limit(&a, ns, "LRange")) < 0)
                 return r;
         return rs_send_call(ns, m, key, on_values, LRANGE_SCRIPT, 1, &a, NULL, NULL, NULL, 0);
 }
@@ -540,7 +549,7 @@ RLIST_HANDLER(l_insert, const char *key, const char *where) {
         r = args_value(&a, m, ns, key, ret_error);
         if (r < 0)
                 return r;
-        if ((r = rs_args_printf(&a, "%" PRIu64, ns->hub->limits.max_elements)) < 0 || (r = elements_message(&a, ns, key)) < 0)
+        if ((r = args_elements_limit(&a, ns, key)) < 0)
                 return r;
         d = push_done_new(ns->name, key, false);
         if (!d)
@@ -597,8 +606,7 @@ RLIST_HANDLER(l_move, const char *source, const char *destination, const char *w
                 return r;
         if ((r = rs_args_key(&a, ns, source)) < 0 || (r = rs_args_key(&a, ns, destination)) < 0 ||
             (r = rs_args_str(&a, from_left ? "LEFT" : "RIGHT")) < 0 || (r = rs_args_str(&a, to_left ? "LEFT" : "RIGHT")) < 0 ||
-            (r = rs_args_printf(&a, "%" PRIu64, ns->hub->limits.max_elements)) < 0 ||
-            (r = elements_message(&a, ns, destination)) < 0)
+            (r = args_elements_limit(&a, ns, destination)) < 0)
                 return r;
         d = push_done_new(ns->name, destination, to_left);
         if (!d)
@@ -634,8 +642,7 @@ RLIST_HANDLER(s_add, const char *key, char **members) {
                 return r;
         if (!members || !members[0])
                 return bus_error_errno(ret_error, -EINVAL, "Invalid argument for key '%s'.", key);
-        if ((r = rs_args_key(&a, ns, key)) < 0 || (r = rs_args_printf(&a, "%" PRIu64, ns->hub->limits.max_elements)) < 0 ||
-            (r = elements_message(&a, ns, key)) < 0)
+        if ((r = rs_args_key(&a, ns, key)) < 0 || (r = args_elements_limit(&a, ns, key)) < 0)
                 return r;
         for (char **p = members; *p; p++)
                 if ((r = rs_args_str(&a, *p)) < 0)
@@ -678,8 +685,7 @@ RLIST_HANDLER(s_members, const char *key) {
         r = rs_check_key(ns, ret_error, key);
         if (r < 0)
                 return r;
-        if ((r = rs_args_key(&a, ns, key)) < 0 || (r = rs_args_printf(&a, "%" PRIu64, ns->hub->limits.max_reply_items)) < 0 ||
-            (r = reply_items_message(&a, ns, "SMembers")) < 0)
+        if ((r = rs_args_key(&a, ns, key)) < 0 || (r = args_reply_items_limit(&a, ns, "SMembers")) < 0)
                 return r;
         return rs_send_call(ns, m, key, on_members, SMEMBERS_SCRIPT, 1, &a, NULL, NULL, NULL, 0);
 }
