@@ -1251,17 +1251,13 @@ static int on_rmw_read(RStoreCall *c, const redisReply *reply, sd_bus_error *ret
         return rmw_step(c, reply, ret_error);
 }
 
-static int rmw_start(sd_bus_message *m, Namespace *ns, const char *key, Rmw *w) {
+/* The call of W (taken: freed with the call, or here on failure), answered by FN; what it may
+ * change, unless W only reads. */
+static int rmw_call_new(sd_bus_message *m, Namespace *ns, const char *key, Rmw *w, rstore_reply_fn fn, RStoreCall **ret) {
         RStoreCall *c;
         int r;
 
-        w->hub = ns->hub;
-        r = rstore_key(ns->name, key, &w->rkey);
-        if (r < 0) {
-                rmw_free(w);
-                return r;
-        }
-        r = rstore_call_new(ns, m, key, on_rmw_read, &c);
+        r = rstore_call_new(ns, m, key, fn, &c);
         if (r < 0) {
                 rmw_free(w);
                 return r;
@@ -1271,17 +1267,32 @@ static int rmw_start(sd_bus_message *m, Namespace *ns, const char *key, Rmw *w) 
                 rstore_call_abandon(c);
                 return r;
         }
+        *ret = c;
+        return 0;
+}
+
+static int rmw_start(sd_bus_message *m, Namespace *ns, const char *key, Rmw *w) {
+        RStoreCall *c;
+        int r;
+
+        r = rmw_call_new(m, ns, key, w, on_rmw_read, &c);
+        if (r < 0)
+                return r;
         (void) rmw_read(c);
         return 1;
 }
 
-static Rmw *rmw_new(RmwOp op, const char *field) {
+/* An Rmw of OP on KEY in NS (FIELD of the hash KEY unless NULL); NULL when out of memory. */
+static Rmw *rmw_new(Namespace *ns, const char *key, RmwOp op, const char *field) {
         Rmw *w = calloc(1, sizeof(Rmw));
         if (!w)
                 return NULL;
         w->op = op;
-        if (field && !(w->field = strdup(field)))
-                return mfree(w);
+        w->hub = ns->hub;
+        if ((field && !(w->field = strdup(field))) || rstore_key(ns->name, key, &w->rkey) < 0) {
+                rmw_free(w);
+                return NULL;
+        }
         return w;
 }
 
@@ -1320,32 +1331,24 @@ static int incr_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error
         r = check_key_field(ns, ret_error, key, field);
         if (r < 0)
                 return r;
-        w = rmw_new(RMW_INCR, field);
+        w = rmw_new(ns, key, RMW_INCR, field);
         if (!w)
                 return -ENOMEM;
-        w->hub = ns->hub;
         w->by = by;
-        r = rstore_key(ns->name, key, &w->rkey);
-        if (r >= 0)
-                r = rs_args_str(&a, field ? "HINCRBY" : "INCRBY");
+        r = rs_args_str(&a, field ? "HINCRBY" : "INCRBY");
         if (r >= 0)
                 r = rs_args_str(&a, w->rkey);
         if (r >= 0 && field)
                 r = rs_args_str(&a, field);
         if (r >= 0)
                 r = rs_args_printf(&a, "%" PRIi64, by);
-        if (r >= 0)
-                r = rstore_call_new(ns, m, key, on_incr, &c);
         if (r < 0) {
                 rmw_free(w);
                 return r;
         }
-        rstore_call_set_data(c, w, rmw_free);
-        r = rstore_call_set_written(c, &key, 1);
-        if (r < 0) {
-                rstore_call_abandon(c);
+        r = rmw_call_new(m, ns, key, w, on_incr, &c);
+        if (r < 0)
                 return r;
-        }
         rstore_call_want_errors(c, true);
         (void) rstore_call_send(c, a.n, a.v, a.l);
         return 1;
@@ -1362,7 +1365,7 @@ static int float_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_erro
         r = check_key_field(ns, ret_error, key, field);
         if (r < 0)
                 return r;
-        w = rmw_new(RMW_INCR_FLOAT, field);
+        w = rmw_new(ns, key, RMW_INCR_FLOAT, field);
         if (!w)
                 return -ENOMEM;
         w->by_float = by;
@@ -1378,7 +1381,7 @@ static int text_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error
         Rmw *w;
 
         CHECK_KEY(ns, ret_error, key);
-        w = rmw_new(op, NULL);
+        w = rmw_new(ns, key, op, NULL);
         if (!w || (text && !(w->text = strdup(text)))) {
                 rmw_free(w);
                 return -ENOMEM;
@@ -1410,7 +1413,7 @@ static int method_get_range(sd_bus_message *m, void *userdata, sd_bus_error *ret
         Rmw *w;
 
         CHECK_KEY(ns, ret_error, key);
-        w = rmw_new(RMW_GET_RANGE, NULL);
+        w = rmw_new(ns, key, RMW_GET_RANGE, NULL);
         if (!w)
                 return -ENOMEM;
         w->start = start;
