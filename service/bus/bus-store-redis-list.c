@@ -329,9 +329,7 @@ static int push_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error
         PushDone *d;
         int r;
 
-        r = rs_check_key(ns, ret_error, key);
-        if (r < 0)
-                return r;
+        RS_CHECK_KEY(ns, ret_error, key);
         if ((r = rs_args_key(&a, ns, key)) < 0 ||
             (r = rs_args_printf(&a, "%" PRIu64, ns->hub->limits.max_elements)) < 0 ||
             (r = rs_args_str(&a, left ? (x ? "LPUSHX" : "LPUSH") : (x ? "RPUSHX" : "RPUSH"))) < 0 ||
@@ -369,9 +367,7 @@ static int count_command(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_err
         _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        r = rs_check_key(ns, ret_error, key);
-        if (r < 0)
-                return r;
+        RS_CHECK_KEY(ns, ret_error, key);
         if ((r = rs_args_str(&a, cmd)) < 0 || (r = rs_args_key(&a, ns, key)) < 0 ||
             (r = rs_args_printf(&a, "%" PRIu32, count == 0 ? 1 : count)) < 0)
                 return r;
@@ -407,9 +403,7 @@ RLIST_HANDLER(l_range, const char *key, int64_t start, int64_t stop) {
         _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        r = rs_check_key(ns, ret_error, key);
-        if (r < 0)
-                return r;
+        RS_CHECK_KEY(ns, ret_error, key);
         if ((r = rs_args_key(&a, ns, key)) < 0 || (r = rs_args_printf(&a, "%" PRIi64, clamp_index(start))) < 0 ||
             (r = rs_args_printf(&a, "%" PRIi64, clamp_index(stop))) < 0 ||
             (r = args_reply_items_limit(&a, ns, "LRange")) < 0)
@@ -427,9 +421,7 @@ RLIST_HANDLER(l_index, const char *key, int64_t index) {
         char *message = NULL;
         int r;
 
-        r = rs_check_key(ns, ret_error, key);
-        if (r < 0)
-                return r;
+        RS_CHECK_KEY(ns, ret_error, key);
         if ((r = rs_args_str(&a, "LINDEX")) < 0 || (r = rs_args_key(&a, ns, key)) < 0 ||
             (r = rs_args_printf(&a, "%" PRIi64, index)) < 0)
                 return r;
@@ -451,9 +443,7 @@ RLIST_HANDLER(l_set, const char *key, int64_t index) {
         _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        r = rs_check_key(ns, ret_error, key);
-        if (r < 0)
-                return r;
+        RS_CHECK_KEY(ns, ret_error, key);
         if ((r = rs_args_key(&a, ns, key)) < 0 || (r = rs_args_printf(&a, "%" PRIi64, index)) < 0)
                 return r;
         r = args_value(&a, m, ns, key, ret_error);
@@ -470,9 +460,7 @@ RLIST_HANDLER(l_trim, const char *key, int64_t start, int64_t stop) {
         _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        r = rs_check_key(ns, ret_error, key);
-        if (r < 0)
-                return r;
+        RS_CHECK_KEY(ns, ret_error, key);
         if ((r = rs_args_str(&a, "LTRIM")) < 0 || (r = rs_args_key(&a, ns, key)) < 0 ||
             (r = rs_args_printf(&a, "%" PRIi64, start)) < 0 || (r = rs_args_printf(&a, "%" PRIi64, stop)) < 0)
                 return r;
@@ -486,9 +474,7 @@ RLIST_HANDLER(l_rem, const char *key, int64_t count) {
         _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        r = rs_check_key(ns, ret_error, key);
-        if (r < 0)
-                return r;
+        RS_CHECK_KEY(ns, ret_error, key);
         if ((r = rs_args_str(&a, "LREM")) < 0 || (r = rs_args_key(&a, ns, key)) < 0 ||
             (r = rs_args_printf(&a, "%" PRIi64, count)) < 0)
                 return r;
@@ -535,9 +521,7 @@ RLIST_HANDLER(l_insert, const char *key, const char *where) {
         PushDone *d;
         int r;
 
-        r = rs_check_key(ns, ret_error, key);
-        if (r < 0)
-                return r;
+        RS_CHECK_KEY(ns, ret_error, key);
         r = parse_side(ret_error, "where", where, "before", "after", &before);
         if (r < 0)
                 return r;
@@ -682,9 +666,7 @@ RLIST_HANDLER(s_members, const char *key) {
         _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        r = rs_check_key(ns, ret_error, key);
-        if (r < 0)
-                return r;
+        RS_CHECK_KEY(ns, ret_error, key);
         if ((r = rs_args_key(&a, ns, key)) < 0 || (r = args_reply_items_limit(&a, ns, "SMembers")) < 0)
                 return r;
         return rs_send_call(ns, m, key, on_members, SMEMBERS_SCRIPT, 1, &a, NULL, NULL, NULL, 0);

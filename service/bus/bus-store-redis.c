@@ -180,13 +180,6 @@ int rs_check_key(Namespace *ns, sd_bus_error *ret_error, const char *key) {
         return bus_check_name(ret_error, "key", key, ns->hub->limits.max_key_bytes);
 }
 
-#define CHECK_KEY(ns, e, key)                           \
-        do {                                            \
-                int _r_ = rs_check_key((ns), (e), (key));  \
-                if (_r_ < 0)                            \
-                        return _r_;                     \
-        } while (0)
-
 static int check_field(Namespace *ns, sd_bus_error *ret_error, const char *field) {
         return bus_check_name(ret_error, "field name", field, ns->hub->limits.max_key_bytes);
 }
@@ -551,7 +544,7 @@ static int method_type(sd_bus_message *m, void *userdata, sd_bus_error *ret_erro
         _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        CHECK_KEY(ns, ret_error, key);
+        RS_CHECK_KEY(ns, ret_error, key);
         r = rs_args_key(&a, ns, key);
         if (r < 0)
                 return r;
@@ -569,8 +562,8 @@ static int two_keys(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, c
         _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        CHECK_KEY(ns, ret_error, key);
-        CHECK_KEY(ns, ret_error, new_key);
+        RS_CHECK_KEY(ns, ret_error, key);
+        RS_CHECK_KEY(ns, ret_error, new_key);
         r = rs_args_str(&a, cmd);
         if (r >= 0)
                 r = rs_args_key(&a, ns, key);
@@ -610,7 +603,7 @@ static int method_move(sd_bus_message *m, void *userdata, sd_bus_error *ret_erro
         char *dst = NULL;
         int r;
 
-        CHECK_KEY(ns, ret_error, key);
+        RS_CHECK_KEY(ns, ret_error, key);
         if (!namespace_name_is_valid(ns->hub, namespace))
                 return bus_error_errno(ret_error, -EINVAL, "'%s' is not a namespace name: 1 to %llu characters of [A-Za-z0-9_].",
                                        namespace, (unsigned long long) ns->hub->limits.max_name_bytes);
@@ -634,7 +627,7 @@ static int method_expire(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
         _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        CHECK_KEY(ns, ret_error, key);
+        RS_CHECK_KEY(ns, ret_error, key);
         if (ttl_ms > INT64_MAX / 2)
                 return bus_error_errno(ret_error, -EINVAL, "Invalid argument for key '%s'.", key);
         r = rs_args_str(&a, "PEXPIRE");
@@ -652,7 +645,7 @@ static int one_key_full(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_erro
         _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        CHECK_KEY(ns, ret_error, key);
+        RS_CHECK_KEY(ns, ret_error, key);
         r = rs_args_str(&a, cmd);
         if (r >= 0)
                 r = rs_args_key(&a, ns, key);
@@ -780,7 +773,7 @@ static int set_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error,
         SetOptions o = {};
         int r;
 
-        CHECK_KEY(ns, ret_error, key);
+        RS_CHECK_KEY(ns, ret_error, key);
         r = bus_store_read_value(m, &v, ret_error);
         if (r < 0)
                 return r;
@@ -1380,7 +1373,7 @@ static int text_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error
                        uint64_t offset) {
         Rmw *w;
 
-        CHECK_KEY(ns, ret_error, key);
+        RS_CHECK_KEY(ns, ret_error, key);
         w = rmw_new(ns, key, op, NULL);
         if (!w || (text && !(w->text = strdup(text)))) {
                 rmw_free(w);
@@ -1412,7 +1405,7 @@ static int method_get_range(sd_bus_message *m, void *userdata, sd_bus_error *ret
         Namespace *ns = userdata;
         Rmw *w;
 
-        CHECK_KEY(ns, ret_error, key);
+        RS_CHECK_KEY(ns, ret_error, key);
         w = rmw_new(ns, key, RMW_GET_RANGE, NULL);
         if (!w)
                 return -ENOMEM;
@@ -1446,7 +1439,7 @@ static int method_h_set(sd_bus_message *m, void *userdata, sd_bus_error *ret_err
         _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        CHECK_KEY(ns, ret_error, key);
+        RS_CHECK_KEY(ns, ret_error, key);
         r = read_values(m, ns, ret_error, "field name", key, &v);
         if (r < 0)
                 return r;
@@ -1531,7 +1524,7 @@ static int method_h_get(sd_bus_message *m, void *userdata, sd_bus_error *ret_err
         Names *n = NULL;
         int r;
 
-        CHECK_KEY(ns, ret_error, key);
+        RS_CHECK_KEY(ns, ret_error, key);
         r = names_new(fields, &n);
         if (r < 0)
                 return r;
@@ -1552,7 +1545,7 @@ static int method_h_m_get(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         Names *n = NULL;
         int r;
 
-        CHECK_KEY(ns, ret_error, key);
+        RS_CHECK_KEY(ns, ret_error, key);
         if (!fields || !fields[0])
                 return rs_one_key(m, ns, ret_error, "TYPE", key, on_h_m_get_empty);
         r = rs_args_str(&a, "HMGET");
@@ -1590,7 +1583,7 @@ static int method_h_del(sd_bus_message *m, void *userdata, sd_bus_error *ret_err
         _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        CHECK_KEY(ns, ret_error, key);
+        RS_CHECK_KEY(ns, ret_error, key);
         if (!fields || !fields[0])
                 return rs_one_key(m, ns, ret_error, "TYPE", key, on_h_set_empty);
         r = rs_args_str(&a, "HDEL");

@@ -64,6 +64,13 @@ int rs_one_key(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const 
 /* The checks of bus-store.c: a key (or NAMES, each WHAT: "member", "field name") within
  * --max-key-bytes, a value within --max-value-bytes. */
 int rs_check_key(Namespace *ns, sd_bus_error *ret_error, const char *key);
+/* rs_check_key() that returns its error from the handler. */
+#define RS_CHECK_KEY(ns, e, key)                                \
+        do {                                                    \
+                int _r_ = rs_check_key((ns), (e), (key));       \
+                if (_r_ < 0)                                    \
+                        return _r_;                             \
+        } while (0)
 int rs_check_names(Namespace *ns, sd_bus_error *ret_error, const char *const *names, size_t n, const char *what);
 int rs_check_value(Namespace *ns, sd_bus_error *ret_error, const char *key, const StoreValue *v);
 /* Each of V's values; KEY names them in the error (NULL: V's names). */
