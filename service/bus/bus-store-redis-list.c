@@ -58,24 +58,6 @@ static int args_rkey(RsArgs *a, const char *ns, const char *key) {
         return rs_args_take(a, k, strlen(k));
 }
 
-/* Reads the variant at M's position, checks it as the local store does (value_check()), and
- * appends its encoding. */
-static int args_value(RsArgs *a, sd_bus_message *m, Namespace *ns, const char *key, sd_bus_error *ret_error) {
-        _cleanup_(codec_value_done) CodecValue v = {};
-        int r;
-
-        r = bus_store_read_value(m, &v, ret_error); /* the named errors of a bad value, as bus-store.c */
-        if (r < 0)
-                return r;
-        r = rs_check_value(ns, ret_error, key, &v.value);
-        if (r < 0)
-                return r;
-        r = rs_args_value(a, &v.value);
-        if (r == -EINVAL)
-                return bus_error_errno(ret_error, r, "Invalid argument for key '%s'.", key);
-        return r;
-}
-
 /* Reads an "av" at M's position into encoded arguments; at least one value. */
 static int args_values(RsArgs *a, sd_bus_message *m, Namespace *ns, const char *key, sd_bus_error *ret_error) {
         uint64_t max = ns->hub->limits.max_elements;
@@ -94,7 +76,7 @@ static int args_values(RsArgs *a, sd_bus_message *m, Namespace *ns, const char *
                 if (n >= max)
                         return bus_error_errno(ret_error, -ENOBUFS, "More than %llu values in one call (--max-elements).",
                                                (unsigned long long) max);
-                r = args_value(a, m, ns, key, ret_error);
+                r = rs_args_read_value(a, m, ns, key, ret_error);
                 if (r < 0)
                         return r;
                 n++;
@@ -446,7 +428,7 @@ RLIST_HANDLER(l_set, const char *key, int64_t index) {
         RS_CHECK_KEY(ns, ret_error, key);
         if ((r = rs_args_key(&a, ns, key)) < 0 || (r = rs_args_printf(&a, "%" PRIi64, index)) < 0)
                 return r;
-        r = args_value(&a, m, ns, key, ret_error);
+        r = rs_args_read_value(&a, m, ns, key, ret_error);
         if (r < 0)
                 return r;
         r = rs_args_printf(&a, "CHERR InvalidArgs Index %lld is out of range for list '%s'.", (long long) index, key);
@@ -478,7 +460,7 @@ RLIST_HANDLER(l_rem, const char *key, int64_t count) {
         if ((r = rs_args_str(&a, "LREM")) < 0 || (r = rs_args_key(&a, ns, key)) < 0 ||
             (r = rs_args_printf(&a, "%" PRIi64, count)) < 0)
                 return r;
-        r = args_value(&a, m, ns, key, ret_error);
+        r = rs_args_read_value(&a, m, ns, key, ret_error);
         if (r < 0)
                 return r;
         return rs_send_call(ns, m, key, rs_on_count, NULL, 0, &a, NULL, NULL, (const char *[]) { key }, 1); /* LRem, SRem */
@@ -527,10 +509,10 @@ RLIST_HANDLER(l_insert, const char *key, const char *where) {
                 return r;
         if ((r = rs_args_key(&a, ns, key)) < 0 || (r = rs_args_str(&a, before ? "BEFORE" : "AFTER")) < 0)
                 return r;
-        r = args_value(&a, m, ns, key, ret_error); /* the pivot */
+        r = rs_args_read_value(&a, m, ns, key, ret_error); /* the pivot */
         if (r < 0)
                 return r;
-        r = args_value(&a, m, ns, key, ret_error);
+        r = rs_args_read_value(&a, m, ns, key, ret_error);
         if (r < 0)
                 return r;
         if ((r = args_elements_limit(&a, ns, key)) < 0)

@@ -115,6 +115,24 @@ int rs_args_value(RsArgs *a, const StoreValue *v) {
         return rs_args_take(a, b, len);
 }
 
+/* Reads the variant at M's position, checks it as the local store does (value_check()), and
+ * appends its encoding. */
+int rs_args_read_value(RsArgs *a, sd_bus_message *m, Namespace *ns, const char *key, sd_bus_error *ret_error) {
+        _cleanup_(codec_value_done) CodecValue v = {};
+        int r;
+
+        r = bus_store_read_value(m, &v, ret_error); /* the named errors of a bad value, as bus-store.c */
+        if (r < 0)
+                return r;
+        r = rs_check_value(ns, ret_error, key, &v.value);
+        if (r < 0)
+                return r;
+        r = rs_args_value(a, &v.value);
+        if (r == -EINVAL)
+                return bus_error_errno(ret_error, r, "Invalid argument for key '%s'.", key);
+        return r;
+}
+
 /* Sends the command A for call M; 1 (answered now or later) or a negative errno before
  * anything was sent. */
 /* The one sender: SCRIPT NULL sends A as a command.  WRITTEN (N_WRITTEN keys) or FLUSH: what
@@ -1460,17 +1478,10 @@ static int method_h_set(sd_bus_message *m, void *userdata, sd_bus_error *ret_err
 
 static int method_h_set_nx(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, const char *field) {
         Namespace *ns = userdata;
-        _cleanup_(codec_value_done) CodecValue v = {};
         _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
         r = check_key_field(ns, ret_error, key, field);
-        if (r < 0)
-                return r;
-        r = bus_store_read_value(m, &v, ret_error);
-        if (r < 0)
-                return r;
-        r = rs_check_value(ns, ret_error, key, &v.value);
         if (r < 0)
                 return r;
         r = rs_args_str(&a, "HSETNX");
@@ -1479,7 +1490,7 @@ static int method_h_set_nx(sd_bus_message *m, void *userdata, sd_bus_error *ret_
         if (r >= 0)
                 r = rs_args_str(&a, field);
         if (r >= 0)
-                r = rs_args_value(&a, &v.value);
+                r = rs_args_read_value(&a, m, ns, key, ret_error);
         if (r < 0)
                 return r;
         return send_write1(ns, m, key, rs_on_bool, NULL, 0, &a);

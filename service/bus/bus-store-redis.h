@@ -41,6 +41,9 @@ int rs_args_printf(RsArgs *a, const char *fmt, ...) _printf_(2, 3);
 int rs_args_key(RsArgs *a, Namespace *ns, const char *key);
 /* V encoded (rstore_encode()). */
 int rs_args_value(RsArgs *a, const StoreValue *v);
+/* Reads the variant at M's position, checks it as the local store does (bus_store_read_value(),
+ * rs_check_value(); KEY names it in errors) and appends its encoding. */
+int rs_args_read_value(RsArgs *a, sd_bus_message *m, Namespace *ns, const char *key, sd_bus_error *ret_error);
 
 /* Sends A (or the script with NKEYS of A's arguments as KEYS) for call M on NS; DATA is freed
  * with FREE_DATA when the call ends (also on failure). */
