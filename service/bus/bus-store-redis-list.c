@@ -608,11 +608,9 @@ RLIST_HANDLER(s_add, const char *key, char **members) {
                 return r;
         if (!members || !members[0])
                 return bus_error_errno(ret_error, -EINVAL, "Invalid argument for key '%s'.", key);
-        if ((r = rs_args_key(&a, ns, key)) < 0 || (r = args_elements_limit(&a, ns, key)) < 0)
+        if ((r = rs_args_key(&a, ns, key)) < 0 || (r = args_elements_limit(&a, ns, key)) < 0 ||
+            (r = rs_args_strv(&a, members)) < 0)
                 return r;
-        for (char **p = members; *p; p++)
-                if ((r = rs_args_str(&a, *p)) < 0)
-                        return r;
         return rs_send_call(ns, m, key, rs_on_count, SADD_SCRIPT, 1, &a, NULL, NULL, (const char *[]) { key }, 1);
 }
 
@@ -630,11 +628,8 @@ RLIST_HANDLER(s_rem, const char *key, char **members) {
                         return r;
                 return rs_send_call(ns, m, key, rs_on_count, "redis.call('SCARD', KEYS[1]) return 0", 1, &a, NULL, NULL, NULL, 0);
         }
-        if ((r = rs_args_str(&a, "SREM")) < 0 || (r = rs_args_key(&a, ns, key)) < 0)
+        if ((r = rs_args_str(&a, "SREM")) < 0 || (r = rs_args_key(&a, ns, key)) < 0 || (r = rs_args_strv(&a, members)) < 0)
                 return r;
-        for (char **p = members; *p; p++)
-                if ((r = rs_args_str(&a, *p)) < 0)
-                        return r;
         return rs_send_call(ns, m, key, rs_on_count, NULL, 0, &a, NULL, NULL, (const char *[]) { key }, 1); /* LRem, SRem */
 }
 

@@ -70,6 +70,15 @@ int rs_args_str(RsArgs *a, const char *s) {
         return rs_args_add(a, s, strlen(s));
 }
 
+int rs_args_strv(RsArgs *a, char **l) {
+        for (; l && *l; l++) {
+                int r = rs_args_str(a, *l);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 /* Takes P (freed with A, also on failure). */
 int rs_args_take(RsArgs *a, char *p, size_t len) {
         int r;
@@ -1562,8 +1571,8 @@ static int method_h_m_get(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         r = rs_args_str(&a, "HMGET");
         if (r >= 0)
                 r = rs_args_key(&a, ns, key);
-        for (char **f = fields; r >= 0 && *f; f++)
-                r = rs_args_str(&a, *f);
+        if (r >= 0)
+                r = rs_args_strv(&a, fields);
         if (r >= 0)
                 r = names_new(fields, &n);
         if (r < 0)
@@ -1600,8 +1609,8 @@ static int method_h_del(sd_bus_message *m, void *userdata, sd_bus_error *ret_err
         r = rs_args_str(&a, "HDEL");
         if (r >= 0)
                 r = rs_args_key(&a, ns, key);
-        for (char **f = fields; r >= 0 && *f; f++)
-                r = rs_args_str(&a, *f);
+        if (r >= 0)
+                r = rs_args_strv(&a, fields);
         if (r < 0)
                 return r;
         return send_write1(ns, m, key, rs_on_count, NULL, 0, &a);

@@ -34,6 +34,8 @@ void rs_args_done(RsArgs *a);
 /* Borrowed P of LEN bytes (must outlive the send). */
 int rs_args_add(RsArgs *a, const char *p, size_t len);
 int rs_args_str(RsArgs *a, const char *s);
+/* Each string of L (NULL-terminated; NULL: none). */
+int rs_args_strv(RsArgs *a, char **l);
 /* Takes P (freed with A, also on failure; NULL: -ENOMEM). */
 int rs_args_take(RsArgs *a, char *p, size_t len);
 int rs_args_printf(RsArgs *a, const char *fmt, ...) _printf_(2, 3);
