@@ -750,15 +750,24 @@ static int method_random_key(sd_bus_message *m, void *userdata, sd_bus_error *re
 
 /* ---- plain values ------------------------------------------------------------------------ */
 
-static int on_get(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
-        _cleanup_(rstore_value_done) RStoreValue v = {};
+/* The value of the call's key (GET's reply): NoSuchKey when there is none, and the errors of
+ * rs_decode_error() for bytes that are not one. */
+static int decode_present(RStoreCall *c, const redisReply *reply, RStoreValue *v, sd_bus_error *ret_error) {
         int r;
 
         if (rs_is_nil(reply))
                 return rs_no_such_key(c, ret_error);
-        r = rs_decode(c, reply, &v);
+        r = rs_decode(c, reply, v);
+        return r < 0 ? rs_decode_error(c, r, reply->len, ret_error) : 0;
+}
+
+static int on_get(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
+        _cleanup_(rstore_value_done) RStoreValue v = {};
+        int r;
+
+        r = decode_present(c, reply, &v, ret_error);
         if (r < 0)
-                return rs_decode_error(c, r, reply->len, ret_error);
+                return r;
         r = ch_store1_reply_get(rstore_call_message(c), rs_append_value_cb, &v.value);
         return r < 0 ? r : 1;
 }
@@ -1207,11 +1216,9 @@ static int get_del_step(RStoreCall *c, const redisReply *reply, sd_bus_error *re
         Rmw *w = rstore_call_data(c);
         int r;
 
-        if (rs_is_nil(reply))
-                return rs_no_such_key(c, ret_error);
-        r = rs_decode(c, reply, &v);
+        r = decode_present(c, reply, &v, ret_error);
         if (r < 0)
-                return rs_decode_error(c, r, reply->len, ret_error);
+                return r;
         free(w->old);
         w->old = malloc(reply->len + 1);
         if (!w->old)
