@@ -158,6 +158,22 @@ static int parse_unsigned(const char *s, size_t len, uint64_t max, uint64_t *ret
         return 0;
 }
 
+/* The largest value of the unsigned integer type TYPE ('b': 0 or 1). */
+static uint64_t unsigned_max(char type) {
+        switch (type) {
+        case 'b':
+                return 1;
+        case 'y':
+                return UINT8_MAX;
+        case 'q':
+                return UINT16_MAX;
+        case 'u':
+                return UINT32_MAX;
+        default:
+                return UINT64_MAX;
+        }
+}
+
 static int parse_signed(const char *s, size_t len, int64_t min, int64_t max, int64_t *ret) {
         int64_t i;
 
@@ -229,33 +245,13 @@ int rstore_decode(const char *data, size_t len, RStoreValue *ret) {
                         return r;
                 }
                 break;
-        case 'y':
-                r = parse_unsigned(p, n, UINT8_MAX, &u);
-                v.value = (StoreValue) { .type = 'y', .i = (int64_t) u };
+        case 'y': case 'b': case 'q': case 'u': case 't':
+                r = parse_unsigned(p, n, unsigned_max(type), &u);
+                v.value = (StoreValue) { .type = type, .u = u }; /* 'y', 'b': .i, the same bits */
                 break;
-        case 'b':
-                r = parse_unsigned(p, n, 1, &u);
-                v.value = (StoreValue) { .type = 'b', .i = (int64_t) u };
-                break;
-        case 'n':
-                r = parse_signed(p, n, INT16_MIN, INT16_MAX, &i);
-                v.value = (StoreValue) { .type = 'n', .i = i };
-                break;
-        case 'i':
-                r = parse_signed(p, n, INT32_MIN, INT32_MAX, &i);
-                v.value = (StoreValue) { .type = 'i', .i = i };
-                break;
-        case 'q':
-                r = parse_unsigned(p, n, UINT16_MAX, &u);
-                v.value = (StoreValue) { .type = 'q', .u = u };
-                break;
-        case 'u':
-                r = parse_unsigned(p, n, UINT32_MAX, &u);
-                v.value = (StoreValue) { .type = 'u', .u = u };
-                break;
-        case 't':
-                r = parse_unsigned(p, n, UINT64_MAX, &u);
-                v.value = (StoreValue) { .type = 't', .u = u };
+        case 'n': case 'i':
+                r = parse_signed(p, n, type == 'n' ? INT16_MIN : INT32_MIN, type == 'n' ? INT16_MAX : INT32_MAX, &i);
+                v.value = (StoreValue) { .type = type, .i = i };
                 break;
         case 'd': {
                 double d = 0;

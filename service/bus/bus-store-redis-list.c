@@ -58,24 +58,6 @@ static int args_rkey(RsArgs *a, const char *ns, const char *key) {
         return rs_args_take(a, k, strlen(k));
 }
 
-/* Reads the variant at M's position, checks it as the local store does (value_check()), and
- * appends its encoding. */
-static int args_value(RsArgs *a, sd_bus_message *m, Namespace *ns, const char *key, sd_bus_error *ret_error) {
-        _cleanup_(codec_value_done) CodecValue v = {};
-        int r;
-
-        r = bus_store_read_value(m, &v, ret_error); /* the named errors of a bad value, as bus-store.c */
-        if (r < 0)
-                return r;
-        r = rs_check_value(ns, ret_error, key, &v.value);
-        if (r < 0)
-                return r;
-        r = rs_args_value(a, &v.value);
-        if (r == -EINVAL)
-                return bus_error_errno(ret_error, r, "Invalid argument for key '%s'.", key);
-        return r;
-}
-
 /* Reads an "av" at M's position into encoded arguments; at least one value. */
 static int args_values(RsArgs *a, sd_bus_message *m, Namespace *ns, const char *key, sd_bus_error *ret_error) {
         uint64_t max = ns->hub->limits.max_elements;
@@ -94,7 +76,7 @@ static int args_values(RsArgs *a, sd_bus_message *m, Namespace *ns, const char *
                 if (n >= max)
                         return bus_error_errno(ret_error, -ENOBUFS, "More than %llu values in one call (--max-elements).",
                                                (unsigned long long) max);
-                r = args_value(a, m, ns, key, ret_error);
+                r = rs_args_read_value(a, m, ns, key, ret_error);
                 if (r < 0)
                         return r;
                 n++;
@@ -116,22 +98,19 @@ static int elements_message(RsArgs *a, Namespace *ns, const char *key) {
         return limit_message(a, key, "elements", ns->hub->limits.max_elements, "--max-elements");
 }
 
-static int reply_items_message(RsArgs *a, Namespace *ns, const char *what) {
-        return rs_args_printf(a, "CHERR LimitExceeded %s would return more than --max-reply-items=%llu items.", what,
-                              (unsigned long long) ns->hub->limits.max_reply_items);
+/* A script's bound and the error it answers past it: --max-elements for KEY... */
+static int args_elements_limit(RsArgs *a, Namespace *ns, const char *key) {
+        int r = rs_args_printf(a, "%" PRIu64, ns->hub->limits.max_elements);
+        return r < 0 ? r : elements_message(a, ns, key);
 }
 
-/* Sends A as one command (EVAL SCRIPT with NKEYS keys when SCRIPT) for call M: the handler's
- * return value (1: answered now or later).  WRITTEN: the N_WRITTEN keys a write may change, for
- * client-side caching (rstore_call_set_written()); NULL for a read. */
-static int send_call(Namespace *ns, sd_bus_message *m, const char *key, rstore_reply_fn on_reply, const char *script,
-                     int nkeys, RsArgs *a, void *data, void (*free_data)(void *), const char *const *written,
-                     size_t n_written) {
-        if (written)
-                return rs_send_write(ns, m, written, n_written, on_reply, script, nkeys, a, data, free_data);
-        if (script)
-                return rs_send_eval(ns, m, key, on_reply, script, nkeys, a, data, free_data);
-        return rs_send(ns, m, key, on_reply, a, data, free_data);
+/* ... and --max-reply-items for the method WHAT. */
+static int args_reply_items_limit(RsArgs *a, Namespace *ns, const char *what) {
+        int r = rs_args_printf(a, "%" PRIu64, ns->hub->limits.max_reply_items);
+        if (r < 0)
+                return r;
+        return rs_args_printf(a, "CHERR LimitExceeded %s would return more than --max-reply-items=%llu items.", what,
+                              (unsigned long long) ns->hub->limits.max_reply_items);
 }
 
 /* ---- replies ------------------------------------------------------------------------------- */
@@ -227,8 +206,7 @@ static int on_value(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_er
         if (reply->type == REDIS_REPLY_NIL) {
                 if (message)
                         return bus_error_errno(ret_error, -ENOKEY, "%s", message);
-                return bus_error_errno(ret_error, -ENOKEY, "Key '%s' does not exist in namespace '%s'.", rstore_call_key(c),
-                                       rstore_call_namespace(c));
+                return rs_no_such_key(c, ret_error);
         }
         if (reply->type != REDIS_REPLY_STRING)
                 return -EBADMSG;
@@ -289,6 +267,8 @@ static const char PUSH_SCRIPT[] =
         "end\n"
         "return n\n";
 
+/* A push (LPush..., LInsert, LMove's destination) done: KEY of namespace NS gained an element
+ * (at the LEFT end or not), an event for this hub's blocking pops. */
 typedef struct PushDone {
         char *ns, *key;
         bool left;
@@ -302,6 +282,17 @@ static void push_done_free(void *p) {
         free(d->ns);
         free(d->key);
         free(d);
+}
+
+static PushDone *push_done_new(const char *ns, const char *key, bool left) {
+        PushDone *d = calloc(1, sizeof(PushDone));
+
+        if (!d || !(d->ns = strdup(ns)) || !(d->key = strdup(key))) {
+                push_done_free(d);
+                return NULL;
+        }
+        d->left = left;
+        return d;
 }
 
 static int on_pushed(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
@@ -320,9 +311,7 @@ static int push_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error
         PushDone *d;
         int r;
 
-        r = rs_check_key(ns, ret_error, key);
-        if (r < 0)
-                return r;
+        RS_CHECK_KEY(ns, ret_error, key);
         if ((r = rs_args_key(&a, ns, key)) < 0 ||
             (r = rs_args_printf(&a, "%" PRIu64, ns->hub->limits.max_elements)) < 0 ||
             (r = rs_args_str(&a, left ? (x ? "LPUSHX" : "LPUSH") : (x ? "RPUSHX" : "RPUSH"))) < 0 ||
@@ -331,17 +320,10 @@ static int push_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error
         r = args_values(&a, m, ns, key, ret_error);
         if (r < 0)
                 return r;
-        d = calloc(1, sizeof(PushDone));
+        d = push_done_new(ns->name, key, left);
         if (!d)
                 return -ENOMEM;
-        d->left = left;
-        d->ns = strdup(ns->name);
-        d->key = strdup(key);
-        if (!d->ns || !d->key) {
-                push_done_free(d);
-                return -ENOMEM;
-        }
-        return send_call(ns, m, key, on_pushed, PUSH_SCRIPT, 1, &a, d, push_done_free, (const char *[]) { key }, 1);
+        return rs_send_call(ns, m, key, on_pushed, PUSH_SCRIPT, 1, &a, d, push_done_free, (const char *[]) { key }, 1);
 }
 
 RLIST_HANDLER(l_push, const char *key) {
@@ -360,18 +342,22 @@ RLIST_HANDLER(r_push_x, const char *key) {
         return push_common(m, userdata, ret_error, key, false, true);
 }
 
-static int pop_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *key, bool left, uint32_t count) {
+/* CMD KEY COUNT, always with a count (0 means 1): the reply is an array (LPOP/RPOP: nil when
+ * absent; SPOP/SRANDMEMBER: empty, and SRANDMEMBER's members are distinct).  WRITE: it pops. */
+static int count_command(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *cmd, const char *key,
+                         uint32_t count, rstore_reply_fn on_reply, bool write) {
         _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        r = rs_check_key(ns, ret_error, key);
-        if (r < 0)
-                return r;
-        /* always with a count (0 means 1): the reply is an array, or nil when absent */
-        if ((r = rs_args_str(&a, left ? "LPOP" : "RPOP")) < 0 || (r = rs_args_key(&a, ns, key)) < 0 ||
+        RS_CHECK_KEY(ns, ret_error, key);
+        if ((r = rs_args_str(&a, cmd)) < 0 || (r = rs_args_key(&a, ns, key)) < 0 ||
             (r = rs_args_printf(&a, "%" PRIu32, count == 0 ? 1 : count)) < 0)
                 return r;
-        return send_call(ns, m, key, on_popped, NULL, 0, &a, NULL, NULL, (const char *[]) { key }, 1);
+        return rs_send_call(ns, m, key, on_reply, NULL, 0, &a, NULL, NULL, write ? (const char *[]) { key } : NULL, 1);
+}
+
+static int pop_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *key, bool left, uint32_t count) {
+        return count_command(m, ns, ret_error, left ? "LPOP" : "RPOP", key, count, on_popped, true);
 }
 
 RLIST_HANDLER(l_pop, const char *key, uint32_t count) {
@@ -399,32 +385,16 @@ RLIST_HANDLER(l_range, const char *key, int64_t start, int64_t stop) {
         _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        r = rs_check_key(ns, ret_error, key);
-        if (r < 0)
-                return r;
+        RS_CHECK_KEY(ns, ret_error, key);
         if ((r = rs_args_key(&a, ns, key)) < 0 || (r = rs_args_printf(&a, "%" PRIi64, clamp_index(start))) < 0 ||
             (r = rs_args_printf(&a, "%" PRIi64, clamp_index(stop))) < 0 ||
-            (r = rs_args_printf(&a, "%" PRIu64, ns->hub->limits.max_reply_items)) < 0 ||
-            (r = reply_items_message(&a, ns, "LRange")) < 0)
+            (r = args_reply_items_limit(&a, ns, "LRange")) < 0)
                 return r;
-        return send_call(ns, m, key, on_values, LRANGE_SCRIPT, 1, &a, NULL, NULL, NULL, 0);
-}
-
-static int simple_key_command(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *cmd, const char *key,
-                              rstore_reply_fn on_reply) {
-        _cleanup_(rs_args_done) RsArgs a = {};
-        int r;
-
-        r = rs_check_key(ns, ret_error, key);
-        if (r < 0)
-                return r;
-        if ((r = rs_args_str(&a, cmd)) < 0 || (r = rs_args_key(&a, ns, key)) < 0)
-                return r;
-        return send_call(ns, m, key, on_reply, NULL, 0, &a, NULL, NULL, NULL, 0); /* reads */
+        return rs_send_call(ns, m, key, on_values, LRANGE_SCRIPT, 1, &a, NULL, NULL, NULL, 0);
 }
 
 RLIST_HANDLER(l_len, const char *key) {
-        return simple_key_command(m, userdata, ret_error, "LLEN", key, rs_on_count);
+        return rs_one_key(m, userdata, ret_error, "LLEN", key, rs_on_count);
 }
 
 RLIST_HANDLER(l_index, const char *key, int64_t index) {
@@ -433,15 +403,13 @@ RLIST_HANDLER(l_index, const char *key, int64_t index) {
         char *message = NULL;
         int r;
 
-        r = rs_check_key(ns, ret_error, key);
-        if (r < 0)
-                return r;
+        RS_CHECK_KEY(ns, ret_error, key);
         if ((r = rs_args_str(&a, "LINDEX")) < 0 || (r = rs_args_key(&a, ns, key)) < 0 ||
             (r = rs_args_printf(&a, "%" PRIi64, index)) < 0)
                 return r;
         if (asprintf(&message, "List '%s' has no index %lld.", key, (long long) index) < 0)
                 return -ENOMEM;
-        return send_call(ns, m, key, on_value, NULL, 0, &a, message, free, NULL, 0);
+        return rs_send_call(ns, m, key, on_value, NULL, 0, &a, message, free, NULL, 0);
 }
 
 /* KEYS[1]; ARGV: index, value, the InvalidArgs error for an index out of range. */
@@ -457,18 +425,16 @@ RLIST_HANDLER(l_set, const char *key, int64_t index) {
         _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        r = rs_check_key(ns, ret_error, key);
-        if (r < 0)
-                return r;
+        RS_CHECK_KEY(ns, ret_error, key);
         if ((r = rs_args_key(&a, ns, key)) < 0 || (r = rs_args_printf(&a, "%" PRIi64, index)) < 0)
                 return r;
-        r = args_value(&a, m, ns, key, ret_error);
+        r = rs_args_read_value(&a, m, ns, key, ret_error);
         if (r < 0)
                 return r;
         r = rs_args_printf(&a, "CHERR InvalidArgs Index %lld is out of range for list '%s'.", (long long) index, key);
         if (r < 0)
                 return r;
-        return send_call(ns, m, key, rs_on_ok, LSET_SCRIPT, 1, &a, NULL, NULL, (const char *[]) { key }, 1);
+        return rs_send_call(ns, m, key, rs_on_ok, LSET_SCRIPT, 1, &a, NULL, NULL, (const char *[]) { key }, 1);
 }
 
 RLIST_HANDLER(l_trim, const char *key, int64_t start, int64_t stop) {
@@ -476,13 +442,11 @@ RLIST_HANDLER(l_trim, const char *key, int64_t start, int64_t stop) {
         _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        r = rs_check_key(ns, ret_error, key);
-        if (r < 0)
-                return r;
+        RS_CHECK_KEY(ns, ret_error, key);
         if ((r = rs_args_str(&a, "LTRIM")) < 0 || (r = rs_args_key(&a, ns, key)) < 0 ||
             (r = rs_args_printf(&a, "%" PRIi64, start)) < 0 || (r = rs_args_printf(&a, "%" PRIi64, stop)) < 0)
                 return r;
-        return send_call(ns, m, key, rs_on_ok, NULL, 0, &a, NULL, NULL, (const char *[]) { key }, 1); /* LTrim */
+        return rs_send_call(ns, m, key, rs_on_ok, NULL, 0, &a, NULL, NULL, (const char *[]) { key }, 1); /* LTrim */
 }
 
 /* LREM and LINSERT compare the encoded bytes: the encoding is canonical for what the hub
@@ -492,16 +456,14 @@ RLIST_HANDLER(l_rem, const char *key, int64_t count) {
         _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        r = rs_check_key(ns, ret_error, key);
-        if (r < 0)
-                return r;
+        RS_CHECK_KEY(ns, ret_error, key);
         if ((r = rs_args_str(&a, "LREM")) < 0 || (r = rs_args_key(&a, ns, key)) < 0 ||
             (r = rs_args_printf(&a, "%" PRIi64, count)) < 0)
                 return r;
-        r = args_value(&a, m, ns, key, ret_error);
+        r = rs_args_read_value(&a, m, ns, key, ret_error);
         if (r < 0)
                 return r;
-        return send_call(ns, m, key, rs_on_count, NULL, 0, &a, NULL, NULL, (const char *[]) { key }, 1); /* LRem, SRem */
+        return rs_send_call(ns, m, key, rs_on_count, NULL, 0, &a, NULL, NULL, (const char *[]) { key }, 1); /* LRem, SRem */
 }
 
 /* KEYS[1]; ARGV: BEFORE/AFTER, pivot, value, the most elements, the LimitExceeded error.  The
@@ -541,28 +503,24 @@ RLIST_HANDLER(l_insert, const char *key, const char *where) {
         PushDone *d;
         int r;
 
-        r = rs_check_key(ns, ret_error, key);
-        if (r < 0)
-                return r;
+        RS_CHECK_KEY(ns, ret_error, key);
         r = parse_side(ret_error, "where", where, "before", "after", &before);
         if (r < 0)
                 return r;
         if ((r = rs_args_key(&a, ns, key)) < 0 || (r = rs_args_str(&a, before ? "BEFORE" : "AFTER")) < 0)
                 return r;
-        r = args_value(&a, m, ns, key, ret_error); /* the pivot */
+        r = rs_args_read_value(&a, m, ns, key, ret_error); /* the pivot */
         if (r < 0)
                 return r;
-        r = args_value(&a, m, ns, key, ret_error);
+        r = rs_args_read_value(&a, m, ns, key, ret_error);
         if (r < 0)
                 return r;
-        if ((r = rs_args_printf(&a, "%" PRIu64, ns->hub->limits.max_elements)) < 0 || (r = elements_message(&a, ns, key)) < 0)
+        if ((r = args_elements_limit(&a, ns, key)) < 0)
                 return r;
-        d = calloc(1, sizeof(PushDone));
-        if (!d || !(d->ns = strdup(ns->name)) || !(d->key = strdup(key))) {
-                push_done_free(d);
+        d = push_done_new(ns->name, key, false);
+        if (!d)
                 return -ENOMEM;
-        }
-        return send_call(ns, m, key, on_inserted, LINSERT_SCRIPT, 1, &a, d, push_done_free, (const char *[]) { key }, 1);
+        return rs_send_call(ns, m, key, on_inserted, LINSERT_SCRIPT, 1, &a, d, push_done_free, (const char *[]) { key }, 1);
 }
 
 /* KEYS: source, destination; ARGV: LEFT/RIGHT twice, the most elements, the LimitExceeded
@@ -574,38 +532,22 @@ static const char LMOVE_SCRIPT[] =
         "end\n"
         "return redis.call('LMOVE', KEYS[1], KEYS[2], ARGV[1], ARGV[2])\n";
 
-typedef struct MoveDone {
-        char *ns, *dst;
-        bool to_left;
-} MoveDone;
-
-static void move_done_free(void *p) {
-        MoveDone *d = p;
-
-        if (!d)
-                return;
-        free(d->ns);
-        free(d->dst);
-        free(d);
-}
-
 static int on_moved(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
-        MoveDone *d = rstore_call_data(c);
+        PushDone *d = rstore_call_data(c); /* the destination */
         RStoreValue v = {};
         int r;
 
         if (reply->type == REDIS_REPLY_NIL)
-                return bus_error_errno(ret_error, -ENOKEY, "Key '%s' does not exist in namespace '%s'.", rstore_call_key(c),
-                                       rstore_call_namespace(c));
+                return rs_no_such_key(c, ret_error);
         if (reply->type != REDIS_REPLY_STRING)
                 return -EBADMSG;
         /* moved already: a waiter on the destination may take it even when it does not decode */
-        bus_store_redis_list_key_event(rstore_call_hub(c), d->ns, d->dst, d->to_left ? "lpush" : "rpush");
+        bus_store_redis_list_key_event(rstore_call_hub(c), d->ns, d->key, d->left ? "lpush" : "rpush");
         r = rs_decode(c, reply, &v);
         if (r == -EBADMSG)
                 return bus_error_errno(ret_error, -EMEDIUMTYPE,
                                        "List '%s' holds an element that is not a clusterhub value (another client of the Redis wrote it); it was moved to '%s'.",
-                                       rstore_call_key(c), d->dst);
+                                       rstore_call_key(c), d->key);
         if (r < 0)
                 return rs_decode_error(c, r, reply->len, ret_error);
         r = ch_store1_reply_l_move(rstore_call_message(c), rs_append_value_cb, &v.value);
@@ -617,7 +559,7 @@ RLIST_HANDLER(l_move, const char *source, const char *destination, const char *w
         Namespace *ns = userdata;
         _cleanup_(rs_args_done) RsArgs a = {};
         bool from_left = false, to_left = false;
-        MoveDone *d;
+        PushDone *d;
         int r;
 
         if ((r = rs_check_key(ns, ret_error, source)) < 0 || (r = rs_check_key(ns, ret_error, destination)) < 0)
@@ -630,16 +572,12 @@ RLIST_HANDLER(l_move, const char *source, const char *destination, const char *w
                 return r;
         if ((r = rs_args_key(&a, ns, source)) < 0 || (r = rs_args_key(&a, ns, destination)) < 0 ||
             (r = rs_args_str(&a, from_left ? "LEFT" : "RIGHT")) < 0 || (r = rs_args_str(&a, to_left ? "LEFT" : "RIGHT")) < 0 ||
-            (r = rs_args_printf(&a, "%" PRIu64, ns->hub->limits.max_elements)) < 0 ||
-            (r = elements_message(&a, ns, destination)) < 0)
+            (r = args_elements_limit(&a, ns, destination)) < 0)
                 return r;
-        d = calloc(1, sizeof(MoveDone));
-        if (!d || !(d->ns = strdup(ns->name)) || !(d->dst = strdup(destination))) {
-                move_done_free(d);
+        d = push_done_new(ns->name, destination, to_left);
+        if (!d)
                 return -ENOMEM;
-        }
-        d->to_left = to_left;
-        return send_call(ns, m, source, on_moved, LMOVE_SCRIPT, 2, &a, d, move_done_free, (const char *[]) { source, destination }, 2);
+        return rs_send_call(ns, m, source, on_moved, LMOVE_SCRIPT, 2, &a, d, push_done_free, (const char *[]) { source, destination }, 2);
 }
 
 /* ---- sets ----------------------------------------------------------------------------------- */
@@ -670,13 +608,10 @@ RLIST_HANDLER(s_add, const char *key, char **members) {
                 return r;
         if (!members || !members[0])
                 return bus_error_errno(ret_error, -EINVAL, "Invalid argument for key '%s'.", key);
-        if ((r = rs_args_key(&a, ns, key)) < 0 || (r = rs_args_printf(&a, "%" PRIu64, ns->hub->limits.max_elements)) < 0 ||
-            (r = elements_message(&a, ns, key)) < 0)
+        if ((r = rs_args_key(&a, ns, key)) < 0 || (r = args_elements_limit(&a, ns, key)) < 0 ||
+            (r = rs_args_strv(&a, members)) < 0)
                 return r;
-        for (char **p = members; *p; p++)
-                if ((r = rs_args_str(&a, *p)) < 0)
-                        return r;
-        return send_call(ns, m, key, rs_on_count, SADD_SCRIPT, 1, &a, NULL, NULL, (const char *[]) { key }, 1);
+        return rs_send_call(ns, m, key, rs_on_count, SADD_SCRIPT, 1, &a, NULL, NULL, (const char *[]) { key }, 1);
 }
 
 RLIST_HANDLER(s_rem, const char *key, char **members) {
@@ -691,14 +626,11 @@ RLIST_HANDLER(s_rem, const char *key, char **members) {
                 /* nothing to remove (SREM wants a member): 0, or WrongType, as the local store */
                 if ((r = rs_args_key(&a, ns, key)) < 0)
                         return r;
-                return send_call(ns, m, key, rs_on_count, "redis.call('SCARD', KEYS[1]) return 0", 1, &a, NULL, NULL, NULL, 0);
+                return rs_send_call(ns, m, key, rs_on_count, "redis.call('SCARD', KEYS[1]) return 0", 1, &a, NULL, NULL, NULL, 0);
         }
-        if ((r = rs_args_str(&a, "SREM")) < 0 || (r = rs_args_key(&a, ns, key)) < 0)
+        if ((r = rs_args_str(&a, "SREM")) < 0 || (r = rs_args_key(&a, ns, key)) < 0 || (r = rs_args_strv(&a, members)) < 0)
                 return r;
-        for (char **p = members; *p; p++)
-                if ((r = rs_args_str(&a, *p)) < 0)
-                        return r;
-        return send_call(ns, m, key, rs_on_count, NULL, 0, &a, NULL, NULL, (const char *[]) { key }, 1); /* LRem, SRem */
+        return rs_send_call(ns, m, key, rs_on_count, NULL, 0, &a, NULL, NULL, (const char *[]) { key }, 1); /* LRem, SRem */
 }
 
 /* KEYS[1]; ARGV: the most items, the LimitExceeded error. */
@@ -711,13 +643,10 @@ RLIST_HANDLER(s_members, const char *key) {
         _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        r = rs_check_key(ns, ret_error, key);
-        if (r < 0)
+        RS_CHECK_KEY(ns, ret_error, key);
+        if ((r = rs_args_key(&a, ns, key)) < 0 || (r = args_reply_items_limit(&a, ns, "SMembers")) < 0)
                 return r;
-        if ((r = rs_args_key(&a, ns, key)) < 0 || (r = rs_args_printf(&a, "%" PRIu64, ns->hub->limits.max_reply_items)) < 0 ||
-            (r = reply_items_message(&a, ns, "SMembers")) < 0)
-                return r;
-        return send_call(ns, m, key, on_members, SMEMBERS_SCRIPT, 1, &a, NULL, NULL, NULL, 0);
+        return rs_send_call(ns, m, key, on_members, SMEMBERS_SCRIPT, 1, &a, NULL, NULL, NULL, 0);
 }
 
 RLIST_HANDLER(s_is_member, const char *key, const char *member) {
@@ -730,34 +659,19 @@ RLIST_HANDLER(s_is_member, const char *key, const char *member) {
                 return r;
         if ((r = rs_args_str(&a, "SISMEMBER")) < 0 || (r = rs_args_key(&a, ns, key)) < 0 || (r = rs_args_str(&a, member)) < 0)
                 return r;
-        return send_call(ns, m, key, rs_on_bool, NULL, 0, &a, NULL, NULL, NULL, 0);
+        return rs_send_call(ns, m, key, rs_on_bool, NULL, 0, &a, NULL, NULL, NULL, 0);
 }
 
 RLIST_HANDLER(s_card, const char *key) {
-        return simple_key_command(m, userdata, ret_error, "SCARD", key, rs_on_count);
-}
-
-static int random_members(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *cmd, const char *key,
-                          uint32_t count) {
-        _cleanup_(rs_args_done) RsArgs a = {};
-        int r;
-
-        r = rs_check_key(ns, ret_error, key);
-        if (r < 0)
-                return r;
-        /* with a count (0 means 1): an array, empty when absent; SRANDMEMBER's is distinct */
-        if ((r = rs_args_str(&a, cmd)) < 0 || (r = rs_args_key(&a, ns, key)) < 0 ||
-            (r = rs_args_printf(&a, "%" PRIu32, count == 0 ? 1 : count)) < 0)
-                return r;
-        return send_call(ns, m, key, on_members, NULL, 0, &a, NULL, NULL, streq(cmd, "SPOP") ? (const char *[]) { key } : NULL, 1);
+        return rs_one_key(m, userdata, ret_error, "SCARD", key, rs_on_count);
 }
 
 RLIST_HANDLER(s_pop, const char *key, uint32_t count) {
-        return random_members(m, userdata, ret_error, "SPOP", key, count);
+        return count_command(m, userdata, ret_error, "SPOP", key, count, on_members, true);
 }
 
 RLIST_HANDLER(s_rand_member, const char *key, uint32_t count) {
-        return random_members(m, userdata, ret_error, "SRANDMEMBER", key, count);
+        return count_command(m, userdata, ret_error, "SRANDMEMBER", key, count, on_members, false);
 }
 
 /* ---- blocking pops -------------------------------------------------------------------------- */
@@ -866,51 +780,12 @@ static void waiter_fail(RWaiter *w, const char *name, const char *message) {
         }
 }
 
-/* A blob must not nest deeper than a reply may carry: the bytes in Redis are anyone's. */
-static int blob_fits(sd_bus_message *call, const StoreValue *v) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *t = NULL;
-        int r;
-
-        if (v->type != 'v')
-                return 1;
-        r = sd_bus_message_new_method_call(sd_bus_message_get_bus(call), &t, NULL, "/", NULL, "Check");
-        if (r < 0)
-                return r;
-        r = codec_append_value(t, v);
-        if (r < 0)
-                return 0;
-        r = sd_bus_message_seal(t, 1, 0);
-        if (r < 0)
-                return r;
-        return codec_message_fits(t, CODEC_VARIANT_DEPTH_MAX);
-}
-
-/* rs_decode() for a waiting call, which has no RStoreCall: -EBADMSG (not a clusterhub value),
- * -E2BIG (longer than --max-value-bytes). */
-static int waiter_decode(Hub *h, sd_bus_message *call, const redisReply *value, RStoreValue *ret) {
-        RStoreValue v = {};
-        int r;
-
-        if (value->len > h->limits.max_value_bytes + 3) /* the hub never writes more: another client did */
-                return -E2BIG;
-        r = rstore_decode(value->str, value->len, &v);
-        if (r < 0)
-                return r;
-        r = blob_fits(call, &v.value);
-        if (r <= 0) {
-                rstore_value_done(&v);
-                return r < 0 ? r : -EBADMSG;
-        }
-        *ret = v;
-        return 0;
-}
-
 static void waiter_serve(Hub *h, RWaiter *w, const char *key, const redisReply *value) {
         Deferred *d = waiter_call(w);
         RStoreValue v = {};
         int r;
 
-        r = waiter_decode(h, d->call, value, &v);
+        r = rs_decode_for(h, d->call, value, &v);
         if (r == -EBADMSG)
                 (void) bus_reply_errorf(d->call, CH_ERROR_WRONG_TYPE,
                                         "List '%s' holds an element that is not a clusterhub value (another client of the Redis wrote it); it was removed.",

@@ -70,6 +70,15 @@ int rs_args_str(RsArgs *a, const char *s) {
         return rs_args_add(a, s, strlen(s));
 }
 
+int rs_args_strv(RsArgs *a, char **l) {
+        for (; l && *l; l++) {
+                int r = rs_args_str(a, *l);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 /* Takes P (freed with A, also on failure). */
 int rs_args_take(RsArgs *a, char *p, size_t len) {
         int r;
@@ -115,6 +124,24 @@ int rs_args_value(RsArgs *a, const StoreValue *v) {
         return rs_args_take(a, b, len);
 }
 
+/* Reads the variant at M's position, checks it as the local store does (value_check()), and
+ * appends its encoding. */
+int rs_args_read_value(RsArgs *a, sd_bus_message *m, Namespace *ns, const char *key, sd_bus_error *ret_error) {
+        _cleanup_(codec_value_done) CodecValue v = {};
+        int r;
+
+        r = bus_store_read_value(m, &v, ret_error); /* the named errors of a bad value, as bus-store.c */
+        if (r < 0)
+                return r;
+        r = rs_check_value(ns, ret_error, key, &v.value);
+        if (r < 0)
+                return r;
+        r = rs_args_value(a, &v.value);
+        if (r == -EINVAL)
+                return bus_error_errno(ret_error, r, "Invalid argument for key '%s'.", key);
+        return r;
+}
+
 /* Sends the command A for call M; 1 (answered now or later) or a negative errno before
  * anything was sent. */
 /* The one sender: SCRIPT NULL sends A as a command.  WRITTEN (N_WRITTEN keys) or FLUSH: what
@@ -148,6 +175,11 @@ static int send_full(Namespace *ns, sd_bus_message *m, const char *key, rstore_r
         return 1;
 }
 
+int rs_send_call(Namespace *ns, sd_bus_message *m, const char *key, rstore_reply_fn fn, const char *script, int nkeys,
+                 RsArgs *a, void *data, void (*free_data)(void *), const char *const *written, size_t n_written) {
+        return send_full(ns, m, key, fn, script, nkeys, a, data, free_data, written, n_written, false);
+}
+
 int rs_send(Namespace *ns, sd_bus_message *m, const char *key, rstore_reply_fn fn, RsArgs *a, void *data,
             void (*free_data)(void *)) {
         return send_full(ns, m, key, fn, NULL, 0, a, data, free_data, NULL, 0, false);
@@ -175,12 +207,17 @@ int rs_check_key(Namespace *ns, sd_bus_error *ret_error, const char *key) {
         return bus_check_name(ret_error, "key", key, ns->hub->limits.max_key_bytes);
 }
 
-#define CHECK_KEY(ns, e, key)                           \
-        do {                                            \
-                int _r_ = rs_check_key((ns), (e), (key));  \
-                if (_r_ < 0)                            \
-                        return _r_;                     \
-        } while (0)
+static int check_field(Namespace *ns, sd_bus_error *ret_error, const char *field) {
+        return bus_check_name(ret_error, "field name", field, ns->hub->limits.max_key_bytes);
+}
+
+/* KEY, and FIELD unless NULL (a hash's field). */
+static int check_key_field(Namespace *ns, sd_bus_error *ret_error, const char *key, const char *field) {
+        int r = rs_check_key(ns, ret_error, key);
+        if (r < 0 || !field)
+                return r;
+        return check_field(ns, ret_error, field);
+}
 
 int rs_check_names(Namespace *ns, sd_bus_error *ret_error, const char *const *names, size_t n, const char *what) {
         for (size_t i = 0; i < n; i++) {
@@ -224,6 +261,11 @@ int rs_not_a_value(RStoreCall *c, sd_bus_error *ret_error) {
                                rstore_call_key(c), rstore_call_namespace(c));
 }
 
+int rs_no_such_key(RStoreCall *c, sd_bus_error *ret_error) {
+        return bus_error_errno(ret_error, -ENOKEY, "Key '%s' does not exist in namespace '%s'.", rstore_call_key(c),
+                               rstore_call_namespace(c));
+}
+
 /* A blob must not nest deeper than a reply may carry (bytes in Redis are anyone's). */
 static int blob_fits(sd_bus_message *call, const StoreValue *v) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *t = NULL;
@@ -243,10 +285,10 @@ static int blob_fits(sd_bus_message *call, const StoreValue *v) {
         return codec_message_fits(t, CODEC_VARIANT_DEPTH_MAX);
 }
 
-/* Decodes a bulk string reply into V: -EBADMSG (answered as WrongType by the caller) when it
- * is not a value the hub can send. */
-int rs_decode(RStoreCall *c, const redisReply *reply, RStoreValue *v) {
-        Hub *h = rstore_call_hub(c);
+/* Decodes a bulk string reply into *RET for an answer to CALL: -EBADMSG (answered as WrongType
+ * by the caller) when it is not a value the hub can send. */
+int rs_decode_for(Hub *h, sd_bus_message *call, const redisReply *reply, RStoreValue *ret) {
+        RStoreValue v = {};
         int r;
 
         if (reply->type != REDIS_REPLY_STRING)
@@ -254,15 +296,20 @@ int rs_decode(RStoreCall *c, const redisReply *reply, RStoreValue *v) {
         /* the hub never writes more (its tag, a blob's NUL): another client did */
         if (reply->len > h->limits.max_value_bytes + 3)
                 return -E2BIG;
-        r = rstore_decode(reply->str, reply->len, v);
+        r = rstore_decode(reply->str, reply->len, &v);
         if (r < 0)
                 return r;
-        r = blob_fits(rstore_call_message(c), &v->value);
+        r = blob_fits(call, &v.value);
         if (r <= 0) {
-                rstore_value_done(v);
+                rstore_value_done(&v);
                 return r < 0 ? r : -EBADMSG;
         }
+        *ret = v;
         return 0;
+}
+
+int rs_decode(RStoreCall *c, const redisReply *reply, RStoreValue *v) {
+        return rs_decode_for(rstore_call_hub(c), rstore_call_message(c), reply, v);
 }
 
 int rs_decode_error(RStoreCall *c, int r, size_t len, sd_bus_error *ret_error) {
@@ -524,7 +571,7 @@ static int method_type(sd_bus_message *m, void *userdata, sd_bus_error *ret_erro
         _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        CHECK_KEY(ns, ret_error, key);
+        RS_CHECK_KEY(ns, ret_error, key);
         r = rs_args_key(&a, ns, key);
         if (r < 0)
                 return r;
@@ -542,8 +589,8 @@ static int two_keys(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, c
         _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        CHECK_KEY(ns, ret_error, key);
-        CHECK_KEY(ns, ret_error, new_key);
+        RS_CHECK_KEY(ns, ret_error, key);
+        RS_CHECK_KEY(ns, ret_error, new_key);
         r = rs_args_str(&a, cmd);
         if (r >= 0)
                 r = rs_args_key(&a, ns, key);
@@ -583,7 +630,7 @@ static int method_move(sd_bus_message *m, void *userdata, sd_bus_error *ret_erro
         char *dst = NULL;
         int r;
 
-        CHECK_KEY(ns, ret_error, key);
+        RS_CHECK_KEY(ns, ret_error, key);
         if (!namespace_name_is_valid(ns->hub, namespace))
                 return bus_error_errno(ret_error, -EINVAL, "'%s' is not a namespace name: 1 to %llu characters of [A-Za-z0-9_].",
                                        namespace, (unsigned long long) ns->hub->limits.max_name_bytes);
@@ -607,7 +654,7 @@ static int method_expire(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
         _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        CHECK_KEY(ns, ret_error, key);
+        RS_CHECK_KEY(ns, ret_error, key);
         if (ttl_ms > INT64_MAX / 2)
                 return bus_error_errno(ret_error, -EINVAL, "Invalid argument for key '%s'.", key);
         r = rs_args_str(&a, "PEXPIRE");
@@ -625,7 +672,7 @@ static int one_key_full(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_erro
         _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        CHECK_KEY(ns, ret_error, key);
+        RS_CHECK_KEY(ns, ret_error, key);
         r = rs_args_str(&a, cmd);
         if (r >= 0)
                 r = rs_args_key(&a, ns, key);
@@ -703,16 +750,24 @@ static int method_random_key(sd_bus_message *m, void *userdata, sd_bus_error *re
 
 /* ---- plain values ------------------------------------------------------------------------ */
 
+/* The value of the call's key (GET's reply): NoSuchKey when there is none, and the errors of
+ * rs_decode_error() for bytes that are not one. */
+static int decode_present(RStoreCall *c, const redisReply *reply, RStoreValue *v, sd_bus_error *ret_error) {
+        int r;
+
+        if (rs_is_nil(reply))
+                return rs_no_such_key(c, ret_error);
+        r = rs_decode(c, reply, v);
+        return r < 0 ? rs_decode_error(c, r, reply->len, ret_error) : 0;
+}
+
 static int on_get(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
         _cleanup_(rstore_value_done) RStoreValue v = {};
         int r;
 
-        if (rs_is_nil(reply))
-                return bus_error_errno(ret_error, -ENOKEY, "Key '%s' does not exist in namespace '%s'.", rstore_call_key(c),
-                                       rstore_call_namespace(c));
-        r = rs_decode(c, reply, &v);
+        r = decode_present(c, reply, &v, ret_error);
         if (r < 0)
-                return rs_decode_error(c, r, reply->len, ret_error);
+                return r;
         r = ch_store1_reply_get(rstore_call_message(c), rs_append_value_cb, &v.value);
         return r < 0 ? r : 1;
 }
@@ -754,7 +809,7 @@ static int set_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error,
         SetOptions o = {};
         int r;
 
-        CHECK_KEY(ns, ret_error, key);
+        RS_CHECK_KEY(ns, ret_error, key);
         r = bus_store_read_value(m, &v, ret_error);
         if (r < 0)
                 return r;
@@ -910,18 +965,27 @@ static int on_mset(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_err
         return r < 0 ? r : 1;
 }
 
+/* MSet's and HSet's "a{sv}": names (WHAT) and values within the limits; KEY names the values in
+ * errors (NULL: their own names, the keys). */
+static int read_values(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, const char *what, const char *key,
+                       BusValues *v) {
+        int r;
+
+        r = bus_store_read_values(m, true, v, ns->hub->limits.max_elements, ret_error);
+        if (r < 0)
+                return r;
+        r = rs_check_names(ns, ret_error, v->names, v->n, what);
+        if (r < 0)
+                return r;
+        return rs_check_values(ns, ret_error, v, key);
+}
+
 static int m_set_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error, bool nx) {
         _cleanup_(bus_values_done) BusValues v = {};
         _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        r = bus_store_read_values(m, true, &v, ns->hub->limits.max_elements, ret_error);
-        if (r < 0)
-                return r;
-        r = rs_check_names(ns, ret_error, v.names, v.n, "key");
-        if (r < 0)
-                return r;
-        r = rs_check_values(ns, ret_error, &v, NULL);
+        r = read_values(m, ns, ret_error, "key", NULL, &v);
         if (r < 0)
                 return r;
         if (v.n == 0)
@@ -1152,12 +1216,9 @@ static int get_del_step(RStoreCall *c, const redisReply *reply, sd_bus_error *re
         Rmw *w = rstore_call_data(c);
         int r;
 
-        if (rs_is_nil(reply))
-                return bus_error_errno(ret_error, -ENOKEY, "Key '%s' does not exist in namespace '%s'.", rstore_call_key(c),
-                                       rstore_call_namespace(c));
-        r = rs_decode(c, reply, &v);
+        r = decode_present(c, reply, &v, ret_error);
         if (r < 0)
-                return rs_decode_error(c, r, reply->len, ret_error);
+                return r;
         free(w->old);
         w->old = malloc(reply->len + 1);
         if (!w->old)
@@ -1217,17 +1278,13 @@ static int on_rmw_read(RStoreCall *c, const redisReply *reply, sd_bus_error *ret
         return rmw_step(c, reply, ret_error);
 }
 
-static int rmw_start(sd_bus_message *m, Namespace *ns, const char *key, Rmw *w) {
+/* The call of W (taken: freed with the call, or here on failure), answered by FN; what it may
+ * change, unless W only reads. */
+static int rmw_call_new(sd_bus_message *m, Namespace *ns, const char *key, Rmw *w, rstore_reply_fn fn, RStoreCall **ret) {
         RStoreCall *c;
         int r;
 
-        w->hub = ns->hub;
-        r = rstore_key(ns->name, key, &w->rkey);
-        if (r < 0) {
-                rmw_free(w);
-                return r;
-        }
-        r = rstore_call_new(ns, m, key, on_rmw_read, &c);
+        r = rstore_call_new(ns, m, key, fn, &c);
         if (r < 0) {
                 rmw_free(w);
                 return r;
@@ -1237,17 +1294,32 @@ static int rmw_start(sd_bus_message *m, Namespace *ns, const char *key, Rmw *w) 
                 rstore_call_abandon(c);
                 return r;
         }
+        *ret = c;
+        return 0;
+}
+
+static int rmw_start(sd_bus_message *m, Namespace *ns, const char *key, Rmw *w) {
+        RStoreCall *c;
+        int r;
+
+        r = rmw_call_new(m, ns, key, w, on_rmw_read, &c);
+        if (r < 0)
+                return r;
         (void) rmw_read(c);
         return 1;
 }
 
-static Rmw *rmw_new(RmwOp op, const char *field) {
+/* An Rmw of OP on KEY in NS (FIELD of the hash KEY unless NULL); NULL when out of memory. */
+static Rmw *rmw_new(Namespace *ns, const char *key, RmwOp op, const char *field) {
         Rmw *w = calloc(1, sizeof(Rmw));
         if (!w)
                 return NULL;
         w->op = op;
-        if (field && !(w->field = strdup(field)))
-                return mfree(w);
+        w->hub = ns->hub;
+        if ((field && !(w->field = strdup(field))) || rstore_key(ns->name, key, &w->rkey) < 0) {
+                rmw_free(w);
+                return NULL;
+        }
         return w;
 }
 
@@ -1283,38 +1355,27 @@ static int incr_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error
         Rmw *w;
         int r;
 
-        CHECK_KEY(ns, ret_error, key);
-        if (field) {
-                r = bus_check_name(ret_error, "field name", field, ns->hub->limits.max_key_bytes);
-                if (r < 0)
-                        return r;
-        }
-        w = rmw_new(RMW_INCR, field);
+        r = check_key_field(ns, ret_error, key, field);
+        if (r < 0)
+                return r;
+        w = rmw_new(ns, key, RMW_INCR, field);
         if (!w)
                 return -ENOMEM;
-        w->hub = ns->hub;
         w->by = by;
-        r = rstore_key(ns->name, key, &w->rkey);
-        if (r >= 0)
-                r = rs_args_str(&a, field ? "HINCRBY" : "INCRBY");
+        r = rs_args_str(&a, field ? "HINCRBY" : "INCRBY");
         if (r >= 0)
                 r = rs_args_str(&a, w->rkey);
         if (r >= 0 && field)
                 r = rs_args_str(&a, field);
         if (r >= 0)
                 r = rs_args_printf(&a, "%" PRIi64, by);
-        if (r >= 0)
-                r = rstore_call_new(ns, m, key, on_incr, &c);
         if (r < 0) {
                 rmw_free(w);
                 return r;
         }
-        rstore_call_set_data(c, w, rmw_free);
-        r = rstore_call_set_written(c, &key, 1);
-        if (r < 0) {
-                rstore_call_abandon(c);
+        r = rmw_call_new(m, ns, key, w, on_incr, &c);
+        if (r < 0)
                 return r;
-        }
         rstore_call_want_errors(c, true);
         (void) rstore_call_send(c, a.n, a.v, a.l);
         return 1;
@@ -1328,13 +1389,10 @@ static int float_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_erro
         Rmw *w;
         int r;
 
-        CHECK_KEY(ns, ret_error, key);
-        if (field) {
-                r = bus_check_name(ret_error, "field name", field, ns->hub->limits.max_key_bytes);
-                if (r < 0)
-                        return r;
-        }
-        w = rmw_new(RMW_INCR_FLOAT, field);
+        r = check_key_field(ns, ret_error, key, field);
+        if (r < 0)
+                return r;
+        w = rmw_new(ns, key, RMW_INCR_FLOAT, field);
         if (!w)
                 return -ENOMEM;
         w->by_float = by;
@@ -1349,8 +1407,8 @@ static int text_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_error
                        uint64_t offset) {
         Rmw *w;
 
-        CHECK_KEY(ns, ret_error, key);
-        w = rmw_new(op, NULL);
+        RS_CHECK_KEY(ns, ret_error, key);
+        w = rmw_new(ns, key, op, NULL);
         if (!w || (text && !(w->text = strdup(text)))) {
                 rmw_free(w);
                 return -ENOMEM;
@@ -1381,8 +1439,8 @@ static int method_get_range(sd_bus_message *m, void *userdata, sd_bus_error *ret
         Namespace *ns = userdata;
         Rmw *w;
 
-        CHECK_KEY(ns, ret_error, key);
-        w = rmw_new(RMW_GET_RANGE, NULL);
+        RS_CHECK_KEY(ns, ret_error, key);
+        w = rmw_new(ns, key, RMW_GET_RANGE, NULL);
         if (!w)
                 return -ENOMEM;
         w->start = start;
@@ -1392,17 +1450,19 @@ static int method_get_range(sd_bus_message *m, void *userdata, sd_bus_error *ret
 
 /* ---- hashes ------------------------------------------------------------------------------ */
 
-static int check_field(Namespace *ns, sd_bus_error *ret_error, const char *field) {
-        return bus_check_name(ret_error, "field name", field, ns->hub->limits.max_key_bytes);
-}
-
-static int on_h_set_empty(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
-        int r;
-
+/* TYPE's reply for a hash call with no fields: a hash or nothing, else WrongType as HSET's. */
+static int want_hash_or_none(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
         if (reply->type != REDIS_REPLY_STATUS)
                 return -EBADMSG;
         if (!streq(reply->str, "hash") && !streq(reply->str, "none"))
                 return bus_error_errno(ret_error, -EMEDIUMTYPE, "Key '%s' holds a value of another type.", rstore_call_key(c));
+        return 0;
+}
+
+static int on_h_set_empty(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
+        int r = want_hash_or_none(c, reply, ret_error);
+        if (r < 0)
+                return r;
         r = ch_store1_reply_h_set(rstore_call_message(c), 0);
         return r < 0 ? r : 1;
 }
@@ -1413,14 +1473,8 @@ static int method_h_set(sd_bus_message *m, void *userdata, sd_bus_error *ret_err
         _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        CHECK_KEY(ns, ret_error, key);
-        r = bus_store_read_values(m, true, &v, ns->hub->limits.max_elements, ret_error);
-        if (r < 0)
-                return r;
-        r = rs_check_names(ns, ret_error, v.names, v.n, "field name");
-        if (r < 0)
-                return r;
-        r = rs_check_values(ns, ret_error, &v, key);
+        RS_CHECK_KEY(ns, ret_error, key);
+        r = read_values(m, ns, ret_error, "field name", key, &v);
         if (r < 0)
                 return r;
         if (v.n == 0)
@@ -1440,18 +1494,10 @@ static int method_h_set(sd_bus_message *m, void *userdata, sd_bus_error *ret_err
 
 static int method_h_set_nx(sd_bus_message *m, void *userdata, sd_bus_error *ret_error, const char *key, const char *field) {
         Namespace *ns = userdata;
-        _cleanup_(codec_value_done) CodecValue v = {};
         _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        CHECK_KEY(ns, ret_error, key);
-        r = check_field(ns, ret_error, field);
-        if (r < 0)
-                return r;
-        r = bus_store_read_value(m, &v, ret_error);
-        if (r < 0)
-                return r;
-        r = rs_check_value(ns, ret_error, key, &v.value);
+        r = check_key_field(ns, ret_error, key, field);
         if (r < 0)
                 return r;
         r = rs_args_str(&a, "HSETNX");
@@ -1460,7 +1506,7 @@ static int method_h_set_nx(sd_bus_message *m, void *userdata, sd_bus_error *ret_
         if (r >= 0)
                 r = rs_args_str(&a, field);
         if (r >= 0)
-                r = rs_args_value(&a, &v.value);
+                r = rs_args_read_value(&a, m, ns, key, ret_error);
         if (r < 0)
                 return r;
         return send_write1(ns, m, key, rs_on_bool, NULL, 0, &a);
@@ -1505,7 +1551,7 @@ static int method_h_get(sd_bus_message *m, void *userdata, sd_bus_error *ret_err
         Names *n = NULL;
         int r;
 
-        CHECK_KEY(ns, ret_error, key);
+        RS_CHECK_KEY(ns, ret_error, key);
         r = names_new(fields, &n);
         if (r < 0)
                 return r;
@@ -1513,12 +1559,9 @@ static int method_h_get(sd_bus_message *m, void *userdata, sd_bus_error *ret_err
 }
 
 static int on_h_m_get_empty(RStoreCall *c, const redisReply *reply, sd_bus_error *ret_error) {
-        int r;
-
-        if (reply->type != REDIS_REPLY_STATUS)
-                return -EBADMSG;
-        if (!streq(reply->str, "hash") && !streq(reply->str, "none"))
-                return bus_error_errno(ret_error, -EMEDIUMTYPE, "Key '%s' holds a value of another type.", rstore_call_key(c));
+        int r = want_hash_or_none(c, reply, ret_error);
+        if (r < 0)
+                return r;
         r = ch_store1_reply_hm_get(rstore_call_message(c), append_dict_cb, &(DictReply) {});
         return r < 0 ? r : 1;
 }
@@ -1529,14 +1572,14 @@ static int method_h_m_get(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         Names *n = NULL;
         int r;
 
-        CHECK_KEY(ns, ret_error, key);
+        RS_CHECK_KEY(ns, ret_error, key);
         if (!fields || !fields[0])
                 return rs_one_key(m, ns, ret_error, "TYPE", key, on_h_m_get_empty);
         r = rs_args_str(&a, "HMGET");
         if (r >= 0)
                 r = rs_args_key(&a, ns, key);
-        for (char **f = fields; r >= 0 && *f; f++)
-                r = rs_args_str(&a, *f);
+        if (r >= 0)
+                r = rs_args_strv(&a, fields);
         if (r >= 0)
                 r = names_new(fields, &n);
         if (r < 0)
@@ -1567,14 +1610,14 @@ static int method_h_del(sd_bus_message *m, void *userdata, sd_bus_error *ret_err
         _cleanup_(rs_args_done) RsArgs a = {};
         int r;
 
-        CHECK_KEY(ns, ret_error, key);
+        RS_CHECK_KEY(ns, ret_error, key);
         if (!fields || !fields[0])
                 return rs_one_key(m, ns, ret_error, "TYPE", key, on_h_set_empty);
         r = rs_args_str(&a, "HDEL");
         if (r >= 0)
                 r = rs_args_key(&a, ns, key);
-        for (char **f = fields; r >= 0 && *f; f++)
-                r = rs_args_str(&a, *f);
+        if (r >= 0)
+                r = rs_args_strv(&a, fields);
         if (r < 0)
                 return r;
         return send_write1(ns, m, key, rs_on_count, NULL, 0, &a);
@@ -1584,8 +1627,7 @@ static int method_h_exists(sd_bus_message *m, void *userdata, sd_bus_error *ret_
         Namespace *ns = userdata;
         int r;
 
-        CHECK_KEY(ns, ret_error, key);
-        r = check_field(ns, ret_error, field);
+        r = check_key_field(ns, ret_error, key, field);
         if (r < 0)
                 return r;
         return key_field(m, ns, ret_error, "HEXISTS", key, field, rs_on_bool, NULL, NULL);
@@ -1795,7 +1837,7 @@ static int tracked_common(sd_bus_message *m, Namespace *ns, sd_bus_error *ret_er
         if (r < 0)
                 return r;
         if (field) {
-                r = bus_check_name(ret_error, "field name", field, ns->hub->limits.max_key_bytes);
+                r = check_field(ns, ret_error, field);
                 if (r < 0)
                         return r;
         }
