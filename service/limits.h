@@ -41,6 +41,7 @@ typedef struct Limits {
         uint64_t redis_timeout_ms;
         uint64_t max_redis_pending;
         uint64_t max_remote_workers;
+        uint64_t max_remote_requests;
         uint64_t max_scan_count;
 } Limits;
 
@@ -79,6 +80,7 @@ typedef struct Limits {
         X(redis_timeout_ms, "redis-timeout-ms", 5000, "with --redis: how long a command or a connection attempt may take; past it the hub closes the link and reconnects, ms") \
         X(max_redis_pending, "max-redis-pending", 65536, "with --redis: commands waiting for Redis's answer; past it calls that need Redis answer BackendUnavailable") \
         X(max_remote_workers, "max-remote-workers", 65536, "with --redis: workers of other hosts this hub keeps in its view; more are ignored, with a log line") \
+        X(max_remote_requests, "max-remote-requests", 4096, "with --redis: requests of other hosts this hub runs at once; past it they answer LimitExceeded") \
         X(max_scan_count, "max-scan-count", 100000, "most keys one Scan call walks; a larger COUNT is cut to it")
 
 void limits_init_default(Limits *l);

@@ -24,8 +24,6 @@
 #include "utf8.h"
 #include "variant-codec.h"
 
-/* Incoming requests this hub runs for other hubs at once, at most. */
-#define RREQ_MAX_INCOMING 4096u
 /* Round-robin cursors kept, at most (they restart when there are more). */
 #define RREQ_MAX_CURSORS 4096u
 
@@ -892,8 +890,9 @@ static void handle_request(RRequests *rr, const RemoteMsg *m) {
                 free(in);
                 return;
         }
-        if (hashmap_size(rr->incoming) >= RREQ_MAX_INCOMING) {
-                incoming_error(in, CH_ERROR_LIMIT_EXCEEDED, "The hub runs as many requests of other hosts as it may at once.");
+        if (hashmap_size(rr->incoming) >= h->limits.max_remote_requests) {
+                incoming_error(in, CH_ERROR_LIMIT_EXCEEDED,
+                               "The hub runs as many requests of other hosts as it may at once (--max-remote-requests).");
                 return;
         }
         if (strlen(method) == 0 || strlen(method) > h->limits.max_name_bytes || strlen(origin) > 255 || strlen(node) > 64 ||

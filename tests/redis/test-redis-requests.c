@@ -872,6 +872,43 @@ static void test_perf(Fixture *f, gconstpointer data) {
         stop_worker(&wb);
 }
 
+static void setup_one_remote_request(Fixture *f, gconstpointer data) {
+        f->hub_args[0] = "--max-remote-requests=1";
+        fixture_setup(f, data);
+}
+
+/* A hub runs at most --max-remote-requests requests of other hosts at once: past it, the asking
+ * hub's caller gets LimitExceeded from the hub that refused. */
+static void test_remote_requests_bound(Fixture *f, gconstpointer data) {
+        _cleanup_(sd_bus_error_free) sd_bus_error err = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *first = NULL;
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *c = NULL;
+        uint64_t received;
+        ThProc wb;
+        gint64 end;
+
+        if (f->skipped)
+                return;
+        spawn_worker(&wb, &f->b, "wb", (const char *[]) { "echo", "hold", NULL });
+        g_assert_true(wait_served(f->a.emitter, "hold", "wb@b"));
+        g_assert_cmpint(th_connect(&c, f->a.bus.address), ==, 0);
+        received = stat_of(&f->b, "backend_requests_received");
+        g_assert_cmpint(sd_bus_call_method_async(c, &slot, TH_HUB_NAME, NS_PATH, REQUESTS_IFACE, "Request", on_async_reply,
+                                                 &first, "ssva{sv}", "", "hold", "s", "x", 1, "timeout_ms", "u",
+                                                 (uint32_t) 60000), >=, 0);
+        g_assert_cmpint(sd_bus_flush(c), >=, 0);
+        end = g_get_monotonic_time() + WAIT_MS * 1000;
+        while (stat_of(&f->b, "backend_requests_received") < received + 1) {
+                g_assert_true(g_get_monotonic_time() < end);
+                g_usleep(10 * 1000);
+        }
+        g_assert_null(request(f->a.emitter, "echo", "y", 20000, &err));
+        g_assert_cmpstr(err.name, ==, "org.clusterhub.Error.LimitExceeded");
+        g_assert_nonnull(strstr(err.message, "--max-remote-requests"));
+        stop_worker(&wb);
+}
+
 int main(int argc, char **argv) {
         if (argc >= 4 && g_str_equal(argv[1], "--worker"))
                 return worker_main(argc, argv);
@@ -889,6 +926,8 @@ int main(int argc, char **argv) {
         g_test_add("/redis-requests/hostile", Fixture, NULL, fixture_setup, test_hostile, fixture_teardown);
         g_test_add("/redis-requests/hostile-deep", Fixture, NULL, fixture_setup, test_hostile_deep, fixture_teardown);
         g_test_add("/redis-requests/long-error", Fixture, NULL, fixture_setup, test_long_error, fixture_teardown);
+        g_test_add("/redis-requests/remote-requests-bound", Fixture, NULL, setup_one_remote_request,
+                   test_remote_requests_bound, fixture_teardown);
         g_test_add("/redis-requests/served-bound", Fixture, NULL, setup_few_remote, test_served_bound, fixture_teardown);
         g_test_add("/redis-requests/exit-in-flight", Fixture, NULL, fixture_setup, test_exit_in_flight, fixture_teardown);
         g_test_add("/redis-requests/redis-down", Fixture, NULL, fixture_setup, test_redis_down, fixture_teardown);
