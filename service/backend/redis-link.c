@@ -169,9 +169,13 @@ static void cmd_timer_arm(RedisLink *l) {
                 (void) sd_event_source_set_enabled(l->cmd_timer, SD_EVENT_OFF);
                 return;
         }
-        if (sd_event_source_set_time(l->cmd_timer, first->deadline_usec) < 0 ||
-            sd_event_source_set_enabled(l->cmd_timer, SD_EVENT_ONESHOT) < 0)
-                log_warning("Redis link: cannot arm the command timer.");
+        int r = sd_event_source_set_time(l->cmd_timer, first->deadline_usec);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(l->cmd_timer, SD_EVENT_ONESHOT);
+        /* -ESTALE: the loop is exiting (commands sent on the way out, e.g. releases); no timer
+         * fires any more and the link is freed before it could matter */
+        if (r < 0 && r != -ESTALE)
+                log_warning_errno(r, "Redis link: cannot arm the command timer: %m");
 }
 
 static void cmd_answer(RedisCmd *c, const redisReply *reply, int error) {
