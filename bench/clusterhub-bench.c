@@ -1626,7 +1626,8 @@ static int setup_store(sd_bus *bus) {
         for (unsigned i = 0; r >= 0 && i < MGET_KEYS; i++) {
                 char key[32];
                 snprintf(key, sizeof key, "bench:m:%u", i);
-                mget_keys[i] = strdup(key);
+                if (!mget_keys[i]) /* the rows across hosts prepare a second store */
+                        mget_keys[i] = strdup(key);
                 r = ch_store1_call_set(bus, CH_BUS_NAME, NS, key, append_value_and_options, NULL, &set, &error);
         }
         if (r < 0)
