@@ -717,6 +717,27 @@ int th_name_has_owner(sd_bus *bus, const char *name) {
         return r < 0 ? r : !!has;
 }
 
+int th_name_owner_pid(sd_bus *bus, const char *name) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        uint32_t pid = 0;
+        int r;
+
+        r = th_name_has_owner(bus, name);
+        if (r <= 0)
+                return r < 0 ? r : -ENXIO;
+        r = sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                               "GetConnectionUnixProcessID", &error, &reply, "s", name);
+        if (r >= 0)
+                r = sd_bus_message_read(reply, "u", &pid);
+        /* the name went away between the two calls */
+        if (r < 0 && sd_bus_error_has_name(&error, "org.freedesktop.DBus.Error.NameHasNoOwner"))
+                r = -ENXIO;
+        sd_bus_message_unref(reply);
+        sd_bus_error_free(&error);
+        return r < 0 ? r : pid > INT32_MAX ? -ERANGE : (int) pid;
+}
+
 int th_get_stat(sd_bus *bus, const char *key, uint64_t *ret) {
         sd_bus_error error = SD_BUS_ERROR_NULL;
         sd_bus_message *reply = NULL;
@@ -837,8 +858,13 @@ int th_hub_spawn(ThHub *hub, const char *address, const char *const *extra_args)
                 return r;
         deadline = now_ms() + TH_START_TIMEOUT_MS;
         for (;;) {
-                r = th_name_has_owner(bus, TH_HUB_NAME);
-                if (r != 0)
+                /* the owner must be this hub: right after an earlier hub on the same bus exited,
+                 * the bus may still list that one as the owner for a while (dbus-broker, with
+                 * thousands of its replies to drop), and a call made then gets NoReply */
+                r = th_name_owner_pid(bus, TH_HUB_NAME);
+                if (r == (int) hub->proc.pid)
+                        break;
+                if (r < 0 && r != -ENXIO)
                         break;
                 if (th_proc_exited(&hub->proc)) {
                         r = -ECHILD;

@@ -132,6 +132,8 @@ int th_connect(sd_bus **ret, const char *address);
 int th_connect_socket(sd_bus **ret, const char *path);
 /* Has `name` an owner on the bus of `bus`?  1 / 0 / -errno. */
 int th_name_has_owner(sd_bus *bus, const char *name);
+/* The pid of NAME's owner, -ENXIO when it has none, or another -errno. */
+int th_name_owner_pid(sd_bus *bus, const char *name);
 /* The counter KEY (a 't') of the hub's Hub1.GetStats, called on BUS.  0, -ENOENT when the reply
  * has no such counter, -errno. */
 int th_get_stat(sd_bus *bus, const char *key, uint64_t *ret);
