@@ -118,6 +118,17 @@ uint64_t stat_of(Side *side, const char *key) {
         return value;
 }
 
+bool wait_stat_at_least(Side *side, const char *key, uint64_t n) {
+        gint64 end = g_get_monotonic_time() + WAIT_MS * 1000;
+
+        while (stat_of(side, key) < n) {
+                if (g_get_monotonic_time() > end)
+                        return false;
+                g_usleep(10 * 1000);
+        }
+        return true;
+}
+
 /* Waits until SIDE's hub says its link to Redis is WANT (up or down). */
 bool wait_connected(Side *side, bool want) {
         gint64 end = g_get_monotonic_time() + WAIT_MS * 1000;

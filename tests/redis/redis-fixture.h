@@ -65,6 +65,9 @@ char *expected_origin(Side *side);
 /* The GetStats entry KEY of SIDE's hub, as a bool ('b') or a number ('t'). */
 uint64_t stat_of(Side *side, const char *key);
 
+/* Waits until the GetStats number KEY of SIDE's hub is at least N; false after WAIT_MS. */
+bool wait_stat_at_least(Side *side, const char *key, uint64_t n);
+
 /* Waits until SIDE's hub says its link to Redis is WANT (up or down). */
 bool wait_connected(Side *side, bool want);
 

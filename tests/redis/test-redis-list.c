@@ -763,13 +763,7 @@ static void test_caller_gone(Fixture *f, gconstpointer data) {
         p.bus = sd_bus_flush_close_unref(p.bus);
         g_assert_true(wait_waiters(&f->b, 0)); /* an orphan now */
         g_assert_cmpint(th_proc_kill(&f->redis, SIGCONT), ==, 0);
-        {
-                gint64 end = g_get_monotonic_time() + WAIT_MS * 1000;
-                while (stat_of(&f->b, "backend_pops_pushed_back") < 1) {
-                        g_assert_true(g_get_monotonic_time() < end);
-                        g_usleep(10 * 1000);
-                }
-        }
+        g_assert_true(wait_stat_at_least(&f->b, "backend_pops_pushed_back", 1));
         /* through hub b: its push-back went out on b's command connection before this LRange
          * (the counter moves when it is sent, not when Redis has run it; through hub a the
          * LRange could overtake it) */

@@ -334,11 +334,8 @@ static void test_hub_killed(Fixture *f, gconstpointer data) {
                                                  on_reply, &p, "ssva{sv}", "", "hold", "s", "x", 1, "timeout_ms", "u",
                                                  (uint32_t) 60000), >=, 0);
         /* the request is out at b's worker once b counts it */
+        g_assert_true(wait_stat_at_least(&f->b, "backend_requests_received", received + 1));
         end = g_get_monotonic_time() + WAIT_MS * 1000;
-        while (stat_of(&f->b, "backend_requests_received") <= received) {
-                g_assert_true(g_get_monotonic_time() < end);
-                g_usleep(10 * 1000);
-        }
         t0 = g_get_monotonic_time();
         g_assert_cmpint(th_proc_stop(&f->b.hub.proc, SIGKILL, 10000), !=, -1);
         while (!p.done) {
@@ -655,11 +652,8 @@ static void test_hostile_deep(Fixture *f, gconstpointer data) {
                                                  on_async_reply, &reply, "sva{sv}", "hold", "s", "x", 1, "timeout_ms", "u",
                                                  (uint32_t) 20000), >=, 0);
         g_assert_cmpint(sd_bus_flush(f->a.emitter), >=, 0);
+        g_assert_true(wait_stat_at_least(&f->a, "backend_requests_sent", sent + 1));
         end = g_get_monotonic_time() + WAIT_MS * 1000;
-        while (stat_of(&f->a, "backend_requests_sent") == sent) {
-                g_assert_true(g_get_monotonic_time() < end);
-                g_usleep(10 * 1000);
-        }
         for (uint64_t id = 1; id <= sent + 1; id++) {
                 g_autoptr(GByteArray) ans = forge('G', id, ib, 0, (const char *[]) { "k" }, 1, blobs, 1);
                 publish_forged(c, ia, ans);
@@ -687,10 +681,7 @@ static void test_hostile_deep(Fixture *f, gconstpointer data) {
                                                  on_async_reply, &reply, "ssva{sv}", "wb@b", "hold", "s", "x", 1,
                                                  "timeout_ms", "u", (uint32_t) 20000), >=, 0);
         g_assert_cmpint(sd_bus_flush(f->a.emitter), >=, 0);
-        while (stat_of(&f->a, "backend_requests_sent") == sent) {
-                g_assert_true(g_get_monotonic_time() < end);
-                g_usleep(10 * 1000);
-        }
+        g_assert_true(wait_stat_at_least(&f->a, "backend_requests_sent", sent + 1));
         for (uint64_t id = 1; id <= sent + 1; id++) {
                 g_autoptr(GByteArray) ans = forge('R', id, ib, 0, NULL, 0, blobs, 1);
                 publish_forged(c, ia, ans);
@@ -745,11 +736,8 @@ static void test_exit_in_flight(Fixture *f, gconstpointer data) {
                                                  on_async_reply, &r_all, "sva{sv}", "hold", "s", "x", 1, "timeout_ms", "u",
                                                  (uint32_t) 60000), >=, 0);
         g_assert_cmpint(sd_bus_flush(c2), >=, 0);
+        g_assert_true(wait_stat_at_least(&f->b, "backend_requests_received", received + 2));
         end = g_get_monotonic_time() + WAIT_MS * 1000;
-        while (stat_of(&f->b, "backend_requests_received") < received + 2) {
-                g_assert_true(g_get_monotonic_time() < end);
-                g_usleep(10 * 1000);
-        }
         g_assert_cmpint(th_hub_stop(&f->b.hub), ==, 0);
         while (!r_req || !r_all) {
                 g_assert_true(g_get_monotonic_time() < end);
@@ -886,7 +874,6 @@ static void test_remote_requests_bound(Fixture *f, gconstpointer data) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *c = NULL;
         uint64_t received;
         ThProc wb;
-        gint64 end;
 
         if (f->skipped)
                 return;
@@ -898,11 +885,7 @@ static void test_remote_requests_bound(Fixture *f, gconstpointer data) {
                                                  &first, "ssva{sv}", "", "hold", "s", "x", 1, "timeout_ms", "u",
                                                  (uint32_t) 60000), >=, 0);
         g_assert_cmpint(sd_bus_flush(c), >=, 0);
-        end = g_get_monotonic_time() + WAIT_MS * 1000;
-        while (stat_of(&f->b, "backend_requests_received") < received + 1) {
-                g_assert_true(g_get_monotonic_time() < end);
-                g_usleep(10 * 1000);
-        }
+        g_assert_true(wait_stat_at_least(&f->b, "backend_requests_received", received + 1));
         g_assert_null(request(f->a.emitter, "echo", "y", 20000, &err));
         g_assert_cmpstr(err.name, ==, "org.clusterhub.Error.LimitExceeded");
         g_assert_nonnull(strstr(err.message, "--max-remote-requests"));

@@ -638,11 +638,7 @@ static void test_shutdown(Fixture *f, gconstpointer data) {
                         >=, 0);
         g_assert_cmpint(sd_bus_flush(f->a.emitter), >=, 0);
         /* the hub has it when it counts it among its waiting calls */
-        end = g_get_monotonic_time() + WAIT_MS * 1000;
-        while (stat_of(&f->a, "pending_calls") < 1) {
-                g_assert_true(g_get_monotonic_time() < end);
-                g_usleep(10 * 1000);
-        }
+        g_assert_true(wait_stat_at_least(&f->a, "pending_calls", 1));
         g_assert_cmpint(th_hub_stop(&f->a.hub), ==, 0);
         th_hub_clear(&f->a.hub);
         end = g_get_monotonic_time() + WAIT_MS * 1000;
