@@ -110,16 +110,6 @@ static void fail_forward(Forward *f, RequestError error, ServerRef *s, int errnu
         }
 }
 
-/* F's caller (a lone Request) gets the error NAME: MESSAGE. */
-static void answer_error(Forward *f, const char *name, const char *message) {
-        Deferred *d = f->caller;
-
-        if (!rrequests_answer_error(d, name, message)) /* else: a request of another hub */
-                (void) bus_reply_errorf(d->call, name, "%s", message);
-        d->userdata = NULL;
-        deferred_free(d);
-}
-
 /* The error NAME for the call of D, here or on the hub that asked (requests across hosts). */
 static void reply_errorf(Deferred *d, const char *name, const char *fmt, ...) _printf_(3, 4);
 static void reply_errorf(Deferred *d, const char *name, const char *fmt, ...) {
@@ -133,6 +123,16 @@ static void reply_errorf(Deferred *d, const char *name, const char *fmt, ...) {
         if (!rrequests_answer_error(d, name, msg ? msg : name))
                 (void) bus_reply_errorf(d->call, name, "%s", msg ? msg : name);
 }
+
+/* F's caller (a lone Request) gets the error NAME: MESSAGE. */
+static void answer_error(Forward *f, const char *name, const char *message) {
+        Deferred *d = f->caller;
+
+        reply_errorf(d, name, "%s", message);
+        d->userdata = NULL;
+        deferred_free(d);
+}
+
 
 static void gather_finish(Gather *g);
 
